@@ -1,0 +1,36 @@
+export {
+  type ChangelogOp,
+  clampLimit,
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_LIMIT,
+  type DeleteEntry,
+  isRfc3339,
+  MAX_LIMIT,
+  MAX_PUSH_CHANGES,
+  OP_DELETE,
+  OP_INSERT,
+  OP_UPDATE,
+  type Record,
+} from './common.js'
+export { type DecodeResult, decodeRequest, type Endpoint, type RequestOf } from './decode.js'
+export {
+  type ErrorBody,
+  type RetryableErrorBody,
+  type SchemaMismatchBody,
+  WIRE_ERRORS,
+  type WireErrorCode,
+} from './errors.js'
+export type { BucketUpdates, PullRequest, PullResponse, SnapshotReason } from './pull.js'
+export {
+  type PushReasonCode,
+  type PushRecord,
+  type PushRequest,
+  type PushResponse,
+  type PushResult,
+  type PushStatus,
+  ZERO_TIME,
+} from './push.js'
+export type { RegisterRequest, RegisterResponse } from './register.js'
+export type { DefaultKind, LogicalType, PushPolicy, SchemaColumn, SchemaResponse, SchemaTable } from './schema.js'
+export type { SnapshotCursor, SnapshotRequest, SnapshotResponse } from './snapshot.js'
+export type { TableMeta, TablesResponse } from './tables.js'

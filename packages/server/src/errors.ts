@@ -1,0 +1,111 @@
+/** Base class of every error the engine throws on purpose; `code` is stable. */
+export class SynchroError extends Error {
+  readonly code: string
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
+/** The request's schema pair differs from the server's current pair (HTTP 409). */
+export class SchemaMismatchError extends SynchroError {
+  constructor(
+    readonly serverSchemaVersion: number,
+    readonly serverSchemaHash: string,
+  ) {
+    super('schema_mismatch', 'client schema does not match server schema')
+  }
+}
+
+/** pull/push/snapshot for a client that never registered (HTTP 404). */
+export class ClientNotRegisteredError extends SynchroError {
+  constructor() {
+    super('client_not_registered', 'client not registered')
+  }
+}
+
+/** The client's app version is below the minimum or unparseable (HTTP 426). */
+export class UpgradeRequiredError extends SynchroError {
+  constructor() {
+    super('upgrade_required', 'client upgrade required')
+  }
+}
+
+/** A request is well-formed JSON but breaks a protocol limit (HTTP 400). */
+export class BadRequestError extends SynchroError {
+  constructor(message: string) {
+    super('bad_request', message)
+  }
+}
+
+/** The onStaleClient hook rejected the client (HTTP 403). */
+export class StaleClientRejectedError extends SynchroError {
+  constructor() {
+    super('stale_client_rejected', 'client rejected as stale')
+  }
+}
+
+/** The registered tables cannot form a schema contract (unsupported type, no PK, …): HTTP 500 everywhere. */
+export class SchemaContractError extends SynchroError {
+  constructor(message: string) {
+    super('schema_contract', message)
+  }
+}
+
+/** Library misuse (e.g. compaction called when none is configured). */
+export class ConfigurationError extends SynchroError {
+  constructor(message: string) {
+    super('configuration', message)
+  }
+}
+
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '53300', // too_many_connections
+  '08000', // connection_exception
+  '08003',
+  '08006',
+  '08001',
+  '08004',
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+])
+
+const TRANSIENT_MESSAGES = [
+  'Connection terminated',
+  'connection timeout',
+  'timeout exceeded when trying to connect',
+  'Cannot use a pool after calling end on the pool',
+  'Client has encountered a connection error',
+  'terminating connection',
+  'the database system is starting up',
+  'the database system is shutting down',
+  'Query read timeout',
+]
+
+/** True for errors that mean "the database is unreachable right now": answered 503 + Retry-After. */
+export function isTransientError(err: unknown): boolean {
+  const seen = new Set<unknown>()
+  let e: unknown = err
+  while (e && typeof e === 'object' && !seen.has(e)) {
+    seen.add(e)
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true
+    const message = (e as { message?: unknown }).message
+    if (typeof message === 'string' && TRANSIENT_MESSAGES.some((m) => message.includes(m))) return true
+    if (e instanceof AggregateError && e.errors.some((x) => isTransientError(x))) return true
+    e = (e as { cause?: unknown }).cause
+  }
+  return false
+}

