@@ -22,19 +22,30 @@ export const timestamp = v.pipe(v.string(), v.check(isRfc3339, 'timestamp must b
 export const int64 = v.pipe(v.number(), v.safeInteger())
 export const int32 = v.pipe(v.number(), v.integer(), v.minValue(-2147483648), v.maxValue(2147483647))
 
-/** A required key: present (checked beforehand); `null` becomes the zero value (Go semantics, §1.3). */
+/**
+ * A key with Go zero-value semantics: `null` or absent becomes the zero value (§1.3). Required-key presence is
+ * checked before validation, so absence only reaches here for keys that are not required.
+ */
 export function required<T extends v.GenericSchema, Z>(schema: T, zero: Z) {
   return v.pipe(
-    v.nullable(schema),
-    v.transform((x): v.InferOutput<T> | Z => (x === null ? zero : (x as v.InferOutput<T>))),
+    v.optional(v.nullable(schema), null),
+    v.transform((x): v.InferOutput<T> | Z => (x === null || x === undefined ? zero : (x as v.InferOutput<T>))),
   )
 }
 
 /** An optional key: `null` and absent are the same thing (§3 A.14). */
 export function optional<T extends v.GenericSchema>(schema: T) {
   return v.pipe(
-    v.optional(v.nullable(schema)),
+    v.optional(v.nullable(schema), null),
     v.transform((x): v.InferOutput<T> | undefined => (x === null ? undefined : (x as v.InferOutput<T>))),
+  )
+}
+
+/** A JSON object (valibot's `object` alone also accepts arrays). */
+export function jsonObject<T extends v.ObjectEntries>(entries: T) {
+  return v.pipe(
+    v.custom<unknown>((x) => !Array.isArray(x)),
+    v.object(entries),
   )
 }
 

@@ -1,12 +1,12 @@
 import * as v from 'valibot'
-import { optional, type Record, required, schemaPair, timestamp } from './common.js'
+import { jsonObject, optional, type Record, required, schemaPair, timestamp } from './common.js'
 
 export const pushRequiredKeys = ['schema_version', 'schema_hash'] as const
 
 /** Go's zero time, used when `client_updated_at` is absent. */
 export const ZERO_TIME = '0001-01-01T00:00:00Z'
 
-export const pushRecord = v.object({
+export const pushRecord = jsonObject({
   id: required(v.string(), ''),
   table_name: required(v.string(), ''),
   operation: required(v.string(), ''),

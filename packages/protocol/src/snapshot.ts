@@ -1,9 +1,9 @@
 import * as v from 'valibot'
-import { int32, int64, optional, type Record, required, schemaPair } from './common.js'
+import { int32, int64, jsonObject, optional, type Record, required, schemaPair } from './common.js'
 
 export const snapshotRequiredKeys = ['client_id', 'schema_version', 'schema_hash'] as const
 
-export const snapshotCursor = v.object({
+export const snapshotCursor = jsonObject({
   checkpoint: required(int64, 0),
   table_idx: required(int32, 0),
   after_id: required(v.string(), ''),

@@ -1,3 +1,35 @@
-export * from './errors.js'
+export { AuthError, type Authenticator, headerAuth, type JwtAuthOptions, jwtAuth } from './auth/auth.js'
+export { lastWriteWins, serverWins } from './conflict/lww.js'
+export type { ConflictDecision, ConflictInput, ConflictResolver } from './conflict/types.js'
+export { createEngine, Engine } from './engine/engine.js'
+export type {
+  CompactionOptions,
+  CompactionResult,
+  EngineHooks,
+  EngineOptions,
+  Logger,
+} from './engine/types.js'
+export {
+  BadRequestError,
+  ClientNotRegisteredError,
+  ConfigurationError,
+  isTransientError,
+  SchemaContractError,
+  SchemaMismatchError,
+  StaleClientRejectedError,
+  SynchroError,
+  UpgradeRequiredError,
+} from './errors.js'
+export { createSyncHandler, type RateLimitRejection, type SyncHandlerOptions } from './http/handler.js'
+export { toNodeListener } from './http/node.js'
 export { INFRASTRUCTURE_SQL, runMigrations } from './migrations/migrations.js'
-export { Registry, RegistryError, type ResolvedTable, type TableConfig } from './registry/registry.js'
+export {
+  Registry,
+  RegistryError,
+  type RegistryErrorCode,
+  type ResolvedTable,
+  type TableConfig,
+} from './registry/registry.js'
+export { applyRlsPolicies, type RlsOptions, rlsStatements } from './rls/rls.js'
+export { goJson, schemaHash } from './schema/contract.js'
+export { defaultKind, logicalTypeOf, normaliseDefault, sqliteDefault } from './schema/types.js'

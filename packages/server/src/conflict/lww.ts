@@ -1,0 +1,33 @@
+import { toEpochNanos } from '../util/instant.js'
+import type { ConflictDecision, ConflictInput, ConflictResolver } from './types.js'
+
+/**
+ * Last-write-wins (PROTOCOL.md §3 G). With a base equal to the server stamp (µs-exact) the client wins; a base
+ * ahead of the server loses; otherwise the client wins only when `client_updated_at + tolerance` is strictly later
+ * than the stored `updated_at`.
+ */
+export function lastWriteWins(opts: { clockSkewToleranceMs?: number } = {}): ConflictResolver {
+  const toleranceNs = BigInt(Math.round((opts.clockSkewToleranceMs ?? 0) * 1_000_000))
+  return {
+    name: 'lww',
+    resolve(input: ConflictInput): ConflictDecision {
+      const server = toEpochNanos(input.serverUpdatedAt)
+      if (input.baseUpdatedAt !== undefined) {
+        const base = toEpochNanos(input.baseUpdatedAt)
+        if (base === server) return { winner: 'client', reason: 'client base matches server version' }
+        if (base > server) return { winner: 'server', reason: 'client base version is ahead of server version' }
+      }
+      const client = toEpochNanos(input.clientUpdatedAt) + toleranceNs
+      if (client > server) return { winner: 'client', reason: 'client version is newer' }
+      return { winner: 'server', reason: 'server version is newer' }
+    },
+  }
+}
+
+/** The server always wins conflicts (brand-new creates and deletes still apply). */
+export function serverWins(): ConflictResolver {
+  return {
+    name: 'server_wins',
+    resolve: () => ({ winner: 'server', reason: 'server always wins' }),
+  }
+}

@@ -1,0 +1,184 @@
+import type {
+  PullRequest,
+  PullResponse,
+  PushRequest,
+  PushResponse,
+  RegisterRequest,
+  RegisterResponse,
+  SchemaResponse,
+  SnapshotRequest,
+  SnapshotResponse,
+  TablesResponse,
+} from '@synchro/protocol'
+import { runCompaction } from '../compaction/compaction.js'
+import { lastWriteWins } from '../conflict/lww.js'
+import { ConfigurationError, UpgradeRequiredError } from '../errors.js'
+import { runMigrations } from '../migrations/migrations.js'
+import { pull } from '../pull/pull.js'
+import { push } from '../push/push.js'
+import type { ResolvedTable } from '../registry/registry.js'
+import { applyRlsPolicies, type RlsOptions, rlsStatements } from '../rls/rls.js'
+import { SchemaContractCache, tableMetaOf } from '../schema/contract.js'
+import { snapshot } from '../snapshot/snapshot.js'
+import { belowMinimum, parseVersion } from '../util/semver.js'
+import { nowRfc3339, sqlRfc3339, trimRfc3339 } from '../util/time.js'
+import { checkSchemaPair, defaultSubscriptions, type EngineContext } from './context.js'
+import { type CompactionResult, type EngineOptions, silentLogger } from './types.js'
+
+const DAY_MS = 24 * 60 * 60 * 1000
+
+/** The sync engine: every endpoint as a method, no HTTP. Create it with `createEngine`. */
+export class Engine {
+  readonly ctx: EngineContext
+  #compactionTimer: NodeJS.Timeout | undefined
+  #compactionConfigured: boolean
+
+  constructor(options: EngineOptions) {
+    if (!options?.pool) throw new ConfigurationError('createEngine: pool is required')
+    if (!options.registry) throw new ConfigurationError('createEngine: registry is required')
+    if (
+      options.minClientVersion !== undefined &&
+      options.minClientVersion !== '' &&
+      !parseVersion(options.minClientVersion)
+    ) {
+      throw new ConfigurationError(`createEngine: invalid minClientVersion ${JSON.stringify(options.minClientVersion)}`)
+    }
+    const tables = options.registry.validate()
+    this.#compactionConfigured = options.compaction !== undefined
+    this.ctx = {
+      pool: options.pool,
+      registry: options.registry,
+      tables,
+      contracts: new SchemaContractCache(options.pool, tables),
+      conflictResolver:
+        options.conflictResolver ?? lastWriteWins({ clockSkewToleranceMs: options.clockSkewToleranceMs ?? 0 }),
+      hooks: options.hooks ?? {},
+      logger: options.logger ?? silentLogger,
+      minClientVersion: options.minClientVersion || undefined,
+      compaction: {
+        intervalMs: options.compaction?.intervalMs,
+        staleThresholdMs: options.compaction?.staleThresholdMs ?? 7 * DAY_MS,
+        batchSize: options.compaction?.batchSize ?? 10_000,
+      },
+    }
+  }
+
+  /** Registered tables in registration order. */
+  get tables(): readonly ResolvedTable[] {
+    return this.ctx.tables
+  }
+
+  /** Minimum client version, when configured. */
+  get minClientVersion(): string | undefined {
+    return this.ctx.minClientVersion
+  }
+
+  /** POST /sync/register (§3 B). */
+  async register(userId: string, req: RegisterRequest): Promise<RegisterResponse> {
+    const ctx = this.ctx
+    const bootstrap = req.schema_version === 0 && req.schema_hash === ''
+    const contract = bootstrap
+      ? await ctx.contracts.get()
+      : await checkSchemaPair(ctx, req.schema_version, req.schema_hash)
+    if (ctx.minClientVersion && req.app_version !== '' && belowMinimum(req.app_version, ctx.minClientVersion)) {
+      ctx.hooks.onSchemaIncompatible?.({ userId, clientId: req.client_id, appVersion: req.app_version })
+      throw new UpgradeRequiredError()
+    }
+    const { rows } = await ctx.pool.query<{ id: string; last_sync_at: string | null; last_pull_seq: string | null }>(
+      `INSERT INTO sync_clients (user_id, client_id, client_name, platform, app_version, bucket_subs)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (user_id, client_id) DO UPDATE
+         SET client_name = EXCLUDED.client_name, platform = EXCLUDED.platform, app_version = EXCLUDED.app_version,
+             is_active = true, updated_at = now()
+       RETURNING id::text, ${sqlRfc3339('last_sync_at')} AS last_sync_at, last_pull_seq::text`,
+      [userId, req.client_id, req.client_name ?? null, req.platform, req.app_version, defaultSubscriptions(userId)],
+    )
+    const row = rows[0]
+    if (!row) throw new Error('register: upsert returned no row')
+    const out: RegisterResponse = {
+      id: row.id,
+      server_time: nowRfc3339(),
+      checkpoint: 0,
+      schema_version: 0,
+      schema_hash: '',
+    }
+    const lastSync = trimRfc3339(row.last_sync_at)
+    if (lastSync) out.last_sync_at = lastSync
+    out.checkpoint = row.last_pull_seq === null ? 0 : Number(row.last_pull_seq)
+    out.schema_version = contract.version
+    out.schema_hash = contract.hash
+    return out
+  }
+
+  /** POST /sync/pull (§3 D). */
+  pull(userId: string, req: PullRequest): Promise<PullResponse> {
+    return pull(this.ctx, userId, req)
+  }
+
+  /** POST /sync/push (§3 F–H). */
+  push(userId: string, req: PushRequest): Promise<PushResponse> {
+    return push(this.ctx, userId, req)
+  }
+
+  /** POST /sync/snapshot (§3 E). */
+  snapshot(userId: string, req: SnapshotRequest): Promise<SnapshotResponse> {
+    return snapshot(this.ctx, userId, req)
+  }
+
+  /** GET /sync/tables. */
+  async tablesMeta(): Promise<TablesResponse> {
+    const contract = await this.ctx.contracts.get()
+    const tables = [...this.ctx.tables]
+      .sort((a, b) => (a.tableName < b.tableName ? -1 : a.tableName > b.tableName ? 1 : 0))
+      .map(tableMetaOf)
+    return { tables, server_time: nowRfc3339(), schema_version: contract.version, schema_hash: contract.hash }
+  }
+
+  /** GET /sync/schema. */
+  async schema(): Promise<SchemaResponse> {
+    const c = await this.ctx.contracts.get()
+    return { schema_version: c.version, schema_hash: c.hash, server_time: nowRfc3339(), tables: c.tables }
+  }
+
+  /** One compaction run (§3 I); error when the engine was created without compaction options. */
+  async runCompaction(): Promise<CompactionResult> {
+    if (!this.#compactionConfigured) throw new ConfigurationError('compaction is not configured')
+    const result = await runCompaction(this.ctx)
+    this.ctx.hooks.onCompaction?.(result)
+    return result
+  }
+
+  /** The RLS statements of §2.6 for the registry (idempotent form). */
+  rlsStatements(opts?: RlsOptions): string[] {
+    return rlsStatements(this.ctx.registry, opts)
+  }
+
+  /** Applies the RLS policies (needs a role that owns the tables). Re-running is safe. */
+  applyRls(opts?: RlsOptions): Promise<void> {
+    return applyRlsPolicies(this.ctx.pool, this.ctx.registry, opts)
+  }
+
+  /** Starts background compaction when `compaction.intervalMs` is set. */
+  startBackgroundTasks(): void {
+    const every = this.ctx.compaction.intervalMs
+    if (!every || this.#compactionTimer) return
+    this.#compactionTimer = setInterval(() => {
+      this.runCompaction().catch((err: unknown) => this.ctx.logger.error({ err }, 'background compaction failed'))
+    }, every)
+    this.#compactionTimer.unref()
+  }
+
+  /** Stops background work. The pool belongs to the caller and stays open. */
+  async close(): Promise<void> {
+    if (this.#compactionTimer) clearInterval(this.#compactionTimer)
+    this.#compactionTimer = undefined
+  }
+}
+
+/** Validates the registry, runs migrations (unless `migrate: false`) and returns a ready engine. */
+export async function createEngine(options: EngineOptions): Promise<Engine> {
+  const engine = new Engine(options)
+  if (options.migrate !== false) await runMigrations(options.pool)
+  engine.startBackgroundTasks()
+  return engine
+}

@@ -1,0 +1,74 @@
+import type { PushResult, SnapshotReason } from '@synchro/protocol'
+import type pg from 'pg'
+import type { ConflictDecision, ConflictInput, ConflictResolver } from '../conflict/types.js'
+import type { Registry } from '../registry/registry.js'
+
+/** A pino-compatible logger (only the methods we call). */
+export interface Logger {
+  debug(obj: object, msg?: string): void
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} }
+
+export interface CompactionOptions {
+  /** Run compaction in the background every `intervalMs` (off when absent). */
+  intervalMs?: number
+  /** Clients whose last sync is older than this are deactivated (default 7 days). */
+  staleThresholdMs?: number
+  /** Rows deleted per statement (default 10 000). */
+  batchSize?: number
+}
+
+export interface CompactionResult {
+  deactivatedClients: number
+  safeSeq: number
+  deletedEntries: number
+}
+
+/** Engine hooks; all optional. */
+export interface EngineHooks {
+  /** Inside the push transaction, after all records; throwing rolls back everything (HTTP 500). */
+  onPushAccepted?(event: {
+    userId: string
+    clientId: string
+    accepted: PushResult[]
+    db: pg.PoolClient
+  }): Promise<void> | void
+  /** Informational: every update/resurrection that reached conflict resolution. */
+  onConflict?(event: { input: ConflictInput; decision: ConflictDecision }): void
+  /** After a pull page was answered. */
+  onPullComplete?(event: {
+    userId: string
+    clientId: string
+    checkpoint: number
+    changes: number
+    deletes: number
+  }): void
+  /** A pull answered snapshot_required. */
+  onSnapshotRequired?(event: { userId: string; clientId: string; reason: SnapshotReason }): void
+  /** Called for a deactivated (stale) client on pull/push; return false to reject it (HTTP 403). */
+  onStaleClient?(event: { userId: string; clientId: string }): boolean | Promise<boolean>
+  /** After each compaction run. */
+  onCompaction?(result: CompactionResult): void
+  /** Register from an app version below the minimum. */
+  onSchemaIncompatible?(event: { userId: string; clientId: string; appVersion: string }): void
+}
+
+export interface EngineOptions {
+  /** Pool for normal queries. Use a non-superuser role to make the generated RLS policies effective. */
+  pool: pg.Pool
+  registry: Registry
+  /** Default: last-write-wins with `clockSkewToleranceMs`. */
+  conflictResolver?: ConflictResolver
+  clockSkewToleranceMs?: number
+  hooks?: EngineHooks
+  /** Minimum app version (`X-App-Version` header and register body). */
+  minClientVersion?: string
+  logger?: Logger
+  compaction?: CompactionOptions
+  /** Run the infrastructure migrations at start (default true). */
+  migrate?: boolean
+}
