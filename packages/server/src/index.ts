@@ -30,6 +30,6 @@ export {
   type ResolvedTable,
   type TableConfig,
 } from './registry/registry.js'
-export { applyRlsPolicies, type RlsOptions, rlsStatements } from './rls/rls.js'
+export { accessPredicate, applyRlsPolicies, type RlsOptions, rlsStatements } from './rls/rls.js'
 export { goJson, schemaHash } from './schema/contract.js'
 export { defaultKind, logicalTypeOf, normaliseDefault, sqliteDefault } from './schema/types.js'

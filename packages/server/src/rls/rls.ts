@@ -15,9 +15,23 @@ function ownerPredicate(alias: string, ownerColumn: string, withNull: boolean): 
   return withNull ? `(${col} IS NULL OR ${own})` : own
 }
 
-/** Predicate that a row of `t` belongs to the caller, walking the parent chain with aliases p1, p2, … */
-function predicateFor(registry: Registry, t: ResolvedTable, withNull: boolean): string | undefined {
-  if (t.ownerColumn) return ownerPredicate('', t.ownerColumn, withNull)
+/**
+ * SQL predicate "this row of `t` is the caller's" against `current_setting('app.user_id', true)` (set by every engine
+ * transaction), walking the parent chain with aliases p1, p2, …. `read` adds the NULL-owner branch when the table
+ * allows global reads. Returns undefined for tables without owner and parent (everyone may read; nobody may write).
+ * `ref` is how the row's table is referenced in the surrounding query (default: its quoted name).
+ */
+export function accessPredicate(
+  registry: Registry,
+  t: ResolvedTable,
+  mode: 'read' | 'write',
+  ref: string = t.sqlName,
+): string | undefined {
+  return predicateFor(registry, t, mode === 'read' && t.allowGlobalRead, ref)
+}
+
+function predicateFor(registry: Registry, t: ResolvedTable, withNull: boolean, ref: string = t.sqlName): string | undefined {
+  if (t.ownerColumn) return ownerPredicate(ref === t.sqlName ? '' : `${ref}.`, t.ownerColumn, withNull)
   if (!t.parentTable || !t.parentFkColumn) return undefined
   const build = (child: ResolvedTable, childRef: string, depth: number): string => {
     const parent = registry.get(child.parentTable as string) as ResolvedTable
@@ -28,7 +42,7 @@ function predicateFor(registry: Registry, t: ResolvedTable, withNull: boolean): 
       : build(parent, alias, depth + 1)
     return `EXISTS (SELECT 1 FROM ${parent.sqlName} ${alias} WHERE ${join} AND ${inner})`
   }
-  return build(t, t.sqlName, 1)
+  return build(t, ref, 1)
 }
 
 /** The RLS statements of PROTOCOL.md §2.6 for every registered table, in registration order. */
