@@ -1,0 +1,336 @@
+/**
+ * `SynchroClient`: a local SQLite database that syncs with a Synchro server. The SQL API works offline and before
+ * `start()`; sync runs in the background once started.
+ */
+import { type ResolvedConfig, resolveConfig, type SynchroClientConfig } from './config.js'
+import type { Row, SqliteExecutor, SqlParam } from './driver.js'
+import { InvalidArgumentError } from './errors.js'
+import { readSyncedTableNames } from './schema/migrate.js'
+import { LocalDatabase } from './store/database.js'
+import { quoteIdent } from './store/sql.js'
+import { type ConflictEvent, type SnapshotApprover, type StatusEvent, SyncEngine } from './sync/engine.js'
+import { Transport } from './sync/transport.js'
+
+export type Unsubscribe = () => void
+
+/** The statements available inside `readTransaction` / `writeTransaction`. */
+export interface Transaction {
+  query<T = Row>(sql: string, params?: readonly SqlParam[]): Promise<T[]>
+  queryOne<T = Row>(sql: string, params?: readonly SqlParam[]): Promise<T | null>
+  execute(sql: string, params?: readonly SqlParam[]): Promise<ExecuteResult>
+}
+
+export interface ExecuteResult {
+  rowsAffected: number
+}
+
+export interface BatchStatement {
+  sql: string
+  params?: readonly SqlParam[]
+}
+
+export interface ColumnDef {
+  name: string
+  /** SQLite type name, e.g. `TEXT`, `INTEGER`, `REAL`, `BLOB`, `NUMERIC`. */
+  type: string
+  nullable?: boolean
+  primaryKey?: boolean
+  defaultValue?: string | number | boolean | null
+}
+
+export interface CreateTableOptions {
+  ifNotExists?: boolean
+  withoutRowid?: boolean
+}
+
+export type CheckpointMode = 'passive' | 'full' | 'restart' | 'truncate'
+
+const IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
+const TYPE_RE = /^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?$/
+
+function txApi(ex: SqliteExecutor): Transaction {
+  return {
+    query: (sql, params) => ex.all(sql, params),
+    queryOne: async <T>(sql: string, params?: readonly SqlParam[]) => (await ex.all<T>(sql, params))[0] ?? null,
+    execute: async (sql, params) => ({ rowsAffected: (await ex.run(sql, params)).changes }),
+  }
+}
+
+function defaultLiteral(v: string | number | boolean | null): string {
+  if (v === null) return 'NULL'
+  if (typeof v === 'boolean') return v ? '1' : '0'
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new InvalidArgumentError('defaultValue must be a finite number')
+    return v < 0 ? `(${v})` : String(v)
+  }
+  return `'${v.replaceAll("'", "''")}'`
+}
+
+export class SynchroClient {
+  private readonly cfg: ResolvedConfig
+  private readonly db: LocalDatabase
+  private readonly engine: SyncEngine
+
+  /** Validates the config (throws `ConfigError`); opens nothing until first use. */
+  constructor(config: SynchroClientConfig) {
+    this.cfg = resolveConfig(config)
+    this.db = new LocalDatabase(this.cfg.openDriver)
+    const transport = new Transport({
+      serverURL: this.cfg.serverURL,
+      fetch: this.cfg.fetch,
+      appVersion: this.cfg.appVersion,
+      ...(this.cfg.authProvider ? { authProvider: this.cfg.authProvider } : {}),
+      ...(this.cfg.userID !== undefined ? { userID: this.cfg.userID } : {}),
+    })
+    this.engine = new SyncEngine(this.cfg, this.db, transport)
+  }
+
+  /** Opens the database and creates the SDK's tables. Optional: every call does it on first use. */
+  async initialize(): Promise<void> {
+    await this.db.init()
+  }
+
+  // ── SQL ─────────────────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Runs a statement and returns its rows. */
+  query<T = Row>(sql: string, params?: readonly SqlParam[]): Promise<T[]> {
+    return this.db.run((ex) => ex.all<T>(sql, params))
+  }
+
+  /** First row or null. */
+  async queryOne<T = Row>(sql: string, params?: readonly SqlParam[]): Promise<T | null> {
+    return (await this.query<T>(sql, params))[0] ?? null
+  }
+
+  /**
+   * Runs a write. On synced tables the CDC triggers queue the change; a `DELETE` becomes a soft delete (so it
+   * reports 0 rows affected: SQLite does not count rows changed by triggers).
+   */
+  async execute(sql: string, params?: readonly SqlParam[]): Promise<ExecuteResult> {
+    return { rowsAffected: (await this.db.run((ex) => ex.run(sql, params))).changes }
+  }
+
+  /** Runs statements in one transaction; all or nothing. */
+  async executeBatch(statements: readonly BatchStatement[]): Promise<{ totalRowsAffected: number }> {
+    const total = await this.db.transaction(async (tx) => {
+      let n = 0
+      for (const s of statements) n += (await tx.run(s.sql, s.params)).changes
+      return n
+    })
+    return { totalRowsAffected: total }
+  }
+
+  /**
+   * Runs `fn` in a write transaction; rolls back when it throws. Use only `tx` inside: calling the client itself
+   * from within waits for the transaction to end (deadlock).
+   */
+  writeTransaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    return this.db.transaction((ex) => fn(txApi(ex)))
+  }
+
+  /** Runs `fn` with a consistent view (nothing else runs on the connection meanwhile). */
+  readTransaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    return this.db.transaction((ex) => fn(txApi(ex)))
+  }
+
+  // ── Local-only schema ───────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Creates a local-only table (never synced, never touched by schema migration). */
+  async createTable(name: string, columns: readonly ColumnDef[], options: CreateTableOptions = {}): Promise<void> {
+    await this.assertLocalTableName(name)
+    if (columns.length === 0) throw new InvalidArgumentError('createTable needs at least one column')
+    const pks = columns.filter((c) => c.primaryKey)
+    const defs = columns.map((c) => {
+      let d = `${this.ident(c.name)} ${this.type(c.type)}`
+      if (c.primaryKey && pks.length === 1) d += ' PRIMARY KEY'
+      if (c.nullable === false || (c.primaryKey && c.nullable !== true)) d += ' NOT NULL'
+      if (c.defaultValue !== undefined) d += ` DEFAULT ${defaultLiteral(c.defaultValue)}`
+      return d
+    })
+    if (pks.length > 1) defs.push(`PRIMARY KEY (${pks.map((c) => this.ident(c.name)).join(', ')})`)
+    const sql = `CREATE TABLE ${options.ifNotExists ? 'IF NOT EXISTS ' : ''}${quoteIdent(name)} (${defs.join(', ')})${
+      options.withoutRowid ? ' WITHOUT ROWID' : ''
+    }`
+    await this.db.run((ex) => ex.exec(sql))
+    this.db.schemaChanged()
+  }
+
+  /** Adds the columns that `name` does not have yet (local-only tables). */
+  async alterTable(name: string, columns: readonly ColumnDef[]): Promise<void> {
+    await this.assertLocalTableName(name)
+    await this.db.transaction(async (tx) => {
+      const have = new Set(
+        (await tx.all<{ name: string }>('SELECT name FROM pragma_table_info(?)', [name])).map((r) => r.name),
+      )
+      for (const c of columns) {
+        if (have.has(c.name)) continue
+        let d = `ALTER TABLE ${quoteIdent(name)} ADD COLUMN ${this.ident(c.name)} ${this.type(c.type)}`
+        if (c.defaultValue !== undefined) {
+          if (c.nullable === false) d += ' NOT NULL'
+          d += ` DEFAULT ${defaultLiteral(c.defaultValue)}`
+        }
+        await tx.exec(d)
+      }
+    })
+  }
+
+  /** Creates an index (`idx_<table>_<columns>`) if missing. Works on synced tables too. */
+  async createIndex(table: string, columns: readonly string[], unique = false): Promise<void> {
+    this.ident(table)
+    if (columns.length === 0) throw new InvalidArgumentError('createIndex needs at least one column')
+    const name = `idx_${table}_${columns.map((c) => this.ident(c) && c).join('_')}`
+    await this.db.run((ex) =>
+      ex.exec(
+        `CREATE ${unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${quoteIdent(name)} ON ${quoteIdent(table)} (${columns
+          .map(quoteIdent)
+          .join(', ')})`,
+      ),
+    )
+  }
+
+  private ident(name: string): string {
+    if (!IDENT_RE.test(name)) throw new InvalidArgumentError(`invalid identifier ${JSON.stringify(name)}`)
+    return quoteIdent(name)
+  }
+
+  private type(t: string): string {
+    if (!TYPE_RE.test(t)) throw new InvalidArgumentError(`invalid column type ${JSON.stringify(t)}`)
+    return t
+  }
+
+  private async assertLocalTableName(name: string): Promise<void> {
+    this.ident(name)
+    if (/^(_synchro_|sqlite_)/i.test(name)) throw new InvalidArgumentError(`table name ${name} is reserved`)
+    const synced = await this.db.run((ex) => readSyncedTableNames(ex))
+    if (synced.some((s) => s.toLowerCase() === name.toLowerCase())) {
+      throw new InvalidArgumentError(`table ${name} is synced; its schema comes from the server`)
+    }
+  }
+
+  // ── Observation ─────────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Calls `cb` with the changed tables after any write (local or sync) that touched one of `tables`. */
+  onChange(tables: readonly string[], cb: (changedTables: string[]) => void): Unsubscribe {
+    const wanted = new Set(tables)
+    const stopObserving = this.db.observe(tables)
+    const stopListening = this.db.addListener((changed) => {
+      const hit = changed.filter((t) => wanted.has(t))
+      if (hit.length > 0) cb(hit)
+    })
+    return () => {
+      stopListening()
+      stopObserving()
+    }
+  }
+
+  /** Runs `sql` now and again whenever one of `tables` changes; re-runs are coalesced. */
+  watch<T = Row>(
+    sql: string,
+    params: readonly SqlParam[] | undefined,
+    tables: readonly string[],
+    cb: (rows: T[]) => void,
+    onError?: (err: unknown) => void,
+  ): Unsubscribe {
+    let stopped = false
+    let running = false
+    let dirty = false
+    const run = async (): Promise<void> => {
+      if (running) {
+        dirty = true
+        return
+      }
+      running = true
+      try {
+        do {
+          dirty = false
+          const rows = await this.query<T>(sql, params)
+          if (!stopped) cb(rows)
+        } while (dirty && !stopped)
+      } catch (err) {
+        if (!stopped) onError?.(err)
+      } finally {
+        running = false
+      }
+    }
+    const unsub = this.onChange(tables, () => {
+      void run()
+    })
+    void run()
+    return () => {
+      stopped = true
+      unsub()
+    }
+  }
+
+  /** Number of records with a change not yet accepted by the server. */
+  async pendingChangeCount(): Promise<number> {
+    const r = await this.queryOne<{ n: number }>('SELECT count(*) AS n FROM _synchro_pending_changes')
+    return r?.n ?? 0
+  }
+
+  /** WAL checkpoint. */
+  async checkpoint(mode: CheckpointMode = 'passive'): Promise<void> {
+    await this.db.run((ex) => ex.all(`PRAGMA wal_checkpoint(${mode.toUpperCase()})`))
+  }
+
+  /** The database path given in the config (null when a driver was passed in). */
+  getPath(): string | null {
+    return this.cfg.dbPath
+  }
+
+  /** Stops sync and closes the database. */
+  async close(): Promise<void> {
+    await this.engine.stop()
+    await this.db.close()
+  }
+
+  // ── Sync ────────────────────────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Starts sync: schema, migration, register, bootstrap snapshot when needed, one cycle, then the timer. Resolves
+   * after that first attempt; sync failures are reported through `onStatusChange`, not by rejecting (offline is a
+   * normal state). Rejects with `ALREADY_STARTED` when started twice.
+   */
+  start(): Promise<void> {
+    return this.engine.start()
+  }
+
+  /** Stops timers and retries; resolves when the cycle in flight has finished. */
+  stop(): Promise<void> {
+    return this.engine.stop()
+  }
+
+  /** Runs a push-then-pull cycle now (joining the running one's rerun); rejects with its final failure. */
+  syncNow(): Promise<void> {
+    return this.engine.syncNow()
+  }
+
+  /** The last status event. */
+  get status(): StatusEvent {
+    return this.engine.status
+  }
+
+  onStatusChange(cb: (e: StatusEvent) => void): Unsubscribe {
+    this.engine.statusListeners.add(cb)
+    return () => this.engine.statusListeners.delete(cb)
+  }
+
+  onConflict(cb: (e: ConflictEvent) => void): Unsubscribe {
+    this.engine.conflictListeners.add(cb)
+    return () => this.engine.conflictListeners.delete(cb)
+  }
+
+  /**
+   * Asked before a snapshot rebuild that would replace local data (not for the first bootstrap). Any handler that
+   * answers false (or throws) refuses; no handler means approved.
+   */
+  onSnapshotRequired(handler: SnapshotApprover): Unsubscribe {
+    this.engine.snapshotApprovers.add(handler)
+    return () => this.engine.snapshotApprovers.delete(handler)
+  }
+
+  /** Sync cycles run so far (diagnostics). */
+  get syncCycles(): number {
+    return this.engine.cycles
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * CDC triggers (PROTOCOL.md §4.2). One queue row per record; the merge rules are applied by SQL at write time so the
+ * queue is always the net effect of the local writes since the last successful push:
+ *
+ * | queued \ new | create            | update            | delete            |
+ * |--------------|-------------------|-------------------|-------------------|
+ * | (none)       | create            | update (base=OLD) | delete (base=OLD) |
+ * | create       | create            | create            | (removed)         |
+ * | update       | update            | update            | delete            |
+ * | delete       | update            | update            | delete            |
+ *
+ * base_updated_at keeps the oldest non-null base; client_updated_at is refreshed on every write. All triggers are
+ * inert while `_synchro_meta.sync_lock = '1'` (server data being applied).
+ */
+import { quoteIdent, quoteLiteral } from '../store/sql.js'
+import type { SyncedTable } from './synced-table.js'
+
+export const PENDING_TABLE = '_synchro_pending_changes'
+export const META_TABLE = '_synchro_meta'
+
+/** Local bookkeeping tables, exactly as §4.1, seeded with sync_lock and checkpoint. */
+export const LOCAL_TABLES_SQL = `
+CREATE TABLE IF NOT EXISTS _synchro_pending_changes (
+  record_id TEXT NOT NULL,
+  table_name TEXT NOT NULL,
+  operation TEXT NOT NULL,
+  base_updated_at TEXT,
+  client_updated_at TEXT NOT NULL,
+  PRIMARY KEY (table_name, record_id)
+);
+CREATE TABLE IF NOT EXISTS _synchro_meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+INSERT OR IGNORE INTO _synchro_meta (key, value) VALUES ('sync_lock', '0'), ('checkpoint', '0');
+`
+
+const UNLOCKED = `(SELECT value FROM _synchro_meta WHERE key = 'sync_lock') = '0'`
+const NOW = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`
+
+export function triggerNames(table: string): { insert: string; update: string; delete: string } {
+  return {
+    insert: `_synchro_cdc_insert_${table}`,
+    update: `_synchro_cdc_update_${table}`,
+    delete: `_synchro_cdc_delete_${table}`,
+  }
+}
+
+export function dropTriggersSql(table: string): string {
+  const n = triggerNames(table)
+  return [n.insert, n.update, n.delete].map((x) => `DROP TRIGGER IF EXISTS ${quoteIdent(x)};`).join('\n')
+}
+
+export function createTriggersSql(t: SyncedTable): string {
+  const n = triggerNames(t.name)
+  const tbl = quoteIdent(t.name)
+  const name = quoteLiteral(t.name)
+  const id = (row: 'NEW' | 'OLD') => `CAST(${row}.${quoteIdent(t.pk)} AS TEXT)`
+  const del = quoteIdent(t.deletedAt)
+  const upd = quoteIdent(t.updatedAt)
+  const isDelete = `(OLD.${del} IS NULL AND NEW.${del} IS NOT NULL)`
+  return `
+CREATE TRIGGER ${quoteIdent(n.insert)} AFTER INSERT ON ${tbl}
+WHEN ${UNLOCKED}
+BEGIN
+  INSERT INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at)
+  VALUES (${id('NEW')}, ${name}, 'create', NULL, ${NOW})
+  ON CONFLICT (table_name, record_id) DO UPDATE SET
+    operation = CASE WHEN operation = 'delete' THEN 'update' ELSE operation END,
+    client_updated_at = excluded.client_updated_at;
+END;
+
+CREATE TRIGGER ${quoteIdent(n.update)} AFTER UPDATE ON ${tbl}
+WHEN ${UNLOCKED}
+BEGIN
+  INSERT INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at)
+  SELECT ${id('NEW')}, ${name}, CASE WHEN ${isDelete} THEN 'delete' ELSE 'update' END, OLD.${upd}, ${NOW}
+  WHERE NOT (${isDelete} AND EXISTS (
+    SELECT 1 FROM _synchro_pending_changes
+    WHERE table_name = ${name} AND record_id = ${id('NEW')} AND operation = 'create'))
+  ON CONFLICT (table_name, record_id) DO UPDATE SET
+    operation = CASE WHEN operation = 'create' THEN 'create' ELSE excluded.operation END,
+    base_updated_at = COALESCE(base_updated_at, excluded.base_updated_at),
+    client_updated_at = excluded.client_updated_at;
+  -- create + delete: the record never reached the server, so nothing stays queued at all.
+  DELETE FROM _synchro_pending_changes
+  WHERE ${isDelete} AND table_name = ${name} AND record_id = ${id('NEW')} AND operation = 'create';
+END;
+
+CREATE TRIGGER ${quoteIdent(n.delete)} BEFORE DELETE ON ${tbl}
+WHEN ${UNLOCKED}
+BEGIN
+  -- Hard deletes become soft deletes: the UPDATE trigger queues the 'delete', the row stays as a tombstone.
+  UPDATE ${tbl} SET ${del} = ${NOW} WHERE ${quoteIdent(t.pk)} = OLD.${quoteIdent(t.pk)} AND ${del} IS NULL;
+  SELECT RAISE(IGNORE);
+END;
+`
+}

@@ -1,0 +1,231 @@
+/**
+ * Applying server data to the local database: pull pages, snapshot pages, conflict `server_version`s and the stamps
+ * of accepted pushes. Every function runs inside the caller's write transaction with the sync lock held (the CDC
+ * triggers must not queue server data as local changes).
+ *
+ * The hot path (pull/snapshot pages) is one prepared upsert per table run once per row (`runMany`), with value
+ * converters precomputed per column and one IN-list query per table and page for the read-your-own-writes check.
+ */
+import type { DeleteEntry, Record as WireRecord } from '@synchro/protocol'
+import { runMany, type SqliteExecutor, type SqlParam, type SqlValue } from '../driver.js'
+import type { SyncedTable } from '../schema/synced-table.js'
+import { quoteIdent } from '../store/sql.js'
+import { compareTimestamps } from '../timestamps.js'
+import { wireToSqlite } from './values.js'
+
+type Converter = (rec: WireRecord) => SqlValue
+
+interface TablePlan {
+  upsertSql: string
+  converters: Converter[]
+  stampsSql: (n: number) => string
+  softDeleteSql: string
+}
+
+const plans = new WeakMap<SyncedTable, TablePlan>()
+
+function planFor(t: SyncedTable): TablePlan {
+  let p = plans.get(t)
+  if (p) return p
+  const cols = t.columns.map((c) => quoteIdent(c.name))
+  const pk = quoteIdent(t.pk)
+  const updates = t.columns
+    .filter((c) => c.name !== t.pk)
+    .map((c) => `${quoteIdent(c.name)} = excluded.${quoteIdent(c.name)}`)
+  const upsertSql =
+    `INSERT INTO ${quoteIdent(t.name)} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ` +
+    (updates.length > 0 ? `ON CONFLICT (${pk}) DO UPDATE SET ${updates.join(', ')}` : `ON CONFLICT (${pk}) DO NOTHING`)
+  const converters = t.columns.map((c): Converter => {
+    const name = c.name
+    const type = c.logical_type
+    // Keys absent from `data` become NULL, except the ones the record envelope itself carries.
+    const fallback: Converter =
+      name === t.pk
+        ? (r) => r.id
+        : name === t.updatedAt
+          ? (r) => r.updated_at
+          : name === t.deletedAt
+            ? (r) => r.deleted_at ?? null
+            : () => null
+    return (r) => {
+      const v = r.data[name]
+      return v === undefined ? fallback(r) : wireToSqlite(type, v)
+    }
+  })
+  const tbl = quoteIdent(t.name)
+  p = {
+    upsertSql,
+    converters,
+    stampsSql: (n) =>
+      `SELECT CAST(${pk} AS TEXT) AS id, ${quoteIdent(t.updatedAt)} AS u FROM ${tbl} WHERE ${pk} IN (${'?,'.repeat(n - 1)}?)`,
+    softDeleteSql: `UPDATE ${tbl} SET ${quoteIdent(t.deletedAt)} = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE ${pk} = ? AND ${quoteIdent(t.deletedAt)} IS NULL`,
+  }
+  plans.set(t, p)
+  return p
+}
+
+/** Row parameters of the upsert for one wire record (all schema columns, in schema order). */
+export function recordParams(t: SyncedTable, rec: WireRecord): SqlValue[] {
+  const conv = planFor(t).converters
+  const out = new Array<SqlValue>(conv.length)
+  for (let i = 0; i < conv.length; i++) out[i] = conv[i]!(rec)
+  return out
+}
+
+/** Record ids with a queued local change, per table. Such rows are never overwritten by pulled data. */
+export async function pendingIds(tx: SqliteExecutor): Promise<Map<string, Set<string>>> {
+  const rows = await tx.all<{ t: string; id: string }>(
+    'SELECT table_name AS t, record_id AS id FROM _synchro_pending_changes',
+  )
+  const out = new Map<string, Set<string>>()
+  for (const r of rows) {
+    let s = out.get(r.t)
+    if (!s) out.set(r.t, (s = new Set()))
+    s.add(r.id)
+  }
+  return out
+}
+
+const IN_CHUNK = 500
+
+async function localStamps(tx: SqliteExecutor, t: SyncedTable, ids: string[]): Promise<Map<string, string | null>> {
+  const out = new Map<string, string | null>()
+  const plan = planFor(t)
+  for (let i = 0; i < ids.length; i += IN_CHUNK) {
+    const chunk = ids.slice(i, i + IN_CHUNK)
+    const rows = await tx.all<{ id: string; u: unknown }>(plan.stampsSql(chunk.length), chunk)
+    for (const r of rows) out.set(r.id, typeof r.u === 'string' ? r.u : r.u == null ? null : String(r.u))
+  }
+  return out
+}
+
+export interface ApplyStats {
+  upserted: number
+  skipped: number
+  deleted: number
+}
+
+function groupByTable(records: readonly WireRecord[]): Map<string, Map<string, WireRecord>> {
+  const out = new Map<string, Map<string, WireRecord>>()
+  for (const r of records) {
+    let m = out.get(r.table_name)
+    if (!m) out.set(r.table_name, (m = new Map()))
+    // A later record for the same id wins (pages are deduplicated by the server, but be safe).
+    m.delete(r.id)
+    m.set(r.id, r)
+  }
+  return out
+}
+
+/**
+ * Applies pulled changes and deletes (PROTOCOL.md §4.3 step 4). Upserts skip a record when the row has a queued local
+ * change or when the local updated_at is at or after the record's (read-your-own-writes), compared as instants.
+ * A change whose record carries `deleted_at` is stored as a soft-deleted row. Deletes are soft: deleted_at = now
+ * where still NULL. Records of unknown tables are ignored.
+ */
+export async function applyPullPage(
+  tx: SqliteExecutor,
+  tables: ReadonlyMap<string, SyncedTable>,
+  changes: readonly WireRecord[],
+  deletes: readonly DeleteEntry[],
+): Promise<ApplyStats> {
+  const stats: ApplyStats = { upserted: 0, skipped: 0, deleted: 0 }
+  const pending = changes.length > 0 ? await pendingIds(tx) : new Map<string, Set<string>>()
+  for (const [name, recs] of groupByTable(changes)) {
+    const t = tables.get(name)
+    if (!t) {
+      stats.skipped += recs.size
+      continue
+    }
+    const plan = planFor(t)
+    const pend = pending.get(name)
+    const stamps = await localStamps(tx, t, [...recs.keys()])
+    const params: SqlParam[][] = []
+    for (const [id, rec] of recs) {
+      if (pend?.has(id)) {
+        stats.skipped++
+        continue
+      }
+      const local = stamps.get(id)
+      if (local != null && compareTimestamps(local, rec.updated_at) >= 0) {
+        stats.skipped++
+        continue
+      }
+      params.push(recordParams(t, rec))
+    }
+    await runMany(tx, plan.upsertSql, params)
+    stats.upserted += params.length
+  }
+  if (deletes.length > 0) {
+    const byTable = new Map<string, SqlParam[][]>()
+    for (const d of deletes) {
+      let l = byTable.get(d.table_name)
+      if (!l) byTable.set(d.table_name, (l = []))
+      l.push([d.id])
+    }
+    for (const [name, ids] of byTable) {
+      const t = tables.get(name)
+      if (!t) continue
+      stats.deleted += await runMany(tx, planFor(t).softDeleteSql, ids)
+    }
+  }
+  return stats
+}
+
+/**
+ * Applies snapshot records: insert-or-replace, except rows with a queued local change (Decision 21: a rebuild never
+ * loses unpushed work).
+ */
+export async function applySnapshotPage(
+  tx: SqliteExecutor,
+  tables: ReadonlyMap<string, SyncedTable>,
+  records: readonly WireRecord[],
+): Promise<ApplyStats> {
+  const stats: ApplyStats = { upserted: 0, skipped: 0, deleted: 0 }
+  if (records.length === 0) return stats
+  const pending = await pendingIds(tx)
+  for (const [name, recs] of groupByTable(records)) {
+    const t = tables.get(name)
+    if (!t) {
+      stats.skipped += recs.size
+      continue
+    }
+    const pend = pending.get(name)
+    const params: SqlParam[][] = []
+    for (const [id, rec] of recs) {
+      if (pend?.has(id)) stats.skipped++
+      else params.push(recordParams(t, rec))
+    }
+    await runMany(tx, planFor(t).upsertSql, params)
+    stats.upserted += params.length
+  }
+  return stats
+}
+
+/** Upserts one server row (a conflict's `server_version`): all schema columns, absent keys NULL. */
+export async function upsertServerRecord(tx: SqliteExecutor, t: SyncedTable, rec: WireRecord): Promise<void> {
+  await tx.run(planFor(t).upsertSql, recordParams(t, rec))
+}
+
+/** Writes the stamps of an accepted push into the row (§4.3 step 3). */
+export async function writeServerStamps(
+  tx: SqliteExecutor,
+  t: SyncedTable,
+  id: string,
+  updatedAt: string | undefined,
+  deletedAt: string | undefined,
+): Promise<void> {
+  const sets: string[] = []
+  const params: SqlParam[] = []
+  if (updatedAt) {
+    sets.push(`${quoteIdent(t.updatedAt)} = ?`)
+    params.push(updatedAt)
+  }
+  if (deletedAt) {
+    sets.push(`${quoteIdent(t.deletedAt)} = ?`)
+    params.push(deletedAt)
+  }
+  if (sets.length === 0) return
+  params.push(id)
+  await tx.run(`UPDATE ${quoteIdent(t.name)} SET ${sets.join(', ')} WHERE ${quoteIdent(t.pk)} = ?`, params)
+}

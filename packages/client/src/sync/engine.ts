@@ -1,0 +1,492 @@
+/**
+ * The sync state machine (see packages/client/SPEC.md): start → connect (schema, migrate, register, bootstrap) →
+ * cycles of push-then-pull, driven by a timer, by debounced local writes and by `syncNow()`. Cycles never overlap:
+ * a request during a running cycle makes that cycle run once more (coalescing).
+ */
+import type { PullResponse, SnapshotCursor } from '@synchro/protocol'
+import type { ResolvedConfig } from '../config.js'
+import {
+  AlreadyStartedError,
+  InvalidResponseError,
+  NotStartedError,
+  PushRejectedError,
+  SchemaMismatchError,
+  ServerError,
+  SnapshotRequiredError,
+  SynchroError,
+} from '../errors.js'
+import { clearForRebuild, migrateToSchema } from '../schema/migrate.js'
+import { type ClientSchema, toClientSchema } from '../schema/synced-table.js'
+import { PENDING_TABLE } from '../schema/triggers.js'
+import { getMeta, type LocalDatabase, setMeta, withSyncLock } from '../store/database.js'
+import { applyPullPage, applySnapshotPage } from './apply.js'
+import { applyPushResults, type ConflictInfo, readPushBatch } from './push.js'
+import { withRetry } from './retry.js'
+import type { Transport } from './transport.js'
+
+export type SyncStatus = 'idle' | 'connecting' | 'syncing' | 'error' | 'stopped'
+
+export interface SyncProgress {
+  /** `snapshot` while bootstrapping/rebuilding, `pull` while catching up. */
+  phase: 'snapshot' | 'pull'
+  /** Rows received so far in this phase. */
+  rows: number
+  /** Pages received so far in this phase. */
+  pages: number
+}
+
+export interface StatusEvent {
+  status: SyncStatus
+  /** When the next automatic attempt happens after an error; null otherwise. */
+  retryAt: Date | null
+  /** The failure behind an `error` status. */
+  error?: SynchroError
+  /** Snapshot/pull progress while `syncing`. */
+  progress?: SyncProgress
+}
+
+export type ConflictEvent = ConflictInfo
+
+export type SnapshotApprover = () => Promise<boolean> | boolean
+
+class StoppedSignal extends Error {
+  constructor() {
+    super('sync stopped')
+  }
+}
+
+/** Schema refreshes (409 → refetch, migrate, re-register) allowed within one cycle. */
+const MAX_SCHEMA_REFRESHES = 3
+
+export class SyncEngine {
+  private started = false
+  private connected = false
+  private schema: ClientSchema | null = null
+  private current: StatusEvent = { status: 'stopped', retryAt: null }
+  private running: Promise<void> | null = null
+  private rerun: Promise<void> | null = null
+  private timer: unknown = null
+  private nextTickAt: number | null = null
+  private debounce: unknown = null
+  private readonly sleeps = new Set<{ handle: unknown; reject: (e: unknown) => void }>()
+  private unlisten: (() => void) | null = null
+  /** Cycles run so far (tests and diagnostics). */
+  cycles = 0
+
+  readonly statusListeners = new Set<(e: StatusEvent) => void>()
+  readonly conflictListeners = new Set<(e: ConflictEvent) => void>()
+  readonly snapshotApprovers = new Set<SnapshotApprover>()
+
+  constructor(
+    private readonly cfg: ResolvedConfig,
+    private readonly db: LocalDatabase,
+    private readonly transport: Transport,
+  ) {}
+
+  get status(): StatusEvent {
+    return this.current
+  }
+
+  get isStarted(): boolean {
+    return this.started
+  }
+
+  get loadedSchema(): ClientSchema | null {
+    return this.schema
+  }
+
+  /**
+   * Starts syncing. Resolves once the first cycle has been attempted; sync failures do not reject (offline is
+   * normal) — they show up as an `error` status and are retried by the timer.
+   */
+  async start(): Promise<void> {
+    if (this.started) throw new AlreadyStartedError()
+    this.started = true
+    this.connected = false
+    try {
+      await this.db.init()
+      // Crash recovery: a process that died mid-apply may have left the lock set.
+      await this.db.run((ex) => setMeta(ex, 'sync_lock', '0'), 'sync')
+    } catch (err) {
+      this.started = false
+      throw err
+    }
+    this.unlisten = this.db.addListener((tables, origin) => {
+      if (origin === 'local' && tables.includes(PENDING_TABLE)) this.scheduleDebouncedPush()
+    })
+    this.setStatus({ status: 'connecting', retryAt: null })
+    await this.requestSync().catch(() => {})
+    this.scheduleTimer()
+  }
+
+  /** Stops timers and backoff waits; resolves when the cycle in flight (if any) has finished. */
+  async stop(): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.connected = false
+    this.unlisten?.()
+    this.unlisten = null
+    this.clearTimer()
+    if (this.debounce !== null) this.cfg.timers.clearTimeout(this.debounce)
+    this.debounce = null
+    for (const s of [...this.sleeps]) {
+      this.cfg.timers.clearTimeout(s.handle)
+      s.reject(new StoppedSignal())
+    }
+    this.sleeps.clear()
+    this.emit({ status: 'stopped', retryAt: null })
+    await this.running?.catch(() => {})
+    await this.rerun?.catch(() => {})
+  }
+
+  /** Runs a cycle now (or joins the rerun of the running one); rejects with the cycle's final failure. */
+  syncNow(): Promise<void> {
+    if (!this.started) return Promise.reject(new NotStartedError())
+    return this.requestSync()
+  }
+
+  private requestSync(): Promise<void> {
+    if (!this.running) {
+      const p = this.runWithRetry().finally(() => {
+        if (this.running === p) this.running = null
+      })
+      this.running = p
+      return p
+    }
+    if (!this.rerun) {
+      const r = this.running
+        .catch(() => {})
+        .then(() => {
+          this.rerun = null
+          if (!this.started) throw new NotStartedError()
+          return this.requestSync()
+        })
+      this.rerun = r
+    }
+    return this.rerun
+  }
+
+  private async runWithRetry(): Promise<void> {
+    try {
+      await withRetry(() => this.cycleOnce(), {
+        maxRetryAttempts: this.cfg.maxRetryAttempts,
+        random: this.cfg.random,
+        sleep: (ms) => this.sleep(ms),
+        onRetry: (err, delay) =>
+          this.setStatus({ status: 'error', retryAt: new Date(this.cfg.timers.now() + delay), error: toError(err) }),
+      })
+      this.setStatus({ status: 'idle', retryAt: null })
+    } catch (err) {
+      if (err instanceof StoppedSignal) return
+      const e = toError(err)
+      // No sleep after the last attempt (Decision 25): the next timer tick is the next try.
+      const retryAt = e.retryable && this.nextTickAt !== null ? new Date(this.nextTickAt) : null
+      this.setStatus({ status: 'error', retryAt, error: e })
+      throw e
+    }
+  }
+
+  private async cycleOnce(): Promise<void> {
+    if (!this.started) throw new StoppedSignal()
+    this.cycles++
+    this.setStatus({ status: 'syncing', retryAt: null })
+    let refreshes = 0
+    for (;;) {
+      try {
+        if (!this.connected) await this.connect()
+        const complete = await this.db.run((ex) => getMeta(ex, 'snapshot_complete'))
+        if (complete !== '1') await this.snapshotRebuild(false, 'initial_sync_required')
+        await this.pushAll()
+        await this.pullAll()
+        return
+      } catch (err) {
+        const stale =
+          err instanceof SchemaMismatchError ||
+          (err instanceof ServerError && err.status === 404 && /client not registered/.test(err.message))
+        if (stale && refreshes < MAX_SCHEMA_REFRESHES) {
+          // 409: fetch the new schema, migrate additively, register with the new pair, retry (no data is dropped).
+          // 404 "client not registered": the server lost our registration; registering again is all it takes.
+          refreshes++
+          this.connected = false
+          continue
+        }
+        throw err
+      }
+    }
+  }
+
+  /** Schema → additive migration → register; the session's first step and the answer to a 409. */
+  private async connect(): Promise<void> {
+    const res = await this.transport.getSchema()
+    const schema = toClientSchema(res)
+    await this.db.transaction(async (tx) => {
+      const wasComplete = (await getMeta(tx, 'snapshot_complete')) === '1'
+      const result = await migrateToSchema(tx, schema)
+      // A table new to this database has server rows that no changelog entry will ever bring: re-snapshot
+      // (which keeps queued changes, Decision 21).
+      if (wasComplete && result.createdTables.length > 0) await setMeta(tx, 'snapshot_complete', '0')
+    }, 'sync')
+    this.db.schemaChanged()
+    this.schema = schema
+    const reg = await this.transport.register({
+      client_id: this.cfg.clientID,
+      client_name: null,
+      platform: this.cfg.platform,
+      app_version: this.cfg.appVersion,
+      schema_version: schema.version,
+      schema_hash: schema.hash,
+    })
+    await this.db.run((ex) => setMeta(ex, 'client_server_id', reg.id), 'sync')
+    this.connected = true
+  }
+
+  private pair(): { schema_version: number; schema_hash: string } {
+    const s = this.requireSchema()
+    return { schema_version: s.version, schema_hash: s.hash }
+  }
+
+  private requireSchema(): ClientSchema {
+    if (!this.schema) throw new InvalidResponseError('schema not loaded')
+    return this.schema
+  }
+
+  /** Pushes the whole queue in batches (§4.3 step 3). Throws a retryable PushRejectedError on retryable results. */
+  private async pushAll(): Promise<void> {
+    const schema = this.requireSchema()
+    for (;;) {
+      const batch = await this.db.run((ex) => readPushBatch(ex, schema.tables, this.cfg.pushBatchSize), 'sync')
+      if (batch.changes.length === 0) {
+        if (batch.dropped.length === 0) return
+        await this.db.transaction(
+          (tx) => withSyncLock(tx, () => applyPushResults(tx, schema.tables, batch, emptyPush())),
+          'sync',
+        )
+        continue
+      }
+      const res = await this.transport.push({ client_id: this.cfg.clientID, changes: batch.changes, ...this.pair() })
+      const outcome = await this.db.transaction(
+        (tx) => withSyncLock(tx, () => applyPushResults(tx, schema.tables, batch, res)),
+        'sync',
+      )
+      for (const c of outcome.conflicts) this.emitConflict(c)
+      if (outcome.retryable.length > 0) throw new PushRejectedError(outcome.retryable, true)
+      const settled = outcome.applied + outcome.conflicts.length + outcome.terminal.length
+      // A server that answers without results for our changes would otherwise make us loop forever.
+      if (settled === 0) throw new InvalidResponseError('push response has no result for the pushed changes')
+    }
+  }
+
+  /** Pull loop (§4.3 step 4). */
+  private async pullAll(): Promise<void> {
+    const schema = this.requireSchema()
+    let rows = 0
+    let pages = 0
+    for (;;) {
+      const { checkpoint, known } = await this.db.run(async (ex) => ({
+        checkpoint: Number((await getMeta(ex, 'checkpoint')) ?? '0') || 0,
+        known: parseBuckets(await getMeta(ex, 'known_buckets')),
+      }))
+      const res: PullResponse = await this.transport.pull({
+        client_id: this.cfg.clientID,
+        checkpoint,
+        limit: this.cfg.pullPageSize,
+        // Sent even when empty: the server then tells a new client its subscriptions (Decision 19).
+        known_buckets: known,
+        ...this.pair(),
+      })
+      if (res.snapshot_required) {
+        const reason = res.snapshot_reason ?? 'initial_sync_required'
+        await this.snapshotRebuild(reason !== 'initial_sync_required', reason)
+        return
+      }
+      await this.db.transaction(
+        (tx) =>
+          withSyncLock(tx, async () => {
+            await applyPullPage(tx, schema.tables, res.changes, res.deletes)
+            // Checkpoints only move forward: a stale or replayed page must not rewind us.
+            if (res.checkpoint > checkpoint) await setMeta(tx, 'checkpoint', String(res.checkpoint))
+            const merged = mergeBuckets(known, res.bucket_updates)
+            if (merged) await setMeta(tx, 'known_buckets', JSON.stringify(merged))
+          }),
+        'sync',
+      )
+      rows += res.changes.length + res.deletes.length
+      pages++
+      if (pages > 1 || res.has_more)
+        this.setStatus({ status: 'syncing', retryAt: null, progress: { phase: 'pull', rows, pages } })
+      if (!res.has_more) return
+      if (res.checkpoint <= checkpoint) throw new InvalidResponseError('pull has_more without checkpoint progress')
+    }
+  }
+
+  /**
+   * Snapshot rebuild (§4.3 step 5 + Decision 21): push the queue first, ask for approval when required, clear synced
+   * rows except those with queued changes, then page /sync/snapshot. The checkpoint and snapshot_complete are stored
+   * with the final page only, so an interrupted rebuild starts over.
+   */
+  private async snapshotRebuild(approval: boolean, reason: string): Promise<void> {
+    const schema = this.requireSchema()
+    try {
+      await this.pushAll()
+    } catch (err) {
+      // What could not be pushed stays queued, and its rows survive the rebuild.
+      if (!(err instanceof PushRejectedError)) throw err
+    }
+    if (approval && !(await this.approveSnapshot())) throw new SnapshotRequiredError(reason)
+    await this.db.transaction((tx) => withSyncLock(tx, () => clearForRebuild(tx, schema)), 'sync')
+    let cursor: SnapshotCursor | null = null
+    let rows = 0
+    let pages = 0
+    this.setStatus({ status: 'syncing', retryAt: null, progress: { phase: 'snapshot', rows, pages } })
+    for (;;) {
+      const res = await this.transport.snapshot({
+        client_id: this.cfg.clientID,
+        cursor,
+        limit: this.cfg.snapshotPageSize,
+        ...this.pair(),
+      })
+      await this.db.transaction(
+        (tx) =>
+          withSyncLock(tx, async () => {
+            await applySnapshotPage(tx, schema.tables, res.records)
+            if (!res.has_more) {
+              await setMeta(tx, 'checkpoint', String(res.checkpoint))
+              await setMeta(tx, 'snapshot_complete', '1')
+            }
+          }),
+        'sync',
+      )
+      rows += res.records.length
+      pages++
+      this.setStatus({ status: 'syncing', retryAt: null, progress: { phase: 'snapshot', rows, pages } })
+      if (!res.has_more) return
+      if (!res.cursor) throw new InvalidResponseError('snapshot has_more without cursor')
+      cursor = res.cursor
+    }
+  }
+
+  private async approveSnapshot(): Promise<boolean> {
+    for (const approve of [...this.snapshotApprovers]) {
+      let ok: boolean
+      try {
+        ok = (await approve()) === true
+      } catch {
+        ok = false
+      }
+      if (!ok) return false
+    }
+    return true
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (!this.started) {
+        reject(new StoppedSignal())
+        return
+      }
+      const entry = {
+        handle: null as unknown,
+        reject,
+      }
+      entry.handle = this.cfg.timers.setTimeout(() => {
+        this.sleeps.delete(entry)
+        resolve()
+      }, ms)
+      this.sleeps.add(entry)
+    })
+  }
+
+  private scheduleTimer(): void {
+    this.clearTimer()
+    if (!this.started || this.cfg.syncInterval <= 0) return
+    const ms = this.cfg.syncInterval * 1000
+    this.nextTickAt = this.cfg.timers.now() + ms
+    this.timer = this.cfg.timers.setTimeout(() => {
+      this.timer = null
+      this.nextTickAt = null
+      this.requestSync()
+        .catch(() => {})
+        .finally(() => this.scheduleTimer())
+    }, ms)
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) this.cfg.timers.clearTimeout(this.timer)
+    this.timer = null
+    this.nextTickAt = null
+  }
+
+  private scheduleDebouncedPush(): void {
+    if (!this.started) return
+    if (this.debounce !== null) this.cfg.timers.clearTimeout(this.debounce)
+    this.debounce = this.cfg.timers.setTimeout(() => {
+      this.debounce = null
+      this.requestSync().catch(() => {})
+    }, this.cfg.pushDebounce * 1000)
+  }
+
+  private setStatus(e: StatusEvent): void {
+    if (!this.started) return
+    this.emit(e)
+  }
+
+  private emit(e: StatusEvent): void {
+    const prev = this.current
+    if (
+      prev.status === e.status &&
+      prev.retryAt?.getTime() === e.retryAt?.getTime() &&
+      prev.error === e.error &&
+      prev.progress?.rows === e.progress?.rows &&
+      prev.progress?.pages === e.progress?.pages &&
+      prev.progress?.phase === e.progress?.phase
+    ) {
+      return
+    }
+    this.current = e
+    for (const l of [...this.statusListeners]) {
+      try {
+        l(e)
+      } catch {
+        // Listener failures must not break sync.
+      }
+    }
+  }
+
+  private emitConflict(c: ConflictEvent): void {
+    for (const l of [...this.conflictListeners]) {
+      try {
+        l(c)
+      } catch {
+        // idem
+      }
+    }
+  }
+}
+
+function toError(err: unknown): SynchroError {
+  if (err instanceof SynchroError) return err
+  return new SynchroError('DATABASE_ERROR', err instanceof Error ? err.message : String(err), { cause: err })
+}
+
+function emptyPush() {
+  return { accepted: [], rejected: [], checkpoint: 0, server_time: '', schema_version: 0, schema_hash: '' }
+}
+
+function parseBuckets(raw: string | null): string[] {
+  if (!raw) return []
+  try {
+    const v: unknown = JSON.parse(raw)
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []
+  } catch {
+    return []
+  }
+}
+
+/** Merges `bucket_updates` into the known list; null when nothing changed. */
+export function mergeBuckets(known: string[], updates: PullResponse['bucket_updates']): string[] | null {
+  if (!updates || (!updates.added?.length && !updates.removed?.length)) return null
+  const removed = new Set(updates.removed ?? [])
+  const out = known.filter((b) => !removed.has(b))
+  for (const b of updates.added ?? []) if (!out.includes(b)) out.push(b)
+  return out
+}

@@ -1,0 +1,250 @@
+/**
+ * Push: reading a batch from the queue (PROTOCOL.md §4.3 step 3) and applying the server's results.
+ */
+import type { PushRecord, PushResponse, PushResult, Record as WireRecord } from '@synchro/protocol'
+import type { Row, SqliteExecutor } from '../driver.js'
+import type { RejectedPush } from '../errors.js'
+import type { SyncedTable } from '../schema/synced-table.js'
+import { quoteIdent, quoteLiteral } from '../store/sql.js'
+import { isRfc3339, toRfc3339 } from '../timestamps.js'
+import { upsertServerRecord, writeServerStamps } from './apply.js'
+import { sqliteToWire } from './values.js'
+
+export type Operation = 'create' | 'update' | 'delete'
+
+export interface QueueEntry {
+  record_id: string
+  table_name: string
+  operation: Operation
+  base_updated_at: string | null
+  client_updated_at: string
+}
+
+export interface SentChange {
+  entry: QueueEntry
+  /** The local row as pushed (wire form), for conflict events (Decision 24). Null for deletes of missing rows. */
+  clientData: { [column: string]: unknown } | null
+}
+
+export interface PushBatch {
+  changes: PushRecord[]
+  sent: SentChange[]
+  /** Entries that can never be pushed (table no longer synced, row gone): removed from the queue. */
+  dropped: QueueEntry[]
+}
+
+/**
+ * Table ranks for push order: parents and dependencies before dependants, so a child created in the same
+ * millisecond as its parent (or before the parent's last update) never reaches the server first.
+ */
+export function tableRanks(tables: ReadonlyMap<string, SyncedTable>): Map<string, number> {
+  const ranks = new Map<string, number>()
+  const visiting = new Set<string>()
+  const rank = (name: string): number => {
+    const known = ranks.get(name)
+    if (known !== undefined) return known
+    const t = tables.get(name)
+    if (!t || visiting.has(name)) return 0
+    visiting.add(name)
+    const deps = [...(t.source.dependencies ?? []), ...(t.source.parent_table ? [t.source.parent_table] : [])]
+    const r = deps.length === 0 ? 0 : 1 + Math.max(...deps.map(rank))
+    visiting.delete(name)
+    ranks.set(name, r)
+    return r
+  }
+  for (const name of tables.keys()) rank(name)
+  return ranks
+}
+
+function normaliseTimestamp(ts: string | null): string | null {
+  if (ts === null) return null
+  const t = toRfc3339(ts)
+  // The server rejects the whole request (400) on a malformed timestamp; a bad base only loses its optimisation.
+  return isRfc3339(t) ? t : null
+}
+
+/** Reads up to `limit` queued changes with their rows, in push order. */
+export async function readPushBatch(
+  ex: SqliteExecutor,
+  tables: ReadonlyMap<string, SyncedTable>,
+  limit: number,
+): Promise<PushBatch> {
+  const ranks = tableRanks(tables)
+  const rankCase =
+    ranks.size === 0
+      ? '0'
+      : `CASE table_name ${[...ranks].map(([n, r]) => `WHEN ${quoteLiteral(n)} THEN ${r}`).join(' ')} ELSE 0 END`
+  const entries = await ex.all<QueueEntry>(
+    `SELECT record_id, table_name, operation, base_updated_at, client_updated_at
+     FROM _synchro_pending_changes
+     ORDER BY ${rankCase}, client_updated_at, table_name, record_id
+     LIMIT ?`,
+    [limit],
+  )
+  const batch: PushBatch = { changes: [], sent: [], dropped: [] }
+  const rowsByTable = new Map<string, Map<string, Row>>()
+  for (const [name, ids] of groupIds(entries)) {
+    const t = tables.get(name)
+    if (!t) continue
+    const rows = await ex.all<Row & { __synchro_id: string }>(
+      `SELECT CAST(${quoteIdent(t.pk)} AS TEXT) AS __synchro_id, * FROM ${quoteIdent(t.name)} WHERE ${quoteIdent(t.pk)} IN (${ids.map(() => '?').join(', ')})`,
+      ids,
+    )
+    rowsByTable.set(name, new Map(rows.map((r) => [r.__synchro_id, r])))
+  }
+  for (const e of entries) {
+    const t = tables.get(e.table_name)
+    const row = rowsByTable.get(e.table_name)?.get(e.record_id)
+    if (!t || (!row && e.operation !== 'delete')) {
+      batch.dropped.push(e)
+      continue
+    }
+    let data: { [column: string]: unknown } | null = null
+    if (row) {
+      data = {}
+      for (const c of t.columns) data[c.name] = sqliteToWire(c, row[c.name])
+    }
+    const rec: PushRecord = {
+      id: e.record_id,
+      table_name: e.table_name,
+      operation: e.operation,
+      data: e.operation === 'delete' ? null : data,
+      client_updated_at: normaliseTimestamp(e.client_updated_at) ?? undefined,
+      base_updated_at: normaliseTimestamp(e.base_updated_at) ?? undefined,
+    }
+    batch.changes.push(rec)
+    batch.sent.push({ entry: e, clientData: data })
+  }
+  return batch
+}
+
+function groupIds(entries: readonly QueueEntry[]): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  for (const e of entries) {
+    let l = out.get(e.table_name)
+    if (!l) out.set(e.table_name, (l = []))
+    l.push(e.record_id)
+  }
+  return out
+}
+
+export interface ConflictInfo {
+  table: string
+  recordID: string
+  clientData: { [column: string]: unknown } | null
+  serverData: { [column: string]: unknown } | null
+}
+
+export interface PushOutcome {
+  applied: number
+  conflicts: ConflictInfo[]
+  terminal: RejectedPush[]
+  retryable: RejectedPush[]
+}
+
+/** Removes an entry only if nobody changed it since it was read (a write during the request must not be lost). */
+async function removeIfUnchanged(tx: SqliteExecutor, e: QueueEntry): Promise<boolean> {
+  const r = await tx.run(
+    `DELETE FROM _synchro_pending_changes
+     WHERE table_name = ? AND record_id = ? AND operation = ? AND client_updated_at = ?`,
+    [e.table_name, e.record_id, e.operation, e.client_updated_at],
+  )
+  return r.changes > 0
+}
+
+/**
+ * Applies a push response inside a sync-locked transaction: accepted → dequeue and write the server stamps;
+ * conflict/terminal → dequeue and upsert `server_version`; retryable → keep.
+ */
+export async function applyPushResults(
+  tx: SqliteExecutor,
+  tables: ReadonlyMap<string, SyncedTable>,
+  batch: PushBatch,
+  res: PushResponse,
+): Promise<PushOutcome> {
+  const outcome: PushOutcome = { applied: 0, conflicts: [], terminal: [], retryable: [] }
+  for (const e of batch.dropped) await removeIfUnchanged(tx, e)
+  const sent = new Map(batch.sent.map((s) => [`${s.entry.table_name}\u0000${s.entry.record_id}`, s]))
+  const results: PushResult[] = [...(res.accepted ?? []), ...(res.rejected ?? [])]
+  for (const r of results) {
+    const s = sent.get(`${r.table_name}\u0000${r.id}`)
+    const t = tables.get(r.table_name)
+    if (!s || !t) continue
+    const e = s.entry
+    switch (r.status) {
+      case 'applied': {
+        outcome.applied++
+        const removed = await removeIfUnchanged(tx, e)
+        if (!removed) await rebaseChangedEntry(tx, t, e, r.server_updated_at)
+        await writeServerStamps(tx, t, r.id, r.server_updated_at, r.server_deleted_at)
+        break
+      }
+      case 'rejected_retryable':
+        outcome.retryable.push(rejected(r))
+        break
+      default: {
+        // conflict and rejected_terminal: the server's word is final for this change.
+        const removed = await removeIfUnchanged(tx, e)
+        const sv = r.server_version
+        if (removed && sv) await upsertServerRecord(tx, t, normaliseServerVersion(sv, t))
+        else if (!removed && sv) {
+          // The app wrote again meanwhile: keep that newer write, judged against the server's current version.
+          await tx.run(
+            'UPDATE _synchro_pending_changes SET base_updated_at = ? WHERE table_name = ? AND record_id = ?',
+            [sv.updated_at, e.table_name, e.record_id],
+          )
+        }
+        if (r.status === 'conflict') {
+          outcome.conflicts.push({
+            table: r.table_name,
+            recordID: r.id,
+            clientData: s.clientData,
+            serverData: sv?.data ?? null,
+          })
+        } else outcome.terminal.push(rejected(r))
+        break
+      }
+    }
+  }
+  return outcome
+}
+
+function rejected(r: PushResult): RejectedPush {
+  return { recordID: r.id, table: r.table_name, status: r.status, ...(r.message ? { message: r.message } : {}) }
+}
+
+function normaliseServerVersion(sv: WireRecord, t: SyncedTable): WireRecord {
+  return sv.table_name === t.name ? sv : { ...sv, table_name: t.name }
+}
+
+/**
+ * An accepted change whose queue entry was rewritten during the request: the server now has the record, so a queued
+ * `create` becomes an `update` based on the new server stamp. If the entry vanished because a queued create was
+ * followed by a local delete, the server's copy must still be deleted: queue that delete.
+ */
+async function rebaseChangedEntry(
+  tx: SqliteExecutor,
+  t: SyncedTable,
+  e: QueueEntry,
+  serverUpdatedAt: string | undefined,
+): Promise<void> {
+  const upd = await tx.run(
+    `UPDATE _synchro_pending_changes
+     SET operation = CASE WHEN operation = 'create' THEN 'update' ELSE operation END,
+         base_updated_at = COALESCE(?, base_updated_at)
+     WHERE table_name = ? AND record_id = ?`,
+    [serverUpdatedAt ?? null, e.table_name, e.record_id],
+  )
+  if (upd.changes > 0 || e.operation !== 'create') return
+  const rows = await tx.all<{ d: unknown }>(
+    `SELECT ${quoteIdent(t.deletedAt)} AS d FROM ${quoteIdent(t.name)} WHERE ${quoteIdent(t.pk)} = ?`,
+    [e.record_id],
+  )
+  if (rows.length > 0 && rows[0]!.d != null) {
+    await tx.run(
+      `INSERT OR REPLACE INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at)
+       VALUES (?, ?, 'delete', ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`,
+      [e.record_id, e.table_name, serverUpdatedAt ?? null],
+    )
+  }
+}

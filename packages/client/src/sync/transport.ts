@@ -1,0 +1,178 @@
+/**
+ * HTTP transport: one place that knows URLs, headers and the error mapping of PROTOCOL.md §4.4.
+ */
+import type {
+  PullResponse,
+  PushRecord,
+  PushResponse,
+  RegisterResponse,
+  SchemaResponse,
+  SnapshotCursor,
+  SnapshotResponse,
+} from '@synchro/protocol'
+import {
+  InvalidResponseError,
+  NetworkError,
+  SchemaMismatchError,
+  ServerError,
+  SynchroError,
+  UpgradeRequiredError,
+} from '../errors.js'
+
+export type FetchLike = (input: string, init: RequestInit) => Promise<Response>
+
+export interface TransportOptions {
+  serverURL: string
+  fetch: FetchLike
+  authProvider?: () => Promise<string> | string
+  userID?: string
+  appVersion: string
+}
+
+export interface SchemaPair {
+  schema_version: number
+  schema_hash: string
+}
+
+export class Transport {
+  private readonly base: string
+
+  constructor(private readonly opts: TransportOptions) {
+    this.base = opts.serverURL.replace(/\/+$/, '')
+  }
+
+  getSchema(): Promise<SchemaResponse> {
+    return this.request<SchemaResponse>('GET', '/sync/schema', undefined, (b) => {
+      need(Array.isArray(b.tables), 'schema.tables')
+      need(typeof b.schema_version === 'number' && typeof b.schema_hash === 'string', 'schema pair')
+    })
+  }
+
+  register(body: {
+    client_id: string
+    client_name: string | null
+    platform: string
+    app_version: string
+    schema_version: number
+    schema_hash: string
+  }): Promise<RegisterResponse> {
+    return this.request<RegisterResponse>('POST', '/sync/register', body, (b) => {
+      need(typeof b.id === 'string', 'register.id')
+    })
+  }
+
+  pull(
+    body: { client_id: string; checkpoint: number; limit: number; known_buckets?: string[] } & SchemaPair,
+  ): Promise<PullResponse> {
+    return this.request<PullResponse>('POST', '/sync/pull', body, (b) => {
+      need(typeof b.checkpoint === 'number', 'pull.checkpoint')
+      if (b.snapshot_required) return
+      need(Array.isArray(b.changes) && Array.isArray(b.deletes), 'pull.changes/deletes')
+    })
+  }
+
+  push(body: { client_id: string; changes: PushRecord[] } & SchemaPair): Promise<PushResponse> {
+    return this.request<PushResponse>('POST', '/sync/push', body, (b) => {
+      need(Array.isArray(b.accepted) && Array.isArray(b.rejected), 'push.accepted/rejected')
+    })
+  }
+
+  snapshot(
+    body: { client_id: string; cursor: SnapshotCursor | null; limit: number } & SchemaPair,
+  ): Promise<SnapshotResponse> {
+    return this.request<SnapshotResponse>('POST', '/sync/snapshot', body, (b) => {
+      need(Array.isArray(b.records) && typeof b.checkpoint === 'number', 'snapshot.records/checkpoint')
+    })
+  }
+
+  private async request<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    validate: (b: { [k: string]: unknown }) => void,
+  ): Promise<T> {
+    const headers: Record<string, string> = { Accept: 'application/json' }
+    if (body !== undefined) headers['Content-Type'] = 'application/json'
+    if (this.opts.appVersion) headers['X-App-Version'] = this.opts.appVersion
+    if (this.opts.authProvider) {
+      let token: string
+      try {
+        token = await this.opts.authProvider()
+      } catch (err) {
+        // An auth provider that cannot produce a token (offline refresh, for instance) is a transient condition.
+        throw new NetworkError('authProvider failed to produce a token', err)
+      }
+      headers.Authorization = `Bearer ${token}`
+    } else if (this.opts.userID !== undefined) {
+      headers['X-User-ID'] = this.opts.userID
+    }
+    let res: Response
+    try {
+      res = await this.opts.fetch(this.base + path, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      })
+    } catch (err) {
+      throw new NetworkError(`request to ${path} failed`, err)
+    }
+    let text: string
+    try {
+      text = await res.text()
+    } catch (err) {
+      throw new NetworkError(`reading the response of ${path} failed`, err)
+    }
+    if (res.status !== 200) throw mapError(res, text, this.opts.appVersion)
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      throw new InvalidResponseError(`${path}: response is not JSON`)
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new InvalidResponseError(`${path}: response is not a JSON object`)
+    }
+    try {
+      validate(parsed as { [k: string]: unknown })
+    } catch (err) {
+      if (err instanceof SynchroError) throw err
+      throw new InvalidResponseError(`${path}: ${String(err)}`)
+    }
+    return parsed as T
+  }
+}
+
+function need(ok: boolean, what: string): void {
+  if (!ok) throw new InvalidResponseError(`invalid response: ${what}`)
+}
+
+/** Seconds from `Retry-After` (delta-seconds, decimals allowed) or the body's `retry_after`; 0 when absent. */
+export function parseRetryAfter(header: string | null, body: unknown): number {
+  if (header !== null) {
+    const n = Number(header.trim())
+    if (Number.isFinite(n) && n > 0) return n
+  }
+  if (body && typeof body === 'object' && 'retry_after' in body) {
+    const n = Number((body as { retry_after: unknown }).retry_after)
+    if (Number.isFinite(n) && n > 0) return n
+  }
+  return 0
+}
+
+function mapError(res: Response, text: string, appVersion: string): SynchroError {
+  let body: unknown = null
+  try {
+    body = JSON.parse(text)
+  } catch {
+    // Non-JSON error bodies exist (Go's "404 page not found").
+  }
+  const obj = body && typeof body === 'object' ? (body as { [k: string]: unknown }) : {}
+  if (res.status === 409) {
+    const version = typeof obj.server_schema_version === 'number' ? obj.server_schema_version : 0
+    const hash = typeof obj.server_schema_hash === 'string' ? obj.server_schema_hash : ''
+    return new SchemaMismatchError(version, hash)
+  }
+  if (res.status === 426) return new UpgradeRequiredError(appVersion)
+  const message = typeof obj.error === 'string' ? obj.error : text.slice(0, 200) || res.statusText
+  return new ServerError(res.status, message, parseRetryAfter(res.headers.get('Retry-After'), body))
+}

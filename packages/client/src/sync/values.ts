@@ -1,0 +1,100 @@
+/**
+ * Conversions between wire values (JSON, PROTOCOL.md §1.6 and Decisions 23/27) and SQLite storage (§2.3:
+ * string/datetime/date/time/json → TEXT, int/int64/boolean → INTEGER, float → REAL, bytes → BLOB).
+ */
+import type { LogicalType, SchemaColumn } from '@synchro/protocol'
+import type { SqlValue } from '../driver.js'
+import { toRfc3339 } from '../timestamps.js'
+
+const HEX = '0123456789abcdef'
+
+/** Bytes → PostgreSQL hex text `\x0102` (Decision 27). */
+export function bytesToPgHex(bytes: Uint8Array): string {
+  let s = '\\x'
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!
+    s += HEX[b >> 4]! + HEX[b & 15]!
+  }
+  return s
+}
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48
+  if (c >= 97 && c <= 102) return c - 87
+  if (c >= 65 && c <= 70) return c - 55
+  return -1
+}
+
+/** PostgreSQL hex text `\x0102` → bytes; null when the text is not hex bytea. */
+export function pgHexToBytes(text: string): Uint8Array | null {
+  if (!text.startsWith('\\x') || text.length % 2 !== 0) return null
+  const out = new Uint8Array((text.length - 2) / 2)
+  for (let i = 0; i < out.length; i++) {
+    const hi = hexDigit(text.charCodeAt(2 + 2 * i))
+    const lo = hexDigit(text.charCodeAt(3 + 2 * i))
+    if (hi < 0 || lo < 0) return null
+    out[i] = (hi << 4) | lo
+  }
+  return out
+}
+
+/** Is this a PostgreSQL array column (`text[]`, `integer[]`…)? Those are logical `json` but arrays on the wire. */
+export function isArrayColumn(col: SchemaColumn): boolean {
+  return col.db_type.trim().endsWith('[]')
+}
+
+/** A wire value (from pull, snapshot or a conflict's server_version) → the value stored in SQLite. */
+export function wireToSqlite(type: LogicalType, value: unknown): SqlValue {
+  if (value === null || value === undefined) return null
+  switch (type) {
+    case 'boolean':
+      if (typeof value === 'boolean') return value ? 1 : 0
+      break
+    case 'json':
+      // Stored as JSON text so that it round-trips as the same JSON value (Decision 23).
+      return JSON.stringify(value)
+    case 'bytes':
+      if (typeof value === 'string') return pgHexToBytes(value) ?? value
+      break
+    default:
+      break
+  }
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint') return value
+  if (typeof value === 'boolean') return value ? 1 : 0
+  return JSON.stringify(value)
+}
+
+/** A value read from SQLite → the JSON value pushed to the server. */
+export function sqliteToWire(col: SchemaColumn, value: unknown): unknown {
+  if (value === null || value === undefined) return null
+  switch (col.logical_type) {
+    case 'boolean':
+      if (typeof value === 'number' || typeof value === 'bigint') return value !== 0 && value !== 0n
+      if (value === 'true' || value === 'false') return value === 'true'
+      return value
+    case 'json':
+      if (typeof value === 'string') {
+        // PostgreSQL's empty array literal is what the portable default of `'{}'::text[]` leaves in SQLite.
+        if (value === '{}' && isArrayColumn(col)) return []
+        try {
+          return JSON.parse(value)
+        } catch {
+          return value
+        }
+      }
+      return value
+    case 'bytes':
+      if (value instanceof Uint8Array) return bytesToPgHex(value)
+      return value
+    case 'datetime':
+      return typeof value === 'string' ? toRfc3339(value) : value
+    case 'int':
+    case 'int64':
+      if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString()
+      return value
+    default:
+      if (typeof value === 'bigint') return value.toString()
+      if (value instanceof Uint8Array) return bytesToPgHex(value)
+      return value
+  }
+}
