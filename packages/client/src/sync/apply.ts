@@ -80,7 +80,10 @@ export async function pendingIds(tx: SqliteExecutor): Promise<Map<string, Set<st
   const out = new Map<string, Set<string>>()
   for (const r of rows) {
     let s = out.get(r.t)
-    if (!s) out.set(r.t, (s = new Set()))
+    if (!s) {
+      s = new Set()
+      out.set(r.t, s)
+    }
     s.add(r.id)
   }
   return out
@@ -109,7 +112,10 @@ function groupByTable(records: readonly WireRecord[]): Map<string, Map<string, W
   const out = new Map<string, Map<string, WireRecord>>()
   for (const r of records) {
     let m = out.get(r.table_name)
-    if (!m) out.set(r.table_name, (m = new Map()))
+    if (!m) {
+      m = new Map()
+      out.set(r.table_name, m)
+    }
     // A later record for the same id wins (pages are deduplicated by the server, but be safe).
     m.delete(r.id)
     m.set(r.id, r)
@@ -160,7 +166,10 @@ export async function applyPullPage(
     const byTable = new Map<string, SqlParam[][]>()
     for (const d of deletes) {
       let l = byTable.get(d.table_name)
-      if (!l) byTable.set(d.table_name, (l = []))
+      if (!l) {
+        l = []
+        byTable.set(d.table_name, l)
+      }
       l.push([d.id])
     }
     for (const [name, ids] of byTable) {

@@ -122,7 +122,10 @@ function groupIds(entries: readonly QueueEntry[]): Map<string, string[]> {
   const out = new Map<string, string[]>()
   for (const e of entries) {
     let l = out.get(e.table_name)
-    if (!l) out.set(e.table_name, (l = []))
+    if (!l) {
+      l = []
+      out.set(e.table_name, l)
+    }
     l.push(e.record_id)
   }
   return out
