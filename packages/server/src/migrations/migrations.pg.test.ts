@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { createTestDatabase, type TestDatabase } from '../../../../test-harness/src/index.js'
+import { runMigrations } from './migrations.js'
+
+let db: TestDatabase
+beforeAll(async () => {
+  db = await createTestDatabase()
+})
+afterAll(async () => {
+  await db.drop()
+})
+
+it('migrations create the §2.1 tables and indexes, and re-running them (also concurrently) changes nothing', async () => {
+  await Promise.all([runMigrations(db.pool), runMigrations(db.pool), runMigrations(db.pool)])
+  await runMigrations(db.pool)
+  const { rows } = await db.pool.query<{ tablename: string }>(
+    `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`,
+  )
+  expect(rows.map((r) => r.tablename)).toEqual([
+    'sync_bucket_edges',
+    'sync_changelog',
+    'sync_clients',
+    'sync_compaction_state',
+    'sync_rule_failures',
+    'sync_schema_manifest',
+    'sync_wal_position',
+  ])
+  const idx = await db.pool.query<{ indexname: string }>(
+    `SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND indexname LIKE 'idx_%' ORDER BY 1`,
+  )
+  expect(idx.rows.map((r) => r.indexname)).toEqual([
+    'idx_sync_bucket_edges_bucket',
+    'idx_sync_changelog_bucket_seq',
+    'idx_sync_changelog_record',
+    'idx_sync_clients_user',
+    'idx_sync_rule_failures_created',
+    'idx_sync_schema_manifest_hash',
+  ])
+  const cols = await db.pool.query(
+    `SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
+      WHERE table_name = 'sync_clients' ORDER BY ordinal_position`,
+  )
+  expect(cols.rows.map((c) => c.column_name)).toEqual([
+    'id',
+    'user_id',
+    'client_id',
+    'client_name',
+    'platform',
+    'app_version',
+    'bucket_subs',
+    'last_sync_at',
+    'last_pull_at',
+    'last_push_at',
+    'last_pull_seq',
+    'is_active',
+    'created_at',
+    'updated_at',
+  ])
+})
