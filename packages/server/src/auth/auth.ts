@@ -17,7 +17,7 @@ export type Authenticator = (request: Request) => Promise<string> | string
 
 /** Dev mode: identity from the `X-User-ID` header (PROTOCOL.md §1.2). */
 export function headerAuth(header = 'x-user-id'): Authenticator {
-  return (request) => {
+  return async (request) => {
     const id = request.headers.get(header)
     if (!id) throw new AuthError(WIRE_ERRORS.missing_user_identity.message)
     return id
