@@ -1,0 +1,134 @@
+// End-to-end latency: client A commits a local write → client B sees it in its SQLite; and a write made directly
+// in PostgreSQL by another application → client B sees it. p50/p95/p99 with the SDK's default settings and with
+// the fastest settings it allows. Sizes: BENCH_E2E_WRITES (default 500), BENCH_E2E_GAP_MS (pause between writes).
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { SynchroClient } from '@synchro/client'
+import { openBetterSqlite3 } from '@synchro/client/better-sqlite3'
+import {
+  createEngine,
+  createSyncHandler,
+  headerAuth,
+  Registry,
+  startWalConsumer,
+  toNodeListener,
+} from '@synchro/server'
+import { NORTHWIND_SQL, NORTHWIND_TABLES } from '../../test-harness/src/northwind.js'
+import { createBenchDatabase, envInt, percentile, writeResult } from '../lib.js'
+
+interface Settings {
+  name: string
+  syncInterval: number
+  pushDebounce: number
+}
+
+const WRITES = envInt('BENCH_E2E_WRITES', 500)
+const GAP_MS = envInt('BENCH_E2E_GAP_MS', 40, 1)
+const SETTINGS: Settings[] = [
+  { name: 'fastest', syncInterval: 0.05, pushDebounce: 0 },
+  { name: 'default', syncInterval: 30, pushDebounce: 0.5 },
+]
+
+const db = await createBenchDatabase('bench_e2e')
+await db.pool.query(NORTHWIND_SQL)
+const registry = new Registry()
+for (const t of NORTHWIND_TABLES) registry.register(t)
+const engine = await createEngine({ pool: db.pool, registry })
+const server = http.createServer(toNodeListener(createSyncHandler(engine, { authenticate: headerAuth() })))
+await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+const serverURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+const consumer = startWalConsumer({ pool: db.pool, registry, replicationUrl: db.url, slotName: 'bench_e2e' })
+const dir = mkdtempSync(path.join(tmpdir(), 'synchro-e2e-'))
+
+const results: Record<string, unknown> = {}
+try {
+  for (const s of SETTINGS) {
+    // The default settings sync every 30 s: spread their writes so the run stays short but covers full intervals.
+    const gap = s.name === 'default' ? Math.max(GAP_MS, Math.ceil(75_000 / WRITES)) : GAP_MS
+    results[s.name] = await measure(s, gap)
+    console.log(s.name, JSON.stringify(results[s.name]))
+  }
+} finally {
+  await consumer.stop()
+  await new Promise((r) => server.close(r))
+  await engine.close()
+  await db.close()
+  rmSync(dir, { recursive: true, force: true })
+}
+const file = writeResult('e2e', { writes: WRITES, settings: SETTINGS, results })
+console.log(`wrote ${file}`)
+
+async function measure(s: Settings, gapMs: number) {
+  const user = randomUUID()
+  const mk = async (id: string) =>
+    new SynchroClient({
+      driver: await openBetterSqlite3(path.join(dir, `${s.name}-${id}.db`)),
+      serverURL,
+      userID: user,
+      clientID: `${s.name}-${id}`,
+      appVersion: '1.0.0',
+      syncInterval: s.syncInterval,
+      pushDebounce: s.pushDebounce,
+      pullPageSize: 1000,
+    })
+  const a = await mk('a')
+  const b = await mk('b')
+  await a.start()
+  await b.start()
+  const sentAt = new Map<string, number>()
+  const seenAt = new Map<string, number>()
+  const unsubscribe = b.onChange(['orders'], () => {
+    void b
+      .query<{ ship_address: string }>(`SELECT ship_address FROM orders WHERE ship_address LIKE 'lat-%'`)
+      .then((rows) => {
+        const now = performance.now()
+        for (const r of rows) if (!seenAt.has(r.ship_address)) seenAt.set(r.ship_address, now)
+      })
+  })
+  const clientTags: string[] = []
+  const directTags: string[] = []
+  for (let i = 0; i < WRITES; i++) {
+    // Alternate: a local write on A, then a direct write in PostgreSQL by "another application".
+    if (i % 2 === 0) {
+      const tag = `lat-${s.name}-client-${i}`
+      clientTags.push(tag)
+      sentAt.set(tag, performance.now())
+      await a.execute('INSERT INTO orders (id, user_id, ship_address) VALUES (?, ?, ?)', [randomUUID(), user, tag])
+    } else {
+      const tag = `lat-${s.name}-direct-${i}`
+      directTags.push(tag)
+      await db.pool.query('INSERT INTO orders (user_id, ship_address) VALUES ($1, $2)', [user, tag])
+      sentAt.set(tag, performance.now())
+    }
+    await new Promise((r) => setTimeout(r, gapMs))
+  }
+  const deadline = Date.now() + (s.syncInterval + 30) * 1000
+  while (seenAt.size < sentAt.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  unsubscribe()
+  await a.stop()
+  await b.stop()
+  await a.close()
+  await b.close()
+  const stats = (tags: string[]) => {
+    const lat = tags.filter((t) => seenAt.has(t)).map((t) => (seenAt.get(t) as number) - (sentAt.get(t) as number))
+    return {
+      n: tags.length,
+      seen: lat.length,
+      p50Ms: Math.round(percentile(lat, 50)),
+      p95Ms: Math.round(percentile(lat, 95)),
+      p99Ms: Math.round(percentile(lat, 99)),
+      maxMs: Math.round(Math.max(...lat)),
+    }
+  }
+  return {
+    syncInterval: s.syncInterval,
+    pushDebounce: s.pushDebounce,
+    gapMs,
+    clientWrite: stats(clientTags),
+    directWrite: stats(directTags),
+  }
+}

@@ -1,0 +1,104 @@
+// Shared helpers for benchmarks: a fresh database on a real PostgreSQL, result files, percentiles.
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir, totalmem } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { startEmbeddedPostgres } from '../packages/synchrod/src/embedded.js'
+
+export interface BenchDatabase {
+  url: string
+  pool: pg.Pool
+  close(): Promise<void>
+}
+
+/**
+ * A fresh database for one benchmark run: on `SYNCHRO_BENCH_DATABASE_URL` (default: the machine's PostgreSQL on
+ * 127.0.0.1:5432 when it answers), otherwise on a throw-away embedded PostgreSQL 17.
+ */
+export async function createBenchDatabase(prefix = 'bench'): Promise<BenchDatabase> {
+  let root = process.env.SYNCHRO_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+  let stopEmbedded: (() => Promise<void>) | undefined
+  if (!(await reachable(root))) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synchro-bench-pg-'))
+    const { chmodSync } = await import('node:fs')
+    chmodSync(dir, 0o777)
+    const emb = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), persistent: false })
+    root = emb.url
+    stopEmbedded = emb.stop
+  }
+  const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`
+  const admin = new pg.Client({ connectionString: root })
+  await admin.connect()
+  await admin.query(`CREATE DATABASE "${name}" TEMPLATE template0`)
+  await admin.end()
+  const u = new URL(root)
+  u.pathname = `/${name}`
+  const url = u.toString()
+  const pool = new pg.Pool({ connectionString: url, max: 10 })
+  return {
+    url,
+    pool,
+    async close() {
+      await pool.end().catch(() => {})
+      const c = new pg.Client({ connectionString: root })
+      await c.connect()
+      const { rows } = await c.query<{ slot_name: string }>(
+        'SELECT slot_name FROM pg_replication_slots WHERE database = $1',
+        [name],
+      )
+      await c.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+        [name],
+      )
+      for (const r of rows) await c.query('SELECT pg_drop_replication_slot($1)', [r.slot_name]).catch(() => {})
+      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+      await c.end()
+      await stopEmbedded?.()
+    },
+  }
+}
+
+async function reachable(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 })
+  try {
+    await c.connect()
+    const { rows } = await c.query<{ w: string }>(`SELECT current_setting('wal_level') AS w`)
+    return rows[0]?.w === 'logical'
+  } catch {
+    return false
+  } finally {
+    await c.end().catch(() => {})
+  }
+}
+
+/** Writes `bench/results/<name>-<timestamp>.json` with the machine description and returns its path. */
+export function writeResult(name: string, result: object): string {
+  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results')
+  mkdirSync(dir, { recursive: true })
+  const file = path.join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+  }
+  writeFileSync(file, `${JSON.stringify({ name, at: new Date().toISOString(), machine, ...result }, null, 2)}\n`)
+  return file
+}
+
+/** p-th percentile (0–100) of a list of numbers (nearest rank). */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[rank] as number
+}
+
+/** Integer environment variable with a default (BENCH_QUICK=1 divides defaults by `quickDivisor`). */
+export function envInt(name: string, def: number, quickDivisor = 10): number {
+  const v = process.env[name]
+  if (v !== undefined && v !== '') return Number.parseInt(v, 10)
+  return process.env.BENCH_QUICK === '1' ? Math.max(1, Math.floor(def / quickDivisor)) : def
+}
