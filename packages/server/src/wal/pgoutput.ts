@@ -1,0 +1,192 @@
+import { WalDecodeError } from './errors.js'
+
+/**
+ * Decoder for pgoutput protocol version 1 (PostgreSQL docs, "Logical Replication Message Formats").
+ * Values arrive in text format: exactly what the column type's output function prints.
+ */
+
+/** One column value of a tuple: text, SQL NULL, or "unchanged TOAST value, not sent". */
+export type TupleValue = string | null | typeof UNCHANGED
+
+/** Marker for an unchanged TOASTed column ('u'): the value was not sent and must be taken from elsewhere. */
+export const UNCHANGED: unique symbol = Symbol('unchanged-toast')
+
+export interface RelationColumn {
+  name: string
+  typeOid: number
+  typeMod: number
+  /** Part of the replica identity (key). */
+  isKey: boolean
+}
+
+export interface RelationMessage {
+  tag: 'relation'
+  relationId: number
+  namespace: string
+  name: string
+  /** d = default, n = nothing, f = full, i = index. */
+  replicaIdentity: string
+  columns: RelationColumn[]
+}
+
+export type PgoutputMessage =
+  | { tag: 'begin'; finalLsn: bigint; commitTime: bigint; xid: number }
+  | { tag: 'commit'; flags: number; commitLsn: bigint; endLsn: bigint; commitTime: bigint }
+  | { tag: 'origin'; originLsn: bigint; name: string }
+  | RelationMessage
+  | { tag: 'type'; typeOid: number; namespace: string; name: string }
+  | { tag: 'insert'; relationId: number; newTuple: TupleValue[] }
+  | {
+      tag: 'update'
+      relationId: number
+      /** Old values: the whole row with REPLICA IDENTITY FULL ('O'), the key only ('K'), or absent. */
+      oldTuple: TupleValue[] | null
+      oldKind: 'O' | 'K' | null
+      newTuple: TupleValue[]
+    }
+  | { tag: 'delete'; relationId: number; oldTuple: TupleValue[]; oldKind: 'O' | 'K' }
+  | { tag: 'truncate'; relationIds: number[]; cascade: boolean; restartIdentity: boolean }
+  | { tag: 'message'; prefix: string }
+
+const decoder = new TextDecoder('utf-8', { fatal: false })
+
+/** A cursor over one message buffer. */
+class Reader {
+  pos = 0
+  constructor(readonly buf: Buffer) {}
+  need(n: number): void {
+    if (this.pos + n > this.buf.length) throw new WalDecodeError('pgoutput message truncated')
+  }
+  u8(): number {
+    this.need(1)
+    return this.buf[this.pos++] as number
+  }
+  i16(): number {
+    this.need(2)
+    const v = this.buf.readInt16BE(this.pos)
+    this.pos += 2
+    return v
+  }
+  i32(): number {
+    this.need(4)
+    const v = this.buf.readInt32BE(this.pos)
+    this.pos += 4
+    return v
+  }
+  u32(): number {
+    this.need(4)
+    const v = this.buf.readUInt32BE(this.pos)
+    this.pos += 4
+    return v
+  }
+  u64(): bigint {
+    this.need(8)
+    const v = this.buf.readBigUInt64BE(this.pos)
+    this.pos += 8
+    return v
+  }
+  i64(): bigint {
+    this.need(8)
+    const v = this.buf.readBigInt64BE(this.pos)
+    this.pos += 8
+    return v
+  }
+  cstring(): string {
+    const end = this.buf.indexOf(0, this.pos)
+    if (end < 0) throw new WalDecodeError('pgoutput string not terminated')
+    const s = decoder.decode(this.buf.subarray(this.pos, end))
+    this.pos = end + 1
+    return s
+  }
+  tuple(): TupleValue[] {
+    const n = this.i16()
+    const out: TupleValue[] = new Array(n)
+    for (let i = 0; i < n; i++) {
+      const kind = this.u8()
+      if (kind === 0x6e /* n */) out[i] = null
+      else if (kind === 0x75 /* u */) out[i] = UNCHANGED
+      else if (kind === 0x74 /* t */ || kind === 0x62 /* b */) {
+        const len = this.i32()
+        this.need(len)
+        out[i] = decoder.decode(this.buf.subarray(this.pos, this.pos + len))
+        this.pos += len
+      } else throw new WalDecodeError(`unknown tuple value kind 0x${kind.toString(16)}`)
+    }
+    return out
+  }
+}
+
+/** Decodes one pgoutput message (the payload of an XLogData CopyData message). */
+export function decodePgoutput(buf: Buffer): PgoutputMessage {
+  const r = new Reader(buf)
+  const tag = r.u8()
+  switch (tag) {
+    case 0x42 /* B */:
+      return { tag: 'begin', finalLsn: r.u64(), commitTime: r.i64(), xid: r.u32() }
+    case 0x43 /* C */:
+      return { tag: 'commit', flags: r.u8(), commitLsn: r.u64(), endLsn: r.u64(), commitTime: r.i64() }
+    case 0x4f /* O */:
+      return { tag: 'origin', originLsn: r.u64(), name: r.cstring() }
+    case 0x52 /* R */:
+      {
+        const relationId = r.u32()
+        const namespace = r.cstring()
+        const name = r.cstring()
+        const replicaIdentity = String.fromCharCode(r.u8())
+        const n = r.i16()
+        const columns: RelationColumn[] = []
+        for (let i = 0; i < n; i++) {
+          const flags = r.u8()
+          columns.push({ isKey: (flags & 1) === 1, name: r.cstring(), typeOid: r.u32(), typeMod: r.i32() })
+        }
+        // pg_catalog is sent as an empty namespace; the relation itself is never in it, but be exact anyway.
+        return { tag: 'relation', relationId, namespace: namespace || 'pg_catalog', name, replicaIdentity, columns }
+      }
+    case 0x59 /* Y */:
+      return { tag: 'type', typeOid: r.u32(), namespace: r.cstring(), name: r.cstring() }
+    case 0x49 /* I */:
+      {
+        const relationId = r.u32()
+        const k = r.u8()
+        if (k !== 0x4e) throw new WalDecodeError('insert without new tuple')
+        return { tag: 'insert', relationId, newTuple: r.tuple() }
+      }
+    case 0x55 /* U */:
+      {
+        const relationId = r.u32()
+        let k = r.u8()
+        let oldTuple: TupleValue[] | null = null
+        let oldKind: 'O' | 'K' | null = null
+        if (k === 0x4b /* K */ || k === 0x4f /* O */) {
+          oldKind = k === 0x4b ? 'K' : 'O'
+          oldTuple = r.tuple()
+          k = r.u8()
+        }
+        if (k !== 0x4e) throw new WalDecodeError('update without new tuple')
+        return { tag: 'update', relationId, oldTuple, oldKind, newTuple: r.tuple() }
+      }
+    case 0x44 /* D */:
+      {
+        const relationId = r.u32()
+        const k = r.u8()
+        if (k !== 0x4b && k !== 0x4f) throw new WalDecodeError('delete without old tuple')
+        return { tag: 'delete', relationId, oldKind: k === 0x4b ? 'K' : 'O', oldTuple: r.tuple() }
+      }
+    case 0x54 /* T */:
+      {
+        const n = r.u32()
+        const options = r.u8()
+        const relationIds: number[] = []
+        for (let i = 0; i < n; i++) relationIds.push(r.u32())
+        return { tag: 'truncate', relationIds, cascade: (options & 1) === 1, restartIdentity: (options & 2) === 2 }
+      }
+    case 0x4d /* M */:
+      {
+        r.u8()
+        r.u64()
+        return { tag: 'message', prefix: r.cstring() }
+      }
+    default:
+      throw new WalDecodeError(`unknown pgoutput message tag 0x${tag.toString(16)}`)
+  }
+}

@@ -1,0 +1,125 @@
+import type pg from 'pg'
+import type { Registry, ResolvedTable } from '../registry/registry.js'
+import { quoteIdent } from '../util/sql.js'
+import { WalConfigurationError } from './errors.js'
+
+/** PostgreSQL's rule for replication slot names. */
+const SLOT_NAME_RE = /^[a-z0-9_]{1,63}$/
+
+export function assertSlotName(name: string): void {
+  if (!SLOT_NAME_RE.test(name)) {
+    throw new WalConfigurationError(
+      `invalid slot name ${JSON.stringify(name)}: use 1-63 lower-case letters, digits or underscores`,
+    )
+  }
+}
+
+type Queryable = pg.Pool | pg.ClientBase
+
+/** Fails clearly when the server cannot do logical decoding. */
+export async function assertLogicalWal(db: Queryable): Promise<void> {
+  const { rows } = await db.query<{ wal_level: string }>(`SELECT current_setting('wal_level') AS wal_level`)
+  if (rows[0]?.wal_level !== 'logical') {
+    throw new WalConfigurationError(`wal_level is ${rows[0]?.wal_level}; logical replication needs wal_level=logical`)
+  }
+}
+
+/** OIDs of the registered tables; a table that does not exist is a configuration error. */
+export async function tableOids(db: Queryable, registry: Registry): Promise<Map<number, ResolvedTable>> {
+  const tables = registry.tables()
+  const { rows } = await db.query<{ i: string; oid: number | null }>(
+    `SELECT x.i::text AS i, to_regclass(x.name)::oid::int8 AS oid
+       FROM unnest($1::text[]) WITH ORDINALITY AS x(name, i)`,
+    [tables.map((t) => t.sqlName)],
+  )
+  const out = new Map<number, ResolvedTable>()
+  const missing: string[] = []
+  for (const r of rows) {
+    const t = tables[Number(r.i) - 1] as ResolvedTable
+    if (r.oid === null) missing.push(t.tableName)
+    else out.set(Number(r.oid), t)
+  }
+  if (missing.length > 0) throw new WalConfigurationError(`registered tables not found: ${missing.join(', ')}`)
+  return out
+}
+
+/**
+ * Creates the publication for the registered tables, or adds the registered tables it lacks. Tables already in it
+ * that are not registered stay (another deployment may use them); the consumer ignores their changes.
+ */
+export async function ensurePublication(db: Queryable, registry: Registry, publicationName: string): Promise<void> {
+  const names = registry.tables().map((t) => t.sqlName)
+  const pub = await db.query<{ all: boolean }>('SELECT puballtables AS all FROM pg_publication WHERE pubname = $1', [
+    publicationName,
+  ])
+  if (pub.rows.length === 0) {
+    try {
+      await db.query(`CREATE PUBLICATION ${quoteIdent(publicationName)} FOR TABLE ${names.join(', ')}`)
+      return
+    } catch (err) {
+      // Another process created it first: fall through and make sure it holds our tables.
+      if ((err as { code?: string }).code !== '42710') throw err
+    }
+  } else if (pub.rows[0]?.all) return
+  const { rows } = await db.query<{ name: string }>(
+    `SELECT x.name FROM unnest($1::text[]) AS x(name)
+      WHERE to_regclass(x.name) NOT IN (
+        SELECT r.prrelid FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE p.pubname = $2)`,
+    [names, publicationName],
+  )
+  if (rows.length > 0) {
+    await db.query(`ALTER PUBLICATION ${quoteIdent(publicationName)} ADD TABLE ${rows.map((r) => r.name).join(', ')}`)
+  }
+}
+
+/**
+ * Sets REPLICA IDENTITY FULL on registered tables that lack it, so updates and deletes carry the whole old row:
+ * deletes can be bucketed from it, and TOASTed columns an update did not touch can be taken from it.
+ */
+export async function ensureReplicaIdentityFull(db: Queryable, registry: Registry): Promise<string[]> {
+  const { rows } = await db.query<{ name: string }>(
+    `SELECT x.name FROM unnest($1::text[]) AS x(name)
+       JOIN pg_class c ON c.oid = to_regclass(x.name)
+      WHERE c.relreplident <> 'f'`,
+    [registry.tables().map((t) => t.sqlName)],
+  )
+  for (const r of rows) await db.query(`ALTER TABLE ${r.name} REPLICA IDENTITY FULL`)
+  return rows.map((r) => r.name)
+}
+
+export interface SlotInfo {
+  /** True when this call created the slot. */
+  created: boolean
+  /** The slot's confirmed_flush_lsn as a 64-bit integer (0 when unknown). */
+  confirmedFlushLsn: bigint
+}
+
+/** Creates the permanent pgoutput slot when missing; checks an existing one is a pgoutput slot of this database. */
+export async function ensureSlot(db: Queryable, slotName: string): Promise<SlotInfo> {
+  assertSlotName(slotName)
+  const existing = await readSlot(db, slotName)
+  if (existing) return { created: false, confirmedFlushLsn: existing }
+  try {
+    await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slotName])
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42710') throw err
+  }
+  return { created: true, confirmedFlushLsn: (await readSlot(db, slotName)) ?? 0n }
+}
+
+async function readSlot(db: Queryable, slotName: string): Promise<bigint | null> {
+  const { rows } = await db.query<{ plugin: string; same_db: boolean; lsn: string | null }>(
+    `SELECT plugin, database = current_database() AS same_db,
+            (confirmed_flush_lsn - '0/0'::pg_lsn)::text AS lsn
+       FROM pg_replication_slots WHERE slot_name = $1`,
+    [slotName],
+  )
+  const r = rows[0]
+  if (!r) return null
+  if (r.plugin !== 'pgoutput' || !r.same_db) {
+    throw new WalConfigurationError(
+      `replication slot ${JSON.stringify(slotName)} exists but is not a pgoutput slot of this database`,
+    )
+  }
+  return r.lsn ? BigInt(r.lsn.split('.')[0] as string) : 0n
+}
