@@ -10,6 +10,7 @@ import {
   InvalidResponseError,
   NotStartedError,
   PushRejectedError,
+  type RejectedPush,
   SchemaMismatchError,
   ServerError,
   SnapshotRequiredError,
@@ -20,7 +21,7 @@ import { type ClientSchema, toClientSchema } from '../schema/synced-table.js'
 import { PENDING_TABLE } from '../schema/triggers.js'
 import { getMeta, type LocalDatabase, setMeta, withSyncLock } from '../store/database.js'
 import { applyPullPage, applySnapshotPage } from './apply.js'
-import { applyPushResults, type ConflictInfo, readPushBatch } from './push.js'
+import { applyPushResults, type ConflictInfo, queueKey, readPushBatch } from './push.js'
 import { withRetry } from './retry.js'
 import type { Transport } from './transport.js'
 
@@ -196,8 +197,11 @@ export class SyncEngine {
         if (!this.connected) await this.connect()
         const complete = await this.db.run((ex) => getMeta(ex, 'snapshot_complete'))
         if (complete !== '1') await this.snapshotRebuild(false, 'initial_sync_required')
-        await this.pushAll()
+        const retryable = await this.pushAll()
+        // Pull even when some changes must wait: rows with queued changes are never overwritten by pulled data.
         await this.pullAll()
+        // …but the cycle still fails, so backoff (and later the timer) retries the kept changes.
+        if (retryable.length > 0) throw new PushRejectedError(retryable, true)
         return
       } catch (err) {
         const stale =
@@ -250,13 +254,18 @@ export class SyncEngine {
     return this.schema
   }
 
-  /** Pushes the whole queue in batches (§4.3 step 3). Throws a retryable PushRejectedError on retryable results. */
-  private async pushAll(): Promise<void> {
+  /**
+   * Pushes the whole queue in batches (§4.3 step 3). Changes the server answered `rejected_retryable` stay queued and
+   * are returned (not retried within this call, so they cannot hold back the rest of the queue).
+   */
+  private async pushAll(): Promise<RejectedPush[]> {
     const schema = this.requireSchema()
+    const retryable: RejectedPush[] = []
+    const skip = new Set<string>()
     for (;;) {
-      const batch = await this.db.run((ex) => readPushBatch(ex, schema.tables, this.cfg.pushBatchSize), 'sync')
+      const batch = await this.db.run((ex) => readPushBatch(ex, schema.tables, this.cfg.pushBatchSize, skip), 'sync')
       if (batch.changes.length === 0) {
-        if (batch.dropped.length === 0) return
+        if (batch.dropped.length === 0) return retryable
         await this.db.transaction(
           (tx) => withSyncLock(tx, () => applyPushResults(tx, schema.tables, batch, emptyPush())),
           'sync',
@@ -269,10 +278,15 @@ export class SyncEngine {
         'sync',
       )
       for (const c of outcome.conflicts) this.emitConflict(c)
-      if (outcome.retryable.length > 0) throw new PushRejectedError(outcome.retryable, true)
+      for (const r of outcome.retryable) {
+        retryable.push(r)
+        skip.add(queueKey(r.table, r.recordID))
+      }
       const settled = outcome.applied + outcome.conflicts.length + outcome.terminal.length
       // A server that answers without results for our changes would otherwise make us loop forever.
-      if (settled === 0) throw new InvalidResponseError('push response has no result for the pushed changes')
+      if (settled + outcome.retryable.length === 0) {
+        throw new InvalidResponseError('push response has no result for the pushed changes')
+      }
     }
   }
 
@@ -326,12 +340,8 @@ export class SyncEngine {
    */
   private async snapshotRebuild(approval: boolean, reason: string): Promise<void> {
     const schema = this.requireSchema()
-    try {
-      await this.pushAll()
-    } catch (err) {
-      // What could not be pushed stays queued, and its rows survive the rebuild.
-      if (!(err instanceof PushRejectedError)) throw err
-    }
+    // What could not be pushed stays queued, and its rows survive the rebuild.
+    await this.pushAll()
     if (approval && !(await this.approveSnapshot())) throw new SnapshotRequiredError(reason)
     await this.db.transaction((tx) => withSyncLock(tx, () => clearForRebuild(tx, schema)), 'sync')
     let cursor: SnapshotCursor | null = null

@@ -63,24 +63,31 @@ function normaliseTimestamp(ts: string | null): string | null {
   return isRfc3339(t) ? t : null
 }
 
-/** Reads up to `limit` queued changes with their rows, in push order. */
+export function queueKey(table: string, id: string): string {
+  return `${table}\u0000${id}`
+}
+
+/** Reads up to `limit` queued changes with their rows, in push order, leaving out the `skip` keys. */
 export async function readPushBatch(
   ex: SqliteExecutor,
   tables: ReadonlyMap<string, SyncedTable>,
   limit: number,
+  skip: ReadonlySet<string> = new Set(),
 ): Promise<PushBatch> {
   const ranks = tableRanks(tables)
   const rankCase =
     ranks.size === 0
       ? '0'
       : `CASE table_name ${[...ranks].map(([n, r]) => `WHEN ${quoteLiteral(n)} THEN ${r}`).join(' ')} ELSE 0 END`
-  const entries = await ex.all<QueueEntry>(
-    `SELECT record_id, table_name, operation, base_updated_at, client_updated_at
+  const entries = await ex
+    .all<QueueEntry>(
+      `SELECT record_id, table_name, operation, base_updated_at, client_updated_at
      FROM _synchro_pending_changes
      ORDER BY ${rankCase}, client_updated_at, table_name, record_id
      LIMIT ?`,
-    [limit],
-  )
+      [limit + skip.size],
+    )
+    .then((rows) => rows.filter((e) => !skip.has(queueKey(e.table_name, e.record_id))).slice(0, limit))
   const batch: PushBatch = { changes: [], sent: [], dropped: [] }
   const rowsByTable = new Map<string, Map<string, Row>>()
   for (const [name, ids] of groupIds(entries)) {
@@ -167,10 +174,10 @@ export async function applyPushResults(
 ): Promise<PushOutcome> {
   const outcome: PushOutcome = { applied: 0, conflicts: [], terminal: [], retryable: [] }
   for (const e of batch.dropped) await removeIfUnchanged(tx, e)
-  const sent = new Map(batch.sent.map((s) => [`${s.entry.table_name}\u0000${s.entry.record_id}`, s]))
+  const sent = new Map(batch.sent.map((s) => [queueKey(s.entry.table_name, s.entry.record_id), s]))
   const results: PushResult[] = [...(res.accepted ?? []), ...(res.rejected ?? [])]
   for (const r of results) {
-    const s = sent.get(`${r.table_name}\u0000${r.id}`)
+    const s = sent.get(queueKey(r.table_name, r.id))
     const t = tables.get(r.table_name)
     if (!s || !t) continue
     const e = s.entry

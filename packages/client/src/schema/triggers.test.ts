@@ -1,0 +1,187 @@
+import fc from 'fast-check'
+import { afterAll, describe, expect, it } from 'vitest'
+import type { SqliteDriver } from '../driver.js'
+import { testSchema } from '../test/fake-server.js'
+import { cleanupTempDirs, tempDriver } from '../test/helpers.js'
+import { migrateToSchema } from './migrate.js'
+import { toClientSchema } from './synced-table.js'
+import { LOCAL_TABLES_SQL } from './triggers.js'
+
+afterAll(cleanupTempDirs)
+
+type Op = 'create' | 'update' | 'delete'
+interface Entry {
+  op: Op
+  base: string | null
+}
+interface Model {
+  exists: boolean
+  deleted: boolean
+  updatedAt: string
+  queue: Entry | null
+}
+
+type Action =
+  | { kind: 'insert' }
+  | { kind: 'update'; bump: boolean }
+  | { kind: 'softDelete' }
+  | { kind: 'hardDelete' }
+  | { kind: 'undelete' }
+
+/** The §4.2 rules, written independently of the SQL. */
+function expectQueue(m: Model, newOp: Op, oldUpdatedAt: string | null): Entry | null {
+  const q = m.queue
+  if (newOp === 'create')
+    return q === null ? { op: 'create', base: null } : { op: q.op === 'delete' ? 'update' : q.op, base: q.base }
+  if (q === null) return { op: newOp, base: oldUpdatedAt }
+  if (q.op === 'create' && newOp === 'delete') return null
+  return { op: q.op === 'create' ? 'create' : newOp, base: q.base ?? oldUpdatedAt }
+}
+
+async function setup(d: SqliteDriver): Promise<void> {
+  await d.exec(LOCAL_TABLES_SQL)
+  await d.transaction((tx) =>
+    migrateToSchema(tx, toClientSchema({ schema_version: 1, schema_hash: 'h', server_time: '', tables: testSchema() })),
+  )
+}
+
+async function queue(d: SqliteDriver): Promise<Entry[]> {
+  return d.all<Entry>(
+    `SELECT operation AS op, base_updated_at AS base FROM _synchro_pending_changes WHERE table_name = 'lists'`,
+  )
+}
+
+describe('CDC triggers and queue merge rules (§4.2)', () => {
+  it('any sequence of local insert/update/delete on a row yields the queue entry the rules say', async () => {
+    const d = await tempDriver()
+    await setup(d)
+    let round = 0
+    await fc.assert(
+      fc.asyncProperty(
+        fc.boolean(),
+        fc.array(
+          fc.oneof(
+            fc.constant<Action>({ kind: 'insert' }),
+            fc.boolean().map<Action>((bump) => ({ kind: 'update', bump })),
+            fc.constant<Action>({ kind: 'softDelete' }),
+            fc.constant<Action>({ kind: 'hardDelete' }),
+            fc.constant<Action>({ kind: 'undelete' }),
+          ),
+          { maxLength: 12 },
+        ),
+        async (fromServer, actions) => {
+          const id = `row-${round++}`
+          await d.run(`DELETE FROM _synchro_pending_changes`)
+          const m: Model = { exists: false, deleted: false, updatedAt: '2026-01-01T00:00:00.000000+00:00', queue: null }
+          if (fromServer) {
+            // A row that came from the server: written under the sync lock, so nothing is queued.
+            await d.exec(`UPDATE _synchro_meta SET value = '1' WHERE key = 'sync_lock'`)
+            await d.run(`INSERT INTO lists (id, name, updated_at) VALUES (?, 'srv', ?)`, [id, m.updatedAt])
+            await d.exec(`UPDATE _synchro_meta SET value = '0' WHERE key = 'sync_lock'`)
+            m.exists = true
+          }
+          let stamp = 0
+          for (const a of actions) {
+            const old = m.updatedAt
+            switch (a.kind) {
+              case 'insert':
+                if (m.exists) continue
+                m.updatedAt = `2026-02-01T00:00:${String(stamp++ % 60).padStart(2, '0')}Z`
+                await d.run(`INSERT INTO lists (id, name, updated_at) VALUES (?, 'x', ?)`, [id, m.updatedAt])
+                m.exists = true
+                m.queue = expectQueue(m, 'create', null)
+                break
+              case 'update': {
+                if (!m.exists) continue
+                if (a.bump) m.updatedAt = `2026-03-01T00:00:${String(stamp++ % 60).padStart(2, '0')}Z`
+                await d.run(`UPDATE lists SET name = ?, updated_at = ? WHERE id = ?`, [`n${stamp}`, m.updatedAt, id])
+                m.queue = expectQueue(m, 'update', old)
+                break
+              }
+              case 'softDelete':
+              case 'hardDelete':
+                if (!m.exists) continue
+                if (a.kind === 'softDelete') {
+                  await d.run(
+                    `UPDATE lists SET deleted_at = '2026-04-01T00:00:00Z' WHERE id = ? AND deleted_at IS NULL`,
+                    [id],
+                  )
+                } else {
+                  await d.run(`DELETE FROM lists WHERE id = ?`, [id])
+                }
+                if (!m.deleted) {
+                  m.deleted = true
+                  m.queue = expectQueue(m, 'delete', old)
+                }
+                break
+              case 'undelete':
+                if (!m.exists || !m.deleted) continue
+                await d.run(`UPDATE lists SET deleted_at = NULL WHERE id = ?`, [id])
+                m.deleted = false
+                m.queue = expectQueue(m, 'update', old)
+                break
+            }
+          }
+          const q = await queue(d)
+          expect(q).toEqual(m.queue ? [m.queue] : [])
+          // A hard delete never removes the row: it is a tombstone until the server confirms.
+          const rows = await d.all<{ n: number }>('SELECT count(*) AS n FROM lists WHERE id = ?', [id])
+          expect(rows[0]!.n).toBe(m.exists ? 1 : 0)
+        },
+      ),
+      { numRuns: 300 },
+    )
+    await d.close()
+  })
+
+  it('refreshes client_updated_at on every write and never queues while the sync lock is held', async () => {
+    const d = await tempDriver()
+    await setup(d)
+    await d.run(`INSERT INTO lists (id, name) VALUES ('a', 'x')`)
+    const [first] = await d.all<{ t: string }>(`SELECT client_updated_at AS t FROM _synchro_pending_changes`)
+    expect(first!.t).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
+    await new Promise((r) => setTimeout(r, 5))
+    await d.run(`UPDATE lists SET name = 'y' WHERE id = 'a'`)
+    const [second] = await d.all<{ t: string; op: string }>(
+      `SELECT client_updated_at AS t, operation AS op FROM _synchro_pending_changes`,
+    )
+    expect(second!.op).toBe('create')
+    expect(second!.t > first!.t).toBe(true)
+    await d.exec(`DELETE FROM _synchro_pending_changes; UPDATE _synchro_meta SET value = '1' WHERE key = 'sync_lock'`)
+    await d.run(`INSERT INTO lists (id, name) VALUES ('b', 'x')`)
+    await d.run(`UPDATE lists SET name = 'z'`)
+    await d.run(`DELETE FROM lists WHERE id = 'a'`)
+    expect(await d.all(`SELECT * FROM _synchro_pending_changes`)).toEqual([])
+    // Under the lock a DELETE is a real delete (server data applied as is).
+    expect(await d.all(`SELECT id FROM lists ORDER BY id`)).toEqual([{ id: 'b' }])
+    await d.close()
+  })
+
+  it('creates tables with §2.3 types, PK, NOT NULL and portable defaults', async () => {
+    const d = await tempDriver()
+    await setup(d)
+    const cols = await d.all<{ name: string; type: string; notnull: number; dflt_value: string | null; pk: number }>(
+      `SELECT name, type, "notnull", dflt_value, pk FROM pragma_table_info('items')`,
+    )
+    const by = new Map(cols.map((c) => [c.name, c]))
+    expect(by.get('id')).toMatchObject({ type: 'TEXT', pk: 1, notnull: 1 })
+    expect(by.get('done')).toMatchObject({ type: 'INTEGER', notnull: 1, dflt_value: '0' })
+    expect(by.get('price')).toMatchObject({ type: 'REAL', notnull: 0 })
+    expect(by.get('blob')).toMatchObject({ type: 'BLOB' })
+    expect(by.get('meta')).toMatchObject({ type: 'TEXT', notnull: 1, dflt_value: "'{}'" })
+    expect(by.get('big')).toMatchObject({ type: 'INTEGER' })
+    expect(by.get('updated_at')).toMatchObject({ type: 'TEXT', notnull: 1, dflt_value: 'CURRENT_TIMESTAMP' })
+    const triggers = await d.all<{ name: string }>(
+      `SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name`,
+    )
+    expect(triggers.map((t) => t.name)).toEqual([
+      '_synchro_cdc_delete_items',
+      '_synchro_cdc_delete_lists',
+      '_synchro_cdc_insert_items',
+      '_synchro_cdc_insert_lists',
+      '_synchro_cdc_update_items',
+      '_synchro_cdc_update_lists',
+    ])
+    await d.close()
+  })
+})

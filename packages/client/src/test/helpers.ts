@@ -1,0 +1,62 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { SynchroClient } from '../client.js'
+import type { SynchroClientConfig } from '../config.js'
+import type { SqliteDriver } from '../driver.js'
+import { openBetterSqlite3 } from '../drivers/better-sqlite3/index.js'
+
+const dirs: string[] = []
+
+/** A fresh temp directory, removed by `cleanupTempDirs`. */
+export function tempDir(): string {
+  const d = mkdtempSync(path.join(tmpdir(), 'synchro-client-'))
+  dirs.push(d)
+  return d
+}
+
+export function cleanupTempDirs(): void {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+}
+
+let n = 0
+/** A driver over a new SQLite file. */
+export function tempDriver(): Promise<SqliteDriver> {
+  return openBetterSqlite3(path.join(tempDir(), `db-${n++}.sqlite`))
+}
+
+/** A client over a new SQLite file, syncing with `serverURL`; timer off unless given. */
+export function makeClient(serverURL: string, over: Partial<SynchroClientConfig> = {}): SynchroClient {
+  const dbPath = path.join(tempDir(), `client-${n++}.sqlite`)
+  return new SynchroClient({
+    dbPath,
+    driverFactory: (p) => openBetterSqlite3(p),
+    serverURL,
+    userID: 'u1',
+    clientID: `c-${n}`,
+    appVersion: '1.0.0',
+    syncInterval: 0,
+    pushDebounce: 0.02,
+    maxRetryAttempts: 2,
+    random: () => 0,
+    ...over,
+  })
+}
+
+/** Polls `fn` until it returns true (no fixed sleeps in tests). */
+export async function waitFor(
+  fn: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<void> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    if (await fn()) return
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+export function uuid(i: number): string {
+  return `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`
+}
