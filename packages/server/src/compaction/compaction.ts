@@ -1,7 +1,61 @@
 import type { EngineContext } from '../engine/context.js'
 import type { CompactionResult } from '../engine/types.js'
 
-/** One compaction run — built in the pull issue. */
-export async function runCompaction(_ctx: EngineContext): Promise<CompactionResult> {
-  throw new Error('compaction: not implemented yet')
+/** §3 I 114: clients that never synced (last_sync_at NULL) are never deactivated. */
+const DEACTIVATE_SQL = `
+UPDATE sync_clients
+   SET is_active = false, updated_at = now()
+ WHERE is_active AND last_sync_at IS NOT NULL
+   AND last_sync_at < now() - ($1::double precision * interval '1 millisecond')`
+
+/** §3 I 115: the slowest active client's checkpoint; 0 when no active client has one. */
+const SAFE_SEQ_SQL = `
+SELECT coalesce(min(last_pull_seq), 0)::text AS seq
+  FROM sync_clients
+ WHERE is_active AND last_pull_seq IS NOT NULL`
+
+/**
+ * One batch: delete the oldest entries up to the safe seq and, in the same statement (so in the same transaction),
+ * raise the retention boundary to the highest seq removed (an upsert: a missing state row must never let entries
+ * disappear unrecorded). A pull reading in REPEATABLE READ therefore sees either
+ * both the deletion and the new boundary or neither (Decision 1).
+ */
+const DELETE_BATCH_SQL = `
+WITH d AS (
+  DELETE FROM sync_changelog
+   WHERE seq IN (SELECT seq FROM sync_changelog WHERE seq <= $1 ORDER BY seq LIMIT $2)
+  RETURNING seq
+)
+INSERT INTO sync_compaction_state AS s (id, max_compacted_seq)
+SELECT true, coalesce(max(seq), 0) FROM d
+ON CONFLICT (id) DO UPDATE
+   SET max_compacted_seq = GREATEST(s.max_compacted_seq, EXCLUDED.max_compacted_seq),
+       updated_at = CASE WHEN EXCLUDED.max_compacted_seq > s.max_compacted_seq THEN now() ELSE s.updated_at END
+RETURNING (SELECT count(*) FROM d)::int AS deleted`
+
+/**
+ * One compaction run (§3 I): deactivate stale clients → safe seq = min checkpoint of the active clients → delete
+ * `seq <= safe` in batches of `batchSize` until a short batch, recording the highest deleted seq in
+ * `sync_compaction_state.max_compacted_seq`. A client whose checkpoint equals the safe seq lost nothing and keeps
+ * pulling normally; only checkpoints below the recorded boundary need a snapshot.
+ */
+export async function runCompaction(ctx: EngineContext): Promise<CompactionResult> {
+  const { staleThresholdMs, batchSize } = ctx.compaction
+  const deactivated = await ctx.pool.query(DEACTIVATE_SQL, [staleThresholdMs])
+  const deactivatedClients = deactivated.rowCount ?? 0
+  const { rows } = await ctx.pool.query<{ seq: string }>(SAFE_SEQ_SQL)
+  const safeSeq = Number(rows[0]?.seq ?? 0)
+  let deletedEntries = 0
+  if (safeSeq > 0) {
+    const size = Math.max(1, Math.floor(batchSize))
+    for (;;) {
+      // Each batch commits on its own: short transactions keep vacuum and concurrent pulls unblocked.
+      const res = await ctx.pool.query<{ deleted: number }>(DELETE_BATCH_SQL, [safeSeq, size])
+      const n = res.rows[0]?.deleted ?? 0
+      deletedEntries += n
+      if (n < size) break
+    }
+  }
+  ctx.logger.info({ deactivatedClients, safeSeq, deletedEntries }, 'compaction run finished')
+  return { deactivatedClients, safeSeq, deletedEntries }
 }

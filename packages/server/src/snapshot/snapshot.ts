@@ -1,7 +1,174 @@
-import type { SnapshotRequest, SnapshotResponse } from '@synchro/protocol'
-import type { EngineContext } from '../engine/context.js'
+import {
+  clampLimit,
+  type Record,
+  type SnapshotCursor,
+  type SnapshotRequest,
+  type SnapshotResponse,
+} from '@synchro/protocol'
+import type pg from 'pg'
+import { checkSchemaPair, type EngineContext, requireClient, withUserTransaction } from '../engine/context.js'
+import { BadRequestError } from '../errors.js'
+import { idTypeOf, type RecordRow, ROW_ALIAS, recordColumnsSql, rejectNul, wireUpdatedAt } from '../pull/rows.js'
+import type { ResolvedTable } from '../registry/registry.js'
+import { accessPredicate } from '../rls/rls.js'
+import type { SchemaContract } from '../schema/contract.js'
 
-/** POST /sync/snapshot — built in the pull issue. */
-export async function snapshot(_ctx: EngineContext, _userId: string, _req: SnapshotRequest): Promise<SnapshotResponse> {
-  throw new Error('snapshot: not implemented yet')
+/**
+ * Final page only (§3 E 63, 64): the stored checkpoint never moves down; a completed snapshot reactivates the client.
+ * `last_sync_at` is refreshed even when the checkpoint does not move: otherwise a client reactivated here would be
+ * deactivated again by the next compaction run (its last sync still looking old).
+ */
+const COMPLETE_SQL = `
+UPDATE sync_clients
+   SET last_pull_seq = GREATEST(last_pull_seq, $2::bigint), last_pull_at = now(), last_sync_at = now(),
+       is_active = true
+ WHERE id = $1`
+
+const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
+const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint'])
+const TEXT_TYPES = /^(text|character varying(\(\d+\))?)$/
+const INT64_MIN = -(2n ** 63n)
+const INT64_MAX = 2n ** 63n - 1n
+
+/** How one table is walked: the ORDER BY key and the "after the cursor" condition for a given `after_id`. */
+interface Keyset {
+  order: string
+  after(param: string, afterId: string): string
+}
+
+/**
+ * Keyset paging in an order the primary-key index can serve, wherever one exists:
+ * - uuid: uuid order is the byte order of the canonical text form, i.e. `id::text COLLATE "C"` order (what §3 E 58
+ *   asks for), so `ORDER BY id` walks the PK index. A non-uuid `after_id` is compared as text in that same order.
+ * - text/varchar: the column's own collation (the PK index's order).
+ * - smallint/integer/bigint: numeric order (the cursor is opaque to clients; text order of numbers would need a
+ *   sort of the whole table per page). A non-integer `after_id` → 400.
+ * - anything else: `id::text COLLATE "C"`, which cannot use an index: each page sorts the readable rows of the table
+ *   (top-N), so a snapshot of such a table costs O(rows × pages). Documented in docs/architecture.md.
+ */
+function keysetFor(t: ResolvedTable, idType: string | undefined): Keyset {
+  const id = `${ROW_ALIAS}.${t.q.id}`
+  const asText = `${id}::text COLLATE "C"`
+  if (idType === 'uuid') {
+    return {
+      order: id,
+      after: (p, afterId) => (UUID_RE.test(afterId) ? `${id} > ${p}::uuid` : `${asText} > ${p}`),
+    }
+  }
+  if (idType && TEXT_TYPES.test(idType)) return { order: id, after: (p) => `${id} > ${p}` }
+  if (idType && INTEGER_TYPES.has(idType)) {
+    return {
+      order: id,
+      after: (p, afterId) => {
+        if (!/^-?\d{1,19}$/.test(afterId)) throw new BadRequestError('invalid cursor')
+        const n = BigInt(afterId)
+        if (n < INT64_MIN || n > INT64_MAX) throw new BadRequestError('invalid cursor')
+        return `${id} > ${p}::bigint`
+      },
+    }
+  }
+  return { order: asText, after: (p) => `${asText} > ${p}` }
+}
+
+/**
+ * POST /sync/snapshot (PROTOCOL.md §1.5, §3 E; Decisions 5, 7, 14). Stateless: the cursor {checkpoint, table_idx,
+ * after_id} says where the next page starts. Each page is its own REPEATABLE READ transaction: the pages of one
+ * snapshot are *not* one MVCC snapshot, which is fine because every change committed after the captured checkpoint
+ * reaches the client again through pull (records are idempotent upserts).
+ */
+export async function snapshot(ctx: EngineContext, userId: string, req: SnapshotRequest): Promise<SnapshotResponse> {
+  rejectNul([req.client_id, req.cursor?.after_id])
+  const contract = await checkSchemaPair(ctx, req.schema_version, req.schema_hash)
+  const client = await requireClient(ctx, ctx.pool, userId, req.client_id)
+  const limit = clampLimit(req.limit)
+  const cursor = req.cursor
+  if (cursor && (cursor.table_idx < 0 || cursor.checkpoint < 0)) throw new BadRequestError('invalid cursor')
+
+  const page = await withUserTransaction(
+    ctx,
+    userId,
+    async (db) => {
+      // Decision 7: captured once, on the first page; later pages carry it in the cursor, even when it is 0.
+      const checkpoint = cursor ? cursor.checkpoint : await maxSeq(db)
+      return { checkpoint, ...(await readPage(ctx, db, contract, cursor, limit)) }
+    },
+    { readOnly: true, isolation: 'repeatable read' },
+  )
+
+  const out: SnapshotResponse = {
+    records: page.records,
+    checkpoint: page.checkpoint,
+    has_more: page.next !== undefined,
+    schema_version: contract.version,
+    schema_hash: contract.hash,
+  }
+  if (page.next) {
+    out.cursor = { checkpoint: page.checkpoint, table_idx: page.next.tableIdx, after_id: page.next.afterId }
+  } else {
+    await ctx.pool.query(COMPLETE_SQL, [client.id, page.checkpoint])
+  }
+  ctx.logger.debug({ records: page.records.length, final: page.next === undefined }, 'snapshot page served')
+  return out
+}
+
+async function maxSeq(db: pg.PoolClient): Promise<number> {
+  const { rows } = await db.query<{ seq: string }>(`SELECT coalesce(max(seq), 0)::text AS seq FROM sync_changelog`)
+  return Number(rows[0]?.seq ?? 0)
+}
+
+async function readPage(
+  ctx: EngineContext,
+  db: pg.PoolClient,
+  contract: SchemaContract,
+  cursor: SnapshotCursor | undefined,
+  limit: number,
+): Promise<{ records: Record[]; next: { tableIdx: number; afterId: string } | undefined }> {
+  const records: Record[] = []
+  let tableIdx = cursor?.table_idx ?? 0
+  let afterId = cursor?.after_id ?? ''
+  while (tableIdx < ctx.tables.length) {
+    const t = ctx.tables[tableIdx] as ResolvedTable
+    const want = limit - records.length
+    const rows = await readTable(ctx, db, contract, t, afterId, want)
+    for (const row of rows) {
+      records.push({ id: row.id, table_name: t.tableName, data: row.data, updated_at: wireUpdatedAt(row) })
+    }
+    const lastRow = rows[rows.length - 1]
+    if (rows.length === want && lastRow) {
+      // The page is full: stay on this table even if it happens to be exhausted (§3 E 61); the next page finds out.
+      return { records, next: { tableIdx, afterId: lastRow.id } }
+    }
+    tableIdx++
+    afterId = ''
+  }
+  return { records, next: undefined }
+}
+
+/** Up to `limit` live rows of `t` the caller may read (Decision 5), after `afterId` in keyset order. */
+async function readTable(
+  ctx: EngineContext,
+  db: pg.PoolClient,
+  contract: SchemaContract,
+  t: ResolvedTable,
+  afterId: string,
+  limit: number,
+): Promise<RecordRow[]> {
+  const keyset = keysetFor(t, idTypeOf(t, contract))
+  const where = [`${ROW_ALIAS}.${t.q.deletedAt} IS NULL`]
+  const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS)
+  if (read) where.push(read)
+  const params: unknown[] = [limit]
+  if (afterId !== '') {
+    params.push(afterId)
+    where.push(keyset.after('$2', afterId))
+  }
+  const { rows } = await db.query<RecordRow>(
+    `SELECT ${recordColumnsSql(t, contract)}
+       FROM ${t.sqlName} ${ROW_ALIAS}
+      WHERE ${where.join('\n        AND ')}
+      ORDER BY ${keyset.order}
+      LIMIT $1`,
+    params,
+  )
+  return rows
 }

@@ -1,0 +1,95 @@
+import { BadRequestError } from '../errors.js'
+import type { ResolvedTable } from '../registry/registry.js'
+import type { SchemaContract } from '../schema/contract.js'
+import { quoteIdent } from '../util/sql.js'
+import { sqlRfc3339, trimRfc3339 } from '../util/time.js'
+
+/** Alias of the application table in every row-rendering query (`to_json(_s.*)` is unambiguous even with a column `_s`). */
+export const ROW_ALIAS = '_s'
+
+/** PostgreSQL caps function arguments at 100: 50 key/value pairs per json_build_object call. */
+const PAIRS_PER_CALL = 50
+
+/** Go renders a missing timestamp as the zero time; `updated_at` is always present on the wire. */
+const ZERO_TIMESTAMP = '0001-01-01T00:00:00Z'
+
+/**
+ * SQL expression rendering one row of `t` (aliased `alias`) as the `data` object of a Record (§1.5, Decision 14):
+ * PostgreSQL's own JSON rendering (µs timestamps with offset, numerics, arrays, bytea hex, jsonb nested), restricted
+ * to the synced columns of the current contract when the table has `syncColumns`.
+ */
+export function dataJsonSql(t: ResolvedTable, contract: SchemaContract, alias: string = ROW_ALIAS): string {
+  if (!t.syncColumns) return `to_json(${alias}.*)`
+  // The contract's column list is the catalog ∩ syncColumns: a configured name that does not exist is skipped
+  // instead of failing every query, and /sync/schema describes exactly what `data` carries (Decision 31).
+  const names = (contract.columns.get(t.tableName) ?? []).map((c) => c.name)
+  if (names.length === 0) return `'{}'::json`
+  const calls: string[] = []
+  for (let i = 0; i < names.length; i += PAIRS_PER_CALL) {
+    const pairs = names
+      .slice(i, i + PAIRS_PER_CALL)
+      .map((n) => `'${n.replaceAll("'", "''")}', ${alias}.${quoteIdent(n)}`)
+      .join(', ')
+    calls.push(
+      calls.length === 0 && names.length <= PAIRS_PER_CALL
+        ? `json_build_object(${pairs})`
+        : `jsonb_build_object(${pairs})`,
+    )
+  }
+  return calls.length === 1 ? (calls[0] as string) : `(${calls.join(' || ')})::json`
+}
+
+/**
+ * The select list every row-returning query shares: `id` (PK as text), `data`, `updated_at`, `deleted_at`
+ * (both timestamps as µs RFC 3339 text, never through a JS Date).
+ */
+export function recordColumnsSql(t: ResolvedTable, contract: SchemaContract, alias: string = ROW_ALIAS): string {
+  return [
+    `${alias}.${t.q.id}::text AS id`,
+    `${dataJsonSql(t, contract, alias)} AS data`,
+    `${sqlRfc3339(`${alias}.${t.q.updatedAt}`)} AS updated_at`,
+    `${sqlRfc3339(`${alias}.${t.q.deletedAt}`)} AS deleted_at`,
+  ].join(',\n       ')
+}
+
+/** A row as `recordColumnsSql` returns it. */
+export interface RecordRow {
+  id: string
+  data: { [column: string]: unknown }
+  updated_at: string | null
+  deleted_at: string | null
+}
+
+/** Wire form of `updated_at`. */
+export function wireUpdatedAt(row: RecordRow): string {
+  return trimRfc3339(row.updated_at) ?? ZERO_TIMESTAMP
+}
+
+/** The PostgreSQL type of `t`'s primary key (as format_type prints it), from the current contract. */
+export function idTypeOf(t: ResolvedTable, contract: SchemaContract): string | undefined {
+  return contract.columns.get(t.tableName)?.find((c) => c.name === t.idColumn)?.db_type
+}
+
+/**
+ * PostgreSQL text cannot hold NUL: a request string carrying one would fail inside the driver (HTTP 500). Such a
+ * string can never name a client, table, bucket or row, so the request is malformed: 400.
+ */
+export function rejectNul(values: readonly (string | undefined)[]): void {
+  for (const v of values) {
+    if (v?.includes('\u0000')) throw new BadRequestError('invalid request body')
+  }
+}
+
+/** Unique values, first occurrence wins (keeps the caller's order). */
+export function unique(values: readonly string[]): string[] {
+  return [...new Set(values)]
+}
+
+/** Error facts safe to log (name, code, message): never SQL parameters or row data. */
+export function errorFacts(err: unknown): { [key: string]: unknown } {
+  if (err && typeof err === 'object') {
+    const e = err as { name?: unknown; code?: unknown; message?: unknown }
+    return { name: e.name, code: e.code, message: e.message }
+  }
+  return { message: String(err) }
+}
