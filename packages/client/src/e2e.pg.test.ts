@@ -1,0 +1,280 @@
+/**
+ * End-to-end: real PostgreSQL + the real server (`@synchro/server`: engine, HTTP handler over node:http, WAL
+ * consumer) + SynchroClients over real SQLite files.
+ */
+import { randomUUID } from 'node:crypto'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import * as serverModule from '@synchro/server'
+import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { SynchroClient } from './client.js'
+import { NetworkError } from './errors.js'
+import type { FetchLike } from './sync/transport.js'
+import { cleanupTempDirs, makeClient, waitFor } from './test/helpers.js'
+import { NORTHWIND_DDL, NORTHWIND_SEED, NORTHWIND_TABLES } from './test/northwind.js'
+
+const { Registry, createEngine, createSyncHandler, headerAuth, toNodeListener } = serverModule
+
+interface WalConsumerLike {
+  stop(): Promise<void>
+  status(): { running: boolean }
+  waitForLsn(lsn: string, timeoutMs?: number): Promise<void>
+}
+type StartWal = (o: {
+  pool: TestDatabase['pool']
+  registry: InstanceType<typeof Registry>
+  replicationUrl: string
+  slotName: string
+  publicationName: string
+}) => WalConsumerLike
+
+let db: TestDatabase
+let httpServer: http.Server
+let url = ''
+let consumer: WalConsumerLike
+let engine: Awaited<ReturnType<typeof createEngine>>
+const clients: SynchroClient[] = []
+
+/** A fetch that can be switched off, like a phone losing its network. */
+function switchableFetch(): { fetch: FetchLike; online: { value: boolean } } {
+  const online = { value: true }
+  return {
+    online,
+    fetch: (input, init) =>
+      online.value ? fetch(input, init) : Promise.reject(new TypeError('fetch failed (offline)')),
+  }
+}
+
+function newClient(userID: string, over: Parameters<typeof makeClient>[1] = {}): SynchroClient {
+  const c = makeClient(url, { userID, clientID: `client-${randomUUID()}`, maxRetryAttempts: 1, ...over })
+  clients.push(c)
+  return c
+}
+
+/** Waits until the WAL consumer has turned every committed write into changelog rows (no sleeps). */
+async function walCaughtUp(): Promise<void> {
+  const { rows } = await db.pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')
+  await consumer.waitForLsn(rows[0]!.lsn, 30_000)
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('synchro_client_e2e')
+  await db.pool.query(NORTHWIND_DDL)
+  await db.pool.query(NORTHWIND_SEED)
+  const registry = new Registry()
+  for (const t of NORTHWIND_TABLES) registry.register(t)
+  const log = (o: object, m?: string) => console.error('[server]', m, o)
+  engine = await createEngine({ pool: db.pool, registry, logger: { debug() {}, info() {}, warn: log, error: log } })
+  const handler = createSyncHandler(engine, { authenticate: headerAuth() })
+  httpServer = http.createServer(toNodeListener(handler))
+  await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', () => r()))
+  url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`
+  // startWalConsumer is part of @synchro/server's public surface; until index.ts re-exports it, use its module.
+  const start: StartWal =
+    (serverModule as unknown as { startWalConsumer?: StartWal }).startWalConsumer ??
+    ((await import('../../server/src/wal/index.js')) as unknown as { startWalConsumer: StartWal }).startWalConsumer
+  consumer = start({
+    pool: db.pool,
+    registry,
+    replicationUrl: db.url,
+    slotName: 'client_e2e_slot',
+    publicationName: 'client_e2e_pub',
+  })
+  await waitFor(() => consumer.status().running, 30_000, 'WAL consumer running')
+}, 120_000)
+
+afterAll(async () => {
+  for (const c of clients.splice(0)) await c.close().catch(() => {})
+  await consumer?.stop().catch(() => {})
+  await new Promise<void>((r) => (httpServer ? httpServer.close(() => r()) : r()))
+  await engine?.close().catch(() => {})
+  await db?.drop()
+  cleanupTempDirs()
+}, 60_000)
+
+interface OrderRow {
+  id: string
+  ship_address: string
+  total_cents: number
+  deleted: boolean
+}
+
+async function serverOrders(userID: string): Promise<OrderRow[]> {
+  const { rows } = await db.pool.query<{ id: string; ship_address: string; total_cents: string; deleted: boolean }>(
+    `SELECT id::text, ship_address, total_cents::text, deleted_at IS NOT NULL AS deleted FROM orders WHERE user_id = $1 ORDER BY id`,
+    [userID],
+  )
+  return rows.map((r) => ({ ...r, total_cents: Number(r.total_cents) }))
+}
+
+async function localOrders(c: SynchroClient): Promise<OrderRow[]> {
+  const rows = await c.query<{ id: string; ship_address: string; total_cents: number; deleted: number }>(
+    `SELECT id, ship_address, total_cents, deleted_at IS NOT NULL AS deleted FROM orders ORDER BY id`,
+  )
+  return rows.map((r) => ({ ...r, deleted: r.deleted === 1 }))
+}
+
+async function insertOrder(c: SynchroClient, userID: string, id: string, address: string): Promise<void> {
+  await c.execute(`INSERT INTO orders (id, user_id, ship_address, metadata, total_cents) VALUES (?, ?, ?, ?, ?)`, [
+    id,
+    userID,
+    address,
+    JSON.stringify({ from: 'client' }),
+    100,
+  ])
+}
+
+describe('end to end against @synchro/server', () => {
+  it('two clients edit offline (creates, updates, deletes, conflicting updates), reconnect and converge', async () => {
+    const user = randomUUID()
+    const netA = switchableFetch()
+    const netB = switchableFetch()
+    const a = newClient(user, { fetch: netA.fetch })
+    const b = newClient(user, { fetch: netB.fetch })
+    const conflictsB: unknown[] = []
+    b.onConflict((e) => conflictsB.push(e))
+    await a.start()
+    await b.start()
+    // Bootstrap brought the global catalog (read-only products, NULL-owner categories).
+    expect((await a.query('SELECT id FROM products')).length).toBe(5)
+    const cats = await b.query<{ search_tags: string }>('SELECT search_tags FROM categories ORDER BY name')
+    expect(cats.map((r) => JSON.parse(r.search_tags))).toContainEqual(['tech', 'gadgets'])
+    const thumb = await a.queryOne<{ thumbnail: Uint8Array }>(`SELECT thumbnail FROM products WHERE name = 'Widget A'`)
+    expect(Array.from(thumb!.thumbnail)).toEqual([1, 2])
+
+    const [o1, o2, o3, o4] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()]
+    await insertOrder(a, user, o1, 'a-1')
+    await insertOrder(a, user, o2, 'a-2')
+    await a.execute(
+      `INSERT INTO order_details (id, order_id, product_name, quantity, unit_price) VALUES (?, ?, 'Widget A', 2, 9.99)`,
+      [randomUUID(), o1],
+    )
+    await a.syncNow()
+    expect(await a.pendingChangeCount()).toBe(0)
+    await walCaughtUp()
+    await b.syncNow()
+    expect((await localOrders(b)).map((o) => o.id).sort()).toEqual([o1, o2].sort())
+
+    // Offline edits on both sides.
+    netA.online.value = false
+    netB.online.value = false
+    await a.execute(`UPDATE orders SET ship_address = 'a-edit' WHERE id = ?`, [o1])
+    await a.execute(`DELETE FROM orders WHERE id = ?`, [o2])
+    await insertOrder(a, user, o4, 'a-4')
+    await b.execute(`UPDATE orders SET ship_address = 'b-edit', total_cents = 777 WHERE id = ?`, [o1])
+    await insertOrder(b, user, o3, 'b-3')
+    await b.execute(`INSERT INTO order_details (id, order_id, product_name) VALUES (?, ?, 'Gizmo D')`, [
+      randomUUID(),
+      o3,
+    ])
+    await b.execute(`UPDATE orders SET total_cents = 5 WHERE id = ?`, [o2])
+    await expect(a.syncNow()).rejects.toBeInstanceOf(NetworkError)
+    expect(await a.pendingChangeCount()).toBe(3)
+    expect(await b.pendingChangeCount()).toBe(4)
+
+    // Reconnect: A first, then B (B's edit of o1 is older than A's accepted write: the server wins).
+    netA.online.value = true
+    await a.syncNow()
+    netB.online.value = true
+    await b.syncNow()
+    await walCaughtUp()
+    await a.syncNow()
+    await b.syncNow()
+
+    const expected = await serverOrders(user)
+    expect(expected.map((o) => o.id).sort()).toEqual([o1, o2, o3, o4].sort())
+    expect(await localOrders(a)).toEqual(expected)
+    expect(await localOrders(b)).toEqual(expected)
+    expect(await a.pendingChangeCount()).toBe(0)
+    expect(await b.pendingChangeCount()).toBe(0)
+    expect(expected.find((o) => o.id === o2)!.deleted).toBe(true)
+    expect(expected.find((o) => o.id === o1)!.ship_address).toBe('a-edit')
+    expect(conflictsB.length).toBeGreaterThanOrEqual(1)
+    const details = await db.pool.query(
+      `SELECT count(*)::int AS n FROM order_details d JOIN orders o ON o.id = d.order_id WHERE o.user_id = $1`,
+      [user],
+    )
+    expect((await a.queryOne<{ n: number }>('SELECT count(*) AS n FROM order_details'))!.n).toBe(details.rows[0].n)
+    // JSON column arrived on the server as JSON (Decision 23), not as a string.
+    const meta = await db.pool.query(`SELECT metadata FROM orders WHERE id = $1`, [o4])
+    expect(meta.rows[0].metadata).toEqual({ from: 'client' })
+  })
+
+  it('a third client bootstraps 10k rows by snapshot, reporting progress', async () => {
+    const user = randomUUID()
+    await db.pool.query(
+      `INSERT INTO orders (user_id, ship_address, total_cents) SELECT $1, 'bulk ' || g, g FROM generate_series(1, 10000) g`,
+      [user],
+    )
+    const c = newClient(user, { snapshotPageSize: 1000, pullPageSize: 1000 })
+    const progress: { rows: number; pages: number }[] = []
+    c.onStatusChange((e) => {
+      if (e.progress?.phase === 'snapshot') progress.push(e.progress)
+    })
+    const t0 = Date.now()
+    await c.start()
+    const ms = Date.now() - t0
+    expect(c.status.status).toBe('idle')
+    expect((await c.queryOne<{ n: number }>('SELECT count(*) AS n FROM orders'))!.n).toBe(10_000)
+    expect(progress.at(-1)!.rows).toBeGreaterThanOrEqual(10_000)
+    expect(progress.at(-1)!.pages).toBeGreaterThanOrEqual(10)
+    expect(ms).toBeLessThan(30_000)
+    await walCaughtUp()
+    await c.syncNow()
+    expect((await c.queryOne<{ n: number }>('SELECT count(*) AS n FROM orders'))!.n).toBe(10_000)
+  })
+
+  it('a server-side ALTER TABLE … ADD COLUMN mid-session is picked up without losing pending changes', async () => {
+    const user = randomUUID()
+    const net = switchableFetch()
+    const c = newClient(user, { fetch: net.fetch })
+    await c.start()
+    await c.createTable('drafts', [
+      { name: 'id', type: 'TEXT', primaryKey: true },
+      { name: 'body', type: 'TEXT' },
+    ])
+    await c.execute(`INSERT INTO drafts VALUES ('d1', 'local only')`)
+    net.online.value = false
+    const o = randomUUID()
+    await insertOrder(c, user, o, 'before-alter')
+    await db.pool.query(`ALTER TABLE orders ADD COLUMN gift_note text NOT NULL DEFAULT ''`)
+    net.online.value = true
+    await c.syncNow()
+    expect(await c.pendingChangeCount()).toBe(0)
+    const cols = await c.query<{ name: string }>(`SELECT name FROM pragma_table_info('orders')`)
+    expect(cols.map((x) => x.name)).toContain('gift_note')
+    expect((await serverOrders(user)).map((x) => x.id)).toEqual([o])
+    await c.execute(`UPDATE orders SET gift_note = 'happy birthday' WHERE id = ?`, [o])
+    await c.syncNow()
+    const { rows } = await db.pool.query(`SELECT gift_note FROM orders WHERE id = $1`, [o])
+    expect(rows[0].gift_note).toBe('happy birthday')
+    expect(await c.query('SELECT * FROM drafts')).toEqual([{ id: 'd1', body: 'local only' }])
+  })
+
+  it('an unreachable server never loses queued writes and never stalls the queue', async () => {
+    const user = randomUUID()
+    const net = switchableFetch()
+    const c = newClient(user, { fetch: net.fetch, syncInterval: 0.2, maxRetryAttempts: 0, pushDebounce: 0.05 })
+    await c.start()
+    net.online.value = false
+    const ids: string[] = []
+    for (let i = 0; i < 30; i++) {
+      const id = randomUUID()
+      ids.push(id)
+      await insertOrder(c, user, id, `offline-${i}`)
+    }
+    await c.execute(`UPDATE orders SET total_cents = 1 WHERE id = ?`, [ids[0]!])
+    await waitFor(() => c.status.status === 'error', 5000, 'error status while offline')
+    expect(c.status.error?.code).toBe('NETWORK_ERROR')
+    expect(await c.pendingChangeCount()).toBe(30)
+    // Local work keeps going while offline.
+    expect((await c.queryOne<{ n: number }>('SELECT count(*) AS n FROM orders'))!.n).toBe(30)
+    net.online.value = true
+    // No syncNow: the timer alone drains the queue.
+    await waitFor(async () => (await c.pendingChangeCount()) === 0, 10_000, 'timer drained the queue')
+    const srv = await serverOrders(user)
+    expect(srv).toHaveLength(30)
+    expect(srv.find((o) => o.id === ids[0])!.total_cents).toBe(1)
+  })
+})
