@@ -186,11 +186,12 @@ export class BatchApplier {
       db,
       changes.map((c) => [c.table.tableName, c.id]),
     )
-    // Deletes only need computed buckets when the record has no edges at all (PROTOCOL §3 J 122 fallback); skipping
-    // the others avoids pointless parent lookups (and bogus failures when a cascade already removed the parent).
+    // Deletes only need computed buckets when the record may have no edges by then (PROTOCOL §3 J 122 fallback).
+    // Skipping the ones certain to have edges avoids pointless parent lookups; a lookup that fails is only recorded
+    // as a rule failure if the fallback is really used.
     for (const c of changes) {
       const k = edgeKey(c.table.tableName, c.id)
-      needFallback.push(c.kind !== 'delete' || (!seen.has(k) && (state.get(k)?.cur.size ?? 0) === 0))
+      needFallback.push(c.kind !== 'delete' || seen.has(k) || (state.get(k)?.cur.size ?? 0) === 0)
       seen.add(k)
     }
     const reqIdx: number[] = []
