@@ -1,0 +1,128 @@
+// WAL → changelog throughput: our consumer (decode + bucket + batched changelog/edges/LSN transactions) against the
+// raw decode rate of the same WAL by `pg_recvlogical` (pgoutput, same publication, output discarded).
+// Usage: npx tsx bench/wal/index.ts [changes]   (env BENCH_WAL_CHANGES, default 100 000; BENCH_QUICK=1 → 10 000)
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { runMigrations } from '../../packages/server/src/migrations/migrations.js'
+import { Registry } from '../../packages/server/src/registry/registry.js'
+import {
+  ensurePublication,
+  ensureReplicaIdentityFull,
+  ensureSlot,
+  startWalConsumer,
+} from '../../packages/server/src/wal/index.js'
+import { createBenchDatabase, envInt, writeResult } from '../lib.js'
+
+const changes = process.argv[2] ? Number.parseInt(process.argv[2], 10) : envInt('BENCH_WAL_CHANGES', 100_000)
+const TXN_ROWS = envInt('BENCH_WAL_TXN_ROWS', 1000, 1)
+const RECVLOGICAL = process.env.PG_RECVLOGICAL ?? '/usr/lib/postgresql/15/bin/pg_recvlogical'
+
+const db = await createBenchDatabase('wal')
+try {
+  const { pool, url } = db
+  await runMigrations(pool)
+  await pool.query(`
+    CREATE TABLE bench_items (
+      id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+      user_id uuid NOT NULL,
+      v integer NOT NULL DEFAULT 0,
+      title text NOT NULL DEFAULT '',
+      updated_at timestamptz NOT NULL DEFAULT now(),
+      deleted_at timestamptz
+    )`)
+  const registry = new Registry().register({ tableName: 'bench_items', ownerColumn: 'user_id' })
+  await ensurePublication(pool, registry, 'synchro_pub')
+  await ensureReplicaIdentityFull(pool, registry)
+  await ensureSlot(pool, 'synchro_slot')
+  await ensureSlot(pool, 'raw_slot')
+
+  // Workload: 70 % inserts, 30 % updates, in transactions of TXN_ROWS rows, 1 000 owners.
+  const inserts = Math.ceil(changes * 0.7)
+  const updates = changes - inserts
+  const t0 = performance.now()
+  for (let done = 0; done < inserts; done += TXN_ROWS) {
+    const n = Math.min(TXN_ROWS, inserts - done)
+    await pool.query(
+      `INSERT INTO bench_items (user_id, v, title)
+       SELECT ('00000000-0000-4000-8000-' || lpad((g % 1000)::text, 12, '0'))::uuid, g, 'item ' || g
+         FROM generate_series($1::int, $1::int + $2::int - 1) g`,
+      [done, n],
+    )
+  }
+  for (let done = 0; done < updates; done += TXN_ROWS) {
+    const n = Math.min(TXN_ROWS, updates - done)
+    await pool.query(
+      `UPDATE bench_items SET v = v + 1 WHERE id IN (SELECT id FROM bench_items ORDER BY v OFFSET $1 LIMIT $2)`,
+      [done, n],
+    )
+  }
+  const { rows } = await pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')
+  const endLsn = rows[0]?.lsn as string
+  console.log(`loaded ${changes} row changes in ${((performance.now() - t0) / 1000).toFixed(1)} s (WAL end ${endLsn})`)
+
+  // Raw baseline: pg_recvlogical decodes the same range and throws the output away.
+  let raw: { seconds: number; changesPerSec: number; tool: string } | null = null
+  if (existsSync(RECVLOGICAL)) {
+    const r0 = performance.now()
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn(
+        RECVLOGICAL,
+        [
+          '-d',
+          url,
+          '--slot=raw_slot',
+          '--start',
+          '--no-loop',
+          `--endpos=${endLsn}`,
+          '-o',
+          'proto_version=1',
+          '-o',
+          'publication_names=synchro_pub',
+          '-f',
+          '/dev/null',
+        ],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      )
+      p.on('error', reject)
+      p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pg_recvlogical exited with ${code}`))))
+    })
+    const seconds = (performance.now() - r0) / 1000
+    raw = { seconds, changesPerSec: changes / seconds, tool: 'pg_recvlogical' }
+  } else {
+    // Fallback baseline: decode through the SQL interface on the second slot.
+    const r0 = performance.now()
+    await pool.query(
+      `SELECT count(*) FROM pg_logical_slot_get_binary_changes('raw_slot', $1::pg_lsn, NULL,
+         'proto_version', '1', 'publication_names', 'synchro_pub')`,
+      [endLsn],
+    )
+    const seconds = (performance.now() - r0) / 1000
+    raw = { seconds, changesPerSec: changes / seconds, tool: 'pg_logical_slot_get_binary_changes' }
+  }
+  console.log(`raw (${raw.tool}): ${raw.seconds.toFixed(2)} s, ${Math.round(raw.changesPerSec)} changes/s`)
+
+  // Ours: from consumer start until every change is a committed changelog row.
+  const o0 = performance.now()
+  const consumer = startWalConsumer({ pool, registry, replicationUrl: url, statusIntervalMs: 1000 })
+  try {
+    for (;;) {
+      const r = await pool.query<{ n: string | null }>('SELECT max(seq)::text AS n FROM sync_changelog')
+      if (Number(r.rows[0]?.n ?? 0) >= changes) break
+      const err = consumer.status().lastError
+      if (err) console.error(`consumer error: ${err}`)
+      await new Promise((res) => setTimeout(res, 20))
+    }
+  } finally {
+    await consumer.stop()
+  }
+  const oursSeconds = (performance.now() - o0) / 1000
+  const ours = { seconds: oursSeconds, changelogRowsPerSec: changes / oursSeconds }
+  const ratio = ours.changelogRowsPerSec / raw.changesPerSec
+  const pgVersion = (await pool.query<{ v: string }>('SHOW server_version')).rows[0]?.v
+  console.log(`ours: ${ours.seconds.toFixed(2)} s, ${Math.round(ours.changelogRowsPerSec)} changelog rows/s`)
+  console.log(`ratio ours/raw = ${ratio.toFixed(2)} (target ≥ 0.5)`)
+  const file = writeResult('wal', { changes, txnRows: TXN_ROWS, pgVersion, ours, raw, ratio, target: 0.5 })
+  console.log(`wrote ${file}`)
+} finally {
+  await db.close()
+}
