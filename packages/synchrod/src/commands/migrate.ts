@@ -1,0 +1,20 @@
+import { INFRASTRUCTURE_SQL, runMigrations } from '@synchro/server'
+import type { Settings } from '../config.js'
+import { describeUrl, openDatabase } from '../database.js'
+import type { Log } from '../logger.js'
+
+/** `synchrod migrate`: prints the infrastructure DDL (for your own migration tool); `--apply` runs it idempotently. */
+export async function migrate(settings: Settings, log: Log): Promise<void> {
+  const o = settings.options
+  if (!o.apply) {
+    process.stdout.write(`${INFRASTRUCTURE_SQL.trim()}\n`)
+    return
+  }
+  const db = await openDatabase({ databaseUrl: o.databaseUrl, dataDir: o.dataDir, log })
+  try {
+    await runMigrations(db.pool)
+    process.stdout.write(`migrations applied to ${db.embedded ? 'the embedded PostgreSQL' : describeUrl(db.url)}\n`)
+  } finally {
+    await db.close()
+  }
+}

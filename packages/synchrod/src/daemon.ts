@@ -1,0 +1,240 @@
+import {
+  type Authenticator,
+  createEngine,
+  createSyncHandler,
+  type Engine,
+  headerAuth,
+  jwtAuth,
+  lastWriteWins,
+  type Registry,
+  runMigrations,
+  serverWins,
+} from '@synchro/server'
+import { buildRegistry, type Settings } from './config.js'
+import {
+  assertLogical,
+  checkUrl,
+  type Database,
+  describeUrl,
+  missingTables,
+  openDatabase,
+  StartupError,
+} from './database.js'
+import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from './demo.js'
+import { type DaemonServer, type HealthReport, parseListenAddr, startServer } from './http.js'
+import type { Log } from './logger.js'
+import { Metrics } from './metrics.js'
+import type { Options } from './options.js'
+import { ensurePublication, ensureSlot, startWalConsumer, type WalConsumer } from './wal.js'
+
+type DaemonOptions = Pick<
+  Options,
+  | 'databaseUrl'
+  | 'replicationUrl'
+  | 'dataDir'
+  | 'demo'
+  | 'listenAddr'
+  | 'slotName'
+  | 'publicationName'
+  | 'shutdownTimeoutMs'
+  | 'logLevel'
+>
+
+/** Authentication from the settings; a JWKS endpoint is fetched once so a wrong URL fails at startup (§1.2). */
+async function authenticator(o: Options, log: Log): Promise<Authenticator> {
+  if (o.jwtSecret && o.jwksUrl) throw new StartupError('JWT_SECRET and JWKS_URL are both set: set only one')
+  if (o.jwtSecret) return jwtAuth({ secret: o.jwtSecret, userClaim: o.jwtUserClaim })
+  if (o.jwksUrl) {
+    let ok = false
+    let why = ''
+    try {
+      const res = await fetch(o.jwksUrl, { signal: AbortSignal.timeout(10_000) })
+      const body = (await res.json().catch(() => null)) as { keys?: unknown } | null
+      ok = res.ok && Array.isArray(body?.keys)
+      why = res.ok ? 'no "keys" array in the response' : `HTTP ${res.status}`
+    } catch (err) {
+      why = (err as Error).message
+    }
+    if (!ok) throw new StartupError(`JWKS_URL ${o.jwksUrl}: cannot load the key set (${why})`)
+    return jwtAuth({ jwksUrl: o.jwksUrl, userClaim: o.jwtUserClaim })
+  }
+  log.warn(
+    { auth: 'x-user-id' },
+    '!!! AUTHENTICATION IS OFF: neither JWT_SECRET nor JWKS_URL is set, so the X-User-ID header is trusted as the ' +
+      'user id and anyone can act as any user. Use this for local development only. !!!',
+  )
+  return headerAuth()
+}
+
+export interface Prepared {
+  db: Database
+  registry: Registry
+}
+
+/**
+ * Opens the database and makes it ready for the registered tables: logical WAL, demo schema, migrations,
+ * tables present, publication and slot. Idempotent, so every instance of a scale-out deployment runs it.
+ */
+export async function prepareDatabase(settings: Settings, o: DaemonOptions, log: Log): Promise<Prepared> {
+  const registry = buildRegistry(settings)
+  const db = await openDatabase({ databaseUrl: o.databaseUrl, dataDir: o.dataDir, log })
+  try {
+    await assertLogical(db.pool)
+    if (o.demo) await db.pool.query(DEMO_SCHEMA_SQL)
+    await runMigrations(db.pool)
+    const tables = registry.tables()
+    const missing = await missingTables(
+      db.pool,
+      tables.map((t) => t.sqlName),
+    )
+    if (missing.length > 0) {
+      throw new StartupError(
+        `registered tables not found in the database: ${missing.join(', ')} (create them first, or run with --demo)`,
+      )
+    }
+    // The slot exists from the first start on, so changes made before a consumer first runs are not lost.
+    await ensurePublication(db.pool, registry, o.publicationName)
+    const slot = await ensureSlot(db.pool, o.slotName)
+    if (slot.created) log.info({ slot: o.slotName }, 'created replication slot')
+    // Seeding after the slot exists sends the demo rows through the WAL consumer like any other write.
+    if (o.demo) await db.pool.query(DEMO_SEED_SQL)
+    return { db, registry }
+  } catch (err) {
+    await db.close()
+    throw err
+  }
+}
+
+/** Runs `serve` (HTTP + optional consumer) or `consume` (consumer + health/metrics) until SIGINT/SIGTERM. */
+export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', log: Log): Promise<void> {
+  const o = settings.options as Options
+  const listen = parseListenAddr(o.listenAddr)
+  if (o.databaseUrl) checkUrl(o.databaseUrl, 'DATABASE_URL')
+  if (o.replicationUrl) checkUrl(o.replicationUrl, 'REPLICATION_URL')
+  // Validate everything that needs no database first: config mistakes fail in milliseconds.
+  buildRegistry(settings)
+  const authenticate = mode === 'serve' ? await authenticator(o, log) : undefined
+
+  const { db, registry } = await prepareDatabase(settings, o, log)
+  let engine: Engine | undefined
+  let consumer: WalConsumer | undefined
+  let server: DaemonServer | undefined
+  let stopping = false
+  const withConsumer = mode === 'consume' || o.consumer !== false
+
+  const cleanup = async () => {
+    await consumer?.stop().catch((err: unknown) => log.error({ err: errMessage(err) }, 'consumer stop failed'))
+    await engine?.close().catch(() => {})
+    await db.close()
+  }
+
+  try {
+    const metrics = new Metrics({ pool: db.pool, slotName: o.slotName, consumer: () => consumer })
+    if (mode === 'serve') {
+      engine = await createEngine({
+        pool: db.pool,
+        registry,
+        conflictResolver:
+          o.conflictResolver === 'server_wins'
+            ? serverWins()
+            : lastWriteWins({ clockSkewToleranceMs: o.clockSkewToleranceMs }),
+        clockSkewToleranceMs: o.clockSkewToleranceMs,
+        minClientVersion: o.minClientVersion,
+        hooks: metrics.hooks(),
+        logger: log.child({ component: 'engine' }),
+        compaction: {
+          intervalMs: o.compactionIntervalMs,
+          staleThresholdMs: o.compactionStaleThresholdMs,
+          batchSize: o.compactionBatchSize,
+        },
+        migrate: false, // done in prepareDatabase
+      })
+      metrics.instrument(engine)
+    }
+    if (withConsumer) {
+      consumer = startWalConsumer({
+        pool: db.pool,
+        registry,
+        replicationUrl: o.replicationUrl ?? db.url,
+        slotName: o.slotName,
+        publicationName: o.publicationName,
+        logger: log.child({ component: 'wal' }),
+      })
+    }
+
+    const health = async (): Promise<HealthReport> => {
+      const started = performance.now()
+      let reachable = true
+      let error: string | undefined
+      try {
+        await withTimeout(db.pool.query('SELECT 1'), 2_000)
+      } catch (err) {
+        reachable = false
+        error = errMessage(err)
+      }
+      const c = consumer?.status()
+      return {
+        status: stopping ? 'shutting_down' : reachable ? 'ok' : 'unavailable',
+        database: { reachable, latencyMs: Math.round(performance.now() - started), ...(error ? { error } : {}) },
+        consumer: c ? { enabled: true, ...c } : { enabled: false },
+      }
+    }
+    const syncHandler = engine
+      ? createSyncHandler(engine, {
+          authenticate: authenticate ?? headerAuth(),
+          onResponse: (info) => metrics.observe(info),
+          logger: log.child({ component: 'http' }),
+        })
+      : undefined
+    server = await startServer({ listen, syncHandler, health, metrics, log })
+  } catch (err) {
+    await cleanup()
+    throw err
+  }
+
+  log.info(
+    {
+      mode,
+      database: db.embedded ? `embedded (${o.dataDir})` : describeUrl(db.url),
+      tables: registry.tables().map((t) => t.tableName),
+      consumer: withConsumer,
+      slot: o.slotName,
+      publication: o.publicationName,
+    },
+    `listening on ${server.url}`,
+  )
+  // The ready line must reach stdout even when the log level hides info lines (scripts wait for it).
+  if (!log.isLevelEnabled('info')) process.stdout.write(`synchrod listening on ${server.url}\n`)
+
+  const running = server
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting immediately')
+        process.exit(1)
+      }
+      stopping = true
+      log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests')
+      void (async () => {
+        await running.close(o.shutdownTimeoutMs)
+        await cleanup()
+        log.info('stopped')
+        resolve()
+      })()
+    }
+    process.on('SIGINT', shutdown)
+    process.on('SIGTERM', shutdown)
+  })
+}
+
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)
+  })
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
+}

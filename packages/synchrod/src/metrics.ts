@@ -1,0 +1,222 @@
+import type { Engine, EngineHooks } from '@synchro/server'
+import type pg from 'pg'
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { WalConsumer } from './wal.js'
+
+/** Route label values are a closed set (unknown paths collapse to "other") so label cardinality stays bounded. */
+export const KNOWN_ROUTES = new Set([
+  '/sync/register',
+  '/sync/pull',
+  '/sync/push',
+  '/sync/snapshot',
+  '/sync/tables',
+  '/sync/schema',
+  '/healthz',
+  '/metrics',
+])
+
+const METHODS = new Set(['GET', 'POST', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'DELETE'])
+
+export function routeLabel(pathname: string): string {
+  return KNOWN_ROUTES.has(pathname) ? pathname : 'other'
+}
+
+/** Prometheus metrics of one daemon, in their own registry (never prom-client's global one). */
+export class Metrics {
+  readonly registry = new Registry()
+  readonly requests: Counter<'route' | 'method' | 'status'>
+  readonly latency: Histogram<'route' | 'method' | 'status'>
+  readonly pushRecords: Counter<'status' | 'reason'>
+  readonly conflicts: Counter<'winner'>
+  readonly pullRecords: Counter<'kind'>
+  readonly snapshotRecords: Counter
+  readonly snapshotRequired: Counter<'reason'>
+  readonly compactionRuns: Counter
+  readonly compactionDeleted: Counter
+
+  constructor(opts: { pool: pg.Pool; slotName: string; consumer: () => WalConsumer | undefined }) {
+    const registers = [this.registry]
+    collectDefaultMetrics({ register: this.registry })
+    this.requests = new Counter({
+      name: 'synchro_http_requests_total',
+      help: 'HTTP requests answered, by route, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    })
+    this.latency = new Histogram({
+      name: 'synchro_http_request_duration_seconds',
+      help: 'HTTP request latency, by route, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    })
+    this.pushRecords = new Counter({
+      name: 'synchro_push_records_total',
+      help: 'Pushed records by outcome: status (applied, conflict, rejected_terminal, rejected_retryable) and reason code.',
+      labelNames: ['status', 'reason'],
+      registers,
+    })
+    this.conflicts = new Counter({
+      name: 'synchro_conflicts_total',
+      help: 'Updates that reached conflict resolution, by winner (client or server).',
+      labelNames: ['winner'],
+      registers,
+    })
+    this.pullRecords = new Counter({
+      name: 'synchro_pull_records_total',
+      help: 'Records returned by pull, by kind (change or delete).',
+      labelNames: ['kind'],
+      registers,
+    })
+    this.snapshotRecords = new Counter({
+      name: 'synchro_snapshot_records_total',
+      help: 'Records returned by snapshot pages.',
+      registers,
+    })
+    this.snapshotRequired = new Counter({
+      name: 'synchro_snapshot_required_total',
+      help: 'Pulls answered with snapshot_required, by reason.',
+      labelNames: ['reason'],
+      registers,
+    })
+    this.compactionRuns = new Counter({ name: 'synchro_compaction_runs_total', help: 'Compaction runs.', registers })
+    this.compactionDeleted = new Counter({
+      name: 'synchro_compaction_deleted_rows_total',
+      help: 'Changelog rows deleted by compaction.',
+      registers,
+    })
+
+    // Database gauges are read on scrape, one cheap query: min/max come from the primary-key index and the row count
+    // is exact for small changelogs, else the planner's estimate (a count(*) over millions of rows on every scrape
+    // would load the database).
+    const rows = new Gauge({
+      name: 'synchro_changelog_rows',
+      help: 'Rows in sync_changelog (estimate above 100k).',
+      registers,
+    })
+    const minSeq = new Gauge({
+      name: 'synchro_changelog_min_seq',
+      help: 'Lowest seq in sync_changelog (0 when empty).',
+      registers,
+    })
+    const maxSeq = new Gauge({
+      name: 'synchro_changelog_max_seq',
+      help: 'Highest seq in sync_changelog (0 when empty).',
+      registers,
+    })
+    const slotLag = new Gauge({
+      name: 'synchro_wal_lag_bytes',
+      help: "WAL the replication slot holds back: current WAL position minus the slot's confirmed position (-1 when the slot is missing).",
+      registers,
+    })
+    const slotActive = new Gauge({
+      name: 'synchro_wal_slot_active',
+      help: '1 when some consumer is streaming from the replication slot.',
+      registers,
+    })
+    const leader = new Gauge({
+      name: 'synchro_wal_consumer_leader',
+      help: '1 when the WAL consumer in this process holds the leader lock.',
+      registers,
+    })
+    const running = new Gauge({
+      name: 'synchro_wal_consumer_running',
+      help: '1 when the WAL consumer in this process is streaming.',
+      registers,
+    })
+    const consumerLag = new Gauge({
+      name: 'synchro_wal_consumer_lag_bytes',
+      help: 'Server WAL position seen by this process’ consumer minus its durable position (leader only).',
+      registers,
+    })
+    // One collect callback feeds all DB gauges; prom-client awaits it on scrape.
+    const collect = async () => {
+      const status = opts.consumer()?.status()
+      leader.set(status?.leader ? 1 : 0)
+      running.set(status?.running ? 1 : 0)
+      if (status?.lagBytes !== null && status?.lagBytes !== undefined) consumerLag.set(status.lagBytes)
+      try {
+        const { rows: r } = await opts.pool.query<{
+          n: string
+          min: string | null
+          max: string | null
+          lag: string | null
+          active: boolean | null
+        }>(
+          `SELECT CASE WHEN c.reltuples BETWEEN 0 AND 100000 THEN (SELECT count(*) FROM sync_changelog)
+                       ELSE c.reltuples::bigint END::text AS n,
+                  (SELECT min(seq) FROM sync_changelog)::text AS min,
+                  (SELECT max(seq) FROM sync_changelog)::text AS max,
+                  (SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text
+                     FROM pg_replication_slots WHERE slot_name = $1) AS lag,
+                  (SELECT active FROM pg_replication_slots WHERE slot_name = $1) AS active
+             FROM pg_class c WHERE c.oid = 'sync_changelog'::regclass`,
+          [opts.slotName],
+        )
+        const row = r[0]
+        rows.set(Number(row?.n ?? 0))
+        minSeq.set(Number(row?.min ?? 0))
+        maxSeq.set(Number(row?.max ?? 0))
+        slotLag.set(row?.lag === null || row?.lag === undefined ? -1 : Number(row.lag))
+        slotActive.set(row?.active ? 1 : 0)
+        dbUp.set(1)
+      } catch {
+        dbUp.set(0)
+      }
+    }
+    const dbUp = new Gauge({
+      name: 'synchro_database_up',
+      help: '1 when the last scrape could query PostgreSQL.',
+      registers,
+      collect,
+    })
+  }
+
+  /** Engine hooks that count conflicts, snapshot-required answers and compaction results. */
+  hooks(): EngineHooks {
+    return {
+      onConflict: ({ decision }) => this.conflicts.inc({ winner: decision.winner }),
+      onSnapshotRequired: ({ reason }) => this.snapshotRequired.inc({ reason }),
+      onCompaction: (result) => {
+        this.compactionRuns.inc()
+        this.compactionDeleted.inc(result.deletedEntries)
+      },
+    }
+  }
+
+  /**
+   * Counts records per push outcome and per pull/snapshot page by wrapping the engine's methods: the HTTP handler
+   * calls them on the instance, so the counts come from the typed results, not from re-parsing response bodies.
+   */
+  instrument(engine: Engine): void {
+    const push = engine.push.bind(engine)
+    const pull = engine.pull.bind(engine)
+    const snapshot = engine.snapshot.bind(engine)
+    engine.push = async (userId, req) => {
+      const res = await push(userId, req)
+      for (const r of [...res.accepted, ...res.rejected]) {
+        this.pushRecords.inc({ status: r.status, reason: r.reason_code ?? '' })
+      }
+      return res
+    }
+    engine.pull = async (userId, req) => {
+      const res = await pull(userId, req)
+      if (res.changes.length > 0) this.pullRecords.inc({ kind: 'change' }, res.changes.length)
+      if (res.deletes.length > 0) this.pullRecords.inc({ kind: 'delete' }, res.deletes.length)
+      return res
+    }
+    engine.snapshot = async (userId, req) => {
+      const res = await snapshot(userId, req)
+      this.snapshotRecords.inc(res.records.length)
+      return res
+    }
+  }
+
+  /** For the sync handler's onResponse. */
+  observe(info: { route: string; method: string; status: number; durationMs: number }): void {
+    const method = METHODS.has(info.method) ? info.method : 'other'
+    const labels = { route: routeLabel(info.route), method, status: String(info.status) }
+    this.requests.inc(labels)
+    this.latency.observe(labels, info.durationMs / 1000)
+  }
+}

@@ -1,0 +1,603 @@
+/**
+ * Every synchrod setting, in one table. The table drives argument parsing, environment variables, config-file keys,
+ * precedence (flag > env > config file > default), validation, `--help` and docs/configuration.md, so a setting
+ * added here shows up everywhere at once.
+ */
+
+export const COMMANDS = {
+  serve: 'Run the sync server (default): HTTP API, /healthz, /metrics and, unless --no-consumer, the WAL consumer.',
+  consume: 'Run only the WAL consumer (leader-elected) plus /healthz and /metrics, for split deployments.',
+  migrate: 'Print the infrastructure SQL (sync_* tables); --apply runs it.',
+  rls: 'Print the row-level-security policies for the configured tables; --apply applies them (idempotent).',
+  compact: 'Run one compaction pass and print its result as JSON.',
+  token: 'Mint a development HS256 JWT signed with JWT_SECRET.',
+  status: 'Show clients, changelog size and range, replication slot lag and the consumer leader.',
+  docs: 'Print docs/configuration.md (generated from this table); --output writes it to a file.',
+} as const
+
+export type CommandName = keyof typeof COMMANDS
+
+type Kind = 'string' | 'boolean' | 'integer' | 'duration'
+
+export interface OptionSpec {
+  /** camelCase key; also the key in the config file when `config` is set. */
+  readonly name: string
+  /** Long flag without the leading dashes (booleans also accept `--no-<flag>`). */
+  readonly flag: string
+  readonly env?: string
+  /** Path in the JSON config file, e.g. `compaction.intervalMs`. */
+  readonly config?: string
+  readonly kind: Kind
+  readonly default?: string | number | boolean
+  /** How the default reads in --help and the docs when it is computed. */
+  readonly defaultText?: string
+  readonly choices?: readonly string[]
+  /** Never echoed (help shows "set"/"unset"; logs never include it). */
+  readonly secret?: boolean
+  readonly commands: readonly CommandName[]
+  readonly description: string
+}
+
+const ALL: readonly CommandName[] = ['serve', 'consume', 'migrate', 'rls', 'compact', 'token', 'status']
+const DB: readonly CommandName[] = ['serve', 'consume', 'migrate', 'rls', 'compact', 'status']
+const RUNNERS: readonly CommandName[] = ['serve', 'consume']
+
+/** The table. Order = order in --help and the docs. */
+export const OPTIONS = [
+  {
+    name: 'config',
+    flag: 'config',
+    env: 'SYNCHRO_CONFIG',
+    kind: 'string',
+    defaultText: '`./synchro.config.json` when present',
+    commands: DB,
+    description:
+      'JSON config file: `tables`, `minClientVersion`, `conflictResolver`, `clockSkewToleranceMs`, `compaction`.',
+  },
+  {
+    name: 'databaseUrl',
+    flag: 'database-url',
+    env: 'DATABASE_URL',
+    kind: 'string',
+    secret: true,
+    defaultText: 'embedded PostgreSQL',
+    commands: DB,
+    description: 'PostgreSQL connection string. When absent, an embedded PostgreSQL 17 runs with data in --data-dir.',
+  },
+  {
+    name: 'replicationUrl',
+    flag: 'replication-url',
+    env: 'REPLICATION_URL',
+    kind: 'string',
+    secret: true,
+    defaultText: 'DATABASE_URL',
+    commands: RUNNERS,
+    description: 'Connection string for the replication and leader-lock connections (same database).',
+  },
+  {
+    name: 'dataDir',
+    flag: 'data-dir',
+    env: 'SYNCHRO_DATA_DIR',
+    kind: 'string',
+    default: './.synchro/pgdata',
+    commands: DB,
+    description: 'Data folder of the embedded PostgreSQL (used only without DATABASE_URL).',
+  },
+  {
+    name: 'demo',
+    flag: 'demo',
+    env: 'SYNCHRO_DEMO',
+    kind: 'boolean',
+    default: false,
+    commands: DB,
+    description:
+      'Create the Northwind demo schema with seed rows and sync its tables (ignores `tables` in the config).',
+  },
+  {
+    name: 'listenAddr',
+    flag: 'listen',
+    env: 'LISTEN_ADDR',
+    config: 'listenAddr',
+    kind: 'string',
+    default: ':8080',
+    commands: RUNNERS,
+    description: 'HTTP address `[HOST]:PORT`; an empty host listens on all interfaces, port 0 picks a free port.',
+  },
+  {
+    name: 'jwtSecret',
+    flag: 'jwt-secret',
+    env: 'JWT_SECRET',
+    kind: 'string',
+    secret: true,
+    commands: ['serve', 'token'],
+    description:
+      'HS256/384/512 shared secret for Bearer JWTs. Without it and JWKS_URL, X-User-ID is trusted (dev only).',
+  },
+  {
+    name: 'jwksUrl',
+    flag: 'jwks-url',
+    env: 'JWKS_URL',
+    kind: 'string',
+    commands: ['serve'],
+    description: 'JWKS endpoint for RS*/ES* Bearer JWTs (checked at startup).',
+  },
+  {
+    name: 'jwtUserClaim',
+    flag: 'jwt-user-claim',
+    env: 'JWT_USER_CLAIM',
+    config: 'jwtUserClaim',
+    kind: 'string',
+    default: 'sub',
+    commands: ['serve', 'token'],
+    description: 'JWT claim holding the user id.',
+  },
+  {
+    name: 'slotName',
+    flag: 'slot-name',
+    env: 'SLOT_NAME',
+    config: 'slotName',
+    kind: 'string',
+    default: 'synchro_slot',
+    commands: ['serve', 'consume', 'status'],
+    description: 'Logical replication slot (one per deployment sharing a PostgreSQL server).',
+  },
+  {
+    name: 'publicationName',
+    flag: 'publication-name',
+    env: 'PUBLICATION_NAME',
+    config: 'publicationName',
+    kind: 'string',
+    default: 'synchro_pub',
+    commands: ['serve', 'consume'],
+    description: 'Publication covering the registered tables.',
+  },
+  {
+    name: 'consumer',
+    flag: 'consumer',
+    env: 'SYNCHRO_CONSUMER',
+    kind: 'boolean',
+    default: true,
+    commands: ['serve'],
+    description: 'Run the WAL consumer in this process (`--no-consumer` when `synchrod consume` runs elsewhere).',
+  },
+  {
+    name: 'minClientVersion',
+    flag: 'min-client-version',
+    env: 'MIN_CLIENT_VERSION',
+    config: 'minClientVersion',
+    kind: 'string',
+    commands: ['serve'],
+    description: 'Minimum app version (semver); older `X-App-Version` clients get 426.',
+  },
+  {
+    name: 'conflictResolver',
+    flag: 'conflict-resolver',
+    env: 'CONFLICT_RESOLVER',
+    config: 'conflictResolver',
+    kind: 'string',
+    default: 'lww',
+    choices: ['lww', 'server_wins'],
+    commands: ['serve'],
+    description: 'Conflict resolution for updates: last-write-wins or server-wins.',
+  },
+  {
+    name: 'clockSkewToleranceMs',
+    flag: 'clock-skew-tolerance-ms',
+    env: 'CLOCK_SKEW_TOLERANCE_MS',
+    config: 'clockSkewToleranceMs',
+    kind: 'integer',
+    default: 0,
+    commands: ['serve'],
+    description: 'Last-write-wins tolerance: a client write this much older than the server row still wins.',
+  },
+  {
+    name: 'compactionIntervalMs',
+    flag: 'compaction-interval',
+    env: 'COMPACTION_INTERVAL',
+    config: 'compaction.intervalMs',
+    kind: 'duration',
+    defaultText: 'off',
+    commands: ['serve'],
+    description: 'Run compaction in the background this often (`ms`, or `30s`, `15m`, `6h`, `1d`).',
+  },
+  {
+    name: 'compactionStaleThresholdMs',
+    flag: 'compaction-stale-threshold',
+    env: 'COMPACTION_STALE_THRESHOLD',
+    config: 'compaction.staleThresholdMs',
+    kind: 'duration',
+    default: 7 * 24 * 60 * 60 * 1000,
+    defaultText: '7d',
+    commands: ['serve', 'compact'],
+    description: 'Clients not synced for this long are deactivated by compaction.',
+  },
+  {
+    name: 'compactionBatchSize',
+    flag: 'compaction-batch-size',
+    env: 'COMPACTION_BATCH_SIZE',
+    config: 'compaction.batchSize',
+    kind: 'integer',
+    default: 10_000,
+    commands: ['serve', 'compact'],
+    description: 'Changelog rows deleted per statement by compaction.',
+  },
+  {
+    name: 'shutdownTimeoutMs',
+    flag: 'shutdown-timeout',
+    env: 'SHUTDOWN_TIMEOUT',
+    kind: 'duration',
+    default: 30_000,
+    defaultText: '30s',
+    commands: RUNNERS,
+    description: 'On SIGINT/SIGTERM, how long in-flight requests may take before connections are cut.',
+  },
+  {
+    name: 'logLevel',
+    flag: 'log-level',
+    env: 'LOG_LEVEL',
+    config: 'logLevel',
+    kind: 'string',
+    default: 'info',
+    choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+    commands: ALL,
+    description: 'Log level of the JSON log lines on stdout (commands other than serve/consume log to stderr).',
+  },
+  {
+    name: 'apply',
+    flag: 'apply',
+    kind: 'boolean',
+    default: false,
+    commands: ['migrate', 'rls'],
+    description: 'Apply the SQL instead of printing it.',
+  },
+  {
+    name: 'json',
+    flag: 'json',
+    kind: 'boolean',
+    default: false,
+    commands: ['status'],
+    description: 'Print JSON instead of text.',
+  },
+  {
+    name: 'sub',
+    flag: 'sub',
+    kind: 'string',
+    commands: ['token'],
+    description: 'User id to put in the token (required).',
+  },
+  {
+    name: 'ttl',
+    flag: 'ttl',
+    kind: 'duration',
+    default: 60 * 60 * 1000,
+    defaultText: '1h',
+    commands: ['token'],
+    description: 'Token lifetime.',
+  },
+  {
+    name: 'output',
+    flag: 'output',
+    kind: 'string',
+    commands: ['docs'],
+    description: 'Write the generated markdown to this file instead of stdout.',
+  },
+] as const satisfies readonly OptionSpec[]
+
+type Spec = (typeof OPTIONS)[number]
+type ValueOf<K extends Kind> = K extends 'boolean' ? boolean : K extends 'string' ? string : number
+/** Resolved settings: options with a default are always set. */
+export type Options = {
+  [S in Spec as S['name']]: S extends { default: unknown } ? ValueOf<S['kind']> : ValueOf<S['kind']> | undefined
+}
+export type OptionName = keyof Options
+
+/** A configuration problem; the message names the setting (flag, variable or config field) and what is wrong. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+}
+
+const BY_FLAG = new Map<string, OptionSpec>(OPTIONS.map((o) => [o.flag, o]))
+
+export interface ParsedArgs {
+  command: CommandName
+  /** Raw flag values by option name (strings; booleans as true/false). */
+  flags: Partial<Record<OptionName, string | boolean>>
+  help: boolean
+  version: boolean
+}
+
+/** Parses `[command] [--flag value | --flag=value | --bool | --no-bool]…`. */
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const out: ParsedArgs = { command: 'serve', flags: {}, help: false, version: false }
+  let i = 0
+  const first = argv[0]
+  if (first !== undefined && !first.startsWith('-')) {
+    if (first === 'help') out.help = true
+    else if (!(first in COMMANDS)) {
+      throw new ConfigError(`unknown command "${first}" (commands: ${Object.keys(COMMANDS).join(', ')})`)
+    } else out.command = first as CommandName
+    i = 1
+    if (first === 'help' && argv[1] !== undefined && argv[1] in COMMANDS) {
+      out.command = argv[1] as CommandName
+      i = 2
+    }
+  }
+  for (; i < argv.length; i++) {
+    const arg = argv[i] as string
+    if (arg === '-h' || arg === '--help') {
+      out.help = true
+      continue
+    }
+    if (arg === '-v' || arg === '--version') {
+      out.version = true
+      continue
+    }
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}"`)
+    const eq = arg.indexOf('=')
+    let key = eq === -1 ? arg.slice(2) : arg.slice(2, eq)
+    let inline: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1)
+    let spec = BY_FLAG.get(key)
+    if (!spec && key.startsWith('no-') && BY_FLAG.get(key.slice(3))?.kind === 'boolean') {
+      spec = BY_FLAG.get(key.slice(3))
+      key = key.slice(3)
+      if (inline !== undefined) throw new ConfigError(`--no-${key} takes no value`)
+      inline = 'false'
+    }
+    if (!spec) throw new ConfigError(`unknown flag --${key} (see synchrod ${out.command} --help)`)
+    if (!spec.commands.includes(out.command)) {
+      throw new ConfigError(`--${key} does not apply to "synchrod ${out.command}"`)
+    }
+    const name = spec.name as OptionName
+    if (spec.kind === 'boolean') {
+      out.flags[name] = inline === undefined ? true : parseBoolean(inline, `--${key}`)
+      continue
+    }
+    if (inline === undefined) {
+      const next = argv[i + 1]
+      if (next === undefined || next.startsWith('--')) throw new ConfigError(`--${key} needs a value`)
+      inline = next
+      i++
+    }
+    out.flags[name] = inline
+  }
+  return out
+}
+
+/** Where a value came from, as the user would write it: `--listen`, `LISTEN_ADDR`, `config.json: minClientVersion`. */
+function sourceLabel(spec: OptionSpec, from: 'flag' | 'env' | 'config', configPath?: string): string {
+  if (from === 'flag') return `--${spec.flag}`
+  if (from === 'env') return spec.env as string
+  return `config file ${configPath ?? ''}: ${spec.config}`
+}
+
+function parseBoolean(raw: string, label: string): boolean {
+  const v = raw.trim().toLowerCase()
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false
+  throw new ConfigError(`${label}: expected true or false, got ${JSON.stringify(raw)}`)
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** `500`, `500ms`, `30s`, `15m`, `1h`, `7d` → milliseconds. */
+export function parseDuration(raw: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(raw.trim())
+  if (!m) return undefined
+  const n = Number(m[1]) * (UNITS[m[2] ?? 'ms'] as number)
+  return Number.isFinite(n) ? Math.round(n) : undefined
+}
+
+function convert(spec: OptionSpec, raw: unknown, label: string): string | number | boolean {
+  const secretSafe = (v: unknown) => (spec.secret ? '(hidden)' : JSON.stringify(v))
+  switch (spec.kind) {
+    case 'boolean':
+      if (typeof raw === 'boolean') return raw
+      if (typeof raw === 'string') return parseBoolean(raw, label)
+      throw new ConfigError(`${label}: expected true or false, got ${secretSafe(raw)}`)
+    case 'integer': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN
+      if (!Number.isSafeInteger(n) || n < 0)
+        throw new ConfigError(`${label}: expected a non-negative integer, got ${secretSafe(raw)}`)
+      return n
+    }
+    case 'duration': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' ? parseDuration(raw) : undefined
+      if (n === undefined || !Number.isSafeInteger(n) || n < 0) {
+        throw new ConfigError(`${label}: expected a duration in ms or like 30s, 15m, 1h, 7d, got ${secretSafe(raw)}`)
+      }
+      return n
+    }
+    case 'string': {
+      if (typeof raw !== 'string') throw new ConfigError(`${label}: expected a string, got ${secretSafe(raw)}`)
+      if (spec.choices && !spec.choices.includes(raw)) {
+        throw new ConfigError(`${label}: must be one of ${spec.choices.join(', ')}; got ${secretSafe(raw)}`)
+      }
+      return raw
+    }
+  }
+}
+
+function getPath(obj: Record<string, unknown>, path: string): unknown {
+  let cur: unknown = obj
+  for (const part of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined
+    cur = (cur as Record<string, unknown>)[part]
+  }
+  return cur
+}
+
+/** Settings that options in the config file may carry, by top-level key (other than `tables`). */
+export const CONFIG_KEYS = new Set(
+  (OPTIONS as readonly OptionSpec[]).flatMap((o) => (o.config ? [o.config.split('.')[0] as string] : [])),
+)
+
+/**
+ * Resolves every option of `command`: flag, then environment variable, then config file, then default.
+ * Empty environment variables count as unset (a blank `JWT_SECRET=` must not switch auth modes).
+ */
+export function resolveOptions(
+  command: CommandName,
+  flags: ParsedArgs['flags'],
+  env: Record<string, string | undefined>,
+  config: Record<string, unknown> = {},
+  configPath?: string,
+): Options {
+  const out: Record<string, unknown> = {}
+  for (const spec of OPTIONS as readonly OptionSpec[]) {
+    if (!spec.commands.includes(command)) continue
+    const flag = flags[spec.name as OptionName]
+    const envValue = spec.env ? env[spec.env] : undefined
+    const configValue = spec.config ? getPath(config, spec.config) : undefined
+    let value: unknown
+    if (flag !== undefined) value = convert(spec, flag, sourceLabel(spec, 'flag'))
+    else if (envValue !== undefined && envValue !== '') value = convert(spec, envValue, sourceLabel(spec, 'env'))
+    else if (configValue !== undefined && configValue !== null) {
+      value = convert(spec, configValue, sourceLabel(spec, 'config', configPath))
+    } else value = spec.default
+    out[spec.name] = value
+  }
+  return out as Options
+}
+
+/** Options of one command, in table order. */
+export function optionsFor(command: CommandName): OptionSpec[] {
+  return (OPTIONS as readonly OptionSpec[]).filter((o) => o.commands.includes(command))
+}
+
+function defaultOf(o: OptionSpec): string {
+  if (o.defaultText) return o.defaultText
+  if (o.default === undefined) return ''
+  return typeof o.default === 'string' ? `\`${o.default}\`` : `\`${String(o.default)}\``
+}
+
+/** `--help` text for a command. */
+export function helpText(command: CommandName): string {
+  const lines = [
+    `synchrod ${command} — ${COMMANDS[command]}`,
+    '',
+    'Usage: synchrod [command] [flags]',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, text]) => `  ${name.padEnd(9)} ${text}`),
+    '',
+    `Flags for ${command} (flag > env var > config file > default):`,
+  ]
+  for (const o of optionsFor(command)) {
+    const flag =
+      o.kind === 'boolean'
+        ? `--${o.default === true ? 'no-' : ''}${o.flag}`
+        : `--${o.flag} <${o.kind === 'string' ? 'value' : o.kind}>`
+    const meta = [
+      o.env ? `env ${o.env}` : undefined,
+      o.config ? `config ${o.config}` : undefined,
+      defaultOf(o) ? `default ${defaultOf(o).replaceAll('`', '')}` : undefined,
+      o.choices ? `one of ${o.choices.join('|')}` : undefined,
+    ].filter(Boolean)
+    lines.push(`  ${flag}`)
+    lines.push(`      ${o.description}${meta.length ? ` [${meta.join('; ')}]` : ''}`)
+  }
+  lines.push('  -h, --help      Show this help', '  -v, --version   Print the version', '')
+  return lines.join('\n')
+}
+
+/** docs/configuration.md, generated from the table (`synchrod docs --output docs/configuration.md`). */
+export function configurationMarkdown(): string {
+  const esc = (s: string) => s.replaceAll('|', '\\|')
+  const out = [
+    '# synchrod configuration',
+    '',
+    '<!-- Generated from packages/synchrod/src/options.ts by `npm run docs -w synchrod`. Do not edit by hand. -->',
+    '',
+    'Every setting can be given as a command-line flag, an environment variable and, where listed, a key of the JSON',
+    'config file. **Flags override environment variables, which override the config file**, which overrides the',
+    'default. Empty environment variables count as unset.',
+    '',
+    '## Commands',
+    '',
+    '| Command | What it does |',
+    '|---|---|',
+    ...Object.entries(COMMANDS).map(([name, text]) => `| \`synchrod ${name}\` | ${esc(text)} |`),
+    '',
+    '`synchrod` with no command runs `serve`. `synchrod <command> --help` lists the flags of one command.',
+    '',
+    '## Settings',
+    '',
+    '| Flag | Env var | Config key | Default | Commands | Description |',
+    '|---|---|---|---|---|---|',
+  ]
+  for (const o of OPTIONS as readonly OptionSpec[]) {
+    const flag =
+      o.kind === 'boolean'
+        ? `\`--${o.flag}\`${o.default === true ? ` / \`--no-${o.flag}\`` : ''}`
+        : `\`--${o.flag} <${o.kind === 'string' ? 'value' : o.kind}>\``
+    const choices = o.choices ? ` One of ${o.choices.map((c) => `\`${c}\``).join(', ')}.` : ''
+    const secret = o.secret ? ' Secret: never logged.' : ''
+    out.push(
+      `| ${flag} | ${o.env ? `\`${o.env}\`` : ''} | ${o.config ? `\`${o.config}\`` : ''} | ${esc(defaultOf(o))} | ${o.commands.join(', ')} | ${esc(o.description)}${choices}${secret} |`,
+    )
+  }
+  out.push(
+    '',
+    'Durations accept milliseconds (`1500`) or a number with a unit: `500ms`, `30s`, `15m`, `6h`, `1d`. In the config',
+    'file, numbers are milliseconds.',
+    '',
+    '## Config file',
+    '',
+    '`--config <file>` (or `SYNCHRO_CONFIG`); without either, `./synchro.config.json` is read when it exists. Unknown',
+    'keys are errors, so a typo never silently falls back to a default.',
+    '',
+    '```json',
+    JSON.stringify(
+      {
+        tables: [
+          { tableName: 'orders', ownerColumn: 'user_id' },
+          { tableName: 'order_details', parentTable: 'orders', parentFkColumn: 'order_id', dependencies: ['orders'] },
+          { tableName: 'products', pushPolicy: 'disabled' },
+        ],
+        minClientVersion: '1.2.0',
+        conflictResolver: 'lww',
+        clockSkewToleranceMs: 0,
+        compaction: { intervalMs: 3_600_000, staleThresholdMs: 604_800_000, batchSize: 10_000 },
+      },
+      null,
+      2,
+    ),
+    '```',
+    '',
+    '`tables` is a list of table configurations (camelCase, see the table below); only `tableName` is required.',
+    `Other top-level keys: ${[...CONFIG_KEYS].map((k) => `\`${k}\``).join(', ')}.`,
+    '',
+    '| Table field | Type | Meaning |',
+    '|---|---|---|',
+    ...TABLE_FIELDS.map(([name, type, text]) => `| \`${name}\` | ${type} | ${esc(text)} |`),
+    '',
+    '## Authentication',
+    '',
+    '- `JWT_SECRET`: Bearer JWTs signed with HS256/384/512; the user id is the `JWT_USER_CLAIM` claim.',
+    '- `JWKS_URL`: Bearer JWTs signed with RS*/ES* keys from the JWKS endpoint (fetched once at startup to fail fast).',
+    '- Neither: the user id is taken from the `X-User-ID` header, unauthenticated. The daemon logs a warning at',
+    '  startup. Use it for local development only.',
+    '',
+  )
+  return out.join('\n')
+}
+
+/** TableConfig fields accepted in the config file: name, JSON type, meaning. */
+export const TABLE_FIELDS: ReadonlyArray<readonly [string, 'string' | 'string[]' | 'boolean', string]> = [
+  ['tableName', 'string', 'Table name, optionally schema-qualified (`app.orders`). Required.'],
+  ['pushPolicy', 'string', '`owner_only` (default) or `disabled` (read-only).'],
+  ['ownerColumn', 'string', "Column holding the owning user's id; rows are private to that user."],
+  ['parentTable', 'string', 'Registered parent table whose owner owns this table’s rows.'],
+  ['parentFkColumn', 'string', 'FK column pointing at the parent’s id.'],
+  ['syncColumns', 'string[]', 'Only these columns leave the server (id and timestamps are always added).'],
+  ['dependencies', 'string[]', 'Tables a client applies before this one.'],
+  ['idColumn', 'string', 'Primary key column (default `id`).'],
+  ['updatedAtColumn', 'string', 'Default `updated_at`.'],
+  ['deletedAtColumn', 'string', 'Default `deleted_at`.'],
+  ['protectedColumns', 'string[]', 'Extra columns clients may never write.'],
+  ['bucketByColumn', 'string', 'Column whose value names the row’s bucket.'],
+  ['bucketPrefix', 'string', 'Prefix of bucket names built from `bucketByColumn`.'],
+  ['globalWhenBucketNull', 'boolean', 'A NULL bucket column puts the row in `global` (needs `allowGlobalRead`).'],
+  ['allowGlobalRead', 'boolean', 'Rows with a NULL owner are readable by everyone.'],
+  ['bucketFunction', 'string', 'SQL function `fn(table, op, new_row jsonb, old_row jsonb) returns setof text`.'],
+]
