@@ -103,7 +103,22 @@ try {
 
   // Ours: from consumer start until every change is a committed changelog row.
   const o0 = performance.now()
-  const consumer = startWalConsumer({ pool, registry, replicationUrl: url, statusIntervalMs: 1000 })
+  const consumer = startWalConsumer({
+    pool,
+    registry,
+    replicationUrl: url,
+    statusIntervalMs: 1000,
+    ...(process.env.BENCH_WAL_DEBUG
+      ? {
+          logger: {
+            info: console.log,
+            warn: console.log,
+            error: console.log,
+            debug: (o: unknown) => console.log(JSON.stringify(o)),
+          },
+        }
+      : {}),
+  })
   try {
     for (;;) {
       const r = await pool.query<{ n: string | null }>('SELECT max(seq)::text AS n FROM sync_changelog')

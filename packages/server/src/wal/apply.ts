@@ -459,12 +459,23 @@ class EdgeState {
       ids.push(id)
     }
     if (tables.length === 0) return
-    const { rows } = await db.query<{ t: string; r: string; b: string }>(
-      `SELECT e.table_name AS t, e.record_id AS r, e.bucket_id AS b
-         FROM unnest($1::text[], $2::text[]) AS k(t, r)
-         JOIN sync_bucket_edges e ON e.table_name = k.t AND e.record_id = k.r`,
-      [tables, ids],
-    )
+    // Per table `record_id = ANY(...)`: an index scan on the edges PK, much cheaper than a join on unnest() for
+    // thousands of keys. Batches touch few tables, so this is a handful of statements at most.
+    const idsByTable = new Map<string, string[]>()
+    for (const [i, t] of tables.entries()) {
+      const a = idsByTable.get(t)
+      if (a) a.push(ids[i] as string)
+      else idsByTable.set(t, [ids[i] as string])
+    }
+    const rows: { t: string; r: string; b: string }[] = []
+    for (const [t, tids] of idsByTable) {
+      const res = await db.query<{ t: string; r: string; b: string }>(
+        `SELECT table_name AS t, record_id AS r, bucket_id AS b
+           FROM sync_bucket_edges WHERE table_name = $1 AND record_id = ANY($2::text[])`,
+        [t, tids],
+      )
+      for (const r of res.rows) rows.push(r)
+    }
     const found = new Map<string, string[]>()
     for (const r of rows) {
       const k = edgeKey(r.t, r.r)
