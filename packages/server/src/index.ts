@@ -1,4 +1,5 @@
 export { AuthError, type Authenticator, headerAuth, type JwtAuthOptions, jwtAuth } from './auth/auth.js'
+export { BucketResolver, type BucketResult, type BucketRule, ColumnCatalog, GLOBAL_BUCKET } from './buckets/index.js'
 export { lastWriteWins, serverWins } from './conflict/lww.js'
 export type { ConflictDecision, ConflictInput, ConflictResolver } from './conflict/types.js'
 export { createEngine, Engine } from './engine/engine.js'
@@ -33,3 +34,24 @@ export {
 export { accessPredicate, applyRlsPolicies, type RlsOptions, rlsStatements } from './rls/rls.js'
 export { goJson, schemaHash } from './schema/contract.js'
 export { defaultKind, logicalTypeOf, normaliseDefault, sqliteDefault } from './schema/types.js'
+export {
+  bigintToLsn,
+  ensurePublication,
+  ensureReplicaIdentityFull,
+  ensureSlot,
+  leaderLockKey,
+  lsnToBigint,
+  startWalConsumer,
+  WalApplyError,
+  WalConfigurationError,
+  WalConnectionError,
+  type WalConsumer,
+  type WalConsumerOptions,
+  type WalConsumerStatus,
+  WalDecodeError,
+  WalError,
+  WalLeadershipLostError,
+  WalSlotBusyError,
+  WalSlotMissingError,
+  WalSlotRecreatedError,
+} from './wal/index.js'
