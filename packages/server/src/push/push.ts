@@ -1,7 +1,581 @@
-import type { PushRequest, PushResponse } from '@synchro/protocol'
-import type { EngineContext } from '../engine/context.js'
+import {
+  MAX_PUSH_CHANGES,
+  type PushRecord,
+  type PushRequest,
+  type PushResponse,
+  type PushResult,
+  WIRE_ERRORS,
+  type Record as WireRecord,
+  ZERO_TIME,
+} from '@synchro/protocol'
+import type pg from 'pg'
+import type { ConflictDecision, ConflictInput } from '../conflict/types.js'
+import { checkSchemaPair, type EngineContext, withUserTransaction } from '../engine/context.js'
+import { BadRequestError, ClientNotRegisteredError, StaleClientRejectedError } from '../errors.js'
+import type { ResolvedTable } from '../registry/registry.js'
+import type { SchemaContract } from '../schema/contract.js'
+import { nowRfc3339, trimRfc3339 } from '../util/time.js'
+import {
+  classifyWriteError,
+  FORBIDDEN,
+  INVALID_DATA,
+  type RecordFailure,
+  retryableFailure,
+  sqlState,
+  type WriteKind,
+} from './errors.js'
+import { canonicalId, type IdKind, idKindOf } from './ids.js'
+import {
+  deleteStatement,
+  insertStatement,
+  preloadStatement,
+  type Statement,
+  TOUCH_CLIENT_SQL,
+  updateStatement,
+} from './sql.js'
 
-/** POST /sync/push — built in the push issue. */
-export async function push(_ctx: EngineContext, _userId: string, _req: PushRequest): Promise<PushResponse> {
-  throw new Error('push: not implemented yet')
+/**
+ * POST /sync/push (PROTOCOL.md §1.5, §3 F–H, Decisions 2–4, 6, 14, 18, 23, 27–29).
+ *
+ * One transaction per request with `app.user_id` set. Records are processed in request order, but written in
+ * batches: the rows of each table are pre-loaded (and locked) with one query, decisions (ownership, existence,
+ * conflict resolution) are taken in memory, and consecutive writes of the same shape run as one statement under a
+ * savepoint. When that statement fails, the batch is rolled back to the savepoint and replayed one record per
+ * savepoint, so one bad record never sinks the others (Decision 3) while the common case costs one statement per
+ * batch instead of three round trips per record.
+ */
+export async function push(ctx: EngineContext, userId: string, req: PushRequest): Promise<PushResponse> {
+  const changes = req.changes ?? []
+  if (changes.length > MAX_PUSH_CHANGES) throw new BadRequestError(WIRE_ERRORS.too_many_changes.message)
+  const contract = await checkSchemaPair(ctx, req.schema_version, req.schema_hash)
+  const results = await withUserTransaction(ctx, userId, async (db) => {
+    await touchClient(ctx, db, userId, req.client_id)
+    if (changes.length === 0) return []
+    const results = await new PushRun(ctx, db, contract, userId).run(changes)
+    const accepted = results.filter((r) => r.status === 'applied')
+    // Inside the transaction: a throwing hook rolls back every record (HTTP 500).
+    if (accepted.length > 0 && ctx.hooks.onPushAccepted) {
+      await ctx.hooks.onPushAccepted({ userId, clientId: req.client_id, accepted, db })
+    }
+    return results
+  })
+  return {
+    accepted: results.filter((r) => r.status === 'applied'),
+    rejected: results.filter((r) => r.status !== 'applied'),
+    checkpoint: 0,
+    server_time: nowRfc3339(),
+    schema_version: contract.version,
+    schema_hash: contract.hash,
+  }
+}
+
+/** 404 for an unregistered client (Decision 11); sets last_push_at / last_sync_at in the push transaction. */
+async function touchClient(ctx: EngineContext, db: pg.PoolClient, userId: string, clientId: string): Promise<void> {
+  const { rows } = await db.query<{ is_active: boolean }>(TOUCH_CLIENT_SQL, [userId, clientId])
+  const row = rows[0]
+  if (!row) throw new ClientNotRegisteredError()
+  if (!row.is_active && ctx.hooks.onStaleClient) {
+    const ok = await ctx.hooks.onStaleClient({ userId, clientId })
+    if (!ok) throw new StaleClientRejectedError()
+  }
+}
+
+/** What push needs to know about one registered table under the current contract. */
+interface TableInfo {
+  t: ResolvedTable
+  idKind: IdKind
+  idType: string
+  /** Synced catalog columns: what `server_version.data` may contain (Decision 14) and what clients may send. */
+  synced: ReadonlySet<string>
+  /** Keys of `data` written on create (synced, not protected except id / owner / parent FK). */
+  createCols: ReadonlySet<string>
+  /** Keys of `data` written on update and resurrection (synced, not protected). */
+  updateCols: ReadonlySet<string>
+}
+
+const infoCache = new WeakMap<SchemaContract, Map<string, TableInfo>>()
+
+function tableInfo(contract: SchemaContract, t: ResolvedTable): TableInfo {
+  let byTable = infoCache.get(contract)
+  if (!byTable) {
+    byTable = new Map()
+    infoCache.set(contract, byTable)
+  }
+  let info = byTable.get(t.tableName)
+  if (info) return info
+  const columns = contract.columns.get(t.tableName) ?? []
+  const synced = new Set(columns.map((c) => c.name))
+  const idType = columns.find((c) => c.name === t.idColumn)?.db_type ?? 'text'
+  const createCols = new Set<string>()
+  const updateCols = new Set<string>()
+  for (const c of synced) {
+    if (!t.protectedSet.has(c)) {
+      createCols.add(c)
+      updateCols.add(c)
+    } else if (t.insertAllowedProtected.has(c)) {
+      createCols.add(c)
+    }
+  }
+  info = { t, idKind: idKindOf(idType), idType, synced, createCols, updateCols }
+  byTable.set(t.tableName, info)
+  return info
+}
+
+/** A stored row as the pre-load sees it. `data` is only loaded for rows the caller may write. */
+interface RowState {
+  id: string
+  updatedAt: string
+  deletedAt: string | null
+  writable: boolean
+  readable: boolean
+  data: { [column: string]: unknown } | null
+}
+
+interface PreloadRow {
+  id: string
+  u: string
+  d: string | null
+  w: boolean
+  r: boolean
+  data: { [column: string]: unknown } | null
+}
+
+/** A record that passed the table / policy / operation / data checks. */
+interface Item {
+  index: number
+  rec: PushRecord
+  op: 'create' | 'update' | 'delete'
+  info: TableInfo
+  /** Canonical id (PostgreSQL's rendering). */
+  key: string
+  data: { [column: string]: unknown } | undefined
+}
+
+interface Write {
+  item: Item
+  /** The JSON object given to jsonb_populate_record (id included). */
+  row: { [column: string]: unknown }
+}
+
+/** Consecutive writes of one table, kind and column set: one statement. */
+interface Group {
+  info: TableInfo
+  kind: WriteKind
+  cols: string[]
+  sig: string
+  writes: Write[]
+}
+
+const SAVEPOINT = 'SAVEPOINT synchro_push'
+const ROLLBACK_TO = 'ROLLBACK TO SAVEPOINT synchro_push'
+
+function isObject(v: unknown): v is { [k: string]: unknown } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+class PushRun {
+  readonly #results: (PushResult | undefined)[] = []
+  /** Per table, per canonical id: the row state, or absent when no such row is visible. */
+  readonly #state = new Map<string, Map<string, RowState>>()
+  #pending: Group | undefined
+  readonly #pendingKeys = new Set<string>()
+  /** Rows written earlier in this request: their state must be re-read before another record touches them. */
+  readonly #dirty = new Set<string>()
+
+  constructor(
+    readonly ctx: EngineContext,
+    readonly db: pg.PoolClient,
+    readonly contract: SchemaContract,
+    readonly userId: string,
+  ) {}
+
+  async run(changes: readonly PushRecord[]): Promise<PushResult[]> {
+    const items: Item[] = []
+    for (const [index, rec] of changes.entries()) {
+      const item = this.#check(index, rec)
+      if (item) items.push(item)
+    }
+    await this.#preload(items)
+    for (const item of items) await this.#decide(item)
+    await this.#flush()
+    return this.#results.map((r, i) => r ?? this.#result(changes[i] as PushRecord, failureInternal()))
+  }
+
+  /** Table → pushability → operation → data → id (§3 F 73, Decision 4). */
+  #check(index: number, rec: PushRecord): Item | undefined {
+    const reject = (f: RecordFailure) => {
+      this.#results[index] = this.#result(rec, f)
+      return undefined
+    }
+    const t = this.ctx.registry.get(rec.table_name)
+    if (!t) {
+      return reject({
+        status: 'rejected_terminal',
+        reasonCode: 'table_not_registered',
+        message: 'table not registered for sync',
+      })
+    }
+    if (t.pushPolicy !== 'owner_only') {
+      return reject({ status: 'rejected_terminal', reasonCode: 'table_read_only', message: 'table is read-only' })
+    }
+    const op = rec.operation
+    if (op !== 'create' && op !== 'update' && op !== 'delete') {
+      return reject({
+        status: 'rejected_terminal',
+        reasonCode: 'invalid_operation',
+        message: `unknown operation: ${op}`,
+      })
+    }
+    if (op !== 'delete' && !isObject(rec.data)) return reject(INVALID_DATA)
+    const info = tableInfo(this.contract, t)
+    const key = canonicalId(rec.id, info.idKind, info.idType)
+    if (key === undefined) return reject({ ...INVALID_DATA, message: 'invalid record id' })
+    return { index, rec, op, info, key, data: isObject(rec.data) ? rec.data : undefined }
+  }
+
+  #result(rec: PushRecord, f: RecordFailure, extra: Partial<PushResult> = {}): PushResult {
+    return {
+      id: rec.id,
+      table_name: rec.table_name,
+      operation: rec.operation,
+      status: f.status,
+      reason_code: f.reasonCode,
+      message: f.message,
+      ...extra,
+    }
+  }
+
+  #applied(item: Item, extra: Partial<PushResult> = {}): void {
+    this.#results[item.index] = {
+      id: item.rec.id,
+      table_name: item.rec.table_name,
+      operation: item.rec.operation,
+      status: 'applied',
+      ...extra,
+    }
+  }
+
+  #fail(item: Item, f: RecordFailure, extra: Partial<PushResult> = {}): void {
+    this.#results[item.index] = this.#result(item.rec, f, extra)
+  }
+
+  /** One query per table for every id the request touches. */
+  async #preload(items: readonly Item[]): Promise<void> {
+    const byTable = new Map<string, { info: TableInfo; keys: Set<string> }>()
+    for (const it of items) {
+      const e = byTable.get(it.info.t.tableName) ?? { info: it.info, keys: new Set<string>() }
+      e.keys.add(it.key)
+      byTable.set(it.info.t.tableName, e)
+    }
+    for (const { info, keys } of byTable.values()) await this.#load(info, [...keys])
+  }
+
+  async #load(info: TableInfo, keys: readonly string[]): Promise<void> {
+    const stmt = preloadStatement(this.ctx.registry, info.t, info.idKind)
+    const { rows } = await this.#query<PreloadRow>(stmt, [keys])
+    let state = this.#state.get(info.t.tableName)
+    if (!state) {
+      state = new Map()
+      this.#state.set(info.t.tableName, state)
+    }
+    for (const k of keys) state.delete(k)
+    for (const r of rows) {
+      state.set(r.id, {
+        id: r.id,
+        updatedAt: r.u,
+        deletedAt: r.d,
+        writable: r.w,
+        readable: r.r || r.w,
+        data: r.data === null ? null : this.#syncedData(info, r.data),
+      })
+    }
+  }
+
+  #query<R extends pg.QueryResultRow>(stmt: Statement, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.db.query<R>({ name: stmt.name, text: stmt.text, values })
+  }
+
+  /** to_jsonb(row) restricted to the synced columns (Decision 14). */
+  #syncedData(info: TableInfo, data: { [column: string]: unknown }): { [column: string]: unknown } {
+    if (!info.t.syncColumns) return data
+    return Object.fromEntries(Object.entries(data).filter(([k]) => info.synced.has(k)))
+  }
+
+  #serverVersion(info: TableInfo, row: RowState, withDeleted: boolean): WireRecord {
+    const rec: WireRecord = {
+      id: row.id,
+      table_name: info.t.tableName,
+      data: row.data ?? {},
+      updated_at: trimRfc3339(row.updatedAt),
+    }
+    if (withDeleted && row.deletedAt !== null) rec.deleted_at = trimRfc3339(row.deletedAt)
+    return rec
+  }
+
+  async #decide(item: Item): Promise<void> {
+    const { info, key } = item
+    const k = `${info.t.tableName}\u0000${key}`
+    // A second record for a row in the unflushed batch: write the batch first so this one sees its effect.
+    if (this.#pendingKeys.has(k)) await this.#flush()
+    if (this.#dirty.has(k)) {
+      await this.#load(info, [key])
+      this.#dirty.delete(k)
+    }
+    const row = this.#state.get(info.t.tableName)?.get(key)
+    switch (item.op) {
+      case 'create':
+        return this.#create(item, row)
+      case 'update':
+        return this.#update(item, row)
+      case 'delete':
+        return this.#delete(item, row)
+    }
+  }
+
+  async #create(item: Item, row: RowState | undefined): Promise<void> {
+    const { info } = item
+    const t = info.t
+    if (!row) {
+      // A brand-new id. Owner is always the caller; the record id wins over data.id (§3 F 75).
+      const entries: [string, unknown][] = []
+      for (const [c, v] of Object.entries(item.data ?? {})) {
+        if (info.createCols.has(c) && c !== t.idColumn && c !== t.ownerColumn) entries.push([c, v])
+      }
+      entries.push([t.idColumn, item.key])
+      if (t.ownerColumn) entries.push([t.ownerColumn, this.userId])
+      return this.#enqueue(item, 'create', entries)
+    }
+    // Someone else's row (readable or not) or a global row: never written, nothing about it returned.
+    if (!row.writable) return this.#fail(item, FORBIDDEN)
+    if (row.deletedAt === null) {
+      return this.#fail(
+        item,
+        { status: 'conflict', reasonCode: 'record_exists', message: 'record already exists' },
+        { server_version: this.#serverVersion(info, row, false) },
+      )
+    }
+    const decision = await this.#resolve(item, row, 'create')
+    if (!decision) return this.#fail(item, failureInternal())
+    if (decision.winner === 'server') return this.#serverWon(item, row, decision)
+    return this.#enqueue(item, 'resurrect', this.#updateEntries(item))
+  }
+
+  async #update(item: Item, row: RowState | undefined): Promise<void> {
+    const { info } = item
+    if (!row?.readable) {
+      return this.#fail(item, {
+        status: 'rejected_terminal',
+        reasonCode: 'record_not_found',
+        message: 'record not found',
+      })
+    }
+    if (!row.writable) return this.#fail(item, FORBIDDEN)
+    if (row.deletedAt !== null) {
+      return this.#fail(
+        item,
+        { status: 'conflict', reasonCode: 'record_deleted', message: 'record is deleted' },
+        { server_version: this.#serverVersion(info, row, true) },
+      )
+    }
+    const decision = await this.#resolve(item, row, 'update')
+    if (!decision) return this.#fail(item, failureInternal())
+    if (decision.winner === 'server') return this.#serverWon(item, row, decision)
+    const entries = this.#updateEntries(item)
+    // Decision 29: nothing writable → applied, updated_at untouched, no server_updated_at.
+    if (entries.length === 1) return this.#applied(item)
+    return this.#enqueue(item, 'update', entries)
+  }
+
+  async #delete(item: Item, row: RowState | undefined): Promise<void> {
+    if (!row?.readable) {
+      return this.#fail(item, {
+        status: 'rejected_terminal',
+        reasonCode: 'record_not_found',
+        message: 'record not found or not accessible',
+      })
+    }
+    if (!row.writable) return this.#fail(item, FORBIDDEN)
+    if (row.deletedAt !== null) {
+      this.#results[item.index] = {
+        id: item.rec.id,
+        table_name: item.rec.table_name,
+        operation: item.rec.operation,
+        status: 'applied',
+        reason_code: 'already_deleted',
+        message: 'record already deleted',
+      }
+      return
+    }
+    return this.#enqueue(item, 'delete', [[item.info.t.idColumn, item.key]])
+  }
+
+  /** Writable keys of an update / resurrection plus the id (the join key, never assigned). */
+  #updateEntries(item: Item): [string, unknown][] {
+    const entries: [string, unknown][] = []
+    for (const [c, v] of Object.entries(item.data ?? {})) {
+      if (item.info.updateCols.has(c)) entries.push([c, v])
+    }
+    entries.push([item.info.t.idColumn, item.key])
+    return entries
+  }
+
+  /** Runs the resolver; undefined when a custom resolver throws (that record → internal_error, retryable). */
+  async #resolve(item: Item, row: RowState, operation: 'create' | 'update'): Promise<ConflictDecision | undefined> {
+    const input: ConflictInput = {
+      table: item.info.t.tableName,
+      recordId: item.rec.id,
+      operation,
+      userId: this.userId,
+      clientUpdatedAt: item.rec.client_updated_at ?? ZERO_TIME,
+      baseUpdatedAt: item.rec.base_updated_at,
+      serverUpdatedAt: row.updatedAt,
+      clientData: item.data ?? {},
+      serverData: row.data ?? {},
+    }
+    let decision: ConflictDecision
+    try {
+      decision = await this.ctx.conflictResolver.resolve(input)
+    } catch (err) {
+      this.ctx.logger.warn({ table: input.table, code: sqlState(err) }, 'conflict resolver failed')
+      return undefined
+    }
+    try {
+      this.ctx.hooks.onConflict?.({ input, decision })
+    } catch (err) {
+      // Informational hook: its failure must not change the outcome.
+      this.ctx.logger.warn({ table: input.table, code: sqlState(err) }, 'onConflict hook failed')
+    }
+    return decision
+  }
+
+  #serverWon(item: Item, row: RowState, decision: ConflictDecision): void {
+    this.#fail(
+      item,
+      { status: 'conflict', reasonCode: 'server_won_conflict', message: decision.reason },
+      { server_version: this.#serverVersion(item.info, row, false) },
+    )
+  }
+
+  async #enqueue(item: Item, kind: WriteKind, entries: [string, unknown][]): Promise<void> {
+    const t = item.info.t
+    const cols = entries
+      .map(([c]) => c)
+      .filter((c) => kind === 'create' || c !== t.idColumn)
+      .sort()
+    const sig = `${t.tableName}\u0000${kind}\u0000${cols.join('\u0000')}`
+    // Only consecutive records share a statement: a later record may depend on an earlier one (a child
+    // created under a parent created just before), so request order is kept between statements.
+    if (this.#pending && this.#pending.sig !== sig) await this.#flush()
+    if (!this.#pending) this.#pending = { info: item.info, kind, cols, sig, writes: [] }
+    // fromEntries defines own properties, so a key like "__proto__" cannot touch the prototype.
+    this.#pending.writes.push({ item, row: Object.fromEntries(entries) })
+    this.#pendingKeys.add(`${t.tableName}\u0000${item.key}`)
+  }
+
+  #statement(g: Group): Statement {
+    const reg = this.ctx.registry
+    switch (g.kind) {
+      case 'create':
+        return insertStatement(reg, g.info.t, g.cols)
+      case 'update':
+        return updateStatement(reg, g.info.t, g.cols, false)
+      case 'resurrect':
+        return updateStatement(reg, g.info.t, g.cols, true)
+      case 'delete':
+        return deleteStatement(reg, g.info.t)
+    }
+  }
+
+  async #flush(): Promise<void> {
+    const g = this.#pending
+    if (!g) return
+    this.#pending = undefined
+    for (const k of this.#pendingKeys) this.#dirty.add(k)
+    this.#pendingKeys.clear()
+    const stmt = this.#statement(g)
+    await this.db.query(SAVEPOINT)
+    try {
+      const { rows } = await this.#query<WriteRow>(stmt, [JSON.stringify(g.writes.map((w) => w.row))])
+      await this.#record(g, g.writes, rows)
+      return
+    } catch (err) {
+      await this.db.query(ROLLBACK_TO)
+      if (g.writes.length === 1) return this.#failed(g, g.writes[0] as Write, err)
+    }
+    // The batch failed as a whole: replay it one record per savepoint to find the bad ones.
+    for (const w of g.writes) {
+      await this.db.query(SAVEPOINT)
+      try {
+        const { rows } = await this.#query<WriteRow>(stmt, [JSON.stringify([w.row])])
+        await this.#record(g, [w], rows)
+      } catch (err) {
+        await this.db.query(ROLLBACK_TO)
+        this.#failed(g, w, err)
+      }
+    }
+  }
+
+  #failed(g: Group, w: Write, err: unknown): void {
+    const failure = classifyWriteError(err, g.kind)
+    this.ctx.logger.warn(
+      { table: g.info.t.tableName, op: g.kind, code: sqlState(err), reason: failure.reasonCode },
+      'push record rejected',
+    )
+    this.#fail(w.item, failure)
+  }
+
+  /** Turns the rows a write statement returned (one per input row, numbered from 1) into results. */
+  async #record(g: Group, writes: readonly Write[], rows: readonly WriteRow[]): Promise<void> {
+    const recheck: Write[] = []
+    for (const r of rows) {
+      const w = writes[r.n - 1]
+      if (!w) continue
+      if (r.u !== null) {
+        const extra: Partial<PushResult> = { server_updated_at: trimRfc3339(r.u) }
+        if (g.kind === 'delete' && r.d) extra.server_deleted_at = trimRfc3339(r.d)
+        this.#applied(w.item, extra)
+      } else if (g.kind === 'create') {
+        if (r.ok === false) this.#fail(w.item, FORBIDDEN)
+        else recheck.push(w)
+      } else {
+        // The pre-load said writable and locked the row; only a concurrent ownership change gets here.
+        this.#fail(w.item, retryableFailure(g.kind))
+      }
+    }
+    if (recheck.length > 0) await this.#recheckCreates(g.info, recheck)
+  }
+
+  /**
+   * The id existed although the pre-load did not see it: a row the caller cannot read (RLS hides it) or one a
+   * concurrent push just committed. Only a row the caller may write is reported as a conflict.
+   */
+  async #recheckCreates(info: TableInfo, writes: readonly Write[]): Promise<void> {
+    await this.#load(
+      info,
+      writes.map((w) => w.item.key),
+    )
+    const state = this.#state.get(info.t.tableName)
+    for (const w of writes) {
+      const row = state?.get(w.item.key)
+      if (!row?.writable) this.#fail(w.item, FORBIDDEN)
+      else if (row.deletedAt === null) {
+        this.#fail(
+          w.item,
+          { status: 'conflict', reasonCode: 'record_exists', message: 'record already exists' },
+          { server_version: this.#serverVersion(info, row, false) },
+        )
+      } else this.#fail(w.item, retryableFailure('create'))
+    }
+  }
+}
+
+interface WriteRow {
+  n: number
+  ok?: boolean
+  u: string | null
+  d?: string | null
+}
+
+function failureInternal(): RecordFailure {
+  return { status: 'rejected_retryable', reasonCode: 'internal_error', message: 'internal error' }
 }

@@ -1,0 +1,156 @@
+import { createHash } from 'node:crypto'
+import type { Registry, ResolvedTable } from '../registry/registry.js'
+import { accessPredicate } from '../rls/rls.js'
+import { quoteIdent } from '../util/sql.js'
+import { sqlRfc3339 } from '../util/time.js'
+import type { IdKind } from './ids.js'
+
+/**
+ * SQL of the push hot path. Every statement works on a batch: its rows arrive as one JSON array parameter and
+ * PostgreSQL converts each value into the column's type with `jsonb_populate_record(NULL::<table>, …)` (enums,
+ * numerics, arrays from JSON arrays, bytea from `\x..` hex text, timestamps at µs) — no hand-written coercion.
+ * A batch of one is the per-record fallback, so both paths share the exact same text.
+ *
+ * Identifiers come from the registry or the catalog and go through quoteIdent; client `data` keys are filtered
+ * against the catalog before any of them becomes a column name here. Texts are deterministic per (table, kind,
+ * column set) so they are cached and run as named prepared statements.
+ */
+export interface Statement {
+  name: string
+  text: string
+}
+
+// Per registry: the same table name can be configured differently in two engines of one process.
+const caches = new WeakMap<Registry, Map<string, Statement>>()
+
+function statement(registry: Registry, key: string, build: () => string): Statement {
+  let cache = caches.get(registry)
+  if (!cache) {
+    cache = new Map()
+    caches.set(registry, cache)
+  }
+  let s = cache.get(key)
+  if (!s) {
+    const text = build()
+    s = { name: `synchro_push_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`, text }
+    cache.set(key, s)
+  }
+  return s
+}
+
+/** `id = ANY($1)` keeps the primary-key index; ids of unknown types are compared as text (never a cast error). */
+function idMatch(t: ResolvedTable, kind: IdKind): string {
+  return kind === 'other' ? `t.${t.q.id}::text = ANY($1::text[])` : `t.${t.q.id} = ANY($1)`
+}
+
+function writePredicate(registry: Registry, t: ResolvedTable, ref: string): string {
+  const p = accessPredicate(registry, t, 'write', ref)
+  // Push-enabled tables always have an owner or a parent (registry validation); a table without either is
+  // never writable by a client.
+  return p ?? 'false'
+}
+
+/**
+ * Loads the state of the batch's rows of one table. Rows the caller may write are locked (FOR UPDATE) and read
+ * from the locking query itself: in READ COMMITTED that returns the newest committed version, so conflict
+ * resolution never compares against a stamp a concurrent push has just replaced. Rows the caller may not write
+ * only report whether they are readable (global rows → forbidden, others' rows → not found); no data.
+ */
+export function preloadStatement(registry: Registry, t: ResolvedTable, kind: IdKind): Statement {
+  return statement(registry, `preload\u0000${t.tableName}\u0000${kind}`, () => {
+    const write = writePredicate(registry, t, 't')
+    const read = accessPredicate(registry, t, 'read', 't') ?? 'true'
+    const u = sqlRfc3339(`t.${t.q.updatedAt}`)
+    const d = sqlRfc3339(`t.${t.q.deletedAt}`)
+    return `WITH w AS (
+  SELECT t.${t.q.id}::text AS id, ${u} AS u, ${d} AS d, true AS w, true AS r, to_jsonb(t) AS data
+  FROM ${t.sqlName} AS t
+  WHERE ${idMatch(t, kind)} AND (${write})
+  FOR UPDATE OF t
+)
+SELECT id, u, d, w, r, data FROM w
+UNION ALL
+SELECT t.${t.q.id}::text, ${u}, ${d}, false, (${read}) IS TRUE, NULL::jsonb
+FROM ${t.sqlName} AS t
+WHERE ${idMatch(t, kind)} AND (${write}) IS NOT TRUE`
+  })
+}
+
+/** The batch rows: one typed record per JSON object, numbered from 1 in request order. */
+function rowsCte(t: ResolvedTable, extra: string): string {
+  return `r AS (
+  SELECT e.n, x AS v${extra}
+  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(j, n)
+  CROSS JOIN LATERAL jsonb_populate_record(NULL::${t.sqlName}, e.j) AS x
+)`
+}
+
+/**
+ * Inserts new rows. The ownership predicate is evaluated on the incoming row (a child under someone else's
+ * parent → ok = false, nothing inserted), so it holds without RLS. ON CONFLICT DO NOTHING turns "an id we could
+ * not see" (another user's row under RLS, or a concurrent create) into "no row returned" instead of an error.
+ * Returns per input row: n, ok, u (the stored updated_at, NULL when not inserted).
+ */
+export function insertStatement(registry: Registry, t: ResolvedTable, cols: readonly string[]): Statement {
+  return statement(registry, `insert\u0000${t.tableName}\u0000${cols.join('\u0000')}`, () => {
+    const ok = `(${writePredicate(registry, t, 'x')}) IS TRUE AS ok`
+    const names = cols.map(quoteIdent)
+    return `WITH ${rowsCte(t, `, ${ok}`)}, ins AS (
+  INSERT INTO ${t.sqlName} AS t (${[...names, t.q.updatedAt].join(', ')})
+  SELECT ${[...names.map((c) => `(r.v).${c}`), 'clock_timestamp()'].join(', ')}
+  FROM r WHERE r.ok ORDER BY r.n
+  ON CONFLICT (${t.q.id}) DO NOTHING
+  RETURNING t.${t.q.id} AS id, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u
+)
+SELECT r.n::int AS n, r.ok, ins.u FROM r LEFT JOIN ins ON ins.id = (r.v).${t.q.id} ORDER BY r.n`
+  })
+}
+
+/** Bumps updated_at to the clock, and always strictly past the stored stamp (Decision 2). */
+function stamp(t: ResolvedTable): string {
+  return `GREATEST(r.ts, t.${t.q.updatedAt} + interval '1 microsecond')`
+}
+
+/**
+ * Updates (or resurrects: deleted_at = NULL) rows already checked and locked by the preload; the ownership
+ * predicate is repeated so the statement itself never writes a row the caller does not own.
+ * Returns per input row: n, u (NULL when no row matched).
+ */
+export function updateStatement(
+  registry: Registry,
+  t: ResolvedTable,
+  cols: readonly string[],
+  resurrect: boolean,
+): Statement {
+  const kind = resurrect ? 'resurrect' : 'update'
+  return statement(registry, `${kind}\u0000${t.tableName}\u0000${cols.join('\u0000')}`, () => {
+    const sets = cols.map((c) => `${quoteIdent(c)} = (r.v).${quoteIdent(c)}`)
+    sets.push(`${t.q.updatedAt} = ${stamp(t)}`)
+    if (resurrect) sets.push(`${t.q.deletedAt} = NULL`)
+    return `WITH ${rowsCte(t, ', clock_timestamp() AS ts')}, u AS (
+  UPDATE ${t.sqlName} AS t SET ${sets.join(', ')}
+  FROM r
+  WHERE t.${t.q.id} = (r.v).${t.q.id} AND (${writePredicate(registry, t, 't')})
+  RETURNING r.n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u
+)
+SELECT r.n::int AS n, u.u FROM r LEFT JOIN u ON u.n = r.n ORDER BY r.n`
+  })
+}
+
+/** Soft-deletes live rows: deleted_at and updated_at get the same fresh stamp. Returns n, u, d per input row. */
+export function deleteStatement(registry: Registry, t: ResolvedTable): Statement {
+  return statement(registry, `delete\u0000${t.tableName}`, () => {
+    return `WITH ${rowsCte(t, ', clock_timestamp() AS ts')}, u AS (
+  UPDATE ${t.sqlName} AS t SET ${t.q.deletedAt} = ${stamp(t)}, ${t.q.updatedAt} = ${stamp(t)}
+  FROM r
+  WHERE t.${t.q.id} = (r.v).${t.q.id} AND t.${t.q.deletedAt} IS NULL AND (${writePredicate(registry, t, 't')})
+  RETURNING r.n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, ${sqlRfc3339(`t.${t.q.deletedAt}`)} AS d
+)
+SELECT r.n::int AS n, u.u, u.d FROM r LEFT JOIN u ON u.n = r.n ORDER BY r.n`
+  })
+}
+
+/** Marks the push on the client row (§2.1) and reports whether the client exists and is active. */
+export const TOUCH_CLIENT_SQL = `UPDATE sync_clients SET last_push_at = now(), last_sync_at = now()
+WHERE user_id = $1 AND client_id = $2
+RETURNING is_active`
