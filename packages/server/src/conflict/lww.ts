@@ -1,13 +1,21 @@
+import { ConfigurationError } from '../errors.js'
 import { toEpochNanos } from '../util/instant.js'
 import type { ConflictDecision, ConflictInput, ConflictResolver } from './types.js'
 
 /**
  * Last-write-wins (PROTOCOL.md §3 G). With a base equal to the server stamp (µs-exact) the client wins; a base
- * ahead of the server loses; otherwise the client wins only when `client_updated_at + tolerance` is strictly later
- * than the stored `updated_at`.
+ * ahead of the server loses; otherwise (no base, or an older base) the client wins only when
+ * `client_updated_at + tolerance` is strictly later than the stored `updated_at` — a tie goes to the server.
+ * Instants are compared as epoch nanoseconds, never through `Date` (Decision 2), so offsets and any number of
+ * fractional digits compare exactly.
  */
 export function lastWriteWins(opts: { clockSkewToleranceMs?: number } = {}): ConflictResolver {
-  const toleranceNs = BigInt(Math.round((opts.clockSkewToleranceMs ?? 0) * 1_000_000))
+  const ms = opts.clockSkewToleranceMs ?? 0
+  // A negative or non-finite tolerance has no meaning and would silently flip outcomes: refuse it at start.
+  if (!Number.isFinite(ms) || ms < 0) {
+    throw new ConfigurationError(`clockSkewToleranceMs must be a finite number >= 0, got ${String(ms)}`)
+  }
+  const toleranceNs = BigInt(Math.round(ms * 1_000_000))
   return {
     name: 'lww',
     resolve(input: ConflictInput): ConflictDecision {
