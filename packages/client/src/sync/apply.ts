@@ -6,9 +6,10 @@
  * The hot path (pull/snapshot pages) is one prepared upsert per table run once per row (`runMany`), with value
  * converters precomputed per column and one IN-list query per table and page for the read-your-own-writes check.
  */
-import type { DeleteEntry, Record as WireRecord } from '@synchro/protocol'
+import type { DeleteEntry, PullResponse, Record as WireRecord } from '@synchro/protocol'
 import { runMany, type SqliteExecutor, type SqlParam, type SqlValue } from '../driver.js'
 import type { SyncedTable } from '../schema/synced-table.js'
+import { getMeta, setMeta } from '../store/database.js'
 import { quoteIdent } from '../store/sql.js'
 import { compareTimestamps } from '../timestamps.js'
 import { wireToSqlite } from './values.js'
@@ -24,6 +25,17 @@ interface TablePlan {
 
 const plans = new WeakMap<SyncedTable, TablePlan>()
 
+/** Runs the table's prepared upsert once per record (callers deduplicate ids). */
+async function upsertRows(tx: SqliteExecutor, t: SyncedTable, recs: readonly WireRecord[]): Promise<void> {
+  if (recs.length === 0) return
+  // Measured: one prepared single-row upsert per record beats multi-row VALUES statements on better-sqlite3.
+  await runMany(
+    tx,
+    planFor(t).upsertSql,
+    recs.map((r) => recordParams(t, r)),
+  )
+}
+
 function planFor(t: SyncedTable): TablePlan {
   let p = plans.get(t)
   if (p) return p
@@ -32,9 +44,11 @@ function planFor(t: SyncedTable): TablePlan {
   const updates = t.columns
     .filter((c) => c.name !== t.pk)
     .map((c) => `${quoteIdent(c.name)} = excluded.${quoteIdent(c.name)}`)
-  const upsertSql =
-    `INSERT INTO ${quoteIdent(t.name)} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ` +
-    (updates.length > 0 ? `ON CONFLICT (${pk}) DO UPDATE SET ${updates.join(', ')}` : `ON CONFLICT (${pk}) DO NOTHING`)
+  const tuple = `(${cols.map(() => '?').join(', ')})`
+  const onConflict =
+    updates.length > 0 ? `ON CONFLICT (${pk}) DO UPDATE SET ${updates.join(', ')}` : `ON CONFLICT (${pk}) DO NOTHING`
+  const insert = `INSERT INTO ${quoteIdent(t.name)} (${cols.join(', ')}) VALUES`
+  const upsertSql = `${insert} ${tuple} ${onConflict}`
   const converters = t.columns.map((c): Converter => {
     const name = c.name
     const type = c.logical_type
@@ -143,24 +157,23 @@ export async function applyPullPage(
       stats.skipped += recs.size
       continue
     }
-    const plan = planFor(t)
     const pend = pending.get(name)
     const stamps = await localStamps(tx, t, [...recs.keys()])
-    const params: SqlParam[][] = []
+    const apply: WireRecord[] = []
     for (const [id, rec] of recs) {
       if (pend?.has(id)) {
         stats.skipped++
         continue
       }
-      const local = stamps.get(id)
+      const local = stamps.size > 0 ? stamps.get(id) : undefined
       if (local != null && compareTimestamps(local, rec.updated_at) >= 0) {
         stats.skipped++
         continue
       }
-      params.push(recordParams(t, rec))
+      apply.push(rec)
     }
-    await runMany(tx, plan.upsertSql, params)
-    stats.upserted += params.length
+    await upsertRows(tx, t, apply)
+    stats.upserted += apply.length
   }
   if (deletes.length > 0) {
     const byTable = new Map<string, SqlParam[][]>()
@@ -200,13 +213,13 @@ export async function applySnapshotPage(
       continue
     }
     const pend = pending.get(name)
-    const params: SqlParam[][] = []
+    const apply: WireRecord[] = []
     for (const [id, rec] of recs) {
       if (pend?.has(id)) stats.skipped++
-      else params.push(recordParams(t, rec))
+      else apply.push(rec)
     }
-    await runMany(tx, planFor(t).upsertSql, params)
-    stats.upserted += params.length
+    await upsertRows(tx, t, apply)
+    stats.upserted += apply.length
   }
   return stats
 }
@@ -237,4 +250,55 @@ export async function writeServerStamps(
   if (sets.length === 0) return
   params.push(id)
   await tx.run(`UPDATE ${quoteIdent(t.name)} SET ${sets.join(', ')} WHERE ${quoteIdent(t.pk)} = ?`, params)
+}
+
+/**
+ * Applies consecutive pull pages in order inside the caller's (sync-locked) transaction and stores the highest
+ * checkpoint — only if it is above the stored one — and the merged known buckets.
+ */
+export async function applyPullGroup(
+  tx: SqliteExecutor,
+  tables: ReadonlyMap<string, SyncedTable>,
+  pages: readonly Pick<PullResponse, 'changes' | 'deletes' | 'checkpoint' | 'bucket_updates'>[],
+): Promise<ApplyStats> {
+  const total: ApplyStats = { upserted: 0, skipped: 0, deleted: 0 }
+  const stored = Number((await getMeta(tx, 'checkpoint')) ?? '0') || 0
+  let buckets = parseBuckets(await getMeta(tx, 'known_buckets'))
+  let bucketsChanged = false
+  let top = stored
+  for (const page of pages) {
+    const s = await applyPullPage(tx, tables, page.changes, page.deletes)
+    total.upserted += s.upserted
+    total.skipped += s.skipped
+    total.deleted += s.deleted
+    top = Math.max(top, page.checkpoint)
+    const merged = mergeBuckets(buckets, page.bucket_updates)
+    if (merged) {
+      buckets = merged
+      bucketsChanged = true
+    }
+  }
+  // Checkpoints only move forward: a stale or replayed page must not rewind us.
+  if (top > stored) await setMeta(tx, 'checkpoint', String(top))
+  if (bucketsChanged) await setMeta(tx, 'known_buckets', JSON.stringify(buckets))
+  return total
+}
+
+export function parseBuckets(raw: string | null): string[] {
+  if (!raw) return []
+  try {
+    const v: unknown = JSON.parse(raw)
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []
+  } catch {
+    return []
+  }
+}
+
+/** Merges `bucket_updates` into the known list; null when nothing changed. */
+export function mergeBuckets(known: string[], updates: PullResponse['bucket_updates']): string[] | null {
+  if (!updates || (!updates.added?.length && !updates.removed?.length)) return null
+  const removed = new Set(updates.removed ?? [])
+  const out = known.filter((b) => !removed.has(b))
+  for (const b of updates.added ?? []) if (!out.includes(b)) out.push(b)
+  return out
 }

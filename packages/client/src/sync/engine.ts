@@ -3,7 +3,7 @@
  * cycles of push-then-pull, driven by a timer, by debounced local writes and by `syncNow()`. Cycles never overlap:
  * a request during a running cycle makes that cycle run once more (coalescing).
  */
-import type { PullResponse, SnapshotCursor } from '@synchro/protocol'
+import type { PullResponse, SnapshotCursor, SnapshotResponse } from '@synchro/protocol'
 import type { ResolvedConfig } from '../config.js'
 import {
   AlreadyStartedError,
@@ -20,7 +20,7 @@ import { clearForRebuild, migrateToSchema } from '../schema/migrate.js'
 import { type ClientSchema, toClientSchema } from '../schema/synced-table.js'
 import { PENDING_TABLE } from '../schema/triggers.js'
 import { getMeta, type LocalDatabase, setMeta, withSyncLock } from '../store/database.js'
-import { applyPullPage, applySnapshotPage } from './apply.js'
+import { applyPullGroup, applySnapshotPage, mergeBuckets, parseBuckets } from './apply.js'
 import { applyPushResults, type ConflictInfo, queueKey, readPushBatch } from './push.js'
 import { withRetry } from './retry.js'
 import type { Transport } from './transport.js'
@@ -55,6 +55,13 @@ class StoppedSignal extends Error {
     super('sync stopped')
   }
 }
+
+/**
+ * Rows applied per write transaction when pages arrive back to back (has_more). Bigger groups mean fewer commits
+ * (each rewrites every B-tree page it touched into the WAL); smaller ones mean fresher UI and less re-download when
+ * the network fails mid-catch-up.
+ */
+export const APPLY_GROUP_ROWS = 10_000
 
 /** Schema refreshes (409 → refetch, migrate, re-register) allowed within one cycle. */
 const MAX_SCHEMA_REFRESHES = 3
@@ -290,16 +297,29 @@ export class SyncEngine {
     }
   }
 
-  /** Pull loop (§4.3 step 4). */
+  /**
+   * Pull loop (§4.3 step 4). Consecutive pages are applied in one transaction per group of up to
+   * APPLY_GROUP_ROWS rows (each page still applied in order, checkpoint stored with the group's last page): a
+   * commit rewrites every B-tree page the group touched, so per-page commits dominate catch-up time.
+   */
   private async pullAll(): Promise<void> {
     const schema = this.requireSchema()
     let rows = 0
     let pages = 0
+    let { checkpoint, known } = await this.db.run(async (ex) => ({
+      checkpoint: Number((await getMeta(ex, 'checkpoint')) ?? '0') || 0,
+      known: parseBuckets(await getMeta(ex, 'known_buckets')),
+    }))
+    let group: PullResponse[] = []
+    let groupRows = 0
+    const flush = async () => {
+      if (group.length === 0) return
+      const pagesToApply = group
+      group = []
+      groupRows = 0
+      await this.db.transaction((tx) => withSyncLock(tx, () => applyPullGroup(tx, schema.tables, pagesToApply)), 'sync')
+    }
     for (;;) {
-      const { checkpoint, known } = await this.db.run(async (ex) => ({
-        checkpoint: Number((await getMeta(ex, 'checkpoint')) ?? '0') || 0,
-        known: parseBuckets(await getMeta(ex, 'known_buckets')),
-      }))
       const res: PullResponse = await this.transport.pull({
         client_id: this.cfg.clientID,
         checkpoint,
@@ -309,27 +329,26 @@ export class SyncEngine {
         ...this.pair(),
       })
       if (res.snapshot_required) {
+        await flush()
         const reason = res.snapshot_reason ?? 'initial_sync_required'
         await this.snapshotRebuild(reason !== 'initial_sync_required', reason)
         return
       }
-      await this.db.transaction(
-        (tx) =>
-          withSyncLock(tx, async () => {
-            await applyPullPage(tx, schema.tables, res.changes, res.deletes)
-            // Checkpoints only move forward: a stale or replayed page must not rewind us.
-            if (res.checkpoint > checkpoint) await setMeta(tx, 'checkpoint', String(res.checkpoint))
-            const merged = mergeBuckets(known, res.bucket_updates)
-            if (merged) await setMeta(tx, 'known_buckets', JSON.stringify(merged))
-          }),
-        'sync',
-      )
+      group.push(res)
+      groupRows += res.changes.length + res.deletes.length
       rows += res.changes.length + res.deletes.length
       pages++
-      if (pages > 1 || res.has_more)
+      known = mergeBuckets(known, res.bucket_updates) ?? known
+      if (!res.has_more || groupRows >= APPLY_GROUP_ROWS) await flush()
+      if (pages > 1 || res.has_more) {
         this.setStatus({ status: 'syncing', retryAt: null, progress: { phase: 'pull', rows, pages } })
+      }
       if (!res.has_more) return
-      if (res.checkpoint <= checkpoint) throw new InvalidResponseError('pull has_more without checkpoint progress')
+      if (res.checkpoint <= checkpoint) {
+        await flush()
+        throw new InvalidResponseError('pull has_more without checkpoint progress')
+      }
+      checkpoint = res.checkpoint
     }
   }
 
@@ -347,6 +366,8 @@ export class SyncEngine {
     let cursor: SnapshotCursor | null = null
     let rows = 0
     let pages = 0
+    let group: SnapshotResponse[] = []
+    let groupRows = 0
     this.setStatus({ status: 'syncing', retryAt: null, progress: { phase: 'snapshot', rows, pages } })
     for (;;) {
       const res = await this.transport.snapshot({
@@ -355,17 +376,24 @@ export class SyncEngine {
         limit: this.cfg.snapshotPageSize,
         ...this.pair(),
       })
-      await this.db.transaction(
-        (tx) =>
-          withSyncLock(tx, async () => {
-            await applySnapshotPage(tx, schema.tables, res.records)
-            if (!res.has_more) {
-              await setMeta(tx, 'checkpoint', String(res.checkpoint))
-              await setMeta(tx, 'snapshot_complete', '1')
-            }
-          }),
-        'sync',
-      )
+      group.push(res)
+      groupRows += res.records.length
+      if (!res.has_more || groupRows >= APPLY_GROUP_ROWS) {
+        const pagesToApply = group
+        group = []
+        groupRows = 0
+        await this.db.transaction(
+          (tx) =>
+            withSyncLock(tx, async () => {
+              for (const page of pagesToApply) await applySnapshotPage(tx, schema.tables, page.records)
+              if (!res.has_more) {
+                await setMeta(tx, 'checkpoint', String(res.checkpoint))
+                await setMeta(tx, 'snapshot_complete', '1')
+              }
+            }),
+          'sync',
+        )
+      }
       rows += res.records.length
       pages++
       this.setStatus({ status: 'syncing', retryAt: null, progress: { phase: 'snapshot', rows, pages } })
@@ -480,23 +508,4 @@ function toError(err: unknown): SynchroError {
 
 function emptyPush() {
   return { accepted: [], rejected: [], checkpoint: 0, server_time: '', schema_version: 0, schema_hash: '' }
-}
-
-function parseBuckets(raw: string | null): string[] {
-  if (!raw) return []
-  try {
-    const v: unknown = JSON.parse(raw)
-    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []
-  } catch {
-    return []
-  }
-}
-
-/** Merges `bucket_updates` into the known list; null when nothing changed. */
-export function mergeBuckets(known: string[], updates: PullResponse['bucket_updates']): string[] | null {
-  if (!updates || (!updates.added?.length && !updates.removed?.length)) return null
-  const removed = new Set(updates.removed ?? [])
-  const out = known.filter((b) => !removed.has(b))
-  for (const b of updates.added ?? []) if (!out.includes(b)) out.push(b)
-  return out
 }

@@ -19,16 +19,25 @@ export interface BetterSqlite3DriverOptions {
 
 type Stmt = Database.Statement<unknown[], unknown>
 
+function needsConversion(p: unknown): boolean {
+  return p === undefined || typeof p === 'boolean' || (p instanceof Uint8Array && !Buffer.isBuffer(p))
+}
+
+/**
+ * Parameters as better-sqlite3 binds them (numbers, strings, bigints, Buffers, null). Returns the caller's array
+ * itself when nothing needs converting: the apply path binds hundreds of thousands of values.
+ */
 function bind(params: readonly SqlParam[] | undefined): unknown[] {
   if (params === undefined || params.length === 0) return []
-  const out = new Array<unknown>(params.length)
-  for (let i = 0; i < params.length; i++) {
-    const p = params[i]
-    // better-sqlite3 binds only numbers, strings, bigints, Buffers and null.
+  let i = 0
+  while (i < params.length && !needsConversion(params[i])) i++
+  if (i === params.length) return params as unknown[]
+  const out = params.slice() as unknown[]
+  for (; i < out.length; i++) {
+    const p = out[i]
     if (p === undefined) out[i] = null
     else if (typeof p === 'boolean') out[i] = p ? 1 : 0
     else if (p instanceof Uint8Array && !Buffer.isBuffer(p)) out[i] = Buffer.from(p.buffer, p.byteOffset, p.byteLength)
-    else out[i] = p
   }
   return out
 }
@@ -63,18 +72,18 @@ export function betterSqlite3Driver(db: BetterSqlite3Database, options: BetterSq
     async all<T>(sql: string, params?: readonly SqlParam[]): Promise<T[]> {
       const s = prepare(sql)
       if (!s.reader) {
-        s.run(...bind(params))
+        s.run(bind(params))
         return []
       }
-      return s.all(...bind(params)) as T[]
+      return s.all(bind(params)) as T[]
     },
     async run(sql: string, params?: readonly SqlParam[]): Promise<RunResult> {
       const s = prepare(sql)
       if (s.reader) {
-        s.all(...bind(params))
+        s.all(bind(params))
         return { changes: 0 }
       }
-      return { changes: s.run(...bind(params)).changes }
+      return { changes: s.run(bind(params)).changes }
     },
     async exec(sql: string): Promise<void> {
       // DDL can invalidate cached statements' plans; better-sqlite3 re-prepares transparently, but a dropped
@@ -85,7 +94,7 @@ export function betterSqlite3Driver(db: BetterSqlite3Database, options: BetterSq
     async runMany(sql: string, paramLists: readonly (readonly SqlParam[])[]): Promise<RunResult> {
       const s = prepare(sql)
       let changes = 0
-      for (const p of paramLists) changes += s.run(...bind(p)).changes
+      for (const p of paramLists) changes += s.run(bind(p)).changes
       return { changes }
     },
   }
