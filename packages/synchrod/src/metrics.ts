@@ -1,7 +1,7 @@
 import type { Engine, EngineHooks } from '@synchro/server'
 import type pg from 'pg'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import type { WalConsumer } from './wal.js'
+import type { WalConsumer, WalConsumerStatus } from './wal.js'
 
 /** Route label values are a closed set (unknown paths collapse to "other") so label cardinality stays bounded. */
 export const KNOWN_ROUTES = new Set([
@@ -86,55 +86,20 @@ export class Metrics {
       registers,
     })
 
-    // Database gauges are read on scrape, one cheap query: min/max come from the primary-key index and the row count
-    // is exact for small changelogs, else the planner's estimate (a count(*) over millions of rows on every scrape
-    // would load the database).
-    const rows = new Gauge({
-      name: 'synchro_changelog_rows',
-      help: 'Rows in sync_changelog (estimate above 100k).',
-      registers,
-    })
-    const minSeq = new Gauge({
-      name: 'synchro_changelog_min_seq',
-      help: 'Lowest seq in sync_changelog (0 when empty).',
-      registers,
-    })
-    const maxSeq = new Gauge({
-      name: 'synchro_changelog_max_seq',
-      help: 'Highest seq in sync_changelog (0 when empty).',
-      registers,
-    })
-    const slotLag = new Gauge({
-      name: 'synchro_wal_lag_bytes',
-      help: "WAL the replication slot holds back: current WAL position minus the slot's confirmed position (-1 when the slot is missing).",
-      registers,
-    })
-    const slotActive = new Gauge({
-      name: 'synchro_wal_slot_active',
-      help: '1 when some consumer is streaming from the replication slot.',
-      registers,
-    })
-    const leader = new Gauge({
-      name: 'synchro_wal_consumer_leader',
-      help: '1 when the WAL consumer in this process holds the leader lock.',
-      registers,
-    })
-    const running = new Gauge({
-      name: 'synchro_wal_consumer_running',
-      help: '1 when the WAL consumer in this process is streaming.',
-      registers,
-    })
-    const consumerLag = new Gauge({
-      name: 'synchro_wal_consumer_lag_bytes',
-      help: 'Server WAL position seen by this process’ consumer minus its durable position (leader only).',
-      registers,
-    })
-    // One collect callback feeds all DB gauges; prom-client awaits it on scrape.
-    const collect = async () => {
-      const status = opts.consumer()?.status()
-      leader.set(status?.leader ? 1 : 0)
-      running.set(status?.running ? 1 : 0)
-      if (status?.lagBytes !== null && status?.lagBytes !== undefined) consumerLag.set(status.lagBytes)
+    // Database gauges are read on scrape. prom-client collects all metrics of a scrape concurrently, so each gauge
+    // awaits one shared query per scrape. Min/max come from the primary-key index; the row count is exact for small
+    // (or never analysed) changelogs, else the planner's estimate: count(*) over millions of rows on every scrape
+    // would load the database.
+    interface DbSnapshot {
+      up: boolean
+      rows: number
+      min: number
+      max: number
+      slotLag: number
+      slotActive: boolean
+    }
+    let pending: Promise<DbSnapshot> | undefined
+    const read = async (): Promise<DbSnapshot> => {
       try {
         const { rows: r } = await opts.pool.query<{
           n: string
@@ -143,7 +108,7 @@ export class Metrics {
           lag: string | null
           active: boolean | null
         }>(
-          `SELECT CASE WHEN c.reltuples BETWEEN 0 AND 100000 THEN (SELECT count(*) FROM sync_changelog)
+          `SELECT CASE WHEN c.reltuples < 100000 THEN (SELECT count(*) FROM sync_changelog)
                        ELSE c.reltuples::bigint END::text AS n,
                   (SELECT min(seq) FROM sync_changelog)::text AS min,
                   (SELECT max(seq) FROM sync_changelog)::text AS max,
@@ -154,22 +119,69 @@ export class Metrics {
           [opts.slotName],
         )
         const row = r[0]
-        rows.set(Number(row?.n ?? 0))
-        minSeq.set(Number(row?.min ?? 0))
-        maxSeq.set(Number(row?.max ?? 0))
-        slotLag.set(row?.lag === null || row?.lag === undefined ? -1 : Number(row.lag))
-        slotActive.set(row?.active ? 1 : 0)
-        dbUp.set(1)
+        return {
+          up: true,
+          rows: Number(row?.n ?? 0),
+          min: Number(row?.min ?? 0),
+          max: Number(row?.max ?? 0),
+          slotLag: row?.lag === null || row?.lag === undefined ? -1 : Number(row.lag),
+          slotActive: row?.active === true,
+        }
       } catch {
-        dbUp.set(0)
+        return { up: false, rows: 0, min: 0, max: 0, slotLag: -1, slotActive: false }
       }
     }
-    const dbUp = new Gauge({
-      name: 'synchro_database_up',
-      help: '1 when the last scrape could query PostgreSQL.',
-      registers,
-      collect,
-    })
+    const snapshot = (): Promise<DbSnapshot> => {
+      pending ??= read().finally(() => {
+        pending = undefined
+      })
+      return pending
+    }
+    const dbGauge = (name: string, help: string, pick: (s: DbSnapshot) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          this.set(pick(await snapshot()))
+        },
+      })
+    dbGauge('synchro_database_up', '1 when the scrape could query PostgreSQL.', (s) => (s.up ? 1 : 0))
+    dbGauge('synchro_changelog_rows', 'Rows in sync_changelog (estimate above 100k).', (s) => s.rows)
+    dbGauge('synchro_changelog_min_seq', 'Lowest seq in sync_changelog (0 when empty).', (s) => s.min)
+    dbGauge('synchro_changelog_max_seq', 'Highest seq in sync_changelog (0 when empty).', (s) => s.max)
+    dbGauge(
+      'synchro_wal_lag_bytes',
+      "WAL the replication slot holds back: current WAL position minus the slot's confirmed position (-1 when the slot is missing).",
+      (s) => s.slotLag,
+    )
+    dbGauge('synchro_wal_slot_active', '1 when some consumer is streaming from the replication slot.', (s) =>
+      s.slotActive ? 1 : 0,
+    )
+    // The local consumer's view, no database needed.
+    const consumerGauge = (name: string, help: string, pick: (s: WalConsumerStatus | undefined) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const v = pick(opts.consumer()?.status())
+          if (v !== null) this.set(v)
+        },
+      })
+    consumerGauge(
+      'synchro_wal_consumer_leader',
+      '1 when the WAL consumer in this process holds the leader lock.',
+      (s) => (s?.leader ? 1 : 0),
+    )
+    consumerGauge('synchro_wal_consumer_running', '1 when the WAL consumer in this process is streaming.', (s) =>
+      s?.running ? 1 : 0,
+    )
+    consumerGauge(
+      'synchro_wal_consumer_lag_bytes',
+      'Server WAL position seen by the consumer in this process minus its durable position (leader only).',
+      (s) => s?.lagBytes ?? null,
+    )
   }
 
   /** Engine hooks that count conflicts, snapshot-required answers and compaction results. */
