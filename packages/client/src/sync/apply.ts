@@ -52,7 +52,7 @@ function planFor(t: SyncedTable): TablePlan {
   const converters = t.columns.map((c): Converter => {
     const name = c.name
     const type = c.logical_type
-    // Keys absent from `data` become NULL, except the ones the record envelope itself carries.
+    // Keys absent from `data`: the record envelope carries id and timestamps; other columns get NULL (or a default).
     const fallback: Converter =
       name === t.pk
         ? (r) => r.id
@@ -60,7 +60,7 @@ function planFor(t: SyncedTable): TablePlan {
           ? (r) => r.updated_at
           : name === t.deletedAt
             ? (r) => r.deleted_at ?? null
-            : () => null
+            : constantFallback(c.nullable ? undefined : c.sqlite_default_sql)
     return (r) => {
       const v = r.data[name]
       return v === undefined ? fallback(r) : wireToSqlite(type, v)
@@ -76,6 +76,31 @@ function planFor(t: SyncedTable): TablePlan {
   }
   plans.set(t, p)
   return p
+}
+
+/**
+ * Value for a key the server left out. A conformant server sends every schema column; if one is missing anyway, a
+ * NOT NULL column gets its portable default instead of failing the whole page on the constraint.
+ */
+function constantFallback(sqliteDefault: string | undefined): Converter {
+  if (!sqliteDefault) return () => null
+  const d = sqliteDefault.trim()
+  if (/^'.*'$/s.test(d)) {
+    const v = d.slice(1, -1).replaceAll("''", "'")
+    return () => v
+  }
+  if (/^\(?-?\d+(\.\d+)?\)?$/.test(d)) {
+    const v = Number(d.replace(/[()]/g, ''))
+    return () => v
+  }
+  if (/^CURRENT_(TIMESTAMP|DATE|TIME)$/i.test(d)) {
+    const kind = d.toUpperCase()
+    return () => {
+      const iso = new Date().toISOString()
+      return kind === 'CURRENT_DATE' ? iso.slice(0, 10) : kind === 'CURRENT_TIME' ? iso.slice(11, 19) : iso
+    }
+  }
+  return () => null
 }
 
 /** Row parameters of the upsert for one wire record (all schema columns, in schema order). */

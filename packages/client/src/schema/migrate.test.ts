@@ -1,0 +1,78 @@
+import type { SchemaTable } from '@synchro/protocol'
+import { afterAll, describe, expect, it } from 'vitest'
+import { col, table, testSchema } from '../test/fake-server.js'
+import { cleanupTempDirs, tempDriver } from '../test/helpers.js'
+import { migrateToSchema } from './migrate.js'
+import { toClientSchema } from './synced-table.js'
+import { LOCAL_TABLES_SQL } from './triggers.js'
+
+afterAll(cleanupTempDirs)
+
+const schemaOf = (tables: SchemaTable[], version = 1) =>
+  toClientSchema({ schema_version: version, schema_hash: `h${version}`, server_time: '', tables })
+
+describe('schema migration (additive, Decision 22)', () => {
+  it('adds tables and columns, recreates triggers, keeps data and queue, never touches local-only tables', async () => {
+    const d = await tempDriver()
+    await d.exec(LOCAL_TABLES_SQL)
+    await d.exec(`CREATE TABLE app_settings (k TEXT PRIMARY KEY, v TEXT); INSERT INTO app_settings VALUES ('theme', 'dark');
+                  CREATE TRIGGER app_trigger AFTER INSERT ON app_settings BEGIN SELECT 1; END;`)
+    const v1 = testSchema()
+    await d.transaction((tx) => migrateToSchema(tx, schemaOf(v1)))
+    await d.run(`INSERT INTO lists (id, name) VALUES ('l1', 'before')`)
+    const localBefore = await d.all(
+      `SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'app_settings' ORDER BY name`,
+    )
+
+    const v2 = testSchema()
+    const lists = v2.find((t) => t.table_name === 'lists')!
+    lists.columns.splice(2, 0, col('color', 'string', { db: 'text', nullable: false, def: "'red'" }))
+    lists.columns.splice(
+      2,
+      0,
+      col('seen_at', 'datetime', { db: 'timestamptz', nullable: false, def: 'CURRENT_TIMESTAMP' }),
+    )
+    v2.push(table('tags', [col('label', 'string', { db: 'text' })]))
+    const res = await d.transaction((tx) => migrateToSchema(tx, schemaOf(v2, 2)))
+    expect(res.createdTables).toEqual(['tags'])
+    expect(res.addedColumns).toEqual([
+      { table: 'lists', column: 'seen_at' },
+      { table: 'lists', column: 'color' },
+    ])
+    // Constant default → NOT NULL DEFAULT; CURRENT_TIMESTAMP cannot be added by ALTER TABLE → nullable, no default.
+    const cols = await d.all<{ name: string; notnull: number; dflt_value: string | null }>(
+      `SELECT name, "notnull", dflt_value FROM pragma_table_info('lists') WHERE name IN ('color', 'seen_at') ORDER BY name`,
+    )
+    expect(cols).toEqual([
+      { name: 'color', notnull: 1, dflt_value: "'red'" },
+      { name: 'seen_at', notnull: 0, dflt_value: null },
+    ])
+    expect(await d.all(`SELECT id, name, color FROM lists`)).toEqual([{ id: 'l1', name: 'before', color: 'red' }])
+    expect(await d.all(`SELECT record_id, operation FROM _synchro_pending_changes`)).toEqual([
+      { record_id: 'l1', operation: 'create' },
+    ])
+    // Recreated triggers see the new columns; the new table has triggers.
+    await d.run(`UPDATE lists SET color = 'blue' WHERE id = 'l1'`)
+    await d.run(`INSERT INTO tags (id, label) VALUES ('t1', 'x')`)
+    expect(await d.all(`SELECT table_name, operation FROM _synchro_pending_changes ORDER BY table_name`)).toEqual([
+      { table_name: 'lists', operation: 'create' },
+      { table_name: 'tags', operation: 'create' },
+    ])
+    expect(
+      await d.all(`SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'app_settings' ORDER BY name`),
+    ).toEqual(localBefore)
+    expect(await d.all(`SELECT * FROM app_settings`)).toEqual([{ k: 'theme', v: 'dark' }])
+    expect(await d.all(`SELECT key, value FROM _synchro_meta WHERE key LIKE 'schema_%' ORDER BY key`)).toEqual([
+      { key: 'schema_hash', value: 'h2' },
+      { key: 'schema_version', value: '2' },
+    ])
+
+    // A table the server stops syncing keeps its rows but loses its triggers (it is now plain local data).
+    const v3 = v2.filter((t) => t.table_name !== 'tags')
+    const r3 = await d.transaction((tx) => migrateToSchema(tx, schemaOf(v3, 3)))
+    expect(r3.unsyncedTables).toEqual(['tags'])
+    expect(await d.all(`SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'tags'`)).toEqual([])
+    expect(await d.all(`SELECT label FROM tags`)).toEqual([{ label: 'x' }])
+    await d.close()
+  })
+})

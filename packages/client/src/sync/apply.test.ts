@@ -1,0 +1,147 @@
+import type { Record as WireRecord } from '@synchro/protocol'
+import { afterAll, beforeEach, describe, expect, it } from 'vitest'
+import type { SqliteDriver } from '../driver.js'
+import { migrateToSchema } from '../schema/migrate.js'
+import { type ClientSchema, toClientSchema } from '../schema/synced-table.js'
+import { LOCAL_TABLES_SQL } from '../schema/triggers.js'
+import { withSyncLock } from '../store/database.js'
+import { testSchema } from '../test/fake-server.js'
+import { cleanupTempDirs, tempDriver } from '../test/helpers.js'
+import { applyPullGroup, applyPullPage, mergeBuckets } from './apply.js'
+
+afterAll(cleanupTempDirs)
+
+let d: SqliteDriver
+let schema: ClientSchema
+beforeEach(async () => {
+  d = await tempDriver()
+  await d.exec(LOCAL_TABLES_SQL)
+  schema = toClientSchema({ schema_version: 1, schema_hash: 'h', server_time: '', tables: testSchema() })
+  await d.transaction((tx) => migrateToSchema(tx, schema))
+})
+
+function rec(id: string, updatedAt: string, data: { [k: string]: unknown } = {}, deletedAt?: string): WireRecord {
+  return {
+    id,
+    table_name: 'lists',
+    updated_at: updatedAt,
+    data: { id, name: 'n', created_at: updatedAt, updated_at: updatedAt, deleted_at: deletedAt ?? null, ...data },
+    ...(deletedAt ? { deleted_at: deletedAt } : {}),
+  }
+}
+
+async function apply(changes: WireRecord[], deletes: { id: string; table_name: string }[] = []) {
+  return d.transaction((tx) => withSyncLock(tx, () => applyPullPage(tx, schema.tables, changes, deletes)))
+}
+
+const names = async () => d.all<{ id: string; name: string }>('SELECT id, name FROM lists ORDER BY id')
+
+describe('applying pull pages', () => {
+  it('skips a record when the local updated_at is at or after it, comparing instants across renderings', async () => {
+    await apply([
+      rec('a', '2026-11-26T00:40:02.555338+00:00', { name: 'v1' }),
+      rec('b', '2026-11-26T00:40:02.5Z', { name: 'v1' }),
+    ])
+    // Same instant in Go's rendering → skipped (read-your-own-writes); one µs later → applied.
+    const s1 = await apply([
+      rec('a', '2026-11-26T00:40:02.555338Z', { name: 'same-instant' }),
+      rec('b', '2026-11-26T00:40:02.500001Z', { name: 'newer' }),
+    ])
+    expect(s1).toEqual({ upserted: 1, skipped: 1, deleted: 0 })
+    expect(await names()).toEqual([
+      { id: 'a', name: 'v1' },
+      { id: 'b', name: 'newer' },
+    ])
+    const s2 = await apply([rec('a', '2026-11-26T01:40:02.555337+01:00', { name: 'older-in-another-zone' })])
+    expect(s2.skipped).toBe(1)
+    expect(await d.all('SELECT * FROM _synchro_pending_changes')).toEqual([])
+  })
+
+  it('never overwrites a row that has a queued local change', async () => {
+    await apply([rec('a', '2026-01-01T00:00:00Z')])
+    await d.run(`UPDATE lists SET name = 'mine' WHERE id = 'a'`)
+    const s = await apply([rec('a', '2027-01-01T00:00:00Z', { name: 'server' })])
+    expect(s.skipped).toBe(1)
+    expect(await names()).toEqual([{ id: 'a', name: 'mine' }])
+  })
+
+  it('applies deletes as soft deletes (only where still live) and keeps records carrying deleted_at as tombstones', async () => {
+    await apply([rec('a', '2026-01-01T00:00:00Z'), rec('b', '2026-01-01T00:00:00Z')])
+    const s = await apply(
+      [rec('c', '2026-01-02T00:00:00Z', {}, '2026-01-02T00:00:00Z')],
+      [
+        { id: 'a', table_name: 'lists' },
+        { id: 'zz', table_name: 'lists' },
+        { id: 'x', table_name: 'unknown_table' },
+      ],
+    )
+    expect(s.deleted).toBe(1)
+    const rows = await d.all<{ id: string; del: number }>(
+      'SELECT id, deleted_at IS NOT NULL AS del FROM lists ORDER BY id',
+    )
+    expect(rows).toEqual([
+      { id: 'a', del: 1 },
+      { id: 'b', del: 0 },
+      { id: 'c', del: 1 },
+    ])
+    const [{ deleted_at: first }] = (await d.all<{ deleted_at: string }>(
+      `SELECT deleted_at FROM lists WHERE id = 'a'`,
+    )) as [{ deleted_at: string }]
+    await apply([], [{ id: 'a', table_name: 'lists' }])
+    expect(await d.all(`SELECT deleted_at FROM lists WHERE id = 'a'`)).toEqual([{ deleted_at: first }])
+  })
+
+  it('converts wire values to SQLite storage (booleans, JSON, arrays, bytea hex) and fills absent keys', async () => {
+    const item: WireRecord = {
+      id: 'i1',
+      table_name: 'items',
+      updated_at: '2026-01-01T00:00:00Z',
+      data: {
+        id: 'i1',
+        title: 't',
+        done: true,
+        meta: { a: [1, { b: null }] },
+        tags: ['x'],
+        blob: '\\x00ff',
+        price: 1.5,
+      },
+    }
+    await d.transaction((tx) => withSyncLock(tx, () => applyPullPage(tx, schema.tables, [item], [])))
+    const [row] = await d.all<{ [k: string]: unknown }>('SELECT * FROM items')
+    expect(row).toMatchObject({
+      id: 'i1',
+      done: 1,
+      meta: '{"a":[1,{"b":null}]}',
+      tags: '["x"]',
+      price: 1.5,
+      qty: 1,
+      big: null,
+    })
+    expect(Array.from(row!.blob as Uint8Array)).toEqual([0, 255])
+    // updated_at absent from data: the envelope's value is used.
+    expect(row!.updated_at).toBe('2026-01-01T00:00:00Z')
+  })
+
+  it('stores the highest checkpoint of a group, never lowers it, and merges bucket updates', async () => {
+    const run = (pages: { checkpoint: number; bucket_updates?: { added?: string[]; removed?: string[] } }[]) =>
+      d.transaction((tx) =>
+        withSyncLock(tx, () =>
+          applyPullGroup(
+            tx,
+            schema.tables,
+            pages.map((p) => ({ changes: [], deletes: [], ...p })),
+          ),
+        ),
+      )
+    const cp = async () =>
+      (await d.all<{ value: string }>(`SELECT value FROM _synchro_meta WHERE key = 'checkpoint'`))[0]!.value
+    await run([{ checkpoint: 5, bucket_updates: { added: ['user:u', 'global'] } }, { checkpoint: 9 }])
+    expect(await cp()).toBe('9')
+    await run([{ checkpoint: 3, bucket_updates: { removed: ['global'], added: ['team:1'] } }])
+    expect(await cp()).toBe('9')
+    expect(await d.all(`SELECT value FROM _synchro_meta WHERE key = 'known_buckets'`)).toEqual([
+      { value: '["user:u","team:1"]' },
+    ])
+    expect(mergeBuckets(['a'], undefined)).toBeNull()
+  })
+})
