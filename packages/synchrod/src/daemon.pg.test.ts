@@ -6,10 +6,8 @@ import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type Daemon, poll, run, startDaemon } from './testing/spawn.js'
-import { walAvailable } from './wal.js'
 
 // The daemon as users run it: bin/synchrod.js spawned as a child process, talking HTTP and PostgreSQL.
-// Needs the WAL consumer export of @synchro/server; skipped (with a visible reason) until it lands.
 
 const daemons: Daemon[] = []
 const databases: TestDatabase[] = []
@@ -74,7 +72,7 @@ async function health(d: Daemon): Promise<{ status: number; body: any }> {
   return { status: res.status, body: await res.json() }
 }
 
-describe.skipIf(!walAvailable())('synchrod daemon (spawned binary, real PostgreSQL)', () => {
+describe('synchrod daemon (spawned binary, real PostgreSQL)', () => {
   it('serves the six endpoints on DATABASE_URL; pull sees a pushed row once the consumer captured it', async () => {
     const db = await freshDb()
     const d = await serve({ DATABASE_URL: db.url })
@@ -317,8 +315,4 @@ describe.skipIf(!walAvailable())('synchrod daemon (spawned binary, real PostgreS
     expect(compact.code, compact.stderr).toBe(0)
     expect(JSON.parse(compact.stdout)).toEqual({ deactivatedClients: 0, safeSeq: 0, deletedEntries: 0 })
   })
-})
-
-it.runIf(!walAvailable())('daemon tests wait for @synchro/server to export startWalConsumer', () => {
-  console.warn('synchrod daemon tests skipped: @synchro/server does not export the WAL consumer yet')
 })

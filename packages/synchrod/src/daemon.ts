@@ -3,12 +3,16 @@ import {
   createEngine,
   createSyncHandler,
   type Engine,
+  ensurePublication,
+  ensureSlot,
   headerAuth,
   jwtAuth,
   lastWriteWins,
   type Registry,
   runMigrations,
   serverWins,
+  startWalConsumer,
+  type WalConsumer,
 } from '@synchro/server'
 import { buildRegistry, type Settings } from './config.js'
 import {
@@ -25,7 +29,6 @@ import { type DaemonServer, type HealthReport, parseListenAddr, startServer } fr
 import type { Log } from './logger.js'
 import { Metrics } from './metrics.js'
 import type { Options } from './options.js'
-import { ensurePublication, ensureSlot, startWalConsumer, type WalConsumer } from './wal.js'
 
 type DaemonOptions = Pick<
   Options,
@@ -66,6 +69,9 @@ async function authenticator(o: Options, log: Log): Promise<Authenticator> {
   return headerAuth()
 }
 
+/** Advisory-lock key serialising daemon setup across processes (migrations use their own key inside it). */
+const SETUP_LOCK = 91110043
+
 export interface Prepared {
   db: Database
   registry: Registry
@@ -80,24 +86,33 @@ export async function prepareDatabase(settings: Settings, o: DaemonOptions, log:
   const db = await openDatabase({ databaseUrl: o.databaseUrl, dataDir: o.dataDir, log })
   try {
     await assertLogical(db.pool)
-    if (o.demo) await db.pool.query(DEMO_SCHEMA_SQL)
-    await runMigrations(db.pool)
-    const tables = registry.tables()
-    const missing = await missingTables(
-      db.pool,
-      tables.map((t) => t.sqlName),
-    )
-    if (missing.length > 0) {
-      throw new StartupError(
-        `registered tables not found in the database: ${missing.join(', ')} (create them first, or run with --demo)`,
+    // Instances of a scale-out deployment start together: CREATE … IF NOT EXISTS is not safe against concurrent
+    // runs (duplicate pg_type rows), so the whole setup runs under one session advisory lock.
+    const setup = await db.pool.connect()
+    try {
+      await setup.query('SELECT pg_advisory_lock($1)', [SETUP_LOCK])
+      if (o.demo) await setup.query(DEMO_SCHEMA_SQL)
+      await runMigrations(db.pool)
+      const tables = registry.tables()
+      const missing = await missingTables(
+        db.pool,
+        tables.map((t) => t.sqlName),
       )
+      if (missing.length > 0) {
+        throw new StartupError(
+          `registered tables not found in the database: ${missing.join(', ')} (create them first, or run with --demo)`,
+        )
+      }
+      // The slot exists from the first start on, so changes made before a consumer first runs are not lost.
+      await ensurePublication(db.pool, registry, o.publicationName)
+      const slot = await ensureSlot(db.pool, o.slotName)
+      if (slot.created) log.info({ slot: o.slotName }, 'created replication slot')
+      // Seeding after the slot exists sends the demo rows through the WAL consumer like any other write.
+      if (o.demo) await setup.query(DEMO_SEED_SQL)
+    } finally {
+      await setup.query('SELECT pg_advisory_unlock($1)', [SETUP_LOCK]).catch(() => {})
+      setup.release()
     }
-    // The slot exists from the first start on, so changes made before a consumer first runs are not lost.
-    await ensurePublication(db.pool, registry, o.publicationName)
-    const slot = await ensureSlot(db.pool, o.slotName)
-    if (slot.created) log.info({ slot: o.slotName }, 'created replication slot')
-    // Seeding after the slot exists sends the demo rows through the WAL consumer like any other write.
-    if (o.demo) await db.pool.query(DEMO_SEED_SQL)
     return { db, registry }
   } catch (err) {
     await db.close()

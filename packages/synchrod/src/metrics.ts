@@ -1,7 +1,6 @@
-import type { Engine, EngineHooks } from '@synchro/server'
+import type { Engine, EngineHooks, WalConsumer, WalConsumerStatus } from '@synchro/server'
 import type pg from 'pg'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import type { WalConsumer, WalConsumerStatus } from './wal.js'
 
 /** Route label values are a closed set (unknown paths collapse to "other") so label cardinality stays bounded. */
 export const KNOWN_ROUTES = new Set([

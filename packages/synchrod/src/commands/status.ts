@@ -1,8 +1,8 @@
+import { leaderLockKey } from '@synchro/server'
 import type pg from 'pg'
 import type { Settings } from '../config.js'
 import { describeUrl, openDatabase } from '../database.js'
 import type { Log } from '../logger.js'
-import { leaderLockKey } from '../wal.js'
 
 export interface StatusReport {
   database: string
@@ -66,22 +66,21 @@ export async function readStatus(pool: pg.Pool, slotName: string, database: stri
        FROM sync_wal_position WHERE slot_name = $1`,
     [slotName],
   )
-  let leader: StatusReport['consumer']['leader'] = null
-  const key = leaderLockKey(slotName)
-  if (key) {
-    const [classid, objid] = lockParts(key)
-    const row = await one<{ pid: number; addr: string | null; app: string; since: string | null }>(
-      pool,
-      `SELECT l.pid, host(a.client_addr) AS addr, a.application_name AS app,
-              to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS since
-         FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-          AND l.classid = $1::oid AND l.objid = $2::oid
-          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-      [classid, objid],
-    )
-    if (row) leader = { pid: row.pid, clientAddr: row.addr, applicationName: row.app, since: row.since }
-  }
+  // The consumer holds a session-level advisory lock while it leads (pg_locks shows it on every instance).
+  const [classid, objid] = lockParts(leaderLockKey(slotName))
+  const holder = await one<{ pid: number; addr: string | null; app: string; since: string | null }>(
+    pool,
+    `SELECT l.pid, host(a.client_addr) AS addr, a.application_name AS app,
+            to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS since
+       FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.classid = $1::oid AND l.objid = $2::oid
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [classid, objid],
+  )
+  const leader = holder
+    ? { pid: holder.pid, clientAddr: holder.addr, applicationName: holder.app, since: holder.since }
+    : null
   const num = (v: string | null | undefined) => (v === null || v === undefined ? null : Number(v))
   return {
     database,
