@@ -439,3 +439,25 @@ describe('sync', () => {
     await expect(c.syncNow()).rejects.toMatchObject({ code: 'NOT_STARTED' })
   })
 })
+
+describe('requests', () => {
+  it('abandons a hung request after requestTimeout and stop() aborts requests in flight', async () => {
+    const c = client({ requestTimeout: 0.1, maxRetryAttempts: 0 })
+    await c.start()
+    server.latencyMs = 2000
+    const t0 = Date.now()
+    await expect(c.syncNow()).rejects.toBeInstanceOf(NetworkError)
+    expect(Date.now() - t0).toBeLessThan(1500)
+    const c2 = client({ maxRetryAttempts: 0 })
+    server.latencyMs = 0
+    await c2.start()
+    server.latencyMs = 5000
+    const p = c2.syncNow().catch((e: unknown) => e)
+    await waitFor(() => server.requests.length > 0 && c2.status.status === 'syncing')
+    const t1 = Date.now()
+    await c2.stop()
+    expect(Date.now() - t1).toBeLessThan(1500)
+    await p
+    expect(c2.status.status).toBe('stopped')
+  })
+})

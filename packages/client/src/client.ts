@@ -79,6 +79,7 @@ export class SynchroClient {
       serverURL: this.cfg.serverURL,
       fetch: this.cfg.fetch,
       appVersion: this.cfg.appVersion,
+      timeoutMs: this.cfg.requestTimeout * 1000,
       ...(this.cfg.authProvider ? { authProvider: this.cfg.authProvider } : {}),
       ...(this.cfg.userID !== undefined ? { userID: this.cfg.userID } : {}),
     })

@@ -34,6 +34,8 @@ export interface SynchroClientConfig {
   pullPageSize?: number
   pushBatchSize?: number
   snapshotPageSize?: number
+  /** Seconds before a request is abandoned as a network failure (default 60; 0 = never). */
+  requestTimeout?: number
   /** Injectable `fetch` (tests, custom agents). Defaults to the global one. */
   fetch?: FetchLike
   /** Injectable clock and timers (tests). */
@@ -57,6 +59,7 @@ export interface ResolvedConfig {
   pullPageSize: number
   pushBatchSize: number
   snapshotPageSize: number
+  requestTimeout: number
   fetch: FetchLike
   timers: Timers
   random: () => number
@@ -135,6 +138,7 @@ export function resolveConfig(config: SynchroClientConfig): ResolvedConfig {
     pullPageSize: number('pullPageSize', config.pullPageSize, 100, pageSize, 'an integer 1–1000'),
     pushBatchSize: number('pushBatchSize', config.pushBatchSize, 100, pageSize, 'an integer 1–1000'),
     snapshotPageSize: number('snapshotPageSize', config.snapshotPageSize, 100, pageSize, 'an integer 1–1000'),
+    requestTimeout: number('requestTimeout', config.requestTimeout, 60, (n) => n >= 0, 'a number of seconds ≥ 0'),
     fetch: fetchImpl,
     timers: config.timers ?? systemTimers,
     random: config.random ?? Math.random,

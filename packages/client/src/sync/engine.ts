@@ -111,6 +111,7 @@ export class SyncEngine {
     if (this.started) throw new AlreadyStartedError()
     this.started = true
     this.connected = false
+    this.transport.setActive(true)
     try {
       await this.db.init()
       // Crash recovery: a process that died mid-apply may have left the lock set.
@@ -142,6 +143,7 @@ export class SyncEngine {
       s.reject(new StoppedSignal())
     }
     this.sleeps.clear()
+    this.transport.setActive(false)
     this.emit({ status: 'stopped', retryAt: null })
     await this.running?.catch(() => {})
     await this.rerun?.catch(() => {})

@@ -27,6 +27,8 @@ export interface TransportOptions {
   authProvider?: () => Promise<string> | string
   userID?: string
   appVersion: string
+  /** Milliseconds before a request is abandoned as a network failure (0 = never). */
+  timeoutMs?: number
 }
 
 export interface SchemaPair {
@@ -36,9 +38,18 @@ export interface SchemaPair {
 
 export class Transport {
   private readonly base: string
+  private readonly inflight = new Set<AbortController>()
 
   constructor(private readonly opts: TransportOptions) {
     this.base = opts.serverURL.replace(/\/+$/, '')
+  }
+
+  private active = true
+
+  /** While inactive (sync stopped), requests fail at once and those in flight are aborted (NetworkError). */
+  setActive(active: boolean): void {
+    this.active = active
+    if (!active) for (const c of this.inflight) c.abort()
   }
 
   getSchema(): Promise<SchemaResponse> {
@@ -106,21 +117,33 @@ export class Transport {
     } else if (this.opts.userID !== undefined) {
       headers['X-User-ID'] = this.opts.userID
     }
+    if (!this.active) throw new NetworkError(`request to ${path} not sent: sync is stopped`)
+    // Every request can be abandoned: on timeout (a hung server must not hang the sync loop) and on stop().
+    const ctrl = new AbortController()
+    this.inflight.add(ctrl)
+    const timeoutMs = this.opts.timeoutMs ?? 0
+    const timer = timeoutMs > 0 ? setTimeout(() => ctrl.abort(), timeoutMs) : null
     let res: Response
-    try {
-      res = await this.opts.fetch(this.base + path, {
-        method,
-        headers,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      })
-    } catch (err) {
-      throw new NetworkError(`request to ${path} failed`, err)
-    }
     let text: string
     try {
-      text = await res.text()
-    } catch (err) {
-      throw new NetworkError(`reading the response of ${path} failed`, err)
+      try {
+        res = await this.opts.fetch(this.base + path, {
+          method,
+          headers,
+          signal: ctrl.signal,
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        })
+      } catch (err) {
+        throw new NetworkError(`request to ${path} failed${ctrl.signal.aborted ? ' (aborted)' : ''}`, err)
+      }
+      try {
+        text = await res.text()
+      } catch (err) {
+        throw new NetworkError(`reading the response of ${path} failed`, err)
+      }
+    } finally {
+      if (timer !== null) clearTimeout(timer)
+      this.inflight.delete(ctrl)
     }
     if (res.status !== 200) throw mapError(res, text, this.opts.appVersion)
     let parsed: unknown
