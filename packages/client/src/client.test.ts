@@ -461,3 +461,14 @@ describe('requests', () => {
     expect(c2.status.status).toBe('stopped')
   })
 })
+
+describe('observation of tables created later', () => {
+  it('onChange works for a table that did not exist when observed', async () => {
+    const c = client()
+    const seen: string[][] = []
+    c.onChange(['later'], (t) => seen.push(t))
+    await c.execute('CREATE TABLE later (v INTEGER)')
+    await c.execute('INSERT INTO later VALUES (1)')
+    expect(seen).toEqual([['later']])
+  })
+})

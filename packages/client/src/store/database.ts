@@ -75,7 +75,8 @@ export class LocalDatabase {
     let changed: string[] = []
     const result = await this.mutex.run(async () => {
       if (this.closed) throw new ClosedError()
-      if (this.triggersStale) await this.installObservers(d)
+      // An observed table that does not exist yet (created later by plain SQL) is looked for again on every call.
+      if (this.triggersStale || this.installed.size < this.observed.size) await this.installObservers(d)
       let out: T
       try {
         out = await fn(d)
