@@ -472,3 +472,28 @@ describe('observation of tables created later', () => {
     expect(seen).toEqual([['later']])
   })
 })
+
+describe('auth and version', () => {
+  it('calls authProvider before every request and sends Bearer + X-App-Version', async () => {
+    let calls = 0
+    const c = client({ userID: undefined, authProvider: async () => `tok-${++calls}`, appVersion: '2.0.0' })
+    await c.start()
+    const reqs = server.requests
+    expect(reqs.length).toBeGreaterThanOrEqual(4)
+    expect(calls).toBe(reqs.length)
+    expect(reqs.map((r) => r.headers?.authorization)).toEqual(reqs.map((_, i) => `Bearer tok-${i + 1}`))
+    expect(reqs.every((r) => r.headers?.['x-app-version'] === '2.0.0' && r.headers?.['x-user-id'] === undefined)).toBe(
+      true,
+    )
+  })
+
+  it('426 → UPGRADE_REQUIRED, not retried, status error without retryAt', async () => {
+    server.minAppVersion = '9'
+    const c = client({ maxRetryAttempts: 5 })
+    await c.start()
+    expect(c.status.status).toBe('error')
+    expect(c.status.error?.code).toBe('UPGRADE_REQUIRED')
+    expect(c.status.retryAt).toBeNull()
+    expect(server.requests).toHaveLength(1)
+  })
+})

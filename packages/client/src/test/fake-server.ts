@@ -33,6 +33,7 @@ export interface RequestLogEntry {
   path: string
   body: { [k: string]: unknown } | null
   status: number
+  headers?: http.IncomingHttpHeaders
 }
 
 export function col(
@@ -114,6 +115,8 @@ export class FakeServer {
   retryableIds = new Set<string>()
   /** Force pull to answer snapshot_required with this reason. */
   forceSnapshot: string | null = null
+  /** Answer 426 to clients whose X-App-Version sorts below this (string compare is enough for tests). */
+  minAppVersion: string | null = null
   /** Lets a test rewrite a pull response before it is sent. */
   mutatePull: ((out: { [k: string]: unknown }) => void) | null = null
   /** Artificial latency per request (ms). */
@@ -258,6 +261,11 @@ export class FakeServer {
       const headers: Record<string, string> =
         failure.retryAfter !== undefined ? { 'Retry-After': String(failure.retryAfter) } : {}
       send(failure.status, { error: 'service temporarily unavailable', retry_after: failure.retryAfter ?? 0 }, headers)
+      return
+    }
+    entry.headers = { ...req.headers }
+    if (this.minAppVersion && String(req.headers['x-app-version'] ?? '') < this.minAppVersion) {
+      send(426, { error: 'client upgrade required' })
       return
     }
     if (!req.headers['x-user-id'] && !req.headers.authorization) {
