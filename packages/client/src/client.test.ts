@@ -80,12 +80,17 @@ describe('SQL API', () => {
     ).toEqual({
       totalRowsAffected: 3,
     })
+    const mine = new Error('nope')
     await expect(
       c.writeTransaction(async (tx) => {
         await tx.execute('INSERT INTO notes (id) VALUES (3)')
-        throw new Error('nope')
+        throw mine
       }),
-    ).rejects.toThrow('nope')
+    ).rejects.toBe(mine)
+    await expect(c.execute('INSERT INTO notes (id) VALUES (1)')).rejects.toMatchObject({ code: 'DATABASE_ERROR' })
+    await expect(c.writeTransaction((tx) => tx.execute('INSERT INTO notes (id) VALUES (1)'))).rejects.toMatchObject({
+      code: 'DATABASE_ERROR',
+    })
     expect(await c.query('SELECT id, body FROM notes ORDER BY id')).toEqual([
       { id: 1, body: 'z' },
       { id: 2, body: 'z' },

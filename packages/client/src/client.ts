@@ -6,7 +6,7 @@ import { type ResolvedConfig, resolveConfig, type SynchroClientConfig } from './
 import type { Row, SqliteExecutor, SqlParam } from './driver.js'
 import { InvalidArgumentError } from './errors.js'
 import { readSyncedTableNames } from './schema/migrate.js'
-import { LocalDatabase } from './store/database.js'
+import { LocalDatabase, passThrough, unwrapPassThrough, wrapDbError } from './store/database.js'
 import { quoteIdent } from './store/sql.js'
 import { type ConflictEvent, type SnapshotApprover, type StatusEvent, SyncEngine } from './sync/engine.js'
 import { Transport } from './sync/transport.js'
@@ -49,10 +49,19 @@ const IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
 const TYPE_RE = /^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?$/
 
 function txApi(ex: SqliteExecutor): Transaction {
+  // Same error shape as the client's own methods: SQLite failures become DatabaseError (cause kept).
+  const wrap = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn()
+    } catch (err) {
+      throw wrapDbError(err, 'database operation failed')
+    }
+  }
   return {
-    query: (sql, params) => ex.all(sql, params),
-    queryOne: async <T>(sql: string, params?: readonly SqlParam[]) => (await ex.all<T>(sql, params))[0] ?? null,
-    execute: async (sql, params) => ({ rowsAffected: (await ex.run(sql, params)).changes }),
+    query: <T>(sql: string, params?: readonly SqlParam[]) => wrap(() => ex.all<T>(sql, params)),
+    queryOne: <T>(sql: string, params?: readonly SqlParam[]) =>
+      wrap(async () => (await ex.all<T>(sql, params))[0] ?? null),
+    execute: (sql, params) => wrap(async () => ({ rowsAffected: (await ex.run(sql, params)).changes })),
   }
 }
 
@@ -126,12 +135,12 @@ export class SynchroClient {
    * from within waits for the transaction to end (deadlock).
    */
   writeTransaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-    return this.db.transaction((ex) => fn(txApi(ex)))
+    return this.db.transaction((ex) => passThrough(() => fn(txApi(ex)))).catch(unwrapPassThrough)
   }
 
   /** Runs `fn` with a consistent view (nothing else runs on the connection meanwhile). */
   readTransaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-    return this.db.transaction((ex) => fn(txApi(ex)))
+    return this.db.transaction((ex) => passThrough(() => fn(txApi(ex)))).catch(unwrapPassThrough)
   }
 
   // ── Local-only schema ───────────────────────────────────────────────────────────────────────────────────────────

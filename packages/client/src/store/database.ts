@@ -217,8 +217,27 @@ export async function withSyncLock<T>(tx: SqliteExecutor, fn: () => Promise<T>):
   return out
 }
 
-export function wrapDbError(err: unknown, message: string): SynchroError {
-  if (err instanceof SynchroError) return err
+/** Carries an error thrown by application code through the database layer unchanged (see `passThrough`). */
+export class PassThrough {
+  constructor(readonly error: unknown) {}
+}
+
+/** Runs app code inside an SDK transaction: whatever it throws reaches the caller as thrown, never wrapped. */
+export async function passThrough<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    throw new PassThrough(err)
+  }
+}
+
+/** Unwraps `PassThrough`; everything else is rethrown as is. */
+export function unwrapPassThrough(err: unknown): never {
+  throw err instanceof PassThrough ? err.error : err
+}
+
+export function wrapDbError(err: unknown, message: string): SynchroError | PassThrough {
+  if (err instanceof SynchroError || err instanceof PassThrough) return err
   const detail = err instanceof Error ? err.message : String(err)
   return new DatabaseError(`${message}: ${detail}`, err)
 }
