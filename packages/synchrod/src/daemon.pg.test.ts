@@ -270,6 +270,44 @@ describe('synchrod daemon (spawned binary, real PostgreSQL)', () => {
     expect((await follower?.exited)?.code).toBe(0)
   })
 
+  it('split deployment: serve --no-consumer plus synchrod consume', async () => {
+    const db = await freshDb()
+    const env = { DATABASE_URL: db.url, LISTEN_ADDR: '127.0.0.1:0', SLOT_NAME: slotFor(db.url) }
+    const api = await serve({ DATABASE_URL: db.url }, ['--no-consumer'])
+    const worker = await startDaemon(['consume', '--demo'], { cwd, env })
+    daemons.push(worker)
+    expect((await health(api)).body.consumer).toEqual({ enabled: false })
+    await poll(async () => (await health(worker)).body.consumer.leader === true)
+    // The consumer process serves only health and metrics.
+    expect((await fetch(`${worker.url}/sync/tables`)).status).toBe(404)
+    expect(await (await fetch(`${worker.url}/metrics`)).text()).toMatch(/synchro_wal_consumer_leader 1/)
+
+    const call = client(api.url, randomUUID())
+    const reg = await call('POST', '/sync/register', {
+      client_id: 'c',
+      platform: 't',
+      app_version: '1',
+      schema_version: 0,
+      schema_hash: '',
+    })
+    const pair = { schema_version: reg.body.schema_version, schema_hash: reg.body.schema_hash }
+    const snap = await call('POST', '/sync/snapshot', { client_id: 'c', ...pair })
+    const id = randomUUID()
+    await call('POST', '/sync/push', {
+      client_id: 'c',
+      changes: [{ id, table_name: 'orders', operation: 'create', data: {} }],
+      ...pair,
+    })
+    await poll(async () => {
+      const p = await call('POST', '/sync/pull', { client_id: 'c', checkpoint: snap.body.checkpoint, ...pair })
+      return p.body.changes?.some((c: { id: string }) => c.id === id)
+    }, 15_000)
+    worker.proc.kill('SIGTERM')
+    api.proc.kill('SIGTERM')
+    expect((await worker.exited).code).toBe(0)
+    expect((await api.exited).code).toBe(0)
+  })
+
   it('starts an embedded PostgreSQL without DATABASE_URL and stops it on SIGTERM', async () => {
     const dataRoot = await mkdtemp(path.join(tmpdir(), 'synchrod-embedded-'))
     await chmod(dataRoot, 0o755) // as root, PostgreSQL runs as `postgres` and must reach the folder

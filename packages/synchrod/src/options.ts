@@ -500,6 +500,21 @@ export function helpText(command: CommandName): string {
   return lines.join('\n')
 }
 
+/** Pretty JSON with short string arrays on one line, as the repository's formatter writes it. */
+function exampleJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(
+    /\[\n\s*((?:"[^"\n]*",\n\s*)*"[^"\n]*")\n\s*\]/g,
+    (_, items: string) => `[${items.split(/,\n\s*/).join(', ')}]`,
+  )
+}
+
+/** A markdown table with padded columns, as the repository's formatter (Biome) writes it, so it stays untouched. */
+function table(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`
+  return [line(head), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map(line)]
+}
+
 /** docs/configuration.md, generated from the table (`synchrod docs --output docs/configuration.md`). */
 export function configurationMarkdown(): string {
   const esc = (s: string) => s.replaceAll('|', '\\|')
@@ -514,17 +529,17 @@ export function configurationMarkdown(): string {
     '',
     '## Commands',
     '',
-    '| Command | What it does |',
-    '|---|---|',
-    ...Object.entries(COMMANDS).map(([name, text]) => `| \`synchrod ${name}\` | ${esc(text)} |`),
+    ...table(
+      ['Command', 'What it does'],
+      Object.entries(COMMANDS).map(([name, text]) => [`\`synchrod ${name}\``, esc(text)]),
+    ),
     '',
     '`synchrod` with no command runs `serve`. `synchrod <command> --help` lists the flags of one command.',
     '',
     '## Settings',
     '',
-    '| Flag | Env var | Config key | Default | Commands | Description |',
-    '|---|---|---|---|---|---|',
   ]
+  const rows: string[][] = []
   for (const o of OPTIONS as readonly OptionSpec[]) {
     const flag =
       o.kind === 'boolean'
@@ -532,10 +547,16 @@ export function configurationMarkdown(): string {
         : `\`--${o.flag} <${o.kind === 'string' ? 'value' : o.kind}>\``
     const choices = o.choices ? ` One of ${o.choices.map((c) => `\`${c}\``).join(', ')}.` : ''
     const secret = o.secret ? ' Secret: never logged.' : ''
-    out.push(
-      `| ${flag} | ${o.env ? `\`${o.env}\`` : ''} | ${o.config ? `\`${o.config}\`` : ''} | ${esc(defaultOf(o))} | ${o.commands.join(', ')} | ${esc(o.description)}${choices}${secret} |`,
-    )
+    rows.push([
+      flag,
+      o.env ? `\`${o.env}\`` : '',
+      o.config ? `\`${o.config}\`` : '',
+      esc(defaultOf(o)),
+      o.commands.join(', '),
+      `${esc(o.description)}${choices}${secret}`,
+    ])
   }
+  out.push(...table(['Flag', 'Env var', 'Config key', 'Default', 'Commands', 'Description'], rows))
   out.push(
     '',
     'Durations accept milliseconds (`1500`) or a number with a unit: `500ms`, `30s`, `15m`, `6h`, `1d`. In the config',
@@ -547,29 +568,26 @@ export function configurationMarkdown(): string {
     'keys are errors, so a typo never silently falls back to a default.',
     '',
     '```json',
-    JSON.stringify(
-      {
-        tables: [
-          { tableName: 'orders', ownerColumn: 'user_id' },
-          { tableName: 'order_details', parentTable: 'orders', parentFkColumn: 'order_id', dependencies: ['orders'] },
-          { tableName: 'products', pushPolicy: 'disabled' },
-        ],
-        minClientVersion: '1.2.0',
-        conflictResolver: 'lww',
-        clockSkewToleranceMs: 0,
-        compaction: { intervalMs: 3_600_000, staleThresholdMs: 604_800_000, batchSize: 10_000 },
-      },
-      null,
-      2,
-    ),
+    exampleJson({
+      tables: [
+        { tableName: 'orders', ownerColumn: 'user_id' },
+        { tableName: 'order_details', parentTable: 'orders', parentFkColumn: 'order_id', dependencies: ['orders'] },
+        { tableName: 'products', pushPolicy: 'disabled' },
+      ],
+      minClientVersion: '1.2.0',
+      conflictResolver: 'lww',
+      clockSkewToleranceMs: 0,
+      compaction: { intervalMs: 3_600_000, staleThresholdMs: 604_800_000, batchSize: 10_000 },
+    }),
     '```',
     '',
     '`tables` is a list of table configurations (camelCase, see the table below); only `tableName` is required.',
     `Other top-level keys: ${[...CONFIG_KEYS].map((k) => `\`${k}\``).join(', ')}.`,
     '',
-    '| Table field | Type | Meaning |',
-    '|---|---|---|',
-    ...TABLE_FIELDS.map(([name, type, text]) => `| \`${name}\` | ${type} | ${esc(text)} |`),
+    ...table(
+      ['Table field', 'Type', 'Meaning'],
+      TABLE_FIELDS.map(([name, type, text]) => [`\`${name}\``, type, esc(text)]),
+    ),
     '',
     '## Authentication',
     '',

@@ -1,7 +1,7 @@
 import { leaderLockKey } from '@synchro/server'
 import type pg from 'pg'
 import type { Settings } from '../config.js'
-import { describeUrl, openDatabase } from '../database.js'
+import { describeUrl, openDatabase, StartupError } from '../database.js'
 import type { Log } from '../logger.js'
 
 export interface StatusReport {
@@ -43,6 +43,10 @@ async function one<T extends pg.QueryResultRow>(
 
 /** Reads the deployment's state from the database alone, so it works from any machine, leader or not. */
 export async function readStatus(pool: pg.Pool, slotName: string, database: string): Promise<StatusReport> {
+  const installed = await one<{ ok: boolean }>(pool, `SELECT to_regclass('sync_changelog') IS NOT NULL AS ok`)
+  if (!installed?.ok) {
+    throw new StartupError(`no Synchro tables in ${database}: start synchrod once, or run synchrod migrate --apply`)
+  }
   const clients = await one<{ total: string; active: string }>(
     pool,
     `SELECT count(*)::text AS total, count(*) FILTER (WHERE is_active)::text AS active FROM sync_clients`,
