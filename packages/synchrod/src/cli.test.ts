@@ -49,6 +49,12 @@ describe('synchrod CLI (spawned binary)', () => {
         env: { DATABASE_URL: 'mysql://x@y/z' },
         expect: /DATABASE_URL: expected a postgres:\/\/ URL/,
       },
+      {
+        file: { tables: [table] },
+        env: { JWKS_URL: 'http://127.0.0.1:1/.well-known/jwks.json' },
+        expect: /JWKS_URL http:\/\/127\.0\.0\.1:1\/\.well-known\/jwks\.json: cannot load the key set/,
+      },
+      { file: { tables: [table] }, env: { JWT_SECRET: 's', JWKS_URL: 'http://x' }, expect: /set only one/ },
       { args: ['--listen'], expect: /--listen needs a value/ },
       { args: ['--no-such-flag'], expect: /unknown flag --no-such-flag/ },
       { args: ['--config', path.join(tmpdir(), 'does-not-exist.json')], expect: /cannot read it \(ENOENT\)/ },

@@ -5,6 +5,7 @@ import path from 'node:path'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { startEmbeddedPostgres } from './embedded.js'
 import { type Daemon, poll, run, startDaemon } from './testing/spawn.js'
 
 // The daemon as users run it: bin/synchrod.js spawned as a child process, talking HTTP and PostgreSQL.
@@ -334,6 +335,25 @@ describe('synchrod daemon (spawned binary, real PostgreSQL)', () => {
       // PostgreSQL stopped with it: its lock file is gone.
       await expect(stat(path.join(dataDir, 'postmaster.pid'))).rejects.toThrow()
     } finally {
+      await rm(dataRoot, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a PostgreSQL without wal_level=logical and says what to set', async () => {
+    const dataRoot = await mkdtemp(path.join(tmpdir(), 'synchrod-replica-'))
+    await chmod(dataRoot, 0o755)
+    const replica = await startEmbeddedPostgres({
+      dataDir: path.join(dataRoot, 'pgdata'),
+      persistent: false,
+      settings: ['wal_level=replica'],
+    })
+    try {
+      const r = await run(['serve', '--demo'], { env: { DATABASE_URL: replica.url, LISTEN_ADDR: '127.0.0.1:0' }, cwd })
+      expect(r.code).not.toBe(0)
+      expect(r.stderr).toContain('PostgreSQL has wal_level=replica')
+      expect(r.stderr).toContain('ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL')
+    } finally {
+      await replica.stop()
       await rm(dataRoot, { recursive: true, force: true })
     }
   })

@@ -11,6 +11,8 @@ export interface EmbeddedOptions {
   /** Keep the data folder on stop (default true). */
   persistent?: boolean
   onLog?: (line: string) => void
+  /** Extra server settings, `name=value`, applied after the defaults (tests use `wal_level=replica`). */
+  settings?: string[]
 }
 
 export interface EmbeddedHandle {
@@ -89,6 +91,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
       'unix_socket_directories=',
       '-c',
       'fsync=on',
+      ...(opts.settings ?? []).flatMap((setting) => ['-c', setting]),
     ],
     onLog: opts.onLog ?? (() => {}),
     onError: (e: unknown) => opts.onLog?.(String(e)),
