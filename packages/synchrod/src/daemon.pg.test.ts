@@ -45,9 +45,12 @@ async function serve(env: Record<string, string>, args: string[] = []): Promise<
   return d
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are JSON checked field by field in the assertions
+type Json = any
+
 interface Call {
   status: number
-  body: any
+  body: Json
   headers: Headers
 }
 
@@ -68,7 +71,7 @@ function client(base: string, user: string) {
   }
 }
 
-async function health(d: Daemon): Promise<{ status: number; body: any }> {
+async function health(d: Daemon): Promise<{ status: number; body: Json }> {
   const res = await fetch(`${d.url}/healthz`)
   return { status: res.status, body: await res.json() }
 }
