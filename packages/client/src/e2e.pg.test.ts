@@ -5,7 +5,15 @@
 import { randomUUID } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import * as serverModule from '@synchro/server'
+import {
+  createEngine,
+  createSyncHandler,
+  headerAuth,
+  Registry,
+  startWalConsumer,
+  toNodeListener,
+  type WalConsumer,
+} from '@synchro/server'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { SynchroClient } from './client.js'
@@ -14,25 +22,10 @@ import type { FetchLike } from './sync/transport.js'
 import { cleanupTempDirs, makeClient, waitFor } from './test/helpers.js'
 import { NORTHWIND_DDL, NORTHWIND_SEED, NORTHWIND_TABLES } from './test/northwind.js'
 
-const { Registry, createEngine, createSyncHandler, headerAuth, toNodeListener } = serverModule
-
-interface WalConsumerLike {
-  stop(): Promise<void>
-  status(): { running: boolean }
-  waitForLsn(lsn: string, timeoutMs?: number): Promise<void>
-}
-type StartWal = (o: {
-  pool: TestDatabase['pool']
-  registry: InstanceType<typeof Registry>
-  replicationUrl: string
-  slotName: string
-  publicationName: string
-}) => WalConsumerLike
-
 let db: TestDatabase
 let httpServer: http.Server
 let url = ''
-let consumer: WalConsumerLike
+let consumer: WalConsumer
 let engine: Awaited<ReturnType<typeof createEngine>>
 const clients: SynchroClient[] = []
 
@@ -70,11 +63,7 @@ beforeAll(async () => {
   httpServer = http.createServer(toNodeListener(handler))
   await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', () => r()))
   url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`
-  // startWalConsumer is part of @synchro/server's public surface; until index.ts re-exports it, use its module.
-  const start: StartWal =
-    (serverModule as unknown as { startWalConsumer?: StartWal }).startWalConsumer ??
-    ((await import('../../server/src/wal/index.js')) as unknown as { startWalConsumer: StartWal }).startWalConsumer
-  consumer = start({
+  consumer = startWalConsumer({
     pool: db.pool,
     registry,
     replicationUrl: db.url,
