@@ -13,57 +13,96 @@ import { checkSchemaPair, type EngineContext, requireClient, withUserTransaction
 import { accessPredicate } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { trimRfc3339 } from '../util/time.js'
-import {
-  errorFacts,
-  idTypeOf,
-  type RecordRow,
-  ROW_ALIAS,
-  recordColumnsSql,
-  rejectNul,
-  unique,
-  wireUpdatedAt,
-} from './rows.js'
+import { errorFacts, idTypeOf, ROW_ALIAS, recordColumnsSql, rejectNul, unique, wireUpdatedAt } from './rows.js'
 
-/** One changelog entry as the pull query returns it. */
-interface Entry {
-  seq: string
-  table_name: string
-  record_id: string
-  operation: number
+/**
+ * Retention facts (Decision 1, 8): the highest seq compaction removed, and the highest seq ever issued. The sequence's
+ * last value survives an empty changelog; it is read only when the role may (otherwise max(seq) and the compaction
+ * boundary stand in).
+ */
+const HISTORY_CTE = `
+h AS (
+  SELECT coalesce((SELECT max_compacted_seq FROM sync_compaction_state LIMIT 1), 0) AS compacted,
+         GREATEST(
+           (SELECT max(seq) FROM sync_changelog),
+           (SELECT CASE WHEN has_sequence_privilege(s.oid, 'SELECT,USAGE') THEN pg_sequence_last_value(s.oid) END
+              FROM (SELECT pg_get_serial_sequence('sync_changelog', 'seq')::regclass AS oid) s),
+           (SELECT max_compacted_seq FROM sync_compaction_state LIMIT 1),
+           0) AS issued
+)`
+
+/** One row of the page statement: the retention facts, the page facts, and one deduplicated entry (+ its row). */
+interface PageRow {
+  compacted: string
+  issued: string
+  fetched: number
+  last_seq: string | null
+  seq: string | null
+  table_name: string | null
+  record_id: string | null
+  operation: number | null
+  id: string | null
+  data: { [column: string]: unknown } | null
+  updated_at: string | null
+  deleted_at: string | null
 }
 
 /**
- * Retention facts read in the pull's snapshot: the highest seq compaction removed (Decision 1) and the highest seq
- * ever issued (Decision 8). The sequence's last value survives an empty changelog; it is read only when the role
- * may (a role without the privilege falls back to max(seq) and the compaction boundary).
+ * The whole page in ONE statement (one MVCC snapshot, one round trip, no ids shipped back and forth):
+ * - `e`: up to limit+1 entries (the extra one only tells has_more) — one bounded index scan of (bucket_id, seq) per
+ *   subscribed bucket, merged; a LATERAL join because `bucket_id = ANY(...) ORDER BY seq` alone makes PostgreSQL
+ *   either sort every matching entry or walk the whole seq index. `ORDER BY bucket_id, seq` (bucket_id is fixed)
+ *   names the index order, so the planner cannot pick the seq index and filter buckets (it did when one bucket
+ *   dominates the statistics, scanning the whole tail for every other bucket). Skipped when the retention check fails.
+ * - `d`: dedup by (table, id), the last entry wins.
+ * - `r`: per registered table, one index lookup of the ids still to hydrate, rendered to JSON by PostgreSQL and
+ *   filtered by the caller's read predicate (Decision 5).
+ * Parameters: $1 subscriptions, $2 checkpoint, $3 limit, $4 table names (registration order), [$5 tables filter].
  */
-const HISTORY_SQL = `
-SELECT (SELECT max_compacted_seq FROM sync_compaction_state LIMIT 1)::text AS compacted,
-       GREATEST(
-         (SELECT max(seq) FROM sync_changelog),
-         (SELECT CASE WHEN has_sequence_privilege(s.oid, 'SELECT,USAGE') THEN pg_sequence_last_value(s.oid) END
-            FROM (SELECT pg_get_serial_sequence('sync_changelog', 'seq')::regclass AS oid) s),
-         (SELECT max_compacted_seq FROM sync_compaction_state LIMIT 1),
-         0
-       )::text AS issued`
-
-/**
- * The page of changelog entries: one bounded index scan of (bucket_id, seq) per subscribed bucket, merged and cut to
- * `limit` (+1 to learn has_more). Written as a LATERAL join because `bucket_id = ANY(...) ORDER BY seq` alone makes
- * PostgreSQL either sort every matching entry or walk the whole seq index filtering buckets.
- */
-function entriesSql(filtered: boolean): string {
+function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean): string {
+  const hydrations = ctx.tables.map((t, i) => {
+    const idType = idTypeOf(t, contract)
+    const ids = `ARRAY(SELECT record_id FROM d WHERE table_name = ($4::text[])[${i + 1}] AND operation <> ${OP_DELETE})`
+    // Compare in the PK's own type so the primary-key index serves the lookup (`id::text = ANY` would scan).
+    const match = idType
+      ? `${ROW_ALIAS}.${t.q.id} = ANY(${ids}::${idType}[])`
+      : `${ROW_ALIAS}.${t.q.id}::text = ANY(${ids})`
+    const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS)
+    return `SELECT ($4::text[])[${i + 1}] AS table_name, ${recordColumnsSql(t, contract)}
+    FROM ${t.sqlName} ${ROW_ALIAS}
+   WHERE ${match}${read ? ` AND ${read}` : ''}`
+  })
   return `
-SELECT c.seq::text AS seq, c.table_name, c.record_id, c.operation
-  FROM unnest($1::text[]) AS b(id)
- CROSS JOIN LATERAL (
-       SELECT seq, table_name, record_id, operation
-         FROM sync_changelog
-        WHERE bucket_id = b.id AND seq > $2${filtered ? ' AND table_name = ANY($4::text[])' : ''}
-        ORDER BY seq
-        LIMIT $3) c
- ORDER BY c.seq
- LIMIT $3`
+WITH ${HISTORY_CTE},
+e AS MATERIALIZED (
+  SELECT c.seq, c.table_name, c.record_id, c.operation
+    FROM unnest($1::text[]) AS b(id)
+   CROSS JOIN LATERAL (
+         SELECT seq, table_name, record_id, operation
+           FROM sync_changelog
+          WHERE bucket_id = b.id AND seq > $2${filtered ? ' AND table_name = ANY($5::text[])' : ''}
+          ORDER BY bucket_id, seq
+          LIMIT $3 + 1) c
+   WHERE $2 BETWEEN (SELECT compacted FROM h) AND (SELECT issued FROM h)
+   ORDER BY c.seq
+   LIMIT $3 + 1
+),
+p AS MATERIALIZED (SELECT * FROM e ORDER BY seq LIMIT $3),
+d AS MATERIALIZED (
+  SELECT DISTINCT ON (table_name, record_id) seq, table_name, record_id, operation
+    FROM p
+   ORDER BY table_name, record_id, seq DESC
+),
+r AS (
+  ${hydrations.join('\n  UNION ALL\n  ')}
+)
+SELECT h.compacted::text, h.issued::text, (SELECT count(*) FROM e)::int AS fetched, (SELECT max(seq) FROM p)::text AS last_seq,
+       x.seq::text, x.table_name, x.record_id, x.operation, x.id, x.data, x.updated_at, x.deleted_at
+  FROM h
+  LEFT JOIN (
+       SELECT d.seq, d.table_name, d.record_id, d.operation, r.id, r.data, r.updated_at, r.deleted_at
+         FROM d LEFT JOIN r ON r.table_name = d.table_name AND r.id = d.record_id) x ON true
+ ORDER BY x.seq`
 }
 
 /** First entry of an unlisted table inside (from, to] in the subscribed buckets (Decision 9). */
@@ -73,7 +112,7 @@ SELECT min(c.seq)::text AS seq
  CROSS JOIN LATERAL (
        SELECT seq FROM sync_changelog
         WHERE bucket_id = b.id AND seq > $2 AND seq <= $3 AND NOT (table_name = ANY($4::text[]))
-        ORDER BY seq
+        ORDER BY bucket_id, seq
         LIMIT 1) c`
 
 /** Served pulls only: the stored checkpoint only moves up (§2.1); activity stamps are refreshed. */
@@ -113,26 +152,16 @@ export async function pull(ctx: EngineContext, userId: string, req: PullRequest)
   // "Completed a snapshot" = a stored checkpoint exists: only a final snapshot page or a served pull writes it.
   if (checkpoint === 0 && client.lastPullSeq === null) return required('initial_sync_required')
 
-  // REPEATABLE READ: the retention check, the entries and the hydrated rows all come from one MVCC snapshot, so a
-  // compaction batch committing in between cannot make us serve a page with a hole in it.
-  const page = await withUserTransaction(
-    ctx,
-    userId,
-    async (db) => {
-      const { rows: hist } = await db.query<{ compacted: string | null; issued: string }>(HISTORY_SQL)
-      const compacted = Number(hist[0]?.compacted ?? 0)
-      const issued = Number(hist[0]?.issued ?? 0)
-      // Decision 8: ahead of every seq ever issued → the database lost history (e.g. restored from a backup).
-      if (checkpoint > issued) return { reason: 'history_unavailable' as const }
-      // Decision 1: only entries with seq ≤ compacted are gone; a client at exactly that seq lost nothing.
-      if (checkpoint < compacted) return { reason: 'checkpoint_before_retention' as const }
-      return readPage(ctx, db, contract, subs, checkpoint, limit, tables)
-    },
-    { readOnly: true, isolation: 'repeatable read' },
-  )
+  // One statement reads the retention facts, the entries and the rows (a single MVCC snapshot, so a compaction batch
+  // committing meanwhile cannot leave a hole in the page); the checkpoint advance commits in the same transaction.
+  const page = await withUserTransaction(ctx, userId, async (db) => {
+    const result = await readPage(ctx, db, contract, subs, checkpoint, limit, tables)
+    if ('reason' in result) return result
+    await db.query(ADVANCE_SQL, [client.id, result.storedCheckpoint])
+    return result
+  })
   if ('reason' in page) return required(page.reason)
 
-  await ctx.pool.query(ADVANCE_SQL, [client.id, page.storedCheckpoint])
   const out: PullResponse = {
     changes: page.changes,
     deletes: page.deletes,
@@ -175,51 +204,39 @@ async function readPage(
   from: number,
   limit: number,
   tables: string[] | undefined,
-): Promise<Page> {
-  const params: unknown[] = [subs, from, limit + 1]
+): Promise<Page | { reason: SnapshotReason }> {
+  const params: unknown[] = [subs, from, limit, ctx.tables.map((t) => t.tableName)]
   if (tables) params.push(tables)
-  const { rows } = await db.query<Entry>(entriesSql(tables !== undefined), params)
-  const hasMore = rows.length > limit
-  const entries = hasMore ? rows.slice(0, limit) : rows
-  const last = entries[entries.length - 1]
-  const checkpoint = last ? Number(last.seq) : from
+  const { rows } = await db.query<PageRow>(pageSql(ctx, contract, tables !== undefined), params)
+  const head = rows[0]
+  if (!head) throw new Error('pull: page statement returned no row')
+  // Decision 8: ahead of every seq ever issued → the database lost history (e.g. restored from a backup).
+  if (from > Number(head.issued)) return { reason: 'history_unavailable' }
+  // Decision 1: only entries with seq ≤ compacted are gone; a client at exactly that seq lost nothing.
+  if (from < Number(head.compacted)) return { reason: 'checkpoint_before_retention' }
 
-  // Dedup by (table, id): the last entry of a record decides. Map insertion order is re-set on every hit so the
-  // answer lists records in the order of their last entry.
-  const latest = new Map<string, Entry>()
-  for (const e of entries) {
-    const key = `${e.table_name}\u0000${e.record_id}`
-    latest.delete(key)
-    latest.set(key, e)
-  }
+  const hasMore = head.fetched > limit
+  const checkpoint = head.last_seq === null ? from : Number(head.last_seq)
+  const changes: Record[] = []
   const deletes: DeleteEntry[] = []
-  const wanted = new Map<string, string[]>()
-  for (const e of latest.values()) {
-    // Entries of tables that are no longer registered cannot be hydrated nor applied by a client: skipped.
-    if (!ctx.registry.get(e.table_name)) continue
-    if (e.operation === OP_DELETE) {
-      deletes.push({ id: e.record_id, table_name: e.table_name })
+  for (const r of rows) {
+    if (r.table_name === null || r.record_id === null) continue
+    // Entries of tables that are no longer registered can be neither hydrated nor applied by a client: skipped.
+    if (!ctx.registry.get(r.table_name)) continue
+    if (r.operation === OP_DELETE) {
+      deletes.push({ id: r.record_id, table_name: r.table_name })
       continue
     }
-    const ids = wanted.get(e.table_name) ?? []
-    ids.push(e.record_id)
-    wanted.set(e.table_name, ids)
-  }
-
-  // One query per table. A query failure is an error for the whole page (Decision 10: nothing is skipped silently
-  // and the checkpoint does not move); a row that is gone (hard delete, §3 D 46) or not readable by the caller
-  // (Decision 5, §3 D 54) is simply absent.
-  const hydrated = new Map<string, RecordRow>()
-  for (const [tableName, ids] of wanted) {
-    for (const row of await hydrate(ctx, db, contract, tableName, ids)) hydrated.set(`${tableName}\u0000${row.id}`, row)
-  }
-  const changes: Record[] = []
-  for (const [key, e] of latest) {
-    if (e.operation === OP_DELETE) continue
-    const row = hydrated.get(key)
-    if (!row) continue
-    const rec: Record = { id: row.id, table_name: e.table_name, data: row.data, updated_at: wireUpdatedAt(row) }
-    const deletedAt = trimRfc3339(row.deleted_at)
+    // No row: hard-deleted (§3 D 46) or not readable by the caller (Decision 5, §3 D 54) — silently absent. A row
+    // that cannot be *read* fails the statement instead (Decision 10): error, no checkpoint advance.
+    if (r.id === null || r.data === null) continue
+    const rec: Record = {
+      id: r.id,
+      table_name: r.table_name,
+      data: r.data,
+      updated_at: wireUpdatedAt(r),
+    }
+    const deletedAt = trimRfc3339(r.deleted_at)
     if (deletedAt) rec.deleted_at = deletedAt
     changes.push(rec)
   }
@@ -236,30 +253,6 @@ async function readPage(
     if (first != null) storedCheckpoint = Math.min(checkpoint, Number(first) - 1)
   }
   return { changes, deletes, checkpoint, hasMore, storedCheckpoint }
-}
-
-async function hydrate(
-  ctx: EngineContext,
-  db: pg.PoolClient,
-  contract: SchemaContract,
-  tableName: string,
-  ids: string[],
-): Promise<RecordRow[]> {
-  const t = ctx.registry.get(tableName)
-  if (!t) return []
-  const idType = idTypeOf(t, contract)
-  // Compare in the PK's own type so the primary-key index serves the lookup (`id::text = ANY` would scan).
-  const match = idType
-    ? `${ROW_ALIAS}.${t.q.id} = ANY($1::text[]::${idType}[])`
-    : `${ROW_ALIAS}.${t.q.id}::text = ANY($1::text[])`
-  const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS)
-  const { rows } = await db.query<RecordRow>(
-    `SELECT ${recordColumnsSql(t, contract)}
-       FROM ${t.sqlName} ${ROW_ALIAS}
-      WHERE ${match}${read ? `\n        AND ${read}` : ''}`,
-    [ids],
-  )
-  return rows
 }
 
 /**

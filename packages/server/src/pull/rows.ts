@@ -61,7 +61,7 @@ export interface RecordRow {
 }
 
 /** Wire form of `updated_at`. */
-export function wireUpdatedAt(row: RecordRow): string {
+export function wireUpdatedAt(row: { updated_at: string | null }): string {
   return trimRfc3339(row.updated_at) ?? ZERO_TIMESTAMP
 }
 
