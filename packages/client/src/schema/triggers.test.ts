@@ -31,6 +31,8 @@ type Action =
 /** The §4.2 rules, written independently of the SQL. */
 function expectQueue(m: Model, newOp: Op, oldUpdatedAt: string | null): Entry | null {
   const q = m.queue
+  // An edit of a row that is still deleted keeps the queued delete.
+  if (newOp === 'update' && q?.op === 'delete' && m.deleted) return { op: 'delete', base: q.base ?? oldUpdatedAt }
   if (newOp === 'create')
     return q === null ? { op: 'create', base: null } : { op: q.op === 'delete' ? 'update' : q.op, base: q.base }
   if (q === null) return { op: newOp, base: oldUpdatedAt }

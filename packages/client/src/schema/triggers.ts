@@ -7,7 +7,10 @@
  * | (none)       | create            | update (base=OLD) | delete (base=OLD) |
  * | create       | create            | create            | (removed)         |
  * | update       | update            | update            | delete            |
- * | delete       | update            | update            | delete            |
+ * | delete       | update            | update (*)        | delete            |
+ *
+ * (*) stays `delete` while the row is still deleted locally (an edit of a tombstone does not resurrect it; the
+ * literal §4.2 rule "otherwise the new op" would push an update and leave the row alive on the server).
  *
  * base_updated_at keeps the oldest non-null base; client_updated_at is refreshed on every write. All triggers are
  * inert while `_synchro_meta.sync_lock = '1'` (server data being applied).
@@ -79,7 +82,12 @@ BEGIN
     SELECT 1 FROM _synchro_pending_changes
     WHERE table_name = ${name} AND record_id = ${id('NEW')} AND operation = 'create'))
   ON CONFLICT (table_name, record_id) DO UPDATE SET
-    operation = CASE WHEN operation = 'create' THEN 'create' ELSE excluded.operation END,
+    operation = CASE
+      WHEN operation = 'create' THEN 'create'
+      -- Editing a row that is still deleted locally does not undo its queued delete.
+      WHEN operation = 'delete' AND NEW.${del} IS NOT NULL THEN 'delete'
+      ELSE excluded.operation
+    END,
     base_updated_at = COALESCE(base_updated_at, excluded.base_updated_at),
     client_updated_at = excluded.client_updated_at;
   -- create + delete: the record never reached the server, so nothing stays queued at all.

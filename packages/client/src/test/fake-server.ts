@@ -123,7 +123,8 @@ export class FakeServer {
   latencyMs = 0
   /** Called when a request starts (tests use it to act during a request). */
   onRequest: ((path: string) => void | Promise<void>) | null = null
-  private clockUs = Date.UTC(2026, 10, 26) * 1000
+  /** Server clock in µs since the epoch (tests move it to make the server win or lose LWW). */
+  clockUs = Date.UTC(2026, 10, 26) * 1000
   private server: http.Server | null = null
 
   constructor(tables: SchemaTable[] = testSchema()) {
