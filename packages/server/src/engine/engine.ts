@@ -116,13 +116,17 @@ export class Engine {
   }
 
   /** POST /sync/push (§3 F–H). */
-  push(userId: string, req: PushRequest): Promise<PushResponse> {
-    return push(this.ctx, userId, req)
+  async push(userId: string, req: PushRequest): Promise<PushResponse> {
+    const res = await push(this.ctx, userId, req)
+    this.ctx.hooks.onPushComplete?.({ userId, clientId: req.client_id, results: [...res.accepted, ...res.rejected] })
+    return res
   }
 
   /** POST /sync/snapshot (§3 E). */
-  snapshot(userId: string, req: SnapshotRequest): Promise<SnapshotResponse> {
-    return snapshot(this.ctx, userId, req)
+  async snapshot(userId: string, req: SnapshotRequest): Promise<SnapshotResponse> {
+    const res = await snapshot(this.ctx, userId, req)
+    this.ctx.hooks.onSnapshotPage?.({ userId, clientId: req.client_id, records: res.records.length, final: !res.has_more })
+    return res
   }
 
   /** GET /sync/tables. */

@@ -39,6 +39,10 @@ export interface EngineHooks {
   }): Promise<void> | void
   /** Informational: every update/resurrection that reached conflict resolution. */
   onConflict?(event: { input: ConflictInput; decision: ConflictDecision }): void
+  /** After every answered push (metrics); `results` in request order. */
+  onPushComplete?(event: { userId: string; clientId: string; results: PushResult[] }): void
+  /** After every answered snapshot page (metrics). */
+  onSnapshotPage?(event: { userId: string; clientId: string; records: number; final: boolean }): void
   /** After a pull page was answered. */
   onPullComplete?(event: {
     userId: string

@@ -230,7 +230,11 @@ class Consumer implements WalConsumer {
   async #acquireLock(): Promise<boolean> {
     if (this.#leader && this.#lock) return true
     if (!this.#lock) {
-      const client = new pg.Client({ connectionString: this.#o.replicationUrl, keepAlive: true })
+      const client = new pg.Client({
+        connectionString: this.#o.replicationUrl,
+        keepAlive: true,
+        application_name: 'synchro-wal-leader',
+      })
       client.on('error', (err) => this.#lockLost(client, err))
       client.on('end', () => this.#lockLost(client))
       try {

@@ -49,6 +49,8 @@ export class ReplicationStream {
       connectionString: o.url,
       replication: 'database',
       keepAlive: true,
+      // Named so `pg_stat_activity` / `synchrod status` show which process consumes.
+      application_name: 'synchro-wal',
     }
     const client = new pg.Client(config)
     let lastError: unknown
