@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestApp, type TestApp } from '../../../../test-harness/src/index.js'
-import { ConfigurationError } from '../errors.js'
 import type { CompactionResult } from '../engine/types.js'
+import { ConfigurationError } from '../errors.js'
 
 const DAY = 24 * 60 * 60 * 1000
 
@@ -222,9 +222,8 @@ describe('Decision 11 stale-client hook', () => {
       reg.clientId,
     ])
     const pair = { client_id: reg.clientId, schema_version: reg.version, schema_hash: reg.hash }
-    const user = (
-      await app.db.pool.query(`SELECT user_id FROM sync_clients WHERE client_id = $1`, [reg.clientId])
-    ).rows[0].user_id
+    const user = (await app.db.pool.query(`SELECT user_id FROM sync_clients WHERE client_id = $1`, [reg.clientId]))
+      .rows[0].user_id
     const p = await app.call('POST', '/sync/pull', { user, body: { ...pair, checkpoint: 0 } })
     expect(p.status).toBe(403)
     const s = await app.call('POST', '/sync/snapshot', { user, body: pair })

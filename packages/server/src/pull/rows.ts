@@ -43,12 +43,18 @@ export function dataJsonSql(t: ResolvedTable, contract: SchemaContract, alias: s
  * The select list every row-returning query shares: `id` (PK as text), `data`, `updated_at`, `deleted_at`
  * (both timestamps as µs RFC 3339 text, never through a JS Date).
  */
-export function recordColumnsSql(t: ResolvedTable, contract: SchemaContract, alias: string = ROW_ALIAS): string {
+export function recordColumnsSql(
+  t: ResolvedTable,
+  contract: SchemaContract,
+  alias: string = ROW_ALIAS,
+  opts: { deletedAt?: boolean } = {},
+): string {
   return [
     `${alias}.${t.q.id}::text AS id`,
     `${dataJsonSql(t, contract, alias)} AS data`,
     `${sqlRfc3339(`${alias}.${t.q.updatedAt}`)} AS updated_at`,
-    `${sqlRfc3339(`${alias}.${t.q.deletedAt}`)} AS deleted_at`,
+    // Snapshots only read live rows: no need to format a column known to be NULL.
+    opts.deletedAt === false ? 'NULL::text AS deleted_at' : `${sqlRfc3339(`${alias}.${t.q.deletedAt}`)} AS deleted_at`,
   ].join(',\n       ')
 }
 

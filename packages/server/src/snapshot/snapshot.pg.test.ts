@@ -327,7 +327,9 @@ describe('§3 E snapshot', () => {
     const bOrders = await orders(b.user, 2)
     const aDetails: string[] = []
     for (const o of aOrders) {
-      const { rows } = await app.db.pool.query(`INSERT INTO order_details (order_id) VALUES ($1) RETURNING id::text`, [o])
+      const { rows } = await app.db.pool.query(`INSERT INTO order_details (order_id) VALUES ($1) RETURNING id::text`, [
+        o,
+      ])
       aDetails.push(rows[0].id)
     }
     const bDetail = (

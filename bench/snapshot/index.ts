@@ -1,0 +1,167 @@
+// Snapshot throughput and memory: N rows through engine.snapshot in pages of P against a raw
+// `COPY (SELECT … same rows …) TO STDOUT` run by psql (output discarded) in the same run; plus the peak RSS of a
+// process that snapshots 100k vs 1M rows (each size in its own child process; memory must stay flat).
+// Usage: npx tsx bench/snapshot/index.ts [rows,rows,...] [pageSize]
+//        (env BENCH_SNAPSHOT_SIZES, default "100000,1000000"; BENCH_SNAPSHOT_PAGE, default 1000;
+//         BENCH_QUICK=1 → "10000,100000")
+// Targets (DESIGN.md §6): ours ≥ 0.3 × raw COPY; peak RSS flat within 10 % between the sizes.
+import { spawnSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import type pg from 'pg'
+import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'
+import { Registry } from '../../packages/server/src/registry/registry.js'
+import { NORTHWIND_SQL, NORTHWIND_TABLES } from '../../test-harness/src/northwind.js'
+import { createBenchDatabase, writeResult } from '../lib.js'
+
+interface ChildResult {
+  rows: number
+  pageSize: number
+  ours: { rowsPerSecond: number; seconds: number; pages: number }
+  raw: { rowsPerSecond: number; seconds: number; tool: string }
+  ratio: number
+  maxRssKiB: number
+  rssBeforeKiB: number
+}
+
+const PSQL = process.env.PSQL ?? 'psql'
+
+/** N orders of one user with every column filled (server-side generate_series: loading costs no client memory). */
+async function load(pool: pg.Pool, user: string, n: number): Promise<void> {
+  for (let done = 0; done < n; done += 100_000) {
+    const k = Math.min(100_000, n - done)
+    await pool.query(
+      `INSERT INTO orders (user_id, status, required_date, preferred_ship_time, ship_address, metadata, total_cents)
+       SELECT $1::uuid, 'processing', date '2026-03-01' + (g % 300), time '10:30:00', 'Street ' || g || ', Town',
+              jsonb_build_object('n', g, 'tags', jsonb_build_array('a', 'b')), g * 100
+         FROM generate_series(1, $2::int) g`,
+      [user, k],
+    )
+  }
+  await pool.query('VACUUM ANALYZE orders')
+}
+
+async function ours(engine: Engine, user: string, clientId: string, pair: { v: number; h: string }, page: number) {
+  let cursor: { checkpoint: number; table_idx: number; after_id: string } | undefined
+  let rows = 0
+  let pages = 0
+  const t0 = performance.now()
+  for (;;) {
+    const r = await engine.snapshot(user, {
+      client_id: clientId,
+      cursor,
+      limit: page,
+      schema_version: pair.v,
+      schema_hash: pair.h,
+    })
+    rows += r.records.length
+    pages++
+    if (!r.has_more) break
+    cursor = r.cursor
+  }
+  return { seconds: (performance.now() - t0) / 1000, rows, pages }
+}
+
+/** The same rows, raw: PostgreSQL's COPY text output of `SELECT *`, streamed through psql to /dev/null. */
+function raw(url: string, user: string): { seconds: number } {
+  // The script comes on stdin so psql interpolates :'owner' (a psql variable, quoted by psql).
+  const sql = `COPY (SELECT * FROM orders WHERE deleted_at IS NULL AND user_id = :'owner' ORDER BY id) TO STDOUT;\n`
+  const t0 = performance.now()
+  const r = spawnSync(PSQL, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', `owner=${user}`, '-d', url, '-f', '-'], {
+    input: sql,
+    stdio: ['pipe', 'ignore', 'pipe'],
+  })
+  const seconds = (performance.now() - t0) / 1000
+  if (r.status !== 0) throw new Error(`psql failed: ${r.stderr?.toString() ?? r.error?.message}`)
+  return { seconds }
+}
+
+async function child(rowsWanted: number, page: number): Promise<void> {
+  const bench = await createBenchDatabase('snapshot')
+  try {
+    const { pool, url } = bench
+    await pool.query(NORTHWIND_SQL)
+    const registry = new Registry()
+    for (const t of NORTHWIND_TABLES) registry.register(t)
+    const engine = await createEngine({ pool, registry })
+    const user = randomUUID()
+    const clientId = 'bench-client'
+    const reg = await engine.register(user, {
+      client_id: clientId,
+      platform: 'bench',
+      app_version: '1.0.0',
+      schema_version: 0,
+      schema_hash: '',
+    })
+    await load(pool, user, rowsWanted)
+    const pair = { v: reg.schema_version, h: reg.schema_hash }
+    // One untimed COPY pulls the table into shared buffers: both timed runs then read warm pages.
+    raw(url, user)
+    const rssBeforeKiB = process.resourceUsage().maxRSS
+    const o = await ours(engine, user, clientId, pair, page)
+    const r = raw(url, user)
+    if (o.rows !== rowsWanted) throw new Error(`snapshot returned ${o.rows} rows, expected ${rowsWanted}`)
+    const out: ChildResult = {
+      rows: rowsWanted,
+      pageSize: page,
+      ours: { rowsPerSecond: Math.round(o.rows / o.seconds), seconds: o.seconds, pages: o.pages },
+      raw: { rowsPerSecond: Math.round(rowsWanted / r.seconds), seconds: r.seconds, tool: 'psql COPY TO STDOUT' },
+      ratio: r.seconds / o.seconds,
+      maxRssKiB: process.resourceUsage().maxRSS,
+      rssBeforeKiB,
+    }
+    process.stdout.write(`RESULT ${JSON.stringify(out)}\n`)
+    await engine.close()
+  } finally {
+    await bench.close()
+  }
+}
+
+const args = process.argv.slice(2)
+if (args[0] === '--child') {
+  await child(Number(args[1]), Number(args[2]))
+} else {
+  const quick = process.env.BENCH_QUICK === '1'
+  const sizes = (args[0] ?? process.env.BENCH_SNAPSHOT_SIZES ?? (quick ? '10000,100000' : '100000,1000000'))
+    .split(',')
+    .map((s) => Number.parseInt(s, 10))
+  const page = Number.parseInt(args[1] ?? process.env.BENCH_SNAPSHOT_PAGE ?? '1000', 10)
+  const results: ChildResult[] = []
+  for (const n of sizes) {
+    // A fresh process per size: maxRSS is a high-water mark, so sizes must not share one.
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=source', fileURLToPath(import.meta.url), '--child', String(n), String(page)],
+      { stdio: ['ignore', 'pipe', 'inherit'], env: process.env, maxBuffer: 16 * 1024 * 1024 },
+    )
+    const line = r.stdout
+      .toString()
+      .split('\n')
+      .find((l) => l.startsWith('RESULT '))
+    if (r.status !== 0 || !line) throw new Error(`child for ${n} rows failed (status ${r.status})`)
+    const res = JSON.parse(line.slice('RESULT '.length)) as ChildResult
+    results.push(res)
+    console.log(
+      `${String(n).padStart(8)} rows: ours ${res.ours.rowsPerSecond} rows/s, raw COPY ${res.raw.rowsPerSecond} rows/s, ratio ${res.ratio.toFixed(2)}, peak RSS ${(res.maxRssKiB / 1024).toFixed(0)} MiB`,
+    )
+  }
+  const first = results[0]
+  const last = results[results.length - 1]
+  const rssGrowth = first && last ? last.maxRssKiB / first.maxRssKiB - 1 : 0
+  const ratio = first ? first.ratio : Number.NaN
+  const file = writeResult('snapshot', {
+    params: { sizes, pageSize: page },
+    results,
+    ratio,
+    target: 0.3,
+    rss: { growth: rssGrowth, target: 0.1, flat: Math.abs(rssGrowth) <= 0.1 },
+  })
+  if (first) {
+    console.log(`ours  ${first.ours.rowsPerSecond} rows/s (engine.snapshot, ${first.rows} rows, pages of ${page})`)
+    console.log(`raw   ${first.raw.rowsPerSecond} rows/s (psql COPY (SELECT …) TO STDOUT)`)
+    console.log(`ratio ${ratio.toFixed(2)} (target ≥ 0.3)`)
+  }
+  console.log(
+    `peak RSS ${results.map((r) => `${r.rows}: ${(r.maxRssKiB / 1024).toFixed(0)} MiB`).join(', ')} → growth ${(rssGrowth * 100).toFixed(1)} % (target ≤ 10 %)  → ${file}`,
+  )
+}
