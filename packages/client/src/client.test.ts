@@ -252,7 +252,7 @@ describe('sync', () => {
       (await c.queryOne<{ value: string }>(`SELECT value FROM _synchro_meta WHERE key = 'checkpoint'`))!.value,
     )
     expect(cp1).toBe(server.seq)
-    // RYOW: a local stamp at or after the record's (in another rendering) keeps the local row.
+    // RYOW: a local stamp after the record's (in another rendering) keeps the local row.
     await c.writeTransaction(async (tx) => {
       await tx.execute(`UPDATE _synchro_meta SET value = '1' WHERE key = 'sync_lock'`)
       await tx.execute(`UPDATE lists SET name = 'local', updated_at = '2099-01-01T00:00:00.000001Z' WHERE id = ?`, [

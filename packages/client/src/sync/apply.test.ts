@@ -37,19 +37,20 @@ async function apply(changes: WireRecord[], deletes: { id: string; table_name: s
 const names = async () => d.all<{ id: string; name: string }>('SELECT id, name FROM lists ORDER BY id')
 
 describe('applying pull pages', () => {
-  it('skips a record when the local updated_at is at or after it, comparing instants across renderings', async () => {
+  it('skips a record when the local updated_at is after it, comparing instants across renderings', async () => {
     await apply([
       rec('a', '2026-11-26T00:40:02.555338+00:00', { name: 'v1' }),
       rec('b', '2026-11-26T00:40:02.5Z', { name: 'v1' }),
     ])
-    // Same instant in Go's rendering → skipped (read-your-own-writes); one µs later → applied.
+    // Same instant in another rendering → applied (the server's copy of our own write carries server-set columns);
+    // one µs later → applied.
     const s1 = await apply([
       rec('a', '2026-11-26T00:40:02.555338Z', { name: 'same-instant' }),
       rec('b', '2026-11-26T00:40:02.500001Z', { name: 'newer' }),
     ])
-    expect(s1).toEqual({ upserted: 1, skipped: 1, deleted: 0 })
+    expect(s1).toEqual({ upserted: 2, skipped: 0, deleted: 0 })
     expect(await names()).toEqual([
-      { id: 'a', name: 'v1' },
+      { id: 'a', name: 'same-instant' },
       { id: 'b', name: 'newer' },
     ])
     const s2 = await apply([rec('a', '2026-11-26T01:40:02.555337+01:00', { name: 'older-in-another-zone' })])

@@ -164,7 +164,7 @@ function groupByTable(records: readonly WireRecord[]): Map<string, Map<string, W
 
 /**
  * Applies pulled changes and deletes (PROTOCOL.md §4.3 step 4). Upserts skip a record when the row has a queued local
- * change or when the local updated_at is at or after the record's (read-your-own-writes), compared as instants.
+ * change or when the local updated_at is strictly after the record's (read-your-own-writes), compared as instants.
  * A change whose record carries `deleted_at` is stored as a soft-deleted row. Deletes are soft: deleted_at = now
  * where still NULL. Records of unknown tables are ignored.
  */
@@ -191,7 +191,9 @@ export async function applyPullPage(
         continue
       }
       const local = stamps.size > 0 ? stamps.get(id) : undefined
-      if (local != null && compareTimestamps(local, rec.updated_at) >= 0) {
+      // Strictly newer only: at an equal stamp the server's copy wins, so server-set columns (created_at, defaults)
+      // of our own pushed writes arrive; rows with unpushed changes are already protected above.
+      if (local != null && compareTimestamps(local, rec.updated_at) > 0) {
         stats.skipped++
         continue
       }
