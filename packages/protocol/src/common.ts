@@ -41,6 +41,10 @@ export function optional<T extends v.GenericSchema>(schema: T) {
   )
 }
 
+type UndefinedKeys<T> = { [K in keyof T]-?: undefined extends T[K] ? K : never }[keyof T]
+/** Makes every key whose type admits `undefined` optional (validator outputs → friendly request types). */
+export type Loose<T> = { [K in Exclude<keyof T, UndefinedKeys<T>>]: T[K] } & { [K in UndefinedKeys<T>]?: T[K] }
+
 /** A JSON object (valibot's `object` alone also accepts arrays). */
 export function jsonObject<T extends v.ObjectEntries>(entries: T) {
   return v.pipe(

@@ -1,4 +1,5 @@
 import * as v from 'valibot'
+import type { Loose } from './common.js'
 import { type DeleteEntry, int32, int64, optional, type Record, required, schemaPair } from './common.js'
 
 export const pullRequiredKeys = ['client_id', 'schema_version', 'schema_hash'] as const
@@ -11,7 +12,7 @@ export const pullRequest = v.object({
   known_buckets: optional(v.array(v.string())),
   ...schemaPair,
 })
-export type PullRequest = v.InferOutput<typeof pullRequest>
+export type PullRequest = Loose<v.InferOutput<typeof pullRequest>>
 
 export type SnapshotReason = 'initial_sync_required' | 'checkpoint_before_retention' | 'history_unavailable'
 

@@ -1,4 +1,5 @@
 import * as v from 'valibot'
+import type { Loose } from './common.js'
 import { jsonObject, optional, type Record, required, schemaPair, timestamp } from './common.js'
 
 export const pushRequiredKeys = ['schema_version', 'schema_hash'] as const
@@ -15,14 +16,14 @@ export const pushRecord = jsonObject({
   client_updated_at: optional(timestamp),
   base_updated_at: optional(timestamp),
 })
-export type PushRecord = v.InferOutput<typeof pushRecord>
+export type PushRecord = Loose<v.InferOutput<typeof pushRecord>>
 
 export const pushRequest = v.object({
   client_id: required(v.string(), ''),
   changes: optional(v.array(pushRecord)),
   ...schemaPair,
 })
-export type PushRequest = v.InferOutput<typeof pushRequest>
+export type PushRequest = Loose<v.InferOutput<typeof pushRequest>>
 
 export type PushStatus = 'applied' | 'conflict' | 'rejected_terminal' | 'rejected_retryable'
 

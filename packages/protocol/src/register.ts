@@ -1,4 +1,5 @@
 import * as v from 'valibot'
+import type { Loose } from './common.js'
 import { optional, required, schemaPair } from './common.js'
 
 export const registerRequiredKeys = ['schema_version', 'schema_hash'] as const
@@ -10,7 +11,7 @@ export const registerRequest = v.object({
   app_version: required(v.string(), ''),
   ...schemaPair,
 })
-export type RegisterRequest = v.InferOutput<typeof registerRequest>
+export type RegisterRequest = Loose<v.InferOutput<typeof registerRequest>>
 
 export interface RegisterResponse {
   id: string

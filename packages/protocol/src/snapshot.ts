@@ -1,4 +1,5 @@
 import * as v from 'valibot'
+import type { Loose } from './common.js'
 import { int32, int64, jsonObject, optional, type Record, required, schemaPair } from './common.js'
 
 export const snapshotRequiredKeys = ['client_id', 'schema_version', 'schema_hash'] as const
@@ -8,7 +9,7 @@ export const snapshotCursor = jsonObject({
   table_idx: required(int32, 0),
   after_id: required(v.string(), ''),
 })
-export type SnapshotCursor = v.InferOutput<typeof snapshotCursor>
+export type SnapshotCursor = Loose<v.InferOutput<typeof snapshotCursor>>
 
 export const snapshotRequest = v.object({
   client_id: required(v.string(), ''),
@@ -16,7 +17,7 @@ export const snapshotRequest = v.object({
   limit: optional(int32),
   ...schemaPair,
 })
-export type SnapshotRequest = v.InferOutput<typeof snapshotRequest>
+export type SnapshotRequest = Loose<v.InferOutput<typeof snapshotRequest>>
 
 export interface SnapshotResponse {
   records: Record[]
