@@ -1,0 +1,64 @@
+// HTTP over a real socket, with a hard per-request timeout so "never a hang" is measurable.
+
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are JSON checked field by field by the callers
+export type Json = any
+
+export interface Answer {
+  status: number
+  body: Json
+  text: string
+  headers: Headers
+  ms: number
+}
+
+export interface CallOptions {
+  user?: string
+  body?: unknown
+  /** Raw body (string or bytes) sent as is. */
+  raw?: string | Uint8Array
+  headers?: Record<string, string>
+  timeoutMs?: number
+}
+
+/** Thrown when no HTTP answer arrived (refused, reset, timeout). */
+export class NoAnswer extends Error {
+  constructor(
+    readonly kind: 'timeout' | 'network',
+    message: string,
+    readonly ms: number,
+    /** Socket error code when known (ECONNREFUSED = the request never reached a server). */
+    readonly code?: string,
+  ) {
+    super(message)
+  }
+}
+
+export async function call(base: string, method: string, route: string, o: CallOptions = {}): Promise<Answer> {
+  const headers: Record<string, string> = { ...(o.headers ?? {}) }
+  if (o.user !== undefined) headers['x-user-id'] = o.user
+  let body: string | Uint8Array | undefined
+  if (o.raw !== undefined) body = o.raw
+  else if (o.body !== undefined) body = JSON.stringify(o.body)
+  if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json'
+  const started = performance.now()
+  const timeoutMs = o.timeoutMs ?? 30_000
+  let res: Response
+  let text: string
+  try {
+    res = await fetch(`${base}${route}`, { method, headers, body, signal: AbortSignal.timeout(timeoutMs) })
+    text = await res.text()
+  } catch (err) {
+    const ms = performance.now() - started
+    const e = err as Error & { cause?: { code?: string } }
+    if (e.name === 'TimeoutError' || e.name === 'AbortError')
+      throw new NoAnswer('timeout', `timeout after ${ms} ms`, ms)
+    throw new NoAnswer('network', `${e.message}${e.cause?.code ? ` (${e.cause.code})` : ''}`, ms, e.cause?.code)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    parsed = undefined
+  }
+  return { status: res.status, body: parsed, text, headers: res.headers, ms: performance.now() - started }
+}
