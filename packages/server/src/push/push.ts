@@ -28,10 +28,11 @@ import { canonicalId, type IdKind, idKindOf } from './ids.js'
 import {
   deleteStatement,
   insertStatement,
-  preloadStatement,
+  lockStatement,
   type Statement,
   TOUCH_CLIENT_SQL,
   updateStatement,
+  visibilityStatement,
 } from './sql.js'
 
 /**
@@ -121,23 +122,29 @@ function tableInfo(contract: SchemaContract, t: ResolvedTable): TableInfo {
   return info
 }
 
-/** A stored row as the pre-load sees it. `data` is only loaded for rows the caller may write. */
-interface RowState {
-  id: string
-  updatedAt: string
-  deletedAt: string | null
-  writable: boolean
-  readable: boolean
-  data: { [column: string]: unknown } | null
-}
+/**
+ * A stored row as the pre-load sees it. Rows the caller may write carry their stamps and data; rows that exist
+ * but are not writable only say whether the caller may read them.
+ */
+type RowState =
+  | {
+      writable: true
+      readable: true
+      id: string
+      updatedAt: string
+      deletedAt: string | null
+      data: { [column: string]: unknown }
+    }
+  | { writable: false; readable: boolean }
 
-interface PreloadRow {
+/** A row the caller may write, locked for the rest of the transaction. */
+type OwnRow = Extract<RowState, { writable: true }>
+
+interface LockRow {
   id: string
   u: string
   d: string | null
-  w: boolean
-  r: boolean
-  data: { [column: string]: unknown } | null
+  data: { [column: string]: unknown }
 }
 
 /** A record that passed the table / policy / operation / data checks. */
@@ -259,20 +266,27 @@ class PushRun {
     this.#results[item.index] = this.#result(item.rec, f, extra)
   }
 
-  /** One query per table for every id the request touches. */
+  /**
+   * One locking query per table for every id the request touches; a second, data-free query only for the
+   * update/delete ids that are not the caller's (to tell a global row from an invisible one).
+   */
   async #preload(items: readonly Item[]): Promise<void> {
-    const byTable = new Map<string, { info: TableInfo; keys: Set<string> }>()
+    const byTable = new Map<string, { info: TableInfo; keys: Set<string>; probe: Set<string> }>()
     for (const it of items) {
-      const e = byTable.get(it.info.t.tableName) ?? { info: it.info, keys: new Set<string>() }
+      const e = byTable.get(it.info.t.tableName) ?? { info: it.info, keys: new Set(), probe: new Set() }
       e.keys.add(it.key)
+      if (it.op !== 'create') e.probe.add(it.key)
       byTable.set(it.info.t.tableName, e)
     }
-    for (const { info, keys } of byTable.values()) await this.#load(info, [...keys])
+    for (const { info, keys, probe } of byTable.values()) await this.#load(info, [...keys], probe)
   }
 
-  async #load(info: TableInfo, keys: readonly string[]): Promise<void> {
-    const stmt = preloadStatement(this.ctx.registry, info.t, info.idKind)
-    const { rows } = await this.#query<PreloadRow>(stmt, [keys])
+  /**
+   * (Re)loads the state of `keys`. Only keys in `probe` that turn out not writable are probed for visibility;
+   * a create needs no probe: inserting over an existing id fails quietly (ON CONFLICT DO NOTHING) and is rechecked.
+   */
+  async #load(info: TableInfo, keys: readonly string[], probe: ReadonlySet<string> = new Set(keys)): Promise<void> {
+    const { rows } = await this.#query<LockRow>(lockStatement(this.ctx.registry, info.t, info.idKind), [keys])
     let state = this.#state.get(info.t.tableName)
     if (!state) {
       state = new Map()
@@ -281,14 +295,21 @@ class PushRun {
     for (const k of keys) state.delete(k)
     for (const r of rows) {
       state.set(r.id, {
+        writable: true,
+        readable: true,
         id: r.id,
         updatedAt: r.u,
         deletedAt: r.d,
-        writable: r.w,
-        readable: r.r || r.w,
-        data: r.data === null ? null : this.#syncedData(info, r.data),
+        data: this.#syncedData(info, r.data),
       })
     }
+    const missing = keys.filter((k) => probe.has(k) && !state.has(k))
+    if (missing.length === 0) return
+    const visible = await this.#query<{ id: string; r: boolean }>(
+      visibilityStatement(this.ctx.registry, info.t, info.idKind),
+      [missing],
+    )
+    for (const v of visible.rows) state.set(v.id, { writable: false, readable: v.r })
   }
 
   #query<R extends pg.QueryResultRow>(stmt: Statement, values: unknown[]): Promise<pg.QueryResult<R>> {
@@ -301,11 +322,11 @@ class PushRun {
     return Object.fromEntries(Object.entries(data).filter(([k]) => info.synced.has(k)))
   }
 
-  #serverVersion(info: TableInfo, row: RowState, withDeleted: boolean): WireRecord {
+  #serverVersion(info: TableInfo, row: OwnRow, withDeleted: boolean): WireRecord {
     const rec: WireRecord = {
       id: row.id,
       table_name: info.t.tableName,
-      data: row.data ?? {},
+      data: row.data,
       updated_at: trimRfc3339(row.updatedAt),
     }
     if (withDeleted && row.deletedAt !== null) rec.deleted_at = trimRfc3339(row.deletedAt)
@@ -420,7 +441,7 @@ class PushRun {
   }
 
   /** Runs the resolver; undefined when a custom resolver throws (that record → internal_error, retryable). */
-  async #resolve(item: Item, row: RowState, operation: 'create' | 'update'): Promise<ConflictDecision | undefined> {
+  async #resolve(item: Item, row: OwnRow, operation: 'create' | 'update'): Promise<ConflictDecision | undefined> {
     const input: ConflictInput = {
       table: item.info.t.tableName,
       recordId: item.rec.id,
@@ -430,7 +451,7 @@ class PushRun {
       baseUpdatedAt: item.rec.base_updated_at,
       serverUpdatedAt: row.updatedAt,
       clientData: item.data ?? {},
-      serverData: row.data ?? {},
+      serverData: row.data,
     }
     let decision: ConflictDecision
     try {
@@ -448,7 +469,7 @@ class PushRun {
     return decision
   }
 
-  #serverWon(item: Item, row: RowState, decision: ConflictDecision): void {
+  #serverWon(item: Item, row: OwnRow, decision: ConflictDecision): void {
     this.#fail(
       item,
       { status: 'conflict', reasonCode: 'server_won_conflict', message: decision.reason },
@@ -524,18 +545,19 @@ class PushRun {
     this.#fail(w.item, failure)
   }
 
-  /** Turns the rows a write statement returned (one per input row, numbered from 1) into results. */
+  /** Turns the rows a write statement returned (numbered from 1 in input order) into results. */
   async #record(g: Group, writes: readonly Write[], rows: readonly WriteRow[]): Promise<void> {
+    const byN = new Map<number, WriteRow>()
+    for (const r of rows) byN.set(r.n, r)
     const recheck: Write[] = []
-    for (const r of rows) {
-      const w = writes[r.n - 1]
-      if (!w) continue
-      if (r.u !== null) {
+    for (const [i, w] of writes.entries()) {
+      const r = byN.get(i + 1)
+      if (r && r.u !== null) {
         const extra: Partial<PushResult> = { server_updated_at: trimRfc3339(r.u) }
         if (g.kind === 'delete' && r.d) extra.server_deleted_at = trimRfc3339(r.d)
         this.#applied(w.item, extra)
       } else if (g.kind === 'create') {
-        if (r.ok === false) this.#fail(w.item, FORBIDDEN)
+        if (r?.ok === false) this.#fail(w.item, FORBIDDEN)
         else recheck.push(w)
       } else {
         // The pre-load said writable and locked the row; only a concurrent ownership change gets here.

@@ -51,28 +51,31 @@ function writePredicate(registry: Registry, t: ResolvedTable, ref: string): stri
 }
 
 /**
- * Loads the state of the batch's rows of one table. Rows the caller may write are locked (FOR UPDATE) and read
- * from the locking query itself: in READ COMMITTED that returns the newest committed version, so conflict
- * resolution never compares against a stamp a concurrent push has just replaced. Rows the caller may not write
- * only report whether they are readable (global rows → forbidden, others' rows → not found); no data.
+ * Locks and loads the batch's rows of one table that the caller may write (FOR UPDATE). The values come from the
+ * locking query itself: in READ COMMITTED that is the newest committed version, so conflict resolution never
+ * compares against a stamp a concurrent push has just replaced. Rows the caller may not write are not returned
+ * here (see visibilityStatement): the common case — the caller's own rows and new ids — costs one query.
  */
-export function preloadStatement(registry: Registry, t: ResolvedTable, kind: IdKind): Statement {
-  return statement(registry, `preload\u0000${t.tableName}\u0000${kind}`, () => {
-    const write = writePredicate(registry, t, 't')
-    const read = accessPredicate(registry, t, 'read', 't') ?? 'true'
-    const u = sqlRfc3339(`t.${t.q.updatedAt}`)
-    const d = sqlRfc3339(`t.${t.q.deletedAt}`)
-    return `WITH w AS (
-  SELECT t.${t.q.id}::text AS id, ${u} AS u, ${d} AS d, true AS w, true AS r, to_jsonb(t) AS data
-  FROM ${t.sqlName} AS t
-  WHERE ${idMatch(t, kind)} AND (${write})
-  FOR UPDATE OF t
-)
-SELECT id, u, d, w, r, data FROM w
-UNION ALL
-SELECT t.${t.q.id}::text, ${u}, ${d}, false, (${read}) IS TRUE, NULL::jsonb
+export function lockStatement(registry: Registry, t: ResolvedTable, kind: IdKind): Statement {
+  return statement(registry, `lock\u0000${t.tableName}\u0000${kind}`, () => {
+    return `SELECT t.${t.q.id}::text AS id, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u,
+       ${sqlRfc3339(`t.${t.q.deletedAt}`)} AS d, to_jsonb(t) AS data
 FROM ${t.sqlName} AS t
-WHERE ${idMatch(t, kind)} AND (${write}) IS NOT TRUE`
+WHERE ${idMatch(t, kind)} AND (${writePredicate(registry, t, 't')})
+FOR UPDATE OF t`
+  })
+}
+
+/**
+ * For ids the lock query did not return: which exist and are readable by the caller (a global row → forbidden)
+ * and which are not (another user's row → not found, exactly like a missing one; Decision 6). No row data.
+ */
+export function visibilityStatement(registry: Registry, t: ResolvedTable, kind: IdKind): Statement {
+  return statement(registry, `visible\u0000${t.tableName}\u0000${kind}`, () => {
+    const read = accessPredicate(registry, t, 'read', 't') ?? 'true'
+    return `SELECT t.${t.q.id}::text AS id, (${read}) IS TRUE AS r
+FROM ${t.sqlName} AS t
+WHERE ${idMatch(t, kind)}`
   })
 }
 
@@ -114,7 +117,7 @@ function stamp(t: ResolvedTable): string {
 /**
  * Updates (or resurrects: deleted_at = NULL) rows already checked and locked by the preload; the ownership
  * predicate is repeated so the statement itself never writes a row the caller does not own.
- * Returns per input row: n, u (NULL when no row matched).
+ * Returns n, u for the rows it wrote; an input row without a returned n matched nothing.
  */
 export function updateStatement(
   registry: Registry,
@@ -131,22 +134,22 @@ export function updateStatement(
   UPDATE ${t.sqlName} AS t SET ${sets.join(', ')}
   FROM r
   WHERE t.${t.q.id} = (r.v).${t.q.id} AND (${writePredicate(registry, t, 't')})
-  RETURNING r.n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u
+  RETURNING r.n::int AS n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u
 )
-SELECT r.n::int AS n, u.u FROM r LEFT JOIN u ON u.n = r.n ORDER BY r.n`
+SELECT n, u FROM u`
   })
 }
 
-/** Soft-deletes live rows: deleted_at and updated_at get the same fresh stamp. Returns n, u, d per input row. */
+/** Soft-deletes live rows: deleted_at and updated_at get the same fresh stamp. Returns n, u, d per row written. */
 export function deleteStatement(registry: Registry, t: ResolvedTable): Statement {
   return statement(registry, `delete\u0000${t.tableName}`, () => {
     return `WITH ${rowsCte(t, ', clock_timestamp() AS ts')}, u AS (
   UPDATE ${t.sqlName} AS t SET ${t.q.deletedAt} = ${stamp(t)}, ${t.q.updatedAt} = ${stamp(t)}
   FROM r
   WHERE t.${t.q.id} = (r.v).${t.q.id} AND t.${t.q.deletedAt} IS NULL AND (${writePredicate(registry, t, 't')})
-  RETURNING r.n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, ${sqlRfc3339(`t.${t.q.deletedAt}`)} AS d
+  RETURNING r.n::int AS n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, ${sqlRfc3339(`t.${t.q.deletedAt}`)} AS d
 )
-SELECT r.n::int AS n, u.u, u.d FROM r LEFT JOIN u ON u.n = r.n ORDER BY r.n`
+SELECT n, u, d FROM u`
   })
 }
 
