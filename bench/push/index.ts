@@ -149,8 +149,12 @@ try {
     ratio: Number(((rawCreate + rawUpdate) / (oursCreate + oursUpdate)).toFixed(3)),
     target: 0.3,
   }
-  console.log(`push  create: ours ${result.create.oursPerSec}/s  raw ${result.create.rawPerSec}/s  ratio ${result.create.ratio}`)
-  console.log(`push  update: ours ${result.update.oursPerSec}/s  raw ${result.update.rawPerSec}/s  ratio ${result.update.ratio}`)
+  console.log(
+    `push  create: ours ${result.create.oursPerSec}/s  raw ${result.create.rawPerSec}/s  ratio ${result.create.ratio}`,
+  )
+  console.log(
+    `push  update: ours ${result.update.oursPerSec}/s  raw ${result.update.rawPerSec}/s  ratio ${result.update.ratio}`,
+  )
   console.log(`push  overall ratio ${result.ratio} (target ≥ ${result.target})`)
   console.log(`wrote ${writeResult('push', result)}`)
   await engine.close()
