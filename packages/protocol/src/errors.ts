@@ -124,6 +124,12 @@ export const WIRE_ERRORS = {
     meaning: 'Unexpected error in snapshot.',
     fix: 'See server logs.',
   },
+  events_failed: {
+    status: 500,
+    message: 'failed to open event stream',
+    meaning: 'Unexpected error opening GET /sync/events.',
+    fix: 'See server logs; clients fall back to timer-driven sync.',
+  },
   tables_failed: {
     status: 500,
     message: 'failed to load table metadata',

@@ -10,6 +10,7 @@ import type {
   SnapshotResponse,
   TablesResponse,
 } from '@synchro/protocol'
+import { ChangelogNotifier } from '../changelog/notifier.js'
 import { runCompaction } from '../compaction/compaction.js'
 import { lastWriteWins } from '../conflict/lww.js'
 import { ConfigurationError, UpgradeRequiredError } from '../errors.js'
@@ -22,7 +23,7 @@ import { SchemaContractCache, tableMetaOf } from '../schema/contract.js'
 import { snapshot } from '../snapshot/snapshot.js'
 import { belowMinimum, parseVersion } from '../util/semver.js'
 import { nowRfc3339, sqlRfc3339, trimRfc3339 } from '../util/time.js'
-import { checkSchemaPair, defaultSubscriptions, type EngineContext } from './context.js'
+import { checkSchemaPair, defaultSubscriptions, type EngineContext, requireClient } from './context.js'
 import { type CompactionResult, type EngineOptions, silentLogger } from './types.js'
 
 const DAY_MS = 24 * 60 * 60 * 1000
@@ -32,6 +33,8 @@ export class Engine {
   readonly ctx: EngineContext
   #compactionTimer: NodeJS.Timeout | undefined
   #compactionConfigured: boolean
+  #notifier: ChangelogNotifier | undefined
+  readonly #livePollMs: number
 
   constructor(options: EngineOptions) {
     if (!options?.pool) throw new ConfigurationError('createEngine: pool is required')
@@ -45,6 +48,7 @@ export class Engine {
     }
     const tables = options.registry.validate()
     this.#compactionConfigured = options.compaction !== undefined
+    this.#livePollMs = options.live?.pollIntervalMs ?? 100
     this.ctx = {
       pool: options.pool,
       registry: options.registry,
@@ -172,8 +176,20 @@ export class Engine {
     this.#compactionTimer.unref()
   }
 
+  /**
+   * Live notifications for one registered client: `onChange(seq)` fires when one of its subscribed buckets gets new
+   * changelog entries (a hint to pull now). 404 (ClientNotRegisteredError) when the client never registered.
+   * Returns the unsubscribe function.
+   */
+  async subscribeChanges(userId: string, clientId: string, onChange: (seq: number) => void): Promise<() => void> {
+    const client = await requireClient(this.ctx, this.ctx.pool, userId, clientId)
+    this.#notifier ??= new ChangelogNotifier(this.ctx.pool, this.#livePollMs, this.ctx.logger)
+    return this.#notifier.subscribe(client.bucketSubs, onChange)
+  }
+
   /** Stops background work. The pool belongs to the caller and stays open. */
   async close(): Promise<void> {
+    this.#notifier?.stop()
     if (this.#compactionTimer) clearInterval(this.#compactionTimer)
     this.#compactionTimer = undefined
   }

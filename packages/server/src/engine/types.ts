@@ -75,4 +75,6 @@ export interface EngineOptions {
   compaction?: CompactionOptions
   /** Run the infrastructure migrations at start (default true). */
   migrate?: boolean
+  /** Live change notifications (`GET /sync/events`): how often the changelog head is polled while anyone listens. */
+  live?: { pollIntervalMs?: number }
 }

@@ -9,6 +9,7 @@ import {
 } from '@synchro/protocol'
 import { AuthError, type Authenticator } from '../auth/auth.js'
 import type { Engine } from '../engine/engine.js'
+import { eventStream } from './events.js'
 import type { Logger } from '../engine/types.js'
 import {
   BadRequestError,
@@ -46,7 +47,7 @@ export interface SyncHandlerOptions {
   logger?: Logger
 }
 
-type Route = { method: 'GET' | 'POST'; endpoint: Endpoint | 'tables' | 'schema' }
+type Route = { method: 'GET' | 'POST'; endpoint: Endpoint | 'tables' | 'schema' | 'events' }
 
 const ROUTES: Record<string, Route> = {
   '/sync/register': { method: 'POST', endpoint: 'register' },
@@ -55,6 +56,8 @@ const ROUTES: Record<string, Route> = {
   '/sync/snapshot': { method: 'POST', endpoint: 'snapshot' },
   '/sync/tables': { method: 'GET', endpoint: 'tables' },
   '/sync/schema': { method: 'GET', endpoint: 'schema' },
+  // Extension: live change notifications (Server-Sent Events).
+  '/sync/events': { method: 'GET', endpoint: 'events' },
 }
 
 const FAILED: Record<Route['endpoint'], keyof typeof WIRE_ERRORS> = {
@@ -64,6 +67,7 @@ const FAILED: Record<Route['endpoint'], keyof typeof WIRE_ERRORS> = {
   snapshot: 'snapshot_failed',
   tables: 'tables_failed',
   schema: 'schema_failed',
+  events: 'events_failed',
 }
 
 const REASON: Record<number, string> = { 429: 'Too Many Requests', 503: 'Service Unavailable' }
@@ -171,6 +175,8 @@ export function createSyncHandler(
           return json(200, await engine.tablesMeta())
         case 'schema':
           return json(200, await engine.schema())
+        case 'events':
+          return await eventStream(engine, request, userId, url)
         default:
           return await handlePost(route.endpoint, request, userId)
       }
