@@ -2,6 +2,7 @@
 // raw decode rate of the same WAL by `pg_recvlogical` (pgoutput, same publication, output discarded).
 // Usage: npx tsx bench/wal/index.ts [changes]   (env BENCH_WAL_CHANGES, default 100 000; BENCH_QUICK=1 → 10 000)
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { runMigrations } from '../../packages/server/src/migrations/migrations.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
@@ -18,6 +19,10 @@ const TXN_ROWS = envInt('BENCH_WAL_TXN_ROWS', 1000, 1)
 const RECVLOGICAL = process.env.PG_RECVLOGICAL ?? '/usr/lib/postgresql/15/bin/pg_recvlogical'
 
 const db = await createBenchDatabase('wal')
+// Slot names are cluster-wide: unique ones keep concurrent runs (and test suites using synchro_slot) apart.
+const suffix = randomBytes(4).toString('hex')
+const SLOT = `wal_bench_${suffix}`
+const RAW_SLOT = `wal_bench_raw_${suffix}`
 try {
   const { pool, url } = db
   await runMigrations(pool)
@@ -33,8 +38,8 @@ try {
   const registry = new Registry().register({ tableName: 'bench_items', ownerColumn: 'user_id' })
   await ensurePublication(pool, registry, 'synchro_pub')
   await ensureReplicaIdentityFull(pool, registry)
-  await ensureSlot(pool, 'synchro_slot')
-  await ensureSlot(pool, 'raw_slot')
+  await ensureSlot(pool, SLOT)
+  await ensureSlot(pool, RAW_SLOT)
 
   // Workload: 70 % inserts, 30 % updates, in transactions of TXN_ROWS rows, 1 000 owners.
   const inserts = Math.ceil(changes * 0.7)
@@ -70,7 +75,7 @@ try {
         [
           '-d',
           url,
-          '--slot=raw_slot',
+          `--slot=${RAW_SLOT}`,
           '--start',
           '--no-loop',
           `--endpos=${endLsn}`,
@@ -92,9 +97,9 @@ try {
     // Fallback baseline: decode through the SQL interface on the second slot.
     const r0 = performance.now()
     await pool.query(
-      `SELECT count(*) FROM pg_logical_slot_get_binary_changes('raw_slot', $1::pg_lsn, NULL,
+      `SELECT count(*) FROM pg_logical_slot_get_binary_changes($2, $1::pg_lsn, NULL,
          'proto_version', '1', 'publication_names', 'synchro_pub')`,
-      [endLsn],
+      [endLsn, RAW_SLOT],
     )
     const seconds = (performance.now() - r0) / 1000
     raw = { seconds, changesPerSec: changes / seconds, tool: 'pg_logical_slot_get_binary_changes' }
@@ -102,12 +107,33 @@ try {
   console.log(`raw (${raw.tool}): ${raw.seconds.toFixed(2)} s, ${Math.round(raw.changesPerSec)} changes/s`)
 
   // Ours: from consumer start until every change is a committed changelog row.
+  // BENCH_WAL_CPU=1: CPU time used during the consumer phase by this process and by the database's backends
+  // (same host only: read from /proc).
+  const cpuSample = async (): Promise<Map<string, number>> => {
+    const { readFileSync } = await import('node:fs')
+    const m = new Map<string, number>()
+    const u = process.cpuUsage()
+    m.set('node', Math.round((u.user + u.system) / 1000))
+    const { rows } = await pool.query<{ pid: number; type: string }>(
+      `SELECT pid, backend_type AS type FROM pg_stat_activity WHERE datname = current_database()`,
+    )
+    for (const r of rows) {
+      try {
+        const f = readFileSync(`/proc/${r.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+        m.set(`${r.type} ${r.pid}`, (Number(f[11]) + Number(f[12])) * 10)
+      } catch {}
+    }
+    return m
+  }
+  const cpu0 = process.env.BENCH_WAL_CPU ? await cpuSample() : undefined
   const o0 = performance.now()
   const consumer = startWalConsumer({
     pool,
     registry,
     replicationUrl: url,
+    slotName: SLOT,
     statusIntervalMs: 1000,
+    ...(process.env.BENCH_WAL_BATCH ? { batchMaxEvents: envInt('BENCH_WAL_BATCH', 10_000, 1) } : {}),
     ...(process.env.BENCH_WAL_DEBUG
       ? {
           logger: {
@@ -126,6 +152,10 @@ try {
       const err = consumer.status().lastError
       if (err) console.error(`consumer error: ${err}`)
       await new Promise((res) => setTimeout(res, 20))
+    }
+    if (cpu0) {
+      const cpu1 = await cpuSample()
+      for (const [k, v] of cpu1) console.log(`cpu ${k}: ${v - (cpu0.get(k) ?? 0)} ms`)
     }
   } finally {
     await consumer.stop()

@@ -9,6 +9,7 @@ import {
 } from '../buckets/resolver.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import { quoteIdent } from '../util/sql.js'
+import { copyFrom, copyText } from './copy.js'
 import { WalApplyError } from './errors.js'
 import { maxLsn as biggerLsn } from './lsn.js'
 
@@ -54,6 +55,20 @@ export interface ApplyResult {
   ruleFailures: number
   /** Transactions skipped because sync_wal_position already covered them (replay after a crash before the ack). */
   skippedTransactions: number
+  /** True when the batch was written as prepared ahead of time (pipelined), false when computed under the lock. */
+  pipelined: boolean
+  /** Milliseconds per phase: `prep` (computed under the lock; 0 when pipelined), `write`, `commit`. */
+  timings: { prep: number; write: number; commit: number }
+}
+
+export interface ApplyOptions {
+  /** The batch as computed ahead of time by {@link BatchApplier.prepare}; used only if still valid under the lock. */
+  prepared?: PreparedBatch
+  /**
+   * Called once the position lock is held and the batch's edge state is final (before its rows are written): from
+   * then on the next batch may be prepared on top of it ({@link BatchApplier.prepare}).
+   */
+  onReady?: (batch: PreparedBatch) => void
 }
 
 export interface Logger {
@@ -66,18 +81,17 @@ export interface Logger {
 interface EdgeEntry {
   table: string
   id: string
-  /** Edges as stored before this batch. */
-  initial: Set<string>
+  /** Edges as stored before this batch. Sets are never mutated in place (shared with the next batch's state). */
+  readonly initial: ReadonlySet<string>
   /** Edges after the changes simulated so far. */
-  cur: Set<string>
+  cur: ReadonlySet<string>
 }
 
-/** The changelog/edges/failures rows one batch produces, in order. */
+/** The changelog/failures rows one batch produces, in order. Changelog rows go straight into COPY text. */
 class BatchOutput {
-  readonly clBucket: string[] = []
-  readonly clTable: string[] = []
-  readonly clRecord: string[] = []
-  readonly clOp: number[] = []
+  /** Changelog rows in COPY text format (bucket_id, table_name, record_id, operation), WAL order. */
+  cl = ''
+  clRows = 0
   readonly fTable: string[] = []
   readonly fRecord: string[] = []
   readonly fOp: number[] = []
@@ -85,10 +99,8 @@ class BatchOutput {
   readonly fPayload: string[] = []
 
   emit(bucket: string, table: string, id: string, op: ChangeOp): void {
-    this.clBucket.push(bucket)
-    this.clTable.push(table)
-    this.clRecord.push(id)
-    this.clOp.push(op)
+    this.cl += `${copyText(bucket)}\t${copyText(table)}\t${copyText(id)}\t${op}\n`
+    this.clRows++
   }
 
   fail(c: RowChange, op: ChangeOp, error: string): void {
@@ -100,14 +112,36 @@ class BatchOutput {
   }
 }
 
-const edgeKey = (table: string, id: string): string => `${table}\u0000${id}`
+/**
+ * A batch whose buckets, changelog rows and edge changes are computed, ready to be written. When prepared ahead of
+ * time it sits on top of `base`, the batch being written meanwhile: its edge state starts from base's final state.
+ */
+export class PreparedBatch {
+  /** @internal */
+  constructor(
+    readonly txns: readonly WalTransaction[],
+    /** @internal */ readonly out: BatchOutput,
+    /** @internal */ readonly state: EdgeState,
+    /** @internal */ readonly base: PreparedBatch | undefined,
+  ) {}
+}
 
 /**
  * Turns committed source transactions into changelog rows and bucket edges, exactly once: everything, including the
  * new confirmed LSN, is written in ONE PostgreSQL transaction, and transactions at or below the stored LSN (read
  * under a row lock) are skipped. Per batch the number of statements is fixed, independent of the number of rows.
+ *
+ * Pipelining: while batch N is being written, batch N+1 may be computed ({@link prepare}) on another connection,
+ * on top of N's final edge state (records N touches take their edges from N, all others from the database, which N
+ * does not change for them). Batch N+1's transaction uses that work only if, under the position lock, the stored
+ * LSN is exactly the one N committed and N was written from the very state N+1 was built on; otherwise (another
+ * applier wrote in between, N was recomputed, N failed) it recomputes everything under the lock, as without
+ * pipelining.
  */
 export class BatchApplier {
+  /** The last batch this applier committed and the LSN it stored. */
+  #committed: { batch: PreparedBatch; lsn: bigint } | undefined
+
   constructor(
     readonly pool: pg.Pool,
     readonly resolver: BucketResolver,
@@ -124,9 +158,57 @@ export class BatchApplier {
     return rows[0] ? BigInt(rows[0].lsn) : 0n
   }
 
-  async apply(txns: readonly WalTransaction[]): Promise<ApplyResult> {
+  /**
+   * Computes a batch ahead of time on top of `base` (the batch being written: call this from its `onReady`).
+   * Read-only towards the sync tables; returns undefined when the batch must be computed under the lock instead
+   * (a TRUNCATE, whose "every edge of the table" cannot be layered on an uncommitted batch; or any error).
+   */
+  async prepare(txns: readonly WalTransaction[], base: PreparedBatch): Promise<PreparedBatch | undefined> {
+    if (txns.some((t) => t.changes.some((c) => c.kind === 'truncate'))) return undefined
+    let client: pg.PoolClient | undefined
+    try {
+      client = await this.pool.connect()
+      // A transaction only for the bucket functions' savepoints; nothing is written to the sync tables here.
+      await client.query('BEGIN')
+      const state = new EdgeState(base.state)
+      const out = new BatchOutput()
+      await this.#compute(client, txns, state, out)
+      await client.query('COMMIT')
+      state.dropBase()
+      client.release()
+      return new PreparedBatch(txns, out, state, base)
+    } catch (err) {
+      this.logger?.debug({ err }, 'wal: preparing a batch ahead failed; it will be computed under the lock')
+      if (client) {
+        await client.query('ROLLBACK').catch(() => {})
+        client.release(true)
+      }
+      return undefined
+    }
+  }
+
+  async apply(txns: readonly WalTransaction[], options: ApplyOptions = {}): Promise<ApplyResult> {
+    try {
+      return await this.#attempt(txns, options, true)
+    } catch (err) {
+      // Edges are COPYed because the batch's edge state says they do not exist yet. Should something else have
+      // created one meanwhile, redo the batch from the database under the lock, inserting edges with ON CONFLICT.
+      if ((err as { code?: string }).code === '23505') {
+        this.logger?.warn({ err }, 'wal: bucket edge already present; recomputing the batch under the lock')
+        try {
+          return await this.#attempt(txns, {}, false)
+        } catch (err2) {
+          throw new WalApplyError(`writing a WAL batch failed: ${(err2 as Error).message}`, { cause: err2 })
+        }
+      }
+      throw new WalApplyError(`writing a WAL batch failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  async #attempt(txns: readonly WalTransaction[], options: ApplyOptions, copyEdges: boolean): Promise<ApplyResult> {
     const client = await this.pool.connect()
     let released = false
+    const t0 = performance.now()
     try {
       await client.query('BEGIN')
       // Locks the position row: concurrent appliers for the same slot (a stale leader) serialise here, and the
@@ -138,61 +220,97 @@ export class BatchApplier {
         [this.slotName],
       )
       const stored = BigInt(rows[0]?.lsn ?? '0')
-      const todo = txns.filter((t) => t.endLsn > stored)
       const maxLsn = txns.reduce((m, t) => biggerLsn(m, t.endLsn), stored)
-      if (todo.length === 0) {
-        await client.query('ROLLBACK')
-        return { lsn: stored, changelogRows: 0, ruleFailures: 0, skippedTransactions: txns.length }
-      }
-      const out = new BatchOutput()
-      const state = new EdgeState()
-      let segment: RowChange[] = []
-      for (const t of todo) {
-        for (const c of t.changes) {
-          if (c.kind === 'truncate') {
-            await this.#segment(client, segment, state, out)
-            segment = []
-            await this.#truncate(client, c.tables, state, out)
-          } else segment.push(c)
+      const p = options.prepared
+      const committed = this.#committed
+      let batch: PreparedBatch
+      let pipelined = false
+      if (
+        p &&
+        p.txns === txns &&
+        p.base !== undefined &&
+        committed?.batch === p.base &&
+        committed.lsn === stored &&
+        txns.every((t) => t.endLsn > stored)
+      ) {
+        batch = p
+        pipelined = true
+      } else {
+        const todo = txns.filter((t) => t.endLsn > stored)
+        if (todo.length === 0) {
+          await client.query('ROLLBACK')
+          return {
+            lsn: stored,
+            changelogRows: 0,
+            ruleFailures: 0,
+            skippedTransactions: txns.length,
+            pipelined: false,
+            timings: { prep: Math.round(performance.now() - t0), write: 0, commit: 0 },
+          }
         }
+        const state = new EdgeState()
+        const out = new BatchOutput()
+        await this.#compute(client, todo, state, out)
+        batch = new PreparedBatch(todo, out, state, undefined)
       }
-      await this.#segment(client, segment, state, out)
-      await this.#write(client, out, state, maxLsn)
+      options.onReady?.(batch)
+      const tw = performance.now()
+      await this.#write(client, batch, maxLsn, copyEdges)
+      const tc = performance.now()
       await client.query('COMMIT')
+      this.#committed = { batch, lsn: maxLsn }
       return {
         lsn: maxLsn,
-        changelogRows: out.clOp.length,
-        ruleFailures: out.fOp.length,
-        skippedTransactions: txns.length - todo.length,
+        changelogRows: batch.out.clRows,
+        ruleFailures: batch.out.fOp.length,
+        skippedTransactions: txns.length - batch.txns.length,
+        pipelined,
+        timings: {
+          prep: Math.round(tw - t0),
+          write: Math.round(tc - tw),
+          commit: Math.round(performance.now() - tc),
+        },
       }
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {})
       // A broken connection must not go back to the pool.
       client.release(true)
       released = true
-      throw new WalApplyError(`writing a WAL batch failed: ${(err as Error).message}`, { cause: err })
+      throw err
     } finally {
       if (!released) client.release()
     }
+  }
+
+  /** Computes the changelog rows and edge changes of `txns` (all to be applied) in WAL order. */
+  async #compute(db: pg.ClientBase, txns: readonly WalTransaction[], state: EdgeState, out: BatchOutput) {
+    let segment: RowChange[] = []
+    for (const t of txns) {
+      for (const c of t.changes) {
+        if (c.kind === 'truncate') {
+          await this.#segment(db, segment, state, out)
+          segment = []
+          await this.#truncate(db, c.tables, state, out)
+        } else segment.push(c)
+      }
+    }
+    await this.#segment(db, segment, state, out)
   }
 
   /** Processes row changes without a TRUNCATE among them: batched reads, then an in-memory pass in WAL order. */
   async #segment(db: pg.ClientBase, changes: RowChange[], state: EdgeState, out: BatchOutput): Promise<void> {
     if (changes.length === 0) return
     await this.#fillMissing(db, changes)
-    const seen = new Set<string>()
+    const seen = new Set<EdgeEntry>()
     const needFallback: boolean[] = []
-    await state.load(
-      db,
-      changes.map((c) => [c.table.tableName, c.id]),
-    )
+    await state.load(db, changes)
     // Deletes only need computed buckets when the record may have no edges by then (PROTOCOL §3 J 122 fallback).
     // Skipping the ones certain to have edges avoids pointless parent lookups; a lookup that fails is only recorded
     // as a rule failure if the fallback is really used.
     for (const c of changes) {
-      const k = edgeKey(c.table.tableName, c.id)
-      needFallback.push(c.kind !== 'delete' || seen.has(k) || (state.get(k)?.cur.size ?? 0) === 0)
-      seen.add(k)
+      const e = state.get(c.table.tableName, c.id) as EdgeEntry
+      needFallback.push(c.kind !== 'delete' || seen.has(e) || e.cur.size === 0)
+      seen.add(e)
     }
     const reqIdx: number[] = []
     const reqs: BucketRequest[] = []
@@ -225,10 +343,7 @@ export class BatchApplier {
     const byRoot = new Map<number, Descendant[]>()
     if (roots.length > 0) {
       const descendants = await findDescendants(db, this.resolver, roots)
-      await state.load(
-        db,
-        descendants.map((d) => [d.table.tableName, d.id]),
-      )
+      await state.load(db, descendants)
       for (const d of descendants) {
         const a = byRoot.get(d.root)
         if (a) a.push(d)
@@ -237,14 +352,14 @@ export class BatchApplier {
     }
 
     for (const [i, c] of changes.entries()) {
-      const e = state.get(edgeKey(c.table.tableName, c.id)) as EdgeEntry
+      const e = state.get(c.table.tableName, c.id) as EdgeEntry
       const r = results[i]
       applyRowChange(c, r, e, out, isDeleted(c))
       const root = rootOf[i]
       if (root === undefined) continue
       const target = (roots[root] as RebucketRoot).buckets
       for (const d of byRoot.get(root) ?? []) {
-        const de = state.get(edgeKey(d.table.tableName, d.id)) as EdgeEntry
+        const de = state.get(d.table.tableName, d.id) as EdgeEntry
         moveTo(de, d.deleted ? [] : target, out)
       }
     }
@@ -309,56 +424,58 @@ export class BatchApplier {
     }
   }
 
-  /** One statement writes changelog rows, edge changes, rule failures and the new confirmed LSN. */
-  async #write(db: pg.ClientBase, out: BatchOutput, state: EdgeState, lsn: bigint): Promise<void> {
+  /**
+   * Writes the batch: changelog rows by COPY (in WAL order, so `seq` follows it), new edges by COPY (they do not
+   * exist: the edge state says so, and only the position-lock holder writes edges), then one statement for removed
+   * edges, rule failures and the new confirmed LSN. With `copyEdges` false, edges are inserted ON CONFLICT instead.
+   */
+  async #write(db: pg.ClientBase, batch: PreparedBatch, lsn: bigint, copyEdges: boolean): Promise<void> {
+    const { out, state } = batch
     const del: [string[], string[], string[]] = [[], [], []]
     const ins: [string[], string[], string[]] = [[], [], []]
+    let edgeCopy = ''
     for (const e of state.entries()) {
+      if (e.initial === e.cur) continue
       for (const b of e.initial) if (!e.cur.has(b)) pushEdge(del, e, b)
-      for (const b of e.cur) if (!e.initial.has(b)) pushEdge(ins, e, b)
+      for (const b of e.cur) {
+        if (e.initial.has(b)) continue
+        if (copyEdges) edgeCopy += `${copyText(e.table)}\t${copyText(e.id)}\t${copyText(b)}\n`
+        else pushEdge(ins, e, b)
+      }
+    }
+    if (out.clRows > 0) {
+      await copyFrom(
+        db,
+        'COPY sync_changelog (bucket_id, table_name, record_id, operation) FROM STDIN',
+        Buffer.from(out.cl),
+      )
+    }
+    if (edgeCopy.length > 0) {
+      await copyFrom(db, 'COPY sync_bucket_edges (table_name, record_id, bucket_id) FROM STDIN', Buffer.from(edgeCopy))
     }
     // Deleted and inserted edge keys are disjoint (per record, a bucket is either removed or added), so the
     // data-modifying CTEs, which share one snapshot, never touch the same row twice. PostgreSQL runs every
     // data-modifying CTE even when the main statement does not reference it.
     await db.query(
-      `WITH cl AS (
-         INSERT INTO sync_changelog (bucket_id, table_name, record_id, operation)
-         SELECT x.b, x.t, x.r, x.o FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[])
-           WITH ORDINALITY AS x(b, t, r, o, n) ORDER BY x.n
-         RETURNING 1
-       ), ed AS (
-         DELETE FROM sync_bucket_edges e USING unnest($5::text[], $6::text[], $7::text[]) AS x(t, r, b)
+      `WITH ed AS (
+         DELETE FROM sync_bucket_edges e USING unnest($1::text[], $2::text[], $3::text[]) AS x(t, r, b)
           WHERE e.table_name = x.t AND e.record_id = x.r AND e.bucket_id = x.b
          RETURNING 1
        ), ei AS (
          INSERT INTO sync_bucket_edges (table_name, record_id, bucket_id)
-         SELECT * FROM unnest($8::text[], $9::text[], $10::text[])
+         SELECT * FROM unnest($4::text[], $5::text[], $6::text[])
          ON CONFLICT (table_name, record_id, bucket_id) DO UPDATE SET updated_at = now()
          RETURNING 1
        ), rf AS (
          INSERT INTO sync_rule_failures (table_name, record_id, operation, error_text, payload)
-         SELECT * FROM unnest($11::text[], $12::text[], $13::int2[], $14::text[], $15::jsonb[])
+         SELECT * FROM unnest($7::text[], $8::text[], $9::int2[], $10::text[], $11::jsonb[])
          RETURNING 1
        )
        INSERT INTO sync_wal_position (slot_name, confirmed_lsn, updated_at)
-       VALUES ($16, $17::bigint, now())
+       VALUES ($12, $13::bigint, now())
        ON CONFLICT (slot_name) DO UPDATE
          SET confirmed_lsn = GREATEST(sync_wal_position.confirmed_lsn, EXCLUDED.confirmed_lsn), updated_at = now()`,
-      [
-        out.clBucket,
-        out.clTable,
-        out.clRecord,
-        out.clOp,
-        ...del,
-        ...ins,
-        out.fTable,
-        out.fRecord,
-        out.fOp,
-        out.fError,
-        out.fPayload,
-        this.slotName,
-        lsn.toString(),
-      ],
+      [...del, ...ins, out.fTable, out.fRecord, out.fOp, out.fError, out.fPayload, this.slotName, lsn.toString()],
     )
   }
 }
@@ -397,6 +514,11 @@ function applyRowChange(c: RowChange, r: BucketResult | undefined, e: EdgeEntry,
     return
   }
   // Update: new buckets first (the row appears in the new owner's bucket before it leaves the old one).
+  if (r.buckets.length === e.cur.size && r.buckets.every((b) => e.cur.has(b))) {
+    // Same buckets (the common update): op 2 everywhere, edges unchanged (no new set, no edge write).
+    for (const b of r.buckets) out.emit(b, t, c.id, OP_UPDATE)
+    return
+  }
   const next = new Set(r.buckets)
   for (const b of next) if (!e.cur.has(b)) out.emit(b, t, c.id, OP_INSERT)
   for (const b of next) if (e.cur.has(b)) out.emit(b, t, c.id, OP_UPDATE)
@@ -412,97 +534,110 @@ function moveTo(e: EdgeEntry, target: readonly string[], out: BatchOutput): void
   e.cur = next
 }
 
-/** In-memory view of sync_bucket_edges for the records a batch touches, loaded with batched queries. */
+const NO_EDGES: ReadonlySet<string> = new Set()
+
+/**
+ * In-memory view of sync_bucket_edges for the records a batch touches, loaded with batched queries. A state built
+ * on a `base` (the batch being written meanwhile) takes the records that batch touches from its final state.
+ */
 class EdgeState {
-  readonly #entries = new Map<string, EdgeEntry>()
-  readonly #byTable = new Map<string, Set<EdgeEntry>>()
+  /** table → record id → entry. */
+  readonly #tables = new Map<string, Map<string, EdgeEntry>>()
   /** Tables whose every edge is in memory (after a TRUNCATE): unknown records of them have no edges. */
   readonly #full = new Set<string>()
+  #base: EdgeState | undefined
 
-  get(k: string): EdgeEntry | undefined {
-    return this.#entries.get(k)
+  constructor(base?: EdgeState) {
+    this.#base = base
   }
 
-  entries(): IterableIterator<EdgeEntry> {
-    return this.#entries.values()
+  /** Forgets the base once everything is loaded (so states do not chain up in memory). */
+  dropBase(): void {
+    this.#base = undefined
+  }
+
+  get(table: string, id: string): EdgeEntry | undefined {
+    return this.#tables.get(table)?.get(id)
+  }
+
+  *entries(): IterableIterator<EdgeEntry> {
+    for (const m of this.#tables.values()) yield* m.values()
   }
 
   ofTable(table: string): Iterable<EdgeEntry> {
-    return this.#byTable.get(table) ?? []
+    return this.#tables.get(table)?.values() ?? []
   }
 
-  #add(table: string, id: string, buckets: string[]): void {
-    const e: EdgeEntry = { table, id, initial: new Set(buckets), cur: new Set(buckets) }
-    this.#entries.set(edgeKey(table, id), e)
-    let s = this.#byTable.get(table)
-    if (!s) {
-      s = new Set()
-      this.#byTable.set(table, s)
+  #table(table: string): Map<string, EdgeEntry> {
+    let m = this.#tables.get(table)
+    if (!m) {
+      m = new Map()
+      this.#tables.set(table, m)
     }
-    s.add(e)
+    return m
   }
 
-  /** Loads the edges of records not yet in memory (one query). */
-  async load(db: pg.ClientBase, keys: Iterable<[string, string]>): Promise<void> {
-    const tables: string[] = []
-    const ids: string[] = []
-    const want = new Set<string>()
-    for (const [t, id] of keys) {
-      const k = edgeKey(t, id)
-      if (this.#entries.has(k) || want.has(k)) continue
-      if (this.#full.has(t)) {
-        this.#add(t, id, [])
-        continue
+  /** Loads the edges of records not yet in memory (one query per table). */
+  async load(db: pg.ClientBase, records: Iterable<{ table: ResolvedTable; id: string }>): Promise<void> {
+    const idsByTable = new Map<string, string[]>()
+    let t = ''
+    let m: Map<string, EdgeEntry> | undefined
+    let full = false
+    let base: Map<string, EdgeEntry> | undefined
+    for (const r of records) {
+      if (r.table.tableName !== t || !m) {
+        t = r.table.tableName
+        m = this.#table(t)
+        full = this.#full.has(t)
+        base = this.#base ? this.#base.#tables.get(t) : undefined
       }
-      want.add(k)
-      tables.push(t)
-      ids.push(id)
+      const id = r.id
+      if (m.has(id)) continue
+      const b = base?.get(id)
+      const known = b ? b.cur : full ? NO_EDGES : undefined
+      // Placeholder until the query below answers; the id is then also de-duplicated for it.
+      m.set(id, { table: t, id, initial: known ?? NO_EDGES, cur: known ?? NO_EDGES })
+      if (known) continue
+      const a = idsByTable.get(t)
+      if (a) a.push(id)
+      else idsByTable.set(t, [id])
     }
-    if (tables.length === 0) return
     // Per table `record_id = ANY(...)`: an index scan on the edges PK, much cheaper than a join on unnest() for
     // thousands of keys. Batches touch few tables, so this is a handful of statements at most.
-    const idsByTable = new Map<string, string[]>()
-    for (const [i, t] of tables.entries()) {
-      const a = idsByTable.get(t)
-      if (a) a.push(ids[i] as string)
-      else idsByTable.set(t, [ids[i] as string])
-    }
-    const rows: { t: string; r: string; b: string }[] = []
-    for (const [t, tids] of idsByTable) {
-      const res = await db.query<{ t: string; r: string; b: string }>(
-        `SELECT table_name AS t, record_id AS r, bucket_id AS b
-           FROM sync_bucket_edges WHERE table_name = $1 AND record_id = ANY($2::text[])`,
-        [t, tids],
+    for (const [table, ids] of idsByTable) {
+      const res = await db.query<{ r: string; b: string }>(
+        'SELECT record_id AS r, bucket_id AS b FROM sync_bucket_edges WHERE table_name = $1 AND record_id = ANY($2::text[])',
+        [table, ids],
       )
-      for (const r of res.rows) rows.push(r)
-    }
-    const found = new Map<string, string[]>()
-    for (const r of rows) {
-      const k = edgeKey(r.t, r.r)
-      const a = found.get(k)
-      if (a) a.push(r.b)
-      else found.set(k, [r.b])
-    }
-    for (const [i, t] of tables.entries()) {
-      const id = ids[i] as string
-      this.#add(t, id, found.get(edgeKey(t, id)) ?? [])
+      const tm = this.#table(table)
+      const found = new Map<string, Set<string>>()
+      for (const row of res.rows) {
+        const a = found.get(row.r)
+        if (a) a.add(row.b)
+        else found.set(row.r, new Set([row.b]))
+      }
+      for (const [id, bs] of found) tm.set(id, { table, id, initial: bs, cur: bs })
     }
   }
 
-  /** Loads every edge of a table (TRUNCATE). */
+  /** Loads every edge of a table (TRUNCATE); records the base touches take its final state. */
   async loadTable(db: pg.ClientBase, table: string): Promise<void> {
     if (this.#full.has(table)) return
+    const m = this.#table(table)
+    for (const b of this.#base?.ofTable(table) ?? []) {
+      if (!m.has(b.id)) m.set(b.id, { table, id: b.id, initial: b.cur, cur: b.cur })
+    }
     const { rows } = await db.query<{ r: string; b: string }>(
       'SELECT record_id AS r, bucket_id AS b FROM sync_bucket_edges WHERE table_name = $1',
       [table],
     )
-    const found = new Map<string, string[]>()
+    const found = new Map<string, Set<string>>()
     for (const r of rows) {
       const a = found.get(r.r)
-      if (a) a.push(r.b)
-      else found.set(r.r, [r.b])
+      if (a) a.add(r.b)
+      else found.set(r.r, new Set([r.b]))
     }
-    for (const [id, bs] of found) if (!this.#entries.has(edgeKey(table, id))) this.#add(table, id, bs)
+    for (const [id, bs] of found) if (!m.has(id)) m.set(id, { table, id, initial: bs, cur: bs })
     this.#full.add(table)
   }
 }

@@ -3,7 +3,14 @@ import pg from 'pg'
 import { ColumnCatalog } from '../buckets/catalog.js'
 import { BucketResolver, type TextRow } from '../buckets/resolver.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
-import { BatchApplier, type Change, type Logger, type RowChange, type WalTransaction } from './apply.js'
+import {
+  BatchApplier,
+  type Change,
+  type Logger,
+  type PreparedBatch,
+  type RowChange,
+  type WalTransaction,
+} from './apply.js'
 import { WalConnectionError, WalError, WalLeadershipLostError, WalSlotRecreatedError } from './errors.js'
 import { bigintToLsn, lsnToBigint, maxLsn } from './lsn.js'
 import { decodePgoutput, type RelationMessage, type TupleValue, UNCHANGED } from './pgoutput.js'
@@ -38,6 +45,11 @@ export interface WalConsumerOptions {
   leaderRetryMs?: number
   /** Most row changes per changelog transaction (whole source transactions are never split); default 10 000. */
   batchMaxEvents?: number
+  /**
+   * Compute the next batch (edge reads, bucket resolution, changelog rows) on a second pool connection while the
+   * current one is written; default true. false: every batch is computed inside its own transaction, serially.
+   */
+  pipelining?: boolean
   /** pino-compatible logger. */
   logger?: Logger
   /** Called with every error the consumer recovers from or stops on. */
@@ -126,6 +138,7 @@ class Consumer implements WalConsumer {
       statusIntervalMs: o.statusIntervalMs ?? 10_000,
       leaderRetryMs: o.leaderRetryMs ?? 1_000,
       batchMaxEvents: o.batchMaxEvents ?? 10_000,
+      pipelining: o.pipelining ?? true,
     }
     this.#log = o.logger ?? silentLogger
     this.#lockKey = leaderLockKey(slotName)
@@ -294,6 +307,9 @@ class Consumer implements WalConsumer {
     // Resume after whichever is further: our stored position (covers a crash between commit and ack) or the
     // slot's (covers idle acks of WAL that held none of our changes).
     const start = maxLsn(stored, slot.confirmedFlushLsn)
+    // Batches use two connections at once (one writes, one prepares the next batch): open them now, not while
+    // the first batch waits.
+    await Promise.all([pool.query('SELECT 1'), pool.query('SELECT 1')])
     this.#setDurable(start)
     if (this.#stopping) return false
 
@@ -317,45 +333,88 @@ class Consumer implements WalConsumer {
     const highWater = o.batchMaxEvents * 4
     let stream: ReplicationStream | undefined
 
-    const idle = () => pending.length === 0 && applying === null && current === null
+    const idle = () => pending.length === 0 && applying === null && ahead === null && current === null
     const ack = (replyRequested = false) => {
       if (this.#durable !== null) stream?.sendStatus(this.#durable, replyRequested)
     }
 
+    /** Takes the next batch off `pending`: whole transactions, at least one even if it alone exceeds the limit. */
+    const takeBatch = (): WalTransaction[] | null => {
+      if (pending.length === 0) return null
+      let n = 0
+      let events = 0
+      while (
+        n < pending.length &&
+        (n === 0 || events + (pending[n] as WalTransaction).changes.length <= o.batchMaxEvents)
+      ) {
+        events += (pending[n] as WalTransaction).changes.length
+        n++
+      }
+      pendingEvents -= events
+      if (paused && pendingEvents < highWater / 2) {
+        paused = false
+        stream?.resume()
+      }
+      return pending.splice(0, n)
+    }
+
+    // Pipelining: once the batch being written holds the lock and its edge state is final (`writing`), the next
+    // batch is computed on another connection while the first one writes and commits. It is started as soon as a
+    // full batch is pending (or, failing that, computed under the lock after the commit, as without pipelining).
+    let writing: PreparedBatch | null = null
+    let ahead: { batch: WalTransaction[]; prepared: Promise<PreparedBatch | undefined> } | null = null
+    const prepareAhead = () => {
+      if (!o.pipelining || !writing || ahead || failure || pending.length === 0) return
+      const batch = takeBatch()
+      if (batch) ahead = { batch, prepared: applier.prepare(batch, writing) }
+    }
+
     const drain = async () => {
-      while (pending.length > 0 && !failure) {
-        // Whole transactions only; at least one even if it alone exceeds batchMaxEvents.
-        let n = 0
-        let events = 0
-        while (
-          n < pending.length &&
-          (n === 0 || events + (pending[n] as WalTransaction).changes.length <= o.batchMaxEvents)
-        ) {
-          events += (pending[n] as WalTransaction).changes.length
-          n++
+      try {
+        while (!failure) {
+          let batch: WalTransaction[] | null
+          let prepared: PreparedBatch | undefined
+          const w0 = performance.now()
+          if (ahead) {
+            batch = ahead.batch
+            prepared = await ahead.prepared
+            ahead = null
+          } else batch = takeBatch()
+          const waited = Math.round(performance.now() - w0)
+          if (!batch || failure) break
+          const started = performance.now()
+          const res = await applier.apply(batch, {
+            prepared,
+            onReady: (b) => {
+              writing = b
+              prepareAhead()
+            },
+          })
+          writing = null
+          this.#setDurable(res.lsn)
+          // Only now, after COMMIT, may the server forget this WAL.
+          ack()
+          this.#log.debug(
+            {
+              txns: batch.length,
+              changelogRows: res.changelogRows,
+              ruleFailures: res.ruleFailures,
+              skipped: res.skippedTransactions,
+              pipelined: res.pipelined,
+              waitedMs: waited,
+              ms: Math.round(performance.now() - started),
+              ...res.timings,
+              lsn: bigintToLsn(res.lsn),
+            },
+            'wal batch applied',
+          )
         }
-        const batch = pending.splice(0, n)
-        pendingEvents -= events
-        const started = performance.now()
-        const res = await applier.apply(batch)
-        this.#setDurable(res.lsn)
-        // Only now, after COMMIT, may the server forget this WAL.
-        ack()
-        this.#log.debug(
-          {
-            txns: batch.length,
-            changelogRows: res.changelogRows,
-            ruleFailures: res.ruleFailures,
-            skipped: res.skippedTransactions,
-            ms: Math.round(performance.now() - started),
-            lsn: bigintToLsn(res.lsn),
-          },
-          'wal batch applied',
-        )
-        if (paused && pendingEvents < highWater / 2) {
-          paused = false
-          stream?.resume()
-        }
+      } finally {
+        writing = null
+        // A batch computed ahead holds no locks and writes nothing; let it finish so its connection is released.
+        // Its transactions are received again after the session restarts (nothing past the durable LSN is acked).
+        if (ahead) await ahead.prepared
+        ahead = null
       }
     }
     const kick = () => {
@@ -412,6 +471,7 @@ class Consumer implements WalConsumer {
             stream?.pause()
           }
           kick()
+          prepareAhead()
           return
         }
         default:

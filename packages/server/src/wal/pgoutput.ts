@@ -108,7 +108,8 @@ class Reader {
       else if (kind === 0x74 /* t */ || kind === 0x62 /* b */) {
         const len = this.i32()
         this.need(len)
-        out[i] = decoder.decode(this.buf.subarray(this.pos, this.pos + len))
+        // toString on the range: no intermediate Buffer view per value (invalid UTF-8 becomes U+FFFD, as before).
+        out[i] = this.buf.toString('utf8', this.pos, this.pos + len)
         this.pos += len
       } else throw new WalDecodeError(`unknown tuple value kind 0x${kind.toString(16)}`)
     }

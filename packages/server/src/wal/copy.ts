@@ -1,0 +1,63 @@
+import type pg from 'pg'
+
+/** The parts of pg's internal Connection a COPY FROM STDIN needs (as pg-copy-streams uses them). */
+interface CopyConnection {
+  query(text: string): void
+  sendCopyFromChunk(chunk: Buffer): void
+  endCopyFrom(): void
+}
+
+/**
+ * `COPY … FROM STDIN` with the whole payload in memory: a pg "submittable" (the interface pg-copy-streams uses),
+ * so the statement queues on the client like any query and fails like one (server error → rejected promise, the
+ * transaction is then aborted). Resolves with the number of rows copied.
+ */
+export function copyFrom(db: pg.ClientBase, sql: string, data: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let settled = false
+    let rows = 0
+    const settle = (err?: Error) => {
+      if (settled) return
+      settled = true
+      if (err) reject(err)
+      else resolve(rows)
+    }
+    const submittable = {
+      submit(connection: CopyConnection) {
+        connection.query(sql)
+      },
+      handleCopyInResponse(connection: CopyConnection) {
+        // CopyData messages are limited to 1 GiB; stay far below and keep each write moderate.
+        const step = 1 << 20
+        for (let o = 0; o < data.length; o += step) connection.sendCopyFromChunk(data.subarray(o, o + step))
+        connection.endCopyFrom()
+      },
+      handleCommandComplete(msg: { text?: string }) {
+        const m = /^COPY (\d+)/.exec(msg.text ?? '')
+        if (m) rows = Number(m[1])
+      },
+      handleReadyForQuery() {
+        settle()
+      },
+      handleError(err: Error) {
+        settle(err)
+      },
+      // Never sent for COPY FROM; present because pg may call them on any active query.
+      handleRowDescription() {},
+      handleDataRow() {},
+      handleEmptyQuery() {},
+      handlePortalSuspended() {},
+      handleCopyData() {},
+    }
+    ;(db as unknown as { query(q: object): void }).query(submittable)
+  })
+}
+
+const NEEDS_ESCAPE = /[\\\n\r\t]/
+const ESCAPES = /[\\\n\r\t]/g
+const escapeChar = (ch: string): string => (ch === '\\' ? '\\\\' : ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : '\\t')
+
+/** A value for COPY's text format (tab-separated, `\N` is NULL; callers never pass NULL here). */
+export function copyText(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? s.replace(ESCAPES, escapeChar) : s
+}
