@@ -486,7 +486,7 @@ class Consumer implements WalConsumer {
         publicationName: o.publicationName,
         startLsn: start,
         handlers: {
-          onData: (_walStart, walEnd, payload) => {
+          onData: (walEnd, payload) => {
             if (this.#serverEnd === null || walEnd > this.#serverEnd) this.#serverEnd = walEnd
             if (!failure) onMessage(payload)
           },
@@ -547,41 +547,43 @@ type RowMessage = Extract<ReturnType<typeof decodePgoutput>, { tag: 'insert' | '
 /** Builds a RowChange; unchanged-TOAST values are taken from the old row (REPLICA IDENTITY FULL) or re-read later. */
 function rowChange(msg: RowMessage, info: RelationInfo, table: ResolvedTable): RowChange | null {
   const cols = info.rel.columns
-  const toRow = (tuple: TupleValue[], fallback: TupleValue[] | null, missing: string[] | null): TextRow => {
-    const row: TextRow = {}
-    for (let i = 0; i < cols.length && i < tuple.length; i++) {
-      const name = (cols[i] as { name: string }).name
-      let v = tuple[i] as TupleValue
-      if (v === UNCHANGED) {
-        const old = fallback?.[i]
-        if (old !== undefined && old !== UNCHANGED) v = old
-        else {
-          missing?.push(name)
-          continue
-        }
-      }
-      row[name] = v
-    }
-    return row
-  }
   let row: TextRow
   let oldRow: TextRow | null = null
-  const missing: string[] = []
-  if (msg.tag === 'insert') row = toRow(msg.newTuple, null, missing)
+  let missing: string[] | null = null
+  if (msg.tag === 'insert') row = toRow(cols, msg.newTuple, null, null)
   else if (msg.tag === 'update') {
-    const full = msg.oldKind === 'O' ? msg.oldTuple : null
-    row = toRow(msg.newTuple, full, missing)
-    oldRow = msg.oldTuple ? toRow(msg.oldTuple, null, null) : null
-  } else row = toRow(msg.oldTuple, null, null)
-  const id = row[table.idColumn] ?? (missing.includes(table.idColumn) ? oldRow?.[table.idColumn] : undefined)
+    // Only updates carry "unchanged TOAST" markers.
+    missing = []
+    row = toRow(cols, msg.newTuple, msg.oldKind === 'O' ? msg.oldTuple : null, missing)
+    oldRow = msg.oldTuple ? toRow(cols, msg.oldTuple, null, null) : null
+  } else row = toRow(cols, msg.oldTuple, null, null)
+  const id = row[table.idColumn] ?? (missing?.includes(table.idColumn) ? oldRow?.[table.idColumn] : undefined)
   if (id === undefined || id === null) return null
-  return {
-    kind: msg.tag,
-    table,
-    id,
-    row,
-    oldRow,
-    jsonColumns: info.jsonColumns,
-    ...(missing.length > 0 ? { missing } : {}),
+  const change: RowChange = { kind: msg.tag, table, id, row, oldRow, jsonColumns: info.jsonColumns }
+  if (missing && missing.length > 0) change.missing = missing
+  return change
+}
+
+/** A tuple as a row; unchanged-TOAST values come from `fallback` (the full old tuple) or are listed in `missing`. */
+function toRow(
+  cols: RelationMessage['columns'],
+  tuple: TupleValue[],
+  fallback: TupleValue[] | null,
+  missing: string[] | null,
+): TextRow {
+  const row: TextRow = {}
+  for (let i = 0; i < cols.length && i < tuple.length; i++) {
+    const name = (cols[i] as { name: string }).name
+    let v = tuple[i] as TupleValue
+    if (v === UNCHANGED) {
+      const old = fallback?.[i]
+      if (old !== undefined && old !== UNCHANGED) v = old
+      else {
+        missing?.push(name)
+        continue
+      }
+    }
+    row[name] = v
   }
+  return row
 }

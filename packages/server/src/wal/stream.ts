@@ -14,8 +14,8 @@ interface PgConnectionInternals {
 }
 
 export interface StreamHandlers {
-  /** An XLogData message: WAL start of the record and the pgoutput payload. */
-  onData(walStart: bigint, walEnd: bigint, payload: Buffer): void
+  /** An XLogData message: the server's current WAL end and the pgoutput payload. */
+  onData(walEnd: bigint, payload: Buffer): void
   /** A primary keepalive; `walEnd` is the server's current send position. */
   onKeepalive(walEnd: bigint, replyRequested: boolean): void
 }
@@ -66,7 +66,7 @@ export class ReplicationStream {
     conn.on('copyData', ({ chunk }) => {
       const kind = chunk[0]
       if (kind === 0x77 /* w: XLogData */) {
-        o.handlers.onData(chunk.readBigUInt64BE(1), chunk.readBigUInt64BE(9), chunk.subarray(25))
+        o.handlers.onData(chunk.readBigUInt64BE(9), chunk.subarray(25))
       } else if (kind === 0x6b /* k: primary keepalive */) {
         o.handlers.onKeepalive(chunk.readBigUInt64BE(1), chunk[17] === 1)
       }
