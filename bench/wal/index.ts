@@ -1,6 +1,8 @@
 // WAL → changelog throughput: our consumer (decode + bucket + batched changelog/edges/LSN transactions) against the
 // raw decode rate of the same WAL by `pg_recvlogical` (pgoutput, same publication, output discarded).
 // Usage: npx tsx bench/wal/index.ts [changes]   (env BENCH_WAL_CHANGES, default 100 000; BENCH_QUICK=1 → 10 000)
+// Env: BENCH_WAL_BATCH (consumer batchMaxEvents), BENCH_WAL_DEBUG=1 (per-batch log: pipelined, prep/write/commit
+// ms), BENCH_WAL_CPU=1 (CPU ms of this process and of the database's backends during the consumer phase).
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
