@@ -1,4 +1,5 @@
 export {
+  type ApplyOptions,
   type ApplyResult,
   BatchApplier,
   type Change,
@@ -7,6 +8,7 @@ export {
   OP_DELETE,
   OP_INSERT,
   OP_UPDATE,
+  PreparedBatch,
   type RowChange,
   type TruncateChange,
   type WalTransaction,
