@@ -28,6 +28,11 @@ export interface SynchroClientConfig {
   syncInterval?: number
   /** Seconds between the last local write and the push it triggers (default 0.5). */
   pushDebounce?: number
+  /**
+   * Listen to the server's live event stream (`GET /sync/events`) and sync as soon as it reports changes for this
+   * client (default true). Off, or against a server without the endpoint, changes arrive on the timer.
+   */
+  live?: boolean
   /** Retries of a failed cycle before giving up until the next tick (default 5). */
   maxRetryAttempts?: number
   /** Page sizes, 1–1000 (default 100). */
@@ -55,6 +60,7 @@ export interface ResolvedConfig {
   appVersion: string
   syncInterval: number
   pushDebounce: number
+  live: boolean
   maxRetryAttempts: number
   pullPageSize: number
   pushBatchSize: number
@@ -75,6 +81,12 @@ function number(name: string, value: unknown, def: number, check: (n: number) =>
   if (typeof value !== 'number' || !Number.isFinite(value) || !check(value)) {
     throw new ConfigError(name, `must be ${rule} (got ${JSON.stringify(value)})`)
   }
+  return value
+}
+
+function bool(name: string, value: unknown, def: boolean): boolean {
+  if (value === undefined) return def
+  if (typeof value !== 'boolean') throw new ConfigError(name, `must be a boolean (got ${JSON.stringify(value)})`)
   return value
 }
 
@@ -128,6 +140,7 @@ export function resolveConfig(config: SynchroClientConfig): ResolvedConfig {
     appVersion: config.appVersion,
     syncInterval: number('syncInterval', config.syncInterval, 30, (n) => n >= 0, 'a number of seconds ≥ 0'),
     pushDebounce: number('pushDebounce', config.pushDebounce, 0.5, (n) => n >= 0, 'a number of seconds ≥ 0'),
+    live: bool('live', config.live, true),
     maxRetryAttempts: number(
       'maxRetryAttempts',
       config.maxRetryAttempts,

@@ -58,7 +58,12 @@ beforeAll(async () => {
   const registry = new Registry()
   for (const t of NORTHWIND_TABLES) registry.register(t)
   const log = (o: object, m?: string) => console.error('[server]', m, o)
-  engine = await createEngine({ pool: db.pool, registry, logger: { debug() {}, info() {}, warn: log, error: log } })
+  engine = await createEngine({
+    pool: db.pool,
+    registry,
+    live: { pollIntervalMs: 20 },
+    logger: { debug() {}, info() {}, warn: log, error: log },
+  })
   const handler = createSyncHandler(engine, { authenticate: headerAuth() })
   httpServer = http.createServer(toNodeListener(handler))
   await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', () => r()))
@@ -265,5 +270,21 @@ describe('end to end against @synchro/server', () => {
     const srv = await serverOrders(user)
     expect(srv).toHaveLength(30)
     expect(srv.find((o) => o.id === ids[0])!.total_cents).toBe(1)
+  })
+
+  it('live: with the timer off, a write on A reaches B through the event stream (no syncNow on B)', async () => {
+    const user = randomUUID()
+    const a = newClient(user)
+    const b = newClient(user, { live: true })
+    await a.start()
+    await b.start()
+    const id = randomUUID()
+    await insertOrder(a, user, id, 'live-1')
+    await a.syncNow()
+    await waitFor(async () => (await b.queryOne('SELECT id FROM orders WHERE id = ?', [id])) !== null, 10_000)
+    // And a write made directly in PostgreSQL by another application.
+    const direct = randomUUID()
+    await db.pool.query(`INSERT INTO orders (id, user_id, ship_address) VALUES ($1, $2, 'direct')`, [direct, user])
+    await waitFor(async () => (await b.queryOne('SELECT id FROM orders WHERE id = ?', [direct])) !== null, 10_000)
   })
 })

@@ -21,6 +21,7 @@ import { type ClientSchema, toClientSchema } from '../schema/synced-table.js'
 import { PENDING_TABLE } from '../schema/triggers.js'
 import { getMeta, type LocalDatabase, setMeta, withSyncLock } from '../store/database.js'
 import { applyPullGroup, applySnapshotPage, mergeBuckets, parseBuckets } from './apply.js'
+import { LiveChannel } from './live.js'
 import { applyPushResults, type ConflictInfo, queueKey, readPushBatch } from './push.js'
 import { withRetry } from './retry.js'
 import type { Transport } from './transport.js'
@@ -78,6 +79,7 @@ export class SyncEngine {
   private debounce: unknown = null
   private readonly sleeps = new Set<{ handle: unknown; reject: (e: unknown) => void }>()
   private unlisten: (() => void) | null = null
+  private live: LiveChannel | null = null
   /** Cycles run so far (tests and diagnostics). */
   cycles = 0
 
@@ -126,6 +128,16 @@ export class SyncEngine {
     this.setStatus({ status: 'connecting', retryAt: null })
     await this.requestSync().catch(() => {})
     this.scheduleTimer()
+    if (this.cfg.live && this.started) {
+      this.live = new LiveChannel(
+        this.transport,
+        this.cfg.clientID,
+        () => this.requestSync().catch(() => {}),
+        async () => Number((await this.db.run((ex) => getMeta(ex, 'checkpoint'))) ?? '0') || 0,
+        this.cfg.timers,
+      )
+      this.live.start()
+    }
   }
 
   /** Stops timers and backoff waits; resolves when the cycle in flight (if any) has finished. */
@@ -135,6 +147,8 @@ export class SyncEngine {
     this.connected = false
     this.unlisten?.()
     this.unlisten = null
+    this.live?.stop()
+    this.live = null
     this.clearTimer()
     if (this.debounce !== null) this.cfg.timers.clearTimeout(this.debounce)
     this.debounce = null

@@ -96,14 +96,10 @@ export class Transport {
     })
   }
 
-  private async request<T>(
-    method: 'GET' | 'POST',
-    path: string,
-    body: unknown,
-    validate: (b: { [k: string]: unknown }) => void,
-  ): Promise<T> {
+  /** Common headers: version, identity (bearer token or dev X-User-ID). */
+  private async headers(json: boolean): Promise<Record<string, string>> {
     const headers: Record<string, string> = { Accept: 'application/json' }
-    if (body !== undefined) headers['Content-Type'] = 'application/json'
+    if (json) headers['Content-Type'] = 'application/json'
     if (this.opts.appVersion) headers['X-App-Version'] = this.opts.appVersion
     if (this.opts.authProvider) {
       let token: string
@@ -117,6 +113,42 @@ export class Transport {
     } else if (this.opts.userID !== undefined) {
       headers['X-User-ID'] = this.opts.userID
     }
+    return headers
+  }
+
+  /**
+   * Opens the live event stream (`GET /sync/events`, Server-Sent Events). Resolves with the streaming response;
+   * non-200 answers are mapped like any other request (a server without the extension answers 404).
+   */
+  async openEvents(clientId: string, checkpoint: number, signal: AbortSignal): Promise<Response> {
+    const headers = await this.headers(false)
+    headers.Accept = 'text/event-stream'
+    if (!this.active) throw new NetworkError('event stream not opened: sync is stopped')
+    let res: Response
+    try {
+      const query = `client_id=${encodeURIComponent(clientId)}&checkpoint=${checkpoint}`
+      res = await this.opts.fetch(`${this.base}/sync/events?${query}`, {
+        method: 'GET',
+        headers,
+        signal,
+      })
+    } catch (err) {
+      throw new NetworkError('opening the event stream failed', err)
+    }
+    if (res.status !== 200) {
+      const text = await res.text().catch(() => '')
+      throw mapError(res, text, this.opts.appVersion)
+    }
+    return res
+  }
+
+  private async request<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    validate: (b: { [k: string]: unknown }) => void,
+  ): Promise<T> {
+    const headers = await this.headers(body !== undefined)
     if (!this.active) throw new NetworkError(`request to ${path} not sent: sync is stopped`)
     // Every request can be abandoned: on timeout (a hung server must not hang the sync loop) and on stop().
     const ctrl = new AbortController()

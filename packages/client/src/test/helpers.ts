@@ -37,6 +37,8 @@ export function makeClient(serverURL: string, over: Partial<SynchroClientConfig>
     appVersion: '1.0.0',
     syncInterval: 0,
     pushDebounce: 0.02,
+    // The fake server has no event stream; live pokes are covered end to end.
+    live: false,
     maxRetryAttempts: 2,
     random: () => 0,
     ...over,

@@ -4,6 +4,8 @@ import type { Logger } from '../engine/types.js'
 interface Subscriber {
   buckets: ReadonlySet<string>
   notify: (seq: number) => void
+  /** The subscriber's own checkpoint when it joined; poked once if the head is already past it. */
+  since: number | undefined
 }
 
 /** Above this many new entries in one tick, every subscriber is poked instead of reading the bucket list. */
@@ -27,9 +29,13 @@ export class ChangelogNotifier {
     private readonly logger: Logger,
   ) {}
 
-  /** Calls `notify(seq)` whenever one of `buckets` gets new entries; returns the unsubscribe function. */
-  subscribe(buckets: readonly string[], notify: (seq: number) => void): () => void {
-    const sub: Subscriber = { buckets: new Set(buckets), notify }
+  /**
+   * Calls `notify(seq)` whenever one of `buckets` gets new entries; returns the unsubscribe function. With `since`
+   * (the client's checkpoint), entries that landed before the subscription started also cause one poke, so nothing
+   * falls between the client's last pull and the stream opening.
+   */
+  subscribe(buckets: readonly string[], notify: (seq: number) => void, since?: number): () => void {
+    const sub: Subscriber = { buckets: new Set(buckets), notify, since }
     this.#subs.add(sub)
     if (!this.#timer) {
       this.#timer = setInterval(() => void this.#tick(), this.intervalMs)
@@ -63,6 +69,12 @@ export class ChangelogNotifier {
       const seq = Number(head.rows[0]?.seq ?? 0)
       const last = this.#last
       this.#last = seq
+      // Newcomers that are behind the head get one poke (a spurious poke only costs one empty pull).
+      for (const sub of this.#subs) {
+        if (sub.since === undefined) continue
+        if (sub.since < (last ?? seq)) sub.notify(seq)
+        sub.since = undefined
+      }
       if (last === undefined || seq <= last) return
       let buckets: Set<string> | undefined
       if (seq - last <= MAX_SCAN) {

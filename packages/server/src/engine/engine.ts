@@ -129,7 +129,12 @@ export class Engine {
   /** POST /sync/snapshot (§3 E). */
   async snapshot(userId: string, req: SnapshotRequest): Promise<SnapshotResponse> {
     const res = await snapshot(this.ctx, userId, req)
-    this.ctx.hooks.onSnapshotPage?.({ userId, clientId: req.client_id, records: res.records.length, final: !res.has_more })
+    this.ctx.hooks.onSnapshotPage?.({
+      userId,
+      clientId: req.client_id,
+      records: res.records.length,
+      final: !res.has_more,
+    })
     return res
   }
 
@@ -178,13 +183,19 @@ export class Engine {
 
   /**
    * Live notifications for one registered client: `onChange(seq)` fires when one of its subscribed buckets gets new
-   * changelog entries (a hint to pull now). 404 (ClientNotRegisteredError) when the client never registered.
+   * changelog entries (a hint to pull now); with `since` (its checkpoint) it is also poked once if entries already
+   * landed past it. 404 (ClientNotRegisteredError) when the client never registered.
    * Returns the unsubscribe function.
    */
-  async subscribeChanges(userId: string, clientId: string, onChange: (seq: number) => void): Promise<() => void> {
+  async subscribeChanges(
+    userId: string,
+    clientId: string,
+    onChange: (seq: number) => void,
+    since?: number,
+  ): Promise<() => void> {
     const client = await requireClient(this.ctx, this.ctx.pool, userId, clientId)
     this.#notifier ??= new ChangelogNotifier(this.ctx.pool, this.#livePollMs, this.ctx.logger)
-    return this.#notifier.subscribe(client.bucketSubs, onChange)
+    return this.#notifier.subscribe(client.bucketSubs, onChange, since)
   }
 
   /** Stops background work. The pool belongs to the caller and stays open. */

@@ -89,6 +89,26 @@ describe('GET /sync/events (live pokes, extension)', () => {
     ac.abort()
   })
 
+  it('a client whose checkpoint is behind the head gets one poke right after connecting', async () => {
+    const { clientId } = await app.registerClient('erin')
+    const seq = await entry('user:erin')
+    const res = await app.handler(
+      new Request(`http://t/sync/events?client_id=${clientId}&checkpoint=${seq - 1}`, {
+        headers: { 'x-user-id': 'erin' },
+      }),
+    )
+    const events = await readEvents(res, (e) => e.some((x) => x.event === 'poke'))
+    expect(events.filter((e) => e.event === 'poke')).toHaveLength(1)
+    // Caught up: no poke.
+    const res2 = await app.handler(
+      new Request(`http://t/sync/events?client_id=${clientId}&checkpoint=${seq + 1000}`, {
+        headers: { 'x-user-id': 'erin' },
+      }),
+    )
+    const quiet = await readEvents(res2, () => false, 300)
+    expect(quiet.filter((e) => e.event === 'poke')).toHaveLength(0)
+  })
+
   it('unregistered client → 404; missing client_id → 400; POST → 405; no identity → 401', async () => {
     const h = (path: string, init: RequestInit = {}) => app.handler(new Request(`http://t${path}`, init))
     expect((await h('/sync/events?client_id=nope', { headers: { 'x-user-id': 'dave' } })).status).toBe(404)

@@ -5,13 +5,15 @@ import { BadRequestError } from '../errors.js'
 const HEARTBEAT_MS = 15_000
 
 /**
- * `GET /sync/events?client_id=…` — a Server-Sent Events stream of `poke` events for the caller's buckets (an extension
+ * `GET /sync/events?client_id=…[&checkpoint=N]` — a Server-Sent Events stream of `poke` events for the caller's buckets (an extension
  * of the reference protocol; clients that don't use it are unaffected). Each event is a hint to pull now:
  * `event: poke` / `data: {"seq":<newest changelog seq>}`. The first event is `ready`.
  */
 export async function eventStream(engine: Engine, request: Request, userId: string, url: URL): Promise<Response> {
   const clientId = url.searchParams.get('client_id')
   if (!clientId) throw new BadRequestError('client_id is required')
+  const cp = url.searchParams.get('checkpoint')
+  const since = cp !== null && /^\d{1,15}$/.test(cp) ? Number(cp) : undefined
   const encoder = new TextEncoder()
   let unsubscribe: (() => void) | undefined
   let heartbeat: NodeJS.Timeout | undefined
@@ -40,8 +42,15 @@ export async function eventStream(engine: Engine, request: Request, userId: stri
     }
   }
   // Subscribing first makes an unregistered client a plain 404 before any stream bytes are sent.
-  unsubscribe = await engine.subscribeChanges(userId, clientId, (seq) => send(`event: poke\ndata: {"seq":${seq}}\n\n`))
-  request.signal?.addEventListener('abort', close)
+  unsubscribe = await engine.subscribeChanges(
+    userId,
+    clientId,
+    (seq) => send(`event: poke\ndata: {"seq":${seq}}\n\n`),
+    since,
+  )
+  // Not request.signal: behind node adapters it can fire as soon as the (empty) request body is consumed. A client
+  // that goes away cancels the response stream instead (→ cancel() above).
+  void request
   heartbeat = setInterval(() => send(': ping\n\n'), HEARTBEAT_MS)
   heartbeat.unref()
   send('retry: 2000\nevent: ready\ndata: {}\n\n')
