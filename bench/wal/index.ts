@@ -107,6 +107,19 @@ try {
     raw = { seconds, changesPerSec: changes / seconds, tool: 'pg_logical_slot_get_binary_changes' }
   }
   console.log(`raw (${raw.tool}): ${raw.seconds.toFixed(2)} s, ${Math.round(raw.changesPerSec)} changes/s`)
+  // Drop the raw slot now: pg_recvlogical may still hold it for a moment after exiting, and a slot left behind
+  // would keep the database (and WAL) from being dropped at the end.
+  for (let i = 0; i < 50; i++) {
+    const r = await pool.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [
+      RAW_SLOT,
+    ])
+    if (r.rows.length === 0) break
+    if (!r.rows[0]?.active) {
+      await pool.query('SELECT pg_drop_replication_slot($1)', [RAW_SLOT]).catch(() => {})
+      continue
+    }
+    await new Promise((res) => setTimeout(res, 100))
+  }
 
   // Ours: from consumer start until every change is a committed changelog row.
   // BENCH_WAL_CPU=1: CPU time used during the consumer phase by this process and by the database's backends
