@@ -45,7 +45,12 @@ export async function call(base: string, method: string, route: string, o: CallO
   let res: Response
   let text: string
   try {
-    res = await fetch(`${base}${route}`, { method, headers, body, signal: AbortSignal.timeout(timeoutMs) })
+    res = await fetch(`${base}${route}`, {
+      method,
+      headers,
+      body: body as BodyInit | undefined,
+      signal: AbortSignal.timeout(timeoutMs),
+    })
     text = await res.text()
   } catch (err) {
     const ms = performance.now() - started

@@ -2,7 +2,7 @@
 // it may read, so it can be compared with the server's tables at the end.
 import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
-import { type Answer, call, type Json } from './http.js'
+import { type Answer, call, type Json, NoAnswer } from './http.js'
 
 export interface PushChange {
   id: string
@@ -33,6 +33,9 @@ export class RawClient {
   /** Live rows: `table|id` → data. */
   readonly rows = new Map<string, Json>()
   readonly statuses = new Map<number, number>()
+  /** Requests that got no HTTP answer, by kind (timeout / network). */
+  readonly noAnswer = { timeout: 0, network: 0, refused: 0 }
+  readonly latencies: number[] = []
 
   constructor(
     readonly base: () => string,
@@ -42,7 +45,17 @@ export class RawClient {
   ) {}
 
   private async post(route: string, body: unknown): Promise<Answer> {
-    const a = await call(this.base(), 'POST', route, { user: this.user, body, timeoutMs: this.timeoutMs })
+    let a: Answer
+    try {
+      a = await call(this.base(), 'POST', route, { user: this.user, body, timeoutMs: this.timeoutMs })
+    } catch (err) {
+      if (err instanceof NoAnswer) {
+        if (err.code === 'ECONNREFUSED') this.noAnswer.refused++
+        else this.noAnswer[err.kind]++
+      }
+      throw err
+    }
+    this.latencies.push(a.ms)
     this.statuses.set(a.status, (this.statuses.get(a.status) ?? 0) + 1)
     return a
   }
