@@ -18,6 +18,7 @@ export function lastWriteWins(opts: { clockSkewToleranceMs?: number } = {}): Con
   const toleranceNs = BigInt(Math.round(ms * 1_000_000))
   return {
     name: 'lww',
+    stampsOnly: true,
     resolve(input: ConflictInput): ConflictDecision {
       const server = toEpochNanos(input.serverUpdatedAt)
       if (input.baseUpdatedAt !== undefined) {
@@ -36,6 +37,7 @@ export function lastWriteWins(opts: { clockSkewToleranceMs?: number } = {}): Con
 export function serverWins(): ConflictResolver {
   return {
     name: 'server_wins',
+    stampsOnly: true,
     resolve: () => ({ winner: 'server', reason: 'server always wins' }),
   }
 }

@@ -23,5 +23,13 @@ export interface ConflictDecision {
 /** Pluggable conflict resolution (LWW by default). */
 export interface ConflictResolver {
   readonly name: string
+  /**
+   * Declares that `resolve` decides from the stamps and the client's input alone: it never reads `serverData`, has
+   * no side effects and may be called more than once for one record. Push then reads only the stored stamps up
+   * front and loads (and locks) the full row just for records that end in a conflict; `serverData` is `{}` unless
+   * that row was loaded anyway. Unset: every row that may reach resolution is loaded with its data and locked first.
+   * Ignored while an `onConflict` hook is configured (the hook sees the full input).
+   */
+  readonly stampsOnly?: boolean
   resolve(input: ConflictInput): ConflictDecision | Promise<ConflictDecision>
 }

@@ -80,14 +80,25 @@ export function defaultSubscriptions(userId: string): string[] {
 }
 
 /**
+ * A statement `withUserTransaction` runs right after setting `app.user_id`, in the same round trip: the three go
+ * as one simple-protocol query, `$1`, `$2`, … in `text` replaced by the values as quoted literals (so `text` must
+ * not contain `$n` otherwise). When a value is not a string or contains NUL (which cannot travel inline), the
+ * statements run one by one with the values as parameters instead — same effect, two more round trips.
+ */
+export interface FirstStatement {
+  text: string
+  values: readonly unknown[]
+}
+
+/**
  * Runs `fn` in one transaction with `app.user_id` set for the generated RLS policies (§2.6).
- * Rolls back on any error.
+ * Rolls back on any error. With `opts.first`, that statement's result is passed to `fn`.
  */
 export async function withUserTransaction<T>(
   ctx: EngineContext,
   userId: string,
-  fn: (db: pg.PoolClient) => Promise<T>,
-  opts: { readOnly?: boolean; isolation?: 'read committed' | 'repeatable read' } = {},
+  fn: (db: pg.PoolClient, first: pg.QueryResult | undefined) => Promise<T>,
+  opts: { readOnly?: boolean; isolation?: 'read committed' | 'repeatable read'; first?: FirstStatement } = {},
 ): Promise<T> {
   const db = await ctx.pool.connect()
   let broken = false
@@ -98,9 +109,24 @@ export async function withUserTransaction<T>(
     ]
       .filter(Boolean)
       .join(' ')
-    await db.query(`BEGIN ${mode}`)
-    await db.query(`SELECT set_config('app.user_id', $1, true)`, [userId])
-    const out = await fn(db)
+    let first: pg.QueryResult | undefined
+    const f = opts.first
+    const inline = (v: unknown): v is string => typeof v === 'string' && !v.includes('\u0000')
+    if (f && inline(userId) && f.values.every(inline)) {
+      const text = f.text.replace(/\$(\d+)/g, (m, i: string) => {
+        const v = f.values[Number(i) - 1]
+        if (typeof v !== 'string') throw new Error(`withUserTransaction: no value for ${m}`)
+        return db.escapeLiteral(v)
+      })
+      const sql = `BEGIN ${mode}; SELECT set_config('app.user_id', ${db.escapeLiteral(userId)}, true); ${text}`
+      const results = (await db.query(sql)) as unknown as pg.QueryResult[]
+      first = results[2]
+    } else {
+      await db.query(`BEGIN ${mode}`)
+      await db.query(`SELECT set_config('app.user_id', $1, true)`, [userId])
+      if (f) first = await db.query(f.text, [...f.values])
+    }
+    const out = await fn(db, first)
     await db.query('COMMIT')
     return out
   } catch (err) {

@@ -866,6 +866,92 @@ describe.each(MODES)('push ($name)', (mode) => {
       }
     })
 
+    it('103b a row committed by another writer after push read its stamp is decided again on that version', async () => {
+      const u = randomUUID()
+      await client(u)
+      const cases = [
+        { clientAt: '2026-01-01T00:00:30Z', status: 'conflict', stored: 'other' },
+        { clientAt: future(), status: 'applied', stored: 'client' },
+      ]
+      for (const k of cases) {
+        const id = await orderAt(u, '2026-01-01T00:00:00Z')
+        const other = await db.connect()
+        try {
+          await other.query('BEGIN')
+          await other.query(
+            `UPDATE orders SET updated_at = '2026-01-01T00:01:00Z', ship_address = 'other' WHERE id = $1`,
+            [id],
+          )
+          // The push reads the committed stamp (00:00), decides for the client and waits on the row lock.
+          const pending = pushAs(u, [upd(id, { client_updated_at: k.clientAt })])
+          for (let i = 0; i < 500; i++) {
+            const { rows } = await db.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM pg_stat_activity
+                WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+            )
+            if ((rows[0]?.n ?? 0) > 0) break
+            await new Promise((r) => setTimeout(r, 10))
+          }
+          await other.query('COMMIT')
+          const r = await pending
+          expect(r.status).toBe(200)
+          const res = [...r.body.accepted, ...r.body.rejected][0]
+          expect(res.status).toBe(k.status)
+          const stored = await row('orders', id)
+          expect(stored?.ship_address).toBe(k.stored)
+          if (k.status === 'conflict') {
+            expect(res).toMatchObject({ reason_code: 'server_won_conflict', message: 'server version is newer' })
+            expect(res.server_version).toMatchObject({ updated_at: '2026-01-01T00:01:00Z' })
+            expect(res.server_version.data.ship_address).toBe('other')
+          } else {
+            expect(res.server_updated_at).toBe(stored?._u)
+            expect(res.server_updated_at > '2026-01-01T00:01:00Z').toBe(true)
+          }
+        } finally {
+          await other.query('ROLLBACK').catch(() => {})
+          other.release()
+        }
+      }
+    })
+
+    it('a custom resolver (not stamps-only) sees the stored row in serverData; its server wins answer carries it', async () => {
+      const inputs: ConflictInput[] = []
+      const { call: c } = await makeCaller({
+        conflictResolver: {
+          name: 'custom',
+          resolve: (input) => {
+            inputs.push(input)
+            return input.serverData.ship_address === 'keep'
+              ? { winner: 'server', reason: 'kept by the server' }
+              : { winner: 'client', reason: 'client' }
+          },
+        },
+      })
+      const u = randomUUID()
+      const { id: kept } = await createOrder(u, { ship_address: 'keep' })
+      const { id: free } = await createOrder(u, { ship_address: 'free' })
+      const r = await pushAs(
+        u,
+        [upd(kept, { client_updated_at: future() }), upd(free, { client_updated_at: past(3_600_000) })],
+        c,
+      )
+      expect(r.status).toBe(200)
+      expect(inputs.map((i) => [i.recordId, i.serverData.ship_address, i.serverData.user_id])).toEqual([
+        [kept, 'keep', u],
+        [free, 'free', u],
+      ])
+      expect(r.body.rejected).toEqual([
+        expect.objectContaining({
+          id: kept,
+          status: 'conflict',
+          message: 'kept by the server',
+          server_version: expect.objectContaining({ data: expect.objectContaining({ ship_address: 'keep' }) }),
+        }),
+      ])
+      expect(r.body.accepted).toEqual([expect.objectContaining({ id: free, status: 'applied' })])
+      expect((await row('orders', free))?.ship_address).toBe('client')
+    })
+
     it('104 onConflict fires for every update / resurrection that reaches resolution, whichever side wins', async () => {
       const events: { input: ConflictInput; decision: ConflictDecision }[] = []
       const { call: c } = await makeCaller({ hooks: { onConflict: (e) => events.push(e) } })

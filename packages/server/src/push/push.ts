@@ -30,6 +30,7 @@ import {
   insertStatement,
   lockStatement,
   type Statement,
+  stampStatement,
   TOUCH_CLIENT_SQL,
   updateStatement,
   visibilityStatement,
@@ -39,27 +40,35 @@ import {
  * POST /sync/push (PROTOCOL.md §1.5, §3 F–H, Decisions 2–4, 6, 14, 18, 23, 27–29).
  *
  * One transaction per request with `app.user_id` set. Records are processed in request order, but written in
- * batches: the rows of each table are pre-loaded (and locked) with one query, decisions (ownership, existence,
- * conflict resolution) are taken in memory, and consecutive writes of the same shape run as one statement under a
- * savepoint. When that statement fails, the batch is rolled back to the savepoint and replayed one record per
- * savepoint, so one bad record never sinks the others (Decision 3) while the common case costs one statement per
- * batch instead of three round trips per record.
+ * batches: the state of each table's rows is pre-loaded with one query, decisions (ownership, existence, conflict
+ * resolution) are taken in memory, and consecutive writes of the same shape run as one statement under a
+ * savepoint. With a stamps-only resolver the pre-load reads stamps without locking and the writes are guarded by
+ * the stamp they were decided on (see `PushRun`). When a statement fails, its batch is rolled back to the
+ * savepoint and replayed one record per savepoint, so one bad record never sinks the others (Decision 3) while the
+ * common case costs one statement per batch instead of three round trips per record.
  */
 export async function push(ctx: EngineContext, userId: string, req: PushRequest): Promise<PushResponse> {
   const changes = req.changes ?? []
   if (changes.length > MAX_PUSH_CHANGES) throw new BadRequestError(WIRE_ERRORS.too_many_changes.message)
   const contract = await checkSchemaPair(ctx, req.schema_version, req.schema_hash)
-  const results = await withUserTransaction(ctx, userId, async (db) => {
-    await touchClient(ctx, db, userId, req.client_id)
-    if (changes.length === 0) return []
-    const results = await new PushRun(ctx, db, contract, userId).run(changes)
-    const accepted = results.filter((r) => r.status === 'applied')
-    // Inside the transaction: a throwing hook rolls back every record (HTTP 500).
-    if (accepted.length > 0 && ctx.hooks.onPushAccepted) {
-      await ctx.hooks.onPushAccepted({ userId, clientId: req.client_id, accepted, db })
-    }
-    return results
-  })
+  const touch = { text: TOUCH_CLIENT_SQL, values: [userId, req.client_id] }
+  const results = await withUserTransaction(
+    ctx,
+    userId,
+    async (db, touched) => {
+      await checkClient(ctx, userId, req.client_id, touched?.rows[0] as { is_active: boolean } | undefined)
+      if (changes.length === 0) return []
+      const results = await new PushRun(ctx, db, contract, userId).run(changes)
+      const accepted = results.filter((r) => r.status === 'applied')
+      // Inside the transaction: a throwing hook rolls back every record (HTTP 500).
+      if (accepted.length > 0 && ctx.hooks.onPushAccepted) {
+        await ctx.hooks.onPushAccepted({ userId, clientId: req.client_id, accepted, db })
+      }
+      return results
+    },
+    // The client row is touched in the round trip that opens the transaction.
+    { first: touch },
+  )
   return {
     accepted: results.filter((r) => r.status === 'applied'),
     rejected: results.filter((r) => r.status !== 'applied'),
@@ -70,10 +79,16 @@ export async function push(ctx: EngineContext, userId: string, req: PushRequest)
   }
 }
 
-/** 404 for an unregistered client (Decision 11); sets last_push_at / last_sync_at in the push transaction. */
-async function touchClient(ctx: EngineContext, db: pg.PoolClient, userId: string, clientId: string): Promise<void> {
-  const { rows } = await db.query<{ is_active: boolean }>(TOUCH_CLIENT_SQL, [userId, clientId])
-  const row = rows[0]
+/**
+ * 404 for an unregistered client (Decision 11). `row` is what TOUCH_CLIENT_SQL returned: it sets last_push_at /
+ * last_sync_at in the push transaction.
+ */
+async function checkClient(
+  ctx: EngineContext,
+  userId: string,
+  clientId: string,
+  row: { is_active: boolean } | undefined,
+): Promise<void> {
   if (!row) throw new ClientNotRegisteredError()
   if (!row.is_active && ctx.hooks.onStaleClient) {
     const ok = await ctx.hooks.onStaleClient({ userId, clientId })
@@ -123,8 +138,9 @@ function tableInfo(contract: SchemaContract, t: ResolvedTable): TableInfo {
 }
 
 /**
- * A stored row as the pre-load sees it. Rows the caller may write carry their stamps and data; rows that exist
- * but are not writable only say whether the caller may read them.
+ * A stored row as the pre-load sees it. Rows the caller may write carry their stamps and, when read with
+ * lockStatement (locked for the rest of the transaction), their data; rows read with stampStatement carry no data
+ * and no lock. Rows that exist but are not writable only say whether the caller may read them.
  */
 type RowState =
   | {
@@ -133,18 +149,26 @@ type RowState =
       id: string
       updatedAt: string
       deletedAt: string | null
-      data: { [column: string]: unknown }
+      /** Synced columns of the row; undefined when only the stamps were read (then not locked either). */
+      data: { [column: string]: unknown } | undefined
     }
   | { writable: false; readable: boolean }
 
-/** A row the caller may write, locked for the rest of the transaction. */
+/** A row the caller may write. */
 type OwnRow = Extract<RowState, { writable: true }>
+/** A row the caller may write, loaded with its data and locked. */
+type FullRow = OwnRow & { data: { [column: string]: unknown } }
+
+function isFull(row: OwnRow): row is FullRow {
+  return row.data !== undefined
+}
 
 interface LockRow {
   id: string
   u: string
   d: string | null
-  data: { [column: string]: unknown }
+  /** Absent from stampStatement rows. */
+  data?: { [column: string]: unknown }
 }
 
 /** A record that passed the table / policy / operation / data checks. */
@@ -162,6 +186,10 @@ interface Write {
   item: Item
   /** The JSON object given to jsonb_populate_record (id included). */
   row: { [column: string]: unknown }
+  /** Update / resurrection of an unlocked row: the stamp the decision was taken on (written only if unchanged). */
+  guard: string | null
+  /** Decided again after its row changed under it: a second miss is answered as retryable. */
+  again: boolean
 }
 
 /** Consecutive writes of one table, kind and column set: one statement. */
@@ -180,6 +208,18 @@ function isObject(v: unknown): v is { [k: string]: unknown } {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
+/**
+ * One request. Two ways to pre-load a table's rows:
+ *
+ * * locked (lockStatement: `FOR UPDATE` + `to_jsonb`) for every id of the request — used when the resolver may read
+ *   `serverData` or an `onConflict` hook must see it;
+ * * optimistic (ConflictResolver.stampsOnly and no hook): creates are not pre-loaded at all (inserted with
+ *   `ON CONFLICT DO NOTHING`, the ids that existed are loaded locked and decided then); update / delete ids get
+ *   their stamps only (stampStatement), and the few records whose outcome needs the row (conflicts:
+ *   `server_version`) are loaded locked in one more query. Writes decided on an unlocked stamp carry it as a guard;
+ *   a row that changed in between (a concurrent push: §3 G 103) is not written, but loaded locked and decided again
+ *   right after its statement — the same outcome the locked path gives, without locking every row.
+ */
 class PushRun {
   readonly #results: (PushResult | undefined)[] = []
   /** Per table, per canonical id: the row state, or absent when no such row is visible. */
@@ -188,13 +228,18 @@ class PushRun {
   readonly #pendingKeys = new Set<string>()
   /** Rows written earlier in this request: their state must be re-read before another record touches them. */
   readonly #dirty = new Set<string>()
+  /** Records decided a second time (#decideAgain). */
+  readonly #again = new Set<Item>()
+  readonly #optimistic: boolean
 
   constructor(
     readonly ctx: EngineContext,
     readonly db: pg.PoolClient,
     readonly contract: SchemaContract,
     readonly userId: string,
-  ) {}
+  ) {
+    this.#optimistic = ctx.conflictResolver.stampsOnly === true && !ctx.hooks.onConflict
+  }
 
   async run(changes: readonly PushRecord[]): Promise<PushResult[]> {
     const items: Item[] = []
@@ -267,8 +312,10 @@ class PushRun {
   }
 
   /**
-   * One locking query per table for every id the request touches; a second, data-free query only for the
-   * update/delete ids that are not the caller's (to tell a global row from an invisible one).
+   * Locked: one locking query per table for every id the request touches. Optimistic: one stamp query per table
+   * for the update / delete ids, then one locking query per table for the rows whose outcome needs their data.
+   * Either way a second, data-free query runs only for the update/delete ids that are not the caller's (to tell a
+   * global row from an invisible one).
    */
   async #preload(items: readonly Item[]): Promise<void> {
     const byTable = new Map<string, { info: TableInfo; keys: Set<string>; probe: Set<string> }>()
@@ -278,15 +325,58 @@ class PushRun {
       if (it.op !== 'create') e.probe.add(it.key)
       byTable.set(it.info.t.tableName, e)
     }
-    for (const { info, keys, probe } of byTable.values()) await this.#load(info, [...keys], probe)
+    if (!this.#optimistic) {
+      for (const { info, keys, probe } of byTable.values()) await this.#load(info, [...keys], probe)
+      return
+    }
+    for (const { info, probe } of byTable.values()) {
+      if (probe.size > 0) await this.#load(info, [...probe], probe, false)
+    }
+    // Records whose outcome needs the stored row: only the first record of each row (later ones re-read it).
+    const full = new Map<string, { info: TableInfo; keys: string[] }>()
+    const seen = new Set<string>()
+    for (const it of items) {
+      const k = `${it.info.t.tableName}\u0000${it.key}`
+      if (seen.has(k)) continue
+      seen.add(k)
+      const row = this.#state.get(it.info.t.tableName)?.get(it.key)
+      if (!row?.writable || !(await this.#needsRow(it, row))) continue
+      const e = full.get(it.info.t.tableName) ?? { info: it.info, keys: [] }
+      e.keys.push(it.key)
+      full.set(it.info.t.tableName, e)
+    }
+    for (const { info, keys } of full.values()) await this.#load(info, keys)
   }
 
   /**
-   * (Re)loads the state of `keys`. Only keys in `probe` that turn out not writable are probed for visibility;
-   * a create needs no probe: inserting over an existing id fails quietly (ON CONFLICT DO NOTHING) and is rechecked.
+   * Whether the outcome of `item` on a writable row read without data will need that row (a conflict answer
+   * carries it as `server_version`). Only called with a stamps-only resolver: calling it here is free of effects.
    */
-  async #load(info: TableInfo, keys: readonly string[], probe: ReadonlySet<string> = new Set(keys)): Promise<void> {
-    const { rows } = await this.#query<LockRow>(lockStatement(this.ctx.registry, info.t, info.idKind), [keys])
+  async #needsRow(item: Item, row: OwnRow): Promise<boolean> {
+    if (isFull(row) || item.op === 'delete') return false
+    if (item.op === 'create' && row.deletedAt === null) return true
+    if (item.op === 'update' && row.deletedAt !== null) return true
+    try {
+      const decision = await this.ctx.conflictResolver.resolve(this.#conflictInput(item, row, item.op))
+      return decision.winner === 'server'
+    } catch {
+      return false // #resolve reports it
+    }
+  }
+
+  /**
+   * (Re)loads the state of `keys`: locked with data (lockStatement) or, with `locked` false, stamps only. Only keys
+   * in `probe` that turn out not writable are probed for visibility; a create needs no probe: inserting over an
+   * existing id fails quietly (ON CONFLICT DO NOTHING) and is rechecked.
+   */
+  async #load(
+    info: TableInfo,
+    keys: readonly string[],
+    probe: ReadonlySet<string> = new Set(keys),
+    locked = true,
+  ): Promise<void> {
+    const stmt = (locked ? lockStatement : stampStatement)(this.ctx.registry, info.t, info.idKind)
+    const { rows } = await this.#query<LockRow>(stmt, [keys])
     let state = this.#state.get(info.t.tableName)
     if (!state) {
       state = new Map()
@@ -300,7 +390,7 @@ class PushRun {
         id: r.id,
         updatedAt: r.u,
         deletedAt: r.d,
-        data: this.#syncedData(info, r.data),
+        data: r.data === undefined ? undefined : this.#syncedData(info, r.data),
       })
     }
     const missing = keys.filter((k) => probe.has(k) && !state.has(k))
@@ -322,7 +412,7 @@ class PushRun {
     return Object.fromEntries(Object.entries(data).filter(([k]) => info.synced.has(k)))
   }
 
-  #serverVersion(info: TableInfo, row: OwnRow, withDeleted: boolean): WireRecord {
+  #serverVersion(info: TableInfo, row: FullRow, withDeleted: boolean): WireRecord {
     const rec: WireRecord = {
       id: row.id,
       table_name: info.t.tableName,
@@ -342,7 +432,11 @@ class PushRun {
       await this.#load(info, [key])
       this.#dirty.delete(k)
     }
-    const row = this.#state.get(info.t.tableName)?.get(key)
+    return this.#dispatch(item)
+  }
+
+  #dispatch(item: Item): Promise<void> {
+    const row = this.#state.get(item.info.t.tableName)?.get(item.key)
     switch (item.op) {
       case 'create':
         return this.#create(item, row)
@@ -351,6 +445,12 @@ class PushRun {
       case 'delete':
         return this.#delete(item, row)
     }
+  }
+
+  /** The outcome needs the row's data but only its stamps were read: load it locked, decide again on it. */
+  async #reload(item: Item): Promise<void> {
+    await this.#load(item.info, [item.key])
+    return this.#dispatch(item)
   }
 
   async #create(item: Item, row: RowState | undefined): Promise<void> {
@@ -369,6 +469,7 @@ class PushRun {
     // Someone else's row (readable or not) or a global row: never written, nothing about it returned.
     if (!row.writable) return this.#fail(item, FORBIDDEN)
     if (row.deletedAt === null) {
+      if (!isFull(row)) return this.#reload(item)
       return this.#fail(
         item,
         { status: 'conflict', reasonCode: 'record_exists', message: 'record already exists' },
@@ -378,7 +479,7 @@ class PushRun {
     const decision = await this.#resolve(item, row, 'create')
     if (!decision) return this.#fail(item, failureInternal())
     if (decision.winner === 'server') return this.#serverWon(item, row, decision)
-    return this.#enqueue(item, 'resurrect', this.#updateEntries(item))
+    return this.#enqueue(item, 'resurrect', this.#updateEntries(item), row)
   }
 
   async #update(item: Item, row: RowState | undefined): Promise<void> {
@@ -392,6 +493,7 @@ class PushRun {
     }
     if (!row.writable) return this.#fail(item, FORBIDDEN)
     if (row.deletedAt !== null) {
+      if (!isFull(row)) return this.#reload(item)
       return this.#fail(
         item,
         { status: 'conflict', reasonCode: 'record_deleted', message: 'record is deleted' },
@@ -404,7 +506,7 @@ class PushRun {
     const entries = this.#updateEntries(item)
     // Decision 29: nothing writable → applied, updated_at untouched, no server_updated_at.
     if (entries.length === 1) return this.#applied(item)
-    return this.#enqueue(item, 'update', entries)
+    return this.#enqueue(item, 'update', entries, row)
   }
 
   async #delete(item: Item, row: RowState | undefined): Promise<void> {
@@ -427,7 +529,7 @@ class PushRun {
       }
       return
     }
-    return this.#enqueue(item, 'delete', [[item.info.t.idColumn, item.key]])
+    return this.#enqueue(item, 'delete', [[item.info.t.idColumn, item.key]], row)
   }
 
   /** Writable keys of an update / resurrection plus the id (the join key, never assigned). */
@@ -440,9 +542,8 @@ class PushRun {
     return entries
   }
 
-  /** Runs the resolver; undefined when a custom resolver throws (that record → internal_error, retryable). */
-  async #resolve(item: Item, row: OwnRow, operation: 'create' | 'update'): Promise<ConflictDecision | undefined> {
-    const input: ConflictInput = {
+  #conflictInput(item: Item, row: OwnRow, operation: 'create' | 'update'): ConflictInput {
+    return {
       table: item.info.t.tableName,
       recordId: item.rec.id,
       operation,
@@ -451,8 +552,14 @@ class PushRun {
       baseUpdatedAt: item.rec.base_updated_at,
       serverUpdatedAt: row.updatedAt,
       clientData: item.data ?? {},
-      serverData: row.data,
+      // Without data only with a stamps-only resolver, which does not read it.
+      serverData: row.data ?? {},
     }
+  }
+
+  /** Runs the resolver; undefined when a custom resolver throws (that record → internal_error, retryable). */
+  async #resolve(item: Item, row: OwnRow, operation: 'create' | 'update'): Promise<ConflictDecision | undefined> {
+    const input = this.#conflictInput(item, row, operation)
     let decision: ConflictDecision
     try {
       decision = await this.ctx.conflictResolver.resolve(input)
@@ -469,7 +576,9 @@ class PushRun {
     return decision
   }
 
-  #serverWon(item: Item, row: OwnRow, decision: ConflictDecision): void {
+  async #serverWon(item: Item, row: OwnRow, decision: ConflictDecision): Promise<void> {
+    // Decided on an unlocked stamp: load the row (its data is the answer) and decide on the newest version.
+    if (!isFull(row)) return this.#reload(item)
     this.#fail(
       item,
       { status: 'conflict', reasonCode: 'server_won_conflict', message: decision.reason },
@@ -477,7 +586,8 @@ class PushRun {
     )
   }
 
-  async #enqueue(item: Item, kind: WriteKind, entries: [string, unknown][]): Promise<void> {
+  /** `row`: the state the write was decided on (undefined for a create); unlocked → the write is guarded. */
+  async #enqueue(item: Item, kind: WriteKind, entries: [string, unknown][], row?: OwnRow): Promise<void> {
     const t = item.info.t
     const cols = entries
       .map(([c]) => c)
@@ -489,7 +599,8 @@ class PushRun {
     if (this.#pending && this.#pending.sig !== sig) await this.#flush()
     if (!this.#pending) this.#pending = { info: item.info, kind, cols, sig, writes: [] }
     // fromEntries defines own properties, so a key like "__proto__" cannot touch the prototype.
-    this.#pending.writes.push({ item, row: Object.fromEntries(entries) })
+    const guard = row && !isFull(row) && kind !== 'delete' ? row.updatedAt : null
+    this.#pending.writes.push({ item, row: Object.fromEntries(entries), guard, again: this.#again.has(item) })
     this.#pendingKeys.add(`${t.tableName}\u0000${item.key}`)
   }
 
@@ -499,12 +610,21 @@ class PushRun {
       case 'create':
         return insertStatement(reg, g.info.t, g.cols)
       case 'update':
-        return updateStatement(reg, g.info.t, g.cols, false)
+        return updateStatement(reg, g.info.t, g.cols, false, g.info.idKind)
       case 'resurrect':
-        return updateStatement(reg, g.info.t, g.cols, true)
+        return updateStatement(reg, g.info.t, g.cols, true, g.info.idKind)
       case 'delete':
-        return deleteStatement(reg, g.info.t)
+        return deleteStatement(reg, g.info.t, g.info.idKind)
     }
+  }
+
+  /** The parameters of a write statement for `writes` (see sql.ts). */
+  #params(g: Group, writes: readonly Write[]): unknown[] {
+    const values: unknown[] = [JSON.stringify(writes.map((w) => w.row))]
+    if (g.kind === 'create') return values
+    values.push(writes.map((w) => w.item.key))
+    if (g.kind !== 'delete') values.push(writes.map((w) => w.guard))
+    return values
   }
 
   async #flush(): Promise<void> {
@@ -514,26 +634,30 @@ class PushRun {
     for (const k of this.#pendingKeys) this.#dirty.add(k)
     this.#pendingKeys.clear()
     const stmt = this.#statement(g)
+    // Records to decide again after this statement: their row existed or changed unseen (see #record).
+    const recheck: Write[] = []
     await this.db.query(SAVEPOINT)
     try {
-      const { rows } = await this.#query<WriteRow>(stmt, [JSON.stringify(g.writes.map((w) => w.row))])
-      await this.#record(g, g.writes, rows)
-      return
+      const { rows } = await this.#query<WriteRow>(stmt, this.#params(g, g.writes))
+      this.#record(g, g.writes, rows, recheck)
     } catch (err) {
       await this.db.query(ROLLBACK_TO)
-      if (g.writes.length === 1) return this.#failed(g, g.writes[0] as Write, err)
-    }
-    // The batch failed as a whole: replay it one record per savepoint to find the bad ones.
-    for (const w of g.writes) {
-      await this.db.query(SAVEPOINT)
-      try {
-        const { rows } = await this.#query<WriteRow>(stmt, [JSON.stringify([w.row])])
-        await this.#record(g, [w], rows)
-      } catch (err) {
-        await this.db.query(ROLLBACK_TO)
-        this.#failed(g, w, err)
+      if (g.writes.length === 1) this.#failed(g, g.writes[0] as Write, err)
+      else {
+        // The batch failed as a whole: replay it one record per savepoint to find the bad ones.
+        for (const w of g.writes) {
+          await this.db.query(SAVEPOINT)
+          try {
+            const { rows } = await this.#query<WriteRow>(stmt, this.#params(g, [w]))
+            this.#record(g, [w], rows, recheck)
+          } catch (err) {
+            await this.db.query(ROLLBACK_TO)
+            this.#failed(g, w, err)
+          }
+        }
       }
     }
+    if (recheck.length > 0) await this.#decideAgain(g.info, recheck)
   }
 
   #failed(g: Group, w: Write, err: unknown): void {
@@ -545,49 +669,50 @@ class PushRun {
     this.#fail(w.item, failure)
   }
 
-  /** Turns the rows a write statement returned (numbered from 1 in input order) into results. */
-  async #record(g: Group, writes: readonly Write[], rows: readonly WriteRow[]): Promise<void> {
+  /**
+   * Turns the rows a write statement returned (numbered from 1 in input order) into results. A write that matched
+   * nothing goes to `recheck` when its row may simply have been unknown or changed: a create over an existing id
+   * (not pre-loaded, invisible, or committed concurrently), a guarded write whose stamp moved, or any write on a
+   * row that was not locked. A write decided on a locked row, or already decided twice, cannot be helped: retryable.
+   */
+  #record(g: Group, writes: readonly Write[], rows: readonly WriteRow[], recheck: Write[]): void {
     const byN = new Map<number, WriteRow>()
     for (const r of rows) byN.set(r.n, r)
-    const recheck: Write[] = []
     for (const [i, w] of writes.entries()) {
       const r = byN.get(i + 1)
       if (r && r.u !== null) {
         const extra: Partial<PushResult> = { server_updated_at: trimRfc3339(r.u) }
         if (g.kind === 'delete' && r.d) extra.server_deleted_at = trimRfc3339(r.d)
         this.#applied(w.item, extra)
-      } else if (g.kind === 'create') {
-        if (r?.ok === false) this.#fail(w.item, FORBIDDEN)
-        else recheck.push(w)
+      } else if (g.kind === 'create' && r?.ok === false) {
+        this.#fail(w.item, FORBIDDEN)
+      } else if (!w.again && (g.kind === 'create' || this.#optimistic)) {
+        recheck.push(w)
       } else {
-        // The pre-load said writable and locked the row; only a concurrent ownership change gets here.
         this.#fail(w.item, retryableFailure(g.kind))
       }
     }
-    if (recheck.length > 0) await this.#recheckCreates(g.info, recheck)
   }
 
   /**
-   * The id existed although the pre-load did not see it: a row the caller cannot read (RLS hides it) or one a
-   * concurrent push just committed. Only a row the caller may write is reported as a conflict.
+   * Loads the rows of `writes` locked and decides their records again, in request order; their writes (a
+   * resurrection where a create met a deleted row, an update after a concurrent one) are flushed before
+   * anything later in the request. A write decided this way that misses again is answered as retryable.
    */
-  async #recheckCreates(info: TableInfo, writes: readonly Write[]): Promise<void> {
+  async #decideAgain(info: TableInfo, writes: readonly Write[]): Promise<void> {
     await this.#load(
       info,
       writes.map((w) => w.item.key),
     )
-    const state = this.#state.get(info.t.tableName)
     for (const w of writes) {
-      const row = state?.get(w.item.key)
-      if (!row?.writable) this.#fail(w.item, FORBIDDEN)
-      else if (row.deletedAt === null) {
-        this.#fail(
-          w.item,
-          { status: 'conflict', reasonCode: 'record_exists', message: 'record already exists' },
-          { server_version: this.#serverVersion(info, row, false) },
-        )
-      } else this.#fail(w.item, retryableFailure('create'))
+      this.#dirty.delete(`${info.t.tableName}\u0000${w.item.key}`)
+      this.#again.add(w.item)
+      const row = this.#state.get(info.t.tableName)?.get(w.item.key)
+      // A create whose id belongs to a row the caller may not write: never written, nothing returned.
+      if (w.item.op === 'create' && !row?.writable) this.#fail(w.item, FORBIDDEN)
+      else await this.#dispatch(w.item)
     }
+    await this.#flush()
   }
 }
 

@@ -38,9 +38,9 @@ function statement(registry: Registry, key: string, build: () => string): Statem
   return s
 }
 
-/** `id = ANY($1)` keeps the primary-key index; ids of unknown types are compared as text (never a cast error). */
-function idMatch(t: ResolvedTable, kind: IdKind): string {
-  return kind === 'other' ? `t.${t.q.id}::text = ANY($1::text[])` : `t.${t.q.id} = ANY($1)`
+/** `id = ANY($n)` keeps the primary-key index; ids of unknown types are compared as text (never a cast error). */
+function idMatch(t: ResolvedTable, kind: IdKind, param = '$1'): string {
+  return kind === 'other' ? `t.${t.q.id}::text = ANY(${param}::text[])` : `t.${t.q.id} = ANY(${param})`
 }
 
 function writePredicate(registry: Registry, t: ResolvedTable, ref: string): string {
@@ -63,6 +63,21 @@ export function lockStatement(registry: Registry, t: ResolvedTable, kind: IdKind
 FROM ${t.sqlName} AS t
 WHERE ${idMatch(t, kind)} AND (${writePredicate(registry, t, 't')})
 FOR UPDATE OF t`
+  })
+}
+
+/**
+ * The stamps of the batch's rows of one table that the caller may write — no lock, no row data. Push decides from
+ * these when the resolver needs nothing else (ConflictResolver.stampsOnly); the writes then carry the stamp they
+ * were decided on as a guard, and the rare row that changed in between is re-read with lockStatement and decided
+ * again. Rows that end in a conflict are loaded with lockStatement too (their data is the `server_version`).
+ */
+export function stampStatement(registry: Registry, t: ResolvedTable, kind: IdKind): Statement {
+  return statement(registry, `stamps\u0000${t.tableName}\u0000${kind}`, () => {
+    return `SELECT t.${t.q.id}::text AS id, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u,
+       ${sqlRfc3339(`t.${t.q.deletedAt}`)} AS d
+FROM ${t.sqlName} AS t
+WHERE ${idMatch(t, kind)} AND (${writePredicate(registry, t, 't')})`
   })
 }
 
@@ -115,8 +130,12 @@ function stamp(t: ResolvedTable): string {
 }
 
 /**
- * Updates (or resurrects: deleted_at = NULL) rows already checked and locked by the preload; the ownership
- * predicate is repeated so the statement itself never writes a row the caller does not own.
+ * Updates (or resurrects: deleted_at = NULL) rows already checked by push. Parameters: $1 the rows (JSON array),
+ * $2 their ids (`id = ANY($2)` gives the planner the index: the ownership predicate alone is estimated so
+ * selective that it would hash-join a scan of the whole table), $3 per row the stamp the decision was taken on, as
+ * the stamp statement rendered it, or NULL for a row locked by lockStatement. A row whose stamp moved since (a
+ * concurrent push) or that is no longer live / deleted / writable is not written: in READ COMMITTED the guard is
+ * re-evaluated on the newest version after waiting for its writer, and push decides that record again.
  * Returns n, u for the rows it wrote; an input row without a returned n matched nothing.
  */
 export function updateStatement(
@@ -124,29 +143,38 @@ export function updateStatement(
   t: ResolvedTable,
   cols: readonly string[],
   resurrect: boolean,
+  kind: IdKind,
 ): Statement {
-  const kind = resurrect ? 'resurrect' : 'update'
-  return statement(registry, `${kind}\u0000${t.tableName}\u0000${cols.join('\u0000')}`, () => {
+  const op = resurrect ? 'resurrect' : 'update'
+  return statement(registry, `${op}\u0000${t.tableName}\u0000${kind}\u0000${cols.join('\u0000')}`, () => {
     const sets = cols.map((c) => `${quoteIdent(c)} = (r.v).${quoteIdent(c)}`)
     sets.push(`${t.q.updatedAt} = ${stamp(t)}`)
     if (resurrect) sets.push(`${t.q.deletedAt} = NULL`)
-    return `WITH ${rowsCte(t, ', clock_timestamp() AS ts')}, u AS (
+    const guard = `(r.g IS NULL OR ${sqlRfc3339(`t.${t.q.updatedAt}`)} = r.g)`
+    const live = `t.${t.q.deletedAt} IS ${resurrect ? 'NOT ' : ''}NULL`
+    return `WITH ${rowsCte(t, ', clock_timestamp() AS ts, ($3::text[])[e.n::int] AS g')}, u AS (
   UPDATE ${t.sqlName} AS t SET ${sets.join(', ')}
   FROM r
-  WHERE t.${t.q.id} = (r.v).${t.q.id} AND (${writePredicate(registry, t, 't')})
+  WHERE t.${t.q.id} = (r.v).${t.q.id} AND ${idMatch(t, kind, '$2')} AND ${live} AND ${guard}
+    AND (${writePredicate(registry, t, 't')})
   RETURNING r.n::int AS n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u
 )
 SELECT n, u FROM u`
   })
 }
 
-/** Soft-deletes live rows: deleted_at and updated_at get the same fresh stamp. Returns n, u, d per row written. */
-export function deleteStatement(registry: Registry, t: ResolvedTable): Statement {
-  return statement(registry, `delete\u0000${t.tableName}`, () => {
+/**
+ * Soft-deletes live rows: deleted_at and updated_at get the same fresh stamp. $1 rows, $2 ids (as for updates).
+ * A delete needs no stamp guard (it always wins); a row deleted meanwhile is simply not returned.
+ * Returns n, u, d per row written.
+ */
+export function deleteStatement(registry: Registry, t: ResolvedTable, kind: IdKind): Statement {
+  return statement(registry, `delete\u0000${t.tableName}\u0000${kind}`, () => {
     return `WITH ${rowsCte(t, ', clock_timestamp() AS ts')}, u AS (
   UPDATE ${t.sqlName} AS t SET ${t.q.deletedAt} = ${stamp(t)}, ${t.q.updatedAt} = ${stamp(t)}
   FROM r
-  WHERE t.${t.q.id} = (r.v).${t.q.id} AND t.${t.q.deletedAt} IS NULL AND (${writePredicate(registry, t, 't')})
+  WHERE t.${t.q.id} = (r.v).${t.q.id} AND ${idMatch(t, kind, '$2')} AND t.${t.q.deletedAt} IS NULL
+    AND (${writePredicate(registry, t, 't')})
   RETURNING r.n::int AS n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, ${sqlRfc3339(`t.${t.q.deletedAt}`)} AS d
 )
 SELECT n, u, d FROM u`
