@@ -1,85 +1,17 @@
 import type { Registry, TableConfig } from '@synchro/server'
+import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL, DEMO_TABLES } from '../../packages/synchrod/src/demo.js'
 
-/** The reference test schema of PROTOCOL.md §5.1 (idempotent). */
-export const NORTHWIND_SQL = `
-DO $$ BEGIN
-  CREATE TYPE order_status AS ENUM ('pending', 'processing', 'shipped', 'delivered', 'cancelled');
-EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+/**
+ * The reference test schema of PROTOCOL.md §5 ("Northwind"). It is also the daemon's demo (`synchrod --demo`), so
+ * tests and the demo never drift apart; the DDL is idempotent.
+ */
+export const NORTHWIND_SQL = DEMO_SCHEMA_SQL
 
-CREATE TABLE IF NOT EXISTS orders (
-  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  user_id uuid NOT NULL,
-  status order_status NOT NULL DEFAULT 'pending',
-  order_date timestamptz NOT NULL DEFAULT now(),
-  required_date date,
-  preferred_ship_time time,
-  ship_address text NOT NULL DEFAULT '',
-  metadata jsonb NOT NULL DEFAULT '{}',
-  total_cents bigint NOT NULL DEFAULT 0,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  deleted_at timestamptz
-);
-CREATE TABLE IF NOT EXISTS order_details (
-  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  order_id uuid NOT NULL REFERENCES orders(id),
-  product_name text NOT NULL DEFAULT '',
-  quantity integer NOT NULL DEFAULT 1,
-  unit_price numeric(10,2) NOT NULL DEFAULT 0,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  deleted_at timestamptz
-);
-CREATE TABLE IF NOT EXISTS products (
-  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  name text NOT NULL DEFAULT '',
-  unit_price numeric(10,2) NOT NULL DEFAULT 0,
-  units_in_stock integer NOT NULL DEFAULT 0,
-  discontinued boolean NOT NULL DEFAULT false,
-  thumbnail bytea,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  deleted_at timestamptz
-);
-CREATE TABLE IF NOT EXISTS categories (
-  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  user_id uuid,
-  name text NOT NULL DEFAULT '',
-  description text NOT NULL DEFAULT '',
-  search_tags text[] NOT NULL DEFAULT '{}',
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  deleted_at timestamptz
-);
-ALTER TABLE orders REPLICA IDENTITY FULL;
-ALTER TABLE order_details REPLICA IDENTITY FULL;
-ALTER TABLE products REPLICA IDENTITY FULL;
-ALTER TABLE categories REPLICA IDENTITY FULL;
-`
-
-/** Seed rows with real UUIDs (§5.3): 5 products and 3 global categories. */
-export const NORTHWIND_SEED_SQL = `
-INSERT INTO products (id, name, unit_price, units_in_stock, discontinued) VALUES
-  ('00000000-0000-4000-8000-000000000001', 'Widget A', 9.99, 100, false),
-  ('00000000-0000-4000-8000-000000000002', 'Widget B', 19.99, 50, false),
-  ('00000000-0000-4000-8000-000000000003', 'Gadget C', 49.99, 25, false),
-  ('00000000-0000-4000-8000-000000000004', 'Gizmo D', 4.99, 200, false),
-  ('00000000-0000-4000-8000-000000000005', 'Thingamajig E', 99.99, 0, true)
-ON CONFLICT DO NOTHING;
-INSERT INTO categories (id, user_id, name, description, search_tags) VALUES
-  ('00000000-0000-4000-8000-000000000101', NULL, 'Electronics', 'Electronic devices', '{tech,gadgets}'),
-  ('00000000-0000-4000-8000-000000000102', NULL, 'Office Supplies', 'Things for the office', '{office,paper}'),
-  ('00000000-0000-4000-8000-000000000103', NULL, 'Hardware', 'Tools and hardware', '{tools,diy}')
-ON CONFLICT DO NOTHING;
-`
+/** Seed rows with real UUIDs (§5.3): 5 products (Widget A has a 2-byte thumbnail) and 3 global categories. */
+export const NORTHWIND_SEED_SQL = DEMO_SEED_SQL
 
 /** The registry of §5.2, in registration order. */
-export const NORTHWIND_TABLES: TableConfig[] = [
-  { tableName: 'orders', ownerColumn: 'user_id' },
-  { tableName: 'order_details', parentTable: 'orders', parentFkColumn: 'order_id', dependencies: ['orders'] },
-  { tableName: 'products', pushPolicy: 'disabled' },
-  { tableName: 'categories', ownerColumn: 'user_id', allowGlobalRead: true },
-]
+export const NORTHWIND_TABLES: TableConfig[] = DEMO_TABLES
 
 /** Registers the Northwind tables (optionally in another order) on a registry. */
 export function registerNorthwind(registry: Registry, tables: TableConfig[] = NORTHWIND_TABLES): Registry {

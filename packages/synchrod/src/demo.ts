@@ -62,12 +62,12 @@ ALTER TABLE categories REPLICA IDENTITY FULL;
 
 /** Seed rows with real UUIDs (§5.3): 5 products and 3 global categories. */
 export const DEMO_SEED_SQL = `
-INSERT INTO products (id, name, unit_price, units_in_stock, discontinued) VALUES
-  ('00000000-0000-4000-8000-000000000001', 'Widget A', 9.99, 100, false),
-  ('00000000-0000-4000-8000-000000000002', 'Widget B', 19.99, 50, false),
-  ('00000000-0000-4000-8000-000000000003', 'Gadget C', 49.99, 25, false),
-  ('00000000-0000-4000-8000-000000000004', 'Gizmo D', 4.99, 200, false),
-  ('00000000-0000-4000-8000-000000000005', 'Thingamajig E', 99.99, 0, true)
+INSERT INTO products (id, name, unit_price, units_in_stock, discontinued, thumbnail) VALUES
+  ('00000000-0000-4000-8000-000000000001', 'Widget A', 9.99, 100, false, '\\x0102'),
+  ('00000000-0000-4000-8000-000000000002', 'Widget B', 19.99, 50, false, NULL),
+  ('00000000-0000-4000-8000-000000000003', 'Gadget C', 49.99, 25, false, NULL),
+  ('00000000-0000-4000-8000-000000000004', 'Gizmo D', 4.99, 200, false, NULL),
+  ('00000000-0000-4000-8000-000000000005', 'Thingamajig E', 99.99, 0, true, NULL)
 ON CONFLICT DO NOTHING;
 INSERT INTO categories (id, user_id, name, description, search_tags) VALUES
   ('00000000-0000-4000-8000-000000000101', NULL, 'Electronics', 'Electronic devices', '{tech,gadgets}'),

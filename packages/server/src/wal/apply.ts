@@ -46,6 +46,33 @@ export type Change = RowChange | TruncateChange
 export interface WalTransaction {
   endLsn: bigint
   changes: Change[]
+  /** Source transaction id (32-bit, from Begin): used to wait until its rows are visible to our snapshots. */
+  xid?: number
+}
+
+/** How long to wait for decoded transactions to become visible before computing anyway. */
+const VISIBILITY_TIMEOUT_MS = 5_000
+
+/**
+ * Waits until none of the batch's source transactions is still in progress for a new snapshot. The walsender can
+ * send a transaction as soon as its commit record is flushed, a moment before the committing backend leaves the
+ * proc array; a parent-chain lookup in that window would not see the transaction's own rows (a child inserted with
+ * its parent would become a "parent not found" rule failure). Normally one cheap query.
+ */
+async function waitUntilVisible(db: pg.ClientBase, txns: readonly WalTransaction[]): Promise<void> {
+  const xids = txns.map((t) => t.xid).filter((x): x is number => x !== undefined && x !== 0)
+  if (xids.length === 0) return
+  const deadline = Date.now() + VISIBILITY_TIMEOUT_MS
+  for (;;) {
+    // txid_snapshot_xip gives 64-bit txids; the low 32 bits are the xid pgoutput sends.
+    const { rows } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM txid_snapshot_xip(txid_current_snapshot()) AS x
+        WHERE (x % 4294967296) = ANY($1::bigint[])`,
+      [xids],
+    )
+    if ((rows[0]?.n ?? 0) === 0 || Date.now() > deadline) return
+    await new Promise((r) => setTimeout(r, 2))
+  }
 }
 
 export interface ApplyResult {
@@ -284,6 +311,7 @@ export class BatchApplier {
 
   /** Computes the changelog rows and edge changes of `txns` (all to be applied) in WAL order. */
   async #compute(db: pg.ClientBase, txns: readonly WalTransaction[], state: EdgeState, out: BatchOutput) {
+    await waitUntilVisible(db, txns)
     let segment: RowChange[] = []
     for (const t of txns) {
       for (const c of t.changes) {

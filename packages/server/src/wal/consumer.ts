@@ -427,6 +427,7 @@ class Consumer implements WalConsumer {
         })
     }
 
+    let currentXid: number | undefined
     const onMessage = (payload: Buffer) => {
       let msg: ReturnType<typeof decodePgoutput>
       try {
@@ -439,6 +440,7 @@ class Consumer implements WalConsumer {
       switch (msg.tag) {
         case 'begin':
           current = []
+          currentXid = msg.xid
           return
         case 'relation':
           relations.set(msg.relationId, relationInfo(msg, oids, registry))
@@ -464,7 +466,7 @@ class Consumer implements WalConsumer {
         case 'commit': {
           const changes = current ?? []
           current = null
-          pending.push({ endLsn: msg.endLsn, changes })
+          pending.push({ endLsn: msg.endLsn, changes, xid: currentXid })
           pendingEvents += changes.length
           if (!paused && pendingEvents > highWater) {
             paused = true

@@ -14,6 +14,7 @@ const consumer = startWalConsumer({
   pool,
   registry: northwindRegistry(),
   replicationUrl: url,
+  slotName: process.env.SYNCHRO_CRASH_SLOT ?? 'synchro_slot',
   statusIntervalMs: 100,
   leaderRetryMs: 50,
   batchMaxEvents: Number(process.env.SYNCHRO_CRASH_BATCH ?? 50),

@@ -19,7 +19,7 @@ beforeAll(async () => {
   // Changes are only captured once the slot exists: create it before the writer starts.
   await ensurePublication(db.pool, registry, 'synchro_pub')
   await ensureReplicaIdentityFull(db.pool, registry)
-  await ensureSlot(db.pool, 'synchro_slot')
+  await ensureSlot(db.pool, db.name) // slots are cluster-wide: one per test database
 })
 afterAll(async () => {
   await db?.drop()
@@ -102,7 +102,7 @@ class Writer {
 function spawnWorker(): { child: ChildProcess; ready: Promise<boolean> } {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'crash-worker.ts')], {
     cwd: repoRoot,
-    env: { ...process.env, SYNCHRO_CRASH_DB_URL: db.url },
+    env: { ...process.env, SYNCHRO_CRASH_DB_URL: db.url, SYNCHRO_CRASH_SLOT: db.name },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   child.stderr?.resume()
@@ -139,7 +139,13 @@ it('a consumer process SIGKILLed at random points over 20 rounds: every write la
   expect(readyRounds).toBeGreaterThan(10)
 
   // A final consumer drains the rest; a marker row tells when it has caught up.
-  const consumer = startWalConsumer({ pool: db.pool, registry, replicationUrl: db.url, leaderRetryMs: 50 })
+  const consumer = startWalConsumer({
+    pool: db.pool,
+    registry,
+    replicationUrl: db.url,
+    slotName: db.name,
+    leaderRetryMs: 50,
+  })
   try {
     const marker = randomUUID()
     await db.pool.query('INSERT INTO products (id) VALUES ($1)', [marker])

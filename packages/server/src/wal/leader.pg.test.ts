@@ -20,7 +20,7 @@ beforeAll(async () => {
   registry = await setupNorthwind(db.pool)
   await ensurePublication(db.pool, registry, 'synchro_pub')
   await ensureReplicaIdentityFull(db.pool, registry)
-  await ensureSlot(db.pool, 'synchro_slot')
+  await ensureSlot(db.pool, db.name) // slots are cluster-wide: one per test database
 })
 afterAll(async () => {
   await Promise.all(consumers.map((c) => c.stop()))
@@ -32,6 +32,7 @@ const start = () => {
     pool: db.pool,
     registry,
     replicationUrl: db.url,
+    slotName: db.name,
     leaderRetryMs: 100,
     statusIntervalMs: 200,
   })
