@@ -34,6 +34,7 @@ export {
 export { accessPredicate, applyRlsPolicies, type RlsOptions, rlsStatements } from './rls/rls.js'
 export { goJson, schemaHash } from './schema/contract.js'
 export { defaultKind, logicalTypeOf, normaliseDefault, sqliteDefault } from './schema/types.js'
+export { guardPool } from './util/pool.js'
 export {
   bigintToLsn,
   ensurePublication,

@@ -1,6 +1,7 @@
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { userInfo } from 'node:os'
 import path from 'node:path'
+import { guardPool } from '@synchro/server'
 import pg from 'pg'
 import type { EmbeddedHandle } from './embedded.js'
 import type { Log } from './logger.js'
@@ -56,8 +57,8 @@ function reason(err: unknown): string {
 
 export function createPool(url: string, max = 10): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000, keepAlive: true })
-  // An idle client losing its connection must not crash the daemon; the next query reports the problem.
-  pool.on('error', () => {})
+  // A client losing its connection (idle or checked out) must not crash the daemon; the query reports the problem.
+  guardPool(pool, { debug() {}, info() {}, warn() {}, error() {} })
   return pool
 }
 

@@ -54,10 +54,14 @@ CREATE TABLE IF NOT EXISTS categories (
   updated_at timestamptz NOT NULL DEFAULT now(),
   deleted_at timestamptz
 );
-ALTER TABLE orders REPLICA IDENTITY FULL;
-ALTER TABLE order_details REPLICA IDENTITY FULL;
-ALTER TABLE products REPLICA IDENTITY FULL;
-ALTER TABLE categories REPLICA IDENTITY FULL;
+-- Only when needed: ALTER TABLE takes an exclusive lock, and a restart while the app writes must not deadlock.
+DO $$ DECLARE t text; BEGIN
+  FOREACH t IN ARRAY ARRAY['orders', 'order_details', 'products', 'categories'] LOOP
+    IF (SELECT relreplident FROM pg_class WHERE oid = t::regclass) <> 'f' THEN
+      EXECUTE format('ALTER TABLE %I REPLICA IDENTITY FULL', t);
+    END IF;
+  END LOOP;
+END $$;
 `
 
 /** Seed rows with real UUIDs (§5.3): 5 products and 3 global categories. */

@@ -13,7 +13,7 @@ import type {
 import { ChangelogNotifier } from '../changelog/notifier.js'
 import { runCompaction } from '../compaction/compaction.js'
 import { lastWriteWins } from '../conflict/lww.js'
-import { ConfigurationError, UpgradeRequiredError } from '../errors.js'
+import { BadRequestError, ConfigurationError, UpgradeRequiredError } from '../errors.js'
 import { runMigrations } from '../migrations/migrations.js'
 import { pull } from '../pull/pull.js'
 import { push } from '../push/push.js'
@@ -21,6 +21,7 @@ import type { ResolvedTable } from '../registry/registry.js'
 import { applyRlsPolicies, type RlsOptions, rlsStatements } from '../rls/rls.js'
 import { SchemaContractCache, tableMetaOf } from '../schema/contract.js'
 import { snapshot } from '../snapshot/snapshot.js'
+import { guardPool } from '../util/pool.js'
 import { belowMinimum, parseVersion } from '../util/semver.js'
 import { nowRfc3339, sqlRfc3339, trimRfc3339 } from '../util/time.js'
 import { checkSchemaPair, defaultSubscriptions, type EngineContext, requireClient } from './context.js'
@@ -80,6 +81,10 @@ export class Engine {
   /** POST /sync/register (§3 B). */
   async register(userId: string, req: RegisterRequest): Promise<RegisterResponse> {
     const ctx = this.ctx
+    // PostgreSQL text cannot hold NUL: refuse it as bad input instead of failing the insert (500).
+    for (const v of [userId, req.client_id, req.client_name, req.platform, req.app_version]) {
+      if (typeof v === 'string' && v.includes('\u0000')) throw new BadRequestError('invalid request body')
+    }
     const bootstrap = req.schema_version === 0 && req.schema_hash === ''
     const contract = bootstrap
       ? await ctx.contracts.get()
@@ -209,6 +214,7 @@ export class Engine {
 /** Validates the registry, runs migrations (unless `migrate: false`) and returns a ready engine. */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const engine = new Engine(options)
+  guardPool(options.pool, engine.ctx.logger)
   if (options.migrate !== false) await runMigrations(options.pool)
   engine.startBackgroundTasks()
   return engine

@@ -9,7 +9,6 @@ import {
 } from '@synchro/protocol'
 import { AuthError, type Authenticator } from '../auth/auth.js'
 import type { Engine } from '../engine/engine.js'
-import { eventStream } from './events.js'
 import type { Logger } from '../engine/types.js'
 import {
   BadRequestError,
@@ -20,6 +19,7 @@ import {
   UpgradeRequiredError,
 } from '../errors.js'
 import { belowMinimum } from '../util/semver.js'
+import { eventStream } from './events.js'
 
 /** Answer from a rate-limit / backpressure hook: reject with `status` and `Retry-After`. */
 export interface RateLimitRejection {
@@ -145,6 +145,8 @@ export function createSyncHandler(
     try {
       userId = (await options.authenticate(request)).toLowerCase()
       if (userId === '') throw new AuthError(WIRE_ERRORS.missing_user_identity.message)
+      // An identity PostgreSQL cannot store (NUL) is not a usable identity.
+      if (userId.includes('\u0000')) throw new AuthError(WIRE_ERRORS.invalid_token.message)
     } catch (err) {
       if (err instanceof AuthError) return error(401, err.message)
       if (isTransientError(err)) return retryable(503, WIRE_ERRORS.service_unavailable.message, retryAfter)

@@ -3,6 +3,7 @@ import pg from 'pg'
 import { ColumnCatalog } from '../buckets/catalog.js'
 import { BucketResolver, type TextRow } from '../buckets/resolver.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
+import { guardPool } from '../util/pool.js'
 import {
   BatchApplier,
   type Change,
@@ -96,6 +97,7 @@ const silentLogger: Logger = { info: noop, warn: noop, error: noop, debug: noop 
  * process.on('SIGTERM', () => consumer.stop())
  */
 export function startWalConsumer(options: WalConsumerOptions): WalConsumer {
+  guardPool(options.pool, options.logger ?? silentLogger)
   const c = new Consumer(options)
   c.start()
   return c
