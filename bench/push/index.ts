@@ -43,7 +43,6 @@ try {
   const user = randomUUID()
   const reg = await engine.register(user, {
     client_id: 'bench',
-    client_name: null,
     platform: 'bench',
     app_version: '1.0.0',
     schema_version: 0,

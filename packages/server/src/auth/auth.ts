@@ -50,7 +50,7 @@ export function jwtAuth(opts: JwtAuthOptions): Authenticator {
   const cache = new Map<string, { sub: string; until: number }>()
   return async (request) => {
     const header = request.headers.get('authorization')
-    if (!header || !header.startsWith('Bearer ')) throw new AuthError(WIRE_ERRORS.malformed_authorization.message)
+    if (!header?.startsWith('Bearer ')) throw new AuthError(WIRE_ERRORS.malformed_authorization.message)
     const token = header.slice('Bearer '.length)
     const now = Date.now()
     const hit = cache.get(token)

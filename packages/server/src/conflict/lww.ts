@@ -2,6 +2,11 @@ import { ConfigurationError } from '../errors.js'
 import { toEpochNanos } from '../util/instant.js'
 import type { ConflictDecision, ConflictInput, ConflictResolver } from './types.js'
 
+/** A resolver that decides synchronously (both built-ins do). */
+export type SyncConflictResolver = Omit<ConflictResolver, 'resolve'> & {
+  resolve(input: ConflictInput): ConflictDecision
+}
+
 /**
  * Last-write-wins (PROTOCOL.md §3 G). With a base equal to the server stamp (µs-exact) the client wins; a base
  * ahead of the server loses; otherwise (no base, or an older base) the client wins only when
@@ -9,7 +14,7 @@ import type { ConflictDecision, ConflictInput, ConflictResolver } from './types.
  * Instants are compared as epoch nanoseconds, never through `Date` (Decision 2), so offsets and any number of
  * fractional digits compare exactly.
  */
-export function lastWriteWins(opts: { clockSkewToleranceMs?: number } = {}): ConflictResolver {
+export function lastWriteWins(opts: { clockSkewToleranceMs?: number } = {}): SyncConflictResolver {
   const ms = opts.clockSkewToleranceMs ?? 0
   // A negative or non-finite tolerance has no meaning and would silently flip outcomes: refuse it at start.
   if (!Number.isFinite(ms) || ms < 0) {
@@ -34,7 +39,7 @@ export function lastWriteWins(opts: { clockSkewToleranceMs?: number } = {}): Con
 }
 
 /** The server always wins conflicts (brand-new creates and deletes still apply). */
-export function serverWins(): ConflictResolver {
+export function serverWins(): SyncConflictResolver {
   return {
     name: 'server_wins',
     stampsOnly: true,

@@ -1231,7 +1231,9 @@ describe.each(MODES)('push ($name)', (mode) => {
         [{ table_name: 'categories', operation: 'create', data: { search_tags: ['a', 'b"c', '{d}'] } }, 'applied'],
         [{ table_name: 'categories', operation: 'create', data: { search_tags: 'no array' } }, 'invalid_data'],
       ]
-      const changes = cases.map(([c]) => ({ id: randomUUID(), ...c }))
+      const changes = cases.map(
+        ([c]) => ({ id: randomUUID(), ...c }) as { id: string; table_name: string; operation: string; data: unknown },
+      )
       const r = await pushAs(u, changes)
       expect(r.status).toBe(200)
       const got = new Map<string, string>()
