@@ -45,7 +45,6 @@ async function serve(env: Record<string, string>, args: string[] = []): Promise<
   return d
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: response bodies are JSON checked field by field in the assertions
 type Json = any
 
 interface Call {

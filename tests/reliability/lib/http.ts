@@ -1,6 +1,5 @@
 // HTTP over a real socket, with a hard per-request timeout so "never a hang" is measurable.
 
-// biome-ignore lint/suspicious/noExplicitAny: response bodies are JSON checked field by field by the callers
 export type Json = any
 
 export interface Answer {

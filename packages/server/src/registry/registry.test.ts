@@ -56,7 +56,6 @@ describe('registry defaults (§2.5)', () => {
 
 describe('registry validation (§3 K)', () => {
   it('134 invalid push policy', () => {
-    // biome-ignore lint/suspicious/noExplicitAny: deliberately wrong input
     expect(errorCode(() => new Registry().register({ tableName: 't', pushPolicy: 'everyone' as any }).validate())).toBe(
       'invalid_push_policy',
     )
