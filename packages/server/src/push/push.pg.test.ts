@@ -36,8 +36,7 @@ type Call = (
   path: string,
   body?: unknown,
   headers?: Record<string, string>,
-) => // biome-ignore lint/suspicious/noExplicitAny: response bodies are asserted field by field
-Promise<{ status: number; body: any }>
+) => Promise<{ status: number; body: any }>
 
 interface Mode {
   name: string
