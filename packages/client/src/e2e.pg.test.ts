@@ -39,6 +39,25 @@ function switchableFetch(): { fetch: FetchLike; online: { value: boolean } } {
   }
 }
 
+/** A fetch whose next push reaches the server (and is applied) but whose answer is lost, like a reset connection. */
+function losingFetch(): { fetch: FetchLike; loseNextPush: () => void } {
+  let lose = false
+  return {
+    loseNextPush: () => {
+      lose = true
+    },
+    fetch: async (input, init) => {
+      const res = await fetch(input, init)
+      if (lose && String(input).endsWith('/sync/push')) {
+        lose = false
+        await res.text()
+        throw new TypeError('fetch failed (connection reset after the server answered)')
+      }
+      return res
+    },
+  }
+}
+
 function newClient(userID: string, over: Parameters<typeof makeClient>[1] = {}): SynchroClient {
   const c = makeClient(url, { userID, clientID: `client-${randomUUID()}`, maxRetryAttempts: 1, ...over })
   clients.push(c)
@@ -191,8 +210,19 @@ describe('end to end against @synchro/server', () => {
     )
     const localN = (await a.queryOne<{ n: number }>('SELECT count(*) AS n FROM order_details'))!.n
     if (localN !== details.rows[0].n) {
-      console.error('DBG server details', (await db.pool.query(`SELECT d.id, d.order_id, d.created_at, d.updated_at FROM order_details d JOIN orders o ON o.id = d.order_id WHERE o.user_id = $1`, [user])).rows)
-      console.error('DBG changelog', (await db.pool.query(`SELECT * FROM sync_changelog WHERE table_name = 'order_details' ORDER BY seq`)).rows)
+      console.error(
+        'DBG server details',
+        (
+          await db.pool.query(
+            `SELECT d.id, d.order_id, d.created_at, d.updated_at FROM order_details d JOIN orders o ON o.id = d.order_id WHERE o.user_id = $1`,
+            [user],
+          )
+        ).rows,
+      )
+      console.error(
+        'DBG changelog',
+        (await db.pool.query(`SELECT * FROM sync_changelog WHERE table_name = 'order_details' ORDER BY seq`)).rows,
+      )
       console.error('DBG failures', (await db.pool.query(`SELECT * FROM sync_rule_failures`)).rows)
       console.error('DBG local A', await a.query('SELECT id, order_id, updated_at FROM order_details'))
       console.error('DBG local B', await b.query('SELECT id, order_id, updated_at FROM order_details'))
@@ -279,6 +309,33 @@ describe('end to end against @synchro/server', () => {
     const srv = await serverOrders(user)
     expect(srv).toHaveLength(30)
     expect(srv.find((o) => o.id === ids[0])!.total_cents).toBe(1)
+  })
+
+  it('writes made after a create push whose answer was lost reach the server (delete, update)', async () => {
+    const user = randomUUID()
+    const net = losingFetch()
+    const c = newClient(user, { fetch: net.fetch, maxRetryAttempts: 0 })
+    const conflicts: unknown[] = []
+    c.onConflict((e) => conflicts.push(e))
+    await c.start()
+    const [gone, edited] = [randomUUID(), randomUUID()]
+    await insertOrder(c, user, gone, 'v1')
+    await insertOrder(c, user, edited, 'v1')
+    net.loseNextPush()
+    await expect(c.syncNow()).rejects.toBeInstanceOf(NetworkError)
+    // Both creates landed; the client could not know.
+    expect((await serverOrders(user)).map((o) => o.ship_address)).toEqual(['v1', 'v1'])
+    await c.execute('DELETE FROM orders WHERE id = ?', [gone])
+    await c.execute(`UPDATE orders SET ship_address = 'v2', total_cents = 2 WHERE id = ?`, [edited])
+    await c.syncNow()
+    await walCaughtUp()
+    await c.syncNow()
+    const srv = await serverOrders(user)
+    expect(srv.find((o) => o.id === gone)!.deleted).toBe(true)
+    expect(srv.find((o) => o.id === edited)).toMatchObject({ ship_address: 'v2', total_cents: 2, deleted: false })
+    expect(await localOrders(c)).toEqual(srv)
+    expect(await c.pendingChangeCount()).toBe(0)
+    expect(conflicts).toEqual([])
   })
 
   it('live: with the timer off, a write on A reaches B through the event stream (no syncNow on B)', async () => {

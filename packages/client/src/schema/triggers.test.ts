@@ -1,11 +1,12 @@
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { SqliteDriver } from '../driver.js'
+import { markAttempted, readPushBatch } from '../sync/push.js'
 import { testSchema } from '../test/fake-server.js'
 import { cleanupTempDirs, tempDriver } from '../test/helpers.js'
 import { migrateToSchema } from './migrate.js'
-import { toClientSchema } from './synced-table.js'
-import { LOCAL_TABLES_SQL } from './triggers.js'
+import { type ClientSchema, toClientSchema } from './synced-table.js'
+import { ensureLocalTables, LOCAL_TABLES_SQL } from './triggers.js'
 
 afterAll(cleanupTempDirs)
 
@@ -13,6 +14,8 @@ type Op = 'create' | 'update' | 'delete'
 interface Entry {
   op: Op
   base: string | null
+  /** Sent in a push whose answer never came: the server may have applied it. */
+  attempted: boolean
 }
 interface Model {
   exists: boolean
@@ -27,30 +30,44 @@ type Action =
   | { kind: 'softDelete' }
   | { kind: 'hardDelete' }
   | { kind: 'undelete' }
+  | { kind: 'sendLost' }
 
-/** The §4.2 rules, written independently of the SQL. */
+/**
+ * The §4.2 rules, written independently of the SQL, with two deviations that only apply to entries the server may
+ * already have applied (`attempted`): create + delete stays a delete, and a delete followed by a re-create or an
+ * undelete becomes a create.
+ */
 function expectQueue(m: Model, newOp: Op, oldUpdatedAt: string | null): Entry | null {
   const q = m.queue
+  if (q === null) return { op: newOp, base: newOp === 'create' ? null : oldUpdatedAt, attempted: false }
+  const keep = (op: Op, base: string | null): Entry => ({ op, base, attempted: q.attempted })
   // An edit of a row that is still deleted keeps the queued delete.
-  if (newOp === 'update' && q?.op === 'delete' && m.deleted) return { op: 'delete', base: q.base ?? oldUpdatedAt }
-  if (newOp === 'create')
-    return q === null ? { op: 'create', base: null } : { op: q.op === 'delete' ? 'update' : q.op, base: q.base }
-  if (q === null) return { op: newOp, base: oldUpdatedAt }
-  if (q.op === 'create' && newOp === 'delete') return null
-  return { op: q.op === 'create' ? 'create' : newOp, base: q.base ?? oldUpdatedAt }
+  if (newOp === 'update' && q.op === 'delete' && m.deleted) return keep('delete', q.base ?? oldUpdatedAt)
+  // A queued delete undone (undelete, re-insert): a create if the delete may have landed, else an update.
+  const undone: Op = q.attempted ? 'create' : 'update'
+  if (newOp === 'create') return keep(q.op === 'delete' ? undone : q.op, q.base)
+  if (q.op === 'create' && newOp === 'delete') return q.attempted ? keep('delete', q.base ?? oldUpdatedAt) : null
+  if (q.op === 'delete' && newOp === 'update') return keep(undone, q.base ?? oldUpdatedAt)
+  return keep(q.op === 'create' ? 'create' : newOp, q.base ?? oldUpdatedAt)
 }
+
+const SCHEMA: ClientSchema = toClientSchema({
+  schema_version: 1,
+  schema_hash: 'h',
+  server_time: '',
+  tables: testSchema(),
+})
 
 async function setup(d: SqliteDriver): Promise<void> {
   await d.exec(LOCAL_TABLES_SQL)
-  await d.transaction((tx) =>
-    migrateToSchema(tx, toClientSchema({ schema_version: 1, schema_hash: 'h', server_time: '', tables: testSchema() })),
-  )
+  await d.transaction((tx) => migrateToSchema(tx, SCHEMA))
 }
 
 async function queue(d: SqliteDriver): Promise<Entry[]> {
-  return d.all<Entry>(
-    `SELECT operation AS op, base_updated_at AS base FROM _synchro_pending_changes WHERE table_name = 'lists'`,
+  const rows = await d.all<Omit<Entry, 'attempted'> & { attempted: number }>(
+    `SELECT operation AS op, base_updated_at AS base, attempted FROM _synchro_pending_changes WHERE table_name = 'lists'`,
   )
+  return rows.map((r) => ({ ...r, attempted: r.attempted === 1 }))
 }
 
 describe('CDC triggers and queue merge rules (§4.2)', () => {
@@ -68,6 +85,7 @@ describe('CDC triggers and queue merge rules (§4.2)', () => {
             fc.constant<Action>({ kind: 'softDelete' }),
             fc.constant<Action>({ kind: 'hardDelete' }),
             fc.constant<Action>({ kind: 'undelete' }),
+            fc.constant<Action>({ kind: 'sendLost' }),
           ),
           { maxLength: 12 },
         ),
@@ -122,6 +140,17 @@ describe('CDC triggers and queue merge rules (§4.2)', () => {
                 m.deleted = false
                 m.queue = expectQueue(m, 'update', old)
                 break
+              case 'sendLost': {
+                // The engine's own read-and-mark step of a push whose answer is then lost (the queue is kept).
+                const batch = await d.transaction(async (tx) => {
+                  const b = await readPushBatch(tx, SCHEMA.tables, 100)
+                  await markAttempted(tx, b.sent)
+                  return b
+                })
+                expect(batch.sent.map((s) => s.entry.attempted)).toEqual(m.queue ? [m.queue.attempted ? 1 : 0] : [])
+                if (m.queue) m.queue = { ...m.queue, attempted: true }
+                break
+              }
             }
           }
           const q = await queue(d)
@@ -156,6 +185,28 @@ describe('CDC triggers and queue merge rules (§4.2)', () => {
     expect(await d.all(`SELECT * FROM _synchro_pending_changes`)).toEqual([])
     // Under the lock a DELETE is a real delete (server data applied as is).
     expect(await d.all(`SELECT id FROM lists ORDER BY id`)).toEqual([{ id: 'b' }])
+    await d.close()
+  })
+
+  it('upgrades a queue without `attempted`: column added, existing entries marked attempted, idempotent', async () => {
+    const d = await tempDriver()
+    // The queue as earlier SDK versions created it.
+    await d.exec(`CREATE TABLE _synchro_pending_changes (
+      record_id TEXT NOT NULL, table_name TEXT NOT NULL, operation TEXT NOT NULL, base_updated_at TEXT,
+      client_updated_at TEXT NOT NULL, PRIMARY KEY (table_name, record_id))`)
+    await d.run(
+      `INSERT INTO _synchro_pending_changes VALUES ('a', 'lists', 'create', NULL, '2026-01-01T00:00:00.000Z')`,
+    )
+    await ensureLocalTables(d)
+    await ensureLocalTables(d)
+    await d.transaction((tx) => migrateToSchema(tx, SCHEMA))
+    await d.run(`INSERT INTO lists (id, name) VALUES ('b', 'x')`)
+    expect(
+      await d.all(`SELECT record_id, operation, attempted FROM _synchro_pending_changes ORDER BY record_id`),
+    ).toEqual([
+      { record_id: 'a', operation: 'create', attempted: 1 },
+      { record_id: 'b', operation: 'create', attempted: 0 },
+    ])
     await d.close()
   })
 

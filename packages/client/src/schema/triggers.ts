@@ -2,26 +2,44 @@
  * CDC triggers (PROTOCOL.md §4.2). One queue row per record; the merge rules are applied by SQL at write time so the
  * queue is always the net effect of the local writes since the last successful push:
  *
- * | queued \ new | create            | update            | delete            |
- * |--------------|-------------------|-------------------|-------------------|
- * | (none)       | create            | update (base=OLD) | delete (base=OLD) |
- * | create       | create            | create            | (removed)         |
- * | update       | update            | update            | delete            |
- * | delete       | update            | update (*)        | delete            |
+ * | queued \ new | create            | update            | delete                      |
+ * |--------------|-------------------|-------------------|-----------------------------|
+ * | (none)       | create            | update (base=OLD) | delete (base=OLD)           |
+ * | create       | create            | create            | (removed) / delete (†)      |
+ * | update       | update            | update            | delete                      |
+ * | delete       | update / create ‡ | update (*) / ‡    | delete                      |
+ *
+ * `attempted` (local-only column) is 1 once the entry was part of a push request that was sent: the request may have
+ * been applied even if its answer never arrived. It survives every merge and is 0 only for entries the server has
+ * certainly never seen.
+ *
+ * (†) create + delete removes the entry only when `attempted = 0` (the record certainly never reached the server, as
+ * §4.2 says). An attempted create may have landed, so the entry becomes a `delete`: the server deletes its copy, or
+ * answers `record_not_found` (terminal, harmless) if the create never arrived. §4.2's literal rule would leave the row
+ * live on the server and bring it back on the next pull.
  *
  * (*) stays `delete` while the row is still deleted locally (an edit of a tombstone does not resurrect it; the
  * literal §4.2 rule "otherwise the new op" would push an update and leave the row alive on the server).
  *
+ * (‡) A re-created or undeleted row whose queued delete was attempted becomes a `create`: the delete (or the create
+ * before it) may or may not have landed, and only a create works in every case (a resurrection if the server row is
+ * deleted, `record_exists` → re-queued as an update by the push if it is live, a plain create if it never arrived).
+ * An `update` would be `record_deleted`/`record_not_found` and lose the row. Not attempted: `update`, as §4.2 says.
+ *
  * base_updated_at keeps the oldest non-null base; client_updated_at is refreshed on every write. All triggers are
  * inert while `_synchro_meta.sync_lock = '1'` (server data being applied).
  */
+import type { SqliteDriver } from '../driver.js'
 import { quoteIdent, quoteLiteral } from '../store/sql.js'
 import type { SyncedTable } from './synced-table.js'
 
 export const PENDING_TABLE = '_synchro_pending_changes'
 export const META_TABLE = '_synchro_meta'
 
-/** Local bookkeeping tables, exactly as §4.1, seeded with sync_lock and checkpoint. */
+/**
+ * Local bookkeeping tables as §4.1, seeded with sync_lock and checkpoint. `attempted` is ours (local-only, never
+ * sent): see the merge table above.
+ */
 export const LOCAL_TABLES_SQL = `
 CREATE TABLE IF NOT EXISTS _synchro_pending_changes (
   record_id TEXT NOT NULL,
@@ -29,6 +47,7 @@ CREATE TABLE IF NOT EXISTS _synchro_pending_changes (
   operation TEXT NOT NULL,
   base_updated_at TEXT,
   client_updated_at TEXT NOT NULL,
+  attempted INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (table_name, record_id)
 );
 CREATE TABLE IF NOT EXISTS _synchro_meta (
@@ -37,6 +56,21 @@ CREATE TABLE IF NOT EXISTS _synchro_meta (
 );
 INSERT OR IGNORE INTO _synchro_meta (key, value) VALUES ('sync_lock', '0'), ('checkpoint', '0');
 `
+
+/**
+ * Creates the local tables and brings older databases up to date: a queue without `attempted` gets the column, and
+ * its existing entries are marked attempted (an earlier SDK may have sent them and lost the answer; treating them as
+ * maybe-applied costs at most a harmless `record_not_found`).
+ */
+export async function ensureLocalTables(d: SqliteDriver): Promise<void> {
+  await d.exec(LOCAL_TABLES_SQL)
+  const cols = await d.all<{ name: string }>(`SELECT name FROM pragma_table_info('_synchro_pending_changes')`)
+  if (cols.some((c) => c.name === 'attempted')) return
+  await d.transaction(async (tx) => {
+    await tx.exec(`ALTER TABLE _synchro_pending_changes ADD COLUMN attempted INTEGER NOT NULL DEFAULT 0`)
+    await tx.run(`UPDATE _synchro_pending_changes SET attempted = 1`)
+  })
+}
 
 const UNLOCKED = `(SELECT value FROM _synchro_meta WHERE key = 'sync_lock') = '0'`
 const NOW = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`
@@ -69,7 +103,11 @@ BEGIN
   INSERT INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at)
   VALUES (${id('NEW')}, ${name}, 'create', NULL, ${NOW})
   ON CONFLICT (table_name, record_id) DO UPDATE SET
-    operation = CASE WHEN operation = 'delete' THEN 'update' ELSE operation END,
+    operation = CASE
+      WHEN operation = 'delete' AND attempted = 1 THEN 'create'
+      WHEN operation = 'delete' THEN 'update'
+      ELSE operation
+    END,
     client_updated_at = excluded.client_updated_at;
 END;
 
@@ -80,19 +118,23 @@ BEGIN
   SELECT ${id('NEW')}, ${name}, CASE WHEN ${isDelete} THEN 'delete' ELSE 'update' END, OLD.${upd}, ${NOW}
   WHERE NOT (${isDelete} AND EXISTS (
     SELECT 1 FROM _synchro_pending_changes
-    WHERE table_name = ${name} AND record_id = ${id('NEW')} AND operation = 'create'))
+    WHERE table_name = ${name} AND record_id = ${id('NEW')} AND operation = 'create' AND attempted = 0))
   ON CONFLICT (table_name, record_id) DO UPDATE SET
     operation = CASE
+      -- Reached only when the create was attempted (otherwise removed below): it may have landed, delete it.
+      WHEN operation = 'create' AND excluded.operation = 'delete' THEN 'delete'
       WHEN operation = 'create' THEN 'create'
       -- Editing a row that is still deleted locally does not undo its queued delete.
       WHEN operation = 'delete' AND NEW.${del} IS NOT NULL THEN 'delete'
+      -- Undelete after a delete (or create) that may have landed: only a create is right in every case.
+      WHEN operation = 'delete' AND attempted = 1 THEN 'create'
       ELSE excluded.operation
     END,
     base_updated_at = COALESCE(base_updated_at, excluded.base_updated_at),
     client_updated_at = excluded.client_updated_at;
-  -- create + delete: the record never reached the server, so nothing stays queued at all.
+  -- create + delete before any push: the record never reached the server, so nothing stays queued at all.
   DELETE FROM _synchro_pending_changes
-  WHERE ${isDelete} AND table_name = ${name} AND record_id = ${id('NEW')} AND operation = 'create';
+  WHERE ${isDelete} AND table_name = ${name} AND record_id = ${id('NEW')} AND operation = 'create' AND attempted = 0;
 END;
 
 CREATE TRIGGER ${quoteIdent(n.delete)} BEFORE DELETE ON ${tbl}

@@ -9,7 +9,7 @@
  */
 import { Mutex, type Row, type SqliteDriver, type SqliteExecutor, type SqlParam } from '../driver.js'
 import { ClosedError, DatabaseError, SynchroError } from '../errors.js'
-import { LOCAL_TABLES_SQL, PENDING_TABLE } from '../schema/triggers.js'
+import { ensureLocalTables, PENDING_TABLE } from '../schema/triggers.js'
 import { quoteIdent, quoteLiteral } from './sql.js'
 
 /** Who caused a write: the app (queue changes schedule a push) or the sync engine (they do not). */
@@ -38,7 +38,7 @@ export class LocalDatabase {
     this.observed.set(PENDING_TABLE, 1)
   }
 
-  /** Opens the driver and creates the local bookkeeping tables (idempotent). */
+  /** Opens the driver and creates (or upgrades) the local bookkeeping tables (idempotent). */
   init(): Promise<SqliteDriver> {
     if (this.closed) return Promise.reject(new ClosedError())
     if (this.driver) return Promise.resolve(this.driver)
@@ -47,7 +47,7 @@ export class LocalDatabase {
         let d: SqliteDriver
         try {
           d = await this.open()
-          await d.exec(LOCAL_TABLES_SQL)
+          await ensureLocalTables(d)
           await d.exec(`CREATE TEMP TABLE IF NOT EXISTS _synchro_observed (name TEXT PRIMARY KEY, n INTEGER NOT NULL)`)
         } catch (err) {
           this.opening = null

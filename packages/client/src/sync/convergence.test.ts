@@ -11,7 +11,7 @@ type Op =
   | { kind: 'localDelete'; row: number }
   | { kind: 'serverUpsert'; row: number; name: string }
   | { kind: 'serverDelete'; row: number }
-  | { kind: 'fail'; how: 'drop' | 503 }
+  | { kind: 'fail'; how: 'drop' | 'lose' | 503 }
   | { kind: 'sync' }
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -20,7 +20,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('localDelete' as const), row: fc.nat(7) }),
   fc.record({ kind: fc.constant('serverUpsert' as const), row: fc.nat(7), name: fc.string({ maxLength: 4 }) }),
   fc.record({ kind: fc.constant('serverDelete' as const), row: fc.nat(7) }),
-  fc.record({ kind: fc.constant('fail' as const), how: fc.constantFrom<'drop' | 503>('drop', 503) }),
+  // 'lose': the server handles the request, then the answer is lost.
+  fc.record({ kind: fc.constant('fail' as const), how: fc.constantFrom<'drop' | 'lose' | 503>('drop', 'lose', 503) }),
   fc.constant<Op>({ kind: 'sync' }),
 )
 
@@ -67,7 +68,7 @@ describe('convergence under failures (property)', () => {
                 break
               }
               case 'fail':
-                server.failures.push(op.how === 'drop' ? 'drop' : { status: 503 })
+                server.failures.push(op.how === 503 ? { status: 503 } : op.how)
                 break
               case 'sync':
                 await c.syncNow().catch(() => {})

@@ -22,7 +22,7 @@ import { PENDING_TABLE } from '../schema/triggers.js'
 import { getMeta, type LocalDatabase, setMeta, withSyncLock } from '../store/database.js'
 import { applyPullGroup, applySnapshotPage, mergeBuckets, parseBuckets } from './apply.js'
 import { LiveChannel } from './live.js'
-import { applyPushResults, type ConflictInfo, queueKey, readPushBatch } from './push.js'
+import { applyPushResults, type ConflictInfo, markAttempted, queueKey, readPushBatch } from './push.js'
 import { withRetry } from './retry.js'
 import type { Transport } from './transport.js'
 
@@ -286,7 +286,13 @@ export class SyncEngine {
     const retryable: RejectedPush[] = []
     const skip = new Set<string>()
     for (;;) {
-      const batch = await this.db.run((ex) => readPushBatch(ex, schema.tables, this.cfg.pushBatchSize, skip), 'sync')
+      // Read and mark as attempted in one transaction, before sending: a request whose answer is lost may still
+      // have been applied, and the queue merge rules and the push results handling must know it.
+      const batch = await this.db.transaction(async (tx) => {
+        const b = await readPushBatch(tx, schema.tables, this.cfg.pushBatchSize, skip)
+        await markAttempted(tx, b.sent)
+        return b
+      }, 'sync')
       if (batch.changes.length === 0) {
         if (batch.dropped.length === 0) return retryable
         await this.db.transaction(
@@ -305,7 +311,8 @@ export class SyncEngine {
         retryable.push(r)
         skip.add(queueKey(r.table, r.recordID))
       }
-      const settled = outcome.applied + outcome.conflicts.length + outcome.terminal.length
+      // Re-queued creates (record_exists after a lost answer) are pushed again as updates by the next iteration.
+      const settled = outcome.applied + outcome.requeued + outcome.conflicts.length + outcome.terminal.length
       // A server that answers without results for our changes would otherwise make us loop forever.
       if (settled + outcome.retryable.length === 0) {
         throw new InvalidResponseError('push response has no result for the pushed changes')

@@ -2,7 +2,7 @@
  * Push: reading a batch from the queue (PROTOCOL.md §4.3 step 3) and applying the server's results.
  */
 import type { PushRecord, PushResponse, PushResult, Record as WireRecord } from '@synchro/protocol'
-import type { Row, SqliteExecutor } from '../driver.js'
+import { type Row, runMany, type SqliteExecutor } from '../driver.js'
 import type { RejectedPush } from '../errors.js'
 import type { SyncedTable } from '../schema/synced-table.js'
 import { quoteIdent, quoteLiteral } from '../store/sql.js'
@@ -18,6 +18,11 @@ export interface QueueEntry {
   operation: Operation
   base_updated_at: string | null
   client_updated_at: string
+  /**
+   * 1 when the entry was part of an earlier push request that was sent (its answer may have been lost, so it may have
+   * been applied); 0 when the server has certainly never seen it. The value as read, before this push marks it.
+   */
+  attempted: number
 }
 
 export interface SentChange {
@@ -81,7 +86,7 @@ export async function readPushBatch(
       : `CASE table_name ${[...ranks].map(([n, r]) => `WHEN ${quoteLiteral(n)} THEN ${r}`).join(' ')} ELSE 0 END`
   const entries = await ex
     .all<QueueEntry>(
-      `SELECT record_id, table_name, operation, base_updated_at, client_updated_at
+      `SELECT record_id, table_name, operation, base_updated_at, client_updated_at, attempted
      FROM _synchro_pending_changes
      ORDER BY ${rankCase}, client_updated_at, table_name, record_id
      LIMIT ?`,
@@ -125,6 +130,18 @@ export async function readPushBatch(
   return batch
 }
 
+/**
+ * Marks the entries of a batch as attempted. Must run before the request is sent (in the same transaction as the read,
+ * so no local write slips in between): once sent, a request whose answer is lost may still have been applied.
+ */
+export async function markAttempted(ex: SqliteExecutor, sent: readonly SentChange[]): Promise<void> {
+  await runMany(
+    ex,
+    'UPDATE _synchro_pending_changes SET attempted = 1 WHERE table_name = ? AND record_id = ? AND attempted = 0',
+    sent.filter((s) => !s.entry.attempted).map((s) => [s.entry.table_name, s.entry.record_id]),
+  )
+}
+
 function groupIds(entries: readonly QueueEntry[]): Map<string, string[]> {
   const out = new Map<string, string[]>()
   for (const e of entries) {
@@ -147,6 +164,8 @@ export interface ConflictInfo {
 
 export interface PushOutcome {
   applied: number
+  /** Creates found already applied (`record_exists` after an earlier attempt): re-queued as updates, to push again. */
+  requeued: number
   conflicts: ConflictInfo[]
   terminal: RejectedPush[]
   retryable: RejectedPush[]
@@ -164,7 +183,8 @@ async function removeIfUnchanged(tx: SqliteExecutor, e: QueueEntry): Promise<boo
 
 /**
  * Applies a push response inside a sync-locked transaction: accepted → dequeue and write the server stamps;
- * conflict/terminal → dequeue and upsert `server_version`; retryable → keep.
+ * conflict/terminal → dequeue and upsert `server_version`; retryable → keep; `record_exists` for a create that was
+ * attempted before → our create landed: keep the local row and re-queue the entry as an update.
  */
 export async function applyPushResults(
   tx: SqliteExecutor,
@@ -172,7 +192,7 @@ export async function applyPushResults(
   batch: PushBatch,
   res: PushResponse,
 ): Promise<PushOutcome> {
-  const outcome: PushOutcome = { applied: 0, conflicts: [], terminal: [], retryable: [] }
+  const outcome: PushOutcome = { applied: 0, requeued: 0, conflicts: [], terminal: [], retryable: [] }
   for (const e of batch.dropped) await removeIfUnchanged(tx, e)
   const sent = new Map(batch.sent.map((s) => [queueKey(s.entry.table_name, s.entry.record_id), s]))
   const results: PushResult[] = [...(res.accepted ?? []), ...(res.rejected ?? [])]
@@ -193,6 +213,21 @@ export async function applyPushResults(
         outcome.retryable.push(rejected(r))
         break
       default: {
+        if (e.operation === 'create' && e.attempted && isRecordExists(r)) {
+          // Our own earlier create landed and its answer was lost: the server's copy is that create, older than the
+          // local row. Keep the local row and push it as an update based on the server's stamp (LWW applies a base
+          // equal to the server's updated_at whatever the clocks say). One conversion per entry: it is no longer a
+          // create. A delete queued meanwhile stays a delete.
+          outcome.requeued++
+          await tx.run(
+            `UPDATE _synchro_pending_changes
+             SET operation = CASE WHEN operation = 'create' THEN 'update' ELSE operation END,
+                 base_updated_at = COALESCE(?, base_updated_at)
+             WHERE table_name = ? AND record_id = ?`,
+            [normaliseTimestamp(r.server_version?.updated_at ?? null), e.table_name, e.record_id],
+          )
+          break
+        }
         // conflict and rejected_terminal: the server's word is final for this change.
         const removed = await removeIfUnchanged(tx, e)
         const sv = r.server_version
@@ -217,6 +252,13 @@ export async function applyPushResults(
     }
   }
   return outcome
+}
+
+/** `conflict`/`record_exists` (a live row with that id). Servers that omit `reason_code` still send the message. */
+function isRecordExists(r: PushResult): boolean {
+  if (r.status !== 'conflict') return false
+  if (r.reason_code != null) return r.reason_code === 'record_exists'
+  return r.message === 'record already exists'
 }
 
 function rejected(r: PushResult): RejectedPush {
@@ -252,8 +294,9 @@ async function rebaseChangedEntry(
   )
   if (rows.length > 0 && rows[0]!.d != null) {
     await tx.run(
-      `INSERT OR REPLACE INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at)
-       VALUES (?, ?, 'delete', ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`,
+      `INSERT OR REPLACE INTO _synchro_pending_changes
+         (record_id, table_name, operation, base_updated_at, client_updated_at, attempted)
+       VALUES (?, ?, 'delete', ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 1)`,
       [e.record_id, e.table_name, serverUpdatedAt ?? null],
     )
   }

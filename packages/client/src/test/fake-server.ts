@@ -107,8 +107,11 @@ export class FakeServer {
   seq = 0
   clients = new Map<string, { snapshotDone: boolean }>()
   requests: RequestLogEntry[] = []
-  /** Next responses to fail: status + Retry-After seconds, or 'drop' to reset the connection. */
-  failures: ({ status: number; retryAfter?: number } | 'drop')[] = []
+  /**
+   * Next responses to fail: status + Retry-After seconds, 'drop' to reset the connection before handling the request,
+   * or 'lose' to handle it (and apply it) and then reset the connection instead of answering.
+   */
+  failures: ({ status: number; retryAfter?: number } | 'drop' | 'lose')[] = []
   /** Every request fails this way while set. */
   down: { status: number; retryAfter?: number } | 'drop' | null = null
   /** Record ids whose pushes answer rejected_retryable. */
@@ -247,18 +250,23 @@ export class FakeServer {
     this.requests.push(entry)
     if (this.onRequest) await this.onRequest(path)
     if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs))
+    const failure = this.down ?? this.failures.shift()
     const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
+      if (failure === 'lose') {
+        entry.status = -2
+        req.socket.destroy()
+        return
+      }
       entry.status = status
       res.writeHead(status, { 'Content-Type': 'application/json', ...headers })
       res.end(JSON.stringify(payload))
     }
-    const failure = this.down ?? this.failures.shift()
     if (failure === 'drop') {
       entry.status = -1
       req.socket.destroy()
       return
     }
-    if (failure) {
+    if (failure && failure !== 'lose') {
       const headers: Record<string, string> =
         failure.retryAfter !== undefined ? { 'Retry-After': String(failure.retryAfter) } : {}
       send(failure.status, { error: 'service temporarily unavailable', retry_after: failure.retryAfter ?? 0 }, headers)
