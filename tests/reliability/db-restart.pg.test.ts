@@ -13,6 +13,8 @@ for (const mode of ['library', 'daemon'] as const) {
       JSON.stringify({ ...report, violations: report.violations.slice(0, 20) }),
     )
     expect(report.violations, `seed ${seed}`).toEqual([])
+    // The SDK keeps every local write even when a push answer is lost (fixed; see docs/reliability.md bug 2).
+    expect(report.sdkLostWrites, `seed ${seed}`).toEqual([])
     expect(report.statuses['503'] ?? 0, 'the outage was seen by clients').toBeGreaterThan(0)
   })
 }
