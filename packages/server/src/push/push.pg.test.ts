@@ -142,7 +142,6 @@ describe.each(MODES)('push ($name)', (mode) => {
     return { id, stamp: r.server_updated_at as string }
   }
 
-  // biome-ignore lint/suspicious/noExplicitAny: rows are asserted field by field
   async function row(table: string, id: string): Promise<Record<string, any> | undefined> {
     const { rows } = await db.query(
       `SELECT to_jsonb(t) AS j,
