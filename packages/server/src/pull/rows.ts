@@ -1,4 +1,6 @@
-import { BadRequestError } from '../errors.js'
+import type pg from 'pg'
+import { type ClientRow, defaultSubscriptions, type EngineContext } from '../engine/context.js'
+import { BadRequestError, ClientNotRegisteredError, SchemaMismatchError, StaleClientRejectedError } from '../errors.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { quoteIdent } from '../util/sql.js'
@@ -98,4 +100,108 @@ export function errorFacts(err: unknown): { [key: string]: unknown } {
     return { name: e.name, code: e.code, message: e.message }
   }
   return { message: String(err) }
+}
+
+/** An open request transaction (see `openRequest`). */
+export interface RequestTx {
+  db: pg.PoolClient
+  contract: SchemaContract
+  client: ClientRow
+  /** COMMIT and give the connection back. */
+  commit(): Promise<void>
+  /** ROLLBACK (best effort) and give the connection back; a connection that cannot roll back is discarded. */
+  abort(): Promise<void>
+}
+
+/**
+ * The common start of a pull or snapshot page, in as few round trips as possible: `BEGIN`, then ONE statement that
+ * sets `app.user_id` for the transaction (RLS, §2.6), reads the catalog fingerprint (Decision 12, as fresh as a
+ * separate check: it runs after the request arrived) and the caller's client row. Then, in the order of §1.3: schema
+ * pair (409, the bootstrap pair included), client row (404), deactivated client → onStaleClient (403 when it rejects).
+ *
+ * When the fingerprint is not the cached contract's (DDL happened), the connection is released *before* the contract
+ * is rebuilt (the rebuild needs pool connections of its own: holding one here could deadlock a small pool), then the
+ * request starts over.
+ */
+export async function openRequest(
+  ctx: EngineContext,
+  userId: string,
+  req: { client_id: string; schema_version: number; schema_hash: string },
+  opts: { begin?: string; settings?: { [name: string]: string } } = {},
+): Promise<RequestTx> {
+  const settings = Object.entries(opts.settings ?? {})
+  const setSql = settings.map(([name], i) => `, set_config('${name}', $${i + 4}, true)`).join('')
+  const sql = `SELECT set_config('app.user_id', $1, true)${setSql}, ${ctx.contracts.fingerprintSql('$3')} AS fp,
+       c.id::text AS id, c.bucket_subs, c.last_pull_seq::text AS last_pull_seq, c.is_active
+  FROM (SELECT 1) one
+  LEFT JOIN sync_clients c ON c.user_id = $1 AND c.client_id = $2`
+  const params = [userId, req.client_id, ctx.contracts.fingerprintParam(), ...settings.map(([, v]) => v)]
+  let known: { fp: string; contract: SchemaContract } | undefined
+  for (;;) {
+    const db = await ctx.pool.connect()
+    let done = false
+    const finish = async (how: 'COMMIT' | 'ROLLBACK'): Promise<void> => {
+      if (done) return
+      done = true
+      let broken = false
+      try {
+        await db.query(how)
+      } catch (err) {
+        broken = true
+        if (how === 'COMMIT') {
+          await db.query('ROLLBACK').catch(() => {})
+          db.release(true)
+          throw err
+        }
+      }
+      db.release(broken ? true : undefined)
+    }
+    const tx: RequestTx = {
+      db,
+      contract: undefined as unknown as SchemaContract,
+      client: undefined as unknown as ClientRow,
+      commit: () => finish('COMMIT'),
+      abort: () => finish('ROLLBACK'),
+    }
+    try {
+      await db.query(opts.begin ?? 'BEGIN')
+      const { rows } = await db.query<{
+        fp: string
+        id: string | null
+        bucket_subs: string[] | null
+        last_pull_seq: string | null
+        is_active: boolean | null
+      }>(sql, params)
+      const r = rows[0]
+      if (!r) throw new Error('request: opening statement returned no row')
+      const contract = ctx.contracts.cachedFor(r.fp) ?? (known?.fp === r.fp ? known.contract : undefined)
+      if (!contract) {
+        await tx.abort()
+        known = { fp: r.fp, contract: await ctx.contracts.forFingerprint(r.fp) }
+        continue
+      }
+      if (contract.version !== req.schema_version || contract.hash !== req.schema_hash) {
+        throw new SchemaMismatchError(contract.version, contract.hash)
+      }
+      if (r.id === null) throw new ClientNotRegisteredError()
+      if (!r.is_active && ctx.hooks.onStaleClient) {
+        const ok = await ctx.hooks.onStaleClient({ userId, clientId: req.client_id })
+        if (!ok) throw new StaleClientRejectedError()
+      }
+      const subs = r.bucket_subs ?? []
+      tx.contract = contract
+      tx.client = {
+        id: r.id,
+        userId,
+        clientId: req.client_id,
+        bucketSubs: subs.length > 0 ? subs : defaultSubscriptions(userId),
+        lastPullSeq: r.last_pull_seq === null ? null : Number(r.last_pull_seq),
+        isActive: r.is_active === true,
+      }
+      return tx
+    } catch (err) {
+      await tx.abort()
+      throw err
+    }
+  }
 }

@@ -59,11 +59,13 @@ ORDER BY t.ord, a.attnum`
 
 /**
  * A cheap fingerprint of the catalog rows the contract depends on (Decision 12): any DDL on a registered table
- * changes the xmin of its pg_class / pg_attribute / pg_attrdef / pg_index rows.
+ * changes the xmin of its pg_class / pg_attribute / pg_attrdef / pg_index rows. A scalar SQL expression over the
+ * registered tables' SQL names in parameter `param` (text[]), so a request can fold the check into the first
+ * statement it runs anyway (`SchemaContractCache.fingerprintSql`).
  */
-const FINGERPRINT_SQL = `
-WITH t AS (SELECT to_regclass(q)::oid AS oid, q FROM unnest($1::text[]) AS q)
-SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) AS fp FROM (
+function fingerprintExpr(param: string): string {
+  return `(WITH t AS (SELECT to_regclass(q)::oid AS oid, q FROM unnest(${param}::text[]) AS q)
+SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM (
   SELECT t.q || '=' || coalesce(t.oid::text, 'missing') AS x FROM t
   UNION ALL SELECT 'c' || c.oid || ':' || c.xmin FROM pg_class c WHERE c.oid IN (SELECT oid FROM t)
   UNION ALL SELECT 'a' || a.attrelid || '.' || a.attnum || ':' || a.xmin FROM pg_attribute a
@@ -72,7 +74,10 @@ SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) AS fp FROM (
   UNION ALL SELECT 'i' || i.indexrelid || ':' || i.xmin FROM pg_index i WHERE i.indrelid IN (SELECT oid FROM t)
   UNION ALL SELECT 'y' || y.oid || ':' || y.xmin FROM pg_type y WHERE y.oid IN (
     SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid IN (SELECT oid FROM t) AND a.attnum > 0)
-) s`
+) s)`
+}
+
+const FINGERPRINT_SQL = `SELECT ${fingerprintExpr('$1')} AS fp`
 
 /** Go's json.Marshal escapes <, >, & and U+2028/2029; the hash must match the reference byte for byte. */
 export function goJson(value: unknown): string {
@@ -242,6 +247,7 @@ export class SchemaContractCache {
   #current: { fp: string; contract: SchemaContract } | undefined
   #building: Promise<SchemaContract> | undefined
   #buildingFp: string | undefined
+  #fingerprintParam: string[] | undefined
   readonly #versions = new Map<string, number>()
 
   constructor(
@@ -251,8 +257,32 @@ export class SchemaContractCache {
 
   /** The current contract (fingerprint-checked). */
   async get(): Promise<SchemaContract> {
-    const { rows } = await this.pool.query<{ fp: string }>(FINGERPRINT_SQL, [this.tables.map((t) => t.sqlName)])
-    const fp = rows[0]?.fp ?? ''
+    const { rows } = await this.pool.query<{ fp: string }>(FINGERPRINT_SQL, [this.fingerprintParam()])
+    return this.forFingerprint(rows[0]?.fp ?? '')
+  }
+
+  /**
+   * SQL expression (text) computing the catalog fingerprint, for callers that fold the check into a statement they
+   * run anyway (one round trip less per request). Bind `fingerprintParam()` to `param`, then pass the value to
+   * `forFingerprint`. The check is as fresh as with `get()`: the statement runs after the request arrived.
+   */
+  fingerprintSql(param: string): string {
+    return fingerprintExpr(param)
+  }
+
+  /** The value to bind to the parameter of `fingerprintSql`. */
+  fingerprintParam(): string[] {
+    this.#fingerprintParam ??= this.tables.map((t) => t.sqlName)
+    return this.#fingerprintParam
+  }
+
+  /** The cached contract when it was built for fingerprint `fp`, without touching the database. */
+  cachedFor(fp: string): SchemaContract | undefined {
+    return this.#current?.fp === fp ? this.#current.contract : undefined
+  }
+
+  /** The contract for a fingerprint just read from the catalog: the cached one, or a fresh build when it changed. */
+  async forFingerprint(fp: string): Promise<SchemaContract> {
     if (this.#current && this.#current.fp === fp) return this.#current.contract
     if (this.#building && this.#buildingFp === fp) return this.#building
     const building = this.#build(fp)
