@@ -121,7 +121,7 @@ export interface RequestTx {
  *
  * When the fingerprint is not the cached contract's (DDL happened), the connection is released *before* the contract
  * is rebuilt (the rebuild needs pool connections of its own: holding one here could deadlock a small pool), then the
- * request starts over.
+ * request starts over. Likewise around the onStaleClient hook (user code).
  */
 export async function openRequest(
   ctx: EngineContext,
@@ -137,6 +137,7 @@ export async function openRequest(
   LEFT JOIN sync_clients c ON c.user_id = $1 AND c.client_id = $2`
   const params = [userId, req.client_id, ctx.contracts.fingerprintParam(), ...settings.map(([, v]) => v)]
   let known: { fp: string; contract: SchemaContract } | undefined
+  let staleAccepted = false
   for (;;) {
     const db = await ctx.pool.connect()
     let done = false
@@ -184,9 +185,14 @@ export async function openRequest(
         throw new SchemaMismatchError(contract.version, contract.hash)
       }
       if (r.id === null) throw new ClientNotRegisteredError()
-      if (!r.is_active && ctx.hooks.onStaleClient) {
+      if (!r.is_active && ctx.hooks.onStaleClient && !staleAccepted) {
+        // User code: never run it while holding a connection in an open transaction (a hook querying the same small
+        // pool would wait forever). Rare path (deactivated clients): release, ask, start over.
+        await tx.abort()
         const ok = await ctx.hooks.onStaleClient({ userId, clientId: req.client_id })
         if (!ok) throw new StaleClientRejectedError()
+        staleAccepted = true
+        continue
       }
       const subs = r.bucket_subs ?? []
       tx.contract = contract
