@@ -235,7 +235,7 @@ class Consumer implements WalConsumer {
         if (err instanceof WalLeadershipLostError) this.#dropLock()
         await this.#sleep(backoff)
         // Reconnect with exponential backoff, capped: fast after a blip, gentle during an outage.
-        backoff = Math.min(backoff * 2, 5_000)
+        backoff = Math.min(backoff * 2, 2_000)
       }
     }
     await this.#releaseLock()
