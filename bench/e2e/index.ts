@@ -47,8 +47,8 @@ const dir = mkdtempSync(path.join(tmpdir(), 'synchro-e2e-'))
 const results: Record<string, unknown> = {}
 try {
   for (const s of SETTINGS) {
-    // The default settings sync every 30 s: spread their writes so the run stays short but covers full intervals.
-    const gap = s.name === 'default' ? Math.max(GAP_MS, Math.ceil(75_000 / WRITES)) : GAP_MS
+    // Same pacing for both settings: one write every GAP_MS.
+    const gap = GAP_MS
     results[s.name] = await measure(s, gap)
     console.log(s.name, JSON.stringify(results[s.name]))
   }
@@ -91,19 +91,25 @@ async function measure(s: Settings, gapMs: number) {
   })
   const clientTags: string[] = []
   const directTags: string[] = []
-  for (let i = 0; i < WRITES; i++) {
-    // Alternate: a local write on A, then a direct write in PostgreSQL by "another application".
-    if (i % 2 === 0) {
-      const tag = `lat-${s.name}-client-${i}`
-      clientTags.push(tag)
-      sentAt.set(tag, performance.now())
-      await a.execute('INSERT INTO orders (id, user_id, ship_address) VALUES (?, ?, ?)', [randomUUID(), user, tag])
-    } else {
-      const tag = `lat-${s.name}-direct-${i}`
-      directTags.push(tag)
-      await db.pool.query('INSERT INTO orders (user_id, ship_address) VALUES ($1, $2)', [user, tag])
-      sentAt.set(tag, performance.now())
-    }
+  const settle = async (tags: string[]) => {
+    const until = Date.now() + (s.syncInterval + 30) * 1000
+    while (tags.some((t) => !seenAt.has(t)) && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+  }
+  // Phase 1: local writes on A only (so nothing else pokes A into pushing early).
+  for (let i = 0; i < WRITES / 2; i++) {
+    const tag = `lat-${s.name}-client-${i}`
+    clientTags.push(tag)
+    sentAt.set(tag, performance.now())
+    await a.execute('INSERT INTO orders (id, user_id, ship_address) VALUES (?, ?, ?)', [randomUUID(), user, tag])
+    await new Promise((r) => setTimeout(r, gapMs))
+  }
+  await settle(clientTags)
+  // Phase 2: writes made directly in PostgreSQL by "another application".
+  for (let i = 0; i < WRITES / 2; i++) {
+    const tag = `lat-${s.name}-direct-${i}`
+    directTags.push(tag)
+    await db.pool.query('INSERT INTO orders (user_id, ship_address) VALUES ($1, $2)', [user, tag])
+    sentAt.set(tag, performance.now())
     await new Promise((r) => setTimeout(r, gapMs))
   }
   const deadline = Date.now() + (s.syncInterval + 30) * 1000

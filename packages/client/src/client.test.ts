@@ -169,6 +169,19 @@ describe('sync', () => {
     expect(row!.deleted_at.replace('Z', '+00:00')).toBe(server.rows.get('lists')!.get(uuid(1))!.deleted_at)
   })
 
+  it('a steady stream of writes does not starve the debounced push (deadline capped at 2 × pushDebounce)', async () => {
+    const c = client({ pushDebounce: 0.2 })
+    await c.start()
+    const pushesBefore = server.requests.filter((r) => r.path === '/sync/push').length
+    // One write every 50 ms for 1.2 s: a plain debounce (reset by every write) would not push until the writes stop.
+    for (let i = 0; i < 24; i++) {
+      await c.execute(`INSERT INTO lists (id, name) VALUES (?, 'w')`, [uuid(100 + i)])
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    const duringWrites = server.requests.filter((r) => r.path === '/sync/push').length - pushesBefore
+    expect(duringWrites).toBeGreaterThanOrEqual(2)
+  })
+
   it('round-trips booleans, JSON, arrays and bytea (Decisions 23, 27)', async () => {
     const c = client()
     await c.start()

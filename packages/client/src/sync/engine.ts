@@ -77,6 +77,7 @@ export class SyncEngine {
   private timer: unknown = null
   private nextTickAt: number | null = null
   private debounce: unknown = null
+  private debounceSince = 0
   private readonly sleeps = new Set<{ handle: unknown; reject: (e: unknown) => void }>()
   private unlisten: (() => void) | null = null
   private live: LiveChannel | null = null
@@ -479,11 +480,20 @@ export class SyncEngine {
 
   private scheduleDebouncedPush(): void {
     if (!this.started) return
-    if (this.debounce !== null) this.cfg.timers.clearTimeout(this.debounce)
-    this.debounce = this.cfg.timers.setTimeout(() => {
-      this.debounce = null
-      this.requestSync().catch(() => {})
-    }, this.cfg.pushDebounce * 1000)
+    // Debounce with a ceiling: each write pushes the deadline back by pushDebounce, but never past twice that from
+    // the first unpushed write — a steady stream of writes (one every 100 ms, say) must not starve the push.
+    const now = this.cfg.timers.now()
+    const wait = this.cfg.pushDebounce * 1000
+    if (this.debounce === null) this.debounceSince = now
+    else this.cfg.timers.clearTimeout(this.debounce)
+    const due = Math.min(now + wait, this.debounceSince + 2 * wait)
+    this.debounce = this.cfg.timers.setTimeout(
+      () => {
+        this.debounce = null
+        this.requestSync().catch(() => {})
+      },
+      Math.max(0, due - now),
+    )
   }
 
   private setStatus(e: StatusEvent): void {
