@@ -1,11 +1,11 @@
 // Shared helpers for benchmarks: a fresh database on a real PostgreSQL, result files, percentiles.
-import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../packages/synchrod/src/embedded.js'
+import { createDatabaseOn } from '../test-harness/src/databases.js'
 
 export interface BenchDatabase {
   url: string
@@ -28,33 +28,12 @@ export async function createBenchDatabase(prefix = 'bench'): Promise<BenchDataba
     root = emb.url
     stopEmbedded = emb.stop
   }
-  const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`
-  const admin = new pg.Client({ connectionString: root })
-  await admin.connect()
-  await admin.query(`CREATE DATABASE "${name}" TEMPLATE template0`)
-  await admin.end()
-  const u = new URL(root)
-  u.pathname = `/${name}`
-  const url = u.toString()
-  const pool = new pg.Pool({ connectionString: url, max: 10 })
+  const db = await createDatabaseOn(root, prefix)
   return {
-    url,
-    pool,
+    url: db.url,
+    pool: db.pool,
     async close() {
-      await pool.end().catch(() => {})
-      const c = new pg.Client({ connectionString: root })
-      await c.connect()
-      const { rows } = await c.query<{ slot_name: string }>(
-        'SELECT slot_name FROM pg_replication_slots WHERE database = $1',
-        [name],
-      )
-      await c.query(
-        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-        [name],
-      )
-      for (const r of rows) await c.query('SELECT pg_drop_replication_slot($1)', [r.slot_name]).catch(() => {})
-      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-      await c.end()
+      await db.drop()
       await stopEmbedded?.()
     },
   }

@@ -1,65 +1,18 @@
 // Databases for the reliability suite, without vitest: tests pass the harness's root URL, the runner its own.
-import { randomBytes } from 'node:crypto'
 import { chmodSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../../../packages/synchrod/src/embedded.js'
+import { createDatabaseOn, type TestDatabase } from '../../../test-harness/src/databases.js'
 
-export interface RelDb {
-  url: string
-  name: string
-  pool: pg.Pool
-  drop(): Promise<void>
-}
+export { withDatabase } from '../../../test-harness/src/databases.js'
 
-export function withDatabase(url: string, database: string): string {
-  const u = new URL(url)
-  u.pathname = `/${database}`
-  return u.toString()
-}
+export type RelDb = TestDatabase
 
 /** A fresh database on the server at `root` (dropped with its replication slots by `drop`). */
-export async function createDb(root: string, prefix = 'rel'): Promise<RelDb> {
-  const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`
-  const admin = new pg.Client({ connectionString: root })
-  await admin.connect()
-  try {
-    await admin.query(`CREATE DATABASE "${name}" TEMPLATE template0`)
-  } finally {
-    await admin.end()
-  }
-  const url = withDatabase(root, name)
-  const pool = new pg.Pool({ connectionString: url, max: 8 })
-  pool.on('error', () => {})
-  return {
-    url,
-    name,
-    pool,
-    async drop() {
-      await pool.end().catch(() => {})
-      const c = new pg.Client({ connectionString: root })
-      await c.connect()
-      try {
-        for (let i = 0; i < 50; i++) {
-          await c.query(
-            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-            [name],
-          )
-          const { rows } = await c.query<{ slot_name: string }>(
-            'SELECT slot_name FROM pg_replication_slots WHERE database = $1',
-            [name],
-          )
-          if (rows.length === 0) break
-          for (const r of rows) await c.query('SELECT pg_drop_replication_slot($1)', [r.slot_name]).catch(() => {})
-          await new Promise((r) => setTimeout(r, 100))
-        }
-        await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-      } finally {
-        await c.end()
-      }
-    },
-  }
+export function createDb(root: string, prefix = 'rel'): Promise<RelDb> {
+  return createDatabaseOn(root, prefix, 8)
 }
 
 /** Replication slots are per server: one per database (Decision 32). */
