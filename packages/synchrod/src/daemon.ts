@@ -231,6 +231,8 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
       stopping = true
       log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests')
       void (async () => {
+        // Live event streams never finish on their own: end them so in-flight requests are all that is waited for.
+        engine?.endLiveStreams()
         await running.close(o.shutdownTimeoutMs)
         await cleanup()
         log.info('stopped')

@@ -4,6 +4,8 @@ import type { Logger } from '../engine/types.js'
 interface Subscriber {
   buckets: ReadonlySet<string>
   notify: (seq: number) => void
+  /** Ends the subscriber's stream (engine shutdown). */
+  end?: () => void
   /** The subscriber's own checkpoint when it joined; poked once if the head is already past it. */
   since: number | undefined
 }
@@ -34,8 +36,8 @@ export class ChangelogNotifier {
    * (the client's checkpoint), entries that landed before the subscription started also cause one poke, so nothing
    * falls between the client's last pull and the stream opening.
    */
-  subscribe(buckets: readonly string[], notify: (seq: number) => void, since?: number): () => void {
-    const sub: Subscriber = { buckets: new Set(buckets), notify, since }
+  subscribe(buckets: readonly string[], notify: (seq: number) => void, since?: number, end?: () => void): () => void {
+    const sub: Subscriber = { buckets: new Set(buckets), notify, since, end }
     this.#subs.add(sub)
     if (!this.#timer) {
       this.#timer = setInterval(() => void this.#tick(), this.intervalMs)
@@ -50,6 +52,13 @@ export class ChangelogNotifier {
   /** Number of live subscribers (metrics). */
   get size(): number {
     return this.#subs.size
+  }
+
+  /** Ends every subscriber's stream (so a graceful shutdown is not held open by long-lived connections). */
+  endAll(): void {
+    for (const sub of [...this.#subs]) sub.end?.()
+    this.#subs.clear()
+    this.stop()
   }
 
   /** Stops polling (subscribers stay registered until they unsubscribe). */

@@ -197,15 +197,21 @@ export class Engine {
     clientId: string,
     onChange: (seq: number) => void,
     since?: number,
+    onEnd?: () => void,
   ): Promise<() => void> {
     const client = await requireClient(this.ctx, this.ctx.pool, userId, clientId)
     this.#notifier ??= new ChangelogNotifier(this.ctx.pool, this.#livePollMs, this.ctx.logger)
-    return this.#notifier.subscribe(client.bucketSubs, onChange, since)
+    return this.#notifier.subscribe(client.bucketSubs, onChange, since, onEnd)
+  }
+
+  /** Ends every open live stream (`GET /sync/events`); clients reconnect elsewhere. Call when shutting down. */
+  endLiveStreams(): void {
+    this.#notifier?.endAll()
   }
 
   /** Stops background work. The pool belongs to the caller and stays open. */
   async close(): Promise<void> {
-    this.#notifier?.stop()
+    this.#notifier?.endAll()
     if (this.#compactionTimer) clearInterval(this.#compactionTimer)
     this.#compactionTimer = undefined
   }

@@ -109,6 +109,18 @@ describe('GET /sync/events (live pokes, extension)', () => {
     expect(quiet.filter((e) => e.event === 'poke')).toHaveLength(0)
   })
 
+  it('endLiveStreams() ends open streams (a graceful shutdown is not held open by them)', async () => {
+    const { clientId } = await app.registerClient('frank')
+    const res = await app.handler(
+      new Request(`http://t/sync/events?client_id=${clientId}`, { headers: { 'x-user-id': 'frank' } }),
+    )
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    await reader.read() // ready
+    app.engine.endLiveStreams()
+    const end = await Promise.race([reader.read(), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 3000))])
+    expect(end).toEqual({ done: true, value: undefined })
+  })
+
   it('unregistered client → 404; missing client_id → 400; POST → 405; no identity → 401', async () => {
     const h = (path: string, init: RequestInit = {}) => app.handler(new Request(`http://t${path}`, init))
     expect((await h('/sync/events?client_id=nope', { headers: { 'x-user-id': 'dave' } })).status).toBe(404)

@@ -47,6 +47,15 @@ export async function eventStream(engine: Engine, request: Request, userId: stri
     clientId,
     (seq) => send(`event: poke\ndata: {"seq":${seq}}\n\n`),
     since,
+    // Engine shutdown: end the stream so graceful shutdowns are not held open; the client reconnects.
+    () => {
+      close()
+      try {
+        controller.close()
+      } catch {
+        // already closed or cancelled
+      }
+    },
   )
   // Not request.signal: behind node adapters it can fire as soon as the (empty) request body is consumed. A client
   // that goes away cancels the response stream instead (→ cancel() above).
