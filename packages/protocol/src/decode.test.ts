@@ -91,6 +91,14 @@ describe('§1.3 validation order', () => {
     expect(p.ok && p.value.changes?.[0]?.base_updated_at).toBeUndefined()
   })
 
+  it('only the first JSON value is read: trailing bytes after it are ignored (Go json.Decoder)', () => {
+    const first = JSON.stringify({ client_id: 'c', ...pair })
+    for (const tail of [' trailing', '{"x":1}', '\n[1,2]', ' }']) {
+      expect(decodeRequest('pull', first + tail)).toEqual({ ok: true, value: { client_id: 'c', ...pair } })
+    }
+    expect(decodeRequest('pull', `[1] ${first}`)).toEqual({ ok: false, error: 'invalid request body' })
+  })
+
   it('unknown keys are ignored', () => {
     expect(decodeRequest('pull', JSON.stringify({ client_id: 'c', ...pair, extra: { deep: [1] } })).ok).toBe(true)
   })

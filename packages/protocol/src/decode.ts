@@ -22,12 +22,8 @@ export type DecodeResult<T> = { ok: true; value: T } | { ok: false; error: strin
  * Returns the wire error message on failure.
  */
 export function decodeRequest<E extends Endpoint>(endpoint: E, body: string): DecodeResult<RequestOf<E>> {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(body)
-  } catch {
-    return { ok: false, error: WIRE_ERRORS.invalid_request_body.message }
-  }
+  const parsed = parseFirstValue(body)
+  if (parsed === INVALID) return { ok: false, error: WIRE_ERRORS.invalid_request_body.message }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     return { ok: false, error: WIRE_ERRORS.invalid_request_body.message }
   }
@@ -38,4 +34,24 @@ export function decodeRequest<E extends Endpoint>(endpoint: E, body: string): De
   const result = v.safeParse(spec.schema, parsed)
   if (!result.success) return { ok: false, error: WIRE_ERRORS.invalid_request_body.message }
   return { ok: true, value: result.output as RequestOf<E> }
+}
+
+const INVALID = Symbol('invalid')
+
+/**
+ * Parses the first JSON value of `text`; bytes after it are ignored, as Go's json.Decoder does (§1.3: "only the first
+ * JSON value is read"). JSON.parse reports where trailing content starts, so the prefix is parsed again.
+ */
+function parseFirstValue(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    const m = /after JSON at position (\d+)/.exec((err as Error).message)
+    if (!m) return INVALID
+    try {
+      return JSON.parse(text.slice(0, Number(m[1])))
+    } catch {
+      return INVALID
+    }
+  }
 }
