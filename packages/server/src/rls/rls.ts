@@ -30,7 +30,12 @@ export function accessPredicate(
   return predicateFor(registry, t, mode === 'read' && t.allowGlobalRead, ref)
 }
 
-function predicateFor(registry: Registry, t: ResolvedTable, withNull: boolean, ref: string = t.sqlName): string | undefined {
+function predicateFor(
+  registry: Registry,
+  t: ResolvedTable,
+  withNull: boolean,
+  ref: string = t.sqlName,
+): string | undefined {
   if (t.ownerColumn) return ownerPredicate(ref === t.sqlName ? '' : `${ref}.`, t.ownerColumn, withNull)
   if (!t.parentTable || !t.parentFkColumn) return undefined
   const build = (child: ResolvedTable, childRef: string, depth: number): string => {
