@@ -22,6 +22,9 @@ export interface BucketRequest {
 }
 
 /** Buckets of one record, or why they could not be computed (recorded in sync_rule_failures). */
+/** Longest bucket id stored: btree index entries are limited to ~2.7 kB (bucket_id + seq / table + record id). */
+export const MAX_BUCKET_ID_BYTES = 2400
+
 export type BucketResult = { ok: true; buckets: string[] } | { ok: false; error: string }
 
 export const GLOBAL_BUCKET = 'global'
@@ -100,6 +103,13 @@ export class BucketResolver {
     }
     for (const idx of chains.values()) await this.#resolveChains(db, reqs, idx, out)
     for (const [k, idx] of fns) await this.#resolveFunction(db, k.slice(0, k.indexOf('\u0000')), reqs, idx, out)
+    // A bucket id too long for the changelog's btree indexes would fail the whole batch on every retry and stall the
+    // stream: it becomes this record's rule failure instead.
+    for (const [i, r] of out.entries()) {
+      if (r?.ok && r.buckets.some((b) => Buffer.byteLength(b) > MAX_BUCKET_ID_BYTES)) {
+        out[i] = { ok: false, error: `bucket id longer than ${MAX_BUCKET_ID_BYTES} bytes` }
+      }
+    }
     return out
   }
 

@@ -361,6 +361,19 @@ describe('Decision 16 and bucket functions', () => {
     expect(await ops(note)).toEqual([[`user:${P}`, 1]])
   })
 
+  it('a bucket id too long for the changelog indexes is a rule failure, and the stream keeps flowing', async () => {
+    const hugeTag = randomBytes(1500).toString('hex') // 3 000 bytes: over the btree entry limit
+    const bad = String(
+      (await q('INSERT INTO docs (tag, body) VALUES ($1, $2) RETURNING id', [hugeTag, 'x'])).rows[0].id,
+    )
+    const after = await newOrder(randomUUID())
+    await settle()
+    expect(await ops(bad)).toEqual([])
+    const failure = await q('SELECT error_text FROM sync_rule_failures WHERE record_id = $1', [bad])
+    expect(failure.rows[0]?.error_text).toMatch(/bucket id longer than/)
+    expect((await ops(after)).length).toBe(1)
+  })
+
   it('unchanged TOAST columns keep their data: a bucket column stored out of line survives an update', async () => {
     // 2 100 bytes: TOASTed out of line (STORAGE EXTERNAL, tuple over the 2 kB threshold) yet still small enough
     // for the changelog's btree indexes (2 704-byte limit), so it can be a bucket id.
