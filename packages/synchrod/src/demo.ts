@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE TABLE IF NOT EXISTS order_details (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  order_id uuid NOT NULL REFERENCES orders(id),
+  order_id uuid NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
   product_name text NOT NULL DEFAULT '',
   quantity integer NOT NULL DEFAULT 1,
   unit_price numeric(10,2) NOT NULL DEFAULT 0,
@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS order_details (
   updated_at timestamptz NOT NULL DEFAULT now(),
   deleted_at timestamptz
 );
+CREATE INDEX IF NOT EXISTS order_details_order_id_idx ON order_details (order_id);
 CREATE TABLE IF NOT EXISTS products (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   name text NOT NULL DEFAULT '',

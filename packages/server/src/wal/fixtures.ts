@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import { NORTHWIND_SQL } from '../../../../test-harness/src/northwind.js'
 import { runMigrations } from '../migrations/migrations.js'
 import { Registry } from '../registry/registry.js'
 
@@ -8,58 +9,7 @@ import { Registry } from '../registry/registry.js'
  * a bucket column that is TOASTed (`docs`), a SQL bucket function (`tagged`) and an unregistered table.
  */
 export const NORTHWIND_DDL = `
-CREATE TYPE order_status AS ENUM ('pending', 'processing', 'shipped', 'delivered', 'cancelled');
-
-CREATE TABLE orders (
-  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  user_id uuid NOT NULL,
-  status order_status NOT NULL DEFAULT 'pending',
-  order_date timestamptz NOT NULL DEFAULT now(),
-  required_date date,
-  preferred_ship_time time,
-  ship_address text NOT NULL DEFAULT '',
-  metadata jsonb NOT NULL DEFAULT '{}',
-  total_cents bigint NOT NULL DEFAULT 0,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  deleted_at timestamptz
-);
-
-CREATE TABLE order_details (
-  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  order_id uuid NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
-  product_name text NOT NULL DEFAULT '',
-  quantity integer NOT NULL DEFAULT 1,
-  unit_price numeric(10,2) NOT NULL DEFAULT 0,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  deleted_at timestamptz
-);
-CREATE INDEX ON order_details (order_id);
-
-CREATE TABLE products (
-  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  name text NOT NULL DEFAULT '',
-  unit_price numeric(10,2) NOT NULL DEFAULT 0,
-  units_in_stock integer NOT NULL DEFAULT 0,
-  discontinued boolean NOT NULL DEFAULT false,
-  thumbnail bytea,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  deleted_at timestamptz
-);
-
-CREATE TABLE categories (
-  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  user_id uuid,
-  name text NOT NULL DEFAULT '',
-  description text NOT NULL DEFAULT '',
-  search_tags text[] NOT NULL DEFAULT '{}',
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  deleted_at timestamptz
-);
-
+${NORTHWIND_SQL}
 CREATE TABLE detail_notes (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   detail_id uuid REFERENCES order_details(id) ON DELETE CASCADE,
