@@ -3,7 +3,7 @@
 // SELECT of the same rows with the same page size (`SELECT * FROM orders WHERE id > $1 ORDER BY id LIMIT P`).
 // Usage: npx tsx bench/pull/index.ts [changes] [pageSize]
 //        (env BENCH_PULL_CHANGES, default 100 000; BENCH_PULL_PAGE, default 1000; BENCH_QUICK=1 → 10 000 changes)
-// Target (DESIGN.md §6): ours ≥ 0.5 × raw.
+// Target (docs/performance.md): ours ≥ 0.5 × raw.
 import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
 import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'

@@ -4,7 +4,7 @@
 // Usage: npx tsx bench/snapshot/index.ts [rows,rows,...] [pageSize]
 //        (env BENCH_SNAPSHOT_SIZES, default "100000,1000000"; BENCH_SNAPSHOT_PAGE, default 1000;
 //         BENCH_SNAPSHOT_ROUNDS, default 3; BENCH_QUICK=1 → "10000,100000")
-// Targets (DESIGN.md §6): ours ≥ 0.3 × raw COPY; peak RSS flat within 10 % between the sizes.
+// Targets (docs/performance.md): ours ≥ 0.3 × raw COPY; peak RSS flat within 10 % between the sizes.
 import { spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'

@@ -10,7 +10,7 @@ export function rootUrl(): string {
   return inject('pgUrl')
 }
 
-/** Creates a fresh, empty database for one test file (DESIGN.md §5). */
+/** Creates a fresh, empty database for one test file (each test file owns its database). */
 export function createTestDatabase(prefix = 'synchro_t'): Promise<TestDatabase> {
   return createDatabaseOn(rootUrl(), prefix)
 }

@@ -1,6 +1,6 @@
 /**
- * Shared conformance suite for SqliteDriver implementations (CONVENTIONS.md: every implementation of a pluggable
- * interface runs the same suite). Use it from a test file:
+ * Shared conformance suite for SqliteDriver implementations (every implementation of a pluggable interface runs the
+ * same suite). Use it from a test file:
  *
  * @example
  * registerDriverTests('better-sqlite3', () => openBetterSqlite3(tmpFile()))

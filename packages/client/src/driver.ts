@@ -2,7 +2,7 @@
  * The SQLite driver contract: a structural subset of what SQLite drivers offer (better-sqlite3, op-sqlite,
  * expo-sqlite, sqlite-wasm, wa-sqlite), async-first so that every one of them fits. Drivers do not need to
  * serialise anything: the SDK owns one connection and runs every statement and transaction under its own mutex
- * (DEPENDENCIES.md §6: expo's and wa-sqlite's async transactions do not serialise themselves).
+ * (expo-sqlite's and wa-sqlite's async transactions do not serialise themselves).
  */
 
 /** A value SQLite can store. Booleans are accepted as parameters and bound as 1/0. */
