@@ -21,6 +21,7 @@ import {
   type Database,
   describeUrl,
   missingTables,
+  type OpenOptions,
   openDatabase,
   StartupError,
 } from './database.js'
@@ -28,7 +29,7 @@ import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from './demo.js'
 import { type DaemonServer, type HealthReport, parseListenAddr, startServer } from './http.js'
 import type { Log } from './logger.js'
 import { Metrics } from './metrics.js'
-import type { Options } from './options.js'
+import { ConfigError, type Options } from './options.js'
 
 type DaemonOptions = Pick<
   Options,
@@ -41,11 +42,26 @@ type DaemonOptions = Pick<
   | 'publicationName'
   | 'shutdownTimeoutMs'
   | 'logLevel'
+  | 'embeddedRestarts'
 >
 
 /** Authentication from the settings; a JWKS endpoint is fetched once so a wrong URL fails at startup (§1.2). */
 async function authenticator(o: Options, log: Log): Promise<Authenticator> {
   if (o.jwtSecret && o.jwksUrl) throw new StartupError('JWT_SECRET and JWKS_URL are both set: set only one')
+  // Header mode only when asked for or when no authentication option is given at all (blank ones are refused
+  // while options are read): a half-configured production never falls back to trusting X-User-ID.
+  if (o.devHeaderAuth === true && (o.jwtSecret || o.jwksUrl)) {
+    throw new ConfigError(
+      `--dev-header-auth (SYNCHRO_DEV_HEADER_AUTH) trusts X-User-ID, but ${o.jwtSecret ? 'JWT_SECRET' : 'JWKS_URL'} ` +
+        'is set too: drop one of them',
+    )
+  }
+  if (o.devHeaderAuth === false && !o.jwtSecret && !o.jwksUrl) {
+    throw new ConfigError(
+      'SYNCHRO_DEV_HEADER_AUTH=false (--no-dev-header-auth) requires authentication, but neither JWT_SECRET nor ' +
+        'JWKS_URL is set',
+    )
+  }
   if (o.jwtSecret) return jwtAuth({ secret: o.jwtSecret, userClaim: o.jwtUserClaim })
   if (o.jwksUrl) {
     let ok = false
@@ -81,9 +97,14 @@ export interface Prepared {
  * Opens the database and makes it ready for the registered tables: logical WAL, demo schema, migrations,
  * tables present, publication and slot. Idempotent, so every instance of a scale-out deployment runs it.
  */
-export async function prepareDatabase(settings: Settings, o: DaemonOptions, log: Log): Promise<Prepared> {
+export async function prepareDatabase(
+  settings: Settings,
+  o: DaemonOptions,
+  log: Log,
+  supervise?: OpenOptions['supervise'],
+): Promise<Prepared> {
   const registry = buildRegistry(settings)
-  const db = await openDatabase({ databaseUrl: o.databaseUrl, dataDir: o.dataDir, log })
+  const db = await openDatabase({ databaseUrl: o.databaseUrl, dataDir: o.dataDir, log, supervise })
   try {
     await assertLogical(db.pool)
     // Instances of a scale-out deployment start together: CREATE … IF NOT EXISTS is not safe against concurrent
@@ -130,7 +151,13 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
   buildRegistry(settings)
   const authenticate = mode === 'serve' ? await authenticator(o, log) : undefined
 
-  const { db, registry } = await prepareDatabase(settings, o, log)
+  // An embedded PostgreSQL that dies is restarted; when it cannot be, the daemon exits non-zero (a supervisor such as
+  // systemd or Kubernetes then restarts both) instead of answering 503 forever.
+  let lost: (err: Error) => void = () => {}
+  const databaseLost = new Promise<Error>((resolve) => {
+    lost = resolve
+  })
+  const { db, registry } = await prepareDatabase(settings, o, log, { maxAttempts: o.embeddedRestarts, onLost: lost })
   let engine: Engine | undefined
   let consumer: WalConsumer | undefined
   let server: DaemonServer | undefined
@@ -222,26 +249,31 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
   if (!log.isLevelEnabled('info')) process.stdout.write(`synchrod listening on ${server.url}\n`)
 
   const running = server
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: NodeJS.Signals) => {
+  const failure = await new Promise<Error | undefined>((resolve) => {
+    const shutdown = (signal: NodeJS.Signals | Error) => {
       if (stopping) {
         log.warn({ signal }, 'second signal: exiting immediately')
         process.exit(1)
       }
       stopping = true
-      log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests')
+      // PostgreSQL exiting from here on is expected (a terminal's Ctrl-C reaches it too).
+      db.embedded?.unsupervise()
+      if (signal instanceof Error) log.fatal({ error: signal.message }, 'shutting down: the database is gone')
+      else log.info({ signal }, 'shutting down: no new connections, finishing in-flight requests')
       void (async () => {
         // Live event streams never finish on their own: end them so in-flight requests are all that is waited for.
         engine?.endLiveStreams()
-        await running.close(o.shutdownTimeoutMs)
+        await running.close(signal instanceof Error ? 1_000 : o.shutdownTimeoutMs)
         await cleanup()
         log.info('stopped')
-        resolve()
+        resolve(signal instanceof Error ? signal : undefined)
       })()
     }
     process.on('SIGINT', shutdown)
     process.on('SIGTERM', shutdown)
+    void databaseLost.then(shutdown)
   })
+  if (failure) throw new StartupError(failure.message)
 }
 
 function errMessage(err: unknown): string {

@@ -6,7 +6,7 @@ import pg from 'pg'
 import type { EmbeddedHandle } from './embedded.js'
 import type { Log } from './logger.js'
 
-/** A startup failure with a message meant for the operator (no stack trace needed). */
+/** A failure with a message meant for the operator (no stack trace needed): at startup, or a lost database. */
 export class StartupError extends Error {
   override readonly name = 'StartupError'
 }
@@ -62,12 +62,19 @@ export function createPool(url: string, max = 10): pg.Pool {
   return pool
 }
 
-/** Opens DATABASE_URL, or an embedded PostgreSQL in `dataDir` when no URL is given, and checks it answers. */
-export async function openDatabase(opts: {
+export interface OpenOptions {
   databaseUrl: string | undefined
   dataDir: string
   log: Log
-}): Promise<Database> {
+  /**
+   * Daemons: restart an embedded PostgreSQL that dies, giving up after this many failed attempts in a row and then
+   * calling `onLost`. Without it (one-shot commands) nothing is supervised.
+   */
+  supervise?: { maxAttempts: number; onLost(err: Error): void }
+}
+
+/** Opens DATABASE_URL, or an embedded PostgreSQL in `dataDir` when no URL is given, and checks it answers. */
+export async function openDatabase(opts: OpenOptions): Promise<Database> {
   if (opts.databaseUrl) {
     checkUrl(opts.databaseUrl, 'DATABASE_URL')
     const pool = createPool(opts.databaseUrl)
@@ -79,7 +86,7 @@ export async function openDatabase(opts: {
     }
     return { url: opts.databaseUrl, pool, embedded: undefined, close: () => pool.end().catch(() => {}) }
   }
-  return openEmbedded(opts.dataDir, opts.log)
+  return openEmbedded(opts)
 }
 
 interface RunningFile {
@@ -110,7 +117,7 @@ async function readJson<T>(file: string): Promise<T | undefined> {
  * command) connects to that server instead of trying to start a second one on the same data. A PostgreSQL left
  * behind by a daemon that was killed (its owner is gone) is shut down first, so a restart just works.
  */
-async function openEmbedded(dataDir: string, log: Log): Promise<Database> {
+async function openEmbedded({ dataDir, log, supervise }: OpenOptions): Promise<Database> {
   const dir = path.resolve(dataDir)
   const runningFile = path.join(path.dirname(dir), 'postgres.json')
   const running = await readJson<RunningFile>(runningFile)
@@ -135,15 +142,27 @@ async function openEmbedded(dataDir: string, log: Log): Promise<Database> {
   try {
     handle = await startEmbeddedPostgres({
       dataDir: dir,
-      onLog: (line) => {
-        const text = line.trim()
-        if (/\b(FATAL|PANIC|ERROR)\b/.test(text)) log.warn({ postgres: text.slice(0, 500) }, 'embedded PostgreSQL')
+      onLog: (chunk) => logPostgres(log, chunk),
+      supervise: supervise && {
+        maxAttempts: supervise.maxAttempts,
+        onExit: ({ code, signal }) =>
+          log.error(
+            { code, signal, restarts: supervise.maxAttempts },
+            supervise.maxAttempts > 0 ? 'embedded PostgreSQL died: restarting it' : 'embedded PostgreSQL died',
+          ),
+        onAttemptFailed: (info) => log.warn(info, 'embedded PostgreSQL restart failed: retrying'),
+        onRestarted: ({ attempts }) => log.warn({ attempts }, 'embedded PostgreSQL restarted'),
+        onGiveUp: (err) => supervise.onLost(err),
       },
     })
   } catch (err) {
     throw new StartupError(`embedded PostgreSQL failed to start in ${dir}: ${(err as Error)?.message ?? err}`)
   }
-  await writeFile(runningFile, JSON.stringify({ ownerPid: process.pid, url: handle.url } satisfies RunningFile))
+  // Holds the superuser password: readable by this user only.
+  await writeFile(runningFile, JSON.stringify({ ownerPid: process.pid, url: handle.url } satisfies RunningFile), {
+    mode: 0o600,
+  })
+  await chmod(runningFile, 0o600)
   const pool = createPool(handle.url)
   return {
     url: handle.url,
@@ -154,6 +173,26 @@ async function openEmbedded(dataDir: string, log: Log): Promise<Database> {
       await handle.stop().catch(() => {})
       await rm(runningFile, { force: true })
     },
+  }
+}
+
+const SERVER_LINE = /^\S+ \S+ \S+ \[\d+\] (\w{5}) (PANIC|FATAL|ERROR|WARNING|LOG|DETAIL|HINT|STATEMENT|CONTEXT):\s+(.*)$/
+
+/**
+ * The embedded server's stderr. Its ERROR, WARNING and DETAIL/STATEMENT lines can quote row values (`invalid input
+ * syntax for type bigint: "…"`, `Failing row contains (…)`), so they go to the log at debug level only. FATAL and
+ * PANIC lines (the server cannot serve: disk full, crash, shutdown) are logged at warn with their SQLSTATE; their
+ * messages are about the server, not about rows.
+ */
+export function logPostgres(log: Log, chunk: string): void {
+  for (const raw of chunk.split('\n')) {
+    const line = raw.trim()
+    if (line === '') continue
+    log.debug({ postgres: line.slice(0, 2000) }, 'embedded PostgreSQL')
+    const m = SERVER_LINE.exec(line)
+    if (m && (m[2] === 'FATAL' || m[2] === 'PANIC')) {
+      log.warn({ sqlstate: m[1], severity: m[2], postgres: (m[3] ?? '').slice(0, 300) }, 'embedded PostgreSQL')
+    }
   }
 }
 

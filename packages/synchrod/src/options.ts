@@ -34,6 +34,13 @@ export interface OptionSpec {
   readonly choices?: readonly string[]
   /** Never echoed (help shows "set"/"unset"; logs never include it). */
   readonly secret?: boolean
+  /**
+   * Given (flag or environment variable) but empty or only whitespace is an error, not "unset": a blank secret must
+   * never switch authentication off.
+   */
+  readonly nonBlank?: boolean
+  /** Shortest accepted value in bytes (UTF-8). */
+  readonly minBytes?: number
   readonly commands: readonly CommandName[]
   readonly description: string
 }
@@ -84,6 +91,16 @@ export const OPTIONS = [
     description: 'Data folder of the embedded PostgreSQL (used only without DATABASE_URL).',
   },
   {
+    name: 'embeddedRestarts',
+    flag: 'embedded-restarts',
+    env: 'SYNCHRO_EMBEDDED_RESTARTS',
+    kind: 'integer',
+    default: 8,
+    commands: RUNNERS,
+    description:
+      'Embedded PostgreSQL that dies is restarted with backoff (0.5 s doubling to 10 s); after this many failed attempts in a row synchrod exits 1. 0: exit at once.',
+  },
+  {
     name: 'demo',
     flag: 'demo',
     env: 'SYNCHRO_DEMO',
@@ -109,17 +126,30 @@ export const OPTIONS = [
     env: 'JWT_SECRET',
     kind: 'string',
     secret: true,
+    nonBlank: true,
+    minBytes: 32,
     commands: ['serve', 'token'],
     description:
-      'HS256/384/512 shared secret for Bearer JWTs. Without it and JWKS_URL, X-User-ID is trusted (dev only).',
+      'HS256/384/512 shared secret for Bearer JWTs, at least 32 bytes (e.g. `openssl rand -hex 32`). Set but empty is an error.',
   },
   {
     name: 'jwksUrl',
     flag: 'jwks-url',
     env: 'JWKS_URL',
     kind: 'string',
+    nonBlank: true,
     commands: ['serve'],
-    description: 'JWKS endpoint for RS*/ES* Bearer JWTs (checked at startup).',
+    description: 'JWKS endpoint for RS*/ES* Bearer JWTs (checked at startup). Set but empty is an error.',
+  },
+  {
+    name: 'devHeaderAuth',
+    flag: 'dev-header-auth',
+    env: 'SYNCHRO_DEV_HEADER_AUTH',
+    kind: 'boolean',
+    defaultText: 'on only when no JWT_SECRET/JWKS_URL',
+    commands: ['serve'],
+    description:
+      'Trust the `X-User-ID` header as the user id: no authentication, development only. `false` requires JWT_SECRET or JWKS_URL.',
   },
   {
     name: 'jwtUserClaim',
@@ -306,23 +336,56 @@ export interface ParsedArgs {
   version: boolean
 }
 
-/** Parses `[command] [--flag value | --flag=value | --bool | --no-bool]…`. */
+/** True when `arg` is a `--flag` that takes its value from the next word (`--listen :8080`, not `--listen=:8080`). */
+function takesNextWord(arg: string): boolean {
+  if (!arg.startsWith('--') || arg.includes('=')) return false
+  const spec = BY_FLAG.get(arg.slice(2))
+  return spec !== undefined && spec.kind !== 'boolean'
+}
+
+/**
+ * Parses `[command] [--flag value | --flag=value | --bool | --no-bool]…`. Flags may come before the command as well
+ * as after it (`synchrod --demo rls` = `synchrod rls --demo`): the command is the first word that is neither a flag
+ * nor a flag's value.
+ */
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const out: ParsedArgs = { command: 'serve', flags: {}, help: false, version: false }
-  let i = 0
-  const first = argv[0]
-  if (first !== undefined && !first.startsWith('-')) {
-    if (first === 'help') out.help = true
-    else if (!(first in COMMANDS)) {
-      throw new ConfigError(`unknown command "${first}" (commands: ${Object.keys(COMMANDS).join(', ')})`)
-    } else out.command = first as CommandName
-    i = 1
-    if (first === 'help' && argv[1] !== undefined && argv[1] in COMMANDS) {
-      out.command = argv[1] as CommandName
-      i = 2
+  const flagWords: string[] = []
+  const words: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    if (!arg.startsWith('-')) {
+      words.push(arg)
+      continue
+    }
+    flagWords.push(arg)
+    const next = argv[i + 1]
+    if (takesNextWord(arg) && next !== undefined && !next.startsWith('--')) {
+      flagWords.push(next)
+      i++
     }
   }
-  for (; i < argv.length; i++) {
+  const [first, second, ...extra] = words
+  if (first !== undefined) {
+    if (first === 'help') {
+      out.help = true
+      if (second !== undefined && second in COMMANDS) out.command = second as CommandName
+      else if (second !== undefined) throw new ConfigError(`unexpected argument "${second}"`)
+    } else if (!(first in COMMANDS)) {
+      throw new ConfigError(`unknown command "${first}" (commands: ${Object.keys(COMMANDS).join(', ')})`)
+    } else {
+      out.command = first as CommandName
+      if (second !== undefined) throw new ConfigError(`unexpected argument "${second}"`)
+    }
+  }
+  if (extra.length > 0) throw new ConfigError(`unexpected argument "${extra[0]}"`)
+  parseFlags(flagWords, out)
+  return out
+}
+
+/** The flags of `parseArgs`, checked against the command now that it is known. */
+function parseFlags(argv: readonly string[], out: ParsedArgs): void {
+  for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string
     if (arg === '-h' || arg === '--help') {
       out.help = true
@@ -360,7 +423,6 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     }
     out.flags[name] = inline
   }
-  return out
 }
 
 /** Where a value came from, as the user would write it: `--listen`, `LISTEN_ADDR`, `config.json: minClientVersion`. */
@@ -433,7 +495,8 @@ export const CONFIG_KEYS = new Set(
 
 /**
  * Resolves every option of `command`: flag, then environment variable, then config file, then default.
- * Empty environment variables count as unset (a blank `JWT_SECRET=` must not switch auth modes).
+ * Empty environment variables count as unset, except for `nonBlank` options (authentication), where a blank value
+ * given anywhere is an error naming the flag or variable: `JWT_SECRET=` must not silently turn authentication off.
  */
 export function resolveOptions(
   command: CommandName,
@@ -449,14 +512,34 @@ export function resolveOptions(
     const envValue = spec.env ? env[spec.env] : undefined
     const configValue = spec.config ? getPath(config, spec.config) : undefined
     let value: unknown
-    if (flag !== undefined) value = convert(spec, flag, sourceLabel(spec, 'flag'))
-    else if (envValue !== undefined && envValue !== '') value = convert(spec, envValue, sourceLabel(spec, 'env'))
-    else if (configValue !== undefined && configValue !== null) {
-      value = convert(spec, configValue, sourceLabel(spec, 'config', configPath))
+    let label = ''
+    if (flag !== undefined) {
+      label = sourceLabel(spec, 'flag')
+      value = convert(spec, flag, label)
+    } else if (envValue !== undefined && (envValue !== '' || spec.nonBlank)) {
+      label = sourceLabel(spec, 'env')
+      value = convert(spec, envValue, label)
+    } else if (configValue !== undefined && configValue !== null) {
+      label = sourceLabel(spec, 'config', configPath)
+      value = convert(spec, configValue, label)
     } else value = spec.default
+    if (label && typeof value === 'string') checkLength(spec, value, label)
     out[spec.name] = value
   }
   return out as Options
+}
+
+function checkLength(spec: OptionSpec, value: string, label: string): void {
+  if (spec.nonBlank && value.trim() === '') {
+    throw new ConfigError(`${label} is set but empty: give a value, or leave it unset`)
+  }
+  const bytes = Buffer.byteLength(value, 'utf8')
+  if (spec.minBytes !== undefined && bytes < spec.minBytes) {
+    throw new ConfigError(
+      `${label} is too short (${bytes} bytes): use at least ${spec.minBytes} random bytes (RFC 7518 §3.2), ` +
+        'e.g. the output of `openssl rand -hex 32`',
+    )
+  }
 }
 
 /** Options of one command, in table order. */
@@ -525,7 +608,7 @@ export function configurationMarkdown(): string {
     '',
     'Every setting can be given as a command-line flag, an environment variable and, where listed, a key of the JSON',
     'config file. **Flags override environment variables, which override the config file**, which overrides the',
-    'default. Empty environment variables count as unset.',
+    'default. Empty environment variables count as unset, except `JWT_SECRET` and `JWKS_URL` (see Authentication).',
     '',
     '## Commands',
     '',
@@ -594,7 +677,12 @@ export function configurationMarkdown(): string {
     '- `JWT_SECRET`: Bearer JWTs signed with HS256/384/512; the user id is the `JWT_USER_CLAIM` claim.',
     '- `JWKS_URL`: Bearer JWTs signed with RS*/ES* keys from the JWKS endpoint (fetched once at startup to fail fast).',
     '- Neither: the user id is taken from the `X-User-ID` header, unauthenticated. The daemon logs a warning at',
-    '  startup. Use it for local development only.',
+    '  startup. Use it for local development only. `--dev-header-auth` asks for this mode explicitly (an error together',
+    '  with `JWT_SECRET` or `JWKS_URL`); `SYNCHRO_DEV_HEADER_AUTH=false` makes a missing JWT configuration a startup',
+    '  error instead, as production deployments should.',
+    '- A `JWT_SECRET` or `JWKS_URL` (flag or variable) that is set but empty or blank is a startup error naming it, so a',
+    '  templating mistake never turns authentication off. A `JWT_SECRET` shorter than 32 bytes is refused (RFC 7518',
+    '  §3.2: an HS256 key must be at least as long as the hash).',
     '',
   )
   return out.join('\n')

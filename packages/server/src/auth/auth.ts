@@ -41,6 +41,13 @@ const ASYM = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512']
 
 /** Bearer-JWT authentication with `jose` (no leeway; `exp`/`nbf` enforced; a token without `exp` is accepted). */
 export function jwtAuth(opts: JwtAuthOptions): Authenticator {
+  // A blank secret (an unset variable templated in) must fail here, never verify tokens signed with "".
+  if (opts.secret !== undefined && opts.secret.trim() === '') {
+    throw new SynchroError('configuration', 'jwtAuth: secret is empty')
+  }
+  if (opts.jwksUrl !== undefined && opts.jwksUrl.trim() === '') {
+    throw new SynchroError('configuration', 'jwtAuth: jwksUrl is empty')
+  }
   if (!opts.secret && !opts.jwksUrl) throw new SynchroError('configuration', 'jwtAuth: secret or jwksUrl is required')
   const claim = opts.userClaim || 'sub'
   const key = opts.secret ? new TextEncoder().encode(opts.secret) : undefined
