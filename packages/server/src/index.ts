@@ -21,8 +21,14 @@ export {
   SynchroError,
   UpgradeRequiredError,
 } from './errors.js'
-export { createSyncHandler, type RateLimitRejection, type SyncHandlerOptions } from './http/handler.js'
+export {
+  CLIENT_CLOSED_REQUEST,
+  createSyncHandler,
+  type RateLimitRejection,
+  type SyncHandlerOptions,
+} from './http/handler.js'
 export { toNodeListener } from './http/node.js'
+export { safeErrorFacts } from './util/log.js'
 export { INFRASTRUCTURE_SQL, runMigrations } from './migrations/migrations.js'
 export {
   Registry,

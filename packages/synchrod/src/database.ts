@@ -176,7 +176,8 @@ async function openEmbedded({ dataDir, log, supervise }: OpenOptions): Promise<D
   }
 }
 
-const SERVER_LINE = /^\S+ \S+ \S+ \[\d+\] (\w{5}) (PANIC|FATAL|ERROR|WARNING|LOG|DETAIL|HINT|STATEMENT|CONTEXT):\s+(.*)$/
+const SERVER_LINE =
+  /^\S+ \S+ \S+ \[\d+\] (\w{5}) (PANIC|FATAL|ERROR|WARNING|LOG|DETAIL|HINT|STATEMENT|CONTEXT):\s+(.*)$/
 
 /**
  * The embedded server's stderr. Its ERROR, WARNING and DETAIL/STATEMENT lines can quote row values (`invalid input

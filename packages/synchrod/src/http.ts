@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { toNodeListener } from '@synchro/server'
+import { safeErrorFacts, toNodeListener } from '@synchro/server'
 import type { Log } from './logger.js'
 import { type Metrics, routeLabel } from './metrics.js'
 import { ConfigError } from './options.js'
@@ -78,7 +78,7 @@ export function daemonHandler(opts: Omit<DaemonServerOptions, 'listen'>): (reque
         response = json(404, { error: 'not found' })
       }
     } catch (err) {
-      log.error({ reqId, err: { name: (err as Error)?.name, message: (err as Error)?.message } }, 'request failed')
+      log.error({ reqId, err: safeErrorFacts(err, false) }, 'request failed')
       response = json(500, { error: 'internal error' })
     }
     const durationMs = performance.now() - started

@@ -1,4 +1,10 @@
-import type { Engine, EngineHooks, WalConsumer, WalConsumerStatus } from '@synchro/server'
+import {
+  CLIENT_CLOSED_REQUEST,
+  type Engine,
+  type EngineHooks,
+  type WalConsumer,
+  type WalConsumerStatus,
+} from '@synchro/server'
 import type pg from 'pg'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 
@@ -24,6 +30,7 @@ export function routeLabel(pathname: string): string {
 export class Metrics {
   readonly registry = new Registry()
   readonly requests: Counter<'route' | 'method' | 'status'>
+  readonly clientAborts: Counter<'route'>
   readonly latency: Histogram<'route' | 'method' | 'status'>
   readonly pushRecords: Counter<'status' | 'reason'>
   readonly conflicts: Counter<'winner'>
@@ -40,6 +47,12 @@ export class Metrics {
       name: 'synchro_http_requests_total',
       help: 'HTTP requests answered, by route, method and status.',
       labelNames: ['route', 'method', 'status'],
+      registers,
+    })
+    this.clientAborts = new Counter({
+      name: 'synchro_http_client_aborts_total',
+      help: 'Requests whose client disconnected before its body was complete (no answer sent; not in requests_total).',
+      labelNames: ['route'],
       registers,
     })
     this.latency = new Histogram({
@@ -225,6 +238,10 @@ export class Metrics {
 
   /** For the sync handler's onResponse. */
   observe(info: { route: string; method: string; status: number; durationMs: number }): void {
+    if (info.status === CLIENT_CLOSED_REQUEST) {
+      this.clientAborts.inc({ route: routeLabel(info.route) })
+      return
+    }
     const method = METHODS.has(info.method) ? info.method : 'other'
     const labels = { route: routeLabel(info.route), method, status: String(info.status) }
     this.requests.inc(labels)

@@ -67,7 +67,9 @@ describe('options table', () => {
   it('help lists every flag and env var of the command', () => {
     const help = helpText('serve')
     for (const o of OPTIONS.filter((x) => (x.commands as readonly string[]).includes('serve'))) {
-      expect(help).toContain(o.kind === 'boolean' && 'default' in o && o.default === true ? `--no-${o.flag}` : `--${o.flag}`)
+      expect(help).toContain(
+        o.kind === 'boolean' && 'default' in o && o.default === true ? `--no-${o.flag}` : `--${o.flag}`,
+      )
       if ('env' in o) expect(help).toContain(o.env)
     }
   })

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import type { Logger } from '../engine/types.js'
+import { safeErrorFacts } from '../util/log.js'
 
 interface Subscriber {
   buckets: ReadonlySet<string>
@@ -98,10 +99,7 @@ export class ChangelogNotifier {
       }
     } catch (err) {
       // A failed tick only delays pokes; clients still sync on their timer.
-      this.logger.warn(
-        { err: { message: (err as Error).message, code: (err as { code?: unknown }).code } },
-        'changelog poll failed',
-      )
+      this.logger.warn({ err: safeErrorFacts(err, false) }, 'changelog poll failed')
     } finally {
       this.#ticking = false
     }

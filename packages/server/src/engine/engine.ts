@@ -21,11 +21,13 @@ import type { ResolvedTable } from '../registry/registry.js'
 import { applyRlsPolicies, type RlsOptions, rlsStatements } from '../rls/rls.js'
 import { SchemaContractCache, tableMetaOf } from '../schema/contract.js'
 import { snapshot } from '../snapshot/snapshot.js'
+import { defaultLogger, safeErrorFacts } from '../util/log.js'
 import { guardPool } from '../util/pool.js'
 import { belowMinimum, parseVersion } from '../util/semver.js'
 import { nowRfc3339, sqlRfc3339, trimRfc3339 } from '../util/time.js'
+import { replicationProblems } from '../wal/setup.js'
 import { checkSchemaPair, defaultSubscriptions, type EngineContext, requireClient } from './context.js'
-import { type CompactionResult, type EngineOptions, silentLogger } from './types.js'
+import type { CompactionResult, EngineOptions } from './types.js'
 
 const DAY_MS = 24 * 60 * 60 * 1000
 
@@ -58,7 +60,7 @@ export class Engine {
       conflictResolver:
         options.conflictResolver ?? lastWriteWins({ clockSkewToleranceMs: options.clockSkewToleranceMs ?? 0 }),
       hooks: options.hooks ?? {},
-      logger: options.logger ?? silentLogger,
+      logger: options.logger ?? defaultLogger,
       minClientVersion: options.minClientVersion || undefined,
       compaction: {
         intervalMs: options.compaction?.intervalMs,
@@ -181,7 +183,9 @@ export class Engine {
     const every = this.ctx.compaction.intervalMs
     if (!every || this.#compactionTimer) return
     this.#compactionTimer = setInterval(() => {
-      this.runCompaction().catch((err: unknown) => this.ctx.logger.error({ err }, 'background compaction failed'))
+      this.runCompaction().catch((err: unknown) =>
+        this.ctx.logger.error({ err: safeErrorFacts(err) }, 'background compaction failed'),
+      )
     }, every)
     this.#compactionTimer.unref()
   }
@@ -222,6 +226,12 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const engine = new Engine(options)
   guardPool(options.pool, engine.ctx.logger)
   if (options.migrate !== false) await runMigrations(options.pool)
+  // Without logical replication pulls silently return nothing: say so loudly (the WAL consumer, wherever it runs,
+  // refuses to start for the same reason). Not fatal: the engine itself can serve.
+  const problems = await replicationProblems(options.pool, { role: false }).catch(() => [])
+  if (problems.length > 0) {
+    engine.ctx.logger.error({ problems }, `database not ready for change capture: ${problems.join('; ')}`)
+  }
   engine.startBackgroundTasks()
   return engine
 }

@@ -11,8 +11,6 @@ export interface Logger {
   error(obj: object, msg?: string): void
 }
 
-export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} }
-
 export interface CompactionOptions {
   /** Run compaction in the background every `intervalMs` (off when absent). */
   intervalMs?: number
@@ -71,6 +69,7 @@ export interface EngineOptions {
   hooks?: EngineHooks
   /** Minimum app version (`X-App-Version` header and register body). */
   minClientVersion?: string
+  /** pino-compatible logger; default: errors to console.error, nothing else. */
   logger?: Logger
   compaction?: CompactionOptions
   /** Run the infrastructure migrations at start (default true). */

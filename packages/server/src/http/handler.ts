@@ -18,6 +18,7 @@ import {
   StaleClientRejectedError,
   UpgradeRequiredError,
 } from '../errors.js'
+import { safeErrorFacts } from '../util/log.js'
 import { belowMinimum } from '../util/semver.js'
 import { eventStream } from './events.js'
 
@@ -42,7 +43,7 @@ export interface SyncHandlerOptions {
     userId: string
     route: string
   }) => RateLimitRejection | undefined | Promise<RateLimitRejection | undefined>
-  /** Called once per answered request (metrics). */
+  /** Called once per answered request (metrics); status 499 = the client disconnected while sending its body. */
   onResponse?: (info: { route: string; method: string; status: number; durationMs: number }) => void
   logger?: Logger
 }
@@ -87,6 +88,9 @@ function error(status: number, message: string, headers?: Record<string, string>
 function retryable(status: number, message: string, seconds: number): Response {
   return json(status, { error: message, retry_after: seconds }, { 'retry-after': String(seconds) })
 }
+
+/** Status reported to `onResponse` for a request whose client disconnected while sending its body. */
+export const CLIENT_CLOSED_REQUEST = 499
 
 class BodyTooLarge extends Error {}
 class BodyInvalid extends Error {}
@@ -194,7 +198,9 @@ export function createSyncHandler(
     } catch (err) {
       if (err instanceof BodyTooLarge) return error(413, WIRE_ERRORS.payload_too_large.message)
       if (err instanceof BodyInvalid) return error(400, WIRE_ERRORS.invalid_request_body.message)
-      throw err
+      // The body stream failed: the client went away mid-body and nobody reads this answer. Not a server fault, so
+      // not a 503: 499 (nginx's "client closed request") lets metrics count it apart.
+      return error(CLIENT_CLOSED_REQUEST, 'client closed request')
     }
     const decoded = decodeRequest(endpoint, text)
     if (!decoded.ok) return error(400, decoded.error)
@@ -259,11 +265,7 @@ export function createSyncHandler(
   }
 }
 
-/** Error facts safe to log: name, code, message — never SQL parameters or row data. */
+/** Error facts safe to log: name, code, message — never SQL parameters or row data (see safeErrorFacts). */
 export function errInfo(err: unknown): Record<string, unknown> {
-  if (err && typeof err === 'object') {
-    const e = err as { name?: unknown; code?: unknown; message?: unknown; stack?: unknown }
-    return { name: e.name, code: e.code, message: e.message, stack: e.stack }
-  }
-  return { message: String(err) }
+  return safeErrorFacts(err)
 }

@@ -3,6 +3,7 @@ import { type ClientRow, defaultSubscriptions, type EngineContext } from '../eng
 import { BadRequestError, ClientNotRegisteredError, SchemaMismatchError, StaleClientRejectedError } from '../errors.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
+import { safeErrorFacts } from '../util/log.js'
 import { quoteIdent } from '../util/sql.js'
 import { sqlRfc3339, trimRfc3339 } from '../util/time.js'
 
@@ -95,11 +96,7 @@ export function unique(values: readonly string[]): string[] {
 
 /** Error facts safe to log (name, code, message): never SQL parameters or row data. */
 export function errorFacts(err: unknown): { [key: string]: unknown } {
-  if (err && typeof err === 'object') {
-    const e = err as { name?: unknown; code?: unknown; message?: unknown }
-    return { name: e.name, code: e.code, message: e.message }
-  }
-  return { message: String(err) }
+  return safeErrorFacts(err, false)
 }
 
 /** An open request transaction (see `openRequest`). */

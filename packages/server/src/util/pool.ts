@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import type { Logger } from '../engine/types.js'
+import { safeErrorFacts } from './log.js'
 
 const guarded = new WeakSet<pg.Pool>()
 
@@ -12,8 +13,7 @@ const guarded = new WeakSet<pg.Pool>()
 export function guardPool(pool: pg.Pool, logger: Logger): void {
   if (guarded.has(pool)) return
   guarded.add(pool)
-  const log = (err: Error) =>
-    logger.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'database connection error')
+  const log = (err: Error) => logger.warn({ err: safeErrorFacts(err, false) }, 'database connection error')
   pool.on('error', log)
   pool.on('connect', (client) => {
     client.on('error', log)

@@ -3,6 +3,7 @@ import pg from 'pg'
 import { ColumnCatalog } from '../buckets/catalog.js'
 import { BucketResolver, type TextRow } from '../buckets/resolver.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
+import { defaultLogger, safeErrorFacts, safeErrorMessage } from '../util/log.js'
 import { guardPool } from '../util/pool.js'
 import {
   BatchApplier,
@@ -12,7 +13,13 @@ import {
   type RowChange,
   type WalTransaction,
 } from './apply.js'
-import { WalConnectionError, WalError, WalLeadershipLostError, WalSlotRecreatedError } from './errors.js'
+import {
+  WalConfigurationError,
+  WalConnectionError,
+  WalError,
+  WalLeadershipLostError,
+  WalSlotRecreatedError,
+} from './errors.js'
 import { bigintToLsn, lsnToBigint, maxLsn } from './lsn.js'
 import { decodePgoutput, type RelationMessage, type TupleValue, UNCHANGED } from './pgoutput.js'
 import {
@@ -51,7 +58,7 @@ export interface WalConsumerOptions {
    * current one is written; default true. false: every batch is computed inside its own transaction, serially.
    */
   pipelining?: boolean
-  /** pino-compatible logger. */
+  /** pino-compatible logger; default: errors (e.g. a database not set up for logical replication) to console.error. */
   logger?: Logger
   /** Called with every error the consumer recovers from or stops on. */
   onError?: (err: Error) => void
@@ -86,7 +93,6 @@ export function leaderLockKey(slotName: string): string {
 }
 
 const noop = () => {}
-const silentLogger: Logger = { info: noop, warn: noop, error: noop, debug: noop }
 
 /**
  * Starts the WAL consumer: elects one leader among all processes calling this for the same slot (advisory lock),
@@ -97,7 +103,7 @@ const silentLogger: Logger = { info: noop, warn: noop, error: noop, debug: noop 
  * process.on('SIGTERM', () => consumer.stop())
  */
 export function startWalConsumer(options: WalConsumerOptions): WalConsumer {
-  guardPool(options.pool, options.logger ?? silentLogger)
+  guardPool(options.pool, options.logger ?? defaultLogger)
   const c = new Consumer(options)
   c.start()
   return c
@@ -142,7 +148,7 @@ class Consumer implements WalConsumer {
       batchMaxEvents: o.batchMaxEvents ?? 10_000,
       pipelining: o.pipelining ?? true,
     }
-    this.#log = o.logger ?? silentLogger
+    this.#log = o.logger ?? defaultLogger
     this.#lockKey = leaderLockKey(slotName)
   }
 
@@ -198,8 +204,9 @@ class Consumer implements WalConsumer {
 
   #report(err: unknown): void {
     const e = err instanceof Error ? err : new Error(String(err))
-    this.#lastError = e.message
-    this.#log.error({ err: e, code: (e as WalError).code }, 'wal consumer error')
+    // Both reach operators (the log, /healthz): never a PostgreSQL message that may quote row values.
+    this.#lastError = safeErrorMessage(e)
+    this.#log.error({ err: safeErrorFacts(e), code: (e as WalError).code }, 'wal consumer error')
     try {
       this.#o.onError?.(e)
     } catch {
@@ -233,7 +240,8 @@ class Consumer implements WalConsumer {
         if (this.#stopping) break
         this.#report(err)
         if (err instanceof WalLeadershipLostError) this.#dropLock()
-        await this.#sleep(backoff)
+        // A setup problem (wal_level, privileges) waits for an operator: retry slowly instead of logging every 2 s.
+        await this.#sleep(err instanceof WalConfigurationError ? 10_000 : backoff)
         // Reconnect with exponential backoff, capped: fast after a blip, gentle during an outage.
         backoff = Math.min(backoff * 2, 2_000)
       }

@@ -16,12 +16,54 @@ export function assertSlotName(name: string): void {
 
 type Queryable = pg.Pool | pg.ClientBase
 
-/** Fails clearly when the server cannot do logical decoding. */
-export async function assertLogicalWal(db: Queryable): Promise<void> {
-  const { rows } = await db.query<{ wal_level: string }>(`SELECT current_setting('wal_level') AS wal_level`)
-  if (rows[0]?.wal_level !== 'logical') {
-    throw new WalConfigurationError(`wal_level is ${rows[0]?.wal_level}; logical replication needs wal_level=logical`)
+/**
+ * What keeps this server (and, with `role`, the connected role) from logical replication, each with its fix:
+ * wal_level, slots, WAL senders, the REPLICATION attribute. Empty when everything is in place.
+ */
+export async function replicationProblems(db: Queryable, opts: { role: boolean }): Promise<string[]> {
+  const { rows } = await db.query<{ wal_level: string; slots: string; senders: string; can: boolean }>(
+    `SELECT current_setting('wal_level') AS wal_level, current_setting('max_replication_slots') AS slots,
+            current_setting('max_wal_senders') AS senders,
+            (SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user) AS can`,
+  )
+  const r = rows[0]
+  if (!r) return []
+  const out: string[] = []
+  if (r.wal_level !== 'logical') {
+    out.push(
+      `wal_level is ${r.wal_level}, but capturing changes needs wal_level=logical. Fix: run ` +
+        '`ALTER SYSTEM SET wal_level = logical;` and restart PostgreSQL (managed services: enable logical ' +
+        'replication in the parameter group, e.g. rds.logical_replication = 1)',
+    )
   }
+  if (Number(r.slots) === 0) {
+    out.push('max_replication_slots is 0. Fix: `ALTER SYSTEM SET max_replication_slots = 10;` and restart PostgreSQL')
+  }
+  if (Number(r.senders) === 0) {
+    out.push('max_wal_senders is 0. Fix: `ALTER SYSTEM SET max_wal_senders = 10;` and restart PostgreSQL')
+  }
+  if (opts.role && r.can === false) {
+    out.push(
+      'the database role may not replicate. Fix: `ALTER ROLE <role> REPLICATION;` (managed services: grant the ' +
+        "provider's replication role, e.g. rds_replication)",
+    )
+  }
+  return out
+}
+
+/** Fails with the fix when the server or role cannot do logical decoding. */
+export async function assertLogicalWal(db: Queryable): Promise<void> {
+  const problems = await replicationProblems(db, { role: true })
+  if (problems.length > 0) throw new WalConfigurationError(problems.join('; '))
+}
+
+/** Adds the fix to the errors a missing privilege or exhausted slots raise while setting up. */
+function withFix(err: unknown, what: string, fix: string): unknown {
+  const code = (err as { code?: string }).code
+  if (code === '42501' || code === '53400' || code === '55000') {
+    return new WalConfigurationError(`${what}: ${(err as Error).message}. Fix: ${fix}`, { cause: err })
+  }
+  return err
 }
 
 /** OIDs of the registered tables; a table that does not exist is a configuration error. */
@@ -58,7 +100,13 @@ export async function ensurePublication(db: Queryable, registry: Registry, publi
       return
     } catch (err) {
       // Another process created it first: fall through and make sure it holds our tables.
-      if ((err as { code?: string }).code !== '42710') throw err
+      if ((err as { code?: string }).code !== '42710') {
+        throw withFix(
+          err,
+          `creating publication ${publicationName}`,
+          `create it as the tables' owner: CREATE PUBLICATION ${quoteIdent(publicationName)} FOR TABLE ${names.join(', ')}`,
+        )
+      }
     }
   } else if (pub.rows[0]?.all) return
   const { rows } = await db.query<{ name: string }>(
@@ -102,7 +150,14 @@ export async function ensureSlot(db: Queryable, slotName: string): Promise<SlotI
   try {
     await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slotName])
   } catch (err) {
-    if ((err as { code?: string }).code !== '42710') throw err
+    if ((err as { code?: string }).code !== '42710') {
+      throw withFix(
+        err,
+        `creating replication slot ${slotName}`,
+        'raise max_replication_slots (and restart PostgreSQL) or drop unused slots (pg_replication_slots); ' +
+          'the role needs the REPLICATION attribute',
+      )
+    }
   }
   return { created: true, confirmedFlushLsn: (await readSlot(db, slotName)) ?? 0n }
 }
