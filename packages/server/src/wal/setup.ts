@@ -21,8 +21,8 @@ type Queryable = pg.Pool | pg.ClientBase
  * wal_level, slots, WAL senders, the REPLICATION attribute. Empty when everything is in place.
  */
 export async function replicationProblems(db: Queryable, opts: { role: boolean }): Promise<string[]> {
-  const { rows } = await db.query<{ wal_level: string; slots: string; senders: string; can: boolean }>(
-    `SELECT current_setting('wal_level') AS wal_level, current_setting('max_replication_slots') AS slots,
+  const { rows } = await db.query<{ wal_level: string; slots: string; senders: string; can: boolean; me: string }>(
+    `SELECT current_setting('wal_level') AS wal_level, current_setting('max_replication_slots') AS slots, current_user AS me,
             current_setting('max_wal_senders') AS senders,
             (SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user) AS can`,
   )
@@ -44,7 +44,7 @@ export async function replicationProblems(db: Queryable, opts: { role: boolean }
   }
   if (opts.role && r.can === false) {
     out.push(
-      'the database role may not replicate. Fix: `ALTER ROLE <role> REPLICATION;` (managed services: grant the ' +
+      `role ${r.me} may not replicate. Fix: \`ALTER ROLE ${quoteIdent(r.me)} REPLICATION;\` (managed services: grant the ` +
         "provider's replication role, e.g. rds_replication)",
     )
   }
@@ -116,7 +116,12 @@ export async function ensurePublication(db: Queryable, registry: Registry, publi
     [names, publicationName],
   )
   if (rows.length > 0) {
-    await db.query(`ALTER PUBLICATION ${quoteIdent(publicationName)} ADD TABLE ${rows.map((r) => r.name).join(', ')}`)
+    const sql = `ALTER PUBLICATION ${quoteIdent(publicationName)} ADD TABLE ${rows.map((r) => r.name).join(', ')}`
+    try {
+      await db.query(sql)
+    } catch (err) {
+      throw withFix(err, `adding tables to publication ${publicationName}`, `run as its owner: ${sql}`)
+    }
   }
 }
 
