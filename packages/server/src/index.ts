@@ -28,7 +28,6 @@ export {
   type SyncHandlerOptions,
 } from './http/handler.js'
 export { toNodeListener } from './http/node.js'
-export { safeErrorFacts } from './util/log.js'
 export { INFRASTRUCTURE_SQL, runMigrations } from './migrations/migrations.js'
 export {
   Registry,
@@ -40,6 +39,7 @@ export {
 export { accessPredicate, applyRlsPolicies, type RlsOptions, rlsStatements } from './rls/rls.js'
 export { goJson, schemaHash } from './schema/contract.js'
 export { defaultKind, logicalTypeOf, normaliseDefault, sqliteDefault } from './schema/types.js'
+export { safeErrorFacts } from './util/log.js'
 export { guardPool } from './util/pool.js'
 export {
   bigintToLsn,

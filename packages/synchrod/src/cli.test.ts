@@ -54,7 +54,7 @@ describe('synchrod CLI (spawned binary)', () => {
         env: { JWKS_URL: 'http://127.0.0.1:1/.well-known/jwks.json' },
         expect: /JWKS_URL http:\/\/127\.0\.0\.1:1\/\.well-known\/jwks\.json: cannot load the key set/,
       },
-      { file: { tables: [table] }, env: { JWT_SECRET: 's', JWKS_URL: 'http://x' }, expect: /set only one/ },
+      { file: { tables: [table] }, env: { JWT_SECRET: 's'.repeat(32), JWKS_URL: 'http://x' }, expect: /set only one/ },
       { args: ['--listen'], expect: /--listen needs a value/ },
       { args: ['--no-such-flag'], expect: /unknown flag --no-such-flag/ },
       { args: ['--config', path.join(tmpdir(), 'does-not-exist.json')], expect: /cannot read it \(ENOENT\)/ },
@@ -64,7 +64,7 @@ describe('synchrod CLI (spawned binary)', () => {
       cases.map(async (c, i) => {
         const args = [...(c.args ?? [])]
         if (c.file !== undefined) args.push('--config', await config(`bad-${i}.json`, c.file))
-        return run(args, { env: c.env, cwd: dir })
+        return run(args, { env: c.env, cwd: dir, timeoutMs: 120_000 })
       }),
     )
     results.forEach((r, i) => {
@@ -77,10 +77,11 @@ describe('synchrod CLI (spawned binary)', () => {
   })
 
   it('token mints an HS256 JWT with sub and the requested lifetime', async () => {
-    const r = await run(['token', '--sub', 'A1B2', '--ttl', '2h'], { env: { JWT_SECRET: 'test-secret' } })
+    const secret = 'test-secret-0123456789abcdef-0123456789'
+    const r = await run(['token', '--sub', 'A1B2', '--ttl', '2h'], { env: { JWT_SECRET: secret } })
     expect(r.code, r.stderr).toBe(0)
     const jwt = r.stdout.trim()
-    const { payload, protectedHeader } = await jwtVerify(jwt, new TextEncoder().encode('test-secret'))
+    const { payload, protectedHeader } = await jwtVerify(jwt, new TextEncoder().encode(secret))
     expect(protectedHeader.alg).toBe('HS256')
     expect(payload.sub).toBe('A1B2')
     expect((payload.exp as number) - (payload.iat as number)).toBe(7200)
@@ -88,7 +89,7 @@ describe('synchrod CLI (spawned binary)', () => {
     const noSecret = await run(['token', '--sub', 'x'])
     expect(noSecret.code).not.toBe(0)
     expect(noSecret.stderr).toMatch(/JWT_SECRET is required/)
-    const claim = await run(['token', '--sub', 'u1'], { env: { JWT_SECRET: 's', JWT_USER_CLAIM: 'uid' } })
+    const claim = await run(['token', '--sub', 'u1'], { env: { JWT_SECRET: secret, JWT_USER_CLAIM: 'uid' } })
     expect(decodeJwt(claim.stdout.trim()).uid).toBe('u1')
   })
 

@@ -24,10 +24,19 @@ describe('options table', () => {
     expect(o.listenAddr).toBe(':8080')
   })
 
-  it('treats empty environment variables as unset', () => {
-    const o = resolveOptions('serve', {}, { JWT_SECRET: '', LISTEN_ADDR: '' })
-    expect(o.jwtSecret).toBeUndefined()
+  it('treats empty environment variables as unset, except authentication options', () => {
+    const o = resolveOptions('serve', {}, { LISTEN_ADDR: '', MIN_CLIENT_VERSION: '' })
     expect(o.listenAddr).toBe(':8080')
+    expect(o.minClientVersion).toBeUndefined()
+    // A blank secret must never mean "no authentication".
+    expect(() => resolveOptions('serve', {}, { JWT_SECRET: '' })).toThrow('JWT_SECRET is set but empty')
+    expect(() => resolveOptions('serve', {}, { JWKS_URL: '  ' })).toThrow('JWKS_URL is set but empty')
+    const good = 'x'.repeat(32)
+    expect(() => resolveOptions('serve', { jwtSecret: '' }, { JWT_SECRET: good })).toThrow(
+      '--jwt-secret is set but empty',
+    )
+    expect(() => resolveOptions('serve', {}, { JWT_SECRET: 'short' })).toThrow(/JWT_SECRET is too short \(5 bytes\)/)
+    expect(resolveOptions('serve', {}, { JWT_SECRET: good }).jwtSecret).toBe(good)
   })
 
   it('reads nested config keys and durations', () => {
@@ -43,6 +52,15 @@ describe('options table', () => {
     expect(parseDuration('1h')).toBe(3_600_000)
     expect(parseDuration('1500')).toBe(1500)
     expect(parseDuration('soon')).toBeUndefined()
+  })
+
+  it('accepts flags before the command as after it', () => {
+    expect(parseArgs(['--demo', 'rls'])).toEqual(parseArgs(['rls', '--demo']))
+    expect(parseArgs(['--config', 'c.json', '--json', 'status']).flags).toEqual({ config: 'c.json', json: true })
+    expect(parseArgs(['--listen=:9', 'consume']).command).toBe('consume')
+    expect(parseArgs(['--help', 'status'])).toMatchObject({ command: 'status', help: true })
+    expect(() => parseArgs(['--demo', 'rls', 'x'])).toThrow('unexpected argument "x"')
+    expect(() => parseArgs(['--apply', 'token'])).toThrow(/does not apply/)
   })
 
   it('parses booleans with --no- and rejects unknown or misplaced flags', () => {
