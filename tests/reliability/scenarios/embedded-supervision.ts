@@ -8,7 +8,6 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
-import { PASSWORD_FILE } from '../../../packages/synchrod/src/embedded.js'
 import { type Daemon, startDaemon } from '../../../packages/synchrod/src/testing/spawn.js'
 import { stopGracefully } from '../lib/daemon.js'
 import { call } from '../lib/http.js'
@@ -31,6 +30,9 @@ export interface EmbeddedSupervisionReport {
   exitWithoutRestarts: number | null
   violations: string[]
 }
+
+/** Documented in docs/deployment.md (a literal, so this scenario also runs against older daemons). */
+const PASSWORD_FILE = 'synchro-superuser-password'
 
 const mode = (file: string) => (statSync(file).mode & 0o777).toString(8)
 
