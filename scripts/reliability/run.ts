@@ -8,11 +8,16 @@ import { fileURLToPath } from 'node:url'
 import { runnerRoot } from '../../tests/reliability/lib/db.js'
 import { envInt } from '../../tests/reliability/lib/util.js'
 import { runAccess } from '../../tests/reliability/scenarios/access.js'
+import { runClientAborts } from '../../tests/reliability/scenarios/client-aborts.js'
+import { runConfigHygiene } from '../../tests/reliability/scenarios/config-hygiene.js'
 import { runConvergence } from '../../tests/reliability/scenarios/convergence.js'
 import { runCrash } from '../../tests/reliability/scenarios/crash.js'
 import { runDbRestart } from '../../tests/reliability/scenarios/db-restart.js'
+import { runEmbeddedSupervision } from '../../tests/reliability/scenarios/embedded-supervision.js'
 import { runHostile } from '../../tests/reliability/scenarios/hostile.js'
+import { runLibrarySetup } from '../../tests/reliability/scenarios/library-setup.js'
 import { runLoad } from '../../tests/reliability/scenarios/load.js'
+import { runLogHygiene } from '../../tests/reliability/scenarios/log-hygiene.js'
 
 const seed = envInt('RELIABILITY_SEED', 20261126)
 const only = (process.env.RELIABILITY_ONLY ?? '').split(',').filter(Boolean)
@@ -94,6 +99,15 @@ async function main() {
         log,
       }),
     )
+    await scenario('config-hygiene', () => runConfigHygiene({ root: root.url }))
+    await scenario('log-hygiene', () => runLogHygiene())
+    await scenario('embedded-supervision', () =>
+      runEmbeddedSupervision({ kills: envInt('RELIABILITY_EMBEDDED_KILLS', 10), log }),
+    )
+    await scenario('client-aborts', () =>
+      runClientAborts({ root: root.url, aborts: envInt('RELIABILITY_CLIENT_ABORTS', 1000) }),
+    )
+    await scenario('library-setup', () => runLibrarySetup({ root: root.url }))
   } finally {
     await root.stop()
   }

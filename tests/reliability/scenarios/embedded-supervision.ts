@@ -34,7 +34,13 @@ export interface EmbeddedSupervisionReport {
 /** Documented in docs/deployment.md (a literal, so this scenario also runs against older daemons). */
 const PASSWORD_FILE = 'synchro-superuser-password'
 
-const mode = (file: string) => (statSync(file).mode & 0o777).toString(8)
+function mode(file: string): string {
+  try {
+    return (statSync(file).mode & 0o777).toString(8)
+  } catch {
+    return 'missing'
+  }
+}
 
 async function refused(url: string, password: string): Promise<string | undefined> {
   const u = new URL(url)
