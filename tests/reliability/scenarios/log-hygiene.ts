@@ -45,7 +45,7 @@ function probes(orderId: string): Array<{ marker: string; change: PushChange }> 
     { marker: 'SSN-222-22-2222', change: order({ required_date: 'SSN-222-22-2222' }) },
     { marker: 'SSN-333-33-3333', change: order({ status: 'SSN-333-33-3333' }) },
     { marker: 'SSN-444-44-4444', change: order({ preferred_ship_time: 'SSN-444-44-4444' }) },
-    { marker: '98765432109876543210987', change: order({ total_cents: 98765432109876543210987 }) },
+    { marker: '98765432109876', change: detail({ quantity: '98765432109876' }) }, // out of range for integer
     { marker: 'SSN-555-55-5555', change: detail({ quantity: 'SSN-555-55-5555' }) },
     { marker: 'SSN-666-66-6666', change: detail({ unit_price: 'SSN-666-66-6666' }) },
     { marker: 'SSN-777-77-7777', change: detail({ order_id: 'SSN-777-77-7777' }) },
