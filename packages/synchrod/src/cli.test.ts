@@ -20,7 +20,10 @@ async function config(name: string, body: unknown): Promise<string> {
 }
 
 describe('synchrod CLI (spawned binary)', () => {
-  it('rejects bad configurations with a non-zero exit and a message naming the problem', async () => {
+  // 13 processes at once: generous, a busy 2-core machine takes a while to start them all.
+  it('rejects bad configurations with a non-zero exit and a message naming the problem', {
+    timeout: 180_000,
+  }, async () => {
     const table = { tableName: 'orders', ownerColumn: 'user_id' }
     const cases: Array<{ args?: string[]; env?: Record<string, string>; file?: unknown; expect: RegExp }> = [
       {
