@@ -67,9 +67,12 @@ export const OPTIONS = [
     env: 'DATABASE_URL',
     kind: 'string',
     secret: true,
+    // Blank is an error, not "absent": an empty DATABASE_URL must not silently start an embedded PostgreSQL.
+    nonBlank: true,
     defaultText: 'embedded PostgreSQL',
     commands: DB,
-    description: 'PostgreSQL connection string. When absent, an embedded PostgreSQL 17 runs with data in --data-dir.',
+    description:
+      'PostgreSQL connection string. When absent, an embedded PostgreSQL 17 runs with data in --data-dir. Set but empty is an error.',
   },
   {
     name: 'replicationUrl',
@@ -495,7 +498,7 @@ export const CONFIG_KEYS = new Set(
 
 /**
  * Resolves every option of `command`: flag, then environment variable, then config file, then default.
- * Empty environment variables count as unset, except for `nonBlank` options (authentication), where a blank value
+ * Empty environment variables count as unset, except for `nonBlank` options (authentication, database), where a blank value
  * given anywhere is an error naming the flag or variable: `JWT_SECRET=` must not silently turn authentication off.
  */
 export function resolveOptions(

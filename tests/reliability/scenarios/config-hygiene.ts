@@ -54,6 +54,7 @@ export async function runConfigHygiene(o: { root: string }): Promise<ConfigHygie
       expect: /--jwt-secret is set but empty/,
     },
     { what: 'empty JWKS_URL', args: serve, env: { JWKS_URL: '' }, expect: /JWKS_URL is set but empty/ },
+    { what: 'empty DATABASE_URL', args: serve, env: { DATABASE_URL: ' ' }, expect: /DATABASE_URL is set but empty/ },
     { what: 'empty --jwks-url', args: [...serve, '--jwks-url='], expect: /--jwks-url is set but empty/ },
     { what: '1-byte secret', args: serve, env: { JWT_SECRET: 'x' }, expect: /JWT_SECRET is too short \(1 bytes\)/ },
     {
