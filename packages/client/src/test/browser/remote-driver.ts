@@ -33,7 +33,7 @@ export async function remoteDriver(page: Page, name: string): Promise<SqliteDriv
         throw err
       }
       const r = await page.evaluate((t) => window.synchroTest.txEnd(t), tid)
-      if ('error' in r) throw new Error(r.error)
+      if ('error' in r) throw new Error(String(r.error))
       return out
     },
     close: () => page.evaluate((i) => window.synchroTest.closeDriver(i), id),
