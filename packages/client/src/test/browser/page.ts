@@ -51,7 +51,7 @@ const api = {
     return tid
   },
   tx: (tid: number, m: ExMethod, args: unknown[]) => onEx(txs.get(tid)!.ex, m, args),
-  async txEnd(tid: number, error?: string): Promise<unknown> {
+  async txEnd(tid: number, error?: string): Promise<{ ok?: unknown; error?: string }> {
     const t = txs.get(tid)!
     txs.delete(tid)
     t.end(error ? new Error(error) : undefined)

@@ -11,7 +11,7 @@ export async function remoteDriver(page: Page, name: string): Promise<SqliteDriv
     decode(
       await page.evaluate(
         ([i, t, mm, a]) => (t === null ? window.synchroTest.drv(i, mm, a) : window.synchroTest.tx(t, mm, a)),
-        [id, tid, m, encode(args)] as const,
+        [id, tid, m, encode(args) as unknown[]] as const,
       ),
     )
   const executor = (tid: number | null): SqliteExecutor => ({
@@ -33,7 +33,7 @@ export async function remoteDriver(page: Page, name: string): Promise<SqliteDriv
         throw err
       }
       const r = await page.evaluate((t) => window.synchroTest.txEnd(t), tid)
-      if ('error' in r) throw new Error(String(r.error))
+      if (r.error !== undefined) throw new Error(r.error)
       return out
     },
     close: () => page.evaluate((i) => window.synchroTest.closeDriver(i), id),
