@@ -33,6 +33,7 @@ export type RequestBody =
   | { kind: 'committed'; sid: string }
   | { kind: 'observe'; tables: string[] }
   | { kind: 'syncNow' }
+  | { kind: 'start' }
 
 export interface WireError {
   name: string

@@ -13,7 +13,6 @@ const txs = new Map<number, { ex: SqliteExecutor; end: (err?: Error) => void; do
 let next = 1
 let client: SynchroClient | null = null
 const watched: Record<string, unknown[]> = {}
-const statuses: string[] = []
 
 type ExMethod = 'all' | 'run' | 'exec' | 'runMany'
 const createWorker = () => new Worker('/worker.js', { type: 'module' })
@@ -68,7 +67,6 @@ const api = {
   async startClient(cfg: Omit<SynchroClientConfig, 'driver'> & { name: string; start?: boolean }): Promise<void> {
     const driver = await openSqliteWasm({ name: cfg.name, createWorker })
     client = new SynchroClient({ ...cfg, driver })
-    client.onStatusChange((e) => statuses.push(e.status))
     if (cfg.start !== false) await client.start()
   },
   async client(m: string, args: unknown[] = []): Promise<unknown> {
@@ -81,7 +79,11 @@ const api = {
     })
   },
   watched: (key: string) => encode(watched[key] ?? null),
-  status: () => ({ status: client?.status.status, statuses }),
+  status: () => ({
+    status: client?.status.status,
+    error: client?.status.error?.message,
+    owner: Boolean((client as unknown as { tabs?: { isOwner: boolean } } | null)?.tabs?.isOwner),
+  }),
   async closeClient(): Promise<void> {
     await client?.close()
     client = null
