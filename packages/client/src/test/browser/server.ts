@@ -4,7 +4,7 @@
  * handler — so the page needs no CORS. `setSyncReachable(false)` makes `/sync/*` drop connections, like a server
  * that cannot be reached.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import http from 'node:http'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
@@ -53,8 +53,19 @@ export function buildBundles(): Promise<Record<string, string>> {
 const PAGE =
   '<!doctype html><meta charset="utf-8"><title>synchro test</title><script type="module" src="/page.js"></script>'
 
-export async function startWebServer(syncHandler?: (req: Request) => Promise<Response>): Promise<TestWebServer> {
-  const files = await buildBundles()
+const TYPES: Record<string, string> = {
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.css': 'text/css',
+}
+
+/** Serves the test page, or the files of `staticDir` (a built app) when given. */
+export async function startWebServer(
+  syncHandler?: (req: Request) => Promise<Response>,
+  staticDir?: string,
+): Promise<TestWebServer> {
+  const files = staticDir ? {} : await buildBundles()
   const wasm = readFileSync(WASM)
   let reachable = true
   const sync = syncHandler ? toNodeListener(syncHandler) : null
@@ -72,6 +83,11 @@ export async function startWebServer(syncHandler?: (req: Request) => Promise<Res
     const send = (type: string, body: string | Buffer) => {
       res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' })
       res.end(body)
+    }
+    if (staticDir) {
+      const file = path.join(staticDir, p === '/' ? 'index.html' : path.normalize(p))
+      if (!file.startsWith(staticDir) || !existsSync(file)) return void res.writeHead(404).end()
+      return send(TYPES[path.extname(file)] ?? 'application/octet-stream', readFileSync(file))
     }
     if (p === '/' || p === '/index.html') return send('text/html', PAGE)
     if (p === '/sqlite3.wasm') return send('application/wasm', wasm)

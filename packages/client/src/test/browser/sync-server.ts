@@ -22,7 +22,7 @@ export interface BrowserSyncServer {
   close(): Promise<void>
 }
 
-export async function startBrowserSyncServer(name: string): Promise<BrowserSyncServer> {
+export async function startBrowserSyncServer(name: string, staticDir?: string): Promise<BrowserSyncServer> {
   const db = await createTestDatabase(name)
   await db.pool.query(NORTHWIND_DDL)
   await db.pool.query(NORTHWIND_SEED)
@@ -35,7 +35,7 @@ export async function startBrowserSyncServer(name: string): Promise<BrowserSyncS
     live: { pollIntervalMs: 20 },
     logger: { debug() {}, info() {}, warn: log, error: log },
   })
-  const web = await startWebServer(createSyncHandler(engine, { authenticate: headerAuth() }))
+  const web = await startWebServer(createSyncHandler(engine, { authenticate: headerAuth() }), staticDir)
   const consumer: WalConsumer = startWalConsumer({
     pool: db.pool,
     registry,
