@@ -25,7 +25,7 @@ afterAll(async () => {
 type Write = { op: 'insert' } | { op: 'update'; row: number; text: string } | { op: 'delete'; row: number }
 type Cmd =
   | { kind: 'write'; tab: number; write: Write }
-  | { kind: 'close'; tab: number }
+  | { kind: 'close'; tab: number; graceful: boolean }
   | { kind: 'reload'; tab: number }
   /** Tab `tab` closes while tab `writer`'s write is in flight. */
   | { kind: 'closeDuring'; tab: number; writer: number; write: Write }
@@ -38,7 +38,7 @@ const writeArb: fc.Arbitrary<Write> = fc.oneof(
 )
 const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('write' as const), tab: tabArb, write: writeArb }) },
-  fc.record({ kind: fc.constant('close' as const), tab: tabArb }),
+  fc.record({ kind: fc.constant('close' as const), tab: tabArb, graceful: fc.boolean() }),
   fc.record({ kind: fc.constant('reload' as const), tab: tabArb }),
   fc.record({ kind: fc.constant('closeDuring' as const), tab: tabArb, writer: tabArb, write: writeArb }),
 )
@@ -78,6 +78,8 @@ it('3 tabs × random writes with tab closes and reloads converge with PostgreSQL
           if (c.kind === 'write') await write(tab, c.write)
           else if (c.kind === 'reload') await tab.reload()
           else if (c.kind === 'close') {
+            // Graceful: client.close() hands the database over; otherwise the tab just goes away.
+            if (c.graceful) await tab.call('close')
             await tab.close()
             tabs[c.tab] = await open()
           } else if (c.tab !== c.writer) {
