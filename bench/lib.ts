@@ -1,5 +1,5 @@
 // Shared helpers for benchmarks: a fresh database on a real PostgreSQL, result files, percentiles.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -80,4 +80,14 @@ export function envInt(name: string, def: number, quickDivisor = 10): number {
   const v = process.env[name]
   if (v !== undefined && v !== '') return Number.parseInt(v, 10)
   return process.env.BENCH_QUICK === '1' ? Math.max(1, Math.floor(def / quickDivisor)) : def
+}
+
+/** Merges `value` under `key` into bench/results/summary.json (the headline numbers of the latest runs). */
+export function updateSummary(key: string, value: object): void {
+  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results')
+  mkdirSync(dir, { recursive: true })
+  const file = path.join(dir, 'summary.json')
+  const summary = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {}
+  summary[key] = { ...value, at: new Date().toISOString() }
+  writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`)
 }

@@ -10,6 +10,8 @@ import { LocalDatabase, passThrough, unwrapPassThrough, wrapDbError } from './st
 import { quoteIdent } from './store/sql.js'
 import { type ConflictEvent, type SnapshotApprover, type StatusEvent, SyncEngine } from './sync/engine.js'
 import { Transport } from './sync/transport.js'
+import { type ClientDatabase, SharedDatabase } from './tabs/shared-database.js'
+import { TabSync } from './tabs/tab-sync.js'
 
 export type Unsubscribe = () => void
 
@@ -77,13 +79,15 @@ function defaultLiteral(v: string | number | boolean | null): string {
 
 export class SynchroClient {
   private readonly cfg: ResolvedConfig
-  private readonly db: LocalDatabase
+  private readonly db: ClientDatabase
   private readonly engine: SyncEngine
+  /** Set when the driver is shared by several tabs: only the owner tab syncs (src/tabs/). */
+  private readonly tabs: TabSync | null = null
 
   /** Validates the config (throws `ConfigError`); opens nothing until first use. */
   constructor(config: SynchroClientConfig) {
     this.cfg = resolveConfig(config)
-    this.db = new LocalDatabase(this.cfg.openDriver)
+    const local = new LocalDatabase(this.cfg.openDriver)
     const transport = new Transport({
       serverURL: this.cfg.serverURL,
       fetch: this.cfg.fetch,
@@ -92,7 +96,15 @@ export class SynchroClient {
       ...(this.cfg.authProvider ? { authProvider: this.cfg.authProvider } : {}),
       ...(this.cfg.userID !== undefined ? { userID: this.cfg.userID } : {}),
     })
-    this.engine = new SyncEngine(this.cfg, this.db, transport)
+    this.engine = new SyncEngine(this.cfg, local, transport)
+    const driver = config.driver
+    if (driver?.tabs) {
+      const shared = new SharedDatabase(local, driver.tabs, () => driver.close())
+      this.tabs = new TabSync(driver.tabs, local, this.engine, shared)
+      this.db = shared
+    } else {
+      this.db = local
+    }
   }
 
   /** Opens the database and creates the SDK's tables. Optional: every call does it on first use. */
@@ -290,7 +302,7 @@ export class SynchroClient {
 
   /** Stops sync and closes the database. */
   async close(): Promise<void> {
-    await this.engine.stop()
+    await (this.tabs ? this.tabs.close() : this.engine.stop())
     await this.db.close()
   }
 
@@ -302,22 +314,22 @@ export class SynchroClient {
    * normal state). Rejects with `ALREADY_STARTED` when started twice.
    */
   start(): Promise<void> {
-    return this.engine.start()
+    return this.tabs ? this.tabs.start() : this.engine.start()
   }
 
   /** Stops timers and retries; resolves when the cycle in flight has finished. */
   stop(): Promise<void> {
-    return this.engine.stop()
+    return this.tabs ? this.tabs.stop() : this.engine.stop()
   }
 
   /** Runs a push-then-pull cycle now (joining the running one's rerun); rejects with its final failure. */
   syncNow(): Promise<void> {
-    return this.engine.syncNow()
+    return this.tabs ? this.tabs.syncNow() : this.engine.syncNow()
   }
 
   /** The last status event. */
   get status(): StatusEvent {
-    return this.engine.status
+    return this.tabs ? this.tabs.status : this.engine.status
   }
 
   onStatusChange(cb: (e: StatusEvent) => void): Unsubscribe {

@@ -127,7 +127,10 @@ export function resolveConfig(config: SynchroClientConfig): ResolvedConfig {
   if (config.platform !== undefined && typeof config.platform !== 'string') {
     throw new ConfigError('platform', 'must be a string')
   }
-  const fetchImpl = config.fetch ?? (globalThis.fetch as FetchLike | undefined)
+  // Bound: browsers throw "Illegal invocation" when fetch is called as a method of another object.
+  const fetchImpl =
+    config.fetch ??
+    (typeof globalThis.fetch === 'function' ? (globalThis.fetch.bind(globalThis) as FetchLike) : undefined)
   if (typeof fetchImpl !== 'function') throw new ConfigError('fetch', 'no global fetch; pass one')
   return {
     openDriver,

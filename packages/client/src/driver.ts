@@ -4,6 +4,7 @@
  * serialise anything: the SDK owns one connection and runs every statement and transaction under its own mutex
  * (expo-sqlite's and wa-sqlite's async transactions do not serialise themselves).
  */
+import type { TabCoordination } from './tabs/types.js'
 
 /** A value SQLite can store. Booleans are accepted as parameters and bound as 1/0. */
 export type SqlValue = string | number | bigint | Uint8Array | null
@@ -35,6 +36,11 @@ export interface SqliteExecutor {
 }
 
 export interface SqliteDriver extends SqliteExecutor {
+  /**
+   * Set by drivers whose database several SDK instances share (browser tabs): SynchroClient then lets only the
+   * owner instance open the database and sync, and routes the others' statements to it (src/tabs/).
+   */
+  readonly tabs?: TabCoordination
   /**
    * Runs `fn` inside a write transaction (`BEGIN IMMEDIATE` … `COMMIT`); rolls back and rethrows when `fn` throws.
    * The SDK never calls it concurrently and never nests it.

@@ -1,0 +1,159 @@
+/**
+ * Tab sharing with deterministic failures: an in-memory TabCoordination (the browser one is exercised in
+ * tabs.web.test.ts) over one SQLite file, where the test decides which message is lost and when a tab dies.
+ */
+import path from 'node:path'
+import Database from 'better-sqlite3'
+import { afterAll, describe, expect, it } from 'vitest'
+import { SynchroClient } from '../client.js'
+import { betterSqlite3Driver } from '../drivers/better-sqlite3/index.js'
+import { cleanupTempDirs, tempDir, waitFor } from '../test/helpers.js'
+import type { TabCoordination, TabMessage } from './types.js'
+
+afterAll(cleanupTempDirs)
+
+class Bus {
+  readonly members = new Map<string, MemTab>()
+  /** Returns true to lose a message. */
+  drop: (m: TabMessage) => boolean = () => false
+}
+
+class MemTab implements TabCoordination {
+  private owner = false
+  private readonly ownerCbs: (() => void)[] = []
+  private readonly handlers = new Set<(m: TabMessage) => void>()
+  readonly goneCbs: (() => void)[] = []
+  readonly raw: Database.Database
+
+  constructor(
+    readonly selfId: string,
+    private readonly bus: Bus,
+    file: string,
+  ) {
+    bus.members.set(selfId, this)
+    this.raw = new Database(file)
+    this.raw.pragma('busy_timeout = 5000')
+  }
+
+  isOwner = () => this.owner
+  onOwner(cb: () => void): void {
+    if (this.owner) cb()
+    else this.ownerCbs.push(cb)
+  }
+  becomeOwner(): void {
+    this.owner = true
+    for (const cb of this.ownerCbs.splice(0)) cb()
+  }
+  post(m: TabMessage): void {
+    if (this.bus.drop(m)) return
+    for (const t of this.bus.members.values()) if (t !== this) setTimeout(() => t.deliver(m), 0)
+  }
+  deliver(m: TabMessage): void {
+    for (const h of this.handlers) h(m)
+  }
+  onMessage(cb: (m: TabMessage) => void): () => void {
+    this.handlers.add(cb)
+    return () => this.handlers.delete(cb)
+  }
+  onGone(id: string, cb: () => void): void {
+    this.bus.members.get(id)?.goneCbs.push(cb)
+  }
+  /** A crash: gone from the bus, its connection closed (SQLite rolls back what it had not committed). */
+  die(): void {
+    this.bus.members.delete(this.selfId)
+    this.handlers.clear()
+    if (this.raw.inTransaction) this.raw.exec('ROLLBACK')
+    this.raw.close()
+    for (const cb of this.goneCbs.splice(0)) cb()
+  }
+
+  client(): SynchroClient {
+    const driver = { ...betterSqlite3Driver(this.raw), tabs: this as TabCoordination }
+    return new SynchroClient({ driver, serverURL: 'http://127.0.0.1:9', userID: 'u', clientID: 'c', appVersion: '1' })
+  }
+}
+
+async function setup() {
+  const file = path.join(tempDir(), 'shared.sqlite')
+  const bus = new Bus()
+  const a = new MemTab('a', bus, file)
+  const b = new MemTab('b', bus, file)
+  a.becomeOwner()
+  const ca = a.client()
+  const cb = b.client()
+  await ca.execute('CREATE TABLE counter (n INTEGER NOT NULL)')
+  await ca.execute('INSERT INTO counter VALUES (0)')
+  // b knows the owner once a's host has announced itself.
+  expect(await cb.query('SELECT n FROM counter')).toEqual([{ n: 0 }])
+  return { bus, a, b, ca, cb }
+}
+
+/** Loses a's answer to b's next `end` (or, with `request`, b's `end` itself) and runs `then` right after. */
+function loseEnd(bus: Bus, then: () => void, what: 'answer' | 'request'): void {
+  let endRid = -1
+  bus.drop = (m) => {
+    if (m.t === 'req' && m.body.kind === 'end' && m.body.commit) {
+      endRid = m.rid
+      if (what === 'request') setTimeout(then, 0)
+      return what === 'request'
+    }
+    if (m.t === 'res' && m.rid === endRid && what === 'answer') {
+      setTimeout(then, 0)
+      return true
+    }
+    return false
+  }
+}
+
+describe('owner lost around a commit', () => {
+  it('committed, answer lost: the new owner confirms the commit and the write counts once', async () => {
+    const { bus, a, b, cb } = await setup()
+    loseEnd(
+      bus,
+      () => {
+        a.die()
+        b.becomeOwner()
+      },
+      'answer',
+    )
+    const res = await cb.execute('UPDATE counter SET n = n + 1')
+    expect(res.rowsAffected).toBe(1)
+    expect(await cb.query('SELECT n FROM counter')).toEqual([{ n: 1 }])
+    await cb.close()
+  })
+
+  it('not committed (the owner died first): the session runs again on the new owner, once', async () => {
+    const { bus, a, b, cb } = await setup()
+    loseEnd(
+      bus,
+      () => {
+        a.die()
+        b.becomeOwner()
+      },
+      'request',
+    )
+    await cb.execute('UPDATE counter SET n = n + 1')
+    expect(await cb.query('SELECT n FROM counter')).toEqual([{ n: 1 }])
+    await cb.close()
+  })
+
+  it('a tab that dies inside a transaction has it rolled back; the owner is not left locked', async () => {
+    const { b, ca, cb } = await setup()
+    let inside!: () => void
+    const entered = new Promise<void>((r) => {
+      inside = r
+    })
+    void cb
+      .writeTransaction(async (tx) => {
+        await tx.execute('UPDATE counter SET n = 100')
+        inside()
+        await new Promise(() => {}) // b never finishes: it dies here
+      })
+      .catch(() => {})
+    await entered
+    b.die()
+    await ca.execute('UPDATE counter SET n = n + 1')
+    await waitFor(async () => (await ca.query<{ n: number }>('SELECT n FROM counter'))[0]?.n === 1)
+    await ca.close()
+  })
+})
