@@ -7,7 +7,7 @@ import http from 'node:http'
 const streamAgent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY })
 const callAgent = new http.Agent({ keepAlive: true, maxSockets: 256 })
 
-// biome-ignore lint/suspicious/noExplicitAny: protocol JSON, read field by field
+// Protocol JSON, read field by field.
 type Json = any
 
 function post(base: URL, user: string, route: string, body: unknown): Promise<Json> {
