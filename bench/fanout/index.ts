@@ -23,7 +23,7 @@ const USERS = Math.max(1, envInt('BENCH_FANOUT_USERS', 100))
 const SDK = Math.min(CLIENTS, envInt('BENCH_FANOUT_SDK', 20, 1))
 const WRITES = envInt('BENCH_FANOUT_WRITES', 60)
 const GAP_MS = envInt('BENCH_FANOUT_GAP_MS', 500, 1)
-const GLOBAL_EVERY = envInt('BENCH_FANOUT_GLOBAL_EVERY', 3, 1)
+const GLOBAL_EVERY = envInt('BENCH_FANOUT_GLOBAL_EVERY', 5, 1)
 const IDLE_MS = envInt('BENCH_FANOUT_IDLE_MS', 10_000, 1)
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100
 
