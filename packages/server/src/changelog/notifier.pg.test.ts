@@ -17,9 +17,11 @@ beforeAll(async () => {
     replicationUrl: app.db.url,
     slotName: `live_${randomUUID().slice(0, 8)}`,
   })
+  // Writes made before the slot exists are never captured: wait until the stream runs.
+  for (let i = 0; i < 3000 && !consumer.status().running; i++) await new Promise((r) => setTimeout(r, 20))
   // Keeps the notifier (and its LISTEN connection) running from test to test.
   await subscribe('keeper')
-})
+}, 120_000)
 afterAll(async () => {
   await consumer?.stop()
   await app?.close()

@@ -511,10 +511,12 @@ export class BatchApplier {
     )
     if (out.clRows > 0) {
       // Delivered to every LISTENing instance when (and only if) this transaction commits. The head is the last seq
-      // this session drew: only the position-lock holder writes the changelog, so it is the new head.
+      // this session drew: only the position-lock holder writes the changelog, so it is the new head. A listener that
+      // stops reading lets the notification queue fill; past half full we skip the NOTIFY (instances then find the
+      // batch by their fallback poll) rather than ever fail the capture on a full queue.
       await db.query(
-        `SELECT pg_notify('${CHANGELOG_CHANNEL}',
-           '{"seq":' || currval(pg_get_serial_sequence('sync_changelog', 'seq')) || ',"b":' || $1 || '}')`,
+        `SELECT CASE WHEN pg_notification_queue_usage() < 0.5 THEN pg_notify('${CHANGELOG_CHANNEL}',
+           '{"seq":' || currval(pg_get_serial_sequence('sync_changelog', 'seq')) || ',"b":' || $1 || '}') END`,
         [notifyBuckets(out.buckets)],
       )
     }
