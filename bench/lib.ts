@@ -1,5 +1,5 @@
 // Shared helpers for benchmarks: a fresh database on a real PostgreSQL, result files, percentiles.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -82,12 +82,34 @@ export function envInt(name: string, def: number, quickDivisor = 10): number {
   return process.env.BENCH_QUICK === '1' ? Math.max(1, Math.floor(def / quickDivisor)) : def
 }
 
-/** Merges `value` under `key` into bench/results/summary.json (the headline numbers of the latest runs). */
+/**
+ * Merges `patch` into `bench/results/summary.json` (the headline numbers of the latest run of each benchmark):
+ * objects merge key by key, so each benchmark replaces only its own keys and keeps everyone else's.
+ */
+export function mergeSummary(patch: Record<string, unknown>): string {
+  const file = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results', 'summary.json')
+  mkdirSync(path.dirname(file), { recursive: true })
+  let current: Record<string, unknown> = {}
+  try {
+    current = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>
+  } catch {
+    // first run, or an unreadable file: start over
+  }
+  writeFileSync(file, `${JSON.stringify(deepMerge(current, patch), null, 2)}\n`)
+  return file
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a }
+  for (const [k, v] of Object.entries(b)) {
+    const old = out[k]
+    const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x)
+    out[k] = isObj(old) && isObj(v) ? deepMerge(old, v) : v
+  }
+  return out
+}
+
+/** Merges `value` under `key` into bench/results/summary.json, stamped with the time of the run. */
 export function updateSummary(key: string, value: object): void {
-  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results')
-  mkdirSync(dir, { recursive: true })
-  const file = path.join(dir, 'summary.json')
-  const summary = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {}
-  summary[key] = { ...value, at: new Date().toISOString() }
-  writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`)
+  mergeSummary({ [key]: { ...value, at: new Date().toISOString() } })
 }

@@ -1,6 +1,8 @@
-// End-to-end latency: client A commits a local write → client B sees it in its SQLite; and a write made directly
-// in PostgreSQL by another application → client B sees it. p50/p95/p99 with the SDK's default settings and with
-// the fastest settings it allows. Sizes: BENCH_E2E_WRITES (default 500), BENCH_E2E_GAP_MS (pause between writes).
+// End-to-end latency: client A commits a local write → client B sees it in its SQLite (`clientWrite`, a steady
+// stream of writes); a write made directly in PostgreSQL by another application → client B sees it (`directWrite`);
+// and single writes on client A after ≥ 2 s of quiet (`idleWrite`: nothing is in flight, no poke is pending).
+// p50/p95/p99 with the SDK's default settings and with the fastest settings it allows. Sizes: BENCH_E2E_WRITES
+// (default 500), BENCH_E2E_GAP_MS (pause between writes), BENCH_E2E_IDLE_WRITES (default 20), BENCH_E2E_IDLE_MS.
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
@@ -18,20 +20,20 @@ import {
   toNodeListener,
 } from '@synchro/server'
 import { NORTHWIND_SQL, NORTHWIND_TABLES } from '../../test-harness/src/northwind.js'
-import { createBenchDatabase, envInt, percentile, writeResult } from '../lib.js'
+import { createBenchDatabase, envInt, mergeSummary, percentile, writeResult } from '../lib.js'
 
 interface Settings {
   name: string
-  syncInterval: number
-  pushDebounce: number
+  /** undefined: the SDK's default. */
+  syncInterval?: number
+  pushDebounce?: number
 }
 
 const WRITES = envInt('BENCH_E2E_WRITES', 500)
 const GAP_MS = envInt('BENCH_E2E_GAP_MS', 40, 1)
-const SETTINGS: Settings[] = [
-  { name: 'fastest', syncInterval: 0.05, pushDebounce: 0 },
-  { name: 'default', syncInterval: 30, pushDebounce: 0.5 },
-]
+const IDLE_WRITES = envInt('BENCH_E2E_IDLE_WRITES', 20, 4)
+const IDLE_MS = envInt('BENCH_E2E_IDLE_MS', 2000, 1)
+const SETTINGS: Settings[] = [{ name: 'fastest', syncInterval: 0.05, pushDebounce: 0 }, { name: 'default' }]
 
 const db = await createBenchDatabase('bench_e2e')
 await db.pool.query(NORTHWIND_SQL)
@@ -59,8 +61,15 @@ try {
   await db.close()
   rmSync(dir, { recursive: true, force: true })
 }
-const file = writeResult('e2e', { writes: WRITES, settings: SETTINGS, results })
+const file = writeResult('e2e', { writes: WRITES, idleWrites: IDLE_WRITES, settings: SETTINGS, results })
 console.log(`wrote ${file}`)
+type Stats = { p50Ms: number; p99Ms: number }
+const headline = (r: unknown) => {
+  const x = r as Record<'clientWrite' | 'directWrite' | 'idleWrite', Stats | undefined>
+  const pick = (st: Stats | undefined) => (st ? { p50Ms: st.p50Ms, p99Ms: st.p99Ms } : undefined)
+  return { clientWrite: pick(x.clientWrite), directWrite: pick(x.directWrite), idleWrite: pick(x.idleWrite) }
+}
+mergeSummary({ e2e: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, headline(v)])) })
 
 async function measure(s: Settings, gapMs: number) {
   const user = randomUUID()
@@ -71,8 +80,8 @@ async function measure(s: Settings, gapMs: number) {
       userID: user,
       clientID: `${s.name}-${id}`,
       appVersion: '1.0.0',
-      syncInterval: s.syncInterval,
-      pushDebounce: s.pushDebounce,
+      ...(s.syncInterval === undefined ? {} : { syncInterval: s.syncInterval }),
+      ...(s.pushDebounce === undefined ? {} : { pushDebounce: s.pushDebounce }),
       pullPageSize: 1000,
     })
   const a = await mk('a')
@@ -92,7 +101,7 @@ async function measure(s: Settings, gapMs: number) {
   const clientTags: string[] = []
   const directTags: string[] = []
   const settle = async (tags: string[]) => {
-    const until = Date.now() + (s.syncInterval + 30) * 1000
+    const until = Date.now() + ((s.syncInterval ?? 30) + 30) * 1000
     while (tags.some((t) => !seenAt.has(t)) && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
   }
   // Phase 1: local writes on A only (so nothing else pokes A into pushing early).
@@ -112,8 +121,17 @@ async function measure(s: Settings, gapMs: number) {
     sentAt.set(tag, performance.now())
     await new Promise((r) => setTimeout(r, gapMs))
   }
-  const deadline = Date.now() + (s.syncInterval + 30) * 1000
-  while (seenAt.size < sentAt.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  await settle(directTags)
+  // Phase 3: single writes on A after a quiet period (nothing in flight, nothing debounced, no poke pending).
+  const idleTags: string[] = []
+  for (let i = 0; i < IDLE_WRITES; i++) {
+    await new Promise((r) => setTimeout(r, IDLE_MS))
+    const tag = `lat-${s.name}-idle-${i}`
+    idleTags.push(tag)
+    sentAt.set(tag, performance.now())
+    await a.execute('INSERT INTO orders (id, user_id, ship_address) VALUES (?, ?, ?)', [randomUUID(), user, tag])
+    await settle([tag])
+  }
   unsubscribe()
   await a.stop()
   await b.stop()
@@ -131,10 +149,12 @@ async function measure(s: Settings, gapMs: number) {
     }
   }
   return {
-    syncInterval: s.syncInterval,
-    pushDebounce: s.pushDebounce,
+    syncInterval: s.syncInterval ?? 'default',
+    pushDebounce: s.pushDebounce ?? 'default',
     gapMs,
+    idleMs: IDLE_MS,
     clientWrite: stats(clientTags),
     directWrite: stats(directTags),
+    idleWrite: stats(idleTags),
   }
 }

@@ -18,6 +18,7 @@ import { runHostile } from '../../tests/reliability/scenarios/hostile.js'
 import { runLibrarySetup } from '../../tests/reliability/scenarios/library-setup.js'
 import { runLoad } from '../../tests/reliability/scenarios/load.js'
 import { runLogHygiene } from '../../tests/reliability/scenarios/log-hygiene.js'
+import { runScaleOut } from '../../tests/reliability/scenarios/scale-out.js'
 
 const seed = envInt('RELIABILITY_SEED', 20261126)
 const only = (process.env.RELIABILITY_ONLY ?? '').split(',').filter(Boolean)
@@ -59,6 +60,17 @@ async function main() {
         kills: envInt('RELIABILITY_CRASH_KILLS', 50),
         pushers: envInt('RELIABILITY_CRASH_PUSHERS', 4),
         sdkClients: envInt('RELIABILITY_CRASH_SDK_CLIENTS', 3),
+        seed,
+        log,
+      }),
+    )
+    await scenario('scale-out', () =>
+      runScaleOut({
+        root: root.url,
+        instances: envInt('RELIABILITY_SCALE_INSTANCES', 3),
+        probes: envInt('RELIABILITY_SCALE_PROBES', 20),
+        kills: envInt('RELIABILITY_SCALE_KILLS', 5),
+        takeoverLimitMs: envInt('RELIABILITY_SCALE_TAKEOVER_MS', 5000),
         seed,
         log,
       }),

@@ -182,8 +182,34 @@ describe('sync', () => {
     expect(duringWrites).toBeGreaterThanOrEqual(2)
   })
 
+  it('the first write after a quiet spell is pushed at once; a write right behind it is debounced', async () => {
+    // A clock that can jump ahead; debounce timers of an hour never fire during the test.
+    let offset = 0
+    const delays: number[] = []
+    const c = client({
+      pushDebounce: 3600,
+      timers: {
+        now: () => Date.now() + offset,
+        setTimeout: (fn, ms) => {
+          delays.push(ms)
+          return setTimeout(fn, ms)
+        },
+        clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+      },
+    })
+    await c.start()
+    offset += 3_600_000
+    await c.execute(`INSERT INTO lists (id, name) VALUES (?, 'first')`, [uuid(1)])
+    await waitFor(async () => (await c.pendingChangeCount()) === 0, 5000, 'immediate push')
+    expect(server.rows.get('lists')?.get(uuid(1))?.data.name).toBe('first')
+    // Right behind the push that just started: a burst, coalesced by the debounce (an hour here).
+    await c.execute(`INSERT INTO lists (id, name) VALUES (?, 'second')`, [uuid(2)])
+    expect(delays.at(-1)).toBeGreaterThan(3_500_000)
+    expect(await c.pendingChangeCount()).toBe(1)
+  })
+
   it('round-trips booleans, JSON, arrays and bytea (Decisions 23, 27)', async () => {
-    const c = client()
+    const c = client({ pushDebounce: 3600 }) // one push, by syncNow below
     await c.start()
     await c.execute(`INSERT INTO lists (id, name) VALUES (?, 'l')`, [uuid(1)])
     await c.execute(
@@ -229,7 +255,7 @@ describe('sync', () => {
 
   it('conflict: drops the change, stores the server version and reports clientData + serverData', async () => {
     server.serverUpsert('lists', uuid(1), { name: 'v0' })
-    const c = client()
+    const c = client({ pushDebounce: 3600 }) // pushes only by syncNow
     await c.start()
     const conflicts: unknown[] = []
     c.onConflict((e) => conflicts.push(e))

@@ -26,7 +26,11 @@ export interface SynchroClientConfig {
   appVersion: string
   /** Seconds between timer-driven sync cycles (default 30; 0 disables the timer). */
   syncInterval?: number
-  /** Seconds between the last local write and the push it triggers (default 0.5). */
+  /**
+   * Burst window for pushes, in seconds (default 0.025). A local write made when no sync cycle started within this
+   * window is pushed at once; writes closer together than that are coalesced into one push, sent at most twice this
+   * long after the first of them.
+   */
   pushDebounce?: number
   /**
    * Listen to the server's live event stream (`GET /sync/events`) and sync as soon as it reports changes for this
@@ -142,7 +146,7 @@ export function resolveConfig(config: SynchroClientConfig): ResolvedConfig {
     platform: config.platform ?? defaultPlatform(),
     appVersion: config.appVersion,
     syncInterval: number('syncInterval', config.syncInterval, 30, (n) => n >= 0, 'a number of seconds ≥ 0'),
-    pushDebounce: number('pushDebounce', config.pushDebounce, 0.5, (n) => n >= 0, 'a number of seconds ≥ 0'),
+    pushDebounce: number('pushDebounce', config.pushDebounce, 0.025, (n) => n >= 0, 'a number of seconds ≥ 0'),
     live: bool('live', config.live, true),
     maxRetryAttempts: number(
       'maxRetryAttempts',

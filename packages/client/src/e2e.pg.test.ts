@@ -297,7 +297,8 @@ describe('end to end against @synchro/server', () => {
   it('writes made after a create push whose answer was lost reach the server (delete, update)', async () => {
     const user = randomUUID()
     const net = losingFetch()
-    const c = newClient(user, { fetch: net.fetch, maxRetryAttempts: 0 })
+    // Pushes only by syncNow below (the write-triggered push would go out at once otherwise).
+    const c = newClient(user, { fetch: net.fetch, maxRetryAttempts: 0, pushDebounce: 3600 })
     const conflicts: unknown[] = []
     c.onConflict((e) => conflicts.push(e))
     await c.start()

@@ -190,6 +190,7 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
           batchSize: o.compactionBatchSize,
         },
         migrate: false, // done in prepareDatabase
+        live: { listen: o.liveListen },
       })
       metrics.instrument(engine)
     }

@@ -194,6 +194,16 @@ export const OPTIONS = [
     description: 'Run the WAL consumer in this process (`--no-consumer` when `synchrod consume` runs elsewhere).',
   },
   {
+    name: 'liveListen',
+    flag: 'live-listen',
+    env: 'LIVE_LISTEN',
+    kind: 'boolean',
+    default: true,
+    commands: ['serve'],
+    description:
+      'LISTEN for the capture leader’s notifications to poke live streams on commit (`--no-live-listen` behind a transaction-mode pooler: the changelog head is then polled every 100 ms).',
+  },
+  {
     name: 'minClientVersion',
     flag: 'min-client-version',
     env: 'MIN_CLIENT_VERSION',

@@ -78,6 +78,8 @@ export class SyncEngine {
   private nextTickAt: number | null = null
   private debounce: unknown = null
   private debounceSince = 0
+  /** When the last cycle started (timers.now()): a write after a quiet spell longer than pushDebounce goes at once. */
+  private lastRunAt = Number.NEGATIVE_INFINITY
   private readonly sleeps = new Set<{ handle: unknown; reject: (e: unknown) => void }>()
   private unlisten: (() => void) | null = null
   private live: LiveChannel | null = null
@@ -172,6 +174,7 @@ export class SyncEngine {
 
   private requestSync(): Promise<void> {
     if (!this.running) {
+      this.lastRunAt = this.cfg.timers.now()
       const p = this.runWithRetry().finally(() => {
         if (this.running === p) this.running = null
       })
@@ -480,10 +483,16 @@ export class SyncEngine {
 
   private scheduleDebouncedPush(): void {
     if (!this.started) return
-    // Debounce with a ceiling: each write pushes the deadline back by pushDebounce, but never past twice that from
-    // the first unpushed write — a steady stream of writes (one every 100 ms, say) must not starve the push.
     const now = this.cfg.timers.now()
     const wait = this.cfg.pushDebounce * 1000
+    // The first write after a quiet spell (no cycle started within pushDebounce, nothing debounced) is pushed at
+    // once: an idle client has nothing to coalesce it with. (A cycle in flight queues one follow-up cycle.)
+    if (this.debounce === null && now - this.lastRunAt >= wait) {
+      this.requestSync().catch(() => {})
+      return
+    }
+    // A burst: debounce with a ceiling. Each write pushes the deadline back by pushDebounce, but never past twice
+    // that from the first unpushed write — a steady stream of writes must not starve the push.
     if (this.debounce === null) this.debounceSince = now
     else this.cfg.timers.clearTimeout(this.debounce)
     const due = Math.min(now + wait, this.debounceSince + 2 * wait)

@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import type { Logger } from '../engine/types.js'
 import { safeErrorFacts } from '../util/log.js'
+import { ChangelogListener, type ChangelogPoke } from './listener.js'
 
 interface Subscriber {
   buckets: ReadonlySet<string>
@@ -11,24 +12,42 @@ interface Subscriber {
   since: number | undefined
 }
 
-/** Above this many new entries in one tick, every subscriber is poked instead of reading the bucket list. */
+/** Above this many new entries in one poll, every subscriber is poked instead of reading the bucket list. */
 const MAX_SCAN = 50_000
 
+export interface NotifierOptions {
+  /** LISTEN for the capture leader's NOTIFY (default true). Off for poolers that cannot LISTEN (pgbouncer). */
+  listen: boolean
+  /** Head poll interval without LISTEN, or while its connection is down. */
+  pollMs: number
+  /** Head poll interval while LISTEN is up: only a safety net (writers that do not NOTIFY). */
+  fallbackPollMs: number
+}
+
 /**
- * Tells live subscribers (the `/sync/events` stream) that their buckets received changelog entries. It polls the
- * changelog's head (`max(seq)`, an index lookup) every `intervalMs` while anyone listens — decoupled from the WAL
- * consumer, so it works in split deployments and on every server instance — and reads the distinct buckets of the
- * new entries only when the head moved. A poke is a hint: clients still pull to get the data.
+ * Tells live subscribers (the `/sync/events` stream) that their buckets received changelog entries. The capture
+ * leader NOTIFYs, in the transaction that writes a changelog batch, the new head and the touched buckets; every
+ * instance holds one LISTEN connection and pokes exactly the subscribers of those buckets, within a millisecond of
+ * the commit. A head poll (`max(seq)`, an index lookup) backs it up: slowly while LISTEN is up, fast while it is
+ * down, and once right after every (re)connect because notifications sent meanwhile are lost. A poke is a hint:
+ * clients still pull to get the data.
  */
 export class ChangelogNotifier {
   readonly #subs = new Set<Subscriber>()
+  /** bucket → its subscribers, so a batch pokes its buckets' streams without scanning everyone. */
+  readonly #byBucket = new Map<string, Set<Subscriber>>()
   #timer: NodeJS.Timeout | undefined
+  #timerMs = 0
+  #listener: ChangelogListener | undefined
+  /** Newest head this instance has acted on (poll or notification). */
   #last: number | undefined
   #ticking = false
+  /** A tick was requested while one ran: run again right after. */
+  #again = false
 
   constructor(
     private readonly pool: pg.Pool,
-    private readonly intervalMs: number,
+    private readonly options: NotifierOptions,
     private readonly logger: Logger,
   ) {}
 
@@ -40,12 +59,23 @@ export class ChangelogNotifier {
   subscribe(buckets: readonly string[], notify: (seq: number) => void, since?: number, end?: () => void): () => void {
     const sub: Subscriber = { buckets: new Set(buckets), notify, since, end }
     this.#subs.add(sub)
-    if (!this.#timer) {
-      this.#timer = setInterval(() => void this.#tick(), this.intervalMs)
-      this.#timer.unref()
+    for (const b of sub.buckets) {
+      const set = this.#byBucket.get(b)
+      if (set) set.add(sub)
+      else this.#byBucket.set(b, new Set([sub]))
+    }
+    if (this.#subs.size === 1) this.#start()
+    else if (since !== undefined && this.#last !== undefined) {
+      // The head is known: settle the newcomer now (after the caller has sent its first event).
+      setImmediate(() => this.#settleNewcomer(sub))
     }
     return () => {
-      this.#subs.delete(sub)
+      if (!this.#subs.delete(sub)) return
+      for (const b of sub.buckets) {
+        const set = this.#byBucket.get(b)
+        set?.delete(sub)
+        if (set?.size === 0) this.#byBucket.delete(b)
+      }
       if (this.#subs.size === 0) this.stop()
     }
   }
@@ -55,53 +85,127 @@ export class ChangelogNotifier {
     return this.#subs.size
   }
 
+  /** LISTEN is active (pokes arrive on commit rather than on the poll). */
+  get listening(): boolean {
+    return this.#listener?.up === true
+  }
+
   /** Ends every subscriber's stream (so a graceful shutdown is not held open by long-lived connections). */
   endAll(): void {
     for (const sub of [...this.#subs]) sub.end?.()
     this.#subs.clear()
+    this.#byBucket.clear()
     this.stop()
   }
 
-  /** Stops polling (subscribers stay registered until they unsubscribe). */
+  /** Stops polling and listening (subscribers stay registered until they unsubscribe). */
   stop(): void {
     if (this.#timer) clearInterval(this.#timer)
     this.#timer = undefined
+    this.#listener?.stop()
+    this.#listener = undefined
     this.#last = undefined
   }
 
+  #start(): void {
+    this.#poll(this.options.pollMs)
+    void this.#tick()
+    if (!this.options.listen) return
+    this.#listener = new ChangelogListener(
+      this.pool.options,
+      {
+        onPoke: (p) => this.#onPoke(p),
+        // Notifications sent while the connection was down are lost: re-read the head now, then poll slowly.
+        onUp: () => {
+          this.#poll(this.options.fallbackPollMs)
+          void this.#tick()
+        },
+        onDown: () => this.#poll(this.options.pollMs),
+      },
+      this.logger,
+    )
+    this.#listener.start()
+  }
+
+  #poll(ms: number): void {
+    if (this.#timer && this.#timerMs === ms) return
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timerMs = ms
+    this.#timer = setInterval(() => void this.#tick(), ms)
+    this.#timer.unref()
+  }
+
+  #onPoke(p: ChangelogPoke): void {
+    // Before the first head read, the read (re-run if already under way) covers this batch.
+    if (this.#last === undefined) {
+      this.#again = this.#ticking
+      return
+    }
+    if (p.seq <= this.#last) return
+    this.#last = p.seq
+    this.#poke(p.buckets, p.seq)
+  }
+
+  /** Pokes the subscribers of `buckets` (every subscriber when undefined), each once. */
+  #poke(buckets: ReadonlySet<string> | undefined, seq: number): void {
+    if (!buckets) {
+      for (const sub of this.#subs) sub.notify(seq)
+      return
+    }
+    if (buckets.size === 1) {
+      for (const b of buckets) for (const sub of this.#byBucket.get(b) ?? []) sub.notify(seq)
+      return
+    }
+    const hit = new Set<Subscriber>()
+    for (const b of buckets) for (const sub of this.#byBucket.get(b) ?? []) hit.add(sub)
+    for (const sub of hit) sub.notify(seq)
+  }
+
+  #settleNewcomer(sub: Subscriber): void {
+    if (sub.since === undefined || this.#last === undefined || !this.#subs.has(sub)) return
+    if (sub.since < this.#last) sub.notify(this.#last)
+    sub.since = undefined
+  }
+
   async #tick(): Promise<void> {
-    if (this.#ticking) return
+    if (this.#ticking) {
+      this.#again = true
+      return
+    }
     this.#ticking = true
     try {
-      const head = await this.pool.query<{ seq: string }>(
-        'SELECT coalesce(max(seq), 0)::text AS seq FROM sync_changelog',
-      )
-      const seq = Number(head.rows[0]?.seq ?? 0)
-      const last = this.#last
-      this.#last = seq
-      // Newcomers that are behind the head get one poke (a spurious poke only costs one empty pull).
-      for (const sub of this.#subs) {
-        if (sub.since === undefined) continue
-        if (sub.since < (last ?? seq)) sub.notify(seq)
-        sub.since = undefined
-      }
-      if (last === undefined || seq <= last) return
-      let buckets: Set<string> | undefined
-      if (seq - last <= MAX_SCAN) {
-        const { rows } = await this.pool.query<{ bucket_id: string }>(
-          'SELECT DISTINCT bucket_id FROM sync_changelog WHERE seq > $1 AND seq <= $2',
-          [last, seq],
-        )
-        buckets = new Set(rows.map((r) => r.bucket_id))
-      }
-      for (const sub of this.#subs) {
-        if (!buckets || [...sub.buckets].some((b) => buckets.has(b))) sub.notify(seq)
-      }
+      do {
+        this.#again = false
+        await this.#readHead()
+      } while (this.#again && this.#subs.size > 0)
     } catch (err) {
-      // A failed tick only delays pokes; clients still sync on their timer.
+      // A failed poll only delays pokes; clients still sync on their timer.
       this.logger.warn({ err: safeErrorFacts(err, false) }, 'changelog poll failed')
     } finally {
       this.#ticking = false
     }
+  }
+
+  async #readHead(): Promise<void> {
+    const head = await this.pool.query<{ seq: string }>('SELECT coalesce(max(seq), 0)::text AS seq FROM sync_changelog')
+    const seq = Number(head.rows[0]?.seq ?? 0)
+    const last = this.#last
+    if (last === undefined || seq > last) this.#last = seq
+    // Newcomers that are behind the head get one poke (a spurious poke only costs one empty pull).
+    for (const sub of this.#subs) {
+      if (sub.since === undefined) continue
+      if (sub.since < (last ?? seq)) sub.notify(Math.max(seq, last ?? 0))
+      sub.since = undefined
+    }
+    if (last === undefined || seq <= last) return
+    let buckets: Set<string> | undefined
+    if (seq - last <= MAX_SCAN) {
+      const { rows } = await this.pool.query<{ bucket_id: string }>(
+        'SELECT DISTINCT bucket_id FROM sync_changelog WHERE seq > $1 AND seq <= $2',
+        [last, seq],
+      )
+      buckets = new Set(rows.map((r) => r.bucket_id))
+    }
+    this.#poke(buckets, seq)
   }
 }

@@ -10,7 +10,7 @@ import type {
   SnapshotResponse,
   TablesResponse,
 } from '@synchro/protocol'
-import { ChangelogNotifier } from '../changelog/notifier.js'
+import { ChangelogNotifier, type NotifierOptions } from '../changelog/notifier.js'
 import { runCompaction } from '../compaction/compaction.js'
 import { lastWriteWins } from '../conflict/lww.js'
 import { BadRequestError, ConfigurationError, UpgradeRequiredError } from '../errors.js'
@@ -37,7 +37,7 @@ export class Engine {
   #compactionTimer: NodeJS.Timeout | undefined
   #compactionConfigured: boolean
   #notifier: ChangelogNotifier | undefined
-  readonly #livePollMs: number
+  readonly #live: NotifierOptions
 
   constructor(options: EngineOptions) {
     if (!options?.pool) throw new ConfigurationError('createEngine: pool is required')
@@ -51,7 +51,11 @@ export class Engine {
     }
     const tables = options.registry.validate()
     this.#compactionConfigured = options.compaction !== undefined
-    this.#livePollMs = options.live?.pollIntervalMs ?? 100
+    this.#live = {
+      listen: options.live?.listen ?? true,
+      pollMs: options.live?.pollIntervalMs ?? 100,
+      fallbackPollMs: options.live?.fallbackPollIntervalMs ?? 2_000,
+    }
     this.ctx = {
       pool: options.pool,
       registry: options.registry,
@@ -204,7 +208,7 @@ export class Engine {
     onEnd?: () => void,
   ): Promise<() => void> {
     const client = await requireClient(this.ctx, this.ctx.pool, userId, clientId)
-    this.#notifier ??= new ChangelogNotifier(this.ctx.pool, this.#livePollMs, this.ctx.logger)
+    this.#notifier ??= new ChangelogNotifier(this.ctx.pool, this.#live, this.ctx.logger)
     return this.#notifier.subscribe(client.bucketSubs, onChange, since, onEnd)
   }
 

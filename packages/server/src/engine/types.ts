@@ -74,6 +74,12 @@ export interface EngineOptions {
   compaction?: CompactionOptions
   /** Run the infrastructure migrations at start (default true). */
   migrate?: boolean
-  /** Live change notifications (`GET /sync/events`): how often the changelog head is polled while anyone listens. */
-  live?: { pollIntervalMs?: number }
+  /**
+   * Live change notifications (`GET /sync/events`). Each instance LISTENs (one dedicated connection) for the NOTIFY
+   * the capture leader sends when it commits a changelog batch, and pokes the streams of the touched buckets at once.
+   * The changelog head is also polled while anyone listens, as a safety net: every `fallbackPollIntervalMs`
+   * (default 2 000) while LISTEN is up, every `pollIntervalMs` (default 100) with `listen: false` or while the
+   * LISTEN connection is down (it reconnects with backoff and re-reads the head).
+   */
+  live?: { listen?: boolean; pollIntervalMs?: number; fallbackPollIntervalMs?: number }
 }

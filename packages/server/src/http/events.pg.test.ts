@@ -3,7 +3,7 @@ import { createTestApp, type TestApp } from '../../../../test-harness/src/index.
 
 let app: TestApp
 beforeAll(async () => {
-  app = await createTestApp({ engine: { live: { pollIntervalMs: 20 } } })
+  app = await createTestApp({ engine: { live: { listen: false, pollIntervalMs: 20 } } })
 })
 afterAll(async () => {
   await app.close()

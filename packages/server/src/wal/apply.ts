@@ -7,6 +7,7 @@ import {
   bucketsFromValue,
   type TextRow,
 } from '../buckets/resolver.js'
+import { CHANGELOG_CHANNEL, notifyBuckets } from '../changelog/listener.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import { quoteIdent } from '../util/sql.js'
 import { copyFrom, copyText } from './copy.js'
@@ -119,6 +120,8 @@ class BatchOutput {
   /** Changelog rows in COPY text format (bucket_id, table_name, record_id, operation), WAL order. */
   cl = ''
   clRows = 0
+  /** Buckets that get changelog rows (for the commit-time NOTIFY). */
+  readonly buckets = new Set<string>()
   readonly fTable: string[] = []
   readonly fRecord: string[] = []
   readonly fOp: number[] = []
@@ -128,6 +131,7 @@ class BatchOutput {
   emit(bucket: string, table: string, id: string, op: ChangeOp): void {
     this.cl += `${copyText(bucket)}\t${copyText(table)}\t${copyText(id)}\t${op}\n`
     this.clRows++
+    this.buckets.add(bucket)
   }
 
   fail(c: RowChange, op: ChangeOp, error: string): void {
@@ -505,6 +509,17 @@ export class BatchApplier {
          SET confirmed_lsn = GREATEST(sync_wal_position.confirmed_lsn, EXCLUDED.confirmed_lsn), updated_at = now()`,
       [...del, ...ins, out.fTable, out.fRecord, out.fOp, out.fError, out.fPayload, this.slotName, lsn.toString()],
     )
+    if (out.clRows > 0) {
+      // Delivered to every LISTENing instance when (and only if) this transaction commits. The head is the last seq
+      // this session drew: only the position-lock holder writes the changelog, so it is the new head. A listener that
+      // stops reading lets the notification queue fill; past half full we skip the NOTIFY (instances then find the
+      // batch by their fallback poll) rather than ever fail the capture on a full queue.
+      await db.query(
+        `SELECT CASE WHEN pg_notification_queue_usage() < 0.5 THEN pg_notify('${CHANGELOG_CHANNEL}',
+           '{"seq":' || currval(pg_get_serial_sequence('sync_changelog', 'seq')) || ',"b":' || $1 || '}') END`,
+        [notifyBuckets(out.buckets)],
+      )
+    }
   }
 }
 
