@@ -88,16 +88,26 @@ export const WIRE_ERRORS = {
     meaning: 'The onStaleClient hook refused this client.',
     fix: 'Re-register the client and take a fresh snapshot.',
   },
+  too_many_clients: {
+    status: 403,
+    message: 'too many clients for this user',
+    meaning: 'Register of a new client_id while the user already has the maximum number of active clients.',
+    fix: 'Reuse a client_id, let stale clients be deactivated by compaction, or raise maxClientsPerUser.',
+  },
   rate_limited: {
     status: 429,
     message: 'Too Many Requests',
-    meaning: 'The rate-limit/backpressure hook refused the request.',
+    meaning:
+      'The rate-limit/backpressure hook refused the request, or this user already has the maximum number of ' +
+      'requests in flight (maxInFlightPerUser).',
     fix: 'Retry after the number of seconds in Retry-After.',
   },
   service_unavailable: {
     status: 503,
     message: 'service temporarily unavailable',
-    meaning: 'The database is unreachable or a transient error occurred.',
+    meaning:
+      'The database is unreachable or did not answer within the request deadline, a transient error occurred, or ' +
+      'the server is at its in-flight bound (maxInFlight, maxBodyBytesInFlight).',
     fix: 'Retry after the number of seconds in Retry-After.',
   },
   register_failed: {

@@ -46,6 +46,13 @@ export class StaleClientRejectedError extends SynchroError {
   }
 }
 
+/** Register of a new client for a user who already has the configured maximum of active clients (HTTP 403). */
+export class TooManyClientsError extends SynchroError {
+  constructor() {
+    super('too_many_clients', 'too many clients for this user')
+  }
+}
+
 /** The registered tables cannot form a schema contract (unsupported type, no PK, …): HTTP 500 everywhere. */
 export class SchemaContractError extends SynchroError {
   constructor(message: string) {
@@ -80,6 +87,9 @@ const TRANSIENT_CODES = new Set([
   '08004',
   '40001', // serialization_failure
   '40P01', // deadlock_detected
+  '57014', // query_canceled: the request's statement_timeout (its deadline) passed
+  '55P03', // lock_not_available: the request's lock_timeout passed
+  'deadline_exceeded', // DeadlineExceededError: the request's own deadline
 ])
 
 const TRANSIENT_MESSAGES = [

@@ -19,6 +19,7 @@ export {
   SchemaMismatchError,
   StaleClientRejectedError,
   SynchroError,
+  TooManyClientsError,
   UpgradeRequiredError,
 } from './errors.js'
 export {
@@ -28,6 +29,8 @@ export {
   type SyncHandlerOptions,
 } from './http/handler.js'
 export { toNodeListener } from './http/node.js'
+export { DeadlineExceededError, RequestDeadline, type RequestOptions } from './limits/deadline.js'
+export { MAX_FREE_TEXT_LENGTH, MAX_IDENTIFIER_LENGTH } from './limits/limits.js'
 export { INFRASTRUCTURE_SQL, runMigrations } from './migrations/migrations.js'
 export {
   Registry,

@@ -18,6 +18,7 @@ import { buildRegistry, type Settings } from './config.js'
 import {
   assertLogical,
   checkUrl,
+  createPool,
   type Database,
   describeUrl,
   missingTables,
@@ -164,9 +165,12 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
   let stopping = false
   const withConsumer = mode === 'consume' || o.consumer !== false
 
+  // /healthz gets its own connection: it must answer in well under a second even when request work fills the pool.
+  const healthPool = createPool(db.url, 1)
   const cleanup = async () => {
     await consumer?.stop().catch((err: unknown) => log.error({ err: errMessage(err) }, 'consumer stop failed'))
     await engine?.close().catch(() => {})
+    await healthPool.end().catch(() => {})
     await db.close()
   }
 
@@ -182,6 +186,8 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
             : lastWriteWins({ clockSkewToleranceMs: o.clockSkewToleranceMs }),
         clockSkewToleranceMs: o.clockSkewToleranceMs,
         minClientVersion: o.minClientVersion,
+        maxJsonDepth: o.maxJsonDepth,
+        maxClientsPerUser: o.maxClientsPerUser,
         hooks: metrics.hooks(),
         logger: log.child({ component: 'engine' }),
         compaction: {
@@ -210,7 +216,7 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
       let reachable = true
       let error: string | undefined
       try {
-        await withTimeout(db.pool.query('SELECT 1'), 2_000)
+        await withTimeout(healthPool.query('SELECT 1'), 2_000)
       } catch (err) {
         reachable = false
         error = errMessage(err)
@@ -227,6 +233,10 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
           authenticate: authenticate ?? headerAuth(),
           onResponse: (info) => metrics.observe(info),
           logger: log.child({ component: 'http' }),
+          requestTimeoutMs: o.requestTimeoutMs,
+          maxInFlight: o.maxInFlight,
+          maxInFlightPerUser: o.maxInFlightPerUser,
+          maxBodyBytesInFlight: o.maxBodyBytesInFlight,
         })
       : undefined
     server = await startServer({ listen, syncHandler, health, metrics, log })

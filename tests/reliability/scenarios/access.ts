@@ -232,6 +232,13 @@ export async function runAccess(o: { root: string }): Promise<AccessReport> {
         if (r && r.status !== 'rejected_terminal' && r.status !== 'conflict')
           v(`push ${change.operation} ${change.table_name}: ${r.status} (retryable forever)`)
         if (r?.server_version) v(`push ${change.operation} ${change.table_name} returned a server_version`)
+        // Decision 6: an update/delete of a row that exists but is not B's is `forbidden` (the superuser pool sees
+        // it exists; under RLS the role cannot see other users' rows, so such an id reads as missing).
+        const existsForB =
+          change.table_name !== 'products' && (mode === 'superuser (no RLS)' || change.id === globalCat)
+        if (r && change.operation !== 'create' && existsForB && r.reason_code !== 'forbidden') {
+          v(`push ${change.operation} ${change.table_name} of a foreign row: ${r.reason_code}, not forbidden`)
+        }
       }
       // Creates B may do must be stored as B's, even when they name A (or nobody) as owner.
       const mine = randomUUID()

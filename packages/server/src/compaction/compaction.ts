@@ -1,12 +1,17 @@
 import type { EngineContext } from '../engine/context.js'
 import type { CompactionResult } from '../engine/types.js'
 
-/** §3 I 114: clients that never synced (last_sync_at NULL) are never deactivated. */
+/**
+ * Decision 36: a client is stale when its pull checkpoint has not advanced (nor been caught up) within the threshold,
+ * whatever else it sends — pushes, empty pushes, registers and event streams refresh `last_sync_at` but not
+ * `last_progress_at`, so a client that only pushes cannot pin compaction. Rows from before that column existed fall
+ * back to the last pull, then the last sync. §3 I 114: clients that never synced are never deactivated.
+ */
 const DEACTIVATE_SQL = `
 UPDATE sync_clients
    SET is_active = false, updated_at = now()
- WHERE is_active AND last_sync_at IS NOT NULL
-   AND last_sync_at < now() - ($1::double precision * interval '1 millisecond')`
+ WHERE is_active
+   AND coalesce(last_progress_at, last_pull_at, last_sync_at) < now() - ($1::double precision * interval '1 millisecond')`
 
 /** §3 I 115: the slowest active client's checkpoint; 0 when no active client has one. */
 const SAFE_SEQ_SQL = `

@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import type { ConflictResolver } from '../conflict/types.js'
 import { ClientNotRegisteredError, SchemaMismatchError, StaleClientRejectedError } from '../errors.js'
+import { deadlineSettings, type RequestDeadline } from '../limits/deadline.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract, SchemaContractCache } from '../schema/contract.js'
 import type { CompactionOptions, EngineHooks, Logger } from './types.js'
@@ -16,6 +17,7 @@ export interface EngineContext {
   logger: Logger
   minClientVersion: string | undefined
   compaction: Required<Omit<CompactionOptions, 'intervalMs'>> & { intervalMs: number | undefined }
+  limits: { maxJsonDepth: number; maxClientsPerUser: number }
 }
 
 /** Returns the current contract when the request's pair matches it; SchemaMismatchError otherwise. */
@@ -98,11 +100,21 @@ export async function withUserTransaction<T>(
   ctx: EngineContext,
   userId: string,
   fn: (db: pg.PoolClient, first: pg.QueryResult | undefined) => Promise<T>,
-  opts: { readOnly?: boolean; isolation?: 'read committed' | 'repeatable read'; first?: FirstStatement } = {},
+  opts: {
+    readOnly?: boolean
+    isolation?: 'read committed' | 'repeatable read'
+    first?: FirstStatement
+    deadline?: RequestDeadline
+  } = {},
 ): Promise<T> {
   const db = await ctx.pool.connect()
   let broken = false
+  // Statement and lock waits end with the request's deadline (transaction-local settings).
+  const timeouts = Object.entries(deadlineSettings(opts.deadline))
+    .map(([name, ms]) => `, set_config('${name}', '${Number(ms)}', true)`)
+    .join('')
   try {
+    opts.deadline?.check() // answered 503 while waiting for a connection: do nothing
     const mode = [
       opts.isolation ? `ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : '',
       opts.readOnly ? 'READ ONLY' : '',
@@ -118,15 +130,16 @@ export async function withUserTransaction<T>(
         if (typeof v !== 'string') throw new Error(`withUserTransaction: no value for ${m}`)
         return db.escapeLiteral(v)
       })
-      const sql = `BEGIN ${mode}; SELECT set_config('app.user_id', ${db.escapeLiteral(userId)}, true); ${text}`
+      const sql = `BEGIN ${mode}; SELECT set_config('app.user_id', ${db.escapeLiteral(userId)}, true)${timeouts}; ${text}`
       const results = (await db.query(sql)) as unknown as pg.QueryResult[]
       first = results[2]
     } else {
       await db.query(`BEGIN ${mode}`)
-      await db.query(`SELECT set_config('app.user_id', $1, true)`, [userId])
+      await db.query(`SELECT set_config('app.user_id', $1, true)${timeouts}`, [userId])
       if (f) first = await db.query(f.text, [...f.values])
     }
     const out = await fn(db, first)
+    opts.deadline?.beginCommit()
     await db.query('COMMIT')
     return out
   } catch (err) {

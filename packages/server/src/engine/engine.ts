@@ -13,7 +13,15 @@ import type {
 import { ChangelogNotifier, type NotifierOptions } from '../changelog/notifier.js'
 import { runCompaction } from '../compaction/compaction.js'
 import { lastWriteWins } from '../conflict/lww.js'
-import { BadRequestError, ConfigurationError, UpgradeRequiredError } from '../errors.js'
+import { BadRequestError, ConfigurationError, TooManyClientsError, UpgradeRequiredError } from '../errors.js'
+import type { RequestOptions } from '../limits/deadline.js'
+import {
+  DEFAULT_MAX_CLIENTS_PER_USER,
+  DEFAULT_MAX_JSON_DEPTH,
+  fitsText,
+  MAX_FREE_TEXT_LENGTH,
+  MAX_IDENTIFIER_LENGTH,
+} from '../limits/limits.js'
 import { runMigrations } from '../migrations/migrations.js'
 import { pull } from '../pull/pull.js'
 import { push } from '../push/push.js'
@@ -66,6 +74,10 @@ export class Engine {
       hooks: options.hooks ?? {},
       logger: options.logger ?? defaultLogger,
       minClientVersion: options.minClientVersion || undefined,
+      limits: {
+        maxJsonDepth: positiveInt(options.maxJsonDepth, DEFAULT_MAX_JSON_DEPTH, 'maxJsonDepth'),
+        maxClientsPerUser: positiveInt(options.maxClientsPerUser, DEFAULT_MAX_CLIENTS_PER_USER, 'maxClientsPerUser', 0),
+      },
       compaction: {
         intervalMs: options.compaction?.intervalMs,
         staleThresholdMs: options.compaction?.staleThresholdMs ?? 7 * DAY_MS,
@@ -85,12 +97,13 @@ export class Engine {
   }
 
   /** POST /sync/register (§3 B). */
-  async register(userId: string, req: RegisterRequest): Promise<RegisterResponse> {
+  async register(userId: string, req: RegisterRequest, opts: RequestOptions = {}): Promise<RegisterResponse> {
     const ctx = this.ctx
-    // PostgreSQL text cannot hold NUL: refuse it as bad input instead of failing the insert (500).
-    for (const v of [userId, req.client_id, req.client_name, req.platform, req.app_version]) {
-      if (typeof v === 'string' && v.includes('\u0000')) throw new BadRequestError('invalid request body')
-    }
+    // PostgreSQL text cannot hold NUL and its indexes cannot hold kilobytes: refuse such input as bad (not 500).
+    const fits =
+      [userId, req.client_id, req.platform, req.app_version].every((v) => fitsText(v, MAX_IDENTIFIER_LENGTH)) &&
+      fitsText(req.client_name, MAX_FREE_TEXT_LENGTH)
+    if (!fits) throw new BadRequestError('invalid request body')
     const bootstrap = req.schema_version === 0 && req.schema_hash === ''
     const contract = bootstrap
       ? await ctx.contracts.get()
@@ -99,17 +112,31 @@ export class Engine {
       ctx.hooks.onSchemaIncompatible?.({ userId, clientId: req.client_id, appVersion: req.app_version })
       throw new UpgradeRequiredError()
     }
+    opts.deadline?.beginCommit()
+    // A known client always re-registers; a new one only while the user has fewer active clients than the cap
+    // (concurrent registrations may overshoot it by the per-user in-flight bound).
     const { rows } = await ctx.pool.query<{ id: string; last_sync_at: string | null; last_pull_seq: string | null }>(
       `INSERT INTO sync_clients (user_id, client_id, client_name, platform, app_version, bucket_subs)
-       VALUES ($1, $2, $3, $4, $5, $6)
+       SELECT $1, $2, $3, $4, $5, $6
+        WHERE $7::int = 0
+           OR EXISTS (SELECT 1 FROM sync_clients WHERE user_id = $1 AND client_id = $2)
+           OR (SELECT count(*) FROM sync_clients WHERE user_id = $1 AND is_active) < $7::int
        ON CONFLICT (user_id, client_id) DO UPDATE
          SET client_name = EXCLUDED.client_name, platform = EXCLUDED.platform, app_version = EXCLUDED.app_version,
              is_active = true, updated_at = now()
        RETURNING id::text, ${sqlRfc3339('last_sync_at')} AS last_sync_at, last_pull_seq::text`,
-      [userId, req.client_id, req.client_name ?? null, req.platform, req.app_version, defaultSubscriptions(userId)],
+      [
+        userId,
+        req.client_id,
+        req.client_name ?? null,
+        req.platform,
+        req.app_version,
+        defaultSubscriptions(userId),
+        ctx.limits.maxClientsPerUser,
+      ],
     )
     const row = rows[0]
-    if (!row) throw new Error('register: upsert returned no row')
+    if (!row) throw new TooManyClientsError()
     const out: RegisterResponse = {
       id: row.id,
       server_time: nowRfc3339(),
@@ -126,20 +153,20 @@ export class Engine {
   }
 
   /** POST /sync/pull (§3 D). */
-  pull(userId: string, req: PullRequest): Promise<PullResponse> {
-    return pull(this.ctx, userId, req)
+  pull(userId: string, req: PullRequest, opts: RequestOptions = {}): Promise<PullResponse> {
+    return pull(this.ctx, userId, req, opts.deadline)
   }
 
   /** POST /sync/push (§3 F–H). */
-  async push(userId: string, req: PushRequest): Promise<PushResponse> {
-    const res = await push(this.ctx, userId, req)
+  async push(userId: string, req: PushRequest, opts: RequestOptions = {}): Promise<PushResponse> {
+    const res = await push(this.ctx, userId, req, opts.deadline)
     this.ctx.hooks.onPushComplete?.({ userId, clientId: req.client_id, results: [...res.accepted, ...res.rejected] })
     return res
   }
 
   /** POST /sync/snapshot (§3 E). */
-  async snapshot(userId: string, req: SnapshotRequest): Promise<SnapshotResponse> {
-    const res = await snapshot(this.ctx, userId, req)
+  async snapshot(userId: string, req: SnapshotRequest, opts: RequestOptions = {}): Promise<SnapshotResponse> {
+    const res = await snapshot(this.ctx, userId, req, opts.deadline)
     this.ctx.hooks.onSnapshotPage?.({
       userId,
       clientId: req.client_id,
@@ -223,6 +250,15 @@ export class Engine {
     if (this.#compactionTimer) clearInterval(this.#compactionTimer)
     this.#compactionTimer = undefined
   }
+}
+
+/** An integer option ≥ `min`, or its default when absent; anything else is a configuration error. */
+function positiveInt(value: number | undefined, fallback: number, name: string, min = 1): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < min) {
+    throw new ConfigurationError(`createEngine: ${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`)
+  }
+  return value
 }
 
 /** Validates the registry, runs migrations (unless `migrate: false`) and returns a ready engine. */

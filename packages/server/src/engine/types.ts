@@ -75,6 +75,14 @@ export interface EngineOptions {
   /** Run the infrastructure migrations at start (default true). */
   migrate?: boolean
   /**
+   * Deepest nesting accepted in a pushed `data` object (the object itself is level 1; default 64): deeper →
+   * `rejected_terminal` `invalid_data`. Stored rows nesting deeper are left out of pull and snapshot pages (with a
+   * `sync_rule_failures` row and a log line) instead of failing the page.
+   */
+  maxJsonDepth?: number
+  /** Active clients one user may register (default 100); a new client_id beyond → 403. 0 = unbounded. */
+  maxClientsPerUser?: number
+  /**
    * Live change notifications (`GET /sync/events`). Each instance LISTENs (one dedicated connection) for the NOTIFY
    * the capture leader sends when it commits a changelog batch, and pokes the streams of the touched buckets at once.
    * The changelog head is also polled while anyone listens, as a safety net: every `fallbackPollIntervalMs`

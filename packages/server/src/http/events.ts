@@ -1,5 +1,7 @@
+import { WIRE_ERRORS } from '@synchro/protocol'
 import type { Engine } from '../engine/engine.js'
 import { BadRequestError } from '../errors.js'
+import { fitsText, MAX_IDENTIFIER_LENGTH } from '../limits/limits.js'
 
 /** Seconds between heartbeat comments: keeps proxies from closing an idle stream. */
 const HEARTBEAT_MS = 15_000
@@ -12,6 +14,8 @@ const HEARTBEAT_MS = 15_000
 export async function eventStream(engine: Engine, request: Request, userId: string, url: URL): Promise<Response> {
   const clientId = url.searchParams.get('client_id')
   if (!clientId) throw new BadRequestError('client_id is required')
+  // Same bounds as register: an id PostgreSQL cannot store (NUL) or index is no registered client.
+  if (!fitsText(clientId, MAX_IDENTIFIER_LENGTH)) throw new BadRequestError(WIRE_ERRORS.invalid_request_body.message)
   const cp = url.searchParams.get('checkpoint')
   const since = cp !== null && /^\d{1,15}$/.test(cp) ? Number(cp) : undefined
   const encoder = new TextEncoder()

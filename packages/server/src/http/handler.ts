@@ -16,8 +16,12 @@ import {
   isTransientError,
   SchemaMismatchError,
   StaleClientRejectedError,
+  TooManyClientsError,
   UpgradeRequiredError,
 } from '../errors.js'
+import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, type Ticket } from '../limits/admission.js'
+import { RequestDeadline } from '../limits/deadline.js'
+import { MAX_IDENTIFIER_LENGTH } from '../limits/limits.js'
 import { safeErrorFacts } from '../util/log.js'
 import { belowMinimum } from '../util/semver.js'
 import { eventStream } from './events.js'
@@ -35,8 +39,19 @@ export interface SyncHandlerOptions {
   basePath?: string
   /** Maximum request body in bytes (default 10 MiB) → 413. */
   bodyLimit?: number
-  /** Seconds in Retry-After for transient database errors (default 5). */
+  /** Seconds in Retry-After for transient database errors, deadlines and admission refusals (default 5). */
   retryAfterSeconds?: number
+  /**
+   * Deadline of every /sync request in ms (default 5000): past it the answer is 503 + Retry-After and the request's
+   * transaction does not commit (a commit already under way is waited for). Also its statement and lock timeout.
+   */
+  requestTimeoutMs?: number
+  /** Requests served at once, all users (default 64); beyond → 503 + Retry-After. 0 = unbounded. */
+  maxInFlight?: number
+  /** Requests served at once per user (default 8); beyond → 429 + Retry-After. 0 = unbounded. */
+  maxInFlightPerUser?: number
+  /** Request body bytes held at once, all requests (default 32 MiB); beyond → 503 + Retry-After. 0 = unbounded. */
+  maxBodyBytesInFlight?: number
   /** Backpressure / rate-limit hook run after authentication; return a rejection to answer 429 (or its status). */
   rateLimit?: (ctx: {
     request: Request
@@ -94,11 +109,17 @@ export const CLIENT_CLOSED_REQUEST = 499
 
 class BodyTooLarge extends Error {}
 class BodyInvalid extends Error {}
+class BodyBudgetExhausted extends Error {}
 
-/** Reads the body as UTF-8 text, enforcing the byte limit while streaming (a huge body is never buffered). */
-async function readBody(request: Request, limit: number): Promise<string> {
+/**
+ * Reads the body as UTF-8 text, enforcing the byte limit while streaming (a huge body is never buffered) and
+ * reserving its bytes in the global body budget first (declared length) or as they arrive (chunked).
+ */
+async function readBody(request: Request, limit: number, ticket: Ticket): Promise<string> {
   const declared = request.headers.get('content-length')
   if (declared !== null && Number(declared) > limit) throw new BodyTooLarge()
+  let reserved = declared !== null && Number(declared) > 0 ? Number(declared) : 0
+  if (!ticket.reserve(reserved)) throw new BodyBudgetExhausted()
   if (!request.body) return ''
   const reader = request.body.getReader()
   const chunks: Uint8Array[] = []
@@ -110,6 +131,14 @@ async function readBody(request: Request, limit: number): Promise<string> {
     if (size > limit) {
       await reader.cancel().catch(() => {})
       throw new BodyTooLarge()
+    }
+    if (size > reserved) {
+      const more = size - reserved
+      if (!ticket.reserve(more)) {
+        await reader.cancel().catch(() => {})
+        throw new BodyBudgetExhausted()
+      }
+      reserved = size
     }
     chunks.push(value)
   }
@@ -139,6 +168,13 @@ export function createSyncHandler(
   const retryAfter = options.retryAfterSeconds ?? 5
   const logger = options.logger ?? engine.ctx.logger
   const minVersion = engine.minClientVersion
+  const timeoutMs = options.requestTimeoutMs ?? 5_000 // 0: no deadline
+  const admission = new Admission({
+    maxInFlight: options.maxInFlight ?? DEFAULT_ADMISSION.maxInFlight,
+    maxInFlightPerUser: options.maxInFlightPerUser ?? DEFAULT_ADMISSION.maxInFlightPerUser,
+    maxBodyBytesInFlight: options.maxBodyBytesInFlight ?? DEFAULT_ADMISSION.maxBodyBytesInFlight,
+  } satisfies AdmissionLimits)
+  const unavailable = () => retryable(503, WIRE_ERRORS.service_unavailable.message, retryAfter)
 
   async function handle(request: Request, url: URL, path: string): Promise<Response> {
     if (path === '/healthz' && request.method === 'GET') return json(200, { status: 'ok' })
@@ -149,8 +185,10 @@ export function createSyncHandler(
     try {
       userId = (await options.authenticate(request)).toLowerCase()
       if (userId === '') throw new AuthError(WIRE_ERRORS.missing_user_identity.message)
-      // An identity PostgreSQL cannot store (NUL) is not a usable identity.
-      if (userId.includes('\u0000')) throw new AuthError(WIRE_ERRORS.invalid_token.message)
+      // An identity PostgreSQL cannot store (NUL) or index (thousands of characters) is not a usable identity.
+      if (userId.includes('\u0000') || userId.length > MAX_IDENTIFIER_LENGTH) {
+        throw new AuthError(WIRE_ERRORS.invalid_token.message)
+      }
     } catch (err) {
       if (err instanceof AuthError) return error(401, err.message)
       if (isTransientError(err)) return retryable(503, WIRE_ERRORS.service_unavailable.message, retryAfter)
@@ -175,7 +213,12 @@ export function createSyncHandler(
         return retryable(status, REASON[status] ?? 'Too Many Requests', seconds)
       }
     }
-    try {
+    // 3. Admission: bounded in-flight work, per user (429) and in total (503).
+    const ticket = admission.enter(userId)
+    if (ticket === 'user') return retryable(429, REASON[429] as string, retryAfter)
+    if (ticket === 'global') return unavailable()
+    const deadline = new RequestDeadline(timeoutMs > 0 ? timeoutMs : Number.POSITIVE_INFINITY)
+    const work = (async () => {
       switch (route.endpoint) {
         case 'tables':
           return json(200, await engine.tablesMeta())
@@ -184,38 +227,67 @@ export function createSyncHandler(
         case 'events':
           return await eventStream(engine, request, userId, url)
         default:
-          return await handlePost(route.endpoint, request, userId)
+          return await handlePost(route.endpoint, request, userId, ticket, deadline)
       }
-    } catch (err) {
-      return mapError(route.endpoint, err)
-    }
+    })()
+      .catch((err: unknown) => mapError(route.endpoint, err))
+      // The slots are held until the work ends, even when the deadline answered first.
+      .finally(() => ticket.release())
+    return answerBy(work, deadline)
   }
 
-  async function handlePost(endpoint: Endpoint, request: Request, userId: string): Promise<Response> {
+  /** The work's answer, or 503 + Retry-After when the deadline passes first (unless a commit is under way). */
+  function answerBy(work: Promise<Response>, deadline: RequestDeadline): Promise<Response> {
+    if (!(timeoutMs > 0)) return work
+    return new Promise<Response>((resolve) => {
+      let answered = false
+      const timer = setTimeout(() => {
+        if (!deadline.expire()) return // committing: the real answer follows
+        answered = true
+        resolve(unavailable())
+      }, timeoutMs)
+      void work.then((response) => {
+        clearTimeout(timer)
+        if (!answered) return resolve(response)
+        // Late: nobody will read it; an event stream set up meanwhile must unsubscribe.
+        response.body?.cancel().catch(() => {})
+      })
+    })
+  }
+
+  async function handlePost(
+    endpoint: Endpoint,
+    request: Request,
+    userId: string,
+    ticket: Ticket,
+    deadline: RequestDeadline,
+  ): Promise<Response> {
     let text: string
     try {
-      text = await readBody(request, bodyLimit)
+      text = await readBody(request, bodyLimit, ticket)
     } catch (err) {
       if (err instanceof BodyTooLarge) return error(413, WIRE_ERRORS.payload_too_large.message)
       if (err instanceof BodyInvalid) return error(400, WIRE_ERRORS.invalid_request_body.message)
+      if (err instanceof BodyBudgetExhausted) return unavailable()
       // The body stream failed: the client went away mid-body and nobody reads this answer. Not a server fault, so
       // not a 503: 499 (nginx's "client closed request") lets metrics count it apart.
       return error(CLIENT_CLOSED_REQUEST, 'client closed request')
     }
     const decoded = decodeRequest(endpoint, text)
     if (!decoded.ok) return error(400, decoded.error)
+    const opts = { deadline }
     switch (endpoint) {
       case 'register':
-        return json(200, await engine.register(userId, decoded.value as RequestOf<'register'>))
+        return json(200, await engine.register(userId, decoded.value as RequestOf<'register'>, opts))
       case 'pull':
-        return json(200, await engine.pull(userId, decoded.value as RequestOf<'pull'>))
+        return json(200, await engine.pull(userId, decoded.value as RequestOf<'pull'>, opts))
       case 'push': {
         const req = decoded.value as RequestOf<'push'>
         if ((req.changes?.length ?? 0) > MAX_PUSH_CHANGES) return error(400, WIRE_ERRORS.too_many_changes.message)
-        return json(200, await engine.push(userId, req))
+        return json(200, await engine.push(userId, req, opts))
       }
       case 'snapshot':
-        return json(200, await engine.snapshot(userId, decoded.value as RequestOf<'snapshot'>))
+        return json(200, await engine.snapshot(userId, decoded.value as RequestOf<'snapshot'>, opts))
     }
   }
 
@@ -233,7 +305,8 @@ export function createSyncHandler(
     if (err instanceof ClientNotRegisteredError) return error(404, WIRE_ERRORS.client_not_registered.message)
     if (err instanceof StaleClientRejectedError) return error(403, WIRE_ERRORS.stale_client_rejected.message)
     if (err instanceof BadRequestError) return error(400, err.message)
-    if (isTransientError(err)) return retryable(503, WIRE_ERRORS.service_unavailable.message, retryAfter)
+    if (err instanceof TooManyClientsError) return error(403, WIRE_ERRORS.too_many_clients.message)
+    if (isTransientError(err)) return unavailable()
     logger.error({ err: errInfo(err), endpoint }, 'request failed')
     return error(500, WIRE_ERRORS[FAILED[endpoint]].message)
   }

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS sync_clients (
   UNIQUE (user_id, client_id)
 );
 CREATE INDEX IF NOT EXISTS idx_sync_clients_user ON sync_clients (user_id);
+-- When the client's pull checkpoint last advanced (or it was caught up): compaction judges staleness by it.
+ALTER TABLE sync_clients ADD COLUMN IF NOT EXISTS last_progress_at timestamptz;
 
 CREATE TABLE IF NOT EXISTS sync_wal_position (
   slot_name     text PRIMARY KEY,

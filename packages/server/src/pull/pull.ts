@@ -3,6 +3,7 @@ import {
   clampLimit,
   type DeleteEntry,
   OP_DELETE,
+  OP_UPDATE,
   type PullRequest,
   type PullResponse,
   type Record,
@@ -10,6 +11,8 @@ import {
 } from '@synchro/protocol'
 import type pg from 'pg'
 import type { EngineContext } from '../engine/context.js'
+import type { RequestDeadline } from '../limits/deadline.js'
+import { nestedDeeperThan } from '../limits/limits.js'
 import { accessPredicate } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { trimRfc3339 } from '../util/time.js'
@@ -19,7 +22,9 @@ import {
   openRequest,
   ROW_ALIAS,
   recordColumnsSql,
+  recordUnrenderable,
   rejectNul,
+  type Unrenderable,
   unique,
   wireUpdatedAt,
 } from './rows.js'
@@ -104,6 +109,10 @@ function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean
   const served = `$2 BETWEEN (SELECT compacted FROM h) AND (SELECT issued FROM h)`
   const last = `(SELECT max(seq) FROM p)`
   const stored = filtered ? `LEAST(coalesce(${last}, $2), (SELECT seq FROM sk) - 1)` : `coalesce(${last}, $2)`
+  // Decision 36 (staleness follows pull progress): the stored checkpoint moved, or an unfiltered pull found nothing
+  // more to read (a caught-up client of quiet buckets). A client re-reading old pages makes no progress.
+  const caughtUp = filtered ? 'false' : '(SELECT count(*) FROM e) <= $3'
+  const progress = `(${stored}::bigint > coalesce(last_pull_seq, -1) OR ${caughtUp})`
   return `
 WITH ${HISTORY_CTE},
 e AS MATERIALIZED (
@@ -143,7 +152,8 @@ sk AS (
   }
 u AS (
   UPDATE sync_clients
-     SET last_pull_seq = GREATEST(last_pull_seq, ${stored}::bigint), last_pull_at = now(), last_sync_at = now()
+     SET last_pull_seq = GREATEST(last_pull_seq, ${stored}::bigint), last_pull_at = now(), last_sync_at = now(),
+         last_progress_at = CASE WHEN ${progress} THEN now() ELSE last_progress_at END
    WHERE id = $5::uuid AND ${served}
 )
 SELECT h.compacted::text, h.issued::text, (SELECT count(*) FROM e)::int AS fetched, ${last}::text AS last_seq,
@@ -153,7 +163,12 @@ SELECT h.compacted::text, h.issued::text, (SELECT count(*) FROM e)::int AS fetch
 }
 
 /** POST /sync/pull (PROTOCOL.md §1.5, §3 D; Decisions 1, 5, 8, 9, 10, 14, 19). */
-export async function pull(ctx: EngineContext, userId: string, req: PullRequest): Promise<PullResponse> {
+export async function pull(
+  ctx: EngineContext,
+  userId: string,
+  req: PullRequest,
+  deadline?: RequestDeadline,
+): Promise<PullResponse> {
   rejectNul([req.client_id, ...(req.tables ?? []), ...(req.known_buckets ?? [])])
   const limit = clampLimit(req.limit)
   // A negative checkpoint is a client at the very beginning: same meaning as 0.
@@ -164,7 +179,7 @@ export async function pull(ctx: EngineContext, userId: string, req: PullRequest)
   // BEGIN + one statement: app.user_id, schema pair (409), client row (404 / stale hook), in that order. The
   // checkpoint advance is bookkeeping (a lost one only makes the next pull start earlier; records are idempotent
   // upserts): its commit does not wait for the WAL flush.
-  const tx = await openRequest(ctx, userId, req, { settings: { synchronous_commit: 'off' } })
+  const tx = await openRequest(ctx, userId, req, { settings: { synchronous_commit: 'off' }, deadline })
   const { contract, client } = tx
   const subs = unique(client.bucketSubs)
   const base = { schema_version: contract.version, schema_hash: contract.hash }
@@ -193,6 +208,7 @@ export async function pull(ctx: EngineContext, userId: string, req: PullRequest)
       await tx.abort()
       return required('initial_sync_required')
     }
+    // Rows the server cannot render were left out of the page before anything commits (Decision 35).
     page = await readPage(ctx, tx.db, contract, subs, client.id, checkpoint, limit, tables)
   } catch (err) {
     await tx.abort()
@@ -200,6 +216,7 @@ export async function pull(ctx: EngineContext, userId: string, req: PullRequest)
   }
   await tx.commit()
   if ('reason' in page) return required(page.reason)
+  await recordUnrenderable(ctx, page.unrenderable)
 
   const out: PullResponse = {
     changes: page.changes,
@@ -231,6 +248,7 @@ interface Page {
   deletes: DeleteEntry[]
   checkpoint: number
   hasMore: boolean
+  unrenderable: Unrenderable[]
 }
 
 /** The page SQL depends on the registry (fixed) and the contract (changes with DDL): built once per contract. */
@@ -272,6 +290,7 @@ async function readPage(
 
   const changes: Record[] = []
   const deletes: DeleteEntry[] = []
+  const unrenderable: Unrenderable[] = []
   for (const r of rows) {
     // The head row alone (LEFT JOIN) when the page is empty; entries of unregistered tables were dropped in SQL.
     if (r.table_name === null || r.record_id === null) continue
@@ -282,6 +301,10 @@ async function readPage(
     // No row: hard-deleted (§3 D 46) or not readable by the caller (Decision 5, §3 D 54) — silently absent. A row
     // that cannot be *read* fails the statement instead (Decision 10): error, no checkpoint advance.
     if (r.id === null || r.data === null) continue
+    if (nestedDeeperThan(r.data, ctx.limits.maxJsonDepth)) {
+      unrenderable.push({ table: r.table_name, id: r.id, operation: r.operation ?? OP_UPDATE })
+      continue
+    }
     const rec: Record = {
       id: r.id,
       table_name: r.table_name,
@@ -297,6 +320,7 @@ async function readPage(
     deletes,
     checkpoint: head.last_seq === null ? from : Number(head.last_seq),
     hasMore: head.fetched > limit,
+    unrenderable,
   }
 }
 

@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import { type ClientRow, defaultSubscriptions, type EngineContext } from '../engine/context.js'
 import { BadRequestError, ClientNotRegisteredError, SchemaMismatchError, StaleClientRejectedError } from '../errors.js'
+import { DeadlineExceededError, deadlineSettings, type RequestDeadline } from '../limits/deadline.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { safeErrorFacts } from '../util/log.js'
@@ -124,9 +125,9 @@ export async function openRequest(
   ctx: EngineContext,
   userId: string,
   req: { client_id: string; schema_version: number; schema_hash: string },
-  opts: { begin?: string; settings?: { [name: string]: string } } = {},
+  opts: { begin?: string; settings?: { [name: string]: string }; deadline?: RequestDeadline } = {},
 ): Promise<RequestTx> {
-  const settings = Object.entries(opts.settings ?? {})
+  const settings = Object.entries({ ...opts.settings, ...deadlineSettings(opts.deadline) })
   const setSql = settings.map(([name], i) => `, set_config('${name}', $${i + 4}, true)`).join('')
   const sql = `SELECT set_config('app.user_id', $1, true)${setSql}, ${ctx.contracts.fingerprintSql('$3')} AS fp,
        c.id::text AS id, c.bucket_subs, c.last_pull_seq::text AS last_pull_seq, c.is_active
@@ -141,18 +142,23 @@ export async function openRequest(
     const finish = async (how: 'COMMIT' | 'ROLLBACK'): Promise<void> => {
       if (done) return
       done = true
+      // Answered 503 meanwhile (deadline): the bookkeeping of a response never sent must not commit.
+      const expired = how === 'COMMIT' && opts.deadline?.expired === true
+      if (how === 'COMMIT' && !expired) opts.deadline?.beginCommit()
+      const command = expired ? 'ROLLBACK' : how
       let broken = false
       try {
-        await db.query(how)
+        await db.query(command)
       } catch (err) {
         broken = true
-        if (how === 'COMMIT') {
+        if (command === 'COMMIT') {
           await db.query('ROLLBACK').catch(() => {})
           db.release(true)
           throw err
         }
       }
       db.release(broken ? true : undefined)
+      if (expired) throw new DeadlineExceededError()
     }
     const tx: RequestTx = {
       db,
@@ -162,6 +168,7 @@ export async function openRequest(
       abort: () => finish('ROLLBACK'),
     }
     try {
+      opts.deadline?.check() // answered 503 while waiting for a connection: do nothing
       await db.query(opts.begin ?? 'BEGIN')
       const { rows } = await db.query<{
         fp: string
@@ -207,4 +214,36 @@ export async function openRequest(
       throw err
     }
   }
+}
+
+/** A stored row left out of a page because its `data` nests deeper than `maxJsonDepth` (Decision 35). */
+export interface Unrenderable {
+  table: string
+  id: string
+  /** Changelog operation code (1 create, 2 update). */
+  operation: number
+}
+
+const UNRENDERABLE_TEXT = 'row data nested deeper than maxJsonDepth: left out of pull and snapshot pages'
+
+/**
+ * One `sync_rule_failures` row per left-out record (not repeated on every page that meets it) and a log line without
+ * row data. Diagnostics, after the page's own commit: its failure is logged and never fails the page.
+ */
+export async function recordUnrenderable(ctx: EngineContext, rows: readonly Unrenderable[]): Promise<void> {
+  if (rows.length === 0) return
+  ctx.logger.warn(
+    { count: rows.length, tables: unique(rows.map((r) => r.table)), maxJsonDepth: ctx.limits.maxJsonDepth },
+    'rows nested too deeply to render were left out of a page (see sync_rule_failures)',
+  )
+  await ctx.pool
+    .query(
+      `INSERT INTO sync_rule_failures (table_name, record_id, operation, error_text)
+     SELECT x.t, x.id, x.op, $4
+       FROM unnest($1::text[], $2::text[], $3::smallint[]) AS x(t, id, op)
+      WHERE NOT EXISTS (SELECT 1 FROM sync_rule_failures f
+                         WHERE f.table_name = x.t AND f.record_id = x.id AND f.error_text = $4)`,
+      [rows.map((r) => r.table), rows.map((r) => r.id), rows.map((r) => r.operation), UNRENDERABLE_TEXT],
+    )
+    .catch((err: unknown) => ctx.logger.warn({ err: errorFacts(err) }, 'could not record unrenderable rows'))
 }

@@ -986,7 +986,7 @@ describe.each(MODES)('push ($name)', (mode) => {
       expect(sql.filter((s) => s.startsWith('CREATE POLICY'))).toHaveLength(13 + 4)
     })
 
-    it('106 B updating or deleting A’s order → record_not_found, no server_version; A’s own update applies', async () => {
+    it('106 B updating or deleting A’s order → forbidden (Decision 6; under RLS the row is invisible: record_not_found), no server_version; A’s own update applies', async () => {
       const A = randomUUID()
       const B = randomUUID()
       const { id } = await createOrder(A, { ship_address: 'secret-106' })
@@ -995,10 +995,13 @@ describe.each(MODES)('push ($name)', (mode) => {
         { id, table_name: 'orders', operation: 'update', data: { ship_address: 'pwned' }, client_updated_at: future() },
         { id, table_name: 'orders', operation: 'delete' },
       ])
+      // The superuser pool sees the row exists; the RLS role cannot see other users' rows at all.
+      const reason = mode.rls ? 'record_not_found' : 'forbidden'
       expect(r.body.rejected.map((x: PushResult) => [x.status, x.reason_code])).toEqual([
-        ['rejected_terminal', 'record_not_found'],
-        ['rejected_terminal', 'record_not_found'],
+        ['rejected_terminal', reason],
+        ['rejected_terminal', reason],
       ])
+      for (const x of r.body.rejected) expect(x).not.toHaveProperty('server_version')
       expect(JSON.stringify(r.body)).not.toContain('secret-106')
       expect(await rowText('orders', id)).toBe(before)
       const own = await one(A, {

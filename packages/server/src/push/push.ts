@@ -12,6 +12,8 @@ import type pg from 'pg'
 import type { ConflictDecision, ConflictInput } from '../conflict/types.js'
 import { checkSchemaPair, type EngineContext, withUserTransaction } from '../engine/context.js'
 import { BadRequestError, ClientNotRegisteredError, StaleClientRejectedError } from '../errors.js'
+import type { RequestDeadline } from '../limits/deadline.js'
+import { nestedDeeperThan } from '../limits/limits.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { nowRfc3339, trimRfc3339 } from '../util/time.js'
@@ -47,7 +49,12 @@ import {
  * savepoint and replayed one record per savepoint, so one bad record never sinks the others (Decision 3) while the
  * common case costs one statement per batch instead of three round trips per record.
  */
-export async function push(ctx: EngineContext, userId: string, req: PushRequest): Promise<PushResponse> {
+export async function push(
+  ctx: EngineContext,
+  userId: string,
+  req: PushRequest,
+  deadline?: RequestDeadline,
+): Promise<PushResponse> {
   const changes = req.changes ?? []
   if (changes.length > MAX_PUSH_CHANGES) throw new BadRequestError(WIRE_ERRORS.too_many_changes.message)
   const contract = await checkSchemaPair(ctx, req.schema_version, req.schema_hash)
@@ -67,7 +74,7 @@ export async function push(ctx: EngineContext, userId: string, req: PushRequest)
       return results
     },
     // The client row is touched in the round trip that opens the transaction.
-    { first: touch },
+    { first: touch, deadline },
   )
   return {
     accepted: results.filter((r) => r.status === 'applied'),
@@ -279,6 +286,10 @@ class PushRun {
       })
     }
     if (op !== 'delete' && !isObject(rec.data)) return reject(INVALID_DATA)
+    // Bounded nesting: deeper values could be stored but not rendered back (stack overflow serialising a page).
+    if (op !== 'delete' && nestedDeeperThan(rec.data, this.ctx.limits.maxJsonDepth)) {
+      return reject({ ...INVALID_DATA, message: 'data nested too deeply' })
+    }
     const info = tableInfo(this.contract, t)
     const key = canonicalId(rec.id, info.idKind, info.idType)
     if (key === undefined) return reject({ ...INVALID_DATA, message: 'invalid record id' })
@@ -484,7 +495,8 @@ class PushRun {
 
   async #update(item: Item, row: RowState | undefined): Promise<void> {
     const { info } = item
-    if (!row?.readable) {
+    // Decision 6: another user's row (or a global one) → forbidden; only a row that does not exist is not found.
+    if (!row) {
       return this.#fail(item, {
         status: 'rejected_terminal',
         reasonCode: 'record_not_found',
@@ -510,7 +522,7 @@ class PushRun {
   }
 
   async #delete(item: Item, row: RowState | undefined): Promise<void> {
-    if (!row?.readable) {
+    if (!row) {
       return this.#fail(item, {
         status: 'rejected_terminal',
         reasonCode: 'record_not_found',

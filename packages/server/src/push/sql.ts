@@ -82,8 +82,9 @@ WHERE ${idMatch(t, kind)} AND (${writePredicate(registry, t, 't')})`
 }
 
 /**
- * For ids the lock query did not return: which exist and are readable by the caller (a global row → forbidden)
- * and which are not (another user's row → not found, exactly like a missing one; Decision 6). No row data.
+ * For ids the lock query did not return: which exist (another user's or a global row → forbidden, Decision 6) and
+ * whether the caller may read them. No row data. Under RLS the role cannot see other users' rows at all: those ids
+ * look missing (not found).
  */
 export function visibilityStatement(registry: Registry, t: ResolvedTable, kind: IdKind): Statement {
   return statement(registry, `visible\u0000${t.tableName}\u0000${kind}`, () => {

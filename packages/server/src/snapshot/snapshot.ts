@@ -1,5 +1,6 @@
 import {
   clampLimit,
+  OP_INSERT,
   type Record,
   type SnapshotCursor,
   type SnapshotRequest,
@@ -8,13 +9,17 @@ import {
 import type pg from 'pg'
 import type { EngineContext } from '../engine/context.js'
 import { BadRequestError } from '../errors.js'
+import type { RequestDeadline } from '../limits/deadline.js'
+import { nestedDeeperThan } from '../limits/limits.js'
 import {
   idTypeOf,
   openRequest,
   type RecordRow,
   ROW_ALIAS,
   recordColumnsSql,
+  recordUnrenderable,
   rejectNul,
+  type Unrenderable,
   wireUpdatedAt,
 } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
@@ -29,7 +34,7 @@ import type { SchemaContract } from '../schema/contract.js'
 const COMPLETE_SQL = `
 UPDATE sync_clients
    SET last_pull_seq = GREATEST(last_pull_seq, $2::bigint), last_pull_at = now(), last_sync_at = now(),
-       is_active = true
+       last_progress_at = now(), is_active = true
  WHERE id = $1`
 
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
@@ -94,16 +99,22 @@ const PAGE_SETTINGS = { enable_seqscan: 'off', enable_sort: 'off' }
  * Round trips per page: BEGIN, one statement (app.user_id + planner settings + schema fingerprint + client row, see
  * `openRequest`), one statement per table visited (usually one; the first page also reads max(seq)), COMMIT.
  */
-export async function snapshot(ctx: EngineContext, userId: string, req: SnapshotRequest): Promise<SnapshotResponse> {
+export async function snapshot(
+  ctx: EngineContext,
+  userId: string,
+  req: SnapshotRequest,
+  deadline?: RequestDeadline,
+): Promise<SnapshotResponse> {
   rejectNul([req.client_id, req.cursor?.after_id])
   const limit = clampLimit(req.limit)
   const cursor = req.cursor
   const tx = await openRequest(ctx, userId, req, {
     begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
     settings: PAGE_SETTINGS,
+    deadline,
   })
   const { contract, client } = tx
-  let page: { checkpoint: number; records: Record[]; next: { tableIdx: number; afterId: string } | undefined }
+  let page: Awaited<ReturnType<typeof readPage>>
   try {
     if (cursor && (cursor.table_idx < 0 || cursor.checkpoint < 0)) throw new BadRequestError('invalid cursor')
     page = await readPage(ctx, tx.db, contract, cursor, limit)
@@ -123,8 +134,10 @@ export async function snapshot(ctx: EngineContext, userId: string, req: Snapshot
   if (page.next) {
     out.cursor = { checkpoint: page.checkpoint, table_idx: page.next.tableIdx, after_id: page.next.afterId }
   } else {
+    // Committing the read-only page started the commit phase (openRequest): this write is part of it.
     await ctx.pool.query(COMPLETE_SQL, [client.id, page.checkpoint])
   }
+  await recordUnrenderable(ctx, page.unrenderable)
   ctx.logger.debug({ records: page.records.length, final: page.next === undefined }, 'snapshot page served')
   return out
 }
@@ -141,9 +154,15 @@ async function readPage(
   contract: SchemaContract,
   cursor: SnapshotCursor | undefined,
   limit: number,
-): Promise<{ checkpoint: number; records: Record[]; next: { tableIdx: number; afterId: string } | undefined }> {
+): Promise<{
+  checkpoint: number
+  records: Record[]
+  next: { tableIdx: number; afterId: string } | undefined
+  unrenderable: Unrenderable[]
+}> {
   const checkpoint = cursor ? cursor.checkpoint : await maxSeq(db)
   const records: Record[] = []
+  const unrenderable: Unrenderable[] = []
   let tableIdx = cursor?.table_idx ?? 0
   let afterId = cursor?.after_id ?? ''
   while (tableIdx < ctx.tables.length) {
@@ -151,17 +170,22 @@ async function readPage(
     const want = limit - records.length
     const rows = await readTable(ctx, db, contract, t, afterId, want)
     for (const row of rows) {
+      // Decision 35: a row too deeply nested to render is left out (and recorded), never fails the page.
+      if (nestedDeeperThan(row.data, ctx.limits.maxJsonDepth)) {
+        unrenderable.push({ table: t.tableName, id: row.id, operation: OP_INSERT })
+        continue
+      }
       records.push({ id: row.id, table_name: t.tableName, data: row.data, updated_at: wireUpdatedAt(row) })
     }
     const lastRow = rows[rows.length - 1]
     if (rows.length === want && lastRow) {
       // The page is full: stay on this table even if it happens to be exhausted (§3 E 61); the next page finds out.
-      return { checkpoint, records, next: { tableIdx, afterId: lastRow.id } }
+      return { checkpoint, records, next: { tableIdx, afterId: lastRow.id }, unrenderable }
     }
     tableIdx++
     afterId = ''
   }
-  return { checkpoint, records, next: undefined }
+  return { checkpoint, records, next: undefined, unrenderable }
 }
 
 /**
