@@ -216,21 +216,22 @@ export class Metrics {
     const push = engine.push.bind(engine)
     const pull = engine.pull.bind(engine)
     const snapshot = engine.snapshot.bind(engine)
-    engine.push = async (userId, req) => {
-      const res = await push(userId, req)
+    // The request options (the handler's deadline) must reach the engine.
+    engine.push = async (userId, req, opts) => {
+      const res = await push(userId, req, opts)
       for (const r of [...res.accepted, ...res.rejected]) {
         this.pushRecords.inc({ status: r.status, reason: r.reason_code ?? '' })
       }
       return res
     }
-    engine.pull = async (userId, req) => {
-      const res = await pull(userId, req)
+    engine.pull = async (userId, req, opts) => {
+      const res = await pull(userId, req, opts)
       if (res.changes.length > 0) this.pullRecords.inc({ kind: 'change' }, res.changes.length)
       if (res.deletes.length > 0) this.pullRecords.inc({ kind: 'delete' }, res.deletes.length)
       return res
     }
-    engine.snapshot = async (userId, req) => {
-      const res = await snapshot(userId, req)
+    engine.snapshot = async (userId, req, opts) => {
+      const res = await snapshot(userId, req, opts)
       this.snapshotRecords.inc(res.records.length)
       return res
     }

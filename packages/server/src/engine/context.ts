@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import type { ConflictResolver } from '../conflict/types.js'
 import { ClientNotRegisteredError, SchemaMismatchError, StaleClientRejectedError } from '../errors.js'
-import { deadlineSettings, type RequestDeadline } from '../limits/deadline.js'
+import { deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract, SchemaContractCache } from '../schema/contract.js'
 import type { CompactionOptions, EngineHooks, Logger } from './types.js'
@@ -108,8 +108,9 @@ export async function withUserTransaction<T>(
   } = {},
 ): Promise<T> {
   const db = await ctx.pool.connect()
+  const unwatch = watchProgress(db, opts.deadline)
   let broken = false
-  // Statement and lock waits end with the request's deadline (transaction-local settings).
+  // No statement or lock wait outlasts the request's deadline period (transaction-local settings).
   const timeouts = Object.entries(deadlineSettings(opts.deadline))
     .map(([name, ms]) => `, set_config('${name}', '${Number(ms)}', true)`)
     .join('')
@@ -148,6 +149,7 @@ export async function withUserTransaction<T>(
     })
     throw err
   } finally {
+    unwatch()
     db.release(broken ? true : undefined)
   }
 }

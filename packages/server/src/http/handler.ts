@@ -42,15 +42,16 @@ export interface SyncHandlerOptions {
   /** Seconds in Retry-After for transient database errors, deadlines and admission refusals (default 5). */
   retryAfterSeconds?: number
   /**
-   * Deadline of every /sync request in ms (default 5000): past it the answer is 503 + Retry-After and the request's
-   * transaction does not commit (a commit already under way is waited for). Also its statement and lock timeout.
+   * Deadline of every /sync request in ms (default 5000): when the request makes no progress (no database round
+   * trip completes) for this long, the answer is 503 + Retry-After and its transaction does not commit (a commit
+   * already under way is waited for). Also its statement and lock timeout. 0 = none.
    */
   requestTimeoutMs?: number
   /** Requests served at once, all users (default 64); beyond → 503 + Retry-After. 0 = unbounded. */
   maxInFlight?: number
   /** Requests served at once per user (default 8); beyond → 429 + Retry-After. 0 = unbounded. */
   maxInFlightPerUser?: number
-  /** Request body bytes held at once, all requests (default 32 MiB); beyond → 503 + Retry-After. 0 = unbounded. */
+  /** Request body bytes held at once, all requests (default 16 MiB); beyond → 503 + Retry-After. 0 = unbounded. */
   maxBodyBytesInFlight?: number
   /** Backpressure / rate-limit hook run after authentication; return a rejection to answer 429 (or its status). */
   rateLimit?: (ctx: {
@@ -85,6 +86,9 @@ const FAILED: Record<Route['endpoint'], keyof typeof WIRE_ERRORS> = {
   schema: 'schema_failed',
   events: 'events_failed',
 }
+
+/** Runs one request's engine work under a fresh deadline (see answerBy), holding its admission ticket until done. */
+type EngineCall = (fn: (deadline: RequestDeadline) => Promise<Response>) => Promise<Response>
 
 const REASON: Record<number, string> = { 429: 'Too Many Requests', 503: 'Service Unavailable' }
 
@@ -217,35 +221,51 @@ export function createSyncHandler(
     const ticket = admission.enter(userId)
     if (ticket === 'user') return retryable(429, REASON[429] as string, retryAfter)
     if (ticket === 'global') return unavailable()
-    const deadline = new RequestDeadline(timeoutMs > 0 ? timeoutMs : Number.POSITIVE_INFINITY)
-    const work = (async () => {
+    // The slots are held until the database work ends, even when the deadline answered first.
+    const call: EngineCall = (fn) => {
+      const deadline = new RequestDeadline(timeoutMs > 0 ? timeoutMs : Number.POSITIVE_INFINITY)
+      const work = fn(deadline)
+        .catch((err: unknown) => mapError(route.endpoint, err))
+        .finally(() => ticket.release())
+      return answerBy(work, deadline)
+    }
+    try {
       switch (route.endpoint) {
         case 'tables':
-          return json(200, await engine.tablesMeta())
+          return await call(async () => json(200, await engine.tablesMeta()))
         case 'schema':
-          return json(200, await engine.schema())
+          return await call(async () => json(200, await engine.schema()))
         case 'events':
-          return await eventStream(engine, request, userId, url)
+          return await call(() => eventStream(engine, request, userId, url))
         default:
-          return await handlePost(route.endpoint, request, userId, ticket, deadline)
+          return await handlePost(route.endpoint, request, userId, ticket, call)
       }
-    })()
-      .catch((err: unknown) => mapError(route.endpoint, err))
-      // The slots are held until the work ends, even when the deadline answered first.
-      .finally(() => ticket.release())
-    return answerBy(work, deadline)
+    } catch (err) {
+      ticket.release()
+      return mapError(route.endpoint, err)
+    }
   }
 
-  /** The work's answer, or 503 + Retry-After when the deadline passes first (unless a commit is under way). */
+  /**
+   * The work's answer, or 503 + Retry-After once the deadline passes first (unless a commit is under way). The
+   * deadline moves on while the work makes progress (RequestDeadline), so the timer re-arms until it really passed.
+   */
   function answerBy(work: Promise<Response>, deadline: RequestDeadline): Promise<Response> {
     if (!(timeoutMs > 0)) return work
     return new Promise<Response>((resolve) => {
       let answered = false
-      const timer = setTimeout(() => {
+      let timer: NodeJS.Timeout
+      const check = () => {
+        const left = deadline.remainingMs()
+        if (left > 1) {
+          timer = setTimeout(check, left)
+          return
+        }
         if (!deadline.expire()) return // committing: the real answer follows
         answered = true
         resolve(unavailable())
-      }, timeoutMs)
+      }
+      timer = setTimeout(check, timeoutMs)
       void work.then((response) => {
         clearTimeout(timer)
         if (!answered) return resolve(response)
@@ -260,12 +280,15 @@ export function createSyncHandler(
     request: Request,
     userId: string,
     ticket: Ticket,
-    deadline: RequestDeadline,
+    call: EngineCall,
   ): Promise<Response> {
+    // Reading and decoding the body happen before the deadline starts: it bounds waiting for the database, not a
+    // slow upload (the server's request timeout bounds that).
     let text: string
     try {
       text = await readBody(request, bodyLimit, ticket)
     } catch (err) {
+      ticket.release()
       if (err instanceof BodyTooLarge) return error(413, WIRE_ERRORS.payload_too_large.message)
       if (err instanceof BodyInvalid) return error(400, WIRE_ERRORS.invalid_request_body.message)
       if (err instanceof BodyBudgetExhausted) return unavailable()
@@ -274,20 +297,31 @@ export function createSyncHandler(
       return error(CLIENT_CLOSED_REQUEST, 'client closed request')
     }
     const decoded = decodeRequest(endpoint, text)
-    if (!decoded.ok) return error(400, decoded.error)
-    const opts = { deadline }
+    if (!decoded.ok) {
+      ticket.release()
+      return error(400, decoded.error)
+    }
     switch (endpoint) {
       case 'register':
-        return json(200, await engine.register(userId, decoded.value as RequestOf<'register'>, opts))
+        return call(async (deadline) =>
+          json(200, await engine.register(userId, decoded.value as RequestOf<'register'>, { deadline })),
+        )
       case 'pull':
-        return json(200, await engine.pull(userId, decoded.value as RequestOf<'pull'>, opts))
+        return call(async (deadline) =>
+          json(200, await engine.pull(userId, decoded.value as RequestOf<'pull'>, { deadline })),
+        )
       case 'push': {
         const req = decoded.value as RequestOf<'push'>
-        if ((req.changes?.length ?? 0) > MAX_PUSH_CHANGES) return error(400, WIRE_ERRORS.too_many_changes.message)
-        return json(200, await engine.push(userId, req, opts))
+        if ((req.changes?.length ?? 0) > MAX_PUSH_CHANGES) {
+          ticket.release()
+          return error(400, WIRE_ERRORS.too_many_changes.message)
+        }
+        return call(async (deadline) => json(200, await engine.push(userId, req, { deadline })))
       }
       case 'snapshot':
-        return json(200, await engine.snapshot(userId, decoded.value as RequestOf<'snapshot'>, opts))
+        return call(async (deadline) =>
+          json(200, await engine.snapshot(userId, decoded.value as RequestOf<'snapshot'>, { deadline })),
+        )
     }
   }
 

@@ -11,7 +11,7 @@ export interface AdmissionLimits {
 export const DEFAULT_ADMISSION: AdmissionLimits = {
   maxInFlight: 64,
   maxInFlightPerUser: 8,
-  maxBodyBytesInFlight: 32 * 1024 * 1024,
+  maxBodyBytesInFlight: 16 * 1024 * 1024,
 }
 
 /** One admitted request: holds its slots and body bytes until `release` (when its work ends, not its answer). */

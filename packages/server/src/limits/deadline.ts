@@ -1,3 +1,4 @@
+import type pg from 'pg'
 import { SynchroError } from '../errors.js'
 
 /** The request's deadline passed before its work could commit (answered 503 + Retry-After). */
@@ -11,15 +12,25 @@ export class DeadlineExceededError extends SynchroError {
  * The deadline of one request, shared by the HTTP handler (which answers 503 when it expires) and the engine (which
  * must then not commit anything: the client was told "not done, retry"). A commit that already started is waited
  * for instead, so no answer ever contradicts what the database did.
+ *
+ * It bounds how long the request waits without progress: each database round trip of the request's transaction
+ * that completes (`progress`) starts the period again. A database that stops answering is noticed within one period,
+ * while a large push that keeps the database busy with many quick statements is not cut off half way (it would be
+ * retried, and cut off, forever).
  */
 export class RequestDeadline {
-  readonly #at: number
+  #at: number
   #expired = false
   #committing = false
 
   /** `timeoutMs` may be Infinity (no deadline). */
-  constructor(timeoutMs: number) {
+  constructor(readonly timeoutMs: number) {
     this.#at = Date.now() + timeoutMs
+  }
+
+  /** A database round trip completed: the request is alive, the period starts again. */
+  progress(): void {
+    if (!this.#expired) this.#at = Date.now() + this.timeoutMs
   }
 
   /** Milliseconds left (at least 1; Infinity without a deadline): the request's statement / lock timeout. */
@@ -56,9 +67,28 @@ export interface RequestOptions {
   deadline?: RequestDeadline
 }
 
-/** Transaction-local timeouts for a request's transaction (statement and lock waits end with the deadline). */
+/** Transaction-local timeouts for a request's transaction: no statement or lock wait outlasts one period. */
 export function deadlineSettings(deadline: RequestDeadline | undefined): { [name: string]: string } {
-  const ms = deadline?.remainingMs() ?? Number.POSITIVE_INFINITY
+  const ms = deadline?.timeoutMs ?? Number.POSITIVE_INFINITY
   if (!Number.isFinite(ms)) return {}
   return { statement_timeout: String(ms), lock_timeout: String(ms) }
+}
+
+/**
+ * Reports every completed query of `db` (a connection checked out for one request) as progress of `deadline`.
+ * Returns the function that stops it; call it before the connection goes back to the pool.
+ */
+export function watchProgress(db: pg.PoolClient, deadline: RequestDeadline | undefined): () => void {
+  if (!deadline) return () => {}
+  const query = db.query
+  const done = () => deadline.progress()
+  const watched = (...args: unknown[]): unknown => {
+    const result = (query as (...a: unknown[]) => unknown).apply(db, args)
+    if (result instanceof Promise) result.then(done, done)
+    return result
+  }
+  db.query = watched as typeof db.query
+  return () => {
+    db.query = query
+  }
 }

@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import { type ClientRow, defaultSubscriptions, type EngineContext } from '../engine/context.js'
 import { BadRequestError, ClientNotRegisteredError, SchemaMismatchError, StaleClientRejectedError } from '../errors.js'
-import { DeadlineExceededError, deadlineSettings, type RequestDeadline } from '../limits/deadline.js'
+import { DeadlineExceededError, deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { safeErrorFacts } from '../util/log.js'
@@ -138,6 +138,7 @@ export async function openRequest(
   let staleAccepted = false
   for (;;) {
     const db = await ctx.pool.connect()
+    const unwatch = watchProgress(db, opts.deadline)
     let done = false
     const finish = async (how: 'COMMIT' | 'ROLLBACK'): Promise<void> => {
       if (done) return
@@ -153,10 +154,12 @@ export async function openRequest(
         broken = true
         if (command === 'COMMIT') {
           await db.query('ROLLBACK').catch(() => {})
+          unwatch()
           db.release(true)
           throw err
         }
       }
+      unwatch()
       db.release(broken ? true : undefined)
       if (expired) throw new DeadlineExceededError()
     }

@@ -208,6 +208,12 @@ interface Group {
   writes: Write[]
 }
 
+/**
+ * Rows per write statement: a 1000-record push of large rows as one statement can run for seconds without a round
+ * trip completing, which the request deadline (progress-based) cannot tell from a stalled database.
+ */
+const MAX_STATEMENT_ROWS = 200
+
 const SAVEPOINT = 'SAVEPOINT synchro_push'
 const ROLLBACK_TO = 'ROLLBACK TO SAVEPOINT synchro_push'
 
@@ -608,7 +614,9 @@ class PushRun {
     const sig = `${t.tableName}\u0000${kind}\u0000${cols.join('\u0000')}`
     // Only consecutive records share a statement: a later record may depend on an earlier one (a child
     // created under a parent created just before), so request order is kept between statements.
-    if (this.#pending && this.#pending.sig !== sig) await this.#flush()
+    if (this.#pending && (this.#pending.sig !== sig || this.#pending.writes.length >= MAX_STATEMENT_ROWS)) {
+      await this.#flush()
+    }
     if (!this.#pending) this.#pending = { info: item.info, kind, cols, sig, writes: [] }
     // fromEntries defines own properties, so a key like "__proto__" cannot touch the prototype.
     const guard = row && !isFull(row) && kind !== 'delete' ? row.updatedAt : null
