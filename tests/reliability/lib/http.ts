@@ -66,3 +66,35 @@ export async function call(base: string, method: string, route: string, o: CallO
   }
   return { status: res.status, body: parsed, text, headers: res.headers, ms: performance.now() - started }
 }
+
+/**
+ * GET of an event stream: the answer's status and JSON body, or — when the server opened the stream — status 200 with
+ * the stream closed right after its headers (a stream never ends, so `call` would time out).
+ */
+export async function callStream(base: string, route: string, o: CallOptions = {}): Promise<Answer> {
+  const headers: Record<string, string> = { ...(o.headers ?? {}) }
+  if (o.user !== undefined) headers['x-user-id'] = o.user
+  const started = performance.now()
+  const abort = new AbortController()
+  const timer = setTimeout(() => abort.abort(), o.timeoutMs ?? 30_000)
+  try {
+    const res = await fetch(`${base}${route}`, { headers, signal: abort.signal })
+    if ((res.headers.get('content-type') ?? '').includes('text/event-stream')) {
+      abort.abort()
+      return { status: res.status, body: undefined, text: '', headers: res.headers, ms: performance.now() - started }
+    }
+    const text = await res.text()
+    let body: unknown
+    try {
+      body = JSON.parse(text)
+    } catch {
+      body = undefined
+    }
+    return { status: res.status, body, text, headers: res.headers, ms: performance.now() - started }
+  } catch (err) {
+    const ms = performance.now() - started
+    throw new NoAnswer(abort.signal.aborted ? 'timeout' : 'network', String((err as Error).message), ms)
+  } finally {
+    clearTimeout(timer)
+  }
+}

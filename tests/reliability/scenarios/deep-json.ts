@@ -42,6 +42,16 @@ export function nestedText(depth: number): string {
   return `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`
 }
 
+/** Ids of the deep creates in a body and the depth of their `data` ({"metadata": nested n} is n + 1 deep). */
+export function deepRecords(changes: readonly Record<string, unknown>[]): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const c of changes) {
+    const m = (c.data as { metadata?: { __deep?: number } } | undefined)?.metadata
+    if (typeof c.id === 'string' && typeof m?.__deep === 'number') out.set(c.id, m.__deep + 1)
+  }
+  return out
+}
+
 export async function runDeepJson(o: DeepJsonOptions): Promise<DeepJsonReport> {
   const violations: string[] = []
   const maxJsonDepth = 64

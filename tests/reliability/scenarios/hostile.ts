@@ -9,7 +9,9 @@ import fc from 'fast-check'
 import type pg from 'pg'
 import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'
 import { createDb } from '../lib/db.js'
-import { call, NoAnswer } from '../lib/http.js'
+import { call, callStream, NoAnswer } from '../lib/http.js'
+import { deepRecords, nestedText } from './deep-json.js'
+import { runJwtTricks } from './jwt-tricks.js'
 
 export interface HostileOptions {
   root: string
@@ -23,6 +25,9 @@ export interface HostileReport {
   statuses: Record<string, number>
   byRoute: Record<string, number>
   acceptedRecords: number
+  /** Records of the deep-JSON creates answered (each beyond the limit must be rejected_terminal invalid_data). */
+  deepRecords: number
+  jwtTricks: number
   durationMs: number
   violations: string[]
 }
@@ -64,6 +69,14 @@ const HOSTILE_KEYS = [
   'status',
 ]
 
+/** 3 000 random printable characters: too long for any identifier column, and no compression shrinks it. */
+const incompressible: fc.Arbitrary<string> = fc
+  .uint8Array({ minLength: 2_250, maxLength: 2_250 })
+  .map((b) => Buffer.from(b).toString('base64'))
+
+/** Nesting depths for `metadata` in otherwise valid creates (the limit is 64 for `data`, i.e. 63 here). */
+const DEEP = [10, 62, 63, 64, 65, 300, 4_200, 6_000]
+
 /** Values that are wrong in type, size or range for some field. */
 const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom(
@@ -90,6 +103,7 @@ const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
     'x'.repeat(100_000),
   ),
   fc.string({ unit: 'binary', maxLength: 50 }),
+  incompressible,
   fc.integer(),
   fc.double(),
   fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }).map((b) => ({ __raw: b.toString() })),
@@ -115,8 +129,19 @@ function pushRecordArb(validIds: string[]): fc.Arbitrary<Record<string, unknown>
     ),
     client_updated_at: fc.constant(new Date().toISOString()),
   })
+  // Valid creates whose jsonb column nests around and far beyond the limit ({"__deep":n} is expanded in toJson).
+  const deep = fc.record({
+    id: fc.uuid({ version: 4 }),
+    table_name: fc.constant('orders'),
+    operation: fc.constant('create'),
+    data: fc.record({
+      ship_address: fc.constant('deep'),
+      metadata: fc.constantFrom(...DEEP).map((n) => ({ __deep: n })),
+    }),
+  })
   return fc.oneof(
     plausible,
+    deep,
     fc.record(
       {
         id: fc.oneof(fc.uuid(), fc.constantFrom(...validIds), hostileValue),
@@ -140,12 +165,22 @@ function pushRecordArb(validIds: string[]): fc.Arbitrary<Record<string, unknown>
   )
 }
 
-/** JSON text with bigint placeholders turned into bare number literals beyond 2^53. */
+/** JSON text with bigint placeholders turned into bare number literals beyond 2^53 and deep placeholders expanded. */
 function toJson(v: unknown): string {
-  return JSON.stringify(v).replace(/\{"__raw":"(-?\d+)"\}/g, '$1')
+  return JSON.stringify(v)
+    .replace(/\{"__raw":"(-?\d+)"\}/g, '$1')
+    .replace(/\{"__deep":(\d+)\}/g, (_, n: string) => nestedText(Number(n)))
 }
 
-type Body = { route: string; method: string; body: string | Uint8Array; user: string; headers?: Record<string, string> }
+type Body = {
+  route: string
+  method: string
+  body: string | Uint8Array
+  user: string
+  headers?: Record<string, string>
+  /** Deep creates in the body: id → depth of `data`. */
+  deep?: Map<string, number>
+}
 
 function bodyArb(ctx: {
   users: string[]
@@ -156,6 +191,7 @@ function bodyArb(ctx: {
   const user = fc.oneof(
     { weight: 5, arbitrary: fc.constantFrom(...ctx.users) },
     { weight: 1, arbitrary: fc.constantFrom("' OR 1=1 --", 'user:x,global', 'A'.repeat(2000), 'global', '%00', 'ü') },
+    { weight: 1, arbitrary: incompressible },
   )
   const route = fc.constantFrom(...ROUTES)
   const schema = fc.oneof(
@@ -195,6 +231,7 @@ function bodyArb(ctx: {
       method: 'POST',
       user: u,
       body: toJson({ client_id: cid, checkpoint: 0, changes, ...s, ...extra }),
+      deep: deepRecords(changes),
     }))
   const rawText = fc.oneof(
     fc.constantFrom(
@@ -246,7 +283,20 @@ function bodyArb(ctx: {
       body: m === 'GET' ? '' : '{}',
       headers: { 'content-type': 'text/plain' },
     }))
+  // /sync/events with hostile query parameters (client ids never registered: a real stream would never end).
+  const eventsQuery = fc
+    .tuple(
+      user,
+      fc.oneof(
+        fc.constantFrom('dev-B%00', '%00', 'c-1%00', '', '%ZZ', 'a&client_id=c-1', '%F0%9F', 'x'.repeat(300)),
+        incompressible.map(encodeURIComponent),
+        fc.string({ unit: 'binary', maxLength: 40 }).map((x) => encodeURIComponent(`ev-${x}`)),
+      ),
+      fc.constantFrom('', '&checkpoint=-1', '&checkpoint=1e400', '&checkpoint=%00', '&checkpoint=99999999999999999999'),
+    )
+    .map(([u, cid, extra]) => ({ route: `/sync/events?client_id=${cid}${extra}`, method: 'GET', user: u, body: '' }))
   return fc.oneof(
+    { weight: 1, arbitrary: eventsQuery },
     { weight: 6, arbitrary: structured },
     { weight: 2, arbitrary: raw },
     { weight: 1, arbitrary: bytes },
@@ -316,6 +366,7 @@ export async function runHostile(o: HostileOptions): Promise<HostileReport> {
     const legit = new Set<string>()
     let requests = 0
     let accepted = 0
+    let deepRecords = 0
 
     await fc.assert(
       fc.asyncProperty(bodyArb({ users, clientIds, pair, ids }), async (b) => {
@@ -323,22 +374,27 @@ export async function runHostile(o: HostileOptions): Promise<HostileReport> {
         let a: Awaited<ReturnType<typeof call>>
         try {
           const raw = b.method === 'GET' || b.method === 'HEAD' ? undefined : b.body
-          a = await call(base, b.method, b.route, { user: b.user, raw, headers: b.headers, timeoutMs: 30_000 })
+          a = b.route.startsWith('/sync/events?')
+            ? await callStream(base, b.route, { user: b.user })
+            : await call(base, b.method, b.route, { user: b.user, raw, headers: b.headers, timeoutMs: 30_000 })
         } catch (err) {
           const why = err instanceof NoAnswer ? err.message : String(err)
           violations.push(`${b.method} ${b.route}: no answer (${why}) for body ${String(b.body).slice(0, 200)}`)
           return
         }
         statuses[a.status] = (statuses[a.status] ?? 0) + 1
-        byRoute[b.route] = (byRoute[b.route] ?? 0) + 1
+        const routeKey = b.route.split('?')[0] as string
+        byRoute[routeKey] = (byRoute[routeKey] ?? 0) + 1
         const short = typeof b.body === 'string' ? b.body.slice(0, 300) : `<${b.body.length} bytes>`
         if (a.status >= 500)
           violations.push(`${b.method} ${b.route} → ${a.status} ${a.text.slice(0, 200)} for ${short}`)
         else if (a.status !== 200 && typeof a.body?.error !== 'string' && a.body?.code !== 'schema_mismatch')
           violations.push(`${b.method} ${b.route} → ${a.status} without a JSON error: ${a.text.slice(0, 100)}`)
         else if (a.status === 200) {
-          if (!(a.headers.get('content-type') ?? '').includes('application/json'))
-            violations.push(`${b.route} 200 without JSON content type`)
+          const type = a.headers.get('content-type') ?? ''
+          // A registered client id (hostile values do get registered) opens a real event stream.
+          const stream = b.route.startsWith('/sync/events?') && type.includes('text/event-stream')
+          if (!stream && !type.includes('application/json')) violations.push(`${b.route} 200 without JSON content type`)
           if (b.route === '/sync/register') legit.add(`sync_clients|${a.body.id}`)
           if (b.route === '/sync/push') {
             if (!Array.isArray(a.body.accepted) || !Array.isArray(a.body.rejected))
@@ -346,6 +402,14 @@ export async function runHostile(o: HostileOptions): Promise<HostileReport> {
             for (const r of a.body.accepted ?? []) {
               accepted++
               legit.add(`${r.table_name}|${r.id}`)
+            }
+            // Nesting beyond the limit: refused terminally, never applied and never "retry later".
+            for (const r of [...(a.body.accepted ?? []), ...(a.body.rejected ?? [])]) {
+              const depth = b.deep?.get(r.id)
+              if (depth === undefined) continue
+              deepRecords++
+              if (depth > 64 && (r.status !== 'rejected_terminal' || r.reason_code !== 'invalid_data'))
+                violations.push(`data ${depth} levels deep → ${r.status} ${r.reason_code}`)
             }
           }
         }
@@ -360,12 +424,17 @@ export async function runHostile(o: HostileOptions): Promise<HostileReport> {
       else if (before.get(k) !== d) violations.push(`row changed without being accepted: ${k}`)
     }
     for (const k of before.keys()) if (!after.has(k)) violations.push(`row vanished: ${k}`)
+    // After the digest: its controls register clients.
+    const jwt = await runJwtTricks(engine)
+    violations.push(...jwt.violations)
     return {
       seed: o.seed,
       requests,
       statuses,
       byRoute,
       acceptedRecords: accepted,
+      deepRecords,
+      jwtTricks: jwt.cases,
       durationMs: Date.now() - started,
       violations,
     }
