@@ -7,18 +7,22 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runnerRoot } from '../../tests/reliability/lib/db.js'
 import { envInt } from '../../tests/reliability/lib/util.js'
+import { runAbuse } from '../../tests/reliability/scenarios/abuse.js'
 import { runAccess } from '../../tests/reliability/scenarios/access.js'
 import { runClientAborts } from '../../tests/reliability/scenarios/client-aborts.js'
+import { runCompactionPinning } from '../../tests/reliability/scenarios/compaction-pinning.js'
 import { runConfigHygiene } from '../../tests/reliability/scenarios/config-hygiene.js'
 import { runConvergence } from '../../tests/reliability/scenarios/convergence.js'
 import { runCrash } from '../../tests/reliability/scenarios/crash.js'
 import { runDbRestart } from '../../tests/reliability/scenarios/db-restart.js'
+import { runDeepJson } from '../../tests/reliability/scenarios/deep-json.js'
 import { runEmbeddedSupervision } from '../../tests/reliability/scenarios/embedded-supervision.js'
 import { runHostile } from '../../tests/reliability/scenarios/hostile.js'
 import { runLibrarySetup } from '../../tests/reliability/scenarios/library-setup.js'
 import { runLoad } from '../../tests/reliability/scenarios/load.js'
 import { runLogHygiene } from '../../tests/reliability/scenarios/log-hygiene.js'
 import { runScaleOut } from '../../tests/reliability/scenarios/scale-out.js'
+import { runStall } from '../../tests/reliability/scenarios/stall.js'
 
 const seed = envInt('RELIABILITY_SEED', 20261126)
 const only = (process.env.RELIABILITY_ONLY ?? '').split(',').filter(Boolean)
@@ -120,6 +124,26 @@ async function main() {
       runClientAborts({ root: root.url, aborts: envInt('RELIABILITY_CLIENT_ABORTS', 1000) }),
     )
     await scenario('library-setup', () => runLibrarySetup({ root: root.url }))
+    await scenario('stall', () =>
+      runStall({
+        stallMs: envInt('RELIABILITY_STALL_MS', 30_000),
+        clients: envInt('RELIABILITY_STALL_CLIENTS', 8),
+        deadlineMs: envInt('RELIABILITY_STALL_DEADLINE_MS', 5_000),
+        log,
+      }),
+    )
+    await scenario('deep-json', () => runDeepJson({ root: root.url, storedRows: envInt('RELIABILITY_DEEP_ROWS', 20) }))
+    await scenario('compaction-pinning', () =>
+      runCompactionPinning({
+        root: root.url,
+        healthyClients: envInt('RELIABILITY_PINNING_CLIENTS', 8),
+        staleMs: envInt('RELIABILITY_PINNING_STALE_MS', 5_000),
+        durationMs: envInt('RELIABILITY_PINNING_MS', 30_000),
+        compactEveryMs: 500,
+        log,
+      }),
+    )
+    await scenario('abuse', () => runAbuse({ root: root.url, pushes: envInt('RELIABILITY_ABUSE_PUSHES', 40), log }))
   } finally {
     await root.stop()
   }
