@@ -143,7 +143,9 @@ async function main() {
         log,
       }),
     )
-    await scenario('abuse', () => runAbuse({ root: root.url, pushes: envInt('RELIABILITY_ABUSE_PUSHES', 40), log }))
+    await scenario('abuse', () =>
+      runAbuse({ root: root.url, pushes: envInt('RELIABILITY_ABUSE_PUSHES', 40), healthzLimitMs: 1_000, log }),
+    )
   } finally {
     await root.stop()
   }

@@ -17,6 +17,11 @@ export interface AbuseOptions {
   pushes: number
   /** Peak RSS allowed for the daemon (MiB). */
   rssLimitMiB?: number
+  /**
+   * Slowest /healthz answer allowed (ms); only the full-size runner sets it (1 000): CI asserts no timings, and on a
+   * shared, oversubscribed machine CPU starvation alone can exceed it.
+   */
+  healthzLimitMs?: number
   log?: (line: string) => void
 }
 
@@ -213,7 +218,9 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseReport> {
     await new Promise((r) => prober.once('exit', r))
     if (rssPeak >= rssLimit) violations.push(`daemon peak RSS ${rssPeak} MiB ≥ ${rssLimit} MiB`)
     const healthz = latencySummary(health)
-    if (healthz.max >= 1_000) violations.push(`/healthz took ${healthz.max} ms under load (≥ 1 s)`)
+    if (o.healthzLimitMs !== undefined && healthz.max >= o.healthzLimitMs) {
+      violations.push(`/healthz took ${healthz.max} ms under load (≥ ${o.healthzLimitMs} ms)`)
+    }
     // Nothing lost: every acknowledged record is stored.
     const stored = await db.pool.query<{ n: number }>(
       'SELECT count(*)::int AS n FROM orders WHERE id = ANY($1::uuid[])',
