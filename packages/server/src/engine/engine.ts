@@ -112,7 +112,8 @@ export class Engine {
       ctx.hooks.onSchemaIncompatible?.({ userId, clientId: req.client_id, appVersion: req.app_version })
       throw new UpgradeRequiredError()
     }
-    opts.deadline?.beginCommit()
+    // Not a commit phase: the upsert is idempotent, so one that lands after a 503 only repeats what the client retries.
+    opts.deadline?.check()
     // A known client always re-registers; a new one only while the user has fewer active clients than the cap
     // (concurrent registrations may overshoot it by the per-user in-flight bound).
     const { rows } = await ctx.pool.query<{ id: string; last_sync_at: string | null; last_pull_seq: string | null }>(
