@@ -55,5 +55,7 @@ it('migrations create the §2.1 tables and indexes, and re-running them (also co
     'is_active',
     'created_at',
     'updated_at',
+    // Added after §2.1 (ALTER TABLE … ADD COLUMN IF NOT EXISTS): pull progress, which compaction judges staleness by.
+    'last_progress_at',
   ])
 })
