@@ -47,7 +47,7 @@ export interface SyncHandlerOptions {
    * already under way is waited for). Also its statement and lock timeout. 0 = none.
    */
   requestTimeoutMs?: number
-  /** Requests served at once, all users (default 64); beyond → 503 + Retry-After. 0 = unbounded. */
+  /** Requests served at once, all users (default 256); beyond → 503 + Retry-After. 0 = unbounded. */
   maxInFlight?: number
   /** Requests served at once per user (default 8); beyond → 429 + Retry-After. 0 = unbounded. */
   maxInFlightPerUser?: number

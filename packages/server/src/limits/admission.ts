@@ -9,7 +9,7 @@ export interface AdmissionLimits {
 }
 
 export const DEFAULT_ADMISSION: AdmissionLimits = {
-  maxInFlight: 64,
+  maxInFlight: 256,
   maxInFlightPerUser: 8,
   maxBodyBytesInFlight: 16 * 1024 * 1024,
 }
