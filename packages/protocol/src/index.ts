@@ -20,6 +20,13 @@ export {
   WIRE_ERRORS,
   type WireErrorCode,
 } from './errors.js'
+export {
+  JsonDecimal,
+  numberFromLiteral,
+  type ParseJsonOptions,
+  parseJsonLossless,
+  stringifyJsonLossless,
+} from './json.js'
 export type { BucketUpdates, PullRequest, PullResponse, SnapshotReason } from './pull.js'
 export {
   type PushReasonCode,
