@@ -2,7 +2,13 @@
  * The client's view of one synced table, derived once from `GET /sync/schema` so the hot paths (apply, push) do no
  * per-row schema lookups.
  */
-import type { LogicalType, SchemaColumn, SchemaResponse, SchemaTable } from '@synchro/protocol'
+import {
+  isWideNumeric,
+  type LogicalType,
+  type SchemaColumn,
+  type SchemaResponse,
+  type SchemaTable,
+} from '@synchro/protocol'
 import { quoteIdent } from '../store/sql.js'
 
 export interface SyncedTable {
@@ -65,19 +71,13 @@ export function sqliteType(t: LogicalType): 'TEXT' | 'INTEGER' | 'REAL' | 'BLOB'
   }
 }
 
-/** `numeric`/`decimal` without a precision, or with more digits than a double holds exactly (15). */
-const WIDE_NUMERIC = /^(?:numeric|decimal)(?:\s*\(\s*(\d+)\s*(?:,\s*-?\d+\s*)?\))?$/i
-
 /**
  * The declared type of a local column: §2.3's storage class, except for a `numeric` wider than a double. REAL
  * affinity would round its values, so that column gets no declared type (no affinity): SQLite keeps a value that a
  * double holds exactly as REAL and any other as TEXT carrying the exact decimal.
  */
 export function sqliteColumnType(c: SchemaColumn): string {
-  if (c.logical_type === 'float') {
-    const m = WIDE_NUMERIC.exec(c.db_type.trim())
-    if (m && (m[1] === undefined || Number(m[1]) > 15)) return ''
-  }
+  if (c.logical_type === 'float' && isWideNumeric(c.db_type)) return ''
   return sqliteType(c.logical_type)
 }
 
