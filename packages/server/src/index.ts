@@ -5,6 +5,7 @@ export type { ConflictDecision, ConflictInput, ConflictResolver } from './confli
 export { createEngine, Engine } from './engine/engine.js'
 export type {
   CompactionOptions,
+  CompactionProgress,
   CompactionResult,
   EngineHooks,
   EngineOptions,
@@ -28,7 +29,7 @@ export {
   type SyncHandlerOptions,
 } from './http/handler.js'
 export { toNodeListener } from './http/node.js'
-export { INFRASTRUCTURE_SQL, runMigrations } from './migrations/migrations.js'
+export { INFRASTRUCTURE_SQL, type MigrationProgress, runMigrations } from './migrations/migrations.js'
 export {
   Registry,
   RegistryError,
