@@ -10,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { SynchroClient } from './client.js'
 import { cleanupTempDirs, makeClient } from './test/helpers.js'
+import { openOpSqlite } from './test/op-sqlite.js'
 import { type SyncStack, startSyncStack } from './test/sync-stack.js'
 
 const DDL = `
@@ -93,7 +94,12 @@ afterAll(async () => {
   cleanupTempDirs()
 }, 60_000)
 
-describe('exact numbers between PostgreSQL and SQLite', () => {
+const DRIVERS = {
+  'better-sqlite3': undefined,
+  'op-sqlite (Node build)': openOpSqlite,
+} as const
+
+describe.each(Object.entries(DRIVERS))('exact numbers between PostgreSQL and SQLite (%s)', (_name, driverFactory) => {
   it('bigint ±2^63, 2^53+1, 40-digit numerics and long jsonb numbers survive pull, snapshot and push', async () => {
     const user = randomUUID()
     const [r1, r2, r3] = [randomUUID(), randomUUID(), randomUUID()]
@@ -105,7 +111,12 @@ describe('exact numbers between PostgreSQL and SQLite', () => {
       [r1, r2, r3, user, PAYLOAD],
     )
     const before = await serverRows(user)
-    const c = makeClient(stack.url, { userID: user, clientID: `client-${randomUUID()}`, maxRetryAttempts: 1 })
+    const c = makeClient(stack.url, {
+      userID: user,
+      clientID: `client-${randomUUID()}`,
+      maxRetryAttempts: 1,
+      ...(driverFactory ? { driverFactory } : {}),
+    })
     clients.push(c)
     await c.start()
 
