@@ -13,6 +13,7 @@
  */
 import type { RunResult, SqliteDriver, SqliteExecutor, SqlParam } from '../../driver.js'
 import { splitStatements } from '../statements.js'
+import { queuedTransactions } from '../transactions.js'
 
 /** The values op-sqlite binds. */
 export type OpSqliteScalar = string | number | boolean | null | ArrayBuffer | ArrayBufferView
@@ -72,25 +73,14 @@ export function opSqliteDriver(db: OpSqliteDatabase): SqliteDriver {
       return { changes }
     },
   }
-  let txTail: Promise<unknown> = Promise.resolve()
   return {
     ...ex,
-    transaction<T>(fn: (tx: SqliteExecutor) => Promise<T>): Promise<T> {
-      // Only protects direct users of the driver; the SDK never overlaps transactions.
-      const next = txTail.then(async () => {
-        await db.execute('BEGIN IMMEDIATE')
-        try {
-          const result = await fn(ex)
-          await db.execute('COMMIT')
-          return result
-        } catch (err) {
-          await db.execute('ROLLBACK').catch(() => {})
-          throw err
-        }
-      })
-      txTail = next.catch(() => {})
-      return next
-    },
+    transaction: queuedTransactions(ex, {
+      begin: () => db.execute('BEGIN IMMEDIATE'),
+      commit: () => db.execute('COMMIT'),
+      // SQLite may have rolled back already (some errors end the transaction): nothing left to undo then.
+      rollback: () => db.execute('ROLLBACK').catch(() => {}),
+    }),
     async close(): Promise<void> {
       db.close()
     },
