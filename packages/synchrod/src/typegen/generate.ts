@@ -18,7 +18,7 @@ export function typeName(table: string): string {
 function tsType(c: SchemaColumn): { type: string; note?: string } {
   switch (c.logical_type) {
     case 'string':
-      return { type: 'string', note: c.db_type }
+      return c.db_type === 'text' ? { type: 'string' } : { type: 'string', note: c.db_type }
     case 'date':
     case 'time':
     case 'datetime':
@@ -76,7 +76,7 @@ export function generateTypes(schema: SchemaResponse): string {
   return [
     ...header,
     `export const SCHEMA_VERSION = ${schema.schema_version}`,
-    `export const SCHEMA_HASH = ${JSON.stringify(schema.schema_hash)}`,
+    `export const SCHEMA_HASH = '${schema.schema_hash.replace(/[^0-9a-f]/g, '')}'`,
     '',
     ...tables.map((t) => `${tableInterface(t)}\n`),
     '/** Synced table name → row type. */',
