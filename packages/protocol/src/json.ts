@@ -32,8 +32,12 @@ export interface ParseJsonOptions {
   firstValueOnly?: boolean
 }
 
-/** Digit runs a double may not hold exactly, or exponents beyond its normal range: the parser must look. */
-const MAY_LOSE = /\d{16}|[eE][+-]?\d{3}/
+/**
+ * A number token (at the start or after `:`, `[` or `,`) with 16 or more digits, or with a 3-digit exponent: only
+ * such a literal can leave a double inexact (DBL_DIG = 15; exponents below 100 stay in the normal range). Matches
+ * inside strings are harmless: they only send the text through the exact parser.
+ */
+const MAY_LOSE = /(?:^|[:[,])\s*-?(?:\d\.?){16}|(?:^|[:[,])\s*-?[\d.]+[eE][+-]?\d{3}/
 
 /**
  * Parses JSON text without rounding any number (see the module comment). Throws a SyntaxError on invalid JSON,
@@ -59,6 +63,8 @@ export function parseJsonLossless(text: string, options: ParseJsonOptions = {}):
 
 const NUMBER = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y
 const WS = /[ \t\n\r]*/y
+/** A string without escapes or control characters: its text is the slice between the quotes. */
+const PLAIN_STRING = /"[^"\\\u0000-\u001f]*"/y
 const MIN_NORMAL = 2.2250738585072014e-308
 
 /** A number literal → number when a double holds it exactly, bigint for integers, JsonDecimal otherwise. */
@@ -82,6 +88,8 @@ class Parser {
   }
 
   private ws(): void {
+    const c = this.s.charCodeAt(this.i)
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return
     WS.lastIndex = this.i
     WS.exec(this.s)
     this.i = WS.lastIndex
@@ -151,6 +159,11 @@ class Parser {
 
   private string(): string {
     const start = this.i
+    PLAIN_STRING.lastIndex = start
+    if (PLAIN_STRING.test(this.s)) {
+      this.i = PLAIN_STRING.lastIndex
+      return this.s.slice(start + 1, this.i - 1)
+    }
     let j = start + 1
     for (;;) {
       j = this.s.indexOf('"', j)
