@@ -32,7 +32,18 @@ describe('parseJsonLossless', () => {
 
   it('rejects invalid JSON and trailing content unless asked for the first value', () => {
     const slow = ['[12345678901234567890, "\u0001"]', '[12345678901234567890, "a\\q"]', '[12345678901234567890,]']
-    for (const bad of ['', '{', '[1,]', '{"a" 1}', '01', '"\u0001"', '12345678901234567890 x', 'nul', '"abc', ...slow]) {
+    for (const bad of [
+      '',
+      '{',
+      '[1,]',
+      '{"a" 1}',
+      '01',
+      '"\u0001"',
+      '12345678901234567890 x',
+      'nul',
+      '"abc',
+      ...slow,
+    ]) {
       expect(() => parseJsonLossless(bad), bad).toThrow(SyntaxError)
     }
     expect(parseJsonLossless('{"a":12345678901234567890} trailing', { firstValueOnly: true })).toEqual({
