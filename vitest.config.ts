@@ -18,5 +18,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // op-sqlite's Node build imports `./database` without an extension, which Node's ESM loader refuses: let vite
+    // transform (and resolve) it instead.
+    server: { deps: { inline: [/@op-engineering[\\/]op-sqlite/] } },
   },
 })

@@ -3,17 +3,7 @@
  * consumer) + SynchroClients over real SQLite files.
  */
 import { randomUUID } from 'node:crypto'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
-import {
-  createEngine,
-  createSyncHandler,
-  headerAuth,
-  Registry,
-  startWalConsumer,
-  toNodeListener,
-  type WalConsumer,
-} from '@synchro/server'
+import { Registry } from '@synchro/server'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { SynchroClient } from './client.js'
@@ -21,12 +11,11 @@ import { NetworkError } from './errors.js'
 import type { FetchLike } from './sync/transport.js'
 import { cleanupTempDirs, makeClient, waitFor } from './test/helpers.js'
 import { NORTHWIND_DDL, NORTHWIND_SEED, NORTHWIND_TABLES } from './test/northwind.js'
+import { type SyncStack, startSyncStack } from './test/sync-stack.js'
 
 let db: TestDatabase
-let httpServer: http.Server
+let stack: SyncStack
 let url = ''
-let consumer: WalConsumer
-let engine: Awaited<ReturnType<typeof createEngine>>
 const clients: SynchroClient[] = []
 
 /** A fetch that can be switched off, like a phone losing its network. */
@@ -64,10 +53,8 @@ function newClient(userID: string, over: Parameters<typeof makeClient>[1] = {}):
   return c
 }
 
-/** Waits until the WAL consumer has turned every committed write into changelog rows (no sleeps). */
-async function walCaughtUp(): Promise<void> {
-  const { rows } = await db.pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')
-  await consumer.waitForLsn(rows[0]!.lsn, 30_000)
+function walCaughtUp(): Promise<void> {
+  return stack.walCaughtUp()
 }
 
 beforeAll(async () => {
@@ -76,32 +63,13 @@ beforeAll(async () => {
   await db.pool.query(NORTHWIND_SEED)
   const registry = new Registry()
   for (const t of NORTHWIND_TABLES) registry.register(t)
-  const log = (o: object, m?: string) => console.error('[server]', m, o)
-  engine = await createEngine({
-    pool: db.pool,
-    registry,
-    live: { pollIntervalMs: 20 },
-    logger: { debug() {}, info() {}, warn: log, error: log },
-  })
-  const handler = createSyncHandler(engine, { authenticate: headerAuth() })
-  httpServer = http.createServer(toNodeListener(handler))
-  await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', () => r()))
-  url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`
-  consumer = startWalConsumer({
-    pool: db.pool,
-    registry,
-    replicationUrl: db.url,
-    slotName: 'client_e2e_slot',
-    publicationName: 'client_e2e_pub',
-  })
-  await waitFor(() => consumer.status().running, 30_000, 'WAL consumer running')
+  stack = await startSyncStack(db, registry, 'client_e2e')
+  url = stack.url
 }, 120_000)
 
 afterAll(async () => {
   for (const c of clients.splice(0)) await c.close().catch(() => {})
-  await consumer?.stop().catch(() => {})
-  await new Promise<void>((r) => (httpServer ? httpServer.close(() => r()) : r()))
-  await engine?.close().catch(() => {})
+  await stack?.close()
   await db?.drop()
   cleanupTempDirs()
 }, 60_000)

@@ -141,3 +141,17 @@ describe('§1.3 validation order', () => {
     )
   })
 })
+
+describe('exact numbers in request bodies', () => {
+  it('decodes numbers a double cannot hold without rounding them', () => {
+    const body =
+      '{"client_id":"c","schema_version":1,"schema_hash":"h","changes":[{"id":"1","table_name":"t","operation":"update",' +
+      '"data":{"big":9223372036854775807,"n":1234567890123456789012345678901234567890.5,"j":{"x":12345678901234567890}}}]}'
+    const r = decodeRequest('push', body)
+    if (!r.ok) throw new Error(r.error)
+    const data = r.value.changes?.[0]?.data as { [k: string]: unknown }
+    expect(data.big).toBe(9223372036854775807n)
+    expect(String(data.n)).toBe('1234567890123456789012345678901234567890.5')
+    expect(data.j).toEqual({ x: 12345678901234567890n })
+  })
+})

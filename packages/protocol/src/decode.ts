@@ -1,5 +1,6 @@
 import * as v from 'valibot'
 import { WIRE_ERRORS } from './errors.js'
+import { parseJsonLossless } from './json.js'
 import { pullRequest, pullRequiredKeys } from './pull.js'
 import { pushRequest, pushRequiredKeys } from './push.js'
 import { registerRequest, registerRequiredKeys } from './register.js'
@@ -24,7 +25,8 @@ export type DecodeResult<T> = { ok: true; value: T } | { ok: false; error: strin
 export function decodeRequest<E extends Endpoint>(endpoint: E, body: string): DecodeResult<RequestOf<E>> {
   const parsed = parseFirstValue(body)
   if (parsed === INVALID) return { ok: false, error: WIRE_ERRORS.invalid_request_body.message }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+  // A plain object only: an array, or a JsonDecimal (an exact number), is not a body.
+  if (parsed === null || typeof parsed !== 'object' || Object.getPrototypeOf(parsed) !== Object.prototype) {
     return { ok: false, error: WIRE_ERRORS.invalid_request_body.message }
   }
   const spec = endpoints[endpoint]
@@ -38,20 +40,11 @@ export function decodeRequest<E extends Endpoint>(endpoint: E, body: string): De
 
 const INVALID = Symbol('invalid')
 
-/**
- * Parses the first JSON value of `text`; bytes after it are ignored, as Go's json.Decoder does (§1.3: "only the first
- * JSON value is read"). JSON.parse reports where trailing content starts, so the prefix is parsed again.
- */
+/** The first JSON value of `text`, numbers exact (§1.3: "only the first JSON value is read", as Go's json.Decoder). */
 function parseFirstValue(text: string): unknown {
   try {
-    return JSON.parse(text)
-  } catch (err) {
-    const m = /after JSON at position (\d+)/.exec((err as Error).message)
-    if (!m) return INVALID
-    try {
-      return JSON.parse(text.slice(0, Number(m[1])))
-    } catch {
-      return INVALID
-    }
+    return parseJsonLossless(text, { firstValueOnly: true })
+  } catch {
+    return INVALID
   }
 }

@@ -20,6 +20,13 @@ export {
   WIRE_ERRORS,
   type WireErrorCode,
 } from './errors.js'
+export {
+  JsonDecimal,
+  numberFromLiteral,
+  type ParseJsonOptions,
+  parseJsonLossless,
+  stringifyJsonLossless,
+} from './json.js'
 export type { BucketUpdates, PullRequest, PullResponse, SnapshotReason } from './pull.js'
 export {
   type PushReasonCode,
@@ -31,6 +38,14 @@ export {
   ZERO_TIME,
 } from './push.js'
 export type { RegisterRequest, RegisterResponse } from './register.js'
-export type { DefaultKind, LogicalType, PushPolicy, SchemaColumn, SchemaResponse, SchemaTable } from './schema.js'
+export {
+  type DefaultKind,
+  isWideNumeric,
+  type LogicalType,
+  type PushPolicy,
+  type SchemaColumn,
+  type SchemaResponse,
+  type SchemaTable,
+} from './schema.js'
 export type { SnapshotCursor, SnapshotRequest, SnapshotResponse } from './snapshot.js'
 export type { TableMeta, TablesResponse } from './tables.js'

@@ -48,3 +48,15 @@ export interface SchemaResponse {
   server_time: string
   tables: SchemaTable[]
 }
+
+/** `numeric`/`decimal` without a precision, or with more digits than a double holds exactly (15). */
+const WIDE_NUMERIC = /^(?:numeric|decimal)(?:\s*\(\s*(\d+)\s*(?:,\s*-?\d+\s*)?\))?$/i
+
+/**
+ * Whether a `float` column's values may need more than a double: the client then stores them without SQLite type
+ * affinity (REAL when exact, otherwise the exact decimal as TEXT).
+ */
+export function isWideNumeric(dbType: string): boolean {
+  const m = WIDE_NUMERIC.exec(dbType.trim())
+  return m !== null && (m[1] === undefined || Number(m[1]) > 15)
+}

@@ -5,6 +5,7 @@ export type { ConflictDecision, ConflictInput, ConflictResolver } from './confli
 export { createEngine, Engine } from './engine/engine.js'
 export type {
   CompactionOptions,
+  CompactionProgress,
   CompactionResult,
   EngineHooks,
   EngineOptions,
@@ -31,7 +32,7 @@ export {
 export { toNodeListener } from './http/node.js'
 export { DeadlineExceededError, RequestDeadline, type RequestOptions } from './limits/deadline.js'
 export { MAX_FREE_TEXT_LENGTH, MAX_IDENTIFIER_LENGTH } from './limits/limits.js'
-export { INFRASTRUCTURE_SQL, runMigrations } from './migrations/migrations.js'
+export { INFRASTRUCTURE_SQL, type MigrationProgress, runMigrations } from './migrations/migrations.js'
 export {
   Registry,
   RegistryError,

@@ -8,6 +8,7 @@ import { rls } from './commands/rls.js'
 import { serve } from './commands/serve.js'
 import { status } from './commands/status.js'
 import { token } from './commands/token.js'
+import { typegen } from './commands/typegen.js'
 import { loadSettings, type Settings } from './config.js'
 import { StartupError } from './database.js'
 import { createLogger, type Log } from './logger.js'
@@ -21,6 +22,7 @@ const COMMAND_RUNNERS: Record<CommandName, (settings: Settings, log: Log) => Pro
   compact,
   token,
   status,
+  typegen,
   docs,
 }
 

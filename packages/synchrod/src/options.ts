@@ -12,6 +12,8 @@ export const COMMANDS = {
   compact: 'Run one compaction pass and print its result as JSON.',
   token: 'Mint a development HS256 JWT signed with JWT_SECRET.',
   status: 'Show clients, changelog size and range, replication slot lag and the consumer leader.',
+  typegen:
+    'Print TypeScript row types of the synced tables (from the database, or --schema-url); --output writes a file.',
   docs: 'Print docs/configuration.md (generated from this table); --output writes it to a file.',
 } as const
 
@@ -45,8 +47,8 @@ export interface OptionSpec {
   readonly description: string
 }
 
-const ALL: readonly CommandName[] = ['serve', 'consume', 'migrate', 'rls', 'compact', 'token', 'status']
-const DB: readonly CommandName[] = ['serve', 'consume', 'migrate', 'rls', 'compact', 'status']
+const ALL: readonly CommandName[] = ['serve', 'consume', 'migrate', 'rls', 'compact', 'token', 'status', 'typegen']
+const DB: readonly CommandName[] = ['serve', 'consume', 'migrate', 'rls', 'compact', 'status', 'typegen']
 const RUNNERS: readonly CommandName[] = ['serve', 'consume']
 
 /** The table. Order = order in --help and the docs. */
@@ -384,8 +386,25 @@ export const OPTIONS = [
     name: 'output',
     flag: 'output',
     kind: 'string',
-    commands: ['docs'],
-    description: 'Write the generated markdown to this file instead of stdout.',
+    commands: ['docs', 'typegen'],
+    description: 'Write the generated text (markdown, TypeScript) to this file instead of stdout.',
+  },
+  {
+    name: 'schemaUrl',
+    flag: 'schema-url',
+    env: 'SYNCHRO_SCHEMA_URL',
+    kind: 'string',
+    commands: ['typegen'],
+    description: 'Read the schema from a running server (`http://host:8080`) instead of the database.',
+  },
+  {
+    name: 'schemaToken',
+    flag: 'schema-token',
+    env: 'SYNCHRO_SCHEMA_TOKEN',
+    kind: 'string',
+    secret: true,
+    commands: ['typegen'],
+    description: 'Bearer token for --schema-url (without it, `X-User-ID: typegen` is sent, for dev servers).',
   },
 ] as const satisfies readonly OptionSpec[]
 

@@ -2,7 +2,13 @@
  * The client's view of one synced table, derived once from `GET /sync/schema` so the hot paths (apply, push) do no
  * per-row schema lookups.
  */
-import type { LogicalType, SchemaColumn, SchemaResponse, SchemaTable } from '@synchro/protocol'
+import {
+  isWideNumeric,
+  type LogicalType,
+  type SchemaColumn,
+  type SchemaResponse,
+  type SchemaTable,
+} from '@synchro/protocol'
 import { quoteIdent } from '../store/sql.js'
 
 export interface SyncedTable {
@@ -65,6 +71,16 @@ export function sqliteType(t: LogicalType): 'TEXT' | 'INTEGER' | 'REAL' | 'BLOB'
   }
 }
 
+/**
+ * The declared type of a local column: §2.3's storage class, except for a `numeric` wider than a double. REAL
+ * affinity would round its values, so that column gets no declared type (no affinity): SQLite keeps a value that a
+ * double holds exactly as REAL and any other as TEXT carrying the exact decimal.
+ */
+export function sqliteColumnType(c: SchemaColumn): string {
+  if (c.logical_type === 'float' && isWideNumeric(c.db_type)) return ''
+  return sqliteType(c.logical_type)
+}
+
 /** Defaults SQLite refuses in `ALTER TABLE … ADD COLUMN` ("Cannot add a column with non-constant default"). */
 function isConstantDefault(sql: string): boolean {
   return !/^(CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME)$/i.test(sql.trim())
@@ -73,7 +89,7 @@ function isConstantDefault(sql: string): boolean {
 /** `CREATE TABLE` for a synced table: types per §2.3, PK, NOT NULL, DEFAULT sqlite_default_sql (§4.1). */
 export function createTableSql(t: SyncedTable): string {
   const cols = t.columns.map((c) => {
-    let def = `${quoteIdent(c.name)} ${sqliteType(c.logical_type)}`
+    let def = `${quoteIdent(c.name)} ${sqliteColumnType(c)}`.trimEnd()
     if (c.name === t.pk) def += ' PRIMARY KEY NOT NULL'
     else if (!c.nullable) def += ' NOT NULL'
     if (c.sqlite_default_sql) def += ` DEFAULT ${wrapDefault(c.sqlite_default_sql)}`
@@ -84,7 +100,7 @@ export function createTableSql(t: SyncedTable): string {
 
 /** `ALTER TABLE … ADD COLUMN` for a column the server added. NOT NULL only when a constant default fills old rows. */
 export function addColumnSql(table: string, c: SchemaColumn): string {
-  let def = `ALTER TABLE ${quoteIdent(table)} ADD COLUMN ${quoteIdent(c.name)} ${sqliteType(c.logical_type)}`
+  let def = `ALTER TABLE ${quoteIdent(table)} ADD COLUMN ${quoteIdent(c.name)} ${sqliteColumnType(c)}`.trimEnd()
   const d = c.sqlite_default_sql
   if (d && isConstantDefault(d)) {
     if (!c.nullable) def += ' NOT NULL'

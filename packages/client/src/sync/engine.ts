@@ -35,6 +35,9 @@ export interface SyncProgress {
   rows: number
   /** Pages received so far in this phase. */
   pages: number
+  /** Snapshot only: synced tables fully received, of `tablesTotal` (a progress bar's coarse measure). */
+  tablesDone?: number
+  tablesTotal?: number
 }
 
 export interface StatusEvent {
@@ -395,7 +398,10 @@ export class SyncEngine {
     let pages = 0
     let group: SnapshotResponse[] = []
     let groupRows = 0
-    this.setStatus({ status: 'syncing', retryAt: null, progress: { phase: 'snapshot', rows, pages } })
+    const tablesTotal = schema.tables.size
+    let tablesDone = 0
+    const progress = (): SyncProgress => ({ phase: 'snapshot', rows, pages, tablesDone, tablesTotal })
+    this.setStatus({ status: 'syncing', retryAt: null, progress: progress() })
     for (;;) {
       const res = await this.transport.snapshot({
         client_id: this.cfg.clientID,
@@ -423,7 +429,9 @@ export class SyncEngine {
       }
       rows += res.records.length
       pages++
-      this.setStatus({ status: 'syncing', retryAt: null, progress: { phase: 'snapshot', rows, pages } })
+      // The cursor names the table the next page starts in: every table before it is complete.
+      tablesDone = res.has_more && res.cursor ? Math.min(res.cursor.table_idx, tablesTotal) : tablesTotal
+      this.setStatus({ status: 'syncing', retryAt: null, progress: progress() })
       if (!res.has_more) return
       if (!res.cursor) throw new InvalidResponseError('snapshot has_more without cursor')
       cursor = res.cursor
@@ -518,7 +526,8 @@ export class SyncEngine {
       prev.error === e.error &&
       prev.progress?.rows === e.progress?.rows &&
       prev.progress?.pages === e.progress?.pages &&
-      prev.progress?.phase === e.progress?.phase
+      prev.progress?.phase === e.progress?.phase &&
+      prev.progress?.tablesDone === e.progress?.tablesDone
     ) {
       return
     }

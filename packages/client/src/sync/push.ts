@@ -8,7 +8,7 @@ import type { SyncedTable } from '../schema/synced-table.js'
 import { quoteIdent, quoteLiteral } from '../store/sql.js'
 import { isRfc3339, toRfc3339 } from '../timestamps.js'
 import { upsertServerRecord, writeServerStamps } from './apply.js'
-import { sqliteToWire } from './values.js'
+import { readColumnSql, sqliteToWire } from './values.js'
 
 export type Operation = 'create' | 'update' | 'delete'
 
@@ -99,7 +99,7 @@ export async function readPushBatch(
     const t = tables.get(name)
     if (!t) continue
     const rows = await ex.all<Row & { __synchro_id: string }>(
-      `SELECT CAST(${quoteIdent(t.pk)} AS TEXT) AS __synchro_id, * FROM ${quoteIdent(t.name)} WHERE ${quoteIdent(t.pk)} IN (${ids.map(() => '?').join(', ')})`,
+      `SELECT CAST(${quoteIdent(t.pk)} AS TEXT) AS __synchro_id, ${t.columns.map(readColumnSql).join(', ')} FROM ${quoteIdent(t.name)} WHERE ${quoteIdent(t.pk)} IN (${ids.map(() => '?').join(', ')})`,
       ids,
     )
     rowsByTable.set(name, new Map(rows.map((r) => [r.__synchro_id, r])))

@@ -1,14 +1,16 @@
 /**
  * HTTP transport: one place that knows URLs, headers and the error mapping of PROTOCOL.md §4.4.
  */
-import type {
-  PullResponse,
-  PushRecord,
-  PushResponse,
-  RegisterResponse,
-  SchemaResponse,
-  SnapshotCursor,
-  SnapshotResponse,
+import {
+  type PullResponse,
+  type PushRecord,
+  type PushResponse,
+  parseJsonLossless,
+  type RegisterResponse,
+  type SchemaResponse,
+  type SnapshotCursor,
+  type SnapshotResponse,
+  stringifyJsonLossless,
 } from '@synchro/protocol'
 import {
   InvalidResponseError,
@@ -163,7 +165,7 @@ export class Transport {
           method,
           headers,
           signal: ctrl.signal,
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          ...(body === undefined ? {} : { body: stringifyJsonLossless(body) }),
         })
       } catch (err) {
         throw new NetworkError(`request to ${path} failed${ctrl.signal.aborted ? ' (aborted)' : ''}`, err)
@@ -180,7 +182,8 @@ export class Transport {
     if (res.status !== 200) throw mapError(res, text, this.opts.appVersion)
     let parsed: unknown
     try {
-      parsed = JSON.parse(text)
+      // Exact numbers: int8 beyond 2^53 and long numerics must not be rounded on their way into SQLite.
+      parsed = parseJsonLossless(text)
     } catch {
       throw new InvalidResponseError(`${path}: response is not JSON`)
     }

@@ -1,9 +1,20 @@
 /**
  * Conversions between wire values (JSON, PROTOCOL.md §1.6 and Decisions 23/27) and SQLite storage (§2.3:
- * string/datetime/date/time/json → TEXT, int/int64/boolean → INTEGER, float → REAL, bytes → BLOB).
+ * string/datetime/date/time/json → TEXT, int/int64/boolean → INTEGER, float → REAL, bytes → BLOB; a `numeric` wider
+ * than a double → no affinity, see sqliteColumnType). Numbers are exact both ways: the wire JSON is parsed and
+ * rendered by @synchro/protocol's lossless codec, so int64 values arrive as bigint beyond 2^53 and long decimals as
+ * JsonDecimal.
  */
-import type { LogicalType, SchemaColumn } from '@synchro/protocol'
+import {
+  JsonDecimal,
+  type LogicalType,
+  numberFromLiteral,
+  parseJsonLossless,
+  type SchemaColumn,
+  stringifyJsonLossless,
+} from '@synchro/protocol'
 import type { SqlValue } from '../driver.js'
+import { quoteIdent } from '../store/sql.js'
 import { toRfc3339 } from '../timestamps.js'
 
 const HEX = '0123456789abcdef'
@@ -51,20 +62,42 @@ export function wireToSqlite(type: LogicalType, value: unknown): SqlValue {
       if (typeof value === 'boolean') return value ? 1 : 0
       break
     case 'json':
-      // Stored as JSON text so that it round-trips as the same JSON value (Decision 23).
-      return JSON.stringify(value)
+      // Stored as JSON text so that it round-trips as the same JSON value (Decision 23), numbers exact.
+      return stringifyJsonLossless(value)
     case 'bytes':
       if (typeof value === 'string') return pgHexToBytes(value) ?? value
+      break
+    case 'float':
+      // Beyond a double: the exact decimal text, kept as such by an exact-numeric column (no affinity).
+      if (typeof value === 'bigint') return value.toString()
       break
     default:
       break
   }
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint') return value
   if (typeof value === 'boolean') return value ? 1 : 0
-  return JSON.stringify(value)
+  if (value instanceof JsonDecimal) return value.text
+  return stringifyJsonLossless(value)
 }
 
-/** A value read from SQLite → the JSON value pushed to the server. */
+/**
+ * The select-list item reading `col` for a push. int64 columns are read as text: drivers return INTEGER as a
+ * double by default, which rounds values beyond 2^53; the text is exact in every driver.
+ */
+export function readColumnSql(col: SchemaColumn): string {
+  const name = quoteIdent(col.name)
+  return col.logical_type === 'int64' ? `CAST(${name} AS TEXT) AS ${name}` : name
+}
+
+const NUMBER_TEXT = /^-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/
+
+/** A number's text (int64 column read by readColumnSql, exact decimal) → its exact wire value; other text as is. */
+function numberFromText(text: string): unknown {
+  const m = NUMBER_TEXT.exec(text)
+  return m ? numberFromLiteral(text, m[1] === undefined && m[2] === undefined) : text
+}
+
+/** A value read from SQLite → the JSON value pushed to the server (rendered by stringifyJsonLossless). */
 export function sqliteToWire(col: SchemaColumn, value: unknown): unknown {
   if (value === null || value === undefined) return null
   switch (col.logical_type) {
@@ -77,7 +110,7 @@ export function sqliteToWire(col: SchemaColumn, value: unknown): unknown {
         // PostgreSQL's empty array literal is what the portable default of `'{}'::text[]` leaves in SQLite.
         if (value === '{}' && isArrayColumn(col)) return []
         try {
-          return JSON.parse(value)
+          return parseJsonLossless(value)
         } catch {
           return value
         }
@@ -90,10 +123,11 @@ export function sqliteToWire(col: SchemaColumn, value: unknown): unknown {
       return typeof value === 'string' ? toRfc3339(value) : value
     case 'int':
     case 'int64':
-      if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString()
+    case 'float':
+      if (typeof value === 'string') return numberFromText(value)
+      if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value
       return value
     default:
-      if (typeof value === 'bigint') return value.toString()
       if (value instanceof Uint8Array) return bytesToPgHex(value)
       return value
   }

@@ -1,3 +1,4 @@
+import { parseJsonLossless, stringifyJsonLossless } from '@synchro/protocol'
 import type pg from 'pg'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
 import { quoteIdent, quoteTable } from '../util/sql.js'
@@ -231,17 +232,17 @@ export class BucketResolver {
 function jsonRow(req: BucketRequest, which: 'row' | 'oldRow'): string | null {
   const row = req[which]
   if (!row) return null
-  if (!req.jsonColumns || req.jsonColumns.size === 0) return JSON.stringify(row)
+  if (!req.jsonColumns || req.jsonColumns.size === 0) return stringifyJsonLossless(row)
   const obj: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(row)) {
     obj[k] = v !== null && req.jsonColumns.has(k) ? safeParse(v) : v
   }
-  return JSON.stringify(obj)
+  return stringifyJsonLossless(obj)
 }
 
 function safeParse(s: string): unknown {
   try {
-    return JSON.parse(s)
+    return parseJsonLossless(s)
   } catch {
     return s
   }

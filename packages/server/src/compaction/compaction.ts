@@ -1,5 +1,7 @@
 import type { EngineContext } from '../engine/context.js'
-import type { CompactionResult } from '../engine/types.js'
+import type { CompactionProgress, CompactionResult } from '../engine/types.js'
+
+const COUNT_SQL = `SELECT count(*)::text AS n FROM sync_changelog WHERE seq <= $1`
 
 /**
  * Decision 36: a client is stale when its pull checkpoint has not advanced (nor been caught up) within the threshold,
@@ -48,7 +50,10 @@ RETURNING (SELECT count(*) FROM d)::int AS deleted`
  * `sync_compaction_state.max_compacted_seq`. A client whose checkpoint equals the safe seq lost nothing and keeps
  * pulling normally; only checkpoints below the recorded boundary need a snapshot.
  */
-export async function runCompaction(ctx: EngineContext): Promise<CompactionResult> {
+export async function runCompaction(
+  ctx: EngineContext,
+  onProgress?: (p: CompactionProgress) => void,
+): Promise<CompactionResult> {
   const { staleThresholdMs, batchSize } = ctx.compaction
   const deactivated = await ctx.pool.query(DEACTIVATE_SQL, [staleThresholdMs])
   const deactivatedClients = deactivated.rowCount ?? 0
@@ -57,11 +62,18 @@ export async function runCompaction(ctx: EngineContext): Promise<CompactionResul
   let deletedEntries = 0
   if (safeSeq > 0) {
     const size = Math.max(1, Math.floor(batchSize))
+    let totalEntries = 0
+    if (onProgress) {
+      const count = await ctx.pool.query<{ n: string }>(COUNT_SQL, [safeSeq])
+      totalEntries = Number(count.rows[0]?.n ?? 0)
+      onProgress({ deletedEntries, totalEntries })
+    }
     for (;;) {
       // Each batch commits on its own: short transactions keep vacuum and concurrent pulls unblocked.
       const res = await ctx.pool.query<{ deleted: number }>(DELETE_BATCH_SQL, [safeSeq, size])
       const n = res.rows[0]?.deleted ?? 0
       deletedEntries += n
+      onProgress?.({ deletedEntries, totalEntries: Math.max(totalEntries, deletedEntries) })
       if (n < size) break
     }
   }

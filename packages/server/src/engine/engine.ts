@@ -35,7 +35,7 @@ import { belowMinimum, parseVersion } from '../util/semver.js'
 import { nowRfc3339, sqlRfc3339, trimRfc3339 } from '../util/time.js'
 import { replicationProblems } from '../wal/setup.js'
 import { checkSchemaPair, defaultSubscriptions, type EngineContext, requireClient } from './context.js'
-import type { CompactionResult, EngineOptions } from './types.js'
+import type { CompactionProgress, CompactionResult, EngineOptions } from './types.js'
 
 const DAY_MS = 24 * 60 * 60 * 1000
 
@@ -192,10 +192,13 @@ export class Engine {
     return { schema_version: c.version, schema_hash: c.hash, server_time: nowRfc3339(), tables: c.tables }
   }
 
-  /** One compaction run (§3 I); error when the engine was created without compaction options. */
-  async runCompaction(): Promise<CompactionResult> {
+  /**
+   * One compaction run (§3 I); error when the engine was created without compaction options. `onProgress` (for
+   * terminals) costs one count of the entries to delete up front.
+   */
+  async runCompaction(opts: { onProgress?: (p: CompactionProgress) => void } = {}): Promise<CompactionResult> {
     if (!this.#compactionConfigured) throw new ConfigurationError('compaction is not configured')
-    const result = await runCompaction(this.ctx)
+    const result = await runCompaction(this.ctx, opts.onProgress)
     this.ctx.hooks.onCompaction?.(result)
     return result
   }

@@ -26,6 +26,13 @@ export interface CompactionResult {
   deletedEntries: number
 }
 
+/** Progress of a compaction run, after each deleted batch. */
+export interface CompactionProgress {
+  deletedEntries: number
+  /** Entries at or below the safe seq when the run started (what the run will delete, give or take). */
+  totalEntries: number
+}
+
 /** Engine hooks; all optional. */
 export interface EngineHooks {
   /** Inside the push transaction, after all records; throwing rolls back everything (HTTP 500). */

@@ -5,6 +5,7 @@ import {
   MAX_PUSH_CHANGES,
   type RequestOf,
   type SchemaMismatchBody,
+  stringifyJsonLossless,
   WIRE_ERRORS,
 } from '@synchro/protocol'
 import { AuthError, type Authenticator } from '../auth/auth.js'
@@ -94,7 +95,7 @@ const REASON: Record<number, string> = { 429: 'Too Many Requests', 503: 'Service
 
 /** A JSON response with the protocol's content type. */
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
+  return new Response(stringifyJsonLossless(body), {
     status,
     headers: { 'content-type': 'application/json', ...headers },
   })

@@ -82,13 +82,45 @@ CREATE TABLE IF NOT EXISTS sync_compaction_state (
 INSERT INTO sync_compaction_state (id) VALUES (true) ON CONFLICT DO NOTHING;
 `
 
+export interface MigrationProgress {
+  /** Statements run so far, of `total`. */
+  done: number
+  total: number
+  /** The statement about to run, e.g. `CREATE TABLE IF NOT EXISTS sync_changelog` ('' once done). */
+  statement: string
+}
+
+/** INFRASTRUCTURE_SQL as single statements (it has no dollar-quoted bodies, so `;` at a line end splits it). */
+export function infrastructureStatements(): string[] {
+  return INFRASTRUCTURE_SQL.split(/;\s*\n/)
+    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+    .filter((s) => s !== '')
+}
+
+function summary(sql: string): string {
+  return (sql.split('(')[0] ?? sql).replace(/\s+/g, ' ').trim()
+}
+
 /** Runs the infrastructure migrations idempotently, serialised across processes by an advisory lock. */
-export async function runMigrations(pool: pg.Pool): Promise<void> {
+export async function runMigrations(
+  pool: pg.Pool,
+  opts: { onProgress?: (p: MigrationProgress) => void } = {},
+): Promise<void> {
   const client = await pool.connect()
   try {
     await client.query('BEGIN')
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
-    await client.query(INFRASTRUCTURE_SQL)
+    if (!opts.onProgress) {
+      await client.query(INFRASTRUCTURE_SQL)
+    } else {
+      // Statement by statement only to report each one; still one transaction.
+      const statements = infrastructureStatements()
+      for (const [i, sql] of statements.entries()) {
+        opts.onProgress({ done: i, total: statements.length, statement: summary(sql) })
+        await client.query(sql)
+      }
+      opts.onProgress({ done: statements.length, total: statements.length, statement: '' })
+    }
     await client.query('COMMIT')
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {})

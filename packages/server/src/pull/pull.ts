@@ -15,6 +15,7 @@ import type { RequestDeadline } from '../limits/deadline.js'
 import { nestedDeeperThan } from '../limits/limits.js'
 import { accessPredicate } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
+import { EXACT_JSON_TYPES } from '../util/json.js'
 import { trimRfc3339 } from '../util/time.js'
 import {
   errorFacts,
@@ -280,7 +281,11 @@ async function readPage(
 ): Promise<Page | { reason: SnapshotReason }> {
   const params: unknown[] = [subs, from, limit, ctx.tables.map((t) => t.tableName), clientRowId]
   if (tables) params.push(tables)
-  const { rows } = await db.query<PageRow>(cachedPageSql(ctx, contract, tables !== undefined), params)
+  const { rows } = await db.query<PageRow>({
+    text: cachedPageSql(ctx, contract, tables !== undefined),
+    values: params,
+    types: EXACT_JSON_TYPES,
+  })
   const head = rows[0]
   if (!head) throw new Error('pull: page statement returned no row')
   // Decision 8: ahead of every seq ever issued → the database lost history (e.g. restored from a backup).

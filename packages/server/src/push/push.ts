@@ -4,6 +4,7 @@ import {
   type PushRequest,
   type PushResponse,
   type PushResult,
+  stringifyJsonLossless,
   WIRE_ERRORS,
   type Record as WireRecord,
   ZERO_TIME,
@@ -16,6 +17,7 @@ import type { RequestDeadline } from '../limits/deadline.js'
 import { nestedDeeperThan } from '../limits/limits.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
+import { EXACT_JSON_TYPES } from '../util/json.js'
 import { nowRfc3339, trimRfc3339 } from '../util/time.js'
 import {
   classifyWriteError,
@@ -420,7 +422,7 @@ class PushRun {
   }
 
   #query<R extends pg.QueryResultRow>(stmt: Statement, values: unknown[]): Promise<pg.QueryResult<R>> {
-    return this.db.query<R>({ name: stmt.name, text: stmt.text, values })
+    return this.db.query<R>({ name: stmt.name, text: stmt.text, values, types: EXACT_JSON_TYPES })
   }
 
   /** to_jsonb(row) restricted to the synced columns (Decision 14). */
@@ -640,7 +642,7 @@ class PushRun {
 
   /** The parameters of a write statement for `writes` (see sql.ts). */
   #params(g: Group, writes: readonly Write[]): unknown[] {
-    const values: unknown[] = [JSON.stringify(writes.map((w) => w.row))]
+    const values: unknown[] = [stringifyJsonLossless(writes.map((w) => w.row))]
     if (g.kind === 'create') return values
     values.push(writes.map((w) => w.item.key))
     if (g.kind !== 'delete') values.push(writes.map((w) => w.guard))

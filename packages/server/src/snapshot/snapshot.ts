@@ -25,6 +25,7 @@ import {
 import type { ResolvedTable } from '../registry/registry.js'
 import { accessPredicate } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
+import { EXACT_JSON_TYPES } from '../util/json.js'
 
 /**
  * Final page only (§3 E 63, 64): the stored checkpoint never moves down; a completed snapshot reactivates the client.
@@ -210,15 +211,16 @@ async function readTable(
     where.push(keyset.after('$2', afterId))
   }
   // Render JSON only for the rows of the page: the inner query pages by the key, the outer one renders.
-  const { rows } = await db.query<RecordRow>(
-    `SELECT ${recordColumnsSql(t, contract, ROW_ALIAS, { deletedAt: false })}
+  const { rows } = await db.query<RecordRow>({
+    text: `SELECT ${recordColumnsSql(t, contract, ROW_ALIAS, { deletedAt: false })}
        FROM (SELECT ${ROW_ALIAS}.*
                FROM ${t.sqlName} ${ROW_ALIAS}
               WHERE ${where.join('\n                AND ')}
               ORDER BY ${keyset.order}
               LIMIT $1) ${ROW_ALIAS}
       ORDER BY ${keyset.order}`,
-    params,
-  )
+    values: params,
+    types: EXACT_JSON_TYPES,
+  })
   return rows
 }

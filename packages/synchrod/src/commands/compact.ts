@@ -2,6 +2,7 @@ import { createEngine } from '@synchro/server'
 import { buildRegistry, type Settings } from '../config.js'
 import { openDatabase } from '../database.js'
 import type { Log } from '../logger.js'
+import { percent, progressLine } from '../progress.js'
 
 /** `synchrod compact`: one compaction run (deactivate stale clients, delete what every client has pulled); JSON out. */
 export async function compact(settings: Settings, log: Log): Promise<void> {
@@ -17,7 +18,14 @@ export async function compact(settings: Settings, log: Log): Promise<void> {
       compaction: { staleThresholdMs: o.compactionStaleThresholdMs, batchSize: o.compactionBatchSize },
     })
     try {
-      const result = await engine.runCompaction()
+      const line = progressLine()
+      const result = await engine.runCompaction({
+        onProgress: ({ deletedEntries, totalEntries }) =>
+          line.update(
+            `compact: deleted ${deletedEntries} of ${totalEntries} changelog entries (${percent(deletedEntries, totalEntries)})`,
+          ),
+      })
+      line.done()
       process.stdout.write(`${JSON.stringify(result)}\n`)
     } finally {
       await engine.close()

@@ -6,6 +6,7 @@
  */
 import type Database from 'better-sqlite3'
 import type { RunResult, SqliteDriver, SqliteExecutor, SqlParam } from '../../driver.js'
+import { queuedTransactions } from '../transactions.js'
 
 /** The part of better-sqlite3's `Database` this driver uses (a structural subset, so tests can pass fakes). */
 export type BetterSqlite3Database = Pick<Database.Database, 'prepare' | 'exec' | 'close' | 'inTransaction' | 'pragma'>
@@ -99,26 +100,13 @@ export function betterSqlite3Driver(db: BetterSqlite3Database, options: BetterSq
     },
   }
 
-  let txTail: Promise<unknown> = Promise.resolve()
   return {
     ...ex,
-    transaction<T>(fn: (tx: SqliteExecutor) => Promise<T>): Promise<T> {
-      // The SDK serialises transactions; this queue only protects direct users of the driver from interleaving
-      // two async transactions on the one connection.
-      const next = txTail.then(async () => {
-        db.exec('BEGIN IMMEDIATE')
-        try {
-          const result = await fn(ex)
-          db.exec('COMMIT')
-          return result
-        } catch (err) {
-          if (db.inTransaction) db.exec('ROLLBACK')
-          throw err
-        }
-      })
-      txTail = next.catch(() => {})
-      return next
-    },
+    transaction: queuedTransactions(ex, {
+      begin: () => db.exec('BEGIN IMMEDIATE'),
+      commit: () => db.exec('COMMIT'),
+      rollback: () => db.inTransaction && db.exec('ROLLBACK'),
+    }),
     async close(): Promise<void> {
       cache.clear()
       db.close()
