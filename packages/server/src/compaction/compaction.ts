@@ -1,5 +1,6 @@
 import type { EngineContext } from '../engine/context.js'
 import type { CompactionResult } from '../engine/types.js'
+import { compactionDone, compactionProgress } from '../telemetry/events.js'
 
 /** §3 I 114: clients that never synced (last_sync_at NULL) are never deactivated. */
 const DEACTIVATE_SQL = `
@@ -41,11 +42,13 @@ RETURNING (SELECT count(*) FROM d)::int AS deleted`
  */
 export async function runCompaction(ctx: EngineContext): Promise<CompactionResult> {
   const { staleThresholdMs, batchSize } = ctx.compaction
+  const started = performance.now()
   const deactivated = await ctx.pool.query(DEACTIVATE_SQL, [staleThresholdMs])
   const deactivatedClients = deactivated.rowCount ?? 0
   const { rows } = await ctx.pool.query<{ seq: string }>(SAFE_SEQ_SQL)
   const safeSeq = Number(rows[0]?.seq ?? 0)
   let deletedEntries = 0
+  let batches = 0
   if (safeSeq > 0) {
     const size = Math.max(1, Math.floor(batchSize))
     for (;;) {
@@ -53,9 +56,12 @@ export async function runCompaction(ctx: EngineContext): Promise<CompactionResul
       const res = await ctx.pool.query<{ deleted: number }>(DELETE_BATCH_SQL, [safeSeq, size])
       const n = res.rows[0]?.deleted ?? 0
       deletedEntries += n
+      batches++
+      compactionProgress(ctx.logger, { safeSeq, batch: batches, batchDeleted: n, deletedEntries })
       if (n < size) break
     }
   }
-  ctx.logger.info({ deactivatedClients, safeSeq, deletedEntries }, 'compaction run finished')
+  const durationMs = Math.round(performance.now() - started)
+  compactionDone(ctx.logger, { deactivatedClients, safeSeq, deletedEntries, batches, durationMs })
   return { deactivatedClients, safeSeq, deletedEntries }
 }

@@ -18,6 +18,7 @@ import {
   StaleClientRejectedError,
   UpgradeRequiredError,
 } from '../errors.js'
+import { traceRequest } from '../telemetry/tracing.js'
 import { safeErrorFacts } from '../util/log.js'
 import { belowMinimum } from '../util/semver.js'
 import { eventStream } from './events.js'
@@ -250,7 +251,7 @@ export function createSyncHandler(
     if (basePath && path.startsWith(basePath)) path = path.slice(basePath.length) || '/'
     let response: Response
     try {
-      response = await handle(request, url, path)
+      response = await traceRequest(request, ROUTES[path] ? path : 'other', () => handle(request, url, path))
     } catch (err) {
       logger.error({ err: errInfo(err) }, 'unhandled error in sync handler')
       response = error(500, 'internal error')
