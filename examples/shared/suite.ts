@@ -33,7 +33,7 @@ class EventReader {
     this.#reader = body.getReader()
   }
 
-  async next(timeoutMs = 15_000): Promise<{ event: string; data: string }> {
+  async next(expected: string, timeoutMs = 30_000): Promise<{ event: string; data: string }> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const end = this.#buffer.indexOf('\n\n')
@@ -47,7 +47,7 @@ class EventReader {
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new Error('no SSE event arrived while the stream was open: is the response buffered?')),
+          () => reject(new Error(`no ${expected} event within ${timeoutMs} ms while the stream was open (buffered?)`)),
           Math.max(0, deadline - Date.now()),
         )
       })
@@ -62,15 +62,23 @@ class EventReader {
   }
 }
 
-/** The WAL consumer starts in the background; a write before its slot exists would never be captured. */
-async function slotCreated(db: TestDatabase): Promise<void> {
-  const deadline = Date.now() + 30_000
+/**
+ * The WAL consumer starts in the background. A write is captured only once its slot has finished being created
+ * (a new logical slot starts at a consistent point that waits for transactions in every database to end), so wait
+ * until the consumer streams from it.
+ */
+async function captureStreaming(db: TestDatabase): Promise<void> {
+  const deadline = Date.now() + 60_000
   while (Date.now() < deadline) {
-    const { rowCount } = await db.pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [db.name])
+    const { rowCount } = await db.pool.query(
+      `SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
+        WHERE s.slot_name = $1 AND r.state = 'streaming'`,
+      [db.name],
+    )
     if (rowCount) return
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  throw new Error(`the example's WAL consumer did not create its slot ${db.name}`)
+  throw new Error(`the example's WAL consumer is not streaming from slot ${db.name}`)
 }
 
 /**
@@ -84,7 +92,7 @@ export function exampleSuite(name: string, start: (config: ExampleConfig) => Pro
     beforeAll(async () => {
       db = await createTestDatabase('synchro_ex')
       target = await start({ databaseUrl: db.url, jwtSecret: SECRET, slotName: db.name, port: 0 })
-      await slotCreated(db)
+      await captureStreaming(db)
     })
     afterAll(async () => {
       await target?.close()
@@ -139,7 +147,7 @@ export function exampleSuite(name: string, start: (config: ExampleConfig) => Pro
       const live = new EventReader(events.body as ReadableStream<Uint8Array>)
       try {
         // The stream stays open: this event only arrives if the framework passes bytes through unbuffered.
-        expect((await live.next()).event).toBe('ready')
+        expect((await live.next('ready')).event).toBe('ready')
 
         const id = randomUUID()
         const pushed = await post<{ accepted: { id: string }[] }>('/sync/push', jwt, {
@@ -159,7 +167,7 @@ export function exampleSuite(name: string, start: (config: ExampleConfig) => Pro
         expect(pushed.body.accepted.map((r) => r.id)).toEqual([id])
 
         // The WAL consumer captures the insert into the changelog; the laptop's open stream is poked.
-        const poke = await live.next()
+        const poke = await live.next('poke')
         expect(poke.event).toBe('poke')
         expect(JSON.parse(poke.data).seq).toBeGreaterThan(checkpoint)
 
