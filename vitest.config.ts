@@ -13,6 +13,7 @@ export default defineConfig({
       'tests/**/*.test.ts',
       'bench/**/*.test.ts',
       'scripts/**/*.test.ts',
+      'examples/**/*.test.ts',
     ],
     globalSetup: ['./test-harness/global-setup.ts'],
     testTimeout: 60_000,

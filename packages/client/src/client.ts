@@ -95,6 +95,7 @@ export class SynchroClient {
       timeoutMs: this.cfg.requestTimeout * 1000,
       ...(this.cfg.authProvider ? { authProvider: this.cfg.authProvider } : {}),
       ...(this.cfg.userID !== undefined ? { userID: this.cfg.userID } : {}),
+      ...(this.cfg.tracer ? { tracer: this.cfg.tracer } : {}),
     })
     this.engine = new SyncEngine(this.cfg, local, transport)
     const driver = config.driver

@@ -4,6 +4,7 @@
 import type { DriverFactory, SqliteDriver } from './driver.js'
 import { ConfigError } from './errors.js'
 import { systemTimers, type Timers } from './sync/retry.js'
+import type { TracerLike } from './sync/tracing.js'
 import type { FetchLike } from './sync/transport.js'
 
 export interface SynchroClientConfig {
@@ -47,6 +48,11 @@ export interface SynchroClientConfig {
   requestTimeout?: number
   /** Injectable `fetch` (tests, custom agents). Defaults to the global one. */
   fetch?: FetchLike
+  /**
+   * OpenTelemetry tracer (e.g. `trace.getTracer('my-app')`): each request gets a client span and sends its W3C
+   * `traceparent`, so the server's spans join the app's trace. Off when absent.
+   */
+  tracer?: TracerLike
   /** Injectable clock and timers (tests). */
   timers?: Timers
   /** Injectable random source in [0, 1) for backoff jitter (tests). */
@@ -71,6 +77,7 @@ export interface ResolvedConfig {
   snapshotPageSize: number
   requestTimeout: number
   fetch: FetchLike
+  tracer?: TracerLike
   timers: Timers
   random: () => number
 }
@@ -131,6 +138,9 @@ export function resolveConfig(config: SynchroClientConfig): ResolvedConfig {
   if (config.platform !== undefined && typeof config.platform !== 'string') {
     throw new ConfigError('platform', 'must be a string')
   }
+  if (config.tracer !== undefined && typeof config.tracer?.startSpan !== 'function') {
+    throw new ConfigError('tracer', 'must have a startSpan method (an OpenTelemetry Tracer)')
+  }
   // Bound: browsers throw "Illegal invocation" when fetch is called as a method of another object.
   const fetchImpl =
     config.fetch ??
@@ -160,6 +170,7 @@ export function resolveConfig(config: SynchroClientConfig): ResolvedConfig {
     snapshotPageSize: number('snapshotPageSize', config.snapshotPageSize, 100, pageSize, 'an integer 1–1000'),
     requestTimeout: number('requestTimeout', config.requestTimeout, 60, (n) => n >= 0, 'a number of seconds ≥ 0'),
     fetch: fetchImpl,
+    ...(config.tracer ? { tracer: config.tracer } : {}),
     timers: config.timers ?? systemTimers,
     random: config.random ?? Math.random,
   }

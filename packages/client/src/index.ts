@@ -50,5 +50,6 @@ export type {
   SyncStatus,
 } from './sync/engine.js'
 export { backoffDelayMs, type Timers } from './sync/retry.js'
+export type { SpanLike, TracerLike } from './sync/tracing.js'
 export type { FetchLike } from './sync/transport.js'
 export { compareTimestamps } from './timestamps.js'

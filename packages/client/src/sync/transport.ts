@@ -20,6 +20,7 @@ import {
   SynchroError,
   UpgradeRequiredError,
 } from '../errors.js'
+import { startRequestSpan, type TracerLike } from './tracing.js'
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>
 
@@ -31,6 +32,8 @@ export interface TransportOptions {
   appVersion: string
   /** Milliseconds before a request is abandoned as a network failure (0 = never). */
   timeoutMs?: number
+  /** OpenTelemetry-shaped tracer: a client span per request, its context sent as `traceparent`. */
+  tracer?: TracerLike
 }
 
 export interface SchemaPair {
@@ -157,7 +160,8 @@ export class Transport {
     this.inflight.add(ctrl)
     const timeoutMs = this.opts.timeoutMs ?? 0
     const timer = timeoutMs > 0 ? setTimeout(() => ctrl.abort(), timeoutMs) : null
-    let res: Response
+    const endSpan = startRequestSpan(this.opts.tracer, method, path, headers)
+    let res: Response | undefined
     let text: string
     try {
       try {
@@ -178,6 +182,7 @@ export class Transport {
     } finally {
       if (timer !== null) clearTimeout(timer)
       this.inflight.delete(ctrl)
+      endSpan(res?.status)
     }
     if (res.status !== 200) throw mapError(res, text, this.opts.appVersion)
     let parsed: unknown

@@ -1,5 +1,6 @@
 import type { EngineContext } from '../engine/context.js'
 import type { CompactionProgress, CompactionResult } from '../engine/types.js'
+import { compactionDone, compactionProgress } from '../telemetry/events.js'
 
 const COUNT_SQL = `SELECT count(*)::text AS n FROM sync_changelog WHERE seq <= $1`
 
@@ -55,11 +56,13 @@ export async function runCompaction(
   onProgress?: (p: CompactionProgress) => void,
 ): Promise<CompactionResult> {
   const { staleThresholdMs, batchSize } = ctx.compaction
+  const started = performance.now()
   const deactivated = await ctx.pool.query(DEACTIVATE_SQL, [staleThresholdMs])
   const deactivatedClients = deactivated.rowCount ?? 0
   const { rows } = await ctx.pool.query<{ seq: string }>(SAFE_SEQ_SQL, [staleThresholdMs])
   const safeSeq = Number(rows[0]?.seq ?? 0)
   let deletedEntries = 0
+  let batches = 0
   if (safeSeq > 0) {
     const size = Math.max(1, Math.floor(batchSize))
     let totalEntries = 0
@@ -74,9 +77,12 @@ export async function runCompaction(
       const n = res.rows[0]?.deleted ?? 0
       deletedEntries += n
       onProgress?.({ deletedEntries, totalEntries: Math.max(totalEntries, deletedEntries) })
+      batches++
+      compactionProgress(ctx.logger, { safeSeq, batch: batches, batchDeleted: n, deletedEntries })
       if (n < size) break
     }
   }
-  ctx.logger.info({ deactivatedClients, safeSeq, deletedEntries }, 'compaction run finished')
+  const durationMs = Math.round(performance.now() - started)
+  compactionDone(ctx.logger, { deactivatedClients, safeSeq, deletedEntries, batches, durationMs })
   return { deactivatedClients, safeSeq, deletedEntries }
 }

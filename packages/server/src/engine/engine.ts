@@ -29,6 +29,16 @@ import type { ResolvedTable } from '../registry/registry.js'
 import { applyRlsPolicies, type RlsOptions, rlsStatements } from '../rls/rls.js'
 import { SchemaContractCache, tableMetaOf } from '../schema/contract.js'
 import { snapshot } from '../snapshot/snapshot.js'
+import {
+  compactionResult,
+  pullAttributes,
+  pullResult,
+  pushAttributes,
+  pushResult,
+  snapshotResult,
+} from '../telemetry/attributes.js'
+import { clientRebuild } from '../telemetry/events.js'
+import { withSpan } from '../telemetry/tracing.js'
 import { defaultLogger, safeErrorFacts } from '../util/log.js'
 import { guardPool } from '../util/pool.js'
 import { belowMinimum, parseVersion } from '../util/semver.js'
@@ -154,20 +164,38 @@ export class Engine {
   }
 
   /** POST /sync/pull (§3 D). */
-  pull(userId: string, req: PullRequest, opts: RequestOptions = {}): Promise<PullResponse> {
-    return pull(this.ctx, userId, req, opts.deadline)
+  async pull(userId: string, req: PullRequest, opts: RequestOptions = {}): Promise<PullResponse> {
+    const res = await withSpan(
+      'synchro.pull',
+      pullAttributes(req),
+      () => pull(this.ctx, userId, req, opts.deadline),
+      pullResult,
+    )
+    const rebuild = { userId, clientId: req.client_id, checkpoint: req.checkpoint ?? 0, reason: res.snapshot_reason }
+    if (res.snapshot_required) clientRebuild(this.ctx.logger, rebuild)
+    return res
   }
 
   /** POST /sync/push (§3 F–H). */
   async push(userId: string, req: PushRequest, opts: RequestOptions = {}): Promise<PushResponse> {
-    const res = await push(this.ctx, userId, req, opts.deadline)
+    const res = await withSpan(
+      'synchro.push',
+      pushAttributes(req),
+      () => push(this.ctx, userId, req, opts.deadline),
+      pushResult,
+    )
     this.ctx.hooks.onPushComplete?.({ userId, clientId: req.client_id, results: [...res.accepted, ...res.rejected] })
     return res
   }
 
   /** POST /sync/snapshot (§3 E). */
   async snapshot(userId: string, req: SnapshotRequest, opts: RequestOptions = {}): Promise<SnapshotResponse> {
-    const res = await snapshot(this.ctx, userId, req, opts.deadline)
+    const res = await withSpan(
+      'synchro.snapshot',
+      { 'synchro.client_id': req.client_id },
+      () => snapshot(this.ctx, userId, req, opts.deadline),
+      snapshotResult,
+    )
     this.ctx.hooks.onSnapshotPage?.({
       userId,
       clientId: req.client_id,
@@ -198,7 +226,7 @@ export class Engine {
    */
   async runCompaction(opts: { onProgress?: (p: CompactionProgress) => void } = {}): Promise<CompactionResult> {
     if (!this.#compactionConfigured) throw new ConfigurationError('compaction is not configured')
-    const result = await runCompaction(this.ctx, opts.onProgress)
+    const result = await withSpan('synchro.compaction', {}, () => runCompaction(this.ctx, opts.onProgress), compactionResult)
     this.ctx.hooks.onCompaction?.(result)
     return result
   }

@@ -23,6 +23,7 @@ import {
 import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, type Ticket } from '../limits/admission.js'
 import { RequestDeadline } from '../limits/deadline.js'
 import { MAX_IDENTIFIER_LENGTH } from '../limits/limits.js'
+import { traceRequest } from '../telemetry/tracing.js'
 import { safeErrorFacts } from '../util/log.js'
 import { belowMinimum } from '../util/semver.js'
 import { eventStream } from './events.js'
@@ -358,7 +359,7 @@ export function createSyncHandler(
     if (basePath && path.startsWith(basePath)) path = path.slice(basePath.length) || '/'
     let response: Response
     try {
-      response = await handle(request, url, path)
+      response = await traceRequest(request, ROUTES[path] ? path : 'other', () => handle(request, url, path))
     } catch (err) {
       logger.error({ err: errInfo(err) }, 'unhandled error in sync handler')
       response = error(500, 'internal error')

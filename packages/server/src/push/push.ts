@@ -18,6 +18,8 @@ import { nestedDeeperThan } from '../limits/limits.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { EXACT_JSON_TYPES } from '../util/json.js'
+import { pushBatchAttributes } from '../telemetry/attributes.js'
+import { withSpan } from '../telemetry/tracing.js'
 import { nowRfc3339, trimRfc3339 } from '../util/time.js'
 import {
   classifyWriteError,
@@ -660,7 +662,11 @@ class PushRun {
     const recheck: Write[] = []
     await this.db.query(SAVEPOINT)
     try {
-      const { rows } = await this.#query<WriteRow>(stmt, this.#params(g, g.writes))
+      const { rows } = await withSpan(
+        'synchro.push.batch',
+        pushBatchAttributes(g.info.t.tableName, g.kind, g.writes.length),
+        () => this.#query<WriteRow>(stmt, this.#params(g, g.writes)),
+      )
       this.#record(g, g.writes, rows, recheck)
     } catch (err) {
       await this.db.query(ROLLBACK_TO)

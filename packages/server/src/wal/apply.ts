@@ -49,6 +49,8 @@ export interface WalTransaction {
   changes: Change[]
   /** Source transaction id (32-bit, from Begin): used to wait until its rows are visible to our snapshots. */
   xid?: number
+  /** Commit time from Begin (microseconds since 2000-01-01 UTC): how far behind capture runs. */
+  commitTime?: bigint
 }
 
 /** How long to wait for decoded transactions to become visible before computing anyway. */

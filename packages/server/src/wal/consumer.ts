@@ -3,6 +3,8 @@ import pg from 'pg'
 import { ColumnCatalog } from '../buckets/catalog.js'
 import { BucketResolver, type TextRow } from '../buckets/resolver.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
+import { CaptureLag } from '../telemetry/events.js'
+import { tracedApply } from '../telemetry/tracing.js'
 import { defaultLogger, safeErrorFacts, safeErrorMessage } from '../util/log.js'
 import { guardPool } from '../util/pool.js'
 import {
@@ -60,6 +62,8 @@ export interface WalConsumerOptions {
   pipelining?: boolean
   /** pino-compatible logger; default: errors (e.g. a database not set up for logical replication) to console.error. */
   logger?: Logger
+  /** Log `synchro.capture.behind` when a batch's newest change committed longer ago (ms; default 10 000, 0 = off). */
+  lagWarnMs?: number
   /** Called with every error the consumer recovers from or stops on. */
   onError?: (err: Error) => void
 }
@@ -121,9 +125,11 @@ interface Waiter {
 }
 
 class Consumer implements WalConsumer {
-  readonly #o: Required<Omit<WalConsumerOptions, 'bucketFunction' | 'logger' | 'onError'>> & WalConsumerOptions
+  readonly #o: Required<Omit<WalConsumerOptions, 'bucketFunction' | 'logger' | 'onError' | 'lagWarnMs'>> &
+    WalConsumerOptions
   readonly #log: Logger
   readonly #lockKey: string
+  readonly #lag: CaptureLag
   #stopping = false
   #loop: Promise<void> | undefined
   #wake: (() => void) | undefined
@@ -150,6 +156,7 @@ class Consumer implements WalConsumer {
     }
     this.#log = o.logger ?? defaultLogger
     this.#lockKey = leaderLockKey(slotName)
+    this.#lag = new CaptureLag(this.#log, o.lagWarnMs ?? 10_000)
   }
 
   start(): void {
@@ -393,7 +400,7 @@ class Consumer implements WalConsumer {
           const waited = Math.round(performance.now() - w0)
           if (!batch || failure) break
           const started = performance.now()
-          const res = await applier.apply(batch, {
+          const res = await tracedApply(applier, batch, {
             prepared,
             onReady: (b) => {
               writing = b
@@ -402,6 +409,7 @@ class Consumer implements WalConsumer {
           })
           writing = null
           this.#setDurable(res.lsn)
+          this.#lag.observe(batch, bigintToLsn(res.lsn), this.status().lagBytes)
           // Only now, after COMMIT, may the server forget this WAL.
           ack()
           this.#log.debug(
@@ -476,7 +484,7 @@ class Consumer implements WalConsumer {
         case 'commit': {
           const changes = current ?? []
           current = null
-          pending.push({ endLsn: msg.endLsn, changes, xid: currentXid })
+          pending.push({ endLsn: msg.endLsn, changes, xid: currentXid, commitTime: msg.commitTime })
           pendingEvents += changes.length
           if (!paused && pendingEvents > highWater) {
             paused = true

@@ -1,0 +1,4 @@
+import { exampleSuite, overHttp } from '../shared/suite.js'
+import { start } from './server.js'
+
+exampleSuite('express', async (config) => overHttp(await start(config)))
