@@ -226,7 +226,12 @@ export class Engine {
    */
   async runCompaction(opts: { onProgress?: (p: CompactionProgress) => void } = {}): Promise<CompactionResult> {
     if (!this.#compactionConfigured) throw new ConfigurationError('compaction is not configured')
-    const result = await withSpan('synchro.compaction', {}, () => runCompaction(this.ctx, opts.onProgress), compactionResult)
+    const result = await withSpan(
+      'synchro.compaction',
+      {},
+      () => runCompaction(this.ctx, opts.onProgress),
+      compactionResult,
+    )
     this.ctx.hooks.onCompaction?.(result)
     return result
   }

@@ -17,9 +17,9 @@ import type { RequestDeadline } from '../limits/deadline.js'
 import { nestedDeeperThan } from '../limits/limits.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
-import { EXACT_JSON_TYPES } from '../util/json.js'
 import { pushBatchAttributes } from '../telemetry/attributes.js'
 import { withSpan } from '../telemetry/tracing.js'
+import { EXACT_JSON_TYPES } from '../util/json.js'
 import { nowRfc3339, trimRfc3339 } from '../util/time.js'
 import {
   classifyWriteError,
