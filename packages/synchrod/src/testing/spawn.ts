@@ -1,8 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The real launcher, as users run it. */
-export const BIN = fileURLToPath(new URL('../../bin/synchrod.js', import.meta.url))
+// Built from the path string, not `new URL()`: DOM test environments (happy-dom) replace the global URL class.
+export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/synchrod.js')
 
 /** Environment for a child: nothing synchrod reads leaks in from the test runner. */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {

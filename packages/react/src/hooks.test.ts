@@ -1,0 +1,159 @@
+// @vitest-environment happy-dom
+/**
+ * The hooks against a real SynchroClient over better-sqlite3, rendered by React in happy-dom. Sync against a real
+ * server is covered in hooks.pg.test.ts.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { SynchroClient } from '@synchro/client'
+import { openBetterSqlite3 } from '@synchro/client/better-sqlite3'
+import { act, cleanup, render, renderHook, waitFor } from '@testing-library/react'
+import { createElement, type ReactNode } from 'react'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { SynchroProvider, useQuery, useSynchroClient, useSyncStatus } from './index.js'
+import { tablesOf } from './use-query.js'
+
+const dir = mkdtempSync(path.join(tmpdir(), 'synchro-react-'))
+const clients: SynchroClient[] = []
+afterEach(cleanup)
+afterAll(async () => {
+  for (const c of clients.splice(0)) await c.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+let n = 0
+async function newClient(): Promise<SynchroClient> {
+  const client = new SynchroClient({
+    driver: await openBetterSqlite3(path.join(dir, `db-${n++}.sqlite`)),
+    // Never contacted: these tests do not start sync.
+    serverURL: 'http://127.0.0.1:9',
+    userID: 'u1',
+    clientID: `c-${n}`,
+    appVersion: '1.0.0',
+  })
+  clients.push(client)
+  await client.createTable('notes', [
+    { name: 'id', type: 'TEXT', primaryKey: true },
+    { name: 'body', type: 'TEXT' },
+    { name: 'owner', type: 'TEXT' },
+  ])
+  return client
+}
+
+const seen: number[] = []
+function NoteCount(): null {
+  const { data } = useQuery<{ n: number }>('SELECT count(*) AS n FROM notes')
+  if (data[0]) seen.push(data[0].n)
+  return null
+}
+
+function wrapper(client: SynchroClient) {
+  return ({ children }: { children: ReactNode }) => createElement(SynchroProvider, { client }, children)
+}
+
+describe('useQuery', () => {
+  it('renders the rows and re-renders after a local write to the table', async () => {
+    const client = await newClient()
+    await client.execute(`INSERT INTO notes (id, body, owner) VALUES ('1', 'first', 'a')`)
+    const { result } = renderHook(() => useQuery<{ body: string }>('SELECT body FROM notes ORDER BY id'), {
+      wrapper: wrapper(client),
+    })
+    expect(result.current.isLoading).toBe(true)
+    await waitFor(() => expect(result.current.data.map((r) => r.body)).toEqual(['first']))
+    expect(result.current.isLoading).toBe(false)
+    await act(() => client.execute(`INSERT INTO notes (id, body, owner) VALUES ('2', 'second', 'a')`))
+    await waitFor(() => expect(result.current.data.map((r) => r.body)).toEqual(['first', 'second']))
+  })
+
+  it('re-runs with new parameters and ignores writes to tables it does not read', async () => {
+    const client = await newClient()
+    await client.createTable('other', [{ name: 'id', type: 'TEXT', primaryKey: true }])
+    await client.executeBatch([
+      { sql: `INSERT INTO notes (id, body, owner) VALUES ('1', 'a1', 'a'), ('2', 'b1', 'b')` },
+    ])
+    let renders = 0
+    const { result, rerender } = renderHook(
+      ({ owner }: { owner: string }) => {
+        renders++
+        return useQuery<{ body: string }>('SELECT body FROM notes WHERE owner = ?', [owner])
+      },
+      { wrapper: wrapper(client), initialProps: { owner: 'a' } },
+    )
+    await waitFor(() => expect(result.current.data).toEqual([{ body: 'a1' }]))
+    rerender({ owner: 'b' })
+    await waitFor(() => expect(result.current.data).toEqual([{ body: 'b1' }]))
+    const before = renders
+    await act(() => client.execute(`INSERT INTO other (id) VALUES ('x')`))
+    // A write to an unrelated table is seen by a query on it, and by then the notes query would have re-rendered.
+    const { result: other } = renderHook(() => useQuery('SELECT id FROM other'), { wrapper: wrapper(client) })
+    await waitFor(() => expect(other.current.data).toHaveLength(1))
+    expect(renders).toBe(before)
+  })
+
+  it('takes the tables to watch from options (a view is invisible to FROM parsing)', async () => {
+    const client = await newClient()
+    await client.execute(`CREATE VIEW note_count AS SELECT count(*) AS n FROM notes`)
+    const { result } = renderHook(
+      () => useQuery<{ n: number }>('SELECT n FROM note_count', [], { tables: ['notes'] }),
+      {
+        wrapper: wrapper(client),
+      },
+    )
+    await waitFor(() => expect(result.current.data).toEqual([{ n: 0 }]))
+    await act(() => client.execute(`INSERT INTO notes (id, body, owner) VALUES ('1', 'x', 'a')`))
+    await waitFor(() => expect(result.current.data).toEqual([{ n: 1 }]))
+  })
+
+  it('reports a failing query as error instead of throwing', async () => {
+    const client = await newClient()
+    const { result } = renderHook(() => useQuery('SELECT nope FROM notes'), { wrapper: wrapper(client) })
+    await waitFor(() => expect(result.current.error).toBeInstanceOf(Error))
+    expect(result.current.isLoading).toBe(false)
+    expect(result.current.data).toEqual([])
+  })
+
+  it('stops watching when the component unmounts', async () => {
+    const client = await newClient()
+    // Count the client's live watches: the hook must end its own when the component goes away.
+    let watching = 0
+    const watch = client.watch.bind(client)
+    client.watch = ((...args: Parameters<typeof client.watch>) => {
+      watching++
+      const stop = watch(...args)
+      return () => {
+        watching--
+        stop()
+      }
+    }) as typeof client.watch
+    seen.length = 0
+    const view = render(createElement(SynchroProvider, { client }, createElement(NoteCount)))
+    await waitFor(() => expect(seen).toContain(0))
+    expect(watching).toBe(1)
+    view.unmount()
+    expect(watching).toBe(0)
+  })
+
+  it('finds the tables after FROM and JOIN, quoted or not', () => {
+    expect(tablesOf('SELECT * FROM orders o JOIN "order_details" d ON d.order_id = o.id')).toEqual([
+      'orders',
+      'order_details',
+    ])
+    expect(tablesOf('select x from (select * from a) left join b using (id)')).toEqual(['a', 'b'])
+  })
+})
+
+describe('provider', () => {
+  it('useSynchroClient returns the provided client and throws without a provider', async () => {
+    const client = await newClient()
+    const { result } = renderHook(() => useSynchroClient(), { wrapper: wrapper(client) })
+    expect(result.current).toBe(client)
+    expect(() => renderHook(() => useSynchroClient())).toThrow(/SynchroProvider/)
+  })
+
+  it('useSyncStatus shows a client that was never started as stopped and not syncing', async () => {
+    const client = await newClient()
+    const { result } = renderHook(() => useSyncStatus(), { wrapper: wrapper(client) })
+    expect(result.current).toMatchObject({ status: 'stopped', syncing: false, lastSyncedAt: null, error: null })
+  })
+})
