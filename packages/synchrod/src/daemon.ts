@@ -14,6 +14,7 @@ import {
   startWalConsumer,
   type WalConsumer,
 } from '@synchro/server'
+import { databaseLabel, readStatus } from './commands/status.js'
 import { buildRegistry, type Settings } from './config.js'
 import {
   assertLogical,
@@ -31,6 +32,8 @@ import { type DaemonServer, type HealthReport, parseListenAddr, startServer } fr
 import type { Log } from './logger.js'
 import { Metrics } from './metrics.js'
 import { ConfigError, type Options } from './options.js'
+import { statusPageRoutes } from './status-page/status-page.js'
+import { staticFiles } from './web/static-files.js'
 
 type DaemonOptions = Pick<
   Options,
@@ -151,6 +154,10 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
   // Validate everything that needs no database first: config mistakes fail in milliseconds.
   buildRegistry(settings)
   const authenticate = mode === 'serve' ? await authenticator(o, log) : undefined
+  const devHeaderAuth = !o.jwtSecret && !o.jwksUrl
+  // Only with an explicit --web: a production config never serves files by accident.
+  const web =
+    mode === 'serve' && o.webDir ? await staticFiles(o.webDir, { auth: devHeaderAuth ? 'header' : 'jwt' }) : undefined
 
   // An embedded PostgreSQL that dies is restarted; when it cannot be, the daemon exits non-zero (a supervisor such as
   // systemd or Kubernetes then restarts both) instead of answering 503 forever.
@@ -239,7 +246,19 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
           maxBodyBytesInFlight: o.maxBodyBytesInFlight,
         })
       : undefined
-    server = await startServer({ listen, syncHandler, health, metrics, log })
+    const status = statusPageRoutes({
+      readReport: () =>
+        readStatus(db.pool, o.slotName, databaseLabel(db, o), { staleThresholdMs: o.compactionStaleThresholdMs }),
+      stats: metrics.stats,
+      liveStreams: () => metrics.liveStreams,
+      consumer: () => consumer?.status() ?? null,
+      adminToken: o.adminToken,
+      devHeaderAuth,
+    })
+    const routes = async (request: Request, path: string) => (await status(request, path)) ?? web?.(request, path)
+    // One history point every 2 s for the status page's request-rate chart.
+    setInterval(() => metrics.stats.tick(), 2_000).unref()
+    server = await startServer({ listen, syncHandler, health, routes, metrics, log })
   } catch (err) {
     await cleanup()
     throw err

@@ -36,6 +36,8 @@ export interface DaemonServerOptions {
   /** The /sync/* handler; absent in consumer-only mode. */
   syncHandler: ((request: Request) => Promise<Response>) | undefined
   health: () => Promise<HealthReport>
+  /** Extra routes tried before the sync handler (status page, static web files); `undefined` = not theirs. */
+  routes?: ((request: Request, path: string) => Promise<Response | undefined>) | undefined
   metrics: Metrics
   log: Log
 }
@@ -71,11 +73,15 @@ export function daemonHandler(opts: Omit<DaemonServerOptions, 'listen'>): (reque
       } else if (path === '/metrics' && request.method === 'GET') {
         const text = await metrics.registry.metrics()
         response = new Response(text, { status: 200, headers: { 'content-type': metrics.registry.contentType } })
-      } else if (opts.syncHandler) {
-        own = false // the sync handler reports its own metrics through onResponse
-        response = await opts.syncHandler(request)
       } else {
-        response = json(404, { error: 'not found' })
+        const extra = path.startsWith('/sync/') ? undefined : await opts.routes?.(request, path)
+        if (extra) response = extra
+        else if (opts.syncHandler) {
+          own = false // the sync handler reports its own metrics through onResponse
+          response = await opts.syncHandler(request)
+        } else {
+          response = json(404, { error: 'not found' })
+        }
       }
     } catch (err) {
       log.error({ reqId, err: safeErrorFacts(err, false) }, 'request failed')
@@ -87,7 +93,12 @@ export function daemonHandler(opts: Omit<DaemonServerOptions, 'listen'>): (reque
     headers.set('x-request-id', reqId)
     const route = routeLabel(path)
     // Probes would drown the log at info level.
-    const level = route === '/healthz' || route === '/metrics' ? 'debug' : response.status >= 500 ? 'warn' : 'info'
+    const level =
+      route === '/healthz' || route === '/metrics' || route === '/status.json'
+        ? 'debug'
+        : response.status >= 500
+          ? 'warn'
+          : 'info'
     log[level](
       { reqId, method: request.method, route, status: response.status, ms: Math.round(durationMs * 10) / 10 },
       'request',

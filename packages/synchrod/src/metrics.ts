@@ -7,6 +7,7 @@ import {
 } from '@synchro/server'
 import type pg from 'pg'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { RequestStats } from './status-page/request-stats.js'
 
 /** Route label values are a closed set (unknown paths collapse to "other") so label cardinality stays bounded. */
 export const KNOWN_ROUTES = new Set([
@@ -16,8 +17,11 @@ export const KNOWN_ROUTES = new Set([
   '/sync/snapshot',
   '/sync/tables',
   '/sync/schema',
+  '/sync/events',
   '/healthz',
   '/metrics',
+  '/status',
+  '/status.json',
 ])
 
 const METHODS = new Set(['GET', 'POST', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'DELETE'])
@@ -39,6 +43,10 @@ export class Metrics {
   readonly snapshotRequired: Counter<'reason'>
   readonly compactionRuns: Counter
   readonly compactionDeleted: Counter
+  /** Recent per-route rates and latency for the status page. */
+  readonly stats = new RequestStats()
+  /** Open live event streams (`GET /sync/events`) of this process. */
+  liveStreams = 0
 
   constructor(opts: { pool: pg.Pool; slotName: string; consumer: () => WalConsumer | undefined }) {
     const registers = [this.registry]
@@ -170,6 +178,15 @@ export class Metrics {
     dbGauge('synchro_wal_slot_active', '1 when some consumer is streaming from the replication slot.', (s) =>
       s.slotActive ? 1 : 0,
     )
+    const live = this
+    new Gauge({
+      name: 'synchro_live_streams',
+      help: 'Open live event streams (GET /sync/events) on this instance.',
+      registers,
+      collect() {
+        this.set(live.liveStreams)
+      },
+    })
     // The local consumer's view, no database needed.
     const consumerGauge = (name: string, help: string, pick: (s: WalConsumerStatus | undefined) => number | null) =>
       new Gauge({
@@ -230,6 +247,17 @@ export class Metrics {
       if (res.deletes.length > 0) this.pullRecords.inc({ kind: 'delete' }, res.deletes.length)
       return res
     }
+    const subscribe = engine.subscribeChanges.bind(engine)
+    engine.subscribeChanges = async (...args) => {
+      const unsubscribe = await subscribe(...args)
+      this.liveStreams++
+      let open = true
+      return () => {
+        if (open) this.liveStreams--
+        open = false
+        unsubscribe()
+      }
+    }
     engine.snapshot = async (userId, req, opts) => {
       const res = await snapshot(userId, req, opts)
       this.snapshotRecords.inc(res.records.length)
@@ -247,5 +275,6 @@ export class Metrics {
     const labels = { route: routeLabel(info.route), method, status: String(info.status) }
     this.requests.inc(labels)
     this.latency.observe(labels, info.durationMs / 1000)
+    this.stats.record(labels.route, info.durationMs, info.status)
   }
 }

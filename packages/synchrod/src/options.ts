@@ -167,6 +167,25 @@ export const OPTIONS = [
     description: 'JWT claim holding the user id.',
   },
   {
+    name: 'adminToken',
+    flag: 'admin-token',
+    env: 'ADMIN_TOKEN',
+    kind: 'string',
+    secret: true,
+    commands: RUNNERS,
+    description:
+      'Bearer token for the status page (`/status`, `/status.json`). Unset: the page is served only in dev header mode.',
+  },
+  {
+    name: 'webDir',
+    flag: 'web',
+    env: 'SYNCHRO_WEB_DIR',
+    kind: 'string',
+    commands: ['serve'],
+    description:
+      'Serve the static files of this folder at `/` (the demo web app: `npm start` builds and passes it). Off unless given.',
+  },
+  {
     name: 'slotName',
     flag: 'slot-name',
     env: 'SLOT_NAME',
@@ -253,9 +272,9 @@ export const OPTIONS = [
     kind: 'duration',
     default: 7 * 24 * 60 * 60 * 1000,
     defaultText: '7d',
-    commands: ['serve', 'compact'],
+    commands: ['serve', 'compact', 'status'],
     description:
-      'Clients whose pull checkpoint has not advanced (nor caught up) for this long are deactivated by compaction.',
+      'Clients whose pull checkpoint has not advanced (nor caught up) for this long are deactivated by compaction (and shown as stale by status).',
   },
   {
     name: 'compactionBatchSize',

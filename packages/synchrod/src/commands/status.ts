@@ -1,20 +1,68 @@
 import { leaderLockKey } from '@synchro/server'
 import type pg from 'pg'
 import type { Settings } from '../config.js'
-import { describeUrl, openDatabase, StartupError } from '../database.js'
+import { type Database, describeUrl, openDatabase, StartupError } from '../database.js'
 import type { Log } from '../logger.js'
+
+/** Registered clients of one platform and app version. */
+export interface ClientGroup {
+  platform: string
+  appVersion: string
+  total: number
+  active: number
+}
+
+/** A WAL change whose buckets could not be computed (sync_rule_failures). */
+export interface RuleFailure {
+  id: number
+  table: string
+  recordId: string
+  error: string
+  at: string
+}
 
 export interface StatusReport {
   database: string
-  clients: { total: number; active: number }
-  changelog: { rows: number; minSeq: number | null; maxSeq: number | null; maxCompactedSeq: number }
+  clients: {
+    total: number
+    active: number
+    /** Deactivated by compaction (they must snapshot again). */
+    inactive: number
+    /** Still active, but without pull progress for `staleThresholdMs`: the next compaction run deactivates them. */
+    stale: number
+    staleThresholdMs: number
+    /** Per platform and app version, largest group first. */
+    groups: ClientGroup[]
+  }
+  changelog: {
+    rows: number
+    minSeq: number | null
+    /** The head: the newest captured change. */
+    maxSeq: number | null
+    /** Compaction boundary: entries up to here were removed; a client behind it must snapshot. */
+    maxCompactedSeq: number
+    /** Table plus indexes, in bytes. */
+    sizeBytes: number
+  }
   slot: {
     name: string
     exists: boolean
     active: boolean
     /** Current WAL position minus the slot's confirmed position. */
     lagBytes: number | null
+    /**
+     * How long the consumer takes to confirm WAL (pg_stat_replication's flush lag for the slot's walsender):
+     * 0 once it has caught up and is idle, null when nobody streams from the slot.
+     */
+    lagSeconds: number | null
     confirmedFlushLsn: string | null
+  }
+  ruleFailures: {
+    total: number
+    /** In the last 24 hours. */
+    lastDay: number
+    /** The newest few. */
+    recent: RuleFailure[]
   }
   consumer: {
     /** Durable position the consumer stored in sync_wal_position, and when. */
@@ -41,29 +89,82 @@ async function one<T extends pg.QueryResultRow>(
   return (await pool.query<T>(sql, params)).rows[0]
 }
 
-/** Reads the deployment's state from the database alone, so it works from any machine, leader or not. */
-export async function readStatus(pool: pg.Pool, slotName: string, database: string): Promise<StatusReport> {
+export interface StatusOptions {
+  /** Clients not synced for this long count as stale (compaction's threshold). */
+  staleThresholdMs: number
+}
+
+/** Rule failures listed in full. */
+const RECENT_FAILURES = 5
+
+/**
+ * Reads the deployment's state from the database alone, so it works from any machine, leader or not. The daemon's
+ * status page shows the same report.
+ */
+export async function readStatus(
+  pool: pg.Pool,
+  slotName: string,
+  database: string,
+  opts: StatusOptions,
+): Promise<StatusReport> {
   const installed = await one<{ ok: boolean }>(pool, `SELECT to_regclass('sync_changelog') IS NOT NULL AS ok`)
   if (!installed?.ok) {
     throw new StartupError(`no Synchro tables in ${database}: start synchrod once, or run synchrod migrate --apply`)
   }
-  const clients = await one<{ total: string; active: string }>(
-    pool,
-    `SELECT count(*)::text AS total, count(*) FILTER (WHERE is_active)::text AS active FROM sync_clients`,
-  )
-  const log = await one<{ rows: string; min: string | null; max: string | null; compacted: string | null }>(
+  // Stale as compaction defines it (packages/server/src/compaction): no pull progress within the threshold, falling
+  // back to the last pull, then the last sync; clients that never synced are never stale.
+  const groups = (
+    await pool.query<{ platform: string; version: string; total: string; active: string; stale: string }>(
+      `SELECT platform, app_version AS version, count(*)::text AS total,
+              count(*) FILTER (WHERE is_active)::text AS active,
+              count(*) FILTER (WHERE is_active AND coalesce(last_progress_at, last_pull_at, last_sync_at)
+                < now() - ($1::double precision * interval '1 millisecond'))::text AS stale
+         FROM sync_clients GROUP BY platform, app_version ORDER BY count(*) DESC, platform, app_version`,
+      [opts.staleThresholdMs],
+    )
+  ).rows
+  const sum = (pick: (g: (typeof groups)[number]) => string) => groups.reduce((n, g) => n + Number(pick(g)), 0)
+  const log = await one<{
+    rows: string
+    min: string | null
+    max: string | null
+    compacted: string | null
+    size: string
+  }>(
     pool,
     `SELECT count(*)::text AS rows, min(seq)::text AS min, max(seq)::text AS max,
-            (SELECT max_compacted_seq::text FROM sync_compaction_state) AS compacted
+            (SELECT max_compacted_seq::text FROM sync_compaction_state) AS compacted,
+            pg_total_relation_size('sync_changelog')::text AS size
        FROM sync_changelog`,
   )
-  const slot = await one<{ active: boolean; lag: string | null; lsn: string | null; pid: number | null }>(
+  const slot = await one<{
+    active: boolean
+    lag: string | null
+    secs: string | null
+    lsn: string | null
+    pid: number | null
+  }>(
     pool,
-    `SELECT active, (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text AS lag,
-            confirmed_flush_lsn::text AS lsn, active_pid AS pid
-       FROM pg_replication_slots WHERE slot_name = $1`,
+    `SELECT s.active, (pg_current_wal_lsn() - s.confirmed_flush_lsn)::bigint::text AS lag,
+            CASE WHEN s.active THEN extract(epoch FROM coalesce(r.flush_lag, interval '0'))::text END AS secs,
+            s.confirmed_flush_lsn::text AS lsn, s.active_pid AS pid
+       FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+      WHERE s.slot_name = $1`,
     [slotName],
   )
+  const failures = await one<{ total: string; day: string }>(
+    pool,
+    `SELECT count(*)::text AS total, count(*) FILTER (WHERE created_at > now() - interval '1 day')::text AS day
+       FROM sync_rule_failures`,
+  )
+  const recent = (
+    await pool.query<{ id: string; table_name: string; record_id: string; error_text: string; at: string }>(
+      `SELECT id::text, table_name, record_id, error_text,
+              to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at
+         FROM sync_rule_failures ORDER BY id DESC LIMIT $1`,
+      [RECENT_FAILURES],
+    )
+  ).rows
   const stored = await one<{ lsn: string; at: string }>(
     pool,
     `SELECT (('0/0'::pg_lsn) + confirmed_lsn)::text AS lsn, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at
@@ -88,19 +189,44 @@ export async function readStatus(pool: pg.Pool, slotName: string, database: stri
   const num = (v: string | null | undefined) => (v === null || v === undefined ? null : Number(v))
   return {
     database,
-    clients: { total: Number(clients?.total ?? 0), active: Number(clients?.active ?? 0) },
+    clients: {
+      total: sum((g) => g.total),
+      active: sum((g) => g.active),
+      inactive: sum((g) => g.total) - sum((g) => g.active),
+      stale: sum((g) => g.stale),
+      staleThresholdMs: opts.staleThresholdMs,
+      groups: groups.map((g) => ({
+        platform: g.platform,
+        appVersion: g.version,
+        total: Number(g.total),
+        active: Number(g.active),
+      })),
+    },
     changelog: {
       rows: Number(log?.rows ?? 0),
       minSeq: num(log?.min),
       maxSeq: num(log?.max),
       maxCompactedSeq: Number(log?.compacted ?? 0),
+      sizeBytes: Number(log?.size ?? 0),
     },
     slot: {
       name: slotName,
       exists: slot !== undefined,
       active: slot?.active ?? false,
       lagBytes: num(slot?.lag),
+      lagSeconds: num(slot?.secs),
       confirmedFlushLsn: slot?.lsn ?? null,
+    },
+    ruleFailures: {
+      total: Number(failures?.total ?? 0),
+      lastDay: Number(failures?.day ?? 0),
+      recent: recent.map((f) => ({
+        id: Number(f.id),
+        table: f.table_name,
+        recordId: f.record_id,
+        error: f.error_text,
+        at: f.at,
+      })),
     },
     consumer: {
       storedLsn: stored?.lsn ?? null,
@@ -111,7 +237,7 @@ export async function readStatus(pool: pg.Pool, slotName: string, database: stri
   }
 }
 
-function bytes(n: number | null): string {
+export function bytes(n: number | null): string {
   if (n === null) return 'n/a'
   if (n < 1024) return `${n} B`
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`
@@ -125,13 +251,22 @@ export function statusText(s: StatusReport): string {
     : 'none (no consumer holds the leader lock)'
   return [
     `database        ${s.database}`,
-    `clients         ${s.clients.total} (${s.clients.active} active)`,
-    `changelog       ${s.changelog.rows} rows, seq ${s.changelog.minSeq ?? '-'}..${s.changelog.maxSeq ?? '-'} (compacted through ${s.changelog.maxCompactedSeq})`,
-    `slot            ${s.slot.name}: ${s.slot.exists ? `${s.slot.active ? 'active' : 'inactive'}, lag ${bytes(s.slot.lagBytes)}, confirmed ${s.slot.confirmedFlushLsn}` : 'missing'}`,
+    `clients         ${s.clients.total} (${s.clients.active} active, ${s.clients.stale} stale, ${s.clients.inactive} deactivated)`,
+    ...s.clients.groups.map(
+      (g) => `${`  ${g.platform || '?'} ${g.appVersion || '?'}`.padEnd(16)}${g.total} (${g.active} active)`,
+    ),
+    `changelog       ${s.changelog.rows} rows, ${bytes(s.changelog.sizeBytes)}, seq ${s.changelog.minSeq ?? '-'}..${s.changelog.maxSeq ?? '-'} (compacted through ${s.changelog.maxCompactedSeq})`,
+    `slot            ${s.slot.name}: ${s.slot.exists ? `${s.slot.active ? 'active' : 'inactive'}, lag ${bytes(s.slot.lagBytes)}${s.slot.lagSeconds === null ? '' : ` / ${s.slot.lagSeconds.toFixed(1)} s`}, confirmed ${s.slot.confirmedFlushLsn}` : 'missing'}`,
+    `rule failures   ${s.ruleFailures.total} (${s.ruleFailures.lastDay} in the last day)`,
     `consumer leader ${leader}`,
     `stored position ${c.storedLsn ?? 'none'}${c.storedAt ? ` at ${c.storedAt}` : ''}`,
     '',
   ].join('\n')
+}
+
+/** How the report names the database (never with credentials). */
+export function databaseLabel(db: Database, o: { databaseUrl?: string | undefined; dataDir: string }): string {
+  return db.embedded || !o.databaseUrl ? `embedded (${o.dataDir})` : describeUrl(db.url)
 }
 
 /** `synchrod status [--json]`. */
@@ -139,8 +274,9 @@ export async function status(settings: Settings, log: Log): Promise<void> {
   const o = settings.options
   const db = await openDatabase({ databaseUrl: o.databaseUrl, dataDir: o.dataDir, log })
   try {
-    const where = db.embedded || !o.databaseUrl ? `embedded (${o.dataDir})` : describeUrl(db.url)
-    const report = await readStatus(db.pool, o.slotName, where)
+    const report = await readStatus(db.pool, o.slotName, databaseLabel(db, o), {
+      staleThresholdMs: o.compactionStaleThresholdMs,
+    })
     process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : statusText(report))
   } finally {
     await db.close()
