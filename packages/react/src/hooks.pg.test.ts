@@ -15,7 +15,7 @@ import { act, cleanup, renderHook, waitFor } from '@testing-library/react'
 import { createElement, type ReactNode } from 'react'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type Daemon, startDaemon } from '../../synchrod/src/testing/spawn.js'
-import { SynchroProvider, usePendingChanges, useQuery, useSyncStatus } from './index.js'
+import { SynchroProvider, usePendingChanges, useQuery, useRejections, useSyncStatus } from './index.js'
 
 // happy-dom's fetch, as a browser's, without the same-origin policy (the page would be served by the server).
 const nodeFetch: FetchLike = (input, init) => globalThis.fetch(input, init)
@@ -69,8 +69,10 @@ describe('hooks over real sync', () => {
     const user = randomUUID()
     const a = await newClient(user)
     const b = await newClient(user)
-    await a.start()
-    await b.start()
+    for (const x of [a, b]) {
+      await x.start()
+      await x.syncNow() // the first cycle: schema, local tables, register, snapshot
+    }
     const { result } = renderHook(() => useQuery<{ ship_address: string }>(ORDERS), { wrapper: wrapper(b) })
     await waitFor(() => expect(result.current.isLoading).toBe(false))
     expect(result.current.data).toEqual([])
@@ -90,6 +92,7 @@ describe('hooks over real sync', () => {
       online ? nodeFetch(input, init) : Promise.reject(new TypeError('fetch failed (offline)'))
     const c = await newClient(user, offlineFetch)
     await c.start()
+    await c.syncNow()
     const { result } = renderHook(() => ({ pending: usePendingChanges(), sync: useSyncStatus() }), {
       wrapper: wrapper(c),
     })
@@ -119,5 +122,20 @@ describe('hooks over real sync', () => {
     expect(result.current.sync.lastSyncedAt).toBeInstanceOf(Date)
     const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM orders WHERE user_id = $1', [user])
     expect(rows[0].n).toBe(2)
+  })
+
+  it('useRejections lists a write the server refused and clear() dismisses it', async () => {
+    const c = await newClient(randomUUID())
+    await c.start()
+    await c.syncNow()
+    const { result } = renderHook(() => useRejections(), { wrapper: wrapper(c) })
+    expect(result.current.rejections).toEqual([])
+    // products is read-only for clients (push disabled): the server rejects the write for good.
+    const id = randomUUID()
+    await act(() => c.execute(`INSERT INTO products (id, name) VALUES (?, 'Mine')`, [id]))
+    await waitFor(() => expect(result.current.rejections).toHaveLength(1), { timeout: 15_000 })
+    expect(result.current.rejections[0]).toMatchObject({ table: 'products', recordID: id, operation: 'create' })
+    await act(() => result.current.clear())
+    await waitFor(() => expect(result.current.rejections).toEqual([]))
   })
 })
