@@ -1,5 +1,6 @@
 import type { SynchroClient } from '@synchro/client'
 import { createContext, createElement, type ReactNode, useContext } from 'react'
+import { statusStore } from './status-store.js'
 
 const ClientContext = createContext<SynchroClient | null>(null)
 
@@ -10,6 +11,8 @@ export interface SynchroProviderProps {
 
 /** Makes `client` available to the hooks below it. The provider neither starts nor closes the client. */
 export function SynchroProvider({ client, children }: SynchroProviderProps): ReactNode {
+  // Start watching the sync status now, so a cycle that completes before any useSyncStatus() mounts still counts.
+  statusStore(client)
   return createElement(ClientContext.Provider, { value: client }, children)
 }
 

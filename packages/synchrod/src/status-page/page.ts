@@ -9,6 +9,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Synchro status</title>
+<link rel="icon" href="data:,">
 <style>
   :root { font: 14px/1.4 system-ui, sans-serif; color: #1d2433; background: #f4f6fa; }
   body { margin: 0; padding: 20px 28px; }

@@ -55,7 +55,7 @@ const PAGE_HEADERS = {
   // The token may be in the URL: keep it out of Referer headers; the page needs nothing from other origins.
   'referrer-policy': 'no-referrer',
   'content-security-policy':
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'",
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
   'x-frame-options': 'DENY',
 }
 
