@@ -13,7 +13,7 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const require = createRequire(import.meta.url)
 
 /** Where `npm start` serves the app from. */
-export const DEFAULT_OUT_DIR = path.join(here, 'dist')
+export const DEFAULT_OUT_DIR = path.join(here, 'dist/web')
 
 export async function buildWebDemo(outDir: string = DEFAULT_OUT_DIR): Promise<string> {
   await mkdir(outDir, { recursive: true })

@@ -21,7 +21,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   .wide { grid-column: 1 / -1; }
   .big { font-size: 26px; font-weight: 600; }
   .kv { display: grid; grid-template-columns: auto 1fr; gap: 2px 12px; }
-  .kv dt { color: #5b6478; } .kv dd { margin: 0; font-variant-numeric: tabular-nums; }
+  .kv dt { color: #5b6478; } .kv dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
   table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
   th, td { text-align: left; padding: 3px 8px 3px 0; border-bottom: 1px solid #eef1f6; }
   th { color: #5b6478; font-weight: 500; }
