@@ -3,7 +3,7 @@
  * The hooks against a real SynchroClient over better-sqlite3, rendered by React in happy-dom. Sync against a real
  * server is covered in hooks.pg.test.ts.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { SynchroClient } from '@synchro/client'
@@ -155,5 +155,17 @@ describe('provider', () => {
     const client = await newClient()
     const { result } = renderHook(() => useSyncStatus(), { wrapper: wrapper(client) })
     expect(result.current).toMatchObject({ status: 'stopped', syncing: false, lastSyncedAt: null, error: null })
+  })
+})
+
+describe('React Native', () => {
+  it('the bindings touch no DOM or browser global (they run unchanged under React Native)', () => {
+    const dir = path.dirname(new URL(import.meta.url).pathname)
+    const sources = readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.includes('.test.'))
+    expect(sources).toContain('use-query.ts')
+    for (const f of sources) {
+      const code = readFileSync(path.join(dir, f), 'utf8').replace(/\/\/.*$|\/\*[\s\S]*?\*\//gm, '')
+      expect(code, f).not.toMatch(/\b(window|document|navigator|localStorage|react-dom)\b/)
+    }
   })
 })

@@ -112,11 +112,14 @@ describe('status page', () => {
     expect(d.output()).not.toContain('adm-secret-123')
   })
 
-  it('with JWT auth and no ADMIN_TOKEN the page is off', async () => {
-    const d = await serve({ JWT_SECRET: 'a-long-enough-jwt-secret-for-hs256-0123456789' })
+  it('with JWT auth and no ADMIN_TOKEN the page is off (and a web app is told to ask for a token)', async () => {
+    const dir = await mkdtemp(path.join(cwd, 'web-jwt-'))
+    await writeFile(path.join(dir, 'index.html'), '<!doctype html>')
+    const d = await serve({ JWT_SECRET: 'a-long-enough-jwt-secret-for-hs256-0123456789' }, ['--web', dir])
     const res = await fetch(`${d.url}/status.json`)
     expect(res.status).toBe(403)
     expect((await res.json()).error).toMatch(/ADMIN_TOKEN/)
+    expect(await (await fetch(`${d.url}/web-config.json`)).json()).toEqual({ auth: 'jwt' })
   })
 })
 
