@@ -130,6 +130,21 @@ describe('demo web app in Chromium', () => {
     expect(gone.deleted_at).not.toBeNull()
   })
 
+  it('a write the server refuses shows as a rejected-write notice that can be dismissed', async () => {
+    // Products are read-only for clients: written from the console, the server rejects it for good.
+    await a.evaluate(() =>
+      (
+        window as unknown as { synchroDemo: { client: { execute(sql: string): Promise<unknown> } } }
+      ).synchroDemo.client.execute(
+        "INSERT INTO products (id, name) VALUES ('00000000-0000-4000-8000-00000000beef', 'Mine')",
+      ),
+    )
+    const notice = a.getByTestId('rejections')
+    await notice.getByText('table_read_only').waitFor({ timeout: 10_000 })
+    await notice.getByRole('button', { name: 'dismiss' }).click()
+    await notice.waitFor({ state: 'detached' })
+  })
+
   it('a second user never sees the first user’s orders', async () => {
     const { page: bob } = await device('bob')
     await bob.getByText('No orders yet').waitFor()

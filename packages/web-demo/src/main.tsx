@@ -39,6 +39,8 @@ async function openClient(session: Session): Promise<Opened> {
     fetch: network.fetch,
   })
   await client.start()
+  // A handle for the browser console (and the browser tests): `synchroDemo.client.query('SELECT …')`.
+  ;(globalThis as { synchroDemo?: { client: SynchroClient } }).synchroDemo = { client }
   // Offline, the tables come from an earlier visit; the list shows whatever the local database has.
   return { client, network, firstSync: client.syncNow().catch(() => {}) }
 }
