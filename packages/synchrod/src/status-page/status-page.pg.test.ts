@@ -101,7 +101,8 @@ describe('status page', () => {
   })
 
   it('with ADMIN_TOKEN: only callers presenting it (header or ?token=)', async () => {
-    const d = await serve({ ADMIN_TOKEN: 'adm-secret-123' })
+    // Info level: the access log lines are printed, and must not carry the token.
+    const d = await serve({ ADMIN_TOKEN: 'adm-secret-123', LOG_LEVEL: 'info' })
     expect((await fetch(`${d.url}/status`)).status).toBe(401)
     expect((await fetch(`${d.url}/status.json`, { headers: { authorization: 'Bearer nope' } })).status).toBe(401)
     expect((await fetch(`${d.url}/status.json?token=adm-secret-12`)).status).toBe(401)
@@ -109,6 +110,7 @@ describe('status page', () => {
       200,
     )
     expect((await fetch(`${d.url}/status?token=adm-secret-123`)).status).toBe(200)
+    expect(d.output()).toContain('"route":"/status"')
     expect(d.output()).not.toContain('adm-secret-123')
   })
 
