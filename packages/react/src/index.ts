@@ -1,5 +1,5 @@
 export { SynchroProvider, type SynchroProviderProps, useSynchroClient } from './provider.js'
 export { type PendingChange, type PendingChanges, usePendingChanges } from './use-pending-changes.js'
 export { type QueryResult, type UseQueryOptions, useQuery } from './use-query.js'
-export { type Rejections, useRejections } from './use-rejections.js'
+export { type Rejection, type Rejections, useRejections } from './use-rejections.js'
 export { type SyncState, useSyncStatus } from './use-sync-status.js'
