@@ -3,14 +3,12 @@
  * cycles of push-then-pull, driven by a timer, by debounced local writes and by `syncNow()`. Cycles never overlap:
  * a request during a running cycle makes that cycle run once more (coalescing).
  */
-import type { PullResponse, SnapshotCursor, SnapshotResponse } from '@synchro/protocol'
+import type { PullResponse, PushResponse, SnapshotCursor, SnapshotResponse } from '@synchro/protocol'
 import type { ResolvedConfig } from '../config.js'
 import {
   AlreadyStartedError,
   InvalidResponseError,
   NotStartedError,
-  PushRejectedError,
-  type RejectedPush,
   SchemaMismatchError,
   ServerError,
   SnapshotRequiredError,
@@ -22,7 +20,15 @@ import { PENDING_TABLE } from '../schema/triggers.js'
 import { getMeta, type LocalDatabase, setMeta, withSyncLock } from '../store/database.js'
 import { applyPullGroup, applySnapshotPage, mergeBuckets, parseBuckets } from './apply.js'
 import { LiveChannel } from './live.js'
-import { applyPushResults, type ConflictInfo, markAttempted, queueKey, readPushBatch } from './push.js'
+import {
+  applyPushResults,
+  type ConflictInfo,
+  markAttempted,
+  nextRetryAt,
+  type PushOutcome,
+  queueKey,
+  readPushBatch,
+} from './push.js'
 import { withRetry } from './retry.js'
 import type { Transport } from './transport.js'
 
@@ -83,12 +89,16 @@ export class SyncEngine {
   private readonly sleeps = new Set<{ handle: unknown; reject: (e: unknown) => void }>()
   private unlisten: (() => void) | null = null
   private live: LiveChannel | null = null
+  /** Wakes the engine when the earliest record waiting for a retry is due (see push.ts). */
+  private retryWake: unknown = null
   /** Cycles run so far (tests and diagnostics). */
   cycles = 0
 
   readonly statusListeners = new Set<(e: StatusEvent) => void>()
   readonly conflictListeners = new Set<(e: ConflictEvent) => void>()
   readonly snapshotApprovers = new Set<SnapshotApprover>()
+  /** Called after each push batch was applied locally (rejections, confirmations). */
+  readonly pushObservers = new Set<(o: PushOutcome) => void>()
 
   constructor(
     private readonly cfg: ResolvedConfig,
@@ -109,8 +119,8 @@ export class SyncEngine {
   }
 
   /**
-   * Starts syncing. Resolves once the first cycle has been attempted; sync failures do not reject (offline is
-   * normal) — they show up as an `error` status and are retried by the timer.
+   * Starts syncing. Resolves as soon as the local database is ready; the first cycle runs in the background and
+   * its outcome shows in the status (offline is normal: `error`, retried by the timer).
    */
   async start(): Promise<void> {
     if (this.started) throw new AlreadyStartedError()
@@ -129,9 +139,9 @@ export class SyncEngine {
       if (origin === 'local' && tables.includes(PENDING_TABLE)) this.scheduleDebouncedPush()
     })
     this.setStatus({ status: 'connecting', retryAt: null })
-    await this.requestSync().catch(() => {})
+    this.requestSync().catch(() => {})
     this.scheduleTimer()
-    if (this.cfg.live && this.started) {
+    if (this.cfg.live) {
       this.live = new LiveChannel(
         this.transport,
         this.cfg.clientID,
@@ -155,6 +165,8 @@ export class SyncEngine {
     this.clearTimer()
     if (this.debounce !== null) this.cfg.timers.clearTimeout(this.debounce)
     this.debounce = null
+    if (this.retryWake !== null) this.cfg.timers.clearTimeout(this.retryWake)
+    this.retryWake = null
     for (const s of [...this.sleeps]) {
       this.cfg.timers.clearTimeout(s.handle)
       s.reject(new StoppedSignal())
@@ -224,11 +236,14 @@ export class SyncEngine {
         if (!this.connected) await this.connect()
         const complete = await this.db.run((ex) => getMeta(ex, 'snapshot_complete'))
         if (complete !== '1') await this.snapshotRebuild(false, 'initial_sync_required')
-        const retryable = await this.pushAll()
-        // Pull even when some changes must wait: rows with queued changes are never overwritten by pulled data.
-        await this.pullAll()
-        // …but the cycle still fails, so backoff (and later the timer) retries the kept changes.
-        if (retryable.length > 0) throw new PushRejectedError(retryable, true)
+        await this.pushAll()
+        // A rejection whose answer did not carry the server's copy asks for the data again (rejections.ts).
+        const refetch = (await this.db.run((ex) => getMeta(ex, 'snapshot_complete'))) !== '1'
+        // Records waiting for a retry do not hold anything back: rows with queued changes are never overwritten by
+        // pulled data, and a wake-up pushes them when due.
+        if (refetch) await this.snapshotRebuild(false, 'refetch')
+        else await this.pullAll()
+        await this.scheduleRetryWake()
         return
       } catch (err) {
         const stale =
@@ -282,41 +297,40 @@ export class SyncEngine {
   }
 
   /**
-   * Pushes the whole queue in batches (§4.3 step 3). Changes the server answered `rejected_retryable` stay queued and
-   * are returned (not retried within this call, so they cannot hold back the rest of the queue).
+   * Pushes the whole queue in batches (§4.3 step 3). Changes the server answered `rejected_retryable` stay queued
+   * with a retry time (not retried within this call, so they cannot hold back the rest of the queue).
    */
-  private async pushAll(): Promise<RejectedPush[]> {
+  private async pushAll(): Promise<void> {
     const schema = this.requireSchema()
-    const retryable: RejectedPush[] = []
     const skip = new Set<string>()
+    const apply = async (batch: Awaited<ReturnType<typeof readPushBatch>>, res: PushResponse) => {
+      const opts = { now: this.cfg.timers.now(), maxAttempts: this.cfg.maxPushAttempts }
+      const outcome = await this.db.transaction(
+        (tx) => withSyncLock(tx, () => applyPushResults(tx, schema.tables, batch, res, opts)),
+        'sync',
+      )
+      for (const c of outcome.conflicts) this.emitConflict(c)
+      for (const l of [...this.pushObservers]) l(outcome)
+      return outcome
+    }
     for (;;) {
       // Read and mark as attempted in one transaction, before sending: a request whose answer is lost may still
       // have been applied, and the queue merge rules and the push results handling must know it.
       const batch = await this.db.transaction(async (tx) => {
-        const b = await readPushBatch(tx, schema.tables, this.cfg.pushBatchSize, skip)
+        const b = await readPushBatch(tx, schema.tables, this.cfg.pushBatchSize, skip, this.cfg.timers.now())
         await markAttempted(tx, b.sent)
         return b
       }, 'sync')
       if (batch.changes.length === 0) {
-        if (batch.dropped.length === 0) return retryable
-        await this.db.transaction(
-          (tx) => withSyncLock(tx, () => applyPushResults(tx, schema.tables, batch, emptyPush())),
-          'sync',
-        )
+        if (batch.dropped.length === 0) return
+        await apply(batch, emptyPush())
         continue
       }
       const res = await this.transport.push({ client_id: this.cfg.clientID, changes: batch.changes, ...this.pair() })
-      const outcome = await this.db.transaction(
-        (tx) => withSyncLock(tx, () => applyPushResults(tx, schema.tables, batch, res)),
-        'sync',
-      )
-      for (const c of outcome.conflicts) this.emitConflict(c)
-      for (const r of outcome.retryable) {
-        retryable.push(r)
-        skip.add(queueKey(r.table, r.recordID))
-      }
+      const outcome = await apply(batch, res)
+      for (const r of outcome.retryable) skip.add(queueKey(r.table, r.recordID))
       // Re-queued creates (record_exists after a lost answer) are pushed again as updates by the next iteration.
-      const settled = outcome.applied + outcome.requeued + outcome.conflicts.length + outcome.terminal.length
+      const settled = outcome.applied + outcome.requeued + outcome.rejections.length
       // A server that answers without results for our changes would otherwise make us loop forever.
       if (settled + outcome.retryable.length === 0) {
         throw new InvalidResponseError('push response has no result for the pushed changes')
@@ -475,6 +489,21 @@ export class SyncEngine {
     }, ms)
   }
 
+  /** Arms one timer for the earliest record waiting for a retry (replacing the previous one). */
+  private async scheduleRetryWake(): Promise<void> {
+    const at = await this.db.run((ex) => nextRetryAt(ex))
+    if (this.retryWake !== null) this.cfg.timers.clearTimeout(this.retryWake)
+    this.retryWake = null
+    if (at === null || !this.started) return
+    this.retryWake = this.cfg.timers.setTimeout(
+      () => {
+        this.retryWake = null
+        this.requestSync().catch(() => {})
+      },
+      Math.max(0, at - this.cfg.timers.now()),
+    )
+  }
+
   private clearTimer(): void {
     if (this.timer !== null) this.cfg.timers.clearTimeout(this.timer)
     this.timer = null
@@ -548,6 +577,6 @@ function toError(err: unknown): SynchroError {
   return new SynchroError('DATABASE_ERROR', err instanceof Error ? err.message : String(err), { cause: err })
 }
 
-function emptyPush() {
+function emptyPush(): PushResponse {
   return { accepted: [], rejected: [], checkpoint: 0, server_time: '', schema_version: 0, schema_hash: '' }
 }
