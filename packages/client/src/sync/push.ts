@@ -1,7 +1,7 @@
 /**
  * Push: reading a batch from the queue (PROTOCOL.md §4.3 step 3) and applying the server's results.
  */
-import type { PushRecord, PushResponse, PushResult, Record as WireRecord } from '@synchro/protocol'
+import type { PushRecord, PushResponse, PushResult } from '@synchro/protocol'
 import { type Row, runMany, type SqliteExecutor } from '../driver.js'
 import type { RejectedPush } from '../errors.js'
 import type { SyncedTable } from '../schema/synced-table.js'
