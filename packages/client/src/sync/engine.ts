@@ -31,6 +31,7 @@ import {
 } from './push.js'
 import { withRetry } from './retry.js'
 import type { Transport } from './transport.js'
+import { WakeTimer } from './wake.js'
 
 export type SyncStatus = 'idle' | 'connecting' | 'syncing' | 'error' | 'stopped'
 
@@ -90,7 +91,7 @@ export class SyncEngine {
   private unlisten: (() => void) | null = null
   private live: LiveChannel | null = null
   /** Wakes the engine when the earliest record waiting for a retry is due (see push.ts). */
-  private retryWake: unknown = null
+  private readonly retryWake: WakeTimer
   /** Cycles run so far (tests and diagnostics). */
   cycles = 0
 
@@ -104,7 +105,9 @@ export class SyncEngine {
     private readonly cfg: ResolvedConfig,
     private readonly db: LocalDatabase,
     private readonly transport: Transport,
-  ) {}
+  ) {
+    this.retryWake = new WakeTimer(cfg.timers, () => this.requestSync().catch(() => {}))
+  }
 
   get status(): StatusEvent {
     return this.current
@@ -165,8 +168,7 @@ export class SyncEngine {
     this.clearTimer()
     if (this.debounce !== null) this.cfg.timers.clearTimeout(this.debounce)
     this.debounce = null
-    if (this.retryWake !== null) this.cfg.timers.clearTimeout(this.retryWake)
-    this.retryWake = null
+    this.retryWake.clear()
     for (const s of [...this.sleeps]) {
       this.cfg.timers.clearTimeout(s.handle)
       s.reject(new StoppedSignal())
@@ -243,7 +245,8 @@ export class SyncEngine {
         // pulled data, and a wake-up pushes them when due.
         if (refetch) await this.snapshotRebuild(false, 'refetch')
         else await this.pullAll()
-        await this.scheduleRetryWake()
+        const due = await this.db.run((ex) => nextRetryAt(ex))
+        if (this.started) this.retryWake.arm(due)
         return
       } catch (err) {
         const stale =
@@ -487,21 +490,6 @@ export class SyncEngine {
         .catch(() => {})
         .finally(() => this.scheduleTimer())
     }, ms)
-  }
-
-  /** Arms one timer for the earliest record waiting for a retry (replacing the previous one). */
-  private async scheduleRetryWake(): Promise<void> {
-    const at = await this.db.run((ex) => nextRetryAt(ex))
-    if (this.retryWake !== null) this.cfg.timers.clearTimeout(this.retryWake)
-    this.retryWake = null
-    if (at === null || !this.started) return
-    this.retryWake = this.cfg.timers.setTimeout(
-      () => {
-        this.retryWake = null
-        this.requestSync().catch(() => {})
-      },
-      Math.max(0, at - this.cfg.timers.now()),
-    )
   }
 
   private clearTimer(): void {
