@@ -45,6 +45,7 @@ describe('config validation', () => {
     ['snapshotPageSize', { snapshotPageSize: 1.5 }],
     ['syncInterval', { syncInterval: -1 }],
     ['maxRetryAttempts', { maxRetryAttempts: -2 }],
+    ['maxPushAttempts', { maxPushAttempts: 0 }],
     ['serverURL', { serverURL: 'ftp://x' }],
     ['clientID', { clientID: '' }],
     ['authProvider', { userID: undefined }],

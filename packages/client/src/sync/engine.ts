@@ -222,7 +222,10 @@ export class SyncEngine {
       if (err instanceof StoppedSignal) return
       const e = toError(err)
       // No sleep after the last attempt (Decision 25): the next timer tick is the next try.
-      const retryAt = e.retryable && this.nextTickAt !== null ? new Date(this.nextTickAt) : null
+      // A timer-driven cycle re-arms the timer when it ends: its next tick is one interval from now.
+      const tick =
+        this.nextTickAt ?? (this.cfg.syncInterval > 0 ? this.cfg.timers.now() + this.cfg.syncInterval * 1000 : null)
+      const retryAt = e.retryable && tick !== null ? new Date(tick) : null
       this.setStatus({ status: 'error', retryAt, error: e })
       throw e
     }
