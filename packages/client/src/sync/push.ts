@@ -243,7 +243,7 @@ export async function applyPushResults(
     rejections: [],
     settled: [],
   }
-  const reject = async (s: SentChange, t: SyncedTable, r: ServerAnswer, status: RejectionStatus) => {
+  const reject = async (s: SentChange, t: SyncedTable | null, r: ServerAnswer, status: RejectionStatus) => {
     const e = s.entry
     const dequeued = await removeIfUnchanged(tx, e)
     if (!dequeued && r.server_version) {
@@ -257,6 +257,7 @@ export async function applyPushResults(
     const rejection = await recordRejection(
       tx,
       {
+        tableName: e.table_name,
         table: t,
         recordID: e.record_id,
         operation: e.operation,
@@ -274,9 +275,7 @@ export async function applyPushResults(
   for (const e of batch.dropped) {
     // The row or its table is gone locally: it can never be pushed, and the app learns so.
     if (!(await removeIfUnchanged(tx, e))) continue
-    const t = tables.get(e.table_name)
-    if (!t) continue
-    await reject({ entry: e, clientData: null }, t, droppedResult(), 'rejected_terminal')
+    await reject({ entry: e, clientData: null }, tables.get(e.table_name) ?? null, droppedResult(), 'rejected_terminal')
   }
   const sent = new Map(batch.sent.map((s) => [queueKey(s.entry.table_name, s.entry.record_id), s]))
   const results: PushResult[] = [...(res.accepted ?? []), ...(res.rejected ?? [])]

@@ -48,7 +48,9 @@ export interface Rejection {
 
 /** What the push path knows about a rejected change. */
 export interface RejectedChange {
-  table: SyncedTable
+  tableName: string
+  /** Null when the table is no longer synced: its rows are local data now and stay as they are. */
+  table: SyncedTable | null
   recordID: string
   operation: WriteOperation
   /** Set when the server answered `create` before (the answer may have been lost): the server may hold the row. */
@@ -119,7 +121,7 @@ export async function recordRejection(
   const t = c.table
   const sv = result.server_version ?? null
   let resolution: RejectionResolution
-  if (!c.dequeued) resolution = 'kept'
+  if (!c.dequeued || !t) resolution = 'kept'
   else if (sv) {
     await upsertServerRecord(tx, t, sv.table_name === t.name ? sv : { ...sv, table_name: t.name })
     resolution = 'server_version'
@@ -140,7 +142,7 @@ export async function recordRejection(
      RETURNING id, table_name, record_id, operation, status, reason_code, message, resolution, server_data,
        client_data, rejected_at`,
     [
-      t.name,
+      c.tableName,
       c.recordID,
       c.operation,
       status,
