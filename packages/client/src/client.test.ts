@@ -3,7 +3,7 @@ import type { SynchroClient } from './client.js'
 import { ConfigError, NetworkError, SnapshotRequiredError } from './errors.js'
 import type { StatusEvent } from './sync/engine.js'
 import { col, FakeServer, table } from './test/fake-server.js'
-import { cleanupTempDirs, makeClient, skewedClock, startSynced, uuid, waitFor } from './test/helpers.js'
+import { cleanupTempDirs, makeClient, manualClock, startSynced, uuid, waitFor } from './test/helpers.js'
 
 let server: FakeServer
 const clients: SynchroClient[] = []
@@ -282,7 +282,7 @@ describe('sync', () => {
   })
 
   it('pull: RYOW skip, soft deletes, deleted records, pending rows untouched, checkpoint only moves up', async () => {
-    const clock = skewedClock()
+    const clock = manualClock()
     const c = client({ maxRetryAttempts: 0, timers: clock.timers })
     await startSynced(c)
     server.serverUpsert('lists', uuid(1), { name: 'a' })
@@ -444,7 +444,7 @@ describe('sync', () => {
 
   it('an approved rebuild replaces synced rows but keeps rows with queued changes (Decision 21)', async () => {
     server.serverUpsert('lists', uuid(1), { name: 'a' })
-    const clock = skewedClock()
+    const clock = manualClock()
     const c = client({ maxRetryAttempts: 0, timers: clock.timers })
     await startSynced(c)
     // A row the server no longer has (as if compacted away): must disappear with the rebuild.

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { SynchroClient } from './client.js'
 import type { Rejection } from './sync/rejections.js'
 import type { FetchLike } from './sync/transport.js'
-import { cleanupTempDirs, makeClient, skewedClock, startSynced } from './test/helpers.js'
+import { cleanupTempDirs, makeClient, manualClock, startSynced } from './test/helpers.js'
 import { type PgServer, startPgServer, switchableFetch } from './test/pg-server.js'
 
 let server: PgServer
@@ -255,14 +255,20 @@ describe('the queue never stalls and never spins', () => {
       CREATE TRIGGER poison_orders BEFORE INSERT OR UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION poison_orders();`)
     try {
       const user = randomUUID()
-      const clock = skewedClock()
+      const clock = manualClock()
       const poison = randomUUID()
       let poisonPushes = 0
       const counting: FetchLike = (input, init) => {
         if (String(input).endsWith('/sync/push') && String(init?.body).includes(poison)) poisonPushes++
         return fetch(input, init)
       }
-      const c = newClient(user, { timers: clock.timers, maxPushAttempts: 3, pushBatchSize: 10, fetch: counting })
+      const c = newClient(user, {
+        timers: clock.timers,
+        maxPushAttempts: 3,
+        pushBatchSize: 10,
+        fetch: counting,
+        pushDebounce: 3600,
+      })
       const seen = collect(c)
       await startSynced(c)
       // The poisoned write is the oldest: it is in the first batch, ahead of everything else.

@@ -74,15 +74,15 @@ export async function startSynced(c: SynchroClient): Promise<void> {
 }
 
 /**
- * Real timers whose clock can be moved forward: records waiting for a retry (push backoff) become due without the
- * test sleeping.
+ * Real timers with a clock that stands still unless moved forward: records waiting for a push retry become due exactly
+ * when the test says so (never because the machine was slow), without the test sleeping.
  */
-export function skewedClock(): { timers: Timers; advance: (ms: number) => void } {
-  let skew = 0
+export function manualClock(): { timers: Timers; advance: (ms: number) => void } {
+  let now = Date.now()
   return {
     advance: (ms) => {
-      skew += ms
+      now += ms
     },
-    timers: { ...systemTimers, now: () => Date.now() + skew },
+    timers: { ...systemTimers, now: () => now },
   }
 }
