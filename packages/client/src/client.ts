@@ -424,7 +424,8 @@ export class SynchroClient {
 
   /** Pushes soon when started (the waiters would otherwise wait for the debounce or the timer). */
   private kick(): void {
-    if (this.engine.isStarted) this.engine.syncNow().catch(() => {})
+    if (this.tabs) this.tabs.syncNow().catch(() => {})
+    else if (this.engine.isStarted) this.engine.syncNow().catch(() => {})
   }
 
   /** Sync cycles run so far (diagnostics). */
