@@ -115,9 +115,15 @@ describe('rejections are surfaced, durable and reconciled', () => {
     const seen = collect(c)
     await startSynced(c)
     const [order, detail] = [randomUUID(), randomUUID()]
-    await insertOrder(c, user, order, 'short-lived')
-    await c.execute(`INSERT INTO order_details (id, order_id, product_name) VALUES (?, ?, 'Widget A')`, [detail, order])
-    await c.execute('DELETE FROM orders WHERE id = ?', [order])
+    // One transaction: nothing can be pushed in between (the first write after a quiet period is pushed at once).
+    await c.writeTransaction(async (tx) => {
+      await tx.execute(`INSERT INTO orders (id, user_id, ship_address) VALUES (?, ?, 'short-lived')`, [order, user])
+      await tx.execute(`INSERT INTO order_details (id, order_id, product_name) VALUES (?, ?, 'Widget A')`, [
+        detail,
+        order,
+      ])
+      await tx.execute('DELETE FROM orders WHERE id = ?', [order])
+    })
     await expect(c.confirmed('order_details', detail)).rejects.toMatchObject({ code: 'WRITE_REJECTED' })
     expect(seen).toHaveLength(1)
     expect(seen[0]).toMatchObject({
