@@ -87,7 +87,9 @@ async function measure(s: Settings, gapMs: number) {
   const a = await mk('a')
   const b = await mk('b')
   await a.start()
+  await a.syncNow()
   await b.start()
+  await b.syncNow()
   const sentAt = new Map<string, number>()
   const seenAt = new Map<string, number>()
   const unsubscribe = b.onChange(['orders'], () => {

@@ -15,7 +15,9 @@ const client = new SynchroClient({
   clientID,
   appVersion: '1.0.0',
 })
-await client.start()
+await client.start() // resolves once the local database is open; sync runs in the background
+// A first launch has no synced tables until the schema arrived: wait for one cycle before the first write.
+await client.syncNow()
 
 const list = document.getElementById('orders')!
 client.watch<{ id: string; ship_address: string }>(

@@ -69,6 +69,7 @@ describe('client SDK: a create whose push answer was lost', () => {
     const net = losingFetch()
     const c = sdk.create(base, user, { fetch: net.fetch, pushDebounce: 3600, live: false })
     await c.start()
+    await c.syncNow()
     const id = randomUUID()
     await c.execute('INSERT INTO orders (id, user_id, ship_address) VALUES (?, ?, ?)', [id, user, 'x'])
     net.loseNextPush()
@@ -88,6 +89,7 @@ describe('client SDK: a create whose push answer was lost', () => {
     const net = losingFetch()
     const c = sdk.create(base, user, { fetch: net.fetch, pushDebounce: 3600, live: false })
     await c.start()
+    await c.syncNow()
     const id = randomUUID()
     await c.execute('INSERT INTO orders (id, user_id, ship_address, total_cents) VALUES (?, ?, ?, ?)', [
       id,

@@ -3,7 +3,7 @@ import type { SynchroClient } from './client.js'
 import { ConfigError, NetworkError, SnapshotRequiredError } from './errors.js'
 import type { StatusEvent } from './sync/engine.js'
 import { col, FakeServer, table } from './test/fake-server.js'
-import { cleanupTempDirs, makeClient, uuid, waitFor } from './test/helpers.js'
+import { cleanupTempDirs, makeClient, manualClock, startSynced, uuid, waitFor } from './test/helpers.js'
 
 let server: FakeServer
 const clients: SynchroClient[] = []
@@ -45,6 +45,7 @@ describe('config validation', () => {
     ['snapshotPageSize', { snapshotPageSize: 1.5 }],
     ['syncInterval', { syncInterval: -1 }],
     ['maxRetryAttempts', { maxRetryAttempts: -2 }],
+    ['maxPushAttempts', { maxPushAttempts: 0 }],
     ['serverURL', { serverURL: 'ftp://x' }],
     ['clientID', { clientID: '' }],
     ['authProvider', { userID: undefined }],
@@ -139,7 +140,7 @@ describe('sync', () => {
     for (let i = 0; i < 250; i++) server.serverUpsert('lists', uuid(i), { name: `L${i}` })
     const c = client({ snapshotPageSize: 100 })
     const ev = statuses(c)
-    await c.start()
+    await startSynced(c)
     expect(c.status.status).toBe('idle')
     expect(ev[0]!.status).toBe('connecting')
     const progress = ev.filter((e) => e.progress?.phase === 'snapshot').map((e) => e.progress!)
@@ -154,7 +155,7 @@ describe('sync', () => {
 
   it('local writes are pushed after the debounce (observing the queue) and server stamps written back', async () => {
     const c = client({ pushDebounce: 0.03 })
-    await c.start()
+    await startSynced(c)
     await c.execute(`INSERT INTO lists (id, name) VALUES (?, 'mine')`, [uuid(1)])
     expect(await c.pendingChangeCount()).toBe(1)
     await waitFor(async () => (await c.pendingChangeCount()) === 0, 3000, 'debounced push')
@@ -172,7 +173,7 @@ describe('sync', () => {
 
   it('a steady stream of writes does not starve the debounced push (deadline capped at 2 × pushDebounce)', async () => {
     const c = client({ pushDebounce: 0.2 })
-    await c.start()
+    await startSynced(c)
     const pushesBefore = server.requests.filter((r) => r.path === '/sync/push').length
     // One write every 50 ms for 1.2 s: a plain debounce (reset by every write) would not push until the writes stop.
     for (let i = 0; i < 24; i++) {
@@ -198,7 +199,7 @@ describe('sync', () => {
         clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
       },
     })
-    await c.start()
+    await startSynced(c)
     offset += 3_600_000
     await c.execute(`INSERT INTO lists (id, name) VALUES (?, 'first')`, [uuid(1)])
     await waitFor(async () => (await c.pendingChangeCount()) === 0, 5000, 'immediate push')
@@ -211,7 +212,7 @@ describe('sync', () => {
 
   it('round-trips booleans, JSON, arrays and bytea (Decisions 23, 27)', async () => {
     const c = client({ pushDebounce: 3600 }) // one push, by syncNow below
-    await c.start()
+    await startSynced(c)
     await c.execute(`INSERT INTO lists (id, name) VALUES (?, 'l')`, [uuid(1)])
     await c.execute(
       `INSERT INTO items (id, list_id, title, done, meta, tags, blob, big, price) VALUES (?, ?, 't', ?, ?, ?, ?, ?, ?)`,
@@ -257,7 +258,7 @@ describe('sync', () => {
   it('conflict: drops the change, stores the server version and reports clientData + serverData', async () => {
     server.serverUpsert('lists', uuid(1), { name: 'v0' })
     const c = client({ pushDebounce: 3600 }) // pushes only by syncNow
-    await c.start()
+    await startSynced(c)
     const conflicts: unknown[] = []
     c.onConflict((e) => conflicts.push(e))
     // The client edits offline based on v0; meanwhile the server moves on (its stamp is later than our edit).
@@ -282,8 +283,9 @@ describe('sync', () => {
   })
 
   it('pull: RYOW skip, soft deletes, deleted records, pending rows untouched, checkpoint only moves up', async () => {
-    const c = client({ maxRetryAttempts: 0 })
-    await c.start()
+    const clock = manualClock()
+    const c = client({ maxRetryAttempts: 0, timers: clock.timers })
+    await startSynced(c)
     server.serverUpsert('lists', uuid(1), { name: 'a' })
     server.serverUpsert('lists', uuid(2), { name: 'b' })
     server.serverUpsert('lists', uuid(3), { name: 'c' })
@@ -306,8 +308,8 @@ describe('sync', () => {
     await c.execute(`UPDATE lists SET name = 'pending' WHERE id = ?`, [uuid(2)])
     server.serverUpsert('lists', uuid(2), { name: 'server2' })
     server.serverDelete('lists', uuid(3))
-    // The retryable push fails the cycle, but the pull still runs (pending rows are protected).
-    await expect(c.syncNow()).rejects.toMatchObject({ code: 'PUSH_REJECTED' })
+    // The retryable change waits for its retry; the pull still runs (pending rows are protected).
+    await c.syncNow()
     expect(await c.pendingChangeCount()).toBe(1)
     expect(await c.queryOne('SELECT name FROM lists WHERE id = ?', [uuid(1)])).toEqual({ name: 'local' })
     expect(await c.queryOne('SELECT name FROM lists WHERE id = ?', [uuid(2)])).toEqual({ name: 'pending' })
@@ -318,6 +320,7 @@ describe('sync', () => {
     )
     expect(cp2).toBe(server.seq)
     server.retryableIds.clear()
+    clock.advance(1000)
     await c.syncNow()
     expect(await c.pendingChangeCount()).toBe(0)
     // A stale page (lower checkpoint) must not rewind the stored checkpoint.
@@ -344,7 +347,7 @@ describe('sync', () => {
 
   it('coalesces concurrent syncNow calls into one rerun of the running cycle', async () => {
     const c = client()
-    await c.start()
+    await startSynced(c)
     const before = c.syncCycles
     server.latencyMs = 30
     const calls = [c.syncNow(), c.syncNow(), c.syncNow(), c.syncNow(), c.syncNow()]
@@ -354,7 +357,7 @@ describe('sync', () => {
 
   it('retries 503 honouring Retry-After, reports error+retryAt, then recovers to idle', async () => {
     const c = client({ maxRetryAttempts: 3 })
-    await c.start()
+    await startSynced(c)
     const ev = statuses(c)
     server.failures.push({ status: 503, retryAfter: 0.05 }, { status: 503, retryAfter: 0.05 })
     const t0 = Date.now()
@@ -369,7 +372,7 @@ describe('sync', () => {
 
   it('an unreachable server never loses queued writes and never stalls the queue', async () => {
     const c = client({ maxRetryAttempts: 1, random: () => 0, pushDebounce: 60 })
-    await c.start()
+    await startSynced(c)
     server.down = 'drop'
     for (let i = 0; i < 20; i++) await c.execute(`INSERT INTO lists (id, name) VALUES (?, ?)`, [uuid(i), `n${i}`])
     await c.execute(`UPDATE lists SET name = 'changed' WHERE id = ?`, [uuid(0)])
@@ -388,7 +391,7 @@ describe('sync', () => {
 
   it('the timer retries after a cycle that exhausted its retries', async () => {
     const c = client({ maxRetryAttempts: 0, syncInterval: 0.05 })
-    await c.start()
+    await startSynced(c)
     server.down = { status: 503 }
     await c.execute(`INSERT INTO lists (id, name) VALUES (?, 'x')`, [uuid(1)])
     await waitFor(() => c.status.status === 'error', 3000, 'error status')
@@ -400,7 +403,7 @@ describe('sync', () => {
 
   it('409 mid-session: refetches the schema, adds the column, re-registers and pushes without losing changes', async () => {
     const c = client()
-    await c.start()
+    await startSynced(c)
     await c.createTable('local_notes', [
       { name: 'id', type: 'TEXT', primaryKey: true },
       { name: 'v', type: 'TEXT' },
@@ -429,7 +432,7 @@ describe('sync', () => {
   it('snapshot_required (retention): needs approval, pushes the queue first and keeps what could not be pushed', async () => {
     server.serverUpsert('lists', uuid(1), { name: 'a' })
     const c = client({ maxRetryAttempts: 0 })
-    await c.start()
+    await startSynced(c)
     await c.execute(`INSERT INTO lists (id, name) VALUES (?, 'unpushable')`, [uuid(2)])
     await c.execute(`INSERT INTO lists (id, name) VALUES (?, 'pushable')`, [uuid(3)])
     server.retryableIds.add(uuid(2))
@@ -442,8 +445,9 @@ describe('sync', () => {
 
   it('an approved rebuild replaces synced rows but keeps rows with queued changes (Decision 21)', async () => {
     server.serverUpsert('lists', uuid(1), { name: 'a' })
-    const c = client({ maxRetryAttempts: 0 })
-    await c.start()
+    const clock = manualClock()
+    const c = client({ maxRetryAttempts: 0, timers: clock.timers })
+    await startSynced(c)
     // A row the server no longer has (as if compacted away): must disappear with the rebuild.
     await c.writeTransaction(async (tx) => {
       await tx.execute(`UPDATE _synchro_meta SET value = '1' WHERE key = 'sync_lock'`)
@@ -459,7 +463,7 @@ describe('sync', () => {
       server.forceSnapshot = null
       return true
     })
-    await expect(c.syncNow()).rejects.toMatchObject({ code: 'PUSH_REJECTED' })
+    await c.syncNow()
     expect(asked).toBe(1)
     expect(await c.query('SELECT id, name FROM lists ORDER BY id')).toEqual([
       { id: uuid(1), name: 'a' },
@@ -467,6 +471,7 @@ describe('sync', () => {
     ])
     expect(await c.pendingChangeCount()).toBe(1)
     server.retryableIds.clear()
+    clock.advance(1000)
     await c.syncNow()
     expect(await c.pendingChangeCount()).toBe(0)
     expect(server.rows.get('lists')!.get(uuid(2))!.data.name).toBe('unpushable')
@@ -474,7 +479,7 @@ describe('sync', () => {
 
   it('stop() cancels backoff waits and moves to stopped; syncNow after stop is NOT_STARTED', async () => {
     const c = client({ maxRetryAttempts: 5 })
-    await c.start()
+    await startSynced(c)
     server.down = { status: 503, retryAfter: 30 }
     const p = c.syncNow()
     await waitFor(() => c.status.status === 'error')
@@ -488,14 +493,14 @@ describe('sync', () => {
 describe('requests', () => {
   it('abandons a hung request after requestTimeout and stop() aborts requests in flight', async () => {
     const c = client({ requestTimeout: 0.1, maxRetryAttempts: 0 })
-    await c.start()
+    await startSynced(c)
     server.latencyMs = 2000
     const t0 = Date.now()
     await expect(c.syncNow()).rejects.toBeInstanceOf(NetworkError)
     expect(Date.now() - t0).toBeLessThan(1500)
     const c2 = client({ maxRetryAttempts: 0 })
     server.latencyMs = 0
-    await c2.start()
+    await startSynced(c2)
     server.latencyMs = 5000
     const p = c2.syncNow().catch((e: unknown) => e)
     await waitFor(() => server.requests.length > 0 && c2.status.status === 'syncing')
@@ -522,7 +527,7 @@ describe('auth and version', () => {
   it('calls authProvider before every request and sends Bearer + X-App-Version', async () => {
     let calls = 0
     const c = client({ userID: undefined, authProvider: async () => `tok-${++calls}`, appVersion: '2.0.0' })
-    await c.start()
+    await startSynced(c)
     const reqs = server.requests
     expect(reqs.length).toBeGreaterThanOrEqual(4)
     expect(calls).toBe(reqs.length)
@@ -536,7 +541,7 @@ describe('auth and version', () => {
     server.minAppVersion = '9'
     const c = client({ maxRetryAttempts: 5 })
     await c.start()
-    expect(c.status.status).toBe('error')
+    await waitFor(() => c.status.status === 'error')
     expect(c.status.error?.code).toBe('UPGRADE_REQUIRED')
     expect(c.status.retryAt).toBeNull()
     expect(server.requests).toHaveLength(1)

@@ -6,9 +6,18 @@ import { type ResolvedConfig, resolveConfig, type SynchroClientConfig } from './
 import type { Row, SqliteExecutor, SqlParam } from './driver.js'
 import { InvalidArgumentError } from './errors.js'
 import { readSyncedTableNames } from './schema/migrate.js'
+import { PENDING_TABLE } from './schema/triggers.js'
 import { LocalDatabase, passThrough, unwrapPassThrough, wrapDbError } from './store/database.js'
 import { quoteIdent } from './store/sql.js'
+import { awaitWait, Confirmations } from './sync/confirm.js'
 import { type ConflictEvent, type SnapshotApprover, type StatusEvent, SyncEngine } from './sync/engine.js'
+import {
+  deleteRejections,
+  listRejections,
+  REJECTIONS_TABLE,
+  type Rejection,
+  RejectionEvents,
+} from './sync/rejections.js'
 import { Transport } from './sync/transport.js'
 import { type ClientDatabase, SharedDatabase } from './tabs/shared-database.js'
 import { TabSync } from './tabs/tab-sync.js'
@@ -83,6 +92,8 @@ export class SynchroClient {
   private readonly engine: SyncEngine
   /** Set when the driver is shared by several tabs: only the owner tab syncs (src/tabs/). */
   private readonly tabs: TabSync | null = null
+  private readonly rejectionEvents = new RejectionEvents()
+  private readonly confirmations = new Confirmations()
 
   /** Validates the config (throws `ConfigError`); opens nothing until first use. */
   constructor(config: SynchroClientConfig) {
@@ -98,6 +109,10 @@ export class SynchroClient {
       ...(this.cfg.tracer ? { tracer: this.cfg.tracer } : {}),
     })
     this.engine = new SyncEngine(this.cfg, local, transport)
+    this.engine.pushObservers.add((o) => {
+      this.confirmations.settle(o.settled)
+      this.rejectionEvents.emitRejected(o.rejections)
+    })
     const driver = config.driver
     if (driver?.tabs) {
       const shared = new SharedDatabase(local, driver.tabs, () => driver.close())
@@ -106,6 +121,12 @@ export class SynchroClient {
     } else {
       this.db = local
     }
+    // A tab that does not run the engine learns of answers from the queue it shares with the owner tab.
+    this.db.addListener((tables) => {
+      if (this.tabs?.isOwner === false && tables.includes(PENDING_TABLE) && this.confirmations.waiting) {
+        this.db.run((ex) => this.confirmations.recheck(ex)).catch(() => {})
+      }
+    })
   }
 
   /** Opens the database and creates the SDK's tables. Optional: every call does it on first use. */
@@ -301,18 +322,20 @@ export class SynchroClient {
     return this.cfg.dbPath
   }
 
-  /** Stops sync and closes the database. */
+  /** Stops sync and closes the database; pending `confirmed()` / `flush()` promises reject with `CLOSED`. */
   async close(): Promise<void> {
     await (this.tabs ? this.tabs.close() : this.engine.stop())
+    this.confirmations.close()
     await this.db.close()
   }
 
   // ── Sync ────────────────────────────────────────────────────────────────────────────────────────────────────────
 
   /**
-   * Starts sync: schema, migration, register, bootstrap snapshot when needed, one cycle, then the timer. Resolves
-   * after that first attempt; sync failures are reported through `onStatusChange`, not by rejecting (offline is a
-   * normal state). Rejects with `ALREADY_STARTED` when started twice.
+   * Starts sync and resolves as soon as the local database is ready: the first cycle (schema, migration, register,
+   * bootstrap snapshot when needed) runs in the background, then the timer. Its outcome shows in `onStatusChange`
+   * (offline is a normal state); `await syncNow()` waits for a cycle. Rejects with `ALREADY_STARTED` when started
+   * twice.
    */
   start(): Promise<void> {
     return this.tabs ? this.tabs.start() : this.engine.start()
@@ -350,6 +373,60 @@ export class SynchroClient {
   onSnapshotRequired(handler: SnapshotApprover): Unsubscribe {
     this.engine.snapshotApprovers.add(handler)
     return () => this.engine.snapshotApprovers.delete(handler)
+  }
+
+  // ── Rejections and confirmation ─────────────────────────────────────────────────────────────────────────────────
+
+  /** Writes the server did not apply (oldest first); they stay until `clearRejections`. Survives restarts. */
+  rejections(): Promise<Rejection[]> {
+    return this.db.run((ex) => listRejections(ex))
+  }
+
+  /** Removes the given rejections (by `id`), or all of them. */
+  async clearRejections(ids?: readonly number[]): Promise<void> {
+    await this.db.run((ex) => deleteRejections(ex, ids))
+  }
+
+  /**
+   * Called for every new rejection (see `rejections()`), in the tab that syncs. Without any listener each reason is
+   * logged once.
+   */
+  onRejected(cb: (r: Rejection) => void): Unsubscribe {
+    this.rejectionEvents.rejectedListeners.add(cb)
+    return () => this.rejectionEvents.rejectedListeners.delete(cb)
+  }
+
+  /** Called whenever the list of `rejections()` changes (added or cleared): re-read it. */
+  onRejectionsChange(cb: () => void): Unsubscribe {
+    return this.onChange([REJECTIONS_TABLE], () => cb())
+  }
+
+  /**
+   * Resolves when the server has applied every write made so far to the record `recordID` of `table` (at once when
+   * nothing is queued for it); rejects with `WriteRejectedError` (`.rejection`) when the latest such write was
+   * rejected, and with `CLOSED` when the client is closed first. Works across offline periods; after a restart, ask
+   * again.
+   */
+  async confirmed(table: string, recordID: string): Promise<void> {
+    const wait = await this.db.run((ex) => this.confirmations.confirmed(ex, table, recordID))
+    if (wait.done) this.kick()
+    return awaitWait(wait)
+  }
+
+  /**
+   * Resolves when every write made so far has been pushed and answered (applied or rejected: see `rejections()`).
+   * While offline it waits; rejects with `CLOSED` when the client is closed first.
+   */
+  async flush(): Promise<void> {
+    const wait = await this.db.run((ex) => this.confirmations.flush(ex))
+    if (wait.done) this.kick()
+    return awaitWait(wait)
+  }
+
+  /** Pushes soon when started (the waiters would otherwise wait for the debounce or the timer). */
+  private kick(): void {
+    if (this.tabs) this.tabs.syncNow().catch(() => {})
+    else if (this.engine.isStarted) this.engine.syncNow().catch(() => {})
   }
 
   /** Sync cycles run so far (diagnostics). */

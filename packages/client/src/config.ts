@@ -40,6 +40,11 @@ export interface SynchroClientConfig {
   live?: boolean
   /** Retries of a failed cycle before giving up until the next tick (default 5). */
   maxRetryAttempts?: number
+  /**
+   * Pushes of one record that the server answers `rejected_retryable` before the record is quarantined (moved to
+   * `rejections()`), 1–100 (default 8). Between attempts the record waits 1, 2, 4 … s, capped at 60 s.
+   */
+  maxPushAttempts?: number
   /** Page sizes, 1–1000 (default 100). */
   pullPageSize?: number
   pushBatchSize?: number
@@ -72,6 +77,7 @@ export interface ResolvedConfig {
   pushDebounce: number
   live: boolean
   maxRetryAttempts: number
+  maxPushAttempts: number
   pullPageSize: number
   pushBatchSize: number
   snapshotPageSize: number
@@ -164,6 +170,13 @@ export function resolveConfig(config: SynchroClientConfig): ResolvedConfig {
       5,
       (n) => Number.isInteger(n) && n >= 0 && n <= 100,
       'an integer 0–100',
+    ),
+    maxPushAttempts: number(
+      'maxPushAttempts',
+      config.maxPushAttempts,
+      8,
+      (n) => Number.isInteger(n) && n >= 1 && n <= 100,
+      'an integer 1–100',
     ),
     pullPageSize: number('pullPageSize', config.pullPageSize, 100, pageSize, 'an integer 1–1000'),
     pushBatchSize: number('pushBatchSize', config.pushBatchSize, 100, pageSize, 'an integer 1–1000'),

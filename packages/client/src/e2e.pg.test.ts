@@ -3,30 +3,17 @@
  * consumer) + SynchroClients over real SQLite files.
  */
 import { randomUUID } from 'node:crypto'
-import { Registry } from '@synchro/server'
-import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { SynchroClient } from './client.js'
 import { NetworkError } from './errors.js'
 import type { FetchLike } from './sync/transport.js'
-import { cleanupTempDirs, makeClient, waitFor } from './test/helpers.js'
-import { NORTHWIND_DDL, NORTHWIND_SEED, NORTHWIND_TABLES } from './test/northwind.js'
-import { type SyncStack, startSyncStack } from './test/sync-stack.js'
+import { cleanupTempDirs, makeClient, startSynced, waitFor } from './test/helpers.js'
+import { type PgServer, startPgServer, switchableFetch } from './test/pg-server.js'
 
-let db: TestDatabase
-let stack: SyncStack
+let server: PgServer
+let db: PgServer['db']
 let url = ''
 const clients: SynchroClient[] = []
-
-/** A fetch that can be switched off, like a phone losing its network. */
-function switchableFetch(): { fetch: FetchLike; online: { value: boolean } } {
-  const online = { value: true }
-  return {
-    online,
-    fetch: (input, init) =>
-      online.value ? fetch(input, init) : Promise.reject(new TypeError('fetch failed (offline)')),
-  }
-}
 
 /** A fetch whose next push reaches the server (and is applied) but whose answer is lost, like a reset connection. */
 function losingFetch(): { fetch: FetchLike; loseNextPush: () => void } {
@@ -53,24 +40,17 @@ function newClient(userID: string, over: Parameters<typeof makeClient>[1] = {}):
   return c
 }
 
-function walCaughtUp(): Promise<void> {
-  return stack.walCaughtUp()
-}
+const walCaughtUp = () => server.walCaughtUp()
 
 beforeAll(async () => {
-  db = await createTestDatabase('synchro_client_e2e')
-  await db.pool.query(NORTHWIND_DDL)
-  await db.pool.query(NORTHWIND_SEED)
-  const registry = new Registry()
-  for (const t of NORTHWIND_TABLES) registry.register(t)
-  stack = await startSyncStack(db, registry, 'client_e2e')
-  url = stack.url
+  server = await startPgServer('synchro_client_e2e')
+  db = server.db
+  url = server.url
 }, 120_000)
 
 afterAll(async () => {
   for (const c of clients.splice(0)) await c.close().catch(() => {})
-  await stack?.close()
-  await db?.drop()
+  await server?.stop()
   cleanupTempDirs()
 }, 60_000)
 
@@ -115,8 +95,8 @@ describe('end to end against @synchro/server', () => {
     const b = newClient(user, { fetch: netB.fetch })
     const conflictsB: unknown[] = []
     b.onConflict((e) => conflictsB.push(e))
-    await a.start()
-    await b.start()
+    await startSynced(a)
+    await startSynced(b)
     // Bootstrap brought the global catalog (read-only products, NULL-owner categories).
     expect((await a.query('SELECT id FROM products')).length).toBe(5)
     const cats = await b.query<{ search_tags: string }>('SELECT search_tags FROM categories ORDER BY name')
@@ -197,7 +177,7 @@ describe('end to end against @synchro/server', () => {
       if (e.progress?.phase === 'snapshot') progress.push(e.progress)
     })
     const t0 = Date.now()
-    await c.start()
+    await startSynced(c)
     const ms = Date.now() - t0
     expect(c.status.status).toBe('idle')
     expect((await c.queryOne<{ n: number }>('SELECT count(*) AS n FROM orders'))!.n).toBe(10_000)
@@ -213,7 +193,7 @@ describe('end to end against @synchro/server', () => {
     const user = randomUUID()
     const net = switchableFetch()
     const c = newClient(user, { fetch: net.fetch })
-    await c.start()
+    await startSynced(c)
     await c.createTable('drafts', [
       { name: 'id', type: 'TEXT', primaryKey: true },
       { name: 'body', type: 'TEXT' },
@@ -240,7 +220,7 @@ describe('end to end against @synchro/server', () => {
     const user = randomUUID()
     const net = switchableFetch()
     const c = newClient(user, { fetch: net.fetch, syncInterval: 0.2, maxRetryAttempts: 0, pushDebounce: 0.05 })
-    await c.start()
+    await startSynced(c)
     net.online.value = false
     const ids: string[] = []
     for (let i = 0; i < 30; i++) {
@@ -269,7 +249,7 @@ describe('end to end against @synchro/server', () => {
     const c = newClient(user, { fetch: net.fetch, maxRetryAttempts: 0, pushDebounce: 3600 })
     const conflicts: unknown[] = []
     c.onConflict((e) => conflicts.push(e))
-    await c.start()
+    await startSynced(c)
     const [gone, edited] = [randomUUID(), randomUUID()]
     await insertOrder(c, user, gone, 'v1')
     await insertOrder(c, user, edited, 'v1')
@@ -294,8 +274,8 @@ describe('end to end against @synchro/server', () => {
     const user = randomUUID()
     const a = newClient(user)
     const b = newClient(user, { live: true })
-    await a.start()
-    await b.start()
+    await startSynced(a)
+    await startSynced(b)
     const id = randomUUID()
     await insertOrder(a, user, id, 'live-1')
     await a.syncNow()

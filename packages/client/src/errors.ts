@@ -2,6 +2,7 @@
  * Typed errors of the client SDK (PROTOCOL.md §4.6). Every error carries a stable `code`; callers branch on the
  * code (or `instanceof`), never on the message. Messages never contain SQL parameters or row data.
  */
+import type { Rejection } from './sync/rejections.js'
 
 export type SynchroErrorCode =
   | 'NOT_CONNECTED'
@@ -11,6 +12,7 @@ export type SynchroErrorCode =
   | 'SCHEMA_MISMATCH'
   | 'SNAPSHOT_REQUIRED'
   | 'PUSH_REJECTED'
+  | 'WRITE_REJECTED'
   | 'NETWORK_ERROR'
   | 'SERVER_ERROR'
   | 'DATABASE_ERROR'
@@ -104,6 +106,19 @@ export class PushRejectedError extends SynchroError {
     })
     this.name = 'PushRejectedError'
     this.results = results
+  }
+}
+
+/** What `confirmed()` rejects with: the server did not apply the write (see `rejections()`). */
+export class WriteRejectedError extends SynchroError {
+  readonly rejection: Rejection
+  constructor(rejection: Rejection) {
+    super(
+      'WRITE_REJECTED',
+      `${rejection.operation} of ${rejection.table} ${rejection.recordID}: ${rejection.status} (${rejection.reasonCode})`,
+    )
+    this.name = 'WriteRejectedError'
+    this.rejection = rejection
   }
 }
 

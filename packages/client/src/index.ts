@@ -41,6 +41,7 @@ export {
   TableNotSyncedError,
   TransactionTimeoutError,
   UpgradeRequiredError,
+  WriteRejectedError,
 } from './errors.js'
 export type {
   ConflictEvent,
@@ -49,6 +50,12 @@ export type {
   SyncProgress,
   SyncStatus,
 } from './sync/engine.js'
+export type {
+  Rejection,
+  RejectionResolution,
+  RejectionStatus,
+  WriteOperation,
+} from './sync/rejections.js'
 export { backoffDelayMs, type Timers } from './sync/retry.js'
 export type { SpanLike, TracerLike } from './sync/tracing.js'
 export type { FetchLike } from './sync/transport.js'

@@ -145,7 +145,11 @@ async function oneRun(
     })
     let conflicts = 0
     for (const c of clients) c.onConflict(() => conflicts++)
-    for (const c of clients) await c.start()
+    for (const c of clients) {
+      // start() returns once the local database is ready; the first sync (schema, tables) is awaited here.
+      await c.start()
+      await c.syncNow().catch(() => undefined)
+    }
 
     let value = 0
     for (const a of actions) {

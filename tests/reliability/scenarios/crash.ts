@@ -67,7 +67,11 @@ export async function runCrash(o: CrashOptions): Promise<CrashReport> {
     )
     const sdkUsers = Array.from({ length: o.sdkClients }, () => randomUUID())
     const sdkClients = sdkUsers.map((u) => sdk.create(base, u))
-    for (const c of sdkClients) await c.start()
+    for (const c of sdkClients) {
+      // start() returns once the local database is ready; the first sync (schema, tables) is awaited here.
+      await c.start()
+      await c.syncNow().catch(() => undefined)
+    }
     /** What each SDK client last wrote per row (it is the only writer of its user's rows). */
     const sdkModel = sdkClients.map(() => new Map<string, { value: number; deleted: boolean }>())
     const appUser = randomUUID()

@@ -99,7 +99,11 @@ export async function runDbRestart(o: DbRestartOptions): Promise<DbRestartReport
     for (const p of pushers) await p.client.bootstrap()
     const sdkUsers = Array.from({ length: o.sdkClients }, () => randomUUID())
     const sdkClients = sdkUsers.map((u) => sdk.create(base, u, { syncInterval: 0.2, requestTimeout: timeoutMs / 1000 }))
-    for (const c of sdkClients) await c.start()
+    for (const c of sdkClients) {
+      // start() returns once the local database is ready; the first sync (schema, tables) is awaited here.
+      await c.start()
+      await c.syncNow().catch(() => undefined)
+    }
     const r = rng(o.seed)
     let missingRetryAfter = 0
     let tablesRequests = 0

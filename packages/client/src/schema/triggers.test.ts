@@ -210,6 +210,32 @@ describe('CDC triggers and queue merge rules (§4.2)', () => {
     await d.close()
   })
 
+  it('numbers every local write (write_seq) and a new write makes a record waiting for a retry due at once', async () => {
+    const d = await tempDriver()
+    // A queue from the SDK version before write_seq/retry columns: upgraded in place.
+    await d.exec(`CREATE TABLE _synchro_pending_changes (
+      record_id TEXT NOT NULL, table_name TEXT NOT NULL, operation TEXT NOT NULL, base_updated_at TEXT,
+      client_updated_at TEXT NOT NULL, attempted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (table_name, record_id))`)
+    await d.run(`INSERT INTO _synchro_pending_changes VALUES ('a', 'lists', 'update', NULL, '2026-01-01T00:00:00Z', 1)`)
+    await ensureLocalTables(d)
+    await d.transaction((tx) => migrateToSchema(tx, SCHEMA))
+    await d.run(`INSERT INTO lists (id, name) VALUES ('b', 'x')`)
+    await d.run(`INSERT INTO lists (id, name) VALUES ('c', 'x')`)
+    await d.run(`UPDATE _synchro_pending_changes SET retry_count = 3, retry_at = 99 WHERE record_id = 'b'`)
+    await d.run(`UPDATE lists SET name = 'y' WHERE id = 'b'`)
+    expect(
+      await d.all(
+        `SELECT record_id, write_seq, retry_count, retry_at FROM _synchro_pending_changes ORDER BY record_id`,
+      ),
+    ).toEqual([
+      { record_id: 'a', write_seq: 0, retry_count: 0, retry_at: null },
+      { record_id: 'b', write_seq: 3, retry_count: 0, retry_at: null },
+      { record_id: 'c', write_seq: 2, retry_count: 0, retry_at: null },
+    ])
+    expect(await d.all(`SELECT value FROM _synchro_meta WHERE key = 'write_seq'`)).toEqual([{ value: '3' }])
+    await d.close()
+  })
+
   it('creates tables with §2.3 types, PK, NOT NULL and portable defaults', async () => {
     const d = await tempDriver()
     await setup(d)

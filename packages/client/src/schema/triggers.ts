@@ -31,6 +31,7 @@
  */
 import type { SqliteDriver } from '../driver.js'
 import { quoteIdent, quoteLiteral } from '../store/sql.js'
+import { REJECTIONS_SQL } from '../sync/rejections-sql.js'
 import type { SyncedTable } from './synced-table.js'
 
 export const PENDING_TABLE = '_synchro_pending_changes'
@@ -48,13 +49,17 @@ CREATE TABLE IF NOT EXISTS _synchro_pending_changes (
   base_updated_at TEXT,
   client_updated_at TEXT NOT NULL,
   attempted INTEGER NOT NULL DEFAULT 0,
+  write_seq INTEGER NOT NULL DEFAULT 0,
+  retry_count INTEGER NOT NULL DEFAULT 0,
+  retry_at INTEGER,
   PRIMARY KEY (table_name, record_id)
 );
 CREATE TABLE IF NOT EXISTS _synchro_meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
-INSERT OR IGNORE INTO _synchro_meta (key, value) VALUES ('sync_lock', '0'), ('checkpoint', '0');
+INSERT OR IGNORE INTO _synchro_meta (key, value) VALUES ('sync_lock', '0'), ('checkpoint', '0'), ('write_seq', '0');
+${REJECTIONS_SQL}
 `
 
 /**
@@ -64,16 +69,31 @@ INSERT OR IGNORE INTO _synchro_meta (key, value) VALUES ('sync_lock', '0'), ('ch
  */
 export async function ensureLocalTables(d: SqliteDriver): Promise<void> {
   await d.exec(LOCAL_TABLES_SQL)
-  const cols = await d.all<{ name: string }>(`SELECT name FROM pragma_table_info('_synchro_pending_changes')`)
-  if (cols.some((c) => c.name === 'attempted')) return
+  const cols = new Set(
+    (await d.all<{ name: string }>(`SELECT name FROM pragma_table_info('_synchro_pending_changes')`)).map(
+      (c) => c.name,
+    ),
+  )
+  if (cols.has('attempted') && cols.has('write_seq')) return
   await d.transaction(async (tx) => {
-    await tx.exec(`ALTER TABLE _synchro_pending_changes ADD COLUMN attempted INTEGER NOT NULL DEFAULT 0`)
-    await tx.run(`UPDATE _synchro_pending_changes SET attempted = 1`)
+    if (!cols.has('attempted')) {
+      await tx.exec(`ALTER TABLE _synchro_pending_changes ADD COLUMN attempted INTEGER NOT NULL DEFAULT 0`)
+      await tx.run(`UPDATE _synchro_pending_changes SET attempted = 1`)
+    }
+    // Per-record confirmation and retry bookkeeping (see the push module); old entries start at 0.
+    await tx.exec(`ALTER TABLE _synchro_pending_changes ADD COLUMN write_seq INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE _synchro_pending_changes ADD COLUMN retry_count INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE _synchro_pending_changes ADD COLUMN retry_at INTEGER;`)
   })
 }
 
 const UNLOCKED = `(SELECT value FROM _synchro_meta WHERE key = 'sync_lock') = '0'`
 const NOW = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`
+/** Every local write takes the next number of a durable counter: `confirmed()` and `flush()` wait on it. */
+const BUMP_SEQ = `UPDATE _synchro_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'write_seq';`
+const SEQ = `(SELECT CAST(value AS INTEGER) FROM _synchro_meta WHERE key = 'write_seq')`
+/** A new write to a record waiting for a retry makes it pushable at once, with a fresh attempt budget. */
+const RESET_RETRY = `write_seq = excluded.write_seq, retry_count = 0, retry_at = NULL`
 
 export function triggerNames(table: string): { insert: string; update: string; delete: string } {
   return {
@@ -100,22 +120,25 @@ export function createTriggersSql(t: SyncedTable): string {
 CREATE TRIGGER ${quoteIdent(n.insert)} AFTER INSERT ON ${tbl}
 WHEN ${UNLOCKED}
 BEGIN
-  INSERT INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at)
-  VALUES (${id('NEW')}, ${name}, 'create', NULL, ${NOW})
+  ${BUMP_SEQ}
+  INSERT INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at, write_seq)
+  VALUES (${id('NEW')}, ${name}, 'create', NULL, ${NOW}, ${SEQ})
   ON CONFLICT (table_name, record_id) DO UPDATE SET
     operation = CASE
       WHEN operation = 'delete' AND attempted = 1 THEN 'create'
       WHEN operation = 'delete' THEN 'update'
       ELSE operation
     END,
-    client_updated_at = excluded.client_updated_at;
+    client_updated_at = excluded.client_updated_at,
+    ${RESET_RETRY};
 END;
 
 CREATE TRIGGER ${quoteIdent(n.update)} AFTER UPDATE ON ${tbl}
 WHEN ${UNLOCKED}
 BEGIN
-  INSERT INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at)
-  SELECT ${id('NEW')}, ${name}, CASE WHEN ${isDelete} THEN 'delete' ELSE 'update' END, OLD.${upd}, ${NOW}
+  ${BUMP_SEQ}
+  INSERT INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at, write_seq)
+  SELECT ${id('NEW')}, ${name}, CASE WHEN ${isDelete} THEN 'delete' ELSE 'update' END, OLD.${upd}, ${NOW}, ${SEQ}
   WHERE NOT (${isDelete} AND EXISTS (
     SELECT 1 FROM _synchro_pending_changes
     WHERE table_name = ${name} AND record_id = ${id('NEW')} AND operation = 'create' AND attempted = 0))
@@ -131,7 +154,8 @@ BEGIN
       ELSE excluded.operation
     END,
     base_updated_at = COALESCE(base_updated_at, excluded.base_updated_at),
-    client_updated_at = excluded.client_updated_at;
+    client_updated_at = excluded.client_updated_at,
+    ${RESET_RETRY};
   -- create + delete before any push: the record never reached the server, so nothing stays queued at all.
   DELETE FROM _synchro_pending_changes
   WHERE ${isDelete} AND table_name = ${name} AND record_id = ${id('NEW')} AND operation = 'create' AND attempted = 0;

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import { FakeServer } from '../test/fake-server.js'
-import { cleanupTempDirs, makeClient, uuid } from '../test/helpers.js'
+import { cleanupTempDirs, makeClient, startSynced, uuid } from '../test/helpers.js'
 
 afterAll(cleanupTempDirs)
 
@@ -34,7 +34,7 @@ describe('convergence under failures (property)', () => {
         if (serverAhead) server.clockUs = (Date.now() + 3_600_000) * 1000
         const c = makeClient(server.url, { maxRetryAttempts: 0, pushDebounce: 3600 })
         try {
-          await c.start()
+          await startSynced(c)
           let next = 0
           const ids: string[] = []
           const localIds = async () => (await c.query<{ id: string }>('SELECT id FROM lists')).map((r) => r.id)

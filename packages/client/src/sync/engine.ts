@@ -3,14 +3,12 @@
  * cycles of push-then-pull, driven by a timer, by debounced local writes and by `syncNow()`. Cycles never overlap:
  * a request during a running cycle makes that cycle run once more (coalescing).
  */
-import type { PullResponse, SnapshotCursor, SnapshotResponse } from '@synchro/protocol'
+import type { PullResponse, PushResponse, SnapshotCursor, SnapshotResponse } from '@synchro/protocol'
 import type { ResolvedConfig } from '../config.js'
 import {
   AlreadyStartedError,
   InvalidResponseError,
   NotStartedError,
-  PushRejectedError,
-  type RejectedPush,
   SchemaMismatchError,
   ServerError,
   SnapshotRequiredError,
@@ -22,9 +20,18 @@ import { PENDING_TABLE } from '../schema/triggers.js'
 import { getMeta, type LocalDatabase, setMeta, withSyncLock } from '../store/database.js'
 import { applyPullGroup, applySnapshotPage, mergeBuckets, parseBuckets } from './apply.js'
 import { LiveChannel } from './live.js'
-import { applyPushResults, type ConflictInfo, markAttempted, queueKey, readPushBatch } from './push.js'
+import {
+  applyPushResults,
+  type ConflictInfo,
+  markAttempted,
+  nextRetryAt,
+  type PushOutcome,
+  queueKey,
+  readPushBatch,
+} from './push.js'
 import { withRetry } from './retry.js'
 import type { Transport } from './transport.js'
+import { WakeTimer } from './wake.js'
 
 export type SyncStatus = 'idle' | 'connecting' | 'syncing' | 'error' | 'stopped'
 
@@ -86,18 +93,24 @@ export class SyncEngine {
   private readonly sleeps = new Set<{ handle: unknown; reject: (e: unknown) => void }>()
   private unlisten: (() => void) | null = null
   private live: LiveChannel | null = null
+  /** Wakes the engine when the earliest record waiting for a retry is due (see push.ts). */
+  private readonly retryWake: WakeTimer
   /** Cycles run so far (tests and diagnostics). */
   cycles = 0
 
   readonly statusListeners = new Set<(e: StatusEvent) => void>()
   readonly conflictListeners = new Set<(e: ConflictEvent) => void>()
   readonly snapshotApprovers = new Set<SnapshotApprover>()
+  /** Called after each push batch was applied locally (rejections, confirmations). */
+  readonly pushObservers = new Set<(o: PushOutcome) => void>()
 
   constructor(
     private readonly cfg: ResolvedConfig,
     private readonly db: LocalDatabase,
     private readonly transport: Transport,
-  ) {}
+  ) {
+    this.retryWake = new WakeTimer(cfg.timers, () => this.requestSync().catch(() => {}))
+  }
 
   get status(): StatusEvent {
     return this.current
@@ -112,8 +125,8 @@ export class SyncEngine {
   }
 
   /**
-   * Starts syncing. Resolves once the first cycle has been attempted; sync failures do not reject (offline is
-   * normal) — they show up as an `error` status and are retried by the timer.
+   * Starts syncing. Resolves as soon as the local database is ready; the first cycle runs in the background and
+   * its outcome shows in the status (offline is normal: `error`, retried by the timer).
    */
   async start(): Promise<void> {
     if (this.started) throw new AlreadyStartedError()
@@ -132,9 +145,9 @@ export class SyncEngine {
       if (origin === 'local' && tables.includes(PENDING_TABLE)) this.scheduleDebouncedPush()
     })
     this.setStatus({ status: 'connecting', retryAt: null })
-    await this.requestSync().catch(() => {})
+    this.requestSync().catch(() => {})
     this.scheduleTimer()
-    if (this.cfg.live && this.started) {
+    if (this.cfg.live) {
       this.live = new LiveChannel(
         this.transport,
         this.cfg.clientID,
@@ -158,6 +171,7 @@ export class SyncEngine {
     this.clearTimer()
     if (this.debounce !== null) this.cfg.timers.clearTimeout(this.debounce)
     this.debounce = null
+    this.retryWake.clear()
     for (const s of [...this.sleeps]) {
       this.cfg.timers.clearTimeout(s.handle)
       s.reject(new StoppedSignal())
@@ -211,7 +225,10 @@ export class SyncEngine {
       if (err instanceof StoppedSignal) return
       const e = toError(err)
       // No sleep after the last attempt (Decision 25): the next timer tick is the next try.
-      const retryAt = e.retryable && this.nextTickAt !== null ? new Date(this.nextTickAt) : null
+      // A timer-driven cycle re-arms the timer when it ends: its next tick is one interval from now.
+      const tick =
+        this.nextTickAt ?? (this.cfg.syncInterval > 0 ? this.cfg.timers.now() + this.cfg.syncInterval * 1000 : null)
+      const retryAt = e.retryable && tick !== null ? new Date(tick) : null
       this.setStatus({ status: 'error', retryAt, error: e })
       throw e
     }
@@ -227,11 +244,15 @@ export class SyncEngine {
         if (!this.connected) await this.connect()
         const complete = await this.db.run((ex) => getMeta(ex, 'snapshot_complete'))
         if (complete !== '1') await this.snapshotRebuild(false, 'initial_sync_required')
-        const retryable = await this.pushAll()
-        // Pull even when some changes must wait: rows with queued changes are never overwritten by pulled data.
-        await this.pullAll()
-        // …but the cycle still fails, so backoff (and later the timer) retries the kept changes.
-        if (retryable.length > 0) throw new PushRejectedError(retryable, true)
+        await this.pushAll()
+        // A rejection whose answer did not carry the server's copy asks for the data again (rejections.ts).
+        const refetch = (await this.db.run((ex) => getMeta(ex, 'snapshot_complete'))) !== '1'
+        // Records waiting for a retry do not hold anything back: rows with queued changes are never overwritten by
+        // pulled data, and a wake-up pushes them when due.
+        if (refetch) await this.snapshotRebuild(false, 'refetch')
+        else await this.pullAll()
+        const due = await this.db.run((ex) => nextRetryAt(ex))
+        if (this.started) this.retryWake.arm(due)
         return
       } catch (err) {
         const stale =
@@ -285,41 +306,40 @@ export class SyncEngine {
   }
 
   /**
-   * Pushes the whole queue in batches (§4.3 step 3). Changes the server answered `rejected_retryable` stay queued and
-   * are returned (not retried within this call, so they cannot hold back the rest of the queue).
+   * Pushes the whole queue in batches (§4.3 step 3). Changes the server answered `rejected_retryable` stay queued
+   * with a retry time (not retried within this call, so they cannot hold back the rest of the queue).
    */
-  private async pushAll(): Promise<RejectedPush[]> {
+  private async pushAll(): Promise<void> {
     const schema = this.requireSchema()
-    const retryable: RejectedPush[] = []
     const skip = new Set<string>()
+    const apply = async (batch: Awaited<ReturnType<typeof readPushBatch>>, res: PushResponse) => {
+      const opts = { now: this.cfg.timers.now(), maxAttempts: this.cfg.maxPushAttempts }
+      const outcome = await this.db.transaction(
+        (tx) => withSyncLock(tx, () => applyPushResults(tx, schema.tables, batch, res, opts)),
+        'sync',
+      )
+      for (const c of outcome.conflicts) this.emitConflict(c)
+      for (const l of [...this.pushObservers]) l(outcome)
+      return outcome
+    }
     for (;;) {
       // Read and mark as attempted in one transaction, before sending: a request whose answer is lost may still
       // have been applied, and the queue merge rules and the push results handling must know it.
       const batch = await this.db.transaction(async (tx) => {
-        const b = await readPushBatch(tx, schema.tables, this.cfg.pushBatchSize, skip)
+        const b = await readPushBatch(tx, schema.tables, this.cfg.pushBatchSize, skip, this.cfg.timers.now())
         await markAttempted(tx, b.sent)
         return b
       }, 'sync')
       if (batch.changes.length === 0) {
-        if (batch.dropped.length === 0) return retryable
-        await this.db.transaction(
-          (tx) => withSyncLock(tx, () => applyPushResults(tx, schema.tables, batch, emptyPush())),
-          'sync',
-        )
+        if (batch.dropped.length === 0) return
+        await apply(batch, emptyPush())
         continue
       }
       const res = await this.transport.push({ client_id: this.cfg.clientID, changes: batch.changes, ...this.pair() })
-      const outcome = await this.db.transaction(
-        (tx) => withSyncLock(tx, () => applyPushResults(tx, schema.tables, batch, res)),
-        'sync',
-      )
-      for (const c of outcome.conflicts) this.emitConflict(c)
-      for (const r of outcome.retryable) {
-        retryable.push(r)
-        skip.add(queueKey(r.table, r.recordID))
-      }
+      const outcome = await apply(batch, res)
+      for (const r of outcome.retryable) skip.add(queueKey(r.table, r.recordID))
       // Re-queued creates (record_exists after a lost answer) are pushed again as updates by the next iteration.
-      const settled = outcome.applied + outcome.requeued + outcome.conflicts.length + outcome.terminal.length
+      const settled = outcome.applied + outcome.requeued + outcome.rejections.length
       // A server that answers without results for our changes would otherwise make us loop forever.
       if (settled + outcome.retryable.length === 0) {
         throw new InvalidResponseError('push response has no result for the pushed changes')
@@ -557,6 +577,6 @@ function toError(err: unknown): SynchroError {
   return new SynchroError('DATABASE_ERROR', err instanceof Error ? err.message : String(err), { cause: err })
 }
 
-function emptyPush() {
+function emptyPush(): PushResponse {
   return { accepted: [], rejected: [], checkpoint: 0, server_time: '', schema_version: 0, schema_hash: '' }
 }

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { SynchroClient } from '../client.js'
 import { NetworkError } from '../errors.js'
 import { FakeServer } from '../test/fake-server.js'
-import { cleanupTempDirs, makeClient, uuid } from '../test/helpers.js'
+import { cleanupTempDirs, makeClient, startSynced, uuid } from '../test/helpers.js'
 import type { ConflictEvent } from './engine.js'
 
 let server: FakeServer
@@ -27,7 +27,7 @@ async function started(): Promise<{ c: SynchroClient; conflicts: ConflictEvent[]
   clients.push(c)
   const conflicts: ConflictEvent[] = []
   c.onConflict((e) => conflicts.push(e))
-  await c.start()
+  await startSynced(c)
   return { c, conflicts }
 }
 

@@ -1,13 +1,21 @@
 /**
  * Push: reading a batch from the queue (PROTOCOL.md §4.3 step 3) and applying the server's results.
  */
-import type { PushRecord, PushResponse, PushResult, Record as WireRecord } from '@synchro/protocol'
+import type { PushRecord, PushResponse, PushResult } from '@synchro/protocol'
 import { type Row, runMany, type SqliteExecutor } from '../driver.js'
 import type { RejectedPush } from '../errors.js'
 import type { SyncedTable } from '../schema/synced-table.js'
 import { quoteIdent, quoteLiteral } from '../store/sql.js'
 import { isRfc3339, toRfc3339 } from '../timestamps.js'
-import { upsertServerRecord, writeServerStamps } from './apply.js'
+import { writeServerStamps } from './apply.js'
+import type { Settled } from './confirm.js'
+import {
+  type Rejection,
+  type RejectionStatus,
+  recordRejection,
+  type ServerAnswer,
+  supersedeRejections,
+} from './rejections.js'
 import { readColumnSql, sqliteToWire } from './values.js'
 
 export type Operation = 'create' | 'update' | 'delete'
@@ -23,6 +31,10 @@ export interface QueueEntry {
    * been applied); 0 when the server has certainly never seen it. The value as read, before this push marks it.
    */
   attempted: number
+  /** The durable counter of the entry's latest write (see confirm.ts). */
+  write_seq: number
+  /** `rejected_retryable` answers so far (reset by a new local write). */
+  retry_count: number
 }
 
 export interface SentChange {
@@ -72,12 +84,16 @@ export function queueKey(table: string, id: string): string {
   return `${table}\u0000${id}`
 }
 
-/** Reads up to `limit` queued changes with their rows, in push order, leaving out the `skip` keys. */
+/**
+ * Reads up to `limit` queued changes with their rows, in push order, leaving out the `skip` keys and the entries
+ * waiting for a retry after `now` (ms since the epoch).
+ */
 export async function readPushBatch(
   ex: SqliteExecutor,
   tables: ReadonlyMap<string, SyncedTable>,
   limit: number,
   skip: ReadonlySet<string> = new Set(),
+  now = Date.now(),
 ): Promise<PushBatch> {
   const ranks = tableRanks(tables)
   const rankCase =
@@ -86,11 +102,12 @@ export async function readPushBatch(
       : `CASE table_name ${[...ranks].map(([n, r]) => `WHEN ${quoteLiteral(n)} THEN ${r}`).join(' ')} ELSE 0 END`
   const entries = await ex
     .all<QueueEntry>(
-      `SELECT record_id, table_name, operation, base_updated_at, client_updated_at, attempted
+      `SELECT record_id, table_name, operation, base_updated_at, client_updated_at, attempted, write_seq, retry_count
      FROM _synchro_pending_changes
+     WHERE retry_at IS NULL OR retry_at <= ?
      ORDER BY ${rankCase}, client_updated_at, table_name, record_id
      LIMIT ?`,
-      [limit + skip.size],
+      [now, limit + skip.size],
     )
     .then((rows) => rows.filter((e) => !skip.has(queueKey(e.table_name, e.record_id))).slice(0, limit))
   const batch: PushBatch = { changes: [], sent: [], dropped: [] }
@@ -128,6 +145,12 @@ export async function readPushBatch(
     batch.sent.push({ entry: e, clientData: data })
   }
   return batch
+}
+
+/** When the earliest record waiting for a retry is due (ms since the epoch), or null. */
+export async function nextRetryAt(ex: SqliteExecutor): Promise<number | null> {
+  const rows = await ex.all<{ at: number | null }>('SELECT min(retry_at) AS at FROM _synchro_pending_changes')
+  return rows[0]?.at == null ? null : Number(rows[0].at)
 }
 
 /**
@@ -168,32 +191,92 @@ export interface PushOutcome {
   requeued: number
   conflicts: ConflictInfo[]
   terminal: RejectedPush[]
+  /** Answered `rejected_retryable` and waiting for their next attempt (quarantined ones are in `rejections`). */
   retryable: RejectedPush[]
+  /** Recorded in `_synchro_rejections` by this batch. */
+  rejections: Rejection[]
+  /** Answered entries, for confirmation waiters. */
+  settled: Settled[]
+}
+
+export interface PushOptions {
+  /** Current time, ms since the epoch (retry schedule). */
+  now: number
+  /** `rejected_retryable` answers before a record is quarantined. */
+  maxAttempts: number
+}
+
+/** Delay before the next push of a record after its `attempt`-th retryable answer: 1, 2, 4 … s, capped at 60 s. */
+export function recordRetryDelayMs(attempt: number): number {
+  return Math.min(60_000, 1000 * 2 ** Math.max(0, attempt - 1))
 }
 
 /** Removes an entry only if nobody changed it since it was read (a write during the request must not be lost). */
 async function removeIfUnchanged(tx: SqliteExecutor, e: QueueEntry): Promise<boolean> {
   const r = await tx.run(
     `DELETE FROM _synchro_pending_changes
-     WHERE table_name = ? AND record_id = ? AND operation = ? AND client_updated_at = ?`,
-    [e.table_name, e.record_id, e.operation, e.client_updated_at],
+     WHERE table_name = ? AND record_id = ? AND operation = ? AND client_updated_at = ? AND write_seq = ?`,
+    [e.table_name, e.record_id, e.operation, e.client_updated_at, e.write_seq],
   )
   return r.changes > 0
 }
 
 /**
  * Applies a push response inside a sync-locked transaction: accepted → dequeue and write the server stamps;
- * conflict/terminal → dequeue and upsert `server_version`; retryable → keep; `record_exists` for a create that was
- * attempted before → our create landed: keep the local row and re-queue the entry as an update.
+ * conflict/terminal → dequeue, reconcile the local row and record the rejection (rejections.ts); retryable → keep
+ * and retry later with backoff, quarantined as a rejection after `maxAttempts` answers; `record_exists` for a create
+ * that was attempted before → our create landed: keep the local row and re-queue the entry as an update.
  */
 export async function applyPushResults(
   tx: SqliteExecutor,
   tables: ReadonlyMap<string, SyncedTable>,
   batch: PushBatch,
   res: PushResponse,
+  opts: PushOptions = { now: Date.now(), maxAttempts: 8 },
 ): Promise<PushOutcome> {
-  const outcome: PushOutcome = { applied: 0, requeued: 0, conflicts: [], terminal: [], retryable: [] }
-  for (const e of batch.dropped) await removeIfUnchanged(tx, e)
+  const outcome: PushOutcome = {
+    applied: 0,
+    requeued: 0,
+    conflicts: [],
+    terminal: [],
+    retryable: [],
+    rejections: [],
+    settled: [],
+  }
+  const reject = async (s: SentChange, t: SyncedTable | null, r: ServerAnswer, status: RejectionStatus) => {
+    const e = s.entry
+    const dequeued = await removeIfUnchanged(tx, e)
+    if (!dequeued && r.server_version) {
+      // The app wrote again meanwhile: keep that newer write, judged against the server's current version.
+      await tx.run('UPDATE _synchro_pending_changes SET base_updated_at = ? WHERE table_name = ? AND record_id = ?', [
+        r.server_version.updated_at,
+        e.table_name,
+        e.record_id,
+      ])
+    }
+    const rejection = await recordRejection(
+      tx,
+      {
+        tableName: e.table_name,
+        table: t,
+        recordID: e.record_id,
+        operation: e.operation,
+        attempted: e.attempted === 1,
+        writeSeq: e.write_seq,
+        clientData: s.clientData,
+        dequeued,
+      },
+      r,
+      status,
+    )
+    outcome.rejections.push(rejection)
+    outcome.settled.push({ table: e.table_name, recordID: e.record_id, writeSeq: e.write_seq, rejection })
+  }
+  for (const e of batch.dropped) {
+    // The row or its table is gone locally: it can never be pushed, and the app learns so.
+    if (!(await removeIfUnchanged(tx, e))) continue
+    await reject({ entry: e, clientData: null }, tables.get(e.table_name) ?? null, droppedResult(), 'rejected_terminal')
+  }
   const sent = new Map(batch.sent.map((s) => [queueKey(s.entry.table_name, s.entry.record_id), s]))
   const results: PushResult[] = [...(res.accepted ?? []), ...(res.rejected ?? [])]
   for (const r of results) {
@@ -207,11 +290,25 @@ export async function applyPushResults(
         const removed = await removeIfUnchanged(tx, e)
         if (!removed) await rebaseChangedEntry(tx, t, e, r.server_updated_at)
         await writeServerStamps(tx, t, r.id, r.server_updated_at, r.server_deleted_at)
+        await supersedeRejections(tx, e.table_name, e.record_id, e.write_seq)
+        outcome.settled.push({ table: e.table_name, recordID: e.record_id, writeSeq: e.write_seq, rejection: null })
         break
       }
-      case 'rejected_retryable':
+      case 'rejected_retryable': {
+        const attempts = e.retry_count + 1
+        if (attempts >= opts.maxAttempts) {
+          await reject(s, t, r, 'quarantined')
+          break
+        }
         outcome.retryable.push(rejected(r))
+        // Only if unchanged: a write made during the request reset the entry's attempts and is pushed at once.
+        await tx.run(
+          `UPDATE _synchro_pending_changes SET retry_count = ?, retry_at = ?
+           WHERE table_name = ? AND record_id = ? AND write_seq = ?`,
+          [attempts, opts.now + recordRetryDelayMs(attempts), e.table_name, e.record_id, e.write_seq],
+        )
         break
+      }
       default: {
         if (e.operation === 'create' && e.attempted && isRecordExists(r)) {
           // Our own earlier create landed and its answer was lost: the server's copy is that create, older than the
@@ -229,22 +326,13 @@ export async function applyPushResults(
           break
         }
         // conflict and rejected_terminal: the server's word is final for this change.
-        const removed = await removeIfUnchanged(tx, e)
-        const sv = r.server_version
-        if (removed && sv) await upsertServerRecord(tx, t, normaliseServerVersion(sv, t))
-        else if (!removed && sv) {
-          // The app wrote again meanwhile: keep that newer write, judged against the server's current version.
-          await tx.run(
-            'UPDATE _synchro_pending_changes SET base_updated_at = ? WHERE table_name = ? AND record_id = ?',
-            [sv.updated_at, e.table_name, e.record_id],
-          )
-        }
+        await reject(s, t, r, r.status === 'conflict' ? 'conflict' : 'rejected_terminal')
         if (r.status === 'conflict') {
           outcome.conflicts.push({
             table: r.table_name,
             recordID: r.id,
             clientData: s.clientData,
-            serverData: sv?.data ?? null,
+            serverData: r.server_version?.data ?? null,
           })
         } else outcome.terminal.push(rejected(r))
         break
@@ -252,6 +340,14 @@ export async function applyPushResults(
     }
   }
   return outcome
+}
+
+function droppedResult(): ServerAnswer {
+  return {
+    status: 'rejected_terminal',
+    reason_code: 'not_pushable',
+    message: 'the local row is gone; the change cannot be pushed',
+  }
 }
 
 /** `conflict`/`record_exists` (a live row with that id). Servers that omit `reason_code` still send the message. */
@@ -263,10 +359,6 @@ function isRecordExists(r: PushResult): boolean {
 
 function rejected(r: PushResult): RejectedPush {
   return { recordID: r.id, table: r.table_name, status: r.status, ...(r.message ? { message: r.message } : {}) }
-}
-
-function normaliseServerVersion(sv: WireRecord, t: SyncedTable): WireRecord {
-  return sv.table_name === t.name ? sv : { ...sv, table_name: t.name }
 }
 
 /**

@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { NetworkError, ServerError, UpgradeRequiredError } from '../errors.js'
+import { recordRetryDelayMs } from './push.js'
 import { backoffDelayMs, withRetry } from './retry.js'
 import { parseRetryAfter } from './transport.js'
 
@@ -92,5 +93,11 @@ describe('withRetry', () => {
       ),
     ).rejects.toBeInstanceOf(NetworkError)
     expect(h.sleeps).toEqual([])
+  })
+})
+
+describe('per-record push retry delays', () => {
+  it('doubles from 1 s and is capped at 60 s', () => {
+    expect([1, 2, 3, 6, 7, 8, 50].map(recordRetryDelayMs)).toEqual([1000, 2000, 4000, 32_000, 60_000, 60_000, 60_000])
   })
 })

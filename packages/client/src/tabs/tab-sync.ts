@@ -103,7 +103,7 @@ export class TabSync {
 
   private engineStart: Promise<void> | null = null
 
-  /** Starts the engine once (resolves after its first cycle, like `SynchroClient.start`). */
+  /** Starts the engine once (resolves when the local database is ready, like `SynchroClient.start`). */
   private startEngine(): Promise<void> {
     if (!this.wantSync || !this.host || this.closed) return Promise.resolve()
     if (!this.engine.isStarted) this.engineStart = this.engine.start()
@@ -112,7 +112,7 @@ export class TabSync {
 
   /**
    * In the owner tab: starts the engine. In another tab: asks the owner to sync (if it does not already) and
-   * resolves after the owner's first cycle. Either way sync continues in whichever tab owns the database next.
+   * resolves once the owner has started. Either way sync continues in whichever tab owns the database next.
    */
   async start(): Promise<void> {
     if (this.wantSync) throw new AlreadyStartedError()

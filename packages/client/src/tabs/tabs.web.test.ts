@@ -72,6 +72,31 @@ describe('tabs sharing one database', () => {
     await b.close()
   })
 
+  it('confirmed() in a tab that does not sync settles from the shared queue: applied, and rejected', async () => {
+    const cfg = config()
+    const a = await open(cfg)
+    const b = await open(cfg)
+    expect((await b.info()).owner).toBe(false)
+    const ok = randomUUID()
+    await insertOrder(b, cfg.userID, ok, 'confirmed from tab b')
+    await b.call('confirmed', 'orders', ok)
+    expect((await serverOrder(ok))?.ship_address).toBe('confirmed from tab b')
+    // A child under an order this user cannot see: forbidden, and tab b's confirmed() says so.
+    const foreign = randomUUID()
+    await server.db.pool.query(`INSERT INTO orders (id, user_id, ship_address) VALUES ($1, $2, 'not yours')`, [
+      foreign,
+      randomUUID(),
+    ])
+    const child = randomUUID()
+    await b.execute(`INSERT INTO order_details (id, order_id, product_name) VALUES (?, ?, 'x')`, [child, foreign])
+    await expect(b.call('confirmed', 'order_details', child)).rejects.toThrow(/forbidden/)
+    expect(await b.query('SELECT id FROM order_details WHERE id = ?', [child])).toEqual([])
+    const rejected = await b.call<{ reasonCode: string }[]>('rejections')
+    expect(rejected.map((r) => r.reasonCode)).toEqual(['forbidden'])
+    await a.close()
+    await b.close()
+  })
+
   it('the owner tab closes mid-stream: the other takes over, every write is applied once and pushed once', async () => {
     const cfg = config()
     const a = await open(cfg)

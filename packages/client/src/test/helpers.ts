@@ -5,6 +5,7 @@ import { SynchroClient } from '../client.js'
 import type { SynchroClientConfig } from '../config.js'
 import type { SqliteDriver } from '../driver.js'
 import { openBetterSqlite3 } from '../drivers/better-sqlite3/index.js'
+import { systemTimers, type Timers } from '../sync/retry.js'
 
 const dirs: string[] = []
 
@@ -61,4 +62,27 @@ export async function waitFor(
 
 export function uuid(i: number): string {
   return `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`
+}
+
+/**
+ * Starts `c` and waits for a sync cycle to have been attempted (what `start()` itself did before it returned as soon
+ * as the local database was ready). Failures are swallowed, as they were: tests assert on the status.
+ */
+export async function startSynced(c: SynchroClient): Promise<void> {
+  await c.start()
+  await c.syncNow().catch(() => {})
+}
+
+/**
+ * Real timers with a clock that stands still unless moved forward: records waiting for a push retry become due exactly
+ * when the test says so (never because the machine was slow), without the test sleeping.
+ */
+export function manualClock(): { timers: Timers; advance: (ms: number) => void } {
+  let now = Date.now()
+  return {
+    advance: (ms) => {
+      now += ms
+    },
+    timers: { ...systemTimers, now: () => now },
+  }
 }

@@ -67,7 +67,10 @@ const api = {
   async startClient(cfg: Omit<SynchroClientConfig, 'driver'> & { name: string; start?: boolean }): Promise<void> {
     const driver = await openSqliteWasm({ name: cfg.name, createWorker })
     client = new SynchroClient({ ...cfg, driver })
-    if (cfg.start !== false) await client.start()
+    if (cfg.start === false) return
+    await client.start()
+    // start() returns once the database is open; tests write right away, so wait for a first cycle (as before).
+    await client.syncNow().catch(() => {})
   },
   async client(m: string, args: unknown[] = []): Promise<unknown> {
     const c = client as unknown as Record<string, (...a: unknown[]) => unknown>
