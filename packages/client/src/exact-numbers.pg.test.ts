@@ -9,7 +9,7 @@ import { Registry } from '@synchro/server'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { SynchroClient } from './client.js'
-import { cleanupTempDirs, makeClient } from './test/helpers.js'
+import { cleanupTempDirs, makeClient, startSynced } from './test/helpers.js'
 import { openOpSqlite } from './test/op-sqlite.js'
 import { type SyncStack, startSyncStack } from './test/sync-stack.js'
 
@@ -118,7 +118,7 @@ describe.each(Object.entries(DRIVERS))('exact numbers between PostgreSQL and SQL
       ...(driverFactory ? { driverFactory } : {}),
     })
     clients.push(c)
-    await c.start()
+    await startSynced(c)
 
     // PostgreSQL → SQLite (snapshot): int8 exact as INTEGER, numeric beyond a double as its exact text.
     let local = await localRows(c)

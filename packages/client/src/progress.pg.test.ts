@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { SynchroClient } from './client.js'
 import type { SyncProgress } from './sync/engine.js'
-import { cleanupTempDirs, makeClient } from './test/helpers.js'
+import { cleanupTempDirs, makeClient, startSynced } from './test/helpers.js'
 import { NORTHWIND_DDL, NORTHWIND_SEED, NORTHWIND_TABLES } from './test/northwind.js'
 import { type SyncStack, startSyncStack } from './test/sync-stack.js'
 
@@ -46,7 +46,7 @@ it('a bootstrap snapshot reports rows so far and tables done until every table i
   client.onStatusChange((e) => {
     if (e.progress?.phase === 'snapshot') seen.push(e.progress)
   })
-  await client.start()
+  await startSynced(client)
 
   const total = 1200 + 1200 + 5 + 3 // orders, details, the global products and categories
   expect(seen[0]).toEqual({ phase: 'snapshot', rows: 0, pages: 0, tablesDone: 0, tablesTotal: 4 })

@@ -14,7 +14,7 @@ import { startWalConsumer, toNodeListener, type WalConsumer } from '@synchro/ser
 import { createTestApp, type TestApp } from '@synchro/test-harness'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { SynchroClient } from './client.js'
-import { cleanupTempDirs, makeClient, waitFor } from './test/helpers.js'
+import { cleanupTempDirs, makeClient, startSynced, waitFor } from './test/helpers.js'
 
 const exporter = new InMemorySpanExporter()
 const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] })
@@ -42,7 +42,7 @@ beforeAll(async () => {
   })
   await waitFor(() => consumer.status().running, 30_000, 'WAL consumer running')
   client = makeClient(url, { userID: user, tracer: trace.getTracer('my-app') })
-  await client.start()
+  await startSynced(client)
 }, 120_000)
 
 afterAll(async () => {

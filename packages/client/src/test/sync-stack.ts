@@ -36,7 +36,8 @@ export async function startSyncStack(db: TestDatabase, registry: Registry, name:
     pool: db.pool,
     registry,
     replicationUrl: db.url,
-    slotName: `${name}_slot`,
+    // The database name is unique per run (slots are cluster-wide: a fixed name collides with a leftover slot).
+    slotName: db.name,
     publicationName: `${name}_pub`,
   })
   await waitFor(() => consumer.status().running, 30_000, 'WAL consumer running')
