@@ -145,18 +145,24 @@ export class SyncEngine {
       if (origin === 'local' && tables.includes(PENDING_TABLE)) this.scheduleDebouncedPush()
     })
     this.setStatus({ status: 'connecting', retryAt: null })
-    this.requestSync().catch(() => {})
+    // The live stream opens after the first cycle, which registers the client (a stream opened before that is
+    // answered 404 "client not registered" and only reconnects a second later).
+    this.requestSync()
+      .catch(() => {})
+      .finally(() => this.startLive())
     this.scheduleTimer()
-    if (this.cfg.live) {
-      this.live = new LiveChannel(
-        this.transport,
-        this.cfg.clientID,
-        () => this.requestSync().catch(() => {}),
-        async () => Number((await this.db.run((ex) => getMeta(ex, 'checkpoint'))) ?? '0') || 0,
-        this.cfg.timers,
-      )
-      this.live.start()
-    }
+  }
+
+  private startLive(): void {
+    if (!this.started || !this.cfg.live || this.live) return
+    this.live = new LiveChannel(
+      this.transport,
+      this.cfg.clientID,
+      () => this.requestSync().catch(() => {}),
+      async () => Number((await this.db.run((ex) => getMeta(ex, 'checkpoint'))) ?? '0') || 0,
+      this.cfg.timers,
+    )
+    this.live.start()
   }
 
   /** Stops timers and backoff waits; resolves when the cycle in flight (if any) has finished. */
