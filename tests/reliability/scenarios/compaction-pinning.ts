@@ -4,21 +4,9 @@
 // passes, compaction deletes past its checkpoint, its next pull answers snapshot_required (and a snapshot brings it
 // back), while the healthy clients are never forced to rebuild and lose nothing.
 import { randomUUID } from 'node:crypto'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
-import {
-  createEngine,
-  createSyncHandler,
-  ensurePublication,
-  ensureSlot,
-  headerAuth,
-  Registry,
-  startWalConsumer,
-  toNodeListener,
-} from '@synchro/server'
-import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'
-import { createDb, slotFor } from '../lib/db.js'
+import { createDb } from '../lib/db.js'
 import { call } from '../lib/http.js'
+import { type InProcessStack, startInProcessStack } from '../lib/stack.js'
 import { poll, sleep } from '../lib/util.js'
 
 export interface PinningOptions {
@@ -49,35 +37,10 @@ export async function runCompactionPinning(o: PinningOptions): Promise<PinningRe
   const log = o.log ?? (() => {})
   const violations: string[] = []
   const db = await createDb(o.root, 'rel_pin')
-  const quiet = { debug() {}, info() {}, warn() {}, error() {} }
-  const stops: (() => Promise<unknown>)[] = []
-  let server: http.Server | undefined
+  let stack: InProcessStack | undefined
   try {
-    await db.pool.query(NORTHWIND_SQL)
-    const registry = new Registry()
-    for (const t of NORTHWIND_TABLES) registry.register(t)
-    const engine = await createEngine({
-      pool: db.pool,
-      registry,
-      logger: quiet,
-      compaction: { staleThresholdMs: o.staleMs, batchSize: 500 },
-    })
-    stops.push(() => engine.close())
-    const slot = slotFor(db)
-    await ensurePublication(db.pool, registry, 'synchro_pub')
-    await ensureSlot(db.pool, slot)
-    const consumer = startWalConsumer({
-      pool: db.pool,
-      registry,
-      replicationUrl: db.url,
-      slotName: slot,
-      logger: quiet,
-    })
-    stops.push(() => consumer.stop())
-    await db.pool.query(NORTHWIND_SEED_SQL)
-    server = http.createServer(toNodeListener(createSyncHandler(engine, { authenticate: headerAuth(), logger: quiet })))
-    await new Promise<void>((r) => server?.listen(0, '127.0.0.1', () => r()))
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    stack = await startInProcessStack(db, { compaction: { staleThresholdMs: o.staleMs, batchSize: 500 } })
+    const { engine, base } = stack
     const pair = { schema_version: 0, schema_hash: '' }
     const post = (user: string, route: string, body: object) =>
       call(base, 'POST', route, { user, body: { client_id: 'dev', ...pair, ...body } })
@@ -212,11 +175,7 @@ export async function runCompactionPinning(o: PinningOptions): Promise<PinningRe
       violations,
     }
   } finally {
-    if (server) {
-      server.closeAllConnections()
-      await new Promise<void>((r) => server?.close(() => r()))
-    }
-    for (const s of stops.reverse()) await s().catch(() => {})
+    await stack?.stop()
     await db.drop()
   }
 }

@@ -3,21 +3,9 @@
 // Pushes beyond the limit must be refused terminally (never retried forever), and a stored row that cannot be rendered
 // must never fail a pull or snapshot page: it is left out with a rule-failure record, the page and its checkpoint go on.
 import { randomUUID } from 'node:crypto'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
-import {
-  createEngine,
-  createSyncHandler,
-  ensurePublication,
-  ensureSlot,
-  headerAuth,
-  Registry,
-  startWalConsumer,
-  toNodeListener,
-} from '@synchro/server'
-import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'
-import { createDb, slotFor } from '../lib/db.js'
+import { createDb } from '../lib/db.js'
 import { call } from '../lib/http.js'
+import { type InProcessStack, startInProcessStack } from '../lib/stack.js'
 import { poll } from '../lib/util.js'
 
 export interface DeepJsonOptions {
@@ -56,30 +44,10 @@ export async function runDeepJson(o: DeepJsonOptions): Promise<DeepJsonReport> {
   const violations: string[] = []
   const maxJsonDepth = 64
   const db = await createDb(o.root, 'rel_deep')
-  const quiet = { debug() {}, info() {}, warn() {}, error() {} }
-  const stops: (() => Promise<unknown>)[] = []
-  let server: http.Server | undefined
+  let stack: InProcessStack | undefined
   try {
-    await db.pool.query(NORTHWIND_SQL)
-    const registry = new Registry()
-    for (const t of NORTHWIND_TABLES) registry.register(t)
-    const engine = await createEngine({ pool: db.pool, registry, logger: quiet, maxJsonDepth })
-    stops.push(() => engine.close())
-    const slot = slotFor(db)
-    await ensurePublication(db.pool, registry, 'synchro_pub')
-    await ensureSlot(db.pool, slot)
-    const consumer = startWalConsumer({
-      pool: db.pool,
-      registry,
-      replicationUrl: db.url,
-      slotName: slot,
-      logger: quiet,
-    })
-    stops.push(() => consumer.stop())
-    await db.pool.query(NORTHWIND_SEED_SQL)
-    server = http.createServer(toNodeListener(createSyncHandler(engine, { authenticate: headerAuth(), logger: quiet })))
-    await new Promise<void>((r) => server?.listen(0, '127.0.0.1', () => r()))
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    stack = await startInProcessStack(db, { maxJsonDepth })
+    const { base } = stack
     const user = randomUUID()
     const reg = await call(base, 'POST', '/sync/register', {
       user,
@@ -185,11 +153,7 @@ export async function runDeepJson(o: DeepJsonOptions): Promise<DeepJsonReport> {
     if (ruleFailures !== deepIds.length) violations.push(`${ruleFailures} rule failures for ${deepIds.length} rows`)
     return { maxJsonDepth, pushed, pullPages, snapshotRecords, ruleFailures, violations }
   } finally {
-    if (server) {
-      server.closeAllConnections()
-      await new Promise<void>((r) => server?.close(() => r()))
-    }
-    for (const s of stops.reverse()) await s().catch(() => {})
+    await stack?.stop()
     await db.drop()
   }
 }
