@@ -11,7 +11,7 @@ import type {
   TablesResponse,
 } from '@synchro/protocol'
 import { ChangelogNotifier, type NotifierOptions } from '../changelog/notifier.js'
-import { runCompaction } from '../compaction/compaction.js'
+import { runCompaction } from '../changelog/compaction.js'
 import { lastWriteWins } from '../conflict/lww.js'
 import { BadRequestError, ConfigurationError, TooManyClientsError, UpgradeRequiredError } from '../errors.js'
 import type { RequestOptions } from '../limits/deadline.js'

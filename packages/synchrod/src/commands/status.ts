@@ -111,7 +111,7 @@ export async function readStatus(
   if (!installed?.ok) {
     throw new StartupError(`no Synchro tables in ${database}: start synchrod once, or run synchrod migrate --apply`)
   }
-  // Stale as compaction defines it (packages/server/src/compaction): no pull progress within the threshold, falling
+  // Stale as compaction defines it (packages/server/src/changelog/compaction.ts): no pull progress within the threshold, falling
   // back to the last pull, then the last sync; clients that never synced are never stale.
   const groups = (
     await pool.query<{ platform: string; version: string; total: string; active: string; stale: string }>(
