@@ -1,5 +1,11 @@
 export { AuthError, type Authenticator, headerAuth, type JwtAuthOptions, jwtAuth } from './auth/auth.js'
 export { BucketResolver, type BucketResult, type BucketRule, ColumnCatalog, GLOBAL_BUCKET } from './buckets/index.js'
+export {
+  type ChangelogStats,
+  type ChangelogStatsOptions,
+  changelogInstalled,
+  changelogStats,
+} from './changelog/index.js'
 export { lastWriteWins, serverWins } from './conflict/lww.js'
 export type { ConflictDecision, ConflictInput, ConflictResolver } from './conflict/types.js'
 export { createEngine, Engine } from './engine/engine.js'

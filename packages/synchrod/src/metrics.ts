@@ -1,5 +1,6 @@
 import {
   CLIENT_CLOSED_REQUEST,
+  changelogStats,
   type Engine,
   type EngineHooks,
   type WalConsumer,
@@ -23,6 +24,9 @@ export const KNOWN_ROUTES = new Set([
   '/status',
   '/status.json',
 ])
+
+/** Above this many rows (the planner's estimate) the changelog row gauge reports the estimate. */
+const EXACT_COUNT_BELOW = 100_000
 
 const METHODS = new Set(['GET', 'POST', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'DELETE'])
 
@@ -107,9 +111,8 @@ export class Metrics {
     })
 
     // Database gauges are read on scrape. prom-client collects all metrics of a scrape concurrently, so each gauge
-    // awaits one shared query per scrape. Min/max come from the primary-key index; the row count is exact for small
-    // (or never analysed) changelogs, else the planner's estimate: count(*) over millions of rows on every scrape
-    // would load the database.
+    // awaits one shared read per scrape. The changelog's row count is exact for small (or never analysed) changelogs,
+    // else the planner's estimate: count(*) over millions of rows on every scrape would load the database.
     interface DbSnapshot {
       up: boolean
       rows: number
@@ -121,31 +124,21 @@ export class Metrics {
     let pending: Promise<DbSnapshot> | undefined
     const read = async (): Promise<DbSnapshot> => {
       try {
-        const { rows: r } = await opts.pool.query<{
-          n: string
-          min: string | null
-          max: string | null
-          lag: string | null
-          active: boolean | null
-        }>(
-          `SELECT CASE WHEN c.reltuples < 100000 THEN (SELECT count(*) FROM sync_changelog)
-                       ELSE c.reltuples::bigint END::text AS n,
-                  (SELECT min(seq) FROM sync_changelog)::text AS min,
-                  (SELECT max(seq) FROM sync_changelog)::text AS max,
-                  (SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text
-                     FROM pg_replication_slots WHERE slot_name = $1) AS lag,
-                  (SELECT active FROM pg_replication_slots WHERE slot_name = $1) AS active
-             FROM pg_class c WHERE c.oid = 'sync_changelog'::regclass`,
+        // One after the other: a scrape holds at most one pooled connection.
+        const log = await changelogStats(opts.pool, { exactBelow: EXACT_COUNT_BELOW })
+        const slot = await opts.pool.query<{ lag: string | null; active: boolean }>(
+          `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text AS lag, active
+             FROM pg_replication_slots WHERE slot_name = $1`,
           [opts.slotName],
         )
-        const row = r[0]
+        const s = slot.rows[0]
         return {
           up: true,
-          rows: Number(row?.n ?? 0),
-          min: Number(row?.min ?? 0),
-          max: Number(row?.max ?? 0),
-          slotLag: row?.lag === null || row?.lag === undefined ? -1 : Number(row.lag),
-          slotActive: row?.active === true,
+          rows: log.entries,
+          min: log.minSeq ?? 0,
+          max: log.headSeq ?? 0,
+          slotLag: s?.lag === null || s?.lag === undefined ? -1 : Number(s.lag),
+          slotActive: s?.active === true,
         }
       } catch {
         return { up: false, rows: 0, min: 0, max: 0, slotLag: -1, slotActive: false }

@@ -2,6 +2,7 @@ import type pg from 'pg'
 import type { Logger } from '../engine/types.js'
 import { safeErrorFacts } from '../util/log.js'
 import { ChangelogListener, type ChangelogPoke } from './listener.js'
+import { bucketsBetween, headSeq } from './reader.js'
 
 interface Subscriber {
   buckets: ReadonlySet<string>
@@ -187,8 +188,7 @@ export class ChangelogNotifier {
   }
 
   async #readHead(): Promise<void> {
-    const head = await this.pool.query<{ seq: string }>('SELECT coalesce(max(seq), 0)::text AS seq FROM sync_changelog')
-    const seq = Number(head.rows[0]?.seq ?? 0)
+    const seq = await headSeq(this.pool)
     const last = this.#last
     if (last === undefined || seq > last) this.#last = seq
     // Newcomers that are behind the head get one poke (a spurious poke only costs one empty pull).
@@ -199,13 +199,7 @@ export class ChangelogNotifier {
     }
     if (last === undefined || seq <= last) return
     let buckets: Set<string> | undefined
-    if (seq - last <= MAX_SCAN) {
-      const { rows } = await this.pool.query<{ bucket_id: string }>(
-        'SELECT DISTINCT bucket_id FROM sync_changelog WHERE seq > $1 AND seq <= $2',
-        [last, seq],
-      )
-      buckets = new Set(rows.map((r) => r.bucket_id))
-    }
+    if (seq - last <= MAX_SCAN) buckets = await bucketsBetween(this.pool, last, seq)
     this.#poke(buckets, seq)
   }
 }

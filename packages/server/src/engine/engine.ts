@@ -10,8 +10,8 @@ import type {
   SnapshotResponse,
   TablesResponse,
 } from '@synchro/protocol'
-import { ChangelogNotifier, type NotifierOptions } from '../changelog/notifier.js'
 import { runCompaction } from '../changelog/compaction.js'
+import { ChangelogNotifier, type NotifierOptions } from '../changelog/notifier.js'
 import { lastWriteWins } from '../conflict/lww.js'
 import { BadRequestError, ConfigurationError, TooManyClientsError, UpgradeRequiredError } from '../errors.js'
 import type { RequestOptions } from '../limits/deadline.js'

@@ -10,6 +10,7 @@ import {
   type SnapshotReason,
 } from '@synchro/protocol'
 import type pg from 'pg'
+import { bucketEntries, HISTORY_CTE, historyGap, historyServes } from '../changelog/reader.js'
 import type { EngineContext } from '../engine/context.js'
 import type { RequestDeadline } from '../limits/deadline.js'
 import { nestedDeeperThan } from '../limits/limits.js'
@@ -30,22 +31,6 @@ import {
   wireUpdatedAt,
 } from './rows.js'
 
-/**
- * Retention facts (Decision 1, 8): the highest seq compaction removed, and the highest seq ever issued. The sequence's
- * last value survives an empty changelog; it is read only when the role may (otherwise max(seq) and the compaction
- * boundary stand in).
- */
-const HISTORY_CTE = `
-h AS (
-  SELECT coalesce((SELECT max_compacted_seq FROM sync_compaction_state LIMIT 1), 0) AS compacted,
-         GREATEST(
-           (SELECT max(seq) FROM sync_changelog),
-           (SELECT CASE WHEN has_sequence_privilege(s.oid, 'SELECT,USAGE') THEN pg_sequence_last_value(s.oid) END
-              FROM (SELECT pg_get_serial_sequence('sync_changelog', 'seq')::regclass AS oid) s),
-           (SELECT max_compacted_seq FROM sync_compaction_state LIMIT 1),
-           0) AS issued
-)`
-
 /** One row of the page statement: the retention facts, the page facts, and one deduplicated entry (+ its row). */
 interface PageRow {
   compacted: string
@@ -63,22 +48,8 @@ interface PageRow {
 }
 
 /**
- * The entries of one subscribed bucket `b.id` after $2, in seq order. `(bucket_id, seq) > (b.id, $2) AND bucket_id <=
- * b.id` means `bucket_id = b.id AND seq > $2`, but written so that only the (bucket_id, seq) index can serve it and
- * its order: with the plain form the planner (bucket_id being "fixed", the ORDER BY reduces to seq) walked the seq
- * (primary key) index filtering buckets whenever the statistics made the bucket look common — and a bucket with few
- * entries (`global`) then walked the whole changelog tail on every page (9–13 ms per page of a 100k tail instead of
- * 0.1 ms).
- */
-function bucketEntries(columns: string, extra: string): string {
-  return `SELECT ${columns}
-           FROM sync_changelog
-          WHERE (bucket_id, seq) > (b.id, $2::bigint) AND bucket_id <= b.id${extra}
-          ORDER BY bucket_id, seq`
-}
-
-/**
  * The whole page in ONE statement (one MVCC snapshot, one round trip, no ids shipped back and forth):
+ * - `h`: the retention facts (changelog/reader.ts).
  * - `e`: up to limit+1 entries (the extra one only tells has_more) — one bounded index scan of (bucket_id, seq) per
  *   subscribed bucket, merged; a LATERAL join because `bucket_id = ANY(...) ORDER BY seq` alone makes PostgreSQL
  *   either sort every matching entry or walk the whole seq index. Skipped when the retention check fails.
@@ -107,7 +78,7 @@ function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean
     FROM ${t.sqlName} ${ROW_ALIAS}
    WHERE ${match}${read ? ` AND ${read}` : ''}`
   })
-  const served = `$2 BETWEEN (SELECT compacted FROM h) AND (SELECT issued FROM h)`
+  const served = historyServes('$2')
   const last = `(SELECT max(seq) FROM p)`
   const stored = filtered ? `LEAST(coalesce(${last}, $2), (SELECT seq FROM sk) - 1)` : `coalesce(${last}, $2)`
   // Decision 36 (staleness follows pull progress): the stored checkpoint moved, or an unfiltered pull found nothing
@@ -288,10 +259,8 @@ async function readPage(
   })
   const head = rows[0]
   if (!head) throw new Error('pull: page statement returned no row')
-  // Decision 8: ahead of every seq ever issued → the database lost history (e.g. restored from a backup).
-  if (from > Number(head.issued)) return { reason: 'history_unavailable' }
-  // Decision 1: only entries with seq ≤ compacted are gone; a client at exactly that seq lost nothing.
-  if (from < Number(head.compacted)) return { reason: 'checkpoint_before_retention' }
+  const gap = historyGap(from, { compacted: Number(head.compacted), issued: Number(head.issued) })
+  if (gap) return { reason: gap }
 
   const changes: Record[] = []
   const deletes: DeleteEntry[] = []

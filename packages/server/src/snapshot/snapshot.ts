@@ -7,6 +7,7 @@ import {
   type SnapshotResponse,
 } from '@synchro/protocol'
 import type pg from 'pg'
+import { headSeq } from '../changelog/reader.js'
 import type { EngineContext } from '../engine/context.js'
 import { BadRequestError } from '../errors.js'
 import type { RequestDeadline } from '../limits/deadline.js'
@@ -143,12 +144,6 @@ export async function snapshot(
   return out
 }
 
-/** Decision 7: captured once, on the first page; later pages carry it in the cursor, even when it is 0. */
-async function maxSeq(db: pg.PoolClient): Promise<number> {
-  const { rows } = await db.query<{ seq: string }>(`SELECT coalesce(max(seq), 0)::text AS seq FROM sync_changelog`)
-  return Number(rows[0]?.seq ?? 0)
-}
-
 async function readPage(
   ctx: EngineContext,
   db: pg.PoolClient,
@@ -161,7 +156,8 @@ async function readPage(
   next: { tableIdx: number; afterId: string } | undefined
   unrenderable: Unrenderable[]
 }> {
-  const checkpoint = cursor ? cursor.checkpoint : await maxSeq(db)
+  // Decision 7: the changelog head, captured once on the first page; later pages carry it in the cursor (even 0).
+  const checkpoint = cursor ? cursor.checkpoint : await headSeq(db)
   const records: Record[] = []
   const unrenderable: Unrenderable[] = []
   let tableIdx = cursor?.table_idx ?? 0

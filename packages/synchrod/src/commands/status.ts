@@ -1,4 +1,4 @@
-import { leaderLockKey } from '@synchro/server'
+import { changelogInstalled, changelogStats, leaderLockKey } from '@synchro/server'
 import type pg from 'pg'
 import type { Settings } from '../config.js'
 import { type Database, describeUrl, openDatabase, StartupError } from '../database.js'
@@ -107,12 +107,11 @@ export async function readStatus(
   database: string,
   opts: StatusOptions,
 ): Promise<StatusReport> {
-  const installed = await one<{ ok: boolean }>(pool, `SELECT to_regclass('sync_changelog') IS NOT NULL AS ok`)
-  if (!installed?.ok) {
+  if (!(await changelogInstalled(pool))) {
     throw new StartupError(`no Synchro tables in ${database}: start synchrod once, or run synchrod migrate --apply`)
   }
-  // Stale as compaction defines it (packages/server/src/changelog/compaction.ts): no pull progress within the threshold, falling
-  // back to the last pull, then the last sync; clients that never synced are never stale.
+  // Stale as compaction defines it (packages/server/src/changelog/compaction.ts): no pull progress within the
+  // threshold, falling back to the last pull, then the last sync; clients that never synced are never stale.
   const groups = (
     await pool.query<{ platform: string; version: string; total: string; active: string; stale: string }>(
       `SELECT platform, app_version AS version, count(*)::text AS total,
@@ -124,19 +123,7 @@ export async function readStatus(
     )
   ).rows
   const sum = (pick: (g: (typeof groups)[number]) => string) => groups.reduce((n, g) => n + Number(pick(g)), 0)
-  const log = await one<{
-    rows: string
-    min: string | null
-    max: string | null
-    compacted: string | null
-    size: string
-  }>(
-    pool,
-    `SELECT count(*)::text AS rows, min(seq)::text AS min, max(seq)::text AS max,
-            (SELECT max_compacted_seq::text FROM sync_compaction_state) AS compacted,
-            pg_total_relation_size('sync_changelog')::text AS size
-       FROM sync_changelog`,
-  )
+  const log = await changelogStats(pool)
   const slot = await one<{
     active: boolean
     lag: string | null
@@ -203,11 +190,11 @@ export async function readStatus(
       })),
     },
     changelog: {
-      rows: Number(log?.rows ?? 0),
-      minSeq: num(log?.min),
-      maxSeq: num(log?.max),
-      maxCompactedSeq: Number(log?.compacted ?? 0),
-      sizeBytes: Number(log?.size ?? 0),
+      rows: log.entries,
+      minSeq: log.minSeq,
+      maxSeq: log.headSeq,
+      maxCompactedSeq: log.compactedSeq,
+      sizeBytes: log.sizeBytes,
     },
     slot: {
       name: slotName,

@@ -1,0 +1,75 @@
+import type { SnapshotReason } from '@synchro/protocol'
+import type pg from 'pg'
+
+/** A pool or one of its connections (a request transaction). */
+export type Queryable = pg.Pool | pg.ClientBase
+
+/**
+ * SQL fragment: a CTE `h(compacted, issued)` with the retention facts (Decisions 1, 8) — the highest seq compaction
+ * removed, and the highest seq ever issued. The sequence's last value survives an empty changelog; it is read only
+ * when the role may (otherwise max(seq) and the compaction boundary stand in). Read in the same statement as the
+ * entries, so a compaction batch committing meanwhile cannot leave an unnoticed hole.
+ */
+export const HISTORY_CTE = `
+h AS (
+  SELECT coalesce((SELECT max_compacted_seq FROM sync_compaction_state LIMIT 1), 0) AS compacted,
+         GREATEST(
+           (SELECT max(seq) FROM sync_changelog),
+           (SELECT CASE WHEN has_sequence_privilege(s.oid, 'SELECT,USAGE') THEN pg_sequence_last_value(s.oid) END
+              FROM (SELECT pg_get_serial_sequence('sync_changelog', 'seq')::regclass AS oid) s),
+           (SELECT max_compacted_seq FROM sync_compaction_state LIMIT 1),
+           0) AS issued
+)`
+
+/** The retention facts `HISTORY_CTE` yields, as numbers. */
+export interface History {
+  compacted: number
+  issued: number
+}
+
+/**
+ * Whether a client at checkpoint `from` can still be served from the changelog, else why it needs a snapshot.
+ * Decision 8: ahead of every seq ever issued → the database lost history (e.g. restored from a backup). Decision 1:
+ * only entries with seq ≤ compacted are gone; a client at exactly that seq lost nothing.
+ */
+export function historyGap(from: number, h: History): SnapshotReason | undefined {
+  if (from > h.issued) return 'history_unavailable'
+  if (from < h.compacted) return 'checkpoint_before_retention'
+  return undefined
+}
+
+/** SQL condition, true when the checkpoint `$param` can be served (the same test as `historyGap`, inside SQL). */
+export function historyServes(param: string): string {
+  return `${param} BETWEEN (SELECT compacted FROM h) AND (SELECT issued FROM h)`
+}
+
+/**
+ * SQL fragment: the entries of one subscribed bucket `b.id` after $2, in seq order, for a `CROSS JOIN LATERAL` over
+ * the subscribed buckets `b(id)`. `(bucket_id, seq) > (b.id, $2) AND bucket_id <= b.id` means `bucket_id = b.id AND
+ * seq > $2`, but written so that only the (bucket_id, seq) index can serve it and its order: with the plain form the
+ * planner (bucket_id being "fixed", the ORDER BY reduces to seq) walked the seq (primary key) index filtering
+ * buckets whenever the statistics made the bucket look common — and a bucket with few entries (`global`) then
+ * walked the whole changelog tail on every page (9–13 ms per page of a 100k tail instead of 0.1 ms).
+ * `columns` are changelog columns (seq, table_name, record_id, operation); `extra` is appended to the WHERE clause.
+ */
+export function bucketEntries(columns: string, extra: string): string {
+  return `SELECT ${columns}
+           FROM sync_changelog
+          WHERE (bucket_id, seq) > (b.id, $2::bigint) AND bucket_id <= b.id${extra}
+          ORDER BY bucket_id, seq`
+}
+
+/** The head: the highest seq present (0 when the changelog is empty). An index lookup. */
+export async function headSeq(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ seq: string }>('SELECT coalesce(max(seq), 0)::text AS seq FROM sync_changelog')
+  return Number(rows[0]?.seq ?? 0)
+}
+
+/** The buckets that got entries with `after < seq <= upTo`. */
+export async function bucketsBetween(db: Queryable, after: number, upTo: number): Promise<Set<string>> {
+  const { rows } = await db.query<{ bucket_id: string }>(
+    'SELECT DISTINCT bucket_id FROM sync_changelog WHERE seq > $1 AND seq <= $2',
+    [after, upTo],
+  )
+  return new Set(rows.map((r) => r.bucket_id))
+}
