@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestApp, type TestApp } from '../../../../test-harness/src/index.js'
-import type { CompactionResult } from '../engine/types.js'
+import type { CompactionResult } from './compaction.js'
 import { ConfigurationError } from '../errors.js'
 
 const DAY = 24 * 60 * 60 * 1000

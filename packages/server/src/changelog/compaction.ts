@@ -1,6 +1,26 @@
-import type { EngineContext } from '../engine/context.js'
-import type { CompactionProgress, CompactionResult } from '../engine/types.js'
+import type pg from 'pg'
+import type { Logger } from '../engine/types.js'
 import { compactionDone, compactionProgress } from '../telemetry/events.js'
+
+export interface CompactionResult {
+  deactivatedClients: number
+  safeSeq: number
+  deletedEntries: number
+}
+
+/** Progress of a compaction run, after each deleted batch. */
+export interface CompactionProgress {
+  deletedEntries: number
+  /** Entries at or below the safe seq when the run started (what the run will delete, give or take). */
+  totalEntries: number
+}
+
+/** What a compaction run needs (the engine's context has it). */
+export interface CompactionDeps {
+  pool: pg.Pool
+  logger: Logger
+  compaction: { staleThresholdMs: number; batchSize: number }
+}
 
 const COUNT_SQL = `SELECT count(*)::text AS n FROM sync_changelog WHERE seq <= $1`
 
@@ -52,7 +72,7 @@ RETURNING (SELECT count(*) FROM d)::int AS deleted`
  * pulling normally; only checkpoints below the recorded boundary need a snapshot.
  */
 export async function runCompaction(
-  ctx: EngineContext,
+  ctx: CompactionDeps,
   onProgress?: (p: CompactionProgress) => void,
 ): Promise<CompactionResult> {
   const { staleThresholdMs, batchSize } = ctx.compaction

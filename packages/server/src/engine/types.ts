@@ -1,5 +1,6 @@
 import type { PushResult, SnapshotReason } from '@synchro/protocol'
 import type pg from 'pg'
+import type { CompactionResult } from '../changelog/compaction.js'
 import type { ConflictDecision, ConflictInput, ConflictResolver } from '../conflict/types.js'
 import type { Registry } from '../registry/registry.js'
 
@@ -11,6 +12,8 @@ export interface Logger {
   error(obj: object, msg?: string): void
 }
 
+export type { CompactionProgress, CompactionResult } from '../changelog/compaction.js'
+
 export interface CompactionOptions {
   /** Run compaction in the background every `intervalMs` (off when absent). */
   intervalMs?: number
@@ -18,19 +21,6 @@ export interface CompactionOptions {
   staleThresholdMs?: number
   /** Rows deleted per statement (default 10 000). */
   batchSize?: number
-}
-
-export interface CompactionResult {
-  deactivatedClients: number
-  safeSeq: number
-  deletedEntries: number
-}
-
-/** Progress of a compaction run, after each deleted batch. */
-export interface CompactionProgress {
-  deletedEntries: number
-  /** Entries at or below the safe seq when the run started (what the run will delete, give or take). */
-  totalEntries: number
 }
 
 /** Engine hooks; all optional. */
