@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestApp, type TestApp } from '../../../../test-harness/src/index.js'
-import type { CompactionResult } from './compaction.js'
 import { ConfigurationError } from '../errors.js'
+import type { CompactionResult } from './compaction.js'
 
 const DAY = 24 * 60 * 60 * 1000
 

@@ -3,7 +3,7 @@
  * from the migrations that create them. The capture leader writes it; pull, snapshot and the live-event notifier
  * read it; compaction trims it; `changelogStats` reports on it.
  */
-export { runCompaction } from './compaction.js'
+export { type CompactionDeps, type CompactionProgress, type CompactionResult, runCompaction } from './compaction.js'
 export { CHANGELOG_CHANNEL, type ChangelogPoke, notifyBuckets, parsePoke } from './listener.js'
 export { ChangelogNotifier, type NotifierOptions } from './notifier.js'
 export {
