@@ -38,6 +38,12 @@ export {
 export { toNodeListener } from './http/node.js'
 export { DeadlineExceededError, RequestDeadline, type RequestOptions } from './limits/deadline.js'
 export { MAX_FREE_TEXT_LENGTH, MAX_IDENTIFIER_LENGTH } from './limits/limits.js'
+export {
+  type EnsureIndexesResult,
+  ensureTableIndexes,
+  type TableIndex,
+  tableIndexes,
+} from './migrations/indexes.js'
 export { INFRASTRUCTURE_SQL, type MigrationProgress, runMigrations } from './migrations/migrations.js'
 export {
   Registry,

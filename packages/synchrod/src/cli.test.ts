@@ -97,13 +97,20 @@ describe('synchrod CLI (spawned binary)', () => {
   })
 
   it('migrate prints the infrastructure SQL; rls prints idempotent policies for the configured tables', async () => {
-    const [migrate, rls, help] = await Promise.all([
+    const notes = await config('rls.json', { tables: [{ tableName: 'notes', ownerColumn: 'owner_id' }] })
+    const [migrate, migrateTables, rls, help] = await Promise.all([
       run(['migrate']),
-      run(['rls', '--config', await config('rls.json', { tables: [{ tableName: 'notes', ownerColumn: 'owner_id' }] })]),
+      run(['migrate', '--config', notes]),
+      run(['rls', '--config', notes]),
       run(['status', '--help']),
     ])
     expect(migrate.code).toBe(0)
     expect(migrate.stdout.trim()).toBe(INFRASTRUCTURE_SQL.trim())
+    expect(migrateTables.code, migrateTables.stderr).toBe(0)
+    expect(migrateTables.stdout.startsWith(INFRASTRUCTURE_SQL.trim())).toBe(true)
+    expect(migrateTables.stdout).toContain(
+      'CREATE INDEX CONCURRENTLY IF NOT EXISTS "sync_notes_owner_id_id" ON "notes" ("owner_id", "id");',
+    )
     expect(rls.code, rls.stderr).toBe(0)
     expect(rls.stdout).toContain('ALTER TABLE "notes" ENABLE ROW LEVEL SECURITY;')
     expect(rls.stdout).toContain('DROP POLICY IF EXISTS "sync_read_notes" ON "notes";')

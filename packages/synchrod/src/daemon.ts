@@ -5,6 +5,7 @@ import {
   type Engine,
   ensurePublication,
   ensureSlot,
+  ensureTableIndexes,
   headerAuth,
   jwtAuth,
   lastWriteWins,
@@ -128,6 +129,8 @@ export async function prepareDatabase(
           `registered tables not found in the database: ${missing.join(', ')} (create them first, or run with --demo)`,
         )
       }
+      const indexes = await ensureTableIndexes(db.pool, registry)
+      if (indexes.created.length > 0) log.info({ indexes: indexes.created }, 'created table indexes')
       // The slot exists from the first start on, so changes made before a consumer first runs are not lost.
       await ensurePublication(db.pool, registry, o.publicationName)
       const slot = await ensureSlot(db.pool, o.slotName)

@@ -22,6 +22,7 @@ import {
   MAX_FREE_TEXT_LENGTH,
   MAX_IDENTIFIER_LENGTH,
 } from '../limits/limits.js'
+import { ensureTableIndexes } from '../migrations/indexes.js'
 import { runMigrations } from '../migrations/migrations.js'
 import { pull } from '../pull/pull.js'
 import { push } from '../push/push.js'
@@ -302,7 +303,12 @@ function positiveInt(value: number | undefined, fallback: number, name: string, 
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const engine = new Engine(options)
   guardPool(options.pool, engine.ctx.logger)
-  if (options.migrate !== false) await runMigrations(options.pool)
+  if (options.migrate !== false) {
+    await runMigrations(options.pool)
+    // The (owner, id) indexes per-user snapshots need; a table created later gets its index on the next start.
+    const indexes = await ensureTableIndexes(options.pool, engine.ctx.registry)
+    if (indexes.created.length > 0) engine.ctx.logger.info({ indexes: indexes.created }, 'created table indexes')
+  }
   // Without logical replication pulls silently return nothing: say so loudly (the WAL consumer, wherever it runs,
   // refuses to start for the same reason). Not fatal: the engine itself can serve.
   const problems = await replicationProblems(options.pool, { role: false }).catch(() => [])

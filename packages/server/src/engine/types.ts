@@ -69,7 +69,7 @@ export interface EngineOptions {
   /** pino-compatible logger; default: errors to console.error, nothing else. */
   logger?: Logger
   compaction?: CompactionOptions
-  /** Run the infrastructure migrations at start (default true). */
+  /** Run the infrastructure migrations and create the registered tables' (owner, id) indexes at start (default true). */
   migrate?: boolean
   /**
    * Deepest nesting accepted in a pushed `data` object (the object itself is level 1; default 64): deeper →

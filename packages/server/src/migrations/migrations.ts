@@ -1,7 +1,7 @@
 import type pg from 'pg'
 
 /** Advisory lock key serialising migrations across processes. */
-const MIGRATION_LOCK = 91110041
+export const MIGRATION_LOCK = 91110041
 
 /**
  * Infrastructure DDL of PROTOCOL.md §2.1, idempotent (IF NOT EXISTS). Users with their own migration tool can

@@ -14,7 +14,7 @@ import { bucketEntries, HISTORY_CTE, historyGap, historyServes } from '../change
 import type { EngineContext } from '../engine/context.js'
 import type { RequestDeadline } from '../limits/deadline.js'
 import { nestedDeeperThan } from '../limits/limits.js'
-import { accessPredicate } from '../rls/rls.js'
+import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { EXACT_JSON_TYPES } from '../util/json.js'
 import { trimRfc3339 } from '../util/time.js'
@@ -73,7 +73,7 @@ function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean
     const match = idType
       ? `${ROW_ALIAS}.${t.q.id} = ANY(${ids}::${idType}[])`
       : `${ROW_ALIAS}.${t.q.id}::text = ANY(${ids})`
-    const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS)
+    const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS, contractColumnTypes(contract))
     return `SELECT ($4::text[])[${i + 1}] AS table_name, ${recordColumnsSql(t, contract)}
     FROM ${t.sqlName} ${ROW_ALIAS}
    WHERE ${match}${read ? ` AND ${read}` : ''}`

@@ -15,8 +15,8 @@ export interface SchemaContract {
   tables: SchemaTable[]
   /** Column facts per registered table name, for push/pull (only synced columns). */
   columns: Map<string, SchemaColumn[]>
-  /** Every catalog column name per registered table (including non-synced ones). */
-  allColumns: Map<string, Set<string>>
+  /** Every catalog column per registered table (including non-synced ones): name → type as format_type prints it. */
+  allColumns: Map<string, Map<string, string>>
 }
 
 interface CatalogRow {
@@ -98,7 +98,11 @@ export function schemaHash(tables: SchemaTable[]): string {
 export async function buildSchemaTables(
   db: pg.Pool | pg.PoolClient,
   tables: readonly ResolvedTable[],
-): Promise<{ tables: SchemaTable[]; columns: Map<string, SchemaColumn[]>; allColumns: Map<string, Set<string>> }> {
+): Promise<{
+  tables: SchemaTable[]
+  columns: Map<string, SchemaColumn[]>
+  allColumns: Map<string, Map<string, string>>
+}> {
   const { rows } = await db.query<CatalogRow>(CATALOG_SQL, [
     tables.map((t) => t.tableName),
     tables.map((t) => t.sqlName),
@@ -111,7 +115,7 @@ export async function buildSchemaTables(
   }
   const out: SchemaTable[] = []
   const columnsByTable = new Map<string, SchemaColumn[]>()
-  const allColumns = new Map<string, Set<string>>()
+  const allColumns = new Map<string, Map<string, string>>()
   for (const t of tables) {
     const catalog = byTable.get(t.tableName) ?? []
     const first = catalog[0]
@@ -120,10 +124,10 @@ export async function buildSchemaTables(
     if (pk.length === 0) throw new SchemaContractError(`table ${t.tableName} has no primary key`)
     if (pk.length > 1) throw new SchemaContractError(`table ${t.tableName} has a composite primary key`)
     const columns: SchemaColumn[] = []
-    const names = new Set<string>()
+    const names = new Map<string, string>()
     for (const r of catalog) {
       if (r.attname === null || r.db_type === null) continue
-      names.add(r.attname)
+      names.set(r.attname, r.db_type)
       if (t.syncColumns && !t.syncColumns.includes(r.attname)) continue
       const logical = resolveLogical(r)
       if (!logical)

@@ -24,7 +24,7 @@ import {
   wireUpdatedAt,
 } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
-import { accessPredicate } from '../rls/rls.js'
+import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { EXACT_JSON_TYPES } from '../util/json.js'
 
@@ -199,7 +199,7 @@ async function readTable(
 ): Promise<RecordRow[]> {
   const keyset = keysetFor(t, idTypeOf(t, contract))
   const where = [`${ROW_ALIAS}.${t.q.deletedAt} IS NULL`]
-  const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS)
+  const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS, contractColumnTypes(contract))
   if (read) where.push(read)
   const params: unknown[] = [limit]
   if (afterId !== '') {

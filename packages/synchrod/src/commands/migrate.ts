@@ -1,14 +1,20 @@
-import { INFRASTRUCTURE_SQL, runMigrations } from '@synchro/server'
-import type { Settings } from '../config.js'
+import { ensureTableIndexes, INFRASTRUCTURE_SQL, type Registry, runMigrations, tableIndexes } from '@synchro/server'
+import { buildRegistry, type Settings } from '../config.js'
 import { describeUrl, openDatabase } from '../database.js'
 import type { Log } from '../logger.js'
 import { progressLine } from '../progress.js'
 
-/** `synchrod migrate`: prints the infrastructure DDL (for your own migration tool); `--apply` runs it idempotently. */
+/**
+ * `synchrod migrate`: prints the infrastructure DDL and, when tables are configured, the indexes they need (the
+ * `CONCURRENTLY` form, for your own migration tool on a live database); `--apply` runs both idempotently.
+ */
 export async function migrate(settings: Settings, log: Log): Promise<void> {
   const o = settings.options
+  const registry = configuredRegistry(settings)
   if (!o.apply) {
-    process.stdout.write(`${INFRASTRUCTURE_SQL.trim()}\n`)
+    const indexes = registry ? tableIndexes(registry).map((ix) => `${ix.sql({ concurrently: true })};\n`) : []
+    const header = indexes.length > 0 ? ['\n-- Indexes the configured tables need (per-user snapshot reads).\n'] : []
+    process.stdout.write([`${INFRASTRUCTURE_SQL.trim()}\n`, ...header, ...indexes].join(''))
     return
   }
   const db = await openDatabase({ databaseUrl: o.databaseUrl, dataDir: o.dataDir, log })
@@ -18,8 +24,21 @@ export async function migrate(settings: Settings, log: Log): Promise<void> {
       onProgress: ({ done, total, statement }) => line.update(`migrate: ${done}/${total} ${statement}`.trimEnd()),
     })
     line.done()
-    process.stdout.write(`migrations applied to ${db.embedded ? 'the embedded PostgreSQL' : describeUrl(db.url)}\n`)
+    const where = db.embedded ? 'the embedded PostgreSQL' : describeUrl(db.url)
+    process.stdout.write(`migrations applied to ${where}\n`)
+    if (registry) {
+      const r = await ensureTableIndexes(db.pool, registry)
+      for (const name of r.created) process.stdout.write(`created index ${name}\n`)
+      for (const table of r.missingTables) process.stdout.write(`table ${table} does not exist: no index created\n`)
+    }
   } finally {
     await db.close()
   }
+}
+
+/** The configured tables, if any: without tables, migrate is about the sync_* tables alone. */
+function configuredRegistry(settings: Settings): Registry | undefined {
+  const demo = (settings.options as { demo?: boolean }).demo === true
+  if (!demo && settings.file.tables.length === 0) return undefined
+  return buildRegistry(settings)
 }
