@@ -29,6 +29,7 @@ export async function createBenchDatabase(prefix = 'bench'): Promise<BenchDataba
     stopEmbedded = emb.stop
   }
   const db = await createDatabaseOn(root, prefix)
+  pgVersion = (await db.pool.query<{ v: string }>('SHOW server_version')).rows[0]?.v
   return {
     url: db.url,
     pool: db.pool,
@@ -38,6 +39,9 @@ export async function createBenchDatabase(prefix = 'bench'): Promise<BenchDataba
     },
   }
 }
+
+/** The server version of the last createBenchDatabase: every result file records it. */
+let pgVersion: string | undefined
 
 async function reachable(url: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 })
@@ -62,6 +66,7 @@ export function writeResult(name: string, result: object): string {
     cpuModel: cpus()[0]?.model,
     memGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
+    pgVersion,
   }
   writeFileSync(file, `${JSON.stringify({ name, at: new Date().toISOString(), machine, ...result }, null, 2)}\n`)
   return file
