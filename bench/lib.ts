@@ -118,3 +118,39 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
 export function updateSummary(key: string, value: object): void {
   mergeSummary({ [key]: { ...value, at: new Date().toISOString() } })
 }
+
+/**
+ * `COPY … TO STDOUT` run in this process on a pooled connection (the raw baseline of read benchmarks: no process
+ * start, no psql): the bytes are received and dropped. A minimal node-pg "submittable": node-pg hands it the
+ * protocol messages of the statement. Returns the row count PostgreSQL reports (`COPY n`) and the bytes received.
+ */
+export async function copyOut(db: pg.ClientBase, sql: string): Promise<{ rows: number; bytes: number }> {
+  return await new Promise((resolve, reject) => {
+    let bytes = 0
+    let rows = -1
+    let error: unknown
+    const submittable = {
+      submit(connection: { query(text: string): void }) {
+        connection.query(sql)
+      },
+      handleCopyData(msg: { chunk: Buffer }) {
+        bytes += msg.chunk.length
+      },
+      handleCommandComplete(msg: { text: string }) {
+        const m = /^COPY (\d+)/.exec(msg.text)
+        if (m) rows = Number(m[1])
+      },
+      handleError(err: unknown) {
+        error = err
+      },
+      handleReadyForQuery() {
+        if (error) reject(error)
+        else resolve({ rows, bytes })
+      },
+      handleRowDescription() {},
+      handleDataRow() {},
+      handleEmptyQuery() {},
+    }
+    ;(db as unknown as { query(s: unknown): void }).query(submittable)
+  })
+}

@@ -7,7 +7,18 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const ORDER = ['wal', 'push', 'pull', 'snapshot', 'tenants', 'client-apply', 'client-apply-browser', 'e2e', 'fanout', 'scale']
+const ORDER = [
+  'wal',
+  'push',
+  'pull',
+  'snapshot',
+  'tenants',
+  'client-apply',
+  'client-apply-browser',
+  'e2e',
+  'fanout',
+  'scale',
+]
 const only = process.argv.slice(2)
 const names = ORDER.filter((n) => existsSync(path.join(here, n, 'index.ts'))).filter(
   (n) => only.length === 0 || only.includes(n),

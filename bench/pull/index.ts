@@ -9,7 +9,7 @@ import type pg from 'pg'
 import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
 import { NORTHWIND_SQL, NORTHWIND_TABLES } from '../../test-harness/src/northwind.js'
-import { createBenchDatabase, envInt, writeResult } from '../lib.js'
+import { createBenchDatabase, envInt, updateSummary, writeResult } from '../lib.js'
 
 const changes = process.argv[2] ? Number.parseInt(process.argv[2], 10) : envInt('BENCH_PULL_CHANGES', 100_000)
 const page = process.argv[3] ? Number.parseInt(process.argv[3], 10) : envInt('BENCH_PULL_PAGE', 1000, 1)
@@ -143,6 +143,12 @@ try {
     raw: { recordsPerSecond: Math.round(rawRate), seconds: median.raw.seconds, pages: median.raw.pages },
     rounds: rounds.map((r) => ({ ours: r.ours, raw: r.raw, ratio: r.ratio })),
     ratio,
+    target: 0.5,
+  })
+  updateSummary('pull', {
+    ratio: Number(ratio.toFixed(3)),
+    changes,
+    recordsPerSecond: Math.round(oursRate),
     target: 0.5,
   })
   console.log(`ours  ${oursRate.toFixed(0)} records/s (engine.pull, pages of ${page})`)

@@ -37,6 +37,12 @@ const db = await createBenchDatabase('bench_push')
 try {
   await db.pool.query(NORTHWIND_SQL)
   await db.pool.query('CREATE TABLE orders_raw (LIKE orders INCLUDING ALL)')
+  // LIKE does not copy the replica identity: give the raw table ours (FULL on the demo schema), so that an update
+  // writes the same WAL on both sides (wal_level = logical logs the whole old row under FULL).
+  await db.pool.query(`DO $$ BEGIN
+    IF (SELECT relreplident FROM pg_class WHERE oid = 'orders'::regclass) = 'f' THEN
+      ALTER TABLE orders_raw REPLICA IDENTITY FULL;
+    END IF; END $$`)
   const registry = new Registry()
   for (const t of NORTHWIND_TABLES) registry.register(t)
   const engine = await createEngine({ pool: db.pool, registry })
