@@ -7,7 +7,8 @@
 export const COMMANDS = {
   serve: 'Run the sync server (default): HTTP API, /healthz, /metrics and, unless --no-consumer, the WAL consumer.',
   consume: 'Run only the WAL consumer (leader-elected) plus /healthz and /metrics, for split deployments.',
-  migrate: 'Print the infrastructure SQL (sync_* tables); --apply runs it.',
+  migrate:
+    "Print the infrastructure SQL (sync_* tables) and the configured tables' (owner, id) indexes; --apply runs it.",
   rls: 'Print the row-level-security policies for the configured tables; --apply applies them (idempotent).',
   compact: 'Run one compaction pass and print its result as JSON.',
   token: 'Mint a development HS256 JWT signed with JWT_SECRET.',
