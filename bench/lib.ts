@@ -92,6 +92,8 @@ export function envInt(name: string, def: number, quickDivisor = 10): number {
  * objects merge key by key, so each benchmark replaces only its own keys and keeps everyone else's.
  */
 export function mergeSummary(patch: Record<string, unknown>): string {
+  // bench/scale runs benchmarks at other sizes: their numbers are not the headline ones.
+  if (process.env.BENCH_SUMMARY === 'off') return ''
   const file = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results', 'summary.json')
   mkdirSync(path.dirname(file), { recursive: true })
   let current: Record<string, unknown> = {}

@@ -1,5 +1,7 @@
 // Scale curves: pull catch-up and snapshot cost at 10k / 100k / 1M rows — seconds, rows/s and the peak RSS of the
-// process doing it (each size in its own child process, measured by /usr/bin/time, so high-water marks don't mix).
+// process doing it (each size in its own child process, measured by /usr/bin/time, so high-water marks don't mix) —
+// and many tenants: a 1 000-row user's snapshot + pull in a table of that many rows shared by rows/100 users.
+// The children's own headline numbers stay out of bench/results/summary.json (BENCH_SUMMARY=off).
 // Env BENCH_SCALE_SIZES (default "10000,100000,1000000"; BENCH_QUICK=1 → "10000,100000").
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
@@ -41,7 +43,7 @@ function run(
       path.join(here, '..', bench, 'index.ts'),
       ...args,
     ],
-    { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    { env: { ...process.env, BENCH_SUMMARY: 'off', ...env }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
   )
   process.stdout.write(r.stdout)
   if (r.status !== 0) throw new Error(`${bench} failed: ${r.stderr}`)
@@ -60,6 +62,7 @@ function run(
 
 const pull: Point[] = []
 const snapshot: Point[] = []
+const tenants: (Point & { users: number })[] = []
 for (const n of sizes) {
   const p = run('pull', [String(n), '1000'], { BENCH_PULL_ROUNDS: '1' })
   const ours = p.result.ours as { recordsPerSecond: number; seconds: number }
@@ -87,6 +90,27 @@ for (const n of sizes) {
   })
 }
 
+// Tenants: seconds = one snapshot + one catch-up pull of the 1 000-row user among the others; ratio = alone ÷ among.
+for (const n of sizes) {
+  const users = Math.max(100, Math.round(n / 100))
+  const t = run('tenants', [], {
+    BENCH_TENANTS_ROWS: String(n),
+    BENCH_TENANTS_USERS: String(users),
+    BENCH_TENANTS_ROUNDS: '1',
+    BENCH_TENANTS_REPEAT: '3',
+  })
+  const ms = t.result as { snapshotMs: { among: number }; pullMs: { among: number }; rows: number; ratio: number }
+  const seconds = (ms.snapshotMs.among + ms.pullMs.among) / 1000
+  tenants.push({
+    rows: ms.rows,
+    users,
+    seconds,
+    rowsPerSecond: 2000 / seconds,
+    peakRssMiB: t.peakRssMiB,
+    ratio: ms.ratio,
+  })
+}
+
 const table = (name: string, pts: Point[]) => {
   console.log(`\n${name}`)
   console.log('rows        seconds   rows/s     peak RSS   ratio')
@@ -98,5 +122,9 @@ const table = (name: string, pts: Point[]) => {
 }
 table('pull catch-up (pages of 1000)', pull)
 table('snapshot (pages of 1000)', snapshot)
-const file = writeResult('scale', { sizes, pull, snapshot })
+table(
+  'tenants: a 1 000-row user among rows/100 users (snapshot + pull; rows/s of that user; ratio alone ÷ among)',
+  tenants,
+)
+const file = writeResult('scale', { sizes, pull, snapshot, tenants })
 console.log(`\nwrote ${file}`)
