@@ -131,6 +131,7 @@ export async function prepareDatabase(
       }
       const indexes = await ensureTableIndexes(db.pool, registry)
       if (indexes.created.length > 0) log.info({ indexes: indexes.created }, 'created table indexes')
+      for (const f of indexes.failed) log.warn({ index: f.name, error: f.error, sql: f.sql }, 'could not create index')
       // The slot exists from the first start on, so changes made before a consumer first runs are not lost.
       await ensurePublication(db.pool, registry, o.publicationName)
       const slot = await ensureSlot(db.pool, o.slotName)

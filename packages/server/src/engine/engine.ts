@@ -308,6 +308,9 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     // The (owner, id) indexes per-user snapshots need; a table created later gets its index on the next start.
     const indexes = await ensureTableIndexes(options.pool, engine.ctx.registry)
     if (indexes.created.length > 0) engine.ctx.logger.info({ indexes: indexes.created }, 'created table indexes')
+    for (const f of indexes.failed) {
+      engine.ctx.logger.warn({ index: f.name, error: f.error, sql: f.sql }, 'could not create a table index: run it')
+    }
   }
   // Without logical replication pulls silently return nothing: say so loudly (the WAL consumer, wherever it runs,
   // refuses to start for the same reason). Not fatal: the engine itself can serve.

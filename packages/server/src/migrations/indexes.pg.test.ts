@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { createTestDatabase, type TestDatabase } from '../../../../test-harness/src/index.js'
+import { createAppRolePool, createTestDatabase, type TestDatabase } from '../../../../test-harness/src/index.js'
 import { Registry } from '../registry/registry.js'
 import { ensureTableIndexes, tableIndexes } from './indexes.js'
 
@@ -40,7 +40,7 @@ it('owner tables get an (owner, id) index unless one already leads with those co
   expect(first.covered.length + second.covered.length).toBe(3)
   expect(first.missingTables).toEqual(['not_yet'])
   const again = await ensureTableIndexes(db.pool, registry())
-  expect(again).toEqual({ created: [], covered: ['a', 'b'], missingTables: ['not_yet'] })
+  expect(again).toEqual({ created: [], covered: ['a', 'b'], missingTables: ['not_yet'], failed: [] })
   const { rows } = await db.pool.query<{ indexname: string; indexdef: string }>(
     `SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('a', 'b', 'c') AND indexname NOT LIKE '%pkey' ORDER BY 1`,
   )
@@ -55,4 +55,23 @@ it('long table names make valid, distinct index names within 63 bytes', () => {
   const names = tableIndexes(r).map((ix) => ix.name)
   expect(names.every((n) => Buffer.byteLength(n) <= 63)).toBe(true)
   expect(new Set(names).size).toBe(2)
+})
+
+it('a role that does not own the table gets the statement to run, not an error', async () => {
+  await db.pool.query(
+    `CREATE TABLE d (id bigint PRIMARY KEY, owner_id text, updated_at timestamptz, deleted_at timestamptz)`,
+  )
+  const appPool = await createAppRolePool(db) // neither superuser nor the owner of d
+  try {
+    const r = new Registry()
+    r.register({ tableName: 'd', ownerColumn: 'owner_id' })
+    const res = await ensureTableIndexes(appPool, r)
+    expect(res.created).toEqual([])
+    expect(res.failed.map((f) => [f.name, f.sql])).toEqual([
+      ['sync_d_owner_id_id', 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "sync_d_owner_id_id" ON "d" ("owner_id", "id")'],
+    ])
+    expect(res.failed[0]?.error).toMatch(/owner/)
+  } finally {
+    await appPool.end()
+  }
 })

@@ -64,16 +64,19 @@ export interface EnsureIndexesResult {
   covered: string[]
   /** Registered tables that do not exist (yet): nothing to index. */
   missingTables: string[]
+  /** Indexes that could not be created (e.g. the role does not own the table), with the statement to run instead. */
+  failed: { name: string; sql: string; error: string }[]
 }
 
 /**
  * Creates the missing `tableIndexes` (an existing index on the same leading columns counts, whatever its name), in one
- * transaction under the migration lock (several instances may start together). A plain CREATE INDEX blocks writes to
+ * transaction under the migration lock (several instances may start together). An index the role cannot create
+ * (not the table's owner) is reported in `failed`, never thrown: the engine works without it, only slower. A plain CREATE INDEX blocks writes to
  * the table while it builds: on a large live table, run the printed `CONCURRENTLY` form yourself first
  * (`synchrod migrate` prints it), after which this finds the index and does nothing.
  */
 export async function ensureTableIndexes(pool: pg.Pool, registry: Registry): Promise<EnsureIndexesResult> {
-  const result: EnsureIndexesResult = { created: [], covered: [], missingTables: [] }
+  const result: EnsureIndexesResult = { created: [], covered: [], missingTables: [], failed: [] }
   const wanted = tableIndexes(registry)
   if (wanted.length === 0) return result
   const db = await pool.connect()
@@ -87,8 +90,15 @@ export async function ensureTableIndexes(pool: pg.Pool, registry: Registry): Pro
       if (!state?.present) result.missingTables.push(ix.table)
       else if (state.covered) result.covered.push(ix.table)
       else {
-        await db.query(ix.sql())
-        result.created.push(ix.name)
+        // A role that may create the sync_* tables need not own the application's: that must not stop the engine.
+        await db.query('SAVEPOINT synchro_index')
+        try {
+          await db.query(ix.sql())
+          result.created.push(ix.name)
+        } catch (err) {
+          await db.query('ROLLBACK TO SAVEPOINT synchro_index')
+          result.failed.push({ name: ix.name, sql: ix.sql({ concurrently: true }), error: (err as Error).message })
+        }
       }
     }
     await db.query('COMMIT')

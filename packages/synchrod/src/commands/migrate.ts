@@ -30,6 +30,7 @@ export async function migrate(settings: Settings, log: Log): Promise<void> {
       const r = await ensureTableIndexes(db.pool, registry)
       for (const name of r.created) process.stdout.write(`created index ${name}\n`)
       for (const table of r.missingTables) process.stdout.write(`table ${table} does not exist: no index created\n`)
+      for (const f of r.failed) process.stdout.write(`could not create index ${f.name} (${f.error}): run ${f.sql}\n`)
     }
   } finally {
     await db.close()
