@@ -9,8 +9,8 @@ import {
   WIRE_ERRORS,
 } from '@synchro/protocol'
 import { AuthError, type Authenticator } from '../auth/auth.js'
-import type { Engine } from '../engine/engine.js'
-import type { Logger } from '../engine/types.js'
+import type { SyncService } from '../core/service.js'
+import type { Logger } from '../core/types.js'
 import {
   BadRequestError,
   ClientNotRegisteredError,
@@ -166,7 +166,7 @@ async function readBody(request: Request, limit: number, ticket: Ticket): Promis
  * Mount it in node:http (toNodeListener), Express, Fastify, Hono, Next.js route handlers, Bun, Deno.
  */
 export function createSyncHandler(
-  engine: Engine,
+  engine: SyncService,
   options: SyncHandlerOptions,
 ): (request: Request) => Promise<Response> {
   const basePath = (options.basePath ?? '').replace(/\/+$/, '')
