@@ -13,7 +13,7 @@ const HEARTBEAT_MS = 15_000
  */
 export async function eventStream(engine: SyncService, request: Request, userId: string, url: URL): Promise<Response> {
   const clientId = url.searchParams.get('client_id')
-  if (!clientId) throw new BadRequestError('client_id is required')
+  if (!clientId) throw new BadRequestError('client_id is required', 'missing_key')
   // Same bounds as register: an id PostgreSQL cannot store (NUL) or index is no registered client.
   if (!fitsText(clientId, MAX_IDENTIFIER_LENGTH)) throw new BadRequestError(WIRE_ERRORS.invalid_request_body.message)
   const cp = url.searchParams.get('checkpoint')

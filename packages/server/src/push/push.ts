@@ -61,7 +61,8 @@ export async function push(
   deadline?: RequestDeadline,
 ): Promise<PushResponse> {
   const changes = req.changes ?? []
-  if (changes.length > MAX_PUSH_CHANGES) throw new BadRequestError(WIRE_ERRORS.too_many_changes.message)
+  if (changes.length > MAX_PUSH_CHANGES)
+    throw new BadRequestError(WIRE_ERRORS.too_many_changes.message, 'too_many_changes')
   // Schema pair (409), client row (404, stale → 403) and the push mark on it: the statement opening the transaction.
   const { contract, results } = await inRequest(ctx, userId, req, { access: 'push', deadline }, async (tx) => {
     if (changes.length === 0) return { contract: tx.contract, results: [] }
