@@ -124,8 +124,7 @@ export async function openRequest(
     }
     try {
       opts.deadline?.check() // answered 503 while waiting for a connection: do nothing
-      if (begin !== null) await db.query(begin)
-      const { rows } = await db.query<OpeningRow>(text, values)
+      const rows = await runOpening(db, begin, text, values)
       const r = rows[0]
       if (!r) throw new Error('request: opening statement returned no row')
       const contract = ctx.contracts.cachedFor(r.fp) ?? (known?.fp === r.fp ? known.contract : undefined)
@@ -155,6 +154,41 @@ export async function openRequest(
       throw err
     }
   }
+}
+
+/**
+ * `begin` and the opening statement. When every value can travel as a quoted literal (strings without NUL, arrays
+ * of them, integers, NULL), both go as ONE simple-protocol query: one round trip instead of two. Otherwise (rare: a
+ * NUL byte, which PostgreSQL text cannot hold anyway) they run one by one with the values as parameters.
+ */
+async function runOpening(
+  db: pg.PoolClient,
+  begin: string | null,
+  text: string,
+  values: unknown[],
+): Promise<OpeningRow[]> {
+  if (begin !== null) {
+    const literals = values.map((v) => literal(db, v))
+    if (literals.every((l) => l !== undefined)) {
+      const inline = text.replace(/\$(\d+)/g, (_, i: string) => literals[Number(i) - 1] as string)
+      const results = (await db.query(`${begin}; ${inline}`)) as unknown as pg.QueryResult<OpeningRow>[]
+      return results[1]?.rows ?? []
+    }
+    await db.query(begin)
+  }
+  return (await db.query<OpeningRow>(text, values)).rows
+}
+
+/** `value` as an SQL literal, or undefined when it cannot be one. */
+function literal(db: pg.PoolClient, value: unknown): string | undefined {
+  if (value === null) return 'NULL'
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? String(value) : undefined
+  if (typeof value === 'string') return value.includes('\u0000') ? undefined : db.escapeLiteral(value)
+  if (Array.isArray(value)) {
+    const items = value.map((v) => (typeof v === 'string' ? literal(db, v) : undefined))
+    return items.every((i) => i !== undefined) ? `ARRAY[${items.join(', ')}]::text[]` : undefined
+  }
+  return undefined
 }
 
 /** 409 unless the request's pair is the contract's (or, for `bootstrap`, the empty pair). */
