@@ -8,9 +8,10 @@ import type { Logger } from './types.js'
 
 /** Informational hooks that fail: thrown synchronously, or as a rejected promise (an async hook). */
 let mode: 'throw' | 'reject' = 'throw'
-const fail = (name: string): void => {
+const fail = (name: string): undefined => {
   if (mode === 'throw') throw new Error(`${name} broke`)
-  return Promise.reject(new Error(`${name} broke`)) as unknown as void
+  // An async hook: the engine's types say void, a user's code may still hand back a promise that rejects.
+  return Promise.reject(new Error(`${name} broke`)) as unknown as undefined
 }
 const warnings: { hook?: string; msg?: string }[] = []
 const logger: Logger = {
