@@ -88,8 +88,8 @@ const PAGE_SETTINGS = { enable_seqscan: 'off', enable_sort: 'off' }
  * after_id} says where the next page starts. Each page is its own REPEATABLE READ transaction: the pages of one
  * snapshot are *not* one MVCC snapshot, which is fine because every change committed after the captured checkpoint
  * reaches the client again through pull (records are idempotent upserts).
- * Round trips per page: BEGIN, one statement (app.user_id + planner settings + schema fingerprint + client row, see
- * `openRequest`), one statement per table visited (usually one; the first page also reads max(seq)), COMMIT.
+ * Round trips per page: BEGIN with one statement (app.user_id + planner settings + schema fingerprint + client row,
+ * see `openRequest`), one statement per table visited (usually one; the first page also reads max(seq)), COMMIT.
  */
 export async function snapshot(
   ctx: EngineContext,
