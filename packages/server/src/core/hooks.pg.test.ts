@@ -28,7 +28,11 @@ beforeAll(async () => {
   app = await createTestApp({
     engine: {
       logger,
+      minClientVersion: '1.0.0',
+      compaction: { staleThresholdMs: 24 * 60 * 60 * 1000 },
       hooks: {
+        onSchemaIncompatible: () => fail('onSchemaIncompatible'),
+        onCompaction: () => fail('onCompaction'),
         onPushComplete: () => fail('onPushComplete'),
         onConflict: () => fail('onConflict'),
         onPullComplete: () => fail('onPullComplete'),
@@ -110,5 +114,29 @@ describe.each(['throw', 'reject'] as const)('informational hooks that %s never c
     expect(rows).toEqual([{ seq: String(pulled.body.checkpoint), pulled: true }])
     await settle()
     expect(failedHooks()).toEqual(['onSnapshotRequired', 'onSnapshotPage', 'onPullComplete'])
+  })
+
+  it('register below the minimum version: a failing onSchemaIncompatible leaves the 426', async () => {
+    mode = m
+    warnings.length = 0
+    const old = await post(randomUUID(), '/sync/register', {
+      client_id: 'old',
+      platform: 'test',
+      app_version: '0.9.0',
+      schema_version: 0,
+      schema_hash: '',
+    })
+    expect(old).toEqual({ status: 426, body: { error: 'client upgrade required' } })
+    await settle()
+    expect(failedHooks()).toEqual(['onSchemaIncompatible'])
+  })
+
+  it('compaction: a failing onCompaction leaves the run its result', async () => {
+    mode = m
+    warnings.length = 0
+    const result = await app.engine.runCompaction()
+    expect(result).toMatchObject({ deactivatedClients: 0 })
+    await settle()
+    expect(failedHooks()).toEqual(['onCompaction'])
   })
 })
