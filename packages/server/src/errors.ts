@@ -1,4 +1,10 @@
-/** Base class of every error the engine throws on purpose; `code` is stable. */
+import { WIRE_ERRORS, type WireErrorCode } from '@synchro/protocol'
+
+/**
+ * Base class of every error the engine throws on purpose; `code` is stable. Errors a client caused carry their wire
+ * code (a key of WIRE_ERRORS in @synchro/protocol): the HTTP layer answers them with that code's status and the
+ * error's message as body (see `wireCodeOf`).
+ */
 export class SynchroError extends Error {
   readonly code: string
   constructor(code: string, message: string, options?: ErrorOptions) {
@@ -8,48 +14,60 @@ export class SynchroError extends Error {
   }
 }
 
+/** The wire code of `err` when it is a SynchroError answered as such (status from WIRE_ERRORS), else undefined. */
+export function wireCodeOf(err: unknown): WireErrorCode | undefined {
+  if (!(err instanceof SynchroError)) return undefined
+  return Object.hasOwn(WIRE_ERRORS, err.code) ? (err.code as WireErrorCode) : undefined
+}
+
 /** The request's schema pair differs from the server's current pair (HTTP 409). */
 export class SchemaMismatchError extends SynchroError {
   constructor(
     readonly serverSchemaVersion: number,
     readonly serverSchemaHash: string,
   ) {
-    super('schema_mismatch', 'client schema does not match server schema')
+    super('schema_mismatch', WIRE_ERRORS.schema_mismatch.message)
   }
 }
 
-/** pull/push/snapshot for a client that never registered (HTTP 404). */
+/** pull/push/snapshot/events for a client that never registered (HTTP 404). */
 export class ClientNotRegisteredError extends SynchroError {
   constructor() {
-    super('client_not_registered', 'client not registered')
+    super('client_not_registered', WIRE_ERRORS.client_not_registered.message)
   }
 }
 
 /** The client's app version is below the minimum or unparseable (HTTP 426). */
 export class UpgradeRequiredError extends SynchroError {
   constructor() {
-    super('upgrade_required', 'client upgrade required')
+    super('upgrade_required', WIRE_ERRORS.upgrade_required.message)
   }
 }
 
-/** A request is well-formed JSON but breaks a protocol limit (HTTP 400). */
+/** The wire codes of a malformed request (all HTTP 400). */
+export type BadRequestCode = 'invalid_request_body' | 'missing_key' | 'too_many_changes'
+
+/**
+ * A request is well-formed JSON but breaks a protocol limit (HTTP 400); `message` is the answer's body (e.g.
+ * `invalid cursor`, `client_id is required`), `code` its wire code.
+ */
 export class BadRequestError extends SynchroError {
-  constructor(message: string) {
-    super('bad_request', message)
+  constructor(message: string, code: BadRequestCode = 'invalid_request_body') {
+    super(code, message)
   }
 }
 
 /** The onStaleClient hook rejected the client (HTTP 403). */
 export class StaleClientRejectedError extends SynchroError {
   constructor() {
-    super('stale_client_rejected', 'client rejected as stale')
+    super('stale_client_rejected', WIRE_ERRORS.stale_client_rejected.message)
   }
 }
 
 /** Register of a new client for a user who already has the configured maximum of active clients (HTTP 403). */
 export class TooManyClientsError extends SynchroError {
   constructor() {
-    super('too_many_clients', 'too many clients for this user')
+    super('too_many_clients', WIRE_ERRORS.too_many_clients.message)
   }
 }
 

@@ -3,20 +3,18 @@ export { BucketResolver, type BucketResult, type BucketRule, ColumnCatalog, GLOB
 export {
   type ChangelogStats,
   type ChangelogStatsOptions,
+  type CompactionProgress,
+  type CompactionResult,
   changelogInstalled,
   changelogStats,
 } from './changelog/index.js'
+export { type ClientCounts, clientStats } from './clients/clients.js'
 export { lastWriteWins, serverWins } from './conflict/lww.js'
 export type { ConflictDecision, ConflictInput, ConflictResolver } from './conflict/types.js'
+export type { EngineHooks } from './core/hooks.js'
+export type { CompactionOptions, Logger } from './core/types.js'
 export { createEngine, Engine } from './engine/engine.js'
-export type {
-  CompactionOptions,
-  CompactionProgress,
-  CompactionResult,
-  EngineHooks,
-  EngineOptions,
-  Logger,
-} from './engine/types.js'
+export type { EngineOptions } from './engine/types.js'
 export {
   BadRequestError,
   ClientNotRegisteredError,

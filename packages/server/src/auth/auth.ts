@@ -2,11 +2,32 @@ import { WIRE_ERRORS } from '@synchro/protocol'
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose'
 import { SynchroError } from '../errors.js'
 
-/** Authentication failed: answered 401 with `message` as the wire error. */
+/** The wire codes of a failed authentication (all HTTP 401). */
+export type AuthErrorCode =
+  | 'missing_user_identity'
+  | 'malformed_authorization'
+  | 'invalid_token'
+  | 'token_missing_user_claim'
+
+/**
+ * Authentication failed: answered 401 with `message` as the wire error. `code` defaults to the one whose message
+ * `message` is (`invalid_token` for any other message).
+ */
 export class AuthError extends SynchroError {
-  constructor(message: string) {
-    super('unauthorized', message)
+  constructor(message: string, code: AuthErrorCode = authCodeOf(message)) {
+    super(code, message)
   }
+}
+
+const AUTH_CODES: readonly AuthErrorCode[] = [
+  'missing_user_identity',
+  'malformed_authorization',
+  'invalid_token',
+  'token_missing_user_claim',
+]
+
+function authCodeOf(message: string): AuthErrorCode {
+  return AUTH_CODES.find((c) => WIRE_ERRORS[c].message === message) ?? 'invalid_token'
 }
 
 /**

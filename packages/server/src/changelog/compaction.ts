@@ -1,5 +1,6 @@
 import type pg from 'pg'
-import type { Logger } from '../engine/types.js'
+import { deactivateStaleClients, slowestCheckpoint } from '../clients/clients.js'
+import type { Logger } from '../core/types.js'
 import { compactionDone, compactionProgress } from '../telemetry/events.js'
 
 export interface CompactionResult {
@@ -23,28 +24,6 @@ export interface CompactionDeps {
 }
 
 const COUNT_SQL = `SELECT count(*)::text AS n FROM sync_changelog WHERE seq <= $1`
-
-/**
- * Decision 36: a client is stale when its pull checkpoint has not advanced (nor been caught up) within the threshold,
- * whatever else it sends — pushes, empty pushes, registers and event streams refresh `last_sync_at` but not
- * `last_progress_at`, so a client that only pushes cannot pin compaction. Rows from before that column existed fall
- * back to the last pull, then the last sync. §3 I 114: clients that never synced are never deactivated.
- */
-const STALE = `coalesce(last_progress_at, last_pull_at, last_sync_at) < now() - ($1::double precision * interval '1 millisecond')`
-
-const DEACTIVATE_SQL = `
-UPDATE sync_clients
-   SET is_active = false, updated_at = now()
- WHERE is_active AND ${STALE}`
-
-/**
- * §3 I 115: the slowest active client's checkpoint; 0 when no active client has one. Stale clients are left out here
- * too: a re-register between the two statements reactivates a client without any pull progress, and must not pin.
- */
-const SAFE_SEQ_SQL = `
-SELECT coalesce(min(last_pull_seq), 0)::text AS seq
-  FROM sync_clients
- WHERE is_active AND last_pull_seq IS NOT NULL AND NOT coalesce(${STALE}, false)`
 
 /**
  * One batch: delete the oldest entries up to the safe seq and, in the same statement (so in the same transaction),
@@ -77,10 +56,9 @@ export async function runCompaction(
 ): Promise<CompactionResult> {
   const { staleThresholdMs, batchSize } = ctx.compaction
   const started = performance.now()
-  const deactivated = await ctx.pool.query(DEACTIVATE_SQL, [staleThresholdMs])
-  const deactivatedClients = deactivated.rowCount ?? 0
-  const { rows } = await ctx.pool.query<{ seq: string }>(SAFE_SEQ_SQL, [staleThresholdMs])
-  const safeSeq = Number(rows[0]?.seq ?? 0)
+  // Stale clients (no pull progress within the threshold) stop pinning the changelog (clients/).
+  const deactivatedClients = await deactivateStaleClients(ctx.pool, staleThresholdMs)
+  const safeSeq = await slowestCheckpoint(ctx.pool, staleThresholdMs)
   let deletedEntries = 0
   let batches = 0
   if (safeSeq > 0) {

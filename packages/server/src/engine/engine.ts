@@ -10,23 +10,22 @@ import type {
   SnapshotResponse,
   TablesResponse,
 } from '@synchro/protocol'
-import { runCompaction } from '../changelog/compaction.js'
+import { type CompactionProgress, type CompactionResult, runCompaction } from '../changelog/compaction.js'
 import { ChangelogNotifier, type NotifierOptions } from '../changelog/notifier.js'
 import { lastWriteWins } from '../conflict/lww.js'
-import { BadRequestError, ConfigurationError, TooManyClientsError, UpgradeRequiredError } from '../errors.js'
+import type { EngineContext } from '../core/context.js'
+import { emitHook } from '../core/hooks.js'
+import type { SyncService } from '../core/service.js'
+import { ConfigurationError } from '../errors.js'
 import type { RequestOptions } from '../limits/deadline.js'
-import {
-  DEFAULT_MAX_CLIENTS_PER_USER,
-  DEFAULT_MAX_JSON_DEPTH,
-  fitsText,
-  MAX_FREE_TEXT_LENGTH,
-  MAX_IDENTIFIER_LENGTH,
-} from '../limits/limits.js'
+import { DEFAULT_MAX_CLIENTS_PER_USER, DEFAULT_MAX_JSON_DEPTH } from '../limits/limits.js'
 import { ensureTableIndexes } from '../migrations/indexes.js'
 import { runMigrations } from '../migrations/migrations.js'
 import { pull } from '../pull/pull.js'
 import { push } from '../push/push.js'
+import { register } from '../register/register.js'
 import type { ResolvedTable } from '../registry/registry.js'
+import { inRequest } from '../request/open.js'
 import { applyRlsPolicies, type RlsOptions, rlsStatements } from '../rls/rls.js'
 import { SchemaContractCache, tableMetaOf } from '../schema/contract.js'
 import { snapshot } from '../snapshot/snapshot.js'
@@ -42,16 +41,15 @@ import { clientRebuild } from '../telemetry/events.js'
 import { withSpan } from '../telemetry/tracing.js'
 import { defaultLogger, safeErrorFacts } from '../util/log.js'
 import { guardPool } from '../util/pool.js'
-import { belowMinimum, parseVersion } from '../util/semver.js'
-import { nowRfc3339, sqlRfc3339, trimRfc3339 } from '../util/time.js'
+import { parseVersion } from '../util/semver.js'
+import { nowRfc3339 } from '../util/time.js'
 import { replicationProblems } from '../wal/setup.js'
-import { checkSchemaPair, defaultSubscriptions, type EngineContext, requireClient } from './context.js'
-import type { CompactionProgress, CompactionResult, EngineOptions } from './types.js'
+import type { EngineOptions } from './types.js'
 
 const DAY_MS = 24 * 60 * 60 * 1000
 
 /** The sync engine: every endpoint as a method, no HTTP. Create it with `createEngine`. */
-export class Engine {
+export class Engine implements SyncService {
   readonly ctx: EngineContext
   #compactionTimer: NodeJS.Timeout | undefined
   #compactionConfigured: boolean
@@ -108,60 +106,8 @@ export class Engine {
   }
 
   /** POST /sync/register (§3 B). */
-  async register(userId: string, req: RegisterRequest, opts: RequestOptions = {}): Promise<RegisterResponse> {
-    const ctx = this.ctx
-    // PostgreSQL text cannot hold NUL and its indexes cannot hold kilobytes: refuse such input as bad (not 500).
-    const fits =
-      [userId, req.client_id, req.platform, req.app_version].every((v) => fitsText(v, MAX_IDENTIFIER_LENGTH)) &&
-      fitsText(req.client_name, MAX_FREE_TEXT_LENGTH)
-    if (!fits) throw new BadRequestError('invalid request body')
-    const bootstrap = req.schema_version === 0 && req.schema_hash === ''
-    const contract = bootstrap
-      ? await ctx.contracts.get()
-      : await checkSchemaPair(ctx, req.schema_version, req.schema_hash)
-    if (ctx.minClientVersion && req.app_version !== '' && belowMinimum(req.app_version, ctx.minClientVersion)) {
-      ctx.hooks.onSchemaIncompatible?.({ userId, clientId: req.client_id, appVersion: req.app_version })
-      throw new UpgradeRequiredError()
-    }
-    // Not a commit phase: the upsert is idempotent, so one that lands after a 503 only repeats what the client retries.
-    opts.deadline?.check()
-    // A known client always re-registers; a new one only while the user has fewer active clients than the cap
-    // (concurrent registrations may overshoot it by the per-user in-flight bound).
-    const { rows } = await ctx.pool.query<{ id: string; last_sync_at: string | null; last_pull_seq: string | null }>(
-      `INSERT INTO sync_clients (user_id, client_id, client_name, platform, app_version, bucket_subs)
-       SELECT $1, $2, $3, $4, $5, $6
-        WHERE $7::int = 0
-           OR EXISTS (SELECT 1 FROM sync_clients WHERE user_id = $1 AND client_id = $2)
-           OR (SELECT count(*) FROM sync_clients WHERE user_id = $1 AND is_active) < $7::int
-       ON CONFLICT (user_id, client_id) DO UPDATE
-         SET client_name = EXCLUDED.client_name, platform = EXCLUDED.platform, app_version = EXCLUDED.app_version,
-             is_active = true, updated_at = now()
-       RETURNING id::text, ${sqlRfc3339('last_sync_at')} AS last_sync_at, last_pull_seq::text`,
-      [
-        userId,
-        req.client_id,
-        req.client_name ?? null,
-        req.platform,
-        req.app_version,
-        defaultSubscriptions(userId),
-        ctx.limits.maxClientsPerUser,
-      ],
-    )
-    const row = rows[0]
-    if (!row) throw new TooManyClientsError()
-    const out: RegisterResponse = {
-      id: row.id,
-      server_time: nowRfc3339(),
-      checkpoint: 0,
-      schema_version: 0,
-      schema_hash: '',
-    }
-    const lastSync = trimRfc3339(row.last_sync_at)
-    if (lastSync) out.last_sync_at = lastSync
-    out.checkpoint = row.last_pull_seq === null ? 0 : Number(row.last_pull_seq)
-    out.schema_version = contract.version
-    out.schema_hash = contract.hash
-    return out
+  register(userId: string, req: RegisterRequest, opts: RequestOptions = {}): Promise<RegisterResponse> {
+    return register(this.ctx, userId, req, opts.deadline)
   }
 
   /** POST /sync/pull (§3 D). */
@@ -185,7 +131,11 @@ export class Engine {
       () => push(this.ctx, userId, req, opts.deadline),
       pushResult,
     )
-    this.ctx.hooks.onPushComplete?.({ userId, clientId: req.client_id, results: [...res.accepted, ...res.rejected] })
+    emitHook(this.ctx, 'onPushComplete', () => ({
+      userId,
+      clientId: req.client_id,
+      results: [...res.accepted, ...res.rejected],
+    }))
     return res
   }
 
@@ -197,12 +147,12 @@ export class Engine {
       () => snapshot(this.ctx, userId, req, opts.deadline),
       snapshotResult,
     )
-    this.ctx.hooks.onSnapshotPage?.({
+    emitHook(this.ctx, 'onSnapshotPage', () => ({
       userId,
       clientId: req.client_id,
       records: res.records.length,
       final: !res.has_more,
-    })
+    }))
     return res
   }
 
@@ -233,7 +183,7 @@ export class Engine {
       () => runCompaction(this.ctx, opts.onProgress),
       compactionResult,
     )
-    this.ctx.hooks.onCompaction?.(result)
+    emitHook(this.ctx, 'onCompaction', () => result)
     return result
   }
 
@@ -272,7 +222,9 @@ export class Engine {
     since?: number,
     onEnd?: () => void,
   ): Promise<() => void> {
-    const client = await requireClient(this.ctx, this.ctx.pool, userId, clientId)
+    // The client row (404 / stale → 403) in one statement, no transaction: nothing is written.
+    const opening = { access: 'read', schema: 'none', begin: null } as const
+    const client = await inRequest(this.ctx, userId, { client_id: clientId }, opening, async (tx) => tx.client)
     this.#notifier ??= new ChangelogNotifier(this.ctx.pool, this.#live, this.ctx.logger)
     return this.#notifier.subscribe(client.bucketSubs, onChange, since, onEnd)
   }

@@ -1,60 +1,8 @@
-import type { PushResult, SnapshotReason } from '@synchro/protocol'
 import type pg from 'pg'
-import type { CompactionResult } from '../changelog/compaction.js'
-import type { ConflictDecision, ConflictInput, ConflictResolver } from '../conflict/types.js'
+import type { ConflictResolver } from '../conflict/types.js'
+import type { EngineHooks } from '../core/hooks.js'
+import type { CompactionOptions, Logger } from '../core/types.js'
 import type { Registry } from '../registry/registry.js'
-
-/** A pino-compatible logger (only the methods we call). */
-export interface Logger {
-  debug(obj: object, msg?: string): void
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  error(obj: object, msg?: string): void
-}
-
-export type { CompactionProgress, CompactionResult } from '../changelog/compaction.js'
-
-export interface CompactionOptions {
-  /** Run compaction in the background every `intervalMs` (off when absent). */
-  intervalMs?: number
-  /** Clients whose last sync is older than this are deactivated (default 7 days). */
-  staleThresholdMs?: number
-  /** Rows deleted per statement (default 10 000). */
-  batchSize?: number
-}
-
-/** Engine hooks; all optional. */
-export interface EngineHooks {
-  /** Inside the push transaction, after all records; throwing rolls back everything (HTTP 500). */
-  onPushAccepted?(event: {
-    userId: string
-    clientId: string
-    accepted: PushResult[]
-    db: pg.PoolClient
-  }): Promise<void> | void
-  /** Informational: every update/resurrection that reached conflict resolution. */
-  onConflict?(event: { input: ConflictInput; decision: ConflictDecision }): void
-  /** After every answered push (metrics); `results` in request order. */
-  onPushComplete?(event: { userId: string; clientId: string; results: PushResult[] }): void
-  /** After every answered snapshot page (metrics). */
-  onSnapshotPage?(event: { userId: string; clientId: string; records: number; final: boolean }): void
-  /** After a pull page was answered. */
-  onPullComplete?(event: {
-    userId: string
-    clientId: string
-    checkpoint: number
-    changes: number
-    deletes: number
-  }): void
-  /** A pull answered snapshot_required. */
-  onSnapshotRequired?(event: { userId: string; clientId: string; reason: SnapshotReason }): void
-  /** Called for a deactivated (stale) client on pull/push; return false to reject it (HTTP 403). */
-  onStaleClient?(event: { userId: string; clientId: string }): boolean | Promise<boolean>
-  /** After each compaction run. */
-  onCompaction?(result: CompactionResult): void
-  /** Register from an app version below the minimum. */
-  onSchemaIncompatible?(event: { userId: string; clientId: string; appVersion: string }): void
-}
 
 export interface EngineOptions {
   /** Pool for normal queries. Use a non-superuser role to make the generated RLS policies effective. */

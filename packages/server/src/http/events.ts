@@ -1,5 +1,5 @@
 import { WIRE_ERRORS } from '@synchro/protocol'
-import type { Engine } from '../engine/engine.js'
+import type { SyncService } from '../core/service.js'
 import { BadRequestError } from '../errors.js'
 import { fitsText, MAX_IDENTIFIER_LENGTH } from '../limits/limits.js'
 
@@ -11,9 +11,9 @@ const HEARTBEAT_MS = 15_000
  * of the reference protocol; clients that don't use it are unaffected). Each event is a hint to pull now:
  * `event: poke` / `data: {"seq":<newest changelog seq>}`. The first event is `ready`.
  */
-export async function eventStream(engine: Engine, request: Request, userId: string, url: URL): Promise<Response> {
+export async function eventStream(engine: SyncService, request: Request, userId: string, url: URL): Promise<Response> {
   const clientId = url.searchParams.get('client_id')
-  if (!clientId) throw new BadRequestError('client_id is required')
+  if (!clientId) throw new BadRequestError('client_id is required', 'missing_key')
   // Same bounds as register: an id PostgreSQL cannot store (NUL) or index is no registered client.
   if (!fitsText(clientId, MAX_IDENTIFIER_LENGTH)) throw new BadRequestError(WIRE_ERRORS.invalid_request_body.message)
   const cp = url.searchParams.get('checkpoint')

@@ -7,19 +7,12 @@ import {
   type SchemaMismatchBody,
   stringifyJsonLossless,
   WIRE_ERRORS,
+  type WireErrorCode,
 } from '@synchro/protocol'
 import { AuthError, type Authenticator } from '../auth/auth.js'
-import type { Engine } from '../engine/engine.js'
-import type { Logger } from '../engine/types.js'
-import {
-  BadRequestError,
-  ClientNotRegisteredError,
-  isTransientError,
-  SchemaMismatchError,
-  StaleClientRejectedError,
-  TooManyClientsError,
-  UpgradeRequiredError,
-} from '../errors.js'
+import type { SyncService } from '../core/service.js'
+import type { Logger } from '../core/types.js'
+import { isTransientError, SchemaMismatchError, wireCodeOf } from '../errors.js'
 import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, type Ticket } from '../limits/admission.js'
 import { RequestDeadline } from '../limits/deadline.js'
 import { MAX_IDENTIFIER_LENGTH } from '../limits/limits.js'
@@ -92,7 +85,14 @@ const FAILED: Record<Route['endpoint'], keyof typeof WIRE_ERRORS> = {
 /** Runs one request's engine work under a fresh deadline (see answerBy), holding its admission ticket until done. */
 type EngineCall = (fn: (deadline: RequestDeadline) => Promise<Response>) => Promise<Response>
 
-const REASON: Record<number, string> = { 429: 'Too Many Requests', 503: 'Service Unavailable' }
+/** Body of a rate-limit hook's refusal, by the status it chose (default: rate_limited's). */
+const REASON: Record<number, string> = {
+  [WIRE_ERRORS.rate_limited.status]: WIRE_ERRORS.rate_limited.message,
+  [WIRE_ERRORS.service_unavailable.status]: 'Service Unavailable',
+}
+
+/** The one status that is not a wire error of its own: an unexpected failure outside any endpoint. */
+const INTERNAL_ERROR_STATUS = 500
 
 /** A JSON response with the protocol's content type. */
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
@@ -106,8 +106,37 @@ function error(status: number, message: string, headers?: Record<string, string>
   return json(status, { error: message }, headers)
 }
 
+/** A wire error: its status from WIRE_ERRORS, body `{error}` with its message unless a specific one is given. */
+function wireError(code: WireErrorCode, message?: string, headers?: Record<string, string>): Response {
+  return error(WIRE_ERRORS[code].status, message ?? WIRE_ERRORS[code].message, headers)
+}
+
 function retryable(status: number, message: string, seconds: number): Response {
   return json(status, { error: message, retry_after: seconds }, { 'retry-after': String(seconds) })
+}
+
+/** A retryable wire error (429 / 503) with Retry-After. */
+function retryableWire(code: 'rate_limited' | 'service_unavailable', seconds: number): Response {
+  return retryable(WIRE_ERRORS[code].status, WIRE_ERRORS[code].message, seconds)
+}
+
+/**
+ * The answer to an error a client caused (it carries its wire code, see wireCodeOf): the code's status, the error's
+ * message as body; a schema mismatch carries the server's pair. Undefined for any other error.
+ */
+function clientErrorResponse(err: unknown): Response | undefined {
+  const code = wireCodeOf(err)
+  if (!code) return undefined
+  if (err instanceof SchemaMismatchError) {
+    const body: SchemaMismatchBody = {
+      code: 'schema_mismatch',
+      message: WIRE_ERRORS.schema_mismatch.message,
+      server_schema_version: err.serverSchemaVersion,
+      server_schema_hash: err.serverSchemaHash,
+    }
+    return json(WIRE_ERRORS[code].status, body)
+  }
+  return wireError(code, (err as Error).message)
 }
 
 /** Status reported to `onResponse` for a request whose client disconnected while sending its body. */
@@ -166,7 +195,7 @@ async function readBody(request: Request, limit: number, ticket: Ticket): Promis
  * Mount it in node:http (toNodeListener), Express, Fastify, Hono, Next.js route handlers, Bun, Deno.
  */
 export function createSyncHandler(
-  engine: Engine,
+  engine: SyncService,
   options: SyncHandlerOptions,
 ): (request: Request) => Promise<Response> {
   const basePath = (options.basePath ?? '').replace(/\/+$/, '')
@@ -180,11 +209,11 @@ export function createSyncHandler(
     maxInFlightPerUser: options.maxInFlightPerUser ?? DEFAULT_ADMISSION.maxInFlightPerUser,
     maxBodyBytesInFlight: options.maxBodyBytesInFlight ?? DEFAULT_ADMISSION.maxBodyBytesInFlight,
   } satisfies AdmissionLimits)
-  const unavailable = () => retryable(503, WIRE_ERRORS.service_unavailable.message, retryAfter)
+  const unavailable = () => retryableWire('service_unavailable', retryAfter)
 
   async function handle(request: Request, url: URL, path: string): Promise<Response> {
     if (path === '/healthz' && request.method === 'GET') return json(200, { status: 'ok' })
-    if (!path.startsWith('/sync/')) return error(404, WIRE_ERRORS.not_found.message)
+    if (!path.startsWith('/sync/')) return wireError('not_found')
 
     // 1. Authentication (401 beats 426 beats 405/400/404).
     let userId: string
@@ -196,32 +225,30 @@ export function createSyncHandler(
         throw new AuthError(WIRE_ERRORS.invalid_token.message)
       }
     } catch (err) {
-      if (err instanceof AuthError) return error(401, err.message)
-      if (isTransientError(err)) return retryable(503, WIRE_ERRORS.service_unavailable.message, retryAfter)
+      if (err instanceof AuthError) return clientErrorResponse(err) ?? wireError('invalid_token', err.message)
+      if (isTransientError(err)) return unavailable()
       logger.error({ err: errInfo(err) }, 'authenticator failed')
-      return error(401, WIRE_ERRORS.invalid_token.message)
+      return wireError('invalid_token')
     }
     // 2. Version gate: only when a minimum is configured and the header is present.
     const appVersion = request.headers.get('x-app-version')
     if (minVersion && appVersion !== null && belowMinimum(appVersion, minVersion)) {
-      return error(426, WIRE_ERRORS.upgrade_required.message)
+      return wireError('upgrade_required')
     }
     const route = ROUTES[path]
-    if (!route) return error(404, WIRE_ERRORS.not_found.message)
-    if (request.method !== route.method) {
-      return error(405, WIRE_ERRORS.method_not_allowed.message, { allow: route.method })
-    }
+    if (!route) return wireError('not_found')
+    if (request.method !== route.method) return wireError('method_not_allowed', undefined, { allow: route.method })
     if (options.rateLimit) {
       const rejection = await options.rateLimit({ request, userId, route: path })
       if (rejection) {
-        const status = rejection.status ?? 429
+        const status = rejection.status ?? WIRE_ERRORS.rate_limited.status
         const seconds = Math.max(0, Math.ceil(rejection.retryAfterSeconds))
-        return retryable(status, REASON[status] ?? 'Too Many Requests', seconds)
+        return retryable(status, REASON[status] ?? WIRE_ERRORS.rate_limited.message, seconds)
       }
     }
     // 3. Admission: bounded in-flight work, per user (429) and in total (503).
     const ticket = admission.enter(userId)
-    if (ticket === 'user') return retryable(429, REASON[429] as string, retryAfter)
+    if (ticket === 'user') return retryableWire('rate_limited', retryAfter)
     if (ticket === 'global') return unavailable()
     // The slots are held until the database work ends, even when the deadline answered first.
     const call: EngineCall = (fn) => {
@@ -291,8 +318,8 @@ export function createSyncHandler(
       text = await readBody(request, bodyLimit, ticket)
     } catch (err) {
       ticket.release()
-      if (err instanceof BodyTooLarge) return error(413, WIRE_ERRORS.payload_too_large.message)
-      if (err instanceof BodyInvalid) return error(400, WIRE_ERRORS.invalid_request_body.message)
+      if (err instanceof BodyTooLarge) return wireError('payload_too_large')
+      if (err instanceof BodyInvalid) return wireError('invalid_request_body')
       if (err instanceof BodyBudgetExhausted) return unavailable()
       // The body stream failed: the client went away mid-body and nobody reads this answer. Not a server fault, so
       // not a 503: 499 (nginx's "client closed request") lets metrics count it apart.
@@ -301,7 +328,8 @@ export function createSyncHandler(
     const decoded = decodeRequest(endpoint, text)
     if (!decoded.ok) {
       ticket.release()
-      return error(400, decoded.error)
+      // The decoder's message names the problem (`<key> is required` is missing_key): both are 400s.
+      return wireError('invalid_request_body', decoded.error)
     }
     switch (endpoint) {
       case 'register':
@@ -316,7 +344,7 @@ export function createSyncHandler(
         const req = decoded.value as RequestOf<'push'>
         if ((req.changes?.length ?? 0) > MAX_PUSH_CHANGES) {
           ticket.release()
-          return error(400, WIRE_ERRORS.too_many_changes.message)
+          return wireError('too_many_changes')
         }
         return call(async (deadline) => json(200, await engine.push(userId, req, { deadline })))
       }
@@ -328,23 +356,11 @@ export function createSyncHandler(
   }
 
   function mapError(endpoint: Route['endpoint'], err: unknown): Response {
-    if (err instanceof SchemaMismatchError) {
-      const body: SchemaMismatchBody = {
-        code: 'schema_mismatch',
-        message: WIRE_ERRORS.schema_mismatch.message,
-        server_schema_version: err.serverSchemaVersion,
-        server_schema_hash: err.serverSchemaHash,
-      }
-      return json(409, body)
-    }
-    if (err instanceof UpgradeRequiredError) return error(426, WIRE_ERRORS.upgrade_required.message)
-    if (err instanceof ClientNotRegisteredError) return error(404, WIRE_ERRORS.client_not_registered.message)
-    if (err instanceof StaleClientRejectedError) return error(403, WIRE_ERRORS.stale_client_rejected.message)
-    if (err instanceof BadRequestError) return error(400, err.message)
-    if (err instanceof TooManyClientsError) return error(403, WIRE_ERRORS.too_many_clients.message)
+    const answer = clientErrorResponse(err)
+    if (answer) return answer
     if (isTransientError(err)) return unavailable()
     logger.error({ err: errInfo(err), endpoint }, 'request failed')
-    return error(500, WIRE_ERRORS[FAILED[endpoint]].message)
+    return wireError(FAILED[endpoint])
   }
 
   return async (request: Request): Promise<Response> => {
@@ -353,7 +369,7 @@ export function createSyncHandler(
     try {
       url = new URL(request.url)
     } catch {
-      return error(400, WIRE_ERRORS.invalid_request_body.message)
+      return wireError('invalid_request_body')
     }
     let path = url.pathname
     if (basePath && path.startsWith(basePath)) path = path.slice(basePath.length) || '/'
@@ -362,7 +378,7 @@ export function createSyncHandler(
       response = await traceRequest(request, ROUTES[path] ? path : 'other', () => handle(request, url, path))
     } catch (err) {
       logger.error({ err: errInfo(err) }, 'unhandled error in sync handler')
-      response = error(500, 'internal error')
+      response = error(INTERNAL_ERROR_STATUS, 'internal error')
     }
     options.onResponse?.({
       route: ROUTES[path] ? path : path === '/healthz' ? '/healthz' : 'other',

@@ -11,17 +11,18 @@ import {
 } from '@synchro/protocol'
 import type pg from 'pg'
 import { bucketEntries, HISTORY_CTE, historyGap, historyServes } from '../changelog/reader.js'
-import type { EngineContext } from '../engine/context.js'
+import { advancePullCte } from '../clients/clients.js'
+import type { EngineContext } from '../core/context.js'
+import { emitHook } from '../core/hooks.js'
 import type { RequestDeadline } from '../limits/deadline.js'
 import { nestedDeeperThan } from '../limits/limits.js'
+import { openRequest } from '../request/open.js'
 import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { EXACT_JSON_TYPES } from '../util/json.js'
 import { trimRfc3339 } from '../util/time.js'
 import {
-  errorFacts,
   idTypeOf,
-  openRequest,
   ROW_ALIAS,
   recordColumnsSql,
   recordUnrenderable,
@@ -81,10 +82,8 @@ function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean
   const served = historyServes('$2')
   const last = `(SELECT max(seq) FROM p)`
   const stored = filtered ? `LEAST(coalesce(${last}, $2), (SELECT seq FROM sk) - 1)` : `coalesce(${last}, $2)`
-  // Decision 36 (staleness follows pull progress): the stored checkpoint moved, or an unfiltered pull found nothing
-  // more to read (a caught-up client of quiet buckets). A client re-reading old pages makes no progress.
+  // Decision 36 (staleness follows pull progress): an unfiltered pull that found nothing more to read is caught up.
   const caughtUp = filtered ? 'false' : '(SELECT count(*) FROM e) <= $3'
-  const progress = `(${stored}::bigint > coalesce(last_pull_seq, -1) OR ${caughtUp})`
   return `
 WITH ${HISTORY_CTE},
 e AS MATERIALIZED (
@@ -122,12 +121,7 @@ sk AS (
 ),`
       : ''
   }
-u AS (
-  UPDATE sync_clients
-     SET last_pull_seq = GREATEST(last_pull_seq, ${stored}::bigint), last_pull_at = now(), last_sync_at = now(),
-         last_progress_at = CASE WHEN ${progress} THEN now() ELSE last_progress_at END
-   WHERE id = $5::uuid AND ${served}
-)
+${advancePullCte('u', { rowId: '$5', stored, caughtUp, when: served })}
 SELECT h.compacted::text, h.issued::text, (SELECT count(*) FROM e)::int AS fetched, ${last}::text AS last_seq,
        x.seq::text, x.table_name, x.record_id, x.operation, x.id, x.data, x.updated_at, x.deleted_at
   FROM h LEFT JOIN x ON true
@@ -151,15 +145,13 @@ export async function pull(
   // BEGIN + one statement: app.user_id, schema pair (409), client row (404 / stale hook), in that order. The
   // checkpoint advance is bookkeeping (a lost one only makes the next pull start earlier; records are idempotent
   // upserts): its commit does not wait for the WAL flush.
-  const tx = await openRequest(ctx, userId, req, { settings: { synchronous_commit: 'off' }, deadline })
+  const tx = await openRequest(ctx, userId, req, { access: 'read', settings: { synchronous_commit: 'off' }, deadline })
   const { contract, client } = tx
   const subs = unique(client.bucketSubs)
   const base = { schema_version: contract.version, schema_hash: contract.hash }
 
   const required = (reason: SnapshotReason): PullResponse => {
-    callHook(ctx, 'onSnapshotRequired', () =>
-      ctx.hooks.onSnapshotRequired?.({ userId, clientId: req.client_id, reason }),
-    )
+    emitHook(ctx, 'onSnapshotRequired', () => ({ userId, clientId: req.client_id, reason }))
     return {
       changes: [],
       deletes: [],
@@ -203,15 +195,13 @@ export async function pull(
     { changes: page.changes.length, deletes: page.deletes.length, hasMore: page.hasMore },
     'pull page served',
   )
-  callHook(ctx, 'onPullComplete', () =>
-    ctx.hooks.onPullComplete?.({
-      userId,
-      clientId: req.client_id,
-      checkpoint: page.checkpoint,
-      changes: page.changes.length,
-      deletes: page.deletes.length,
-    }),
-  )
+  emitHook(ctx, 'onPullComplete', () => ({
+    userId,
+    clientId: req.client_id,
+    checkpoint: page.checkpoint,
+    changes: page.changes.length,
+    deletes: page.deletes.length,
+  }))
   return out
 }
 
@@ -316,13 +306,4 @@ export function bucketUpdates(
   if (added.length > 0) out.added = added
   if (removed.length > 0) out.removed = removed
   return out
-}
-
-/** Hooks are informational here: one that throws is logged, never turns a served page into a 500. */
-function callHook(ctx: EngineContext, name: string, fn: () => void): void {
-  try {
-    fn()
-  } catch (err) {
-    ctx.logger.warn({ err: errorFacts(err), hook: name }, 'hook failed')
-  }
 }

@@ -11,11 +11,13 @@ import {
 } from '@synchro/protocol'
 import type pg from 'pg'
 import type { ConflictDecision, ConflictInput } from '../conflict/types.js'
-import { checkSchemaPair, type EngineContext, withUserTransaction } from '../engine/context.js'
-import { BadRequestError, ClientNotRegisteredError, StaleClientRejectedError } from '../errors.js'
+import type { EngineContext } from '../core/context.js'
+import { emitHook } from '../core/hooks.js'
+import { BadRequestError } from '../errors.js'
 import type { RequestDeadline } from '../limits/deadline.js'
 import { nestedDeeperThan } from '../limits/limits.js'
 import type { ResolvedTable } from '../registry/registry.js'
+import { inRequest } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { pushBatchAttributes } from '../telemetry/attributes.js'
 import { withSpan } from '../telemetry/tracing.js'
@@ -37,7 +39,6 @@ import {
   lockStatement,
   type Statement,
   stampStatement,
-  TOUCH_CLIENT_SQL,
   updateStatement,
   visibilityStatement,
 } from './sql.js'
@@ -60,26 +61,19 @@ export async function push(
   deadline?: RequestDeadline,
 ): Promise<PushResponse> {
   const changes = req.changes ?? []
-  if (changes.length > MAX_PUSH_CHANGES) throw new BadRequestError(WIRE_ERRORS.too_many_changes.message)
-  const contract = await checkSchemaPair(ctx, req.schema_version, req.schema_hash)
-  const touch = { text: TOUCH_CLIENT_SQL, values: [userId, req.client_id] }
-  const results = await withUserTransaction(
-    ctx,
-    userId,
-    async (db, touched) => {
-      await checkClient(ctx, userId, req.client_id, touched?.rows[0] as { is_active: boolean } | undefined)
-      if (changes.length === 0) return []
-      const results = await new PushRun(ctx, db, contract, userId).run(changes)
-      const accepted = results.filter((r) => r.status === 'applied')
-      // Inside the transaction: a throwing hook rolls back every record (HTTP 500).
-      if (accepted.length > 0 && ctx.hooks.onPushAccepted) {
-        await ctx.hooks.onPushAccepted({ userId, clientId: req.client_id, accepted, db })
-      }
-      return results
-    },
-    // The client row is touched in the round trip that opens the transaction.
-    { first: touch, deadline },
-  )
+  if (changes.length > MAX_PUSH_CHANGES)
+    throw new BadRequestError(WIRE_ERRORS.too_many_changes.message, 'too_many_changes')
+  // Schema pair (409), client row (404, stale → 403) and the push mark on it: the statement opening the transaction.
+  const { contract, results } = await inRequest(ctx, userId, req, { access: 'push', deadline }, async (tx) => {
+    if (changes.length === 0) return { contract: tx.contract, results: [] }
+    const results = await new PushRun(ctx, tx.db, tx.contract, userId).run(changes)
+    const accepted = results.filter((r) => r.status === 'applied')
+    // Inside the transaction: a throwing hook rolls back every record (HTTP 500).
+    if (accepted.length > 0 && ctx.hooks.onPushAccepted) {
+      await ctx.hooks.onPushAccepted({ userId, clientId: req.client_id, accepted, db: tx.db })
+    }
+    return { contract: tx.contract, results }
+  })
   return {
     accepted: results.filter((r) => r.status === 'applied'),
     rejected: results.filter((r) => r.status !== 'applied'),
@@ -87,23 +81,6 @@ export async function push(
     server_time: nowRfc3339(),
     schema_version: contract.version,
     schema_hash: contract.hash,
-  }
-}
-
-/**
- * 404 for an unregistered client (Decision 11). `row` is what TOUCH_CLIENT_SQL returned: it sets last_push_at /
- * last_sync_at in the push transaction.
- */
-async function checkClient(
-  ctx: EngineContext,
-  userId: string,
-  clientId: string,
-  row: { is_active: boolean } | undefined,
-): Promise<void> {
-  if (!row) throw new ClientNotRegisteredError()
-  if (!row.is_active && ctx.hooks.onStaleClient) {
-    const ok = await ctx.hooks.onStaleClient({ userId, clientId })
-    if (!ok) throw new StaleClientRejectedError()
   }
 }
 
@@ -590,7 +567,7 @@ class PushRun {
       return undefined
     }
     try {
-      this.ctx.hooks.onConflict?.({ input, decision })
+      emitHook(this.ctx, 'onConflict', () => ({ input, decision }))
     } catch (err) {
       // Informational hook: its failure must not change the outcome.
       this.ctx.logger.warn({ table: input.table, code: sqlState(err) }, 'onConflict hook failed')

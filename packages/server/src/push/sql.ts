@@ -181,8 +181,3 @@ export function deleteStatement(registry: Registry, t: ResolvedTable, kind: IdKi
 SELECT n, u, d FROM u`
   })
 }
-
-/** Marks the push on the client row (§2.1) and reports whether the client exists and is active. */
-export const TOUCH_CLIENT_SQL = `UPDATE sync_clients SET last_push_at = now(), last_sync_at = now()
-WHERE user_id = $1 AND client_id = $2
-RETURNING is_active`

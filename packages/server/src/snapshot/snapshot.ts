@@ -8,13 +8,13 @@ import {
 } from '@synchro/protocol'
 import type pg from 'pg'
 import { headSeq } from '../changelog/reader.js'
-import type { EngineContext } from '../engine/context.js'
+import { completeSnapshot } from '../clients/clients.js'
+import type { EngineContext } from '../core/context.js'
 import { BadRequestError } from '../errors.js'
 import type { RequestDeadline } from '../limits/deadline.js'
 import { nestedDeeperThan } from '../limits/limits.js'
 import {
   idTypeOf,
-  openRequest,
   type RecordRow,
   ROW_ALIAS,
   recordColumnsSql,
@@ -24,20 +24,10 @@ import {
   wireUpdatedAt,
 } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
+import { openRequest } from '../request/open.js'
 import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { EXACT_JSON_TYPES } from '../util/json.js'
-
-/**
- * Final page only (§3 E 63, 64): the stored checkpoint never moves down; a completed snapshot reactivates the client.
- * `last_sync_at` is refreshed even when the checkpoint does not move: otherwise a client reactivated here would be
- * deactivated again by the next compaction run (its last sync still looking old).
- */
-const COMPLETE_SQL = `
-UPDATE sync_clients
-   SET last_pull_seq = GREATEST(last_pull_seq, $2::bigint), last_pull_at = now(), last_sync_at = now(),
-       last_progress_at = now(), is_active = true
- WHERE id = $1`
 
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
 const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint'])
@@ -98,8 +88,8 @@ const PAGE_SETTINGS = { enable_seqscan: 'off', enable_sort: 'off' }
  * after_id} says where the next page starts. Each page is its own REPEATABLE READ transaction: the pages of one
  * snapshot are *not* one MVCC snapshot, which is fine because every change committed after the captured checkpoint
  * reaches the client again through pull (records are idempotent upserts).
- * Round trips per page: BEGIN, one statement (app.user_id + planner settings + schema fingerprint + client row, see
- * `openRequest`), one statement per table visited (usually one; the first page also reads max(seq)), COMMIT.
+ * Round trips per page: BEGIN with one statement (app.user_id + planner settings + schema fingerprint + client row,
+ * see `openRequest`), one statement per table visited (usually one; the first page also reads max(seq)), COMMIT.
  */
 export async function snapshot(
   ctx: EngineContext,
@@ -111,6 +101,7 @@ export async function snapshot(
   const limit = clampLimit(req.limit)
   const cursor = req.cursor
   const tx = await openRequest(ctx, userId, req, {
+    access: 'read',
     begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
     settings: PAGE_SETTINGS,
     deadline,
@@ -137,7 +128,7 @@ export async function snapshot(
     out.cursor = { checkpoint: page.checkpoint, table_idx: page.next.tableIdx, after_id: page.next.afterId }
   } else {
     // Committing the read-only page started the commit phase (openRequest): this write is part of it.
-    await ctx.pool.query(COMPLETE_SQL, [client.id, page.checkpoint])
+    await completeSnapshot(ctx.pool, client.id, page.checkpoint)
   }
   await recordUnrenderable(ctx, page.unrenderable)
   ctx.logger.debug({ records: page.records.length, final: page.next === undefined }, 'snapshot page served')

@@ -4,7 +4,7 @@
  */
 import type { Attributes } from '@opentelemetry/api'
 import type { PullRequest, PullResponse, PushRequest, PushResponse, SnapshotResponse } from '@synchro/protocol'
-import type { CompactionResult } from '../engine/types.js'
+import type { CompactionResult } from '../changelog/compaction.js'
 import { bigintToLsn } from '../wal/lsn.js'
 
 export function pullAttributes(req: PullRequest): Attributes {

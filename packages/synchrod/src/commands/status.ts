@@ -1,4 +1,4 @@
-import { changelogInstalled, changelogStats, leaderLockKey } from '@synchro/server'
+import { changelogInstalled, changelogStats, clientStats, leaderLockKey } from '@synchro/server'
 import type pg from 'pg'
 import type { Settings } from '../config.js'
 import { type Database, describeUrl, openDatabase, StartupError } from '../database.js'
@@ -110,19 +110,9 @@ export async function readStatus(
   if (!(await changelogInstalled(pool))) {
     throw new StartupError(`no Synchro tables in ${database}: start synchrod once, or run synchrod migrate --apply`)
   }
-  // Stale as compaction defines it (packages/server/src/changelog/compaction.ts): no pull progress within the
-  // threshold, falling back to the last pull, then the last sync; clients that never synced are never stale.
-  const groups = (
-    await pool.query<{ platform: string; version: string; total: string; active: string; stale: string }>(
-      `SELECT platform, app_version AS version, count(*)::text AS total,
-              count(*) FILTER (WHERE is_active)::text AS active,
-              count(*) FILTER (WHERE is_active AND coalesce(last_progress_at, last_pull_at, last_sync_at)
-                < now() - ($1::double precision * interval '1 millisecond'))::text AS stale
-         FROM sync_clients GROUP BY platform, app_version ORDER BY count(*) DESC, platform, app_version`,
-      [opts.staleThresholdMs],
-    )
-  ).rows
-  const sum = (pick: (g: (typeof groups)[number]) => string) => groups.reduce((n, g) => n + Number(pick(g)), 0)
+  // Stale as compaction defines it (the server's clients module): no pull progress within the threshold.
+  const groups = await clientStats(pool, opts.staleThresholdMs)
+  const sum = (pick: (g: (typeof groups)[number]) => number) => groups.reduce((n, g) => n + pick(g), 0)
   const log = await changelogStats(pool)
   const slot = await one<{
     active: boolean
@@ -185,8 +175,8 @@ export async function readStatus(
       groups: groups.map((g) => ({
         platform: g.platform,
         appVersion: g.version,
-        total: Number(g.total),
-        active: Number(g.active),
+        total: g.total,
+        active: g.active,
       })),
     },
     changelog: {
