@@ -1,11 +1,10 @@
+/**
+ * The public API of @synchro/server: what an application needs to serve sync. The Node adapter lives in
+ * `@synchro/server/node`; helpers for synchrod, benchmarks and tests in `@synchro/server/internal` (no stability
+ * promise).
+ */
 export { AuthError, type Authenticator, headerAuth, type JwtAuthOptions, jwtAuth } from './auth/auth.js'
-export { BucketResolver, type BucketResult, type BucketRule, ColumnCatalog, GLOBAL_BUCKET } from './buckets/index.js'
-export {
-  type ChangelogStats,
-  type ChangelogStatsOptions,
-  changelogInstalled,
-  changelogStats,
-} from './changelog/index.js'
+export { GLOBAL_BUCKET } from './buckets/index.js'
 export { lastWriteWins, serverWins } from './conflict/lww.js'
 export type { ConflictDecision, ConflictInput, ConflictResolver } from './conflict/types.js'
 export { createEngine, Engine } from './engine/engine.js'
@@ -21,7 +20,6 @@ export {
   BadRequestError,
   ClientNotRegisteredError,
   ConfigurationError,
-  isTransientError,
   SchemaContractError,
   SchemaMismatchError,
   StaleClientRejectedError,
@@ -35,10 +33,8 @@ export {
   type RateLimitRejection,
   type SyncHandlerOptions,
 } from './http/handler.js'
-export { toNodeListener } from './http/node.js'
 export { DeadlineExceededError, RequestDeadline, type RequestOptions } from './limits/deadline.js'
-export { MAX_FREE_TEXT_LENGTH, MAX_IDENTIFIER_LENGTH } from './limits/limits.js'
-export { INFRASTRUCTURE_SQL, type MigrationProgress, runMigrations } from './migrations/migrations.js'
+export { type MigrationProgress, runMigrations } from './migrations/migrations.js'
 export {
   Registry,
   RegistryError,
@@ -46,18 +42,11 @@ export {
   type ResolvedTable,
   type TableConfig,
 } from './registry/registry.js'
-export { accessPredicate, applyRlsPolicies, type RlsOptions, rlsStatements } from './rls/rls.js'
-export { goJson, schemaHash } from './schema/contract.js'
-export { defaultKind, logicalTypeOf, normaliseDefault, sqliteDefault } from './schema/types.js'
-export { safeErrorFacts } from './util/log.js'
-export { guardPool } from './util/pool.js'
+export { applyRlsPolicies, type RlsOptions, rlsStatements } from './rls/rls.js'
 export {
-  bigintToLsn,
   ensurePublication,
   ensureReplicaIdentityFull,
   ensureSlot,
-  leaderLockKey,
-  lsnToBigint,
   startWalConsumer,
   WalApplyError,
   WalConfigurationError,

@@ -4,7 +4,8 @@ import { ClientNotRegisteredError, SchemaMismatchError, StaleClientRejectedError
 import { deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract, SchemaContractCache } from '../schema/contract.js'
-import type { CompactionOptions, EngineHooks, Logger } from './types.js'
+import type { Logger } from '../util/log.js'
+import type { CompactionOptions, EngineHooks } from './types.js'
 
 /** What the endpoint implementations (register, pull, push, snapshot, compaction) share. */
 export interface EngineContext {

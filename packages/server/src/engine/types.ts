@@ -3,14 +3,11 @@ import type pg from 'pg'
 import type { CompactionResult } from '../changelog/compaction.js'
 import type { ConflictDecision, ConflictInput, ConflictResolver } from '../conflict/types.js'
 import type { Registry } from '../registry/registry.js'
+import type { Logger } from '../util/log.js'
+
+export type { Logger }
 
 /** A pino-compatible logger (only the methods we call). */
-export interface Logger {
-  debug(obj: object, msg?: string): void
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  error(obj: object, msg?: string): void
-}
 
 export type { CompactionProgress, CompactionResult } from '../changelog/compaction.js'
 

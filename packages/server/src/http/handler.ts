@@ -2,15 +2,18 @@ import {
   DEFAULT_BODY_LIMIT,
   decodeRequest,
   type Endpoint,
+  HEADERS,
   MAX_PUSH_CHANGES,
   type RequestOf,
+  ROUTE_PREFIX,
+  ROUTES,
+  type RouteName,
   type SchemaMismatchBody,
   stringifyJsonLossless,
   WIRE_ERRORS,
 } from '@synchro/protocol'
 import { AuthError, type Authenticator } from '../auth/auth.js'
 import type { Engine } from '../engine/engine.js'
-import type { Logger } from '../engine/types.js'
 import {
   BadRequestError,
   ClientNotRegisteredError,
@@ -24,6 +27,7 @@ import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, type Ticket } from 
 import { RequestDeadline } from '../limits/deadline.js'
 import { MAX_IDENTIFIER_LENGTH } from '../limits/limits.js'
 import { traceRequest } from '../telemetry/tracing.js'
+import type { Logger } from '../util/log.js'
 import { safeErrorFacts } from '../util/log.js'
 import { belowMinimum } from '../util/semver.js'
 import { eventStream } from './events.js'
@@ -66,18 +70,12 @@ export interface SyncHandlerOptions {
   logger?: Logger
 }
 
-type Route = { method: 'GET' | 'POST'; endpoint: Endpoint | 'tables' | 'schema' | 'events' }
+type Route = { method: 'GET' | 'POST'; endpoint: RouteName }
 
-const ROUTES: Record<string, Route> = {
-  '/sync/register': { method: 'POST', endpoint: 'register' },
-  '/sync/pull': { method: 'POST', endpoint: 'pull' },
-  '/sync/push': { method: 'POST', endpoint: 'push' },
-  '/sync/snapshot': { method: 'POST', endpoint: 'snapshot' },
-  '/sync/tables': { method: 'GET', endpoint: 'tables' },
-  '/sync/schema': { method: 'GET', endpoint: 'schema' },
-  // Extension: live change notifications (Server-Sent Events).
-  '/sync/events': { method: 'GET', endpoint: 'events' },
-}
+/** The protocol's routes by path. */
+const BY_PATH = new Map<string, Route>(
+  Object.entries(ROUTES).map(([endpoint, r]) => [r.path, { method: r.method, endpoint: endpoint as RouteName }]),
+)
 
 const FAILED: Record<Route['endpoint'], keyof typeof WIRE_ERRORS> = {
   register: 'register_failed',
@@ -107,7 +105,7 @@ function error(status: number, message: string, headers?: Record<string, string>
 }
 
 function retryable(status: number, message: string, seconds: number): Response {
-  return json(status, { error: message, retry_after: seconds }, { 'retry-after': String(seconds) })
+  return json(status, { error: message, retry_after: seconds }, { [HEADERS.retryAfter]: String(seconds) })
 }
 
 /** Status reported to `onResponse` for a request whose client disconnected while sending its body. */
@@ -184,7 +182,7 @@ export function createSyncHandler(
 
   async function handle(request: Request, url: URL, path: string): Promise<Response> {
     if (path === '/healthz' && request.method === 'GET') return json(200, { status: 'ok' })
-    if (!path.startsWith('/sync/')) return error(404, WIRE_ERRORS.not_found.message)
+    if (!path.startsWith(ROUTE_PREFIX)) return error(404, WIRE_ERRORS.not_found.message)
 
     // 1. Authentication (401 beats 426 beats 405/400/404).
     let userId: string
@@ -202,11 +200,11 @@ export function createSyncHandler(
       return error(401, WIRE_ERRORS.invalid_token.message)
     }
     // 2. Version gate: only when a minimum is configured and the header is present.
-    const appVersion = request.headers.get('x-app-version')
+    const appVersion = request.headers.get(HEADERS.appVersion)
     if (minVersion && appVersion !== null && belowMinimum(appVersion, minVersion)) {
       return error(426, WIRE_ERRORS.upgrade_required.message)
     }
-    const route = ROUTES[path]
+    const route = BY_PATH.get(path)
     if (!route) return error(404, WIRE_ERRORS.not_found.message)
     if (request.method !== route.method) {
       return error(405, WIRE_ERRORS.method_not_allowed.message, { allow: route.method })
@@ -359,13 +357,13 @@ export function createSyncHandler(
     if (basePath && path.startsWith(basePath)) path = path.slice(basePath.length) || '/'
     let response: Response
     try {
-      response = await traceRequest(request, ROUTES[path] ? path : 'other', () => handle(request, url, path))
+      response = await traceRequest(request, BY_PATH.has(path) ? path : 'other', () => handle(request, url, path))
     } catch (err) {
       logger.error({ err: errInfo(err) }, 'unhandled error in sync handler')
       response = error(500, 'internal error')
     }
     options.onResponse?.({
-      route: ROUTES[path] ? path : path === '/healthz' ? '/healthz' : 'other',
+      route: BY_PATH.has(path) ? path : path === '/healthz' ? '/healthz' : 'other',
       method: request.method,
       status: response.status,
       durationMs: performance.now() - started,

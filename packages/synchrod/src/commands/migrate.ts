@@ -1,4 +1,5 @@
-import { INFRASTRUCTURE_SQL, runMigrations } from '@synchro/server'
+import { runMigrations } from '@synchro/server'
+import { INFRASTRUCTURE_SQL } from '@synchro/server/internal'
 import type { Settings } from '../config.js'
 import { describeUrl, openDatabase } from '../database.js'
 import type { Log } from '../logger.js'
