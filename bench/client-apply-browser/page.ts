@@ -1,6 +1,6 @@
 // The benchmark page: the SDK's apply path on the sqlite-wasm driver (OPFS, worker) and raw sqlite-wasm inserts,
 // measured in the same page. Driven by index.ts through `window.bench`.
-import type { Record as WireRecord } from '@synchro/protocol'
+import type { SyncRecord } from '@synchro/protocol'
 import { openSqliteWasm } from '../../packages/client/src/drivers/sqlite-wasm/index.js'
 import { migrateToSchema } from '../../packages/client/src/schema/migrate.js'
 import { createTableSql, toClientSchema } from '../../packages/client/src/schema/synced-table.js'
@@ -11,7 +11,7 @@ import { makeRecords, ORDERS, SCHEMA } from '../client-apply/fixture.js'
 
 let run = 0
 
-async function ours(records: WireRecord[], pageSize: number): Promise<number> {
+async function ours(records: SyncRecord[], pageSize: number): Promise<number> {
   const driver = await openSqliteWasm({
     name: `ours-${run++}.sqlite3`,
     createWorker: () => new Worker('/worker.js', { type: 'module' }),
@@ -21,7 +21,7 @@ async function ours(records: WireRecord[], pageSize: number): Promise<number> {
   await db.transaction((tx) => migrateToSchema(tx, schema), 'sync')
   const t0 = performance.now()
   // As SyncEngine.pullAll does with back-to-back pages: one write transaction per APPLY_GROUP_ROWS rows.
-  let group: { changes: WireRecord[]; deletes: []; checkpoint: number }[] = []
+  let group: { changes: SyncRecord[]; deletes: []; checkpoint: number }[] = []
   let groupRows = 0
   for (let i = 0; i < records.length; i += pageSize) {
     const page = records.slice(i, i + pageSize)
@@ -41,7 +41,7 @@ async function ours(records: WireRecord[], pageSize: number): Promise<number> {
   return ms
 }
 
-async function raw(records: WireRecord[]): Promise<number> {
+async function raw(records: SyncRecord[]): Promise<number> {
   const cols = ORDERS.columns.map((c) => c.name)
   const w = new Worker('/raw-worker.js', { type: 'module' })
   const out = await new Promise<{ ms: number; n: number; error?: string }>((resolve) => {

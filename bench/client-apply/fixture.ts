@@ -1,6 +1,6 @@
 // The pulled rows both client-apply benchmarks apply (Node and browser): Northwind `orders` with every common
 // column type. Platform-free (runs in the browser page too).
-import type { SchemaResponse, SchemaTable, Record as WireRecord } from '@synchro/protocol'
+import type { SchemaResponse, SchemaTable, SyncRecord } from '@synchro/protocol'
 
 const c = (
   name: string,
@@ -44,9 +44,9 @@ export const ORDERS: SchemaTable = {
 }
 export const SCHEMA: SchemaResponse = { schema_version: 1, schema_hash: 'bench', server_time: '', tables: [ORDERS] }
 
-export function makeRecords(n: number): WireRecord[] {
+export function makeRecords(n: number): SyncRecord[] {
   const user = crypto.randomUUID()
-  const out: WireRecord[] = new Array(n)
+  const out: SyncRecord[] = new Array(n)
   for (let i = 0; i < n; i++) {
     const us = String(i % 1_000_000).padStart(6, '0')
     const ts = `2026-11-26T00:40:02.${us}+00:00`

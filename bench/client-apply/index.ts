@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import type { Record as WireRecord } from '@synchro/protocol'
+import type { SyncRecord } from '@synchro/protocol'
 import Database from 'better-sqlite3'
 import { openBetterSqlite3 } from '../../packages/client/src/drivers/better-sqlite3/index.js'
 import { migrateToSchema } from '../../packages/client/src/schema/migrate.js'
@@ -22,7 +22,7 @@ const ROWS = process.argv[2] ? Number.parseInt(process.argv[2], 10) : envInt('CL
 const PAGE = envInt('CLIENT_APPLY_PAGE', 1000, 1)
 const RUNS = envInt('CLIENT_APPLY_RUNS', 7, 7)
 
-async function ours(dir: string, records: WireRecord[]): Promise<number> {
+async function ours(dir: string, records: SyncRecord[]): Promise<number> {
   const file = path.join(dir, `ours-${randomUUID()}.sqlite`)
   const db = new LocalDatabase(() => openBetterSqlite3(file))
   const schema = toClientSchema(SCHEMA)
@@ -30,7 +30,7 @@ async function ours(dir: string, records: WireRecord[]): Promise<number> {
   const t0 = performance.now()
   // Exactly what SyncEngine.pullAll does with back-to-back pages: pages of PAGE rows, applied in order, one write
   // transaction per group of APPLY_GROUP_ROWS rows, checkpoint stored with the group.
-  let group: { changes: WireRecord[]; deletes: []; checkpoint: number }[] = []
+  let group: { changes: SyncRecord[]; deletes: []; checkpoint: number }[] = []
   let groupRows = 0
   for (let i = 0; i < records.length; i += PAGE) {
     const page = records.slice(i, i + PAGE)
@@ -50,7 +50,7 @@ async function ours(dir: string, records: WireRecord[]): Promise<number> {
   return ms
 }
 
-function raw(dir: string, records: WireRecord[]): number {
+function raw(dir: string, records: SyncRecord[]): number {
   const db = new Database(path.join(dir, `raw-${randomUUID()}.sqlite`))
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = NORMAL')

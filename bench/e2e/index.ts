@@ -11,14 +11,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { SynchroClient } from '@synchro/client'
 import { openBetterSqlite3 } from '@synchro/client/better-sqlite3'
-import {
-  createEngine,
-  createSyncHandler,
-  headerAuth,
-  Registry,
-  startWalConsumer,
-  toNodeListener,
-} from '@synchro/server'
+import { createEngine, createSyncHandler, headerAuth, Registry, startWalConsumer } from '@synchro/server'
+import { toNodeListener } from '@synchro/server/node'
 import { NORTHWIND_SQL, NORTHWIND_TABLES } from '../../test-harness/src/northwind.js'
 import { createBenchDatabase, envInt, mergeSummary, percentile, writeResult } from '../lib.js'
 

@@ -1,4 +1,4 @@
-import { toNodeListener } from '@synchro/server'
+import { toNodeListener } from '@synchro/server/node'
 import Fastify from 'fastify'
 import { createSynchro, type ExampleConfig, PREFIX, type RunningExample, runIfMain } from '../shared/synchro.js'
 

@@ -1,5 +1,5 @@
 import http from 'node:http'
-import { toNodeListener } from '@synchro/server'
+import { toNodeListener } from '@synchro/server/node'
 import { createSynchro, type ExampleConfig, listen, PREFIX, type RunningExample, runIfMain } from '../shared/synchro.js'
 
 /** node:http: the full URL reaches the handler, so `basePath` strips the prefix. */

@@ -8,16 +8,15 @@ export {
   type Transaction,
   type Unsubscribe,
 } from './client.js'
-export { type ResolvedConfig, resolveConfig, type SynchroClientConfig } from './config.js'
-export {
-  type DriverFactory,
-  Mutex,
-  type Row,
-  type RunResult,
-  type SqliteDriver,
-  type SqliteExecutor,
-  type SqlParam,
-  type SqlValue,
+export type { SynchroClientConfig } from './config.js'
+export type {
+  DriverFactory,
+  Row,
+  RunResult,
+  SqliteDriver,
+  SqliteExecutor,
+  SqlParam,
+  SqlValue,
 } from './driver.js'
 export {
   AlreadyStartedError,
@@ -56,7 +55,6 @@ export type {
   RejectionStatus,
   WriteOperation,
 } from './sync/rejections.js'
-export { backoffDelayMs, type Timers } from './sync/retry.js'
 export type { SpanLike, TracerLike } from './sync/tracing.js'
 export type { FetchLike } from './sync/transport.js'
 export { compareTimestamps } from './timestamps.js'

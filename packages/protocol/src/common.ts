@@ -60,7 +60,7 @@ export const schemaPair = {
 }
 
 /** A row as it leaves the server (pull change, snapshot record, conflict server_version). */
-export interface Record {
+export interface SyncRecord {
   id: string
   table_name: string
   data: { [column: string]: unknown }

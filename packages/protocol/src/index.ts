@@ -10,7 +10,7 @@ export {
   OP_DELETE,
   OP_INSERT,
   OP_UPDATE,
-  type Record,
+  type SyncRecord,
 } from './common.js'
 export { type DecodeResult, decodeRequest, type Endpoint, type RequestOf } from './decode.js'
 export {
@@ -38,6 +38,7 @@ export {
   ZERO_TIME,
 } from './push.js'
 export type { RegisterRequest, RegisterResponse } from './register.js'
+export { HEADERS, ROUTE_PREFIX, ROUTES, type RouteName } from './routes.js'
 export {
   type DefaultKind,
   isWideNumeric,

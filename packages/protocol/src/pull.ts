@@ -1,6 +1,6 @@
 import * as v from 'valibot'
 import type { Loose } from './common.js'
-import { type DeleteEntry, int32, int64, optional, type Record, required, schemaPair } from './common.js'
+import { type DeleteEntry, int32, int64, optional, required, type SyncRecord, schemaPair } from './common.js'
 
 export const pullRequiredKeys = ['client_id', 'schema_version', 'schema_hash'] as const
 
@@ -22,7 +22,7 @@ export interface BucketUpdates {
 }
 
 export interface PullResponse {
-  changes: Record[]
+  changes: SyncRecord[]
   deletes: DeleteEntry[]
   checkpoint: number
   has_more: boolean

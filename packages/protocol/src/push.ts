@@ -1,6 +1,6 @@
 import * as v from 'valibot'
 import type { Loose } from './common.js'
-import { jsonObject, optional, type Record, required, schemaPair, timestamp } from './common.js'
+import { jsonObject, optional, required, type SyncRecord, schemaPair, timestamp } from './common.js'
 
 export const pushRequiredKeys = ['schema_version', 'schema_hash'] as const
 
@@ -52,7 +52,7 @@ export interface PushResult {
   status: PushStatus
   reason_code?: PushReasonCode
   message?: string
-  server_version?: Record
+  server_version?: SyncRecord
   server_updated_at?: string
   server_deleted_at?: string
 }

@@ -1,6 +1,6 @@
 import * as v from 'valibot'
 import type { Loose } from './common.js'
-import { int32, int64, jsonObject, optional, type Record, required, schemaPair } from './common.js'
+import { int32, int64, jsonObject, optional, required, type SyncRecord, schemaPair } from './common.js'
 
 export const snapshotRequiredKeys = ['client_id', 'schema_version', 'schema_hash'] as const
 
@@ -20,7 +20,7 @@ export const snapshotRequest = v.object({
 export type SnapshotRequest = Loose<v.InferOutput<typeof snapshotRequest>>
 
 export interface SnapshotResponse {
-  records: Record[]
+  records: SyncRecord[]
   cursor?: SnapshotCursor
   checkpoint: number
   has_more: boolean

@@ -1,14 +1,11 @@
+/**
+ * The public API of @synchro/server: what an application needs to serve sync. The Node adapter lives in
+ * `@synchro/server/node`; helpers for synchrod, benchmarks and tests in `@synchro/server/internal` (no stability
+ * promise).
+ */
 export { AuthError, type Authenticator, headerAuth, type JwtAuthOptions, jwtAuth } from './auth/auth.js'
-export { BucketResolver, type BucketResult, type BucketRule, ColumnCatalog, GLOBAL_BUCKET } from './buckets/index.js'
-export {
-  type ChangelogStats,
-  type ChangelogStatsOptions,
-  type CompactionProgress,
-  type CompactionResult,
-  changelogInstalled,
-  changelogStats,
-} from './changelog/index.js'
-export { type ClientCounts, clientStats } from './clients/clients.js'
+export { GLOBAL_BUCKET } from './buckets/index.js'
+export type { CompactionProgress, CompactionResult } from './changelog/index.js'
 export { lastWriteWins, serverWins } from './conflict/lww.js'
 export type { ConflictDecision, ConflictInput, ConflictResolver } from './conflict/types.js'
 export type { EngineHooks } from './core/hooks.js'
@@ -19,7 +16,6 @@ export {
   BadRequestError,
   ClientNotRegisteredError,
   ConfigurationError,
-  isTransientError,
   SchemaContractError,
   SchemaMismatchError,
   StaleClientRejectedError,
@@ -33,16 +29,14 @@ export {
   type RateLimitRejection,
   type SyncHandlerOptions,
 } from './http/handler.js'
-export { toNodeListener } from './http/node.js'
 export { DeadlineExceededError, RequestDeadline, type RequestOptions } from './limits/deadline.js'
-export { MAX_FREE_TEXT_LENGTH, MAX_IDENTIFIER_LENGTH } from './limits/limits.js'
 export {
   type EnsureIndexesResult,
   ensureTableIndexes,
   type TableIndex,
   tableIndexes,
 } from './migrations/indexes.js'
-export { INFRASTRUCTURE_SQL, type MigrationProgress, runMigrations } from './migrations/migrations.js'
+export { type MigrationProgress, runMigrations } from './migrations/migrations.js'
 export {
   Registry,
   RegistryError,
@@ -50,18 +44,11 @@ export {
   type ResolvedTable,
   type TableConfig,
 } from './registry/registry.js'
-export { accessPredicate, applyRlsPolicies, type RlsOptions, rlsStatements } from './rls/rls.js'
-export { goJson, schemaHash } from './schema/contract.js'
-export { defaultKind, logicalTypeOf, normaliseDefault, sqliteDefault } from './schema/types.js'
-export { safeErrorFacts } from './util/log.js'
-export { guardPool } from './util/pool.js'
+export { applyRlsPolicies, type RlsOptions, rlsStatements } from './rls/rls.js'
 export {
-  bigintToLsn,
   ensurePublication,
   ensureReplicaIdentityFull,
   ensureSlot,
-  leaderLockKey,
-  lsnToBigint,
   startWalConsumer,
   WalApplyError,
   WalConfigurationError,

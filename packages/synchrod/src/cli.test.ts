@@ -1,7 +1,7 @@
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { INFRASTRUCTURE_SQL } from '@synchro/server'
+import { INFRASTRUCTURE_SQL } from '@synchro/server/internal'
 import { decodeJwt, jwtVerify } from 'jose'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { run } from './testing/spawn.js'

@@ -1,7 +1,7 @@
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { userInfo } from 'node:os'
 import path from 'node:path'
-import { guardPool } from '@synchro/server'
+import { guardPool } from '@synchro/server/internal'
 import pg from 'pg'
 import type { EmbeddedHandle } from './embedded.js'
 import type { Log } from './logger.js'

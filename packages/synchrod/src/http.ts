@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { safeErrorFacts, toNodeListener } from '@synchro/server'
+import { ROUTE_PREFIX } from '@synchro/protocol'
+import { safeErrorFacts } from '@synchro/server/internal'
+import { toNodeListener } from '@synchro/server/node'
 import type { Log } from './logger.js'
 import { type Metrics, routeLabel } from './metrics.js'
 import { ConfigError } from './options.js'
@@ -74,7 +76,7 @@ export function daemonHandler(opts: Omit<DaemonServerOptions, 'listen'>): (reque
         const text = await metrics.registry.metrics()
         response = new Response(text, { status: 200, headers: { 'content-type': metrics.registry.contentType } })
       } else {
-        const extra = path.startsWith('/sync/') ? undefined : await opts.routes?.(request, path)
+        const extra = path.startsWith(ROUTE_PREFIX) ? undefined : await opts.routes?.(request, path)
         if (extra) response = extra
         else if (opts.syncHandler) {
           own = false // the sync handler reports its own metrics through onResponse

@@ -1,24 +1,19 @@
+import { ROUTES } from '@synchro/protocol'
 import {
   CLIENT_CLOSED_REQUEST,
-  changelogStats,
   type Engine,
   type EngineHooks,
   type WalConsumer,
   type WalConsumerStatus,
 } from '@synchro/server'
+import { changelogStats } from '@synchro/server/internal'
 import type pg from 'pg'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import { RequestStats } from './status-page/request-stats.js'
 
 /** Route label values are a closed set (unknown paths collapse to "other") so label cardinality stays bounded. */
-export const KNOWN_ROUTES = new Set([
-  '/sync/register',
-  '/sync/pull',
-  '/sync/push',
-  '/sync/snapshot',
-  '/sync/tables',
-  '/sync/schema',
-  '/sync/events',
+export const KNOWN_ROUTES: ReadonlySet<string> = new Set([
+  ...Object.values(ROUTES).map((r) => r.path),
   '/healthz',
   '/metrics',
   '/status',

@@ -10,8 +10,8 @@ import {
   headerAuth,
   Registry,
   startWalConsumer,
-  toNodeListener,
 } from '@synchro/server'
+import { toNodeListener } from '@synchro/server/node'
 import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'
 import { type RelDb, slotFor } from './db.js'
 

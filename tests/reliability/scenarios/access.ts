@@ -13,8 +13,8 @@ import {
   jwtAuth,
   Registry,
   startWalConsumer,
-  toNodeListener,
 } from '@synchro/server'
+import { toNodeListener } from '@synchro/server/node'
 import { exportJWK, SignJWT } from 'jose'
 import type pg from 'pg'
 import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'

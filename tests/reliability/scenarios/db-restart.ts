@@ -14,9 +14,9 @@ import {
   headerAuth,
   Registry,
   startWalConsumer,
-  toNodeListener,
   type WalConsumer,
 } from '@synchro/server'
+import { toNodeListener } from '@synchro/server/node'
 import pg from 'pg'
 import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'
 import { AUDIT_SQL, type ChangelogCheck, changelogViolations, checkChangelog } from '../lib/audit.js'

@@ -4,7 +4,8 @@
 import { createHmac, generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createSyncHandler, type Engine, jwtAuth, toNodeListener } from '@synchro/server'
+import { createSyncHandler, type Engine, jwtAuth } from '@synchro/server'
+import { toNodeListener } from '@synchro/server/node'
 import { exportJWK } from 'jose'
 import { call } from '../lib/http.js'
 

@@ -15,8 +15,8 @@ import {
   headerAuth,
   Registry,
   startWalConsumer,
-  toNodeListener,
 } from '@synchro/server'
+import { toNodeListener } from '@synchro/server/node'
 import pg from 'pg'
 import { freePort } from '../../../packages/synchrod/src/embedded.js'
 import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'

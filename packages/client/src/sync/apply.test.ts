@@ -1,4 +1,4 @@
-import type { Record as WireRecord } from '@synchro/protocol'
+import type { SyncRecord } from '@synchro/protocol'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import type { SqliteDriver } from '../driver.js'
 import { migrateToSchema } from '../schema/migrate.js'
@@ -20,7 +20,7 @@ beforeEach(async () => {
   await d.transaction((tx) => migrateToSchema(tx, schema))
 })
 
-function rec(id: string, updatedAt: string, data: { [k: string]: unknown } = {}, deletedAt?: string): WireRecord {
+function rec(id: string, updatedAt: string, data: { [k: string]: unknown } = {}, deletedAt?: string): SyncRecord {
   return {
     id,
     table_name: 'lists',
@@ -30,7 +30,7 @@ function rec(id: string, updatedAt: string, data: { [k: string]: unknown } = {},
   }
 }
 
-async function apply(changes: WireRecord[], deletes: { id: string; table_name: string }[] = []) {
+async function apply(changes: SyncRecord[], deletes: { id: string; table_name: string }[] = []) {
   return d.transaction((tx) => withSyncLock(tx, () => applyPullPage(tx, schema.tables, changes, deletes)))
 }
 
@@ -93,7 +93,7 @@ describe('applying pull pages', () => {
   })
 
   it('converts wire values to SQLite storage (booleans, JSON, arrays, bytea hex) and fills absent keys', async () => {
-    const item: WireRecord = {
+    const item: SyncRecord = {
       id: 'i1',
       table_name: 'items',
       updated_at: '2026-01-01T00:00:00Z',

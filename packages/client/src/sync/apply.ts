@@ -6,7 +6,7 @@
  * The hot path (pull/snapshot pages) is one prepared upsert per table run once per row (`runMany`), with value
  * converters precomputed per column and one IN-list query per table and page for the read-your-own-writes check.
  */
-import type { DeleteEntry, PullResponse, Record as WireRecord } from '@synchro/protocol'
+import type { DeleteEntry, PullResponse, SyncRecord } from '@synchro/protocol'
 import { runMany, type SqliteExecutor, type SqlParam, type SqlValue } from '../driver.js'
 import type { SyncedTable } from '../schema/synced-table.js'
 import { getMeta, setMeta } from '../store/database.js'
@@ -14,7 +14,7 @@ import { quoteIdent } from '../store/sql.js'
 import { compareTimestamps } from '../timestamps.js'
 import { wireToSqlite } from './values.js'
 
-type Converter = (rec: WireRecord) => SqlValue
+type Converter = (rec: SyncRecord) => SqlValue
 
 interface TablePlan {
   upsertSql: string
@@ -26,7 +26,7 @@ interface TablePlan {
 const plans = new WeakMap<SyncedTable, TablePlan>()
 
 /** Runs the table's prepared upsert once per record (callers deduplicate ids). */
-async function upsertRows(tx: SqliteExecutor, t: SyncedTable, recs: readonly WireRecord[]): Promise<void> {
+async function upsertRows(tx: SqliteExecutor, t: SyncedTable, recs: readonly SyncRecord[]): Promise<void> {
   if (recs.length === 0) return
   // Measured: one prepared single-row upsert per record beats multi-row VALUES statements on better-sqlite3.
   await runMany(
@@ -104,7 +104,7 @@ function constantFallback(sqliteDefault: string | undefined): Converter {
 }
 
 /** Row parameters of the upsert for one wire record (all schema columns, in schema order). */
-export function recordParams(t: SyncedTable, rec: WireRecord): SqlValue[] {
+export function recordParams(t: SyncedTable, rec: SyncRecord): SqlValue[] {
   const conv = planFor(t).converters
   const out = new Array<SqlValue>(conv.length)
   for (let i = 0; i < conv.length; i++) out[i] = conv[i]!(rec)
@@ -147,8 +147,8 @@ export interface ApplyStats {
   deleted: number
 }
 
-function groupByTable(records: readonly WireRecord[]): Map<string, Map<string, WireRecord>> {
-  const out = new Map<string, Map<string, WireRecord>>()
+function groupByTable(records: readonly SyncRecord[]): Map<string, Map<string, SyncRecord>> {
+  const out = new Map<string, Map<string, SyncRecord>>()
   for (const r of records) {
     let m = out.get(r.table_name)
     if (!m) {
@@ -171,7 +171,7 @@ function groupByTable(records: readonly WireRecord[]): Map<string, Map<string, W
 export async function applyPullPage(
   tx: SqliteExecutor,
   tables: ReadonlyMap<string, SyncedTable>,
-  changes: readonly WireRecord[],
+  changes: readonly SyncRecord[],
   deletes: readonly DeleteEntry[],
 ): Promise<ApplyStats> {
   const stats: ApplyStats = { upserted: 0, skipped: 0, deleted: 0 }
@@ -184,7 +184,7 @@ export async function applyPullPage(
     }
     const pend = pending.get(name)
     const stamps = await localStamps(tx, t, [...recs.keys()])
-    const apply: WireRecord[] = []
+    const apply: SyncRecord[] = []
     for (const [id, rec] of recs) {
       if (pend?.has(id)) {
         stats.skipped++
@@ -228,7 +228,7 @@ export async function applyPullPage(
 export async function applySnapshotPage(
   tx: SqliteExecutor,
   tables: ReadonlyMap<string, SyncedTable>,
-  records: readonly WireRecord[],
+  records: readonly SyncRecord[],
 ): Promise<ApplyStats> {
   const stats: ApplyStats = { upserted: 0, skipped: 0, deleted: 0 }
   if (records.length === 0) return stats
@@ -240,7 +240,7 @@ export async function applySnapshotPage(
       continue
     }
     const pend = pending.get(name)
-    const apply: WireRecord[] = []
+    const apply: SyncRecord[] = []
     for (const [id, rec] of recs) {
       if (pend?.has(id)) stats.skipped++
       else apply.push(rec)
@@ -252,7 +252,7 @@ export async function applySnapshotPage(
 }
 
 /** Upserts one server row (a conflict's `server_version`): all schema columns, absent keys NULL. */
-export async function upsertServerRecord(tx: SqliteExecutor, t: SyncedTable, rec: WireRecord): Promise<void> {
+export async function upsertServerRecord(tx: SqliteExecutor, t: SyncedTable, rec: SyncRecord): Promise<void> {
   await tx.run(planFor(t).upsertSql, recordParams(t, rec))
 }
 

@@ -3,7 +3,7 @@
  * is reconciled to the server's state, and the app is told (`onRejected`, `rejections()`). Nothing is dropped
  * silently: a write ends on the server or here.
  */
-import type { Record as WireRecord } from '@synchro/protocol'
+import type { SyncRecord } from '@synchro/protocol'
 import type { SqliteExecutor } from '../driver.js'
 import type { SyncedTable } from '../schema/synced-table.js'
 import { setMeta } from '../store/database.js'
@@ -66,7 +66,7 @@ export interface ServerAnswer {
   status: string
   reason_code?: string | undefined
   message?: string | undefined
-  server_version?: WireRecord | undefined
+  server_version?: SyncRecord | undefined
 }
 
 interface RejectionRow {

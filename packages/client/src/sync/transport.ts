@@ -2,11 +2,13 @@
  * HTTP transport: one place that knows URLs, headers and the error mapping of PROTOCOL.md §4.4.
  */
 import {
+  HEADERS,
   type PullResponse,
   type PushRecord,
   type PushResponse,
   parseJsonLossless,
   type RegisterResponse,
+  ROUTES,
   type SchemaResponse,
   type SnapshotCursor,
   type SnapshotResponse,
@@ -58,7 +60,7 @@ export class Transport {
   }
 
   getSchema(): Promise<SchemaResponse> {
-    return this.request<SchemaResponse>('GET', '/sync/schema', undefined, (b) => {
+    return this.request<SchemaResponse>(ROUTES.schema.method, ROUTES.schema.path, undefined, (b) => {
       need(Array.isArray(b.tables), 'schema.tables')
       need(typeof b.schema_version === 'number' && typeof b.schema_hash === 'string', 'schema pair')
     })
@@ -72,7 +74,7 @@ export class Transport {
     schema_version: number
     schema_hash: string
   }): Promise<RegisterResponse> {
-    return this.request<RegisterResponse>('POST', '/sync/register', body, (b) => {
+    return this.request<RegisterResponse>(ROUTES.register.method, ROUTES.register.path, body, (b) => {
       need(typeof b.id === 'string', 'register.id')
     })
   }
@@ -80,7 +82,7 @@ export class Transport {
   pull(
     body: { client_id: string; checkpoint: number; limit: number; known_buckets?: string[] } & SchemaPair,
   ): Promise<PullResponse> {
-    return this.request<PullResponse>('POST', '/sync/pull', body, (b) => {
+    return this.request<PullResponse>(ROUTES.pull.method, ROUTES.pull.path, body, (b) => {
       need(typeof b.checkpoint === 'number', 'pull.checkpoint')
       if (b.snapshot_required) return
       need(Array.isArray(b.changes) && Array.isArray(b.deletes), 'pull.changes/deletes')
@@ -88,7 +90,7 @@ export class Transport {
   }
 
   push(body: { client_id: string; changes: PushRecord[] } & SchemaPair): Promise<PushResponse> {
-    return this.request<PushResponse>('POST', '/sync/push', body, (b) => {
+    return this.request<PushResponse>(ROUTES.push.method, ROUTES.push.path, body, (b) => {
       need(Array.isArray(b.accepted) && Array.isArray(b.rejected), 'push.accepted/rejected')
     })
   }
@@ -96,7 +98,7 @@ export class Transport {
   snapshot(
     body: { client_id: string; cursor: SnapshotCursor | null; limit: number } & SchemaPair,
   ): Promise<SnapshotResponse> {
-    return this.request<SnapshotResponse>('POST', '/sync/snapshot', body, (b) => {
+    return this.request<SnapshotResponse>(ROUTES.snapshot.method, ROUTES.snapshot.path, body, (b) => {
       need(Array.isArray(b.records) && typeof b.checkpoint === 'number', 'snapshot.records/checkpoint')
     })
   }
@@ -105,7 +107,7 @@ export class Transport {
   private async headers(json: boolean): Promise<Record<string, string>> {
     const headers: Record<string, string> = { Accept: 'application/json' }
     if (json) headers['Content-Type'] = 'application/json'
-    if (this.opts.appVersion) headers['X-App-Version'] = this.opts.appVersion
+    if (this.opts.appVersion) headers[HEADERS.appVersion] = this.opts.appVersion
     if (this.opts.authProvider) {
       let token: string
       try {
@@ -114,9 +116,9 @@ export class Transport {
         // An auth provider that cannot produce a token (offline refresh, for instance) is a transient condition.
         throw new NetworkError('authProvider failed to produce a token', err)
       }
-      headers.Authorization = `Bearer ${token}`
+      headers[HEADERS.authorization] = `Bearer ${token}`
     } else if (this.opts.userID !== undefined) {
-      headers['X-User-ID'] = this.opts.userID
+      headers[HEADERS.userId] = this.opts.userID
     }
     return headers
   }
@@ -132,7 +134,7 @@ export class Transport {
     let res: Response
     try {
       const query = `client_id=${encodeURIComponent(clientId)}&checkpoint=${checkpoint}`
-      res = await this.opts.fetch(`${this.base}/sync/events?${query}`, {
+      res = await this.opts.fetch(`${this.base}${ROUTES.events.path}?${query}`, {
         method: 'GET',
         headers,
         signal,
@@ -237,5 +239,5 @@ function mapError(res: Response, text: string, appVersion: string): SynchroError
   }
   if (res.status === 426) return new UpgradeRequiredError(appVersion)
   const message = typeof obj.error === 'string' ? obj.error : text.slice(0, 200) || res.statusText
-  return new ServerError(res.status, message, parseRetryAfter(res.headers.get('Retry-After'), body))
+  return new ServerError(res.status, message, parseRetryAfter(res.headers.get(HEADERS.retryAfter), body))
 }

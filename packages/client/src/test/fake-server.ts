@@ -6,14 +6,7 @@
 import { createHash } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type {
-  PushRecord,
-  PushResult,
-  SchemaColumn,
-  SchemaTable,
-  SnapshotCursor,
-  Record as WireRecord,
-} from '@synchro/protocol'
+import type { PushRecord, PushResult, SchemaColumn, SchemaTable, SnapshotCursor, SyncRecord } from '@synchro/protocol'
 
 export interface StoredRow {
   data: { [k: string]: unknown }
@@ -211,11 +204,11 @@ export class FakeServer {
     return out
   }
 
-  private toRecord(table: string, id: string, r: StoredRow, withDeleted: boolean): WireRecord {
+  private toRecord(table: string, id: string, r: StoredRow, withDeleted: boolean): SyncRecord {
     const cols = this.tables.find((x) => x.table_name === table)!.columns
     const data: { [k: string]: unknown } = {}
     for (const c of cols) data[c.name] = r.data[c.name] ?? null
-    const rec: WireRecord = { id, table_name: table, data, updated_at: toGo(r.updated_at) }
+    const rec: SyncRecord = { id, table_name: table, data, updated_at: toGo(r.updated_at) }
     if (withDeleted && r.deleted_at) rec.deleted_at = toGo(r.deleted_at)
     return rec
   }
@@ -341,7 +334,7 @@ export class FakeServer {
           last.delete(`${e.table}/${e.id}`)
           last.set(`${e.table}/${e.id}`, e)
         }
-        const changes: WireRecord[] = []
+        const changes: SyncRecord[] = []
         const deletes: { id: string; table_name: string }[] = []
         for (const e of last.values()) {
           if (e.op === 3) deletes.push({ id: e.id, table_name: e.table })
@@ -378,7 +371,7 @@ export class FakeServer {
         }
         const limit = Math.min(Math.max(Number(body.limit ?? 100) || 100, 1), 1000)
         const cursor = (body.cursor as SnapshotCursor | null) ?? { checkpoint: this.seq, table_idx: 0, after_id: '' }
-        const records: WireRecord[] = []
+        const records: SyncRecord[] = []
         let idx = cursor.table_idx
         let after = cursor.after_id
         while (idx < this.tables.length && records.length < limit) {

@@ -4,14 +4,8 @@
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import {
-  createEngine,
-  createSyncHandler,
-  headerAuth,
-  type Registry,
-  startWalConsumer,
-  toNodeListener,
-} from '@synchro/server'
+import { createEngine, createSyncHandler, headerAuth, type Registry, startWalConsumer } from '@synchro/server'
+import { toNodeListener } from '@synchro/server/node'
 import type { TestDatabase } from '@synchro/test-harness/pg'
 import { waitFor } from './helpers.js'
 

@@ -1,4 +1,4 @@
-import { WIRE_ERRORS } from '@synchro/protocol'
+import { HEADERS, WIRE_ERRORS } from '@synchro/protocol'
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose'
 import { SynchroError } from '../errors.js'
 
@@ -37,7 +37,7 @@ function authCodeOf(message: string): AuthErrorCode {
 export type Authenticator = (request: Request) => Promise<string> | string
 
 /** Dev mode: identity from the `X-User-ID` header (PROTOCOL.md §1.2). */
-export function headerAuth(header = 'x-user-id'): Authenticator {
+export function headerAuth(header: string = HEADERS.userId): Authenticator {
   return async (request) => {
     const id = request.headers.get(header)
     if (!id) throw new AuthError(WIRE_ERRORS.missing_user_identity.message)
@@ -77,7 +77,7 @@ export function jwtAuth(opts: JwtAuthOptions): Authenticator {
   // Verified tokens are cached briefly (keyed by the token, never past `exp`): HS verification dominates the hot path.
   const cache = new Map<string, { sub: string; until: number }>()
   return async (request) => {
-    const header = request.headers.get('authorization')
+    const header = request.headers.get(HEADERS.authorization)
     if (!header?.startsWith('Bearer ')) throw new AuthError(WIRE_ERRORS.malformed_authorization.message)
     const token = header.slice('Bearer '.length)
     const now = Date.now()

@@ -1,5 +1,5 @@
 import pg from 'pg'
-import type { Logger } from '../core/types.js'
+import type { Logger } from '../util/log.js'
 import { safeErrorFacts } from '../util/log.js'
 
 /** The channel the capture leader NOTIFYs on when it commits a changelog batch. */

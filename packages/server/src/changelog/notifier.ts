@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import type { Logger } from '../core/types.js'
+import type { Logger } from '../util/log.js'
 import { safeErrorFacts } from '../util/log.js'
 import { ChangelogListener, type ChangelogPoke } from './listener.js'
 import { bucketsBetween, headSeq } from './reader.js'

@@ -1,10 +1,4 @@
-/** A pino-compatible logger (only the methods we call). */
-export interface Logger {
-  debug(obj: object, msg?: string): void
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  error(obj: object, msg?: string): void
-}
+export type { Logger } from '../util/log.js'
 
 export interface CompactionOptions {
   /** Run compaction in the background every `intervalMs` (off when absent). */

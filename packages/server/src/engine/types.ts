@@ -1,8 +1,11 @@
 import type pg from 'pg'
 import type { ConflictResolver } from '../conflict/types.js'
 import type { EngineHooks } from '../core/hooks.js'
-import type { CompactionOptions, Logger } from '../core/types.js'
+import type { CompactionOptions } from '../core/types.js'
 import type { Registry } from '../registry/registry.js'
+import type { Logger } from '../util/log.js'
+
+export type { Logger }
 
 export interface EngineOptions {
   /** Pool for normal queries. Use a non-superuser role to make the generated RLS policies effective. */

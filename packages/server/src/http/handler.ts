@@ -2,8 +2,12 @@ import {
   DEFAULT_BODY_LIMIT,
   decodeRequest,
   type Endpoint,
+  HEADERS,
   MAX_PUSH_CHANGES,
   type RequestOf,
+  ROUTE_PREFIX,
+  ROUTES,
+  type RouteName,
   type SchemaMismatchBody,
   stringifyJsonLossless,
   WIRE_ERRORS,
@@ -11,12 +15,12 @@ import {
 } from '@synchro/protocol'
 import { AuthError, type Authenticator } from '../auth/auth.js'
 import type { SyncService } from '../core/service.js'
-import type { Logger } from '../core/types.js'
 import { isTransientError, SchemaMismatchError, wireCodeOf } from '../errors.js'
 import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, type Ticket } from '../limits/admission.js'
 import { RequestDeadline } from '../limits/deadline.js'
 import { MAX_IDENTIFIER_LENGTH } from '../limits/limits.js'
 import { traceRequest } from '../telemetry/tracing.js'
+import type { Logger } from '../util/log.js'
 import { safeErrorFacts } from '../util/log.js'
 import { belowMinimum } from '../util/semver.js'
 import { eventStream } from './events.js'
@@ -59,18 +63,12 @@ export interface SyncHandlerOptions {
   logger?: Logger
 }
 
-type Route = { method: 'GET' | 'POST'; endpoint: Endpoint | 'tables' | 'schema' | 'events' }
+type Route = { method: 'GET' | 'POST'; endpoint: RouteName }
 
-const ROUTES: Record<string, Route> = {
-  '/sync/register': { method: 'POST', endpoint: 'register' },
-  '/sync/pull': { method: 'POST', endpoint: 'pull' },
-  '/sync/push': { method: 'POST', endpoint: 'push' },
-  '/sync/snapshot': { method: 'POST', endpoint: 'snapshot' },
-  '/sync/tables': { method: 'GET', endpoint: 'tables' },
-  '/sync/schema': { method: 'GET', endpoint: 'schema' },
-  // Extension: live change notifications (Server-Sent Events).
-  '/sync/events': { method: 'GET', endpoint: 'events' },
-}
+/** The protocol's routes by path. */
+const BY_PATH = new Map<string, Route>(
+  Object.entries(ROUTES).map(([endpoint, r]) => [r.path, { method: r.method, endpoint: endpoint as RouteName }]),
+)
 
 const FAILED: Record<Route['endpoint'], keyof typeof WIRE_ERRORS> = {
   register: 'register_failed',
@@ -112,7 +110,7 @@ function wireError(code: WireErrorCode, message?: string, headers?: Record<strin
 }
 
 function retryable(status: number, message: string, seconds: number): Response {
-  return json(status, { error: message, retry_after: seconds }, { 'retry-after': String(seconds) })
+  return json(status, { error: message, retry_after: seconds }, { [HEADERS.retryAfter]: String(seconds) })
 }
 
 /** A retryable wire error (429 / 503) with Retry-After. */
@@ -213,7 +211,7 @@ export function createSyncHandler(
 
   async function handle(request: Request, url: URL, path: string): Promise<Response> {
     if (path === '/healthz' && request.method === 'GET') return json(200, { status: 'ok' })
-    if (!path.startsWith('/sync/')) return wireError('not_found')
+    if (!path.startsWith(ROUTE_PREFIX)) return wireError('not_found')
 
     // 1. Authentication (401 beats 426 beats 405/400/404).
     let userId: string
@@ -231,11 +229,11 @@ export function createSyncHandler(
       return wireError('invalid_token')
     }
     // 2. Version gate: only when a minimum is configured and the header is present.
-    const appVersion = request.headers.get('x-app-version')
+    const appVersion = request.headers.get(HEADERS.appVersion)
     if (minVersion && appVersion !== null && belowMinimum(appVersion, minVersion)) {
       return wireError('upgrade_required')
     }
-    const route = ROUTES[path]
+    const route = BY_PATH.get(path)
     if (!route) return wireError('not_found')
     if (request.method !== route.method) return wireError('method_not_allowed', undefined, { allow: route.method })
     if (options.rateLimit) {
@@ -375,13 +373,13 @@ export function createSyncHandler(
     if (basePath && path.startsWith(basePath)) path = path.slice(basePath.length) || '/'
     let response: Response
     try {
-      response = await traceRequest(request, ROUTES[path] ? path : 'other', () => handle(request, url, path))
+      response = await traceRequest(request, BY_PATH.has(path) ? path : 'other', () => handle(request, url, path))
     } catch (err) {
       logger.error({ err: errInfo(err) }, 'unhandled error in sync handler')
       response = error(INTERNAL_ERROR_STATUS, 'internal error')
     }
     options.onResponse?.({
-      route: ROUTES[path] ? path : path === '/healthz' ? '/healthz' : 'other',
+      route: BY_PATH.has(path) ? path : path === '/healthz' ? '/healthz' : 'other',
       method: request.method,
       status: response.status,
       durationMs: performance.now() - started,

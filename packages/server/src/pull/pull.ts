@@ -6,8 +6,8 @@ import {
   OP_UPDATE,
   type PullRequest,
   type PullResponse,
-  type Record,
   type SnapshotReason,
+  type SyncRecord,
 } from '@synchro/protocol'
 import type pg from 'pg'
 import { bucketEntries, HISTORY_CTE, historyGap, historyServes } from '../changelog/reader.js'
@@ -206,7 +206,7 @@ export async function pull(
 }
 
 interface Page {
-  changes: Record[]
+  changes: SyncRecord[]
   deletes: DeleteEntry[]
   checkpoint: number
   hasMore: boolean
@@ -252,7 +252,7 @@ async function readPage(
   const gap = historyGap(from, { compacted: Number(head.compacted), issued: Number(head.issued) })
   if (gap) return { reason: gap }
 
-  const changes: Record[] = []
+  const changes: SyncRecord[] = []
   const deletes: DeleteEntry[] = []
   const unrenderable: Unrenderable[] = []
   for (const r of rows) {
@@ -269,7 +269,7 @@ async function readPage(
       unrenderable.push({ table: r.table_name, id: r.id, operation: r.operation ?? OP_UPDATE })
       continue
     }
-    const rec: Record = {
+    const rec: SyncRecord = {
       id: r.id,
       table_name: r.table_name,
       data: r.data,

@@ -4,9 +4,9 @@ import {
   type PushRequest,
   type PushResponse,
   type PushResult,
+  type SyncRecord,
   stringifyJsonLossless,
   WIRE_ERRORS,
-  type Record as WireRecord,
   ZERO_TIME,
 } from '@synchro/protocol'
 import type pg from 'pg'
@@ -410,8 +410,8 @@ class PushRun {
     return Object.fromEntries(Object.entries(data).filter(([k]) => info.synced.has(k)))
   }
 
-  #serverVersion(info: TableInfo, row: FullRow, withDeleted: boolean): WireRecord {
-    const rec: WireRecord = {
+  #serverVersion(info: TableInfo, row: FullRow, withDeleted: boolean): SyncRecord {
+    const rec: SyncRecord = {
       id: row.id,
       table_name: info.t.tableName,
       data: row.data,

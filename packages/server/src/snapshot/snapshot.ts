@@ -1,10 +1,10 @@
 import {
   clampLimit,
   OP_INSERT,
-  type Record,
   type SnapshotCursor,
   type SnapshotRequest,
   type SnapshotResponse,
+  type SyncRecord,
 } from '@synchro/protocol'
 import type pg from 'pg'
 import { headSeq } from '../changelog/reader.js'
@@ -143,13 +143,13 @@ async function readPage(
   limit: number,
 ): Promise<{
   checkpoint: number
-  records: Record[]
+  records: SyncRecord[]
   next: { tableIdx: number; afterId: string } | undefined
   unrenderable: Unrenderable[]
 }> {
   // Decision 7: the changelog head, captured once on the first page; later pages carry it in the cursor (even 0).
   const checkpoint = cursor ? cursor.checkpoint : await headSeq(db)
-  const records: Record[] = []
+  const records: SyncRecord[] = []
   const unrenderable: Unrenderable[] = []
   let tableIdx = cursor?.table_idx ?? 0
   let afterId = cursor?.after_id ?? ''

@@ -2,8 +2,8 @@
  * Logging helpers: error facts that never carry row data, and the logger used when the caller gives none.
  */
 
-/** A pino-compatible logger (only the methods we call). */
-interface MinimalLogger {
+/** A pino-compatible logger (only the methods we call): the one logger type of the server. */
+export interface Logger {
   debug(obj: object, msg?: string): void
   info(obj: object, msg?: string): void
   warn(obj: object, msg?: string): void
@@ -110,7 +110,7 @@ function line(msg: string | undefined, obj: object): string {
  * The logger used when none is given: errors go to `console.error` (a library user must see that the WAL consumer
  * cannot start or a request failed), everything else is dropped. Pass `logger` (pino, or your own) to change this.
  */
-export const defaultLogger: MinimalLogger = {
+export const defaultLogger: Logger = {
   debug() {},
   info() {},
   warn() {},

@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import type { Logger } from '../core/types.js'
+import type { Logger } from './log.js'
 import { safeErrorFacts } from './log.js'
 
 const guarded = new WeakSet<pg.Pool>()

@@ -1,3 +1,4 @@
+import { type ChangelogOp, OP_DELETE, OP_INSERT, OP_UPDATE } from '@synchro/protocol'
 import type pg from 'pg'
 import { type Descendant, findDescendants, inheritingChildren, type RebucketRoot } from '../buckets/descendants.js'
 import {
@@ -9,16 +10,11 @@ import {
 } from '../buckets/resolver.js'
 import { CHANGELOG_CHANNEL, notifyBuckets } from '../changelog/listener.js'
 import type { ResolvedTable } from '../registry/registry.js'
+import type { Logger } from '../util/log.js'
 import { quoteIdent } from '../util/sql.js'
 import { copyFrom, copyText } from './copy.js'
 import { WalApplyError } from './errors.js'
 import { maxLsn as biggerLsn } from './lsn.js'
-
-/** Changelog operation codes (PROTOCOL.md §1.6). */
-export const OP_INSERT = 1
-export const OP_UPDATE = 2
-export const OP_DELETE = 3
-export type ChangeOp = typeof OP_INSERT | typeof OP_UPDATE | typeof OP_DELETE
 
 /** One decoded row change of a registered table. */
 export interface RowChange {
@@ -101,13 +97,6 @@ export interface ApplyOptions {
   onReady?: (batch: PreparedBatch) => void
 }
 
-export interface Logger {
-  info(obj: unknown, msg?: string): void
-  warn(obj: unknown, msg?: string): void
-  error(obj: unknown, msg?: string): void
-  debug(obj: unknown, msg?: string): void
-}
-
 interface EdgeEntry {
   table: string
   id: string
@@ -130,13 +119,13 @@ class BatchOutput {
   readonly fError: string[] = []
   readonly fPayload: string[] = []
 
-  emit(bucket: string, table: string, id: string, op: ChangeOp): void {
+  emit(bucket: string, table: string, id: string, op: ChangelogOp): void {
     this.cl += `${copyText(bucket)}\t${copyText(table)}\t${copyText(id)}\t${op}\n`
     this.clRows++
     this.buckets.add(bucket)
   }
 
-  fail(c: RowChange, op: ChangeOp, error: string): void {
+  fail(c: RowChange, op: ChangelogOp, error: string): void {
     this.fTable.push(c.table.tableName)
     this.fRecord.push(c.id)
     this.fOp.push(op)

@@ -5,16 +5,9 @@ import { BucketResolver, type TextRow } from '../buckets/resolver.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
 import { CaptureLag } from '../telemetry/events.js'
 import { tracedApply } from '../telemetry/tracing.js'
-import { defaultLogger, safeErrorFacts, safeErrorMessage } from '../util/log.js'
+import { defaultLogger, type Logger, safeErrorFacts, safeErrorMessage } from '../util/log.js'
 import { guardPool } from '../util/pool.js'
-import {
-  BatchApplier,
-  type Change,
-  type Logger,
-  type PreparedBatch,
-  type RowChange,
-  type WalTransaction,
-} from './apply.js'
+import { BatchApplier, type Change, type PreparedBatch, type RowChange, type WalTransaction } from './apply.js'
 import {
   WalConfigurationError,
   WalConnectionError,
@@ -33,8 +26,6 @@ import {
   tableOids,
 } from './setup.js'
 import { ReplicationStream } from './stream.js'
-
-export type { Logger } from './apply.js'
 
 /** Options of {@link startWalConsumer}. */
 export interface WalConsumerOptions {

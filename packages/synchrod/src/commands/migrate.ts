@@ -1,4 +1,5 @@
-import { ensureTableIndexes, INFRASTRUCTURE_SQL, type Registry, runMigrations, tableIndexes } from '@synchro/server'
+import { ensureTableIndexes, type Registry, runMigrations, tableIndexes } from '@synchro/server'
+import { INFRASTRUCTURE_SQL } from '@synchro/server/internal'
 import { buildRegistry, type Settings } from '../config.js'
 import { describeUrl, openDatabase } from '../database.js'
 import type { Log } from '../logger.js'

@@ -1,4 +1,4 @@
-import { changelogInstalled, changelogStats, clientStats, leaderLockKey } from '@synchro/server'
+import { changelogInstalled, changelogStats, clientStats, leaderLockKey } from '@synchro/server/internal'
 import type pg from 'pg'
 import type { Settings } from '../config.js'
 import { type Database, describeUrl, openDatabase, StartupError } from '../database.js'

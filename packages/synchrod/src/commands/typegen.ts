@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises'
-import type { SchemaResponse } from '@synchro/protocol'
+import { HEADERS, ROUTES, type SchemaResponse } from '@synchro/protocol'
 import { createEngine } from '@synchro/server'
 import { buildRegistry, type Settings } from '../config.js'
 import { openDatabase, StartupError } from '../database.js'
@@ -25,9 +25,12 @@ export async function typegen(settings: Settings, log: Log): Promise<void> {
 
 /** GET `<url>/sync/schema` (or the URL itself when it already names the route). */
 export async function fetchSchema(url: string, token: string | undefined): Promise<SchemaResponse> {
-  const target = url.replace(/\/+$/, '').endsWith('/sync/schema') ? url : `${url.replace(/\/+$/, '')}/sync/schema`
+  const route = ROUTES.schema.path
+  const target = url.replace(/\/+$/, '').endsWith(route) ? url : `${url.replace(/\/+$/, '')}${route}`
   // Without a token the development identity header is enough for a server running without JWT auth.
-  const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : { 'X-User-ID': 'typegen' }
+  const headers: Record<string, string> = token
+    ? { [HEADERS.authorization]: `Bearer ${token}` }
+    : { [HEADERS.userId]: 'typegen' }
   let res: Response
   try {
     res = await fetch(target, { headers })

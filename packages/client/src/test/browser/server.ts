@@ -10,7 +10,7 @@ import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { toNodeListener } from '@synchro/server'
+import { toNodeListener } from '@synchro/server/node'
 import * as esbuild from 'esbuild'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
