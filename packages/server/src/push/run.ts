@@ -1,0 +1,165 @@
+import type { PushRecord, PushResult } from '@synchro/protocol'
+import type pg from 'pg'
+import type { ConflictDecision, ConflictInput } from '../conflict/types.js'
+import type { EngineContext } from '../core/context.js'
+import { emitHook } from '../core/hooks.js'
+import type { SchemaContract } from '../schema/contract.js'
+import { decide, needsRow, type Resolve } from './decide.js'
+import { FORBIDDEN, sqlState } from './errors.js'
+import { PushResults } from './results.js'
+import { RowStates, rowKey } from './rows.js'
+import { type Item, isItem, type TableInfo, validateRecord } from './validate.js'
+import { BatchWriter, type Write } from './writer.js'
+
+/**
+ * One request: validate every record, pre-load the state of the rows they touch, decide each record in request
+ * order and hand its write to the batch writer. Two ways to pre-load a table's rows:
+ *
+ * * locked (lockStatement: `FOR UPDATE` + `to_jsonb`) for every id of the request — used when the resolver may read
+ *   `serverData` or an `onConflict` hook must see it;
+ * * optimistic (ConflictResolver.stampsOnly and no hook): creates are not pre-loaded at all (inserted with
+ *   `ON CONFLICT DO NOTHING`, the ids that existed are loaded locked and decided then); update / delete ids get
+ *   their stamps only (stampStatement), and the few records whose outcome needs the row (conflicts:
+ *   `server_version`) are loaded locked in one more query. Writes decided on an unlocked stamp carry it as a guard;
+ *   a row that changed in between (a concurrent push: §3 G 103) is not written, but loaded locked and decided again
+ *   right after its statement — the same outcome the locked path gives, without locking every row.
+ */
+export class PushRun {
+  readonly #results = new PushResults()
+  readonly #rows: RowStates
+  readonly #writer: BatchWriter
+  /** Records decided a second time (#decideAgain). */
+  readonly #again = new Set<Item>()
+  readonly #optimistic: boolean
+  readonly #resolve: Resolve
+
+  constructor(
+    readonly ctx: EngineContext,
+    db: pg.PoolClient,
+    readonly contract: SchemaContract,
+    readonly userId: string,
+  ) {
+    this.#optimistic = ctx.conflictResolver.stampsOnly === true && !ctx.hooks.onConflict
+    this.#rows = new RowStates(db, ctx.registry)
+    this.#writer = new BatchWriter(db, ctx.registry, ctx.logger, this.#optimistic, this.#rows, this.#results, (i, w) =>
+      this.#decideAgain(i, w),
+    )
+    this.#resolve = (input) => this.#runResolver(input)
+  }
+
+  async run(changes: readonly PushRecord[]): Promise<PushResult[]> {
+    const items: Item[] = []
+    for (const [index, rec] of changes.entries()) {
+      const v = validateRecord(this.ctx.registry, this.contract, this.ctx.limits.maxJsonDepth, index, rec)
+      if (isItem(v)) items.push(v)
+      else this.#results.reject(index, rec, v)
+    }
+    await this.#preload(items)
+    for (const item of items) {
+      const k = rowKey(item.info, item.key)
+      // A second record for a row in the unflushed batch: write the batch first so this one sees its effect.
+      if (this.#writer.pending(k)) await this.#writer.flush()
+      await this.#rows.refresh(item.info, item.key)
+      await this.#decide(item)
+    }
+    await this.#writer.flush()
+    return this.#results.finish(changes)
+  }
+
+  /**
+   * Locked: one locking query per table for every id the request touches. Optimistic: one stamp query per table
+   * for the update / delete ids, then one locking query per table for the rows whose outcome needs their data.
+   * Either way a second, data-free query runs only for the update/delete ids that are not the caller's (to tell a
+   * global row from an invisible one).
+   */
+  async #preload(items: readonly Item[]): Promise<void> {
+    const byTable = new Map<string, { info: TableInfo; keys: Set<string>; probe: Set<string> }>()
+    for (const it of items) {
+      const e = byTable.get(it.info.t.tableName) ?? { info: it.info, keys: new Set(), probe: new Set() }
+      e.keys.add(it.key)
+      if (it.op !== 'create') e.probe.add(it.key)
+      byTable.set(it.info.t.tableName, e)
+    }
+    if (!this.#optimistic) {
+      for (const { info, keys, probe } of byTable.values()) await this.#rows.load(info, [...keys], probe)
+      return
+    }
+    for (const { info, probe } of byTable.values()) {
+      if (probe.size > 0) await this.#rows.load(info, [...probe], probe, false)
+    }
+    // Records whose outcome needs the stored row: only the first record of each row (later ones re-read it).
+    const full = new Map<string, { info: TableInfo; keys: string[] }>()
+    const seen = new Set<string>()
+    for (const it of items) {
+      const k = rowKey(it.info, it.key)
+      if (seen.has(k)) continue
+      seen.add(k)
+      const row = this.#rows.get(it.info, it.key)
+      if (!row?.writable || !(await needsRow(it, row, this.userId, this.ctx.conflictResolver))) continue
+      const e = full.get(it.info.t.tableName) ?? { info: it.info, keys: [] }
+      e.keys.push(it.key)
+      full.set(it.info.t.tableName, e)
+    }
+    for (const { info, keys } of full.values()) await this.#rows.load(info, keys)
+  }
+
+  /** Decides `item` on its row's current state and carries the outcome out. */
+  async #decide(item: Item): Promise<void> {
+    const outcome = await decide(item, this.#rows.get(item.info, item.key), this.userId, this.#resolve)
+    switch (outcome.kind) {
+      case 'fail': {
+        const extra = outcome.serverVersion ? { server_version: outcome.serverVersion } : {}
+        return this.#results.fail(item, outcome.failure, extra)
+      }
+      case 'applied': {
+        const extra = outcome.reasonCode ? { reason_code: outcome.reasonCode, message: outcome.message } : {}
+        return this.#results.applied(item, extra)
+      }
+      case 'write':
+        return this.#writer.enqueue(item, outcome.write, outcome.entries, outcome.guard, this.#again.has(item))
+      case 'reload':
+        // Only stamps were read: load the row locked (its data is the answer) and decide on the newest version.
+        await this.#rows.load(item.info, [item.key])
+        return this.#decide(item)
+    }
+  }
+
+  /** Runs the resolver; undefined when a custom resolver throws (that record → internal_error, retryable). */
+  async #runResolver(input: ConflictInput): Promise<ConflictDecision | undefined> {
+    let decision: ConflictDecision
+    try {
+      decision = await this.ctx.conflictResolver.resolve(input)
+    } catch (err) {
+      this.ctx.logger.warn({ table: input.table, code: sqlState(err) }, 'conflict resolver failed')
+      return undefined
+    }
+    try {
+      emitHook(this.ctx, 'onConflict', () => ({ input, decision }))
+    } catch (err) {
+      // Informational hook: its failure must not change the outcome.
+      this.ctx.logger.warn({ table: input.table, code: sqlState(err) }, 'onConflict hook failed')
+    }
+    return decision
+  }
+
+  /**
+   * Loads the rows of `writes` locked and decides their records again, in request order; their writes (a
+   * resurrection where a create met a deleted row, an update after a concurrent one) are flushed before
+   * anything later in the request. A write decided this way that misses again is answered as retryable.
+   */
+  async #decideAgain(info: TableInfo, writes: readonly Write[]): Promise<void> {
+    await this.#rows.load(
+      info,
+      writes.map((w) => w.item.key),
+    )
+    for (const w of writes) {
+      this.#rows.clean(rowKey(info, w.item.key))
+      this.#again.add(w.item)
+      const row = this.#rows.get(info, w.item.key)
+      // A create whose id belongs to a row the caller may not write: never written, nothing returned.
+      if (w.item.op === 'create' && !row?.writable) this.#results.fail(w.item, FORBIDDEN)
+      else await this.#decide(w.item)
+    }
+    await this.#writer.flush()
+  }
+}

@@ -1,0 +1,188 @@
+import { type PushResult, stringifyJsonLossless } from '@synchro/protocol'
+import type pg from 'pg'
+import type { Logger } from '../engine/types.js'
+import type { Registry } from '../registry/registry.js'
+import { pushBatchAttributes } from '../telemetry/attributes.js'
+import { withSpan } from '../telemetry/tracing.js'
+import { trimRfc3339 } from '../util/time.js'
+import { classifyWriteError, FORBIDDEN, retryableFailure, sqlState, type WriteKind } from './errors.js'
+import type { PushResults } from './results.js'
+import { type RowStates, rowKey, runStatement } from './rows.js'
+import { deleteStatement, insertStatement, type Statement, updateStatement } from './sql.js'
+import type { Item, TableInfo } from './validate.js'
+
+export interface Write {
+  item: Item
+  /** The JSON object given to jsonb_populate_record (id included). */
+  row: { [column: string]: unknown }
+  /** Update / resurrection of an unlocked row: the stamp the decision was taken on (written only if unchanged). */
+  guard: string | null
+  /** Decided again after its row changed under it: a second miss is answered as retryable. */
+  again: boolean
+}
+
+/** Consecutive writes of one table, kind and column set: one statement. */
+interface Group {
+  info: TableInfo
+  kind: WriteKind
+  cols: string[]
+  sig: string
+  writes: Write[]
+}
+
+interface WriteRow {
+  n: number
+  ok?: boolean
+  u: string | null
+  d?: string | null
+}
+
+/**
+ * Rows per write statement: a 1000-record push of large rows as one statement can run for seconds without a round
+ * trip completing, which the request deadline (progress-based) cannot tell from a stalled database.
+ */
+const MAX_STATEMENT_ROWS = 200
+
+const SAVEPOINT = 'SAVEPOINT synchro_push'
+const ROLLBACK_TO = 'ROLLBACK TO SAVEPOINT synchro_push'
+
+/** Writes that matched nothing but may succeed when decided again on their row's newest version. */
+export type Recheck = (info: TableInfo, writes: readonly Write[]) => Promise<void>
+
+/**
+ * Collects consecutive writes of the same shape and runs them as one statement under a savepoint. When a
+ * statement fails, its batch is rolled back to the savepoint and replayed one record per savepoint, so one bad
+ * record never sinks the others (Decision 3).
+ */
+export class BatchWriter {
+  #pending: Group | undefined
+  readonly #pendingKeys = new Set<string>()
+
+  constructor(
+    readonly db: pg.PoolClient,
+    readonly registry: Registry,
+    readonly logger: Logger,
+    /** Rows were pre-loaded without locks: a write that matched nothing may be decided again. */
+    readonly optimistic: boolean,
+    readonly rows: RowStates,
+    readonly results: PushResults,
+    readonly recheck: Recheck,
+  ) {}
+
+  /** Whether a write of this row waits in the unflushed batch. */
+  pending(k: string): boolean {
+    return this.#pendingKeys.has(k)
+  }
+
+  async enqueue(item: Item, kind: WriteKind, entries: [string, unknown][], guard: string | null, again: boolean) {
+    const t = item.info.t
+    const cols = entries
+      .map(([c]) => c)
+      .filter((c) => kind === 'create' || c !== t.idColumn)
+      .sort()
+    const sig = `${t.tableName}\u0000${kind}\u0000${cols.join('\u0000')}`
+    // Only consecutive records share a statement: a later record may depend on an earlier one (a child
+    // created under a parent created just before), so request order is kept between statements.
+    if (this.#pending && (this.#pending.sig !== sig || this.#pending.writes.length >= MAX_STATEMENT_ROWS)) {
+      await this.flush()
+    }
+    if (!this.#pending) this.#pending = { info: item.info, kind, cols, sig, writes: [] }
+    // fromEntries defines own properties, so a key like "__proto__" cannot touch the prototype.
+    this.#pending.writes.push({ item, row: Object.fromEntries(entries), guard, again })
+    this.#pendingKeys.add(rowKey(item.info, item.key))
+  }
+
+  async flush(): Promise<void> {
+    const g = this.#pending
+    if (!g) return
+    this.#pending = undefined
+    for (const k of this.#pendingKeys) this.rows.markDirty(k)
+    this.#pendingKeys.clear()
+    const stmt = this.#statement(g)
+    // Records to decide again after this statement: their row existed or changed unseen (see #record).
+    const recheck: Write[] = []
+    await this.db.query(SAVEPOINT)
+    try {
+      const { rows } = await withSpan(
+        'synchro.push.batch',
+        pushBatchAttributes(g.info.t.tableName, g.kind, g.writes.length),
+        () => runStatement<WriteRow>(this.db, stmt, this.#params(g, g.writes)),
+      )
+      this.#record(g, g.writes, rows, recheck)
+    } catch (err) {
+      await this.db.query(ROLLBACK_TO)
+      if (g.writes.length === 1) this.#failed(g, g.writes[0] as Write, err)
+      else {
+        // The batch failed as a whole: replay it one record per savepoint to find the bad ones.
+        for (const w of g.writes) {
+          await this.db.query(SAVEPOINT)
+          try {
+            const { rows } = await runStatement<WriteRow>(this.db, stmt, this.#params(g, [w]))
+            this.#record(g, [w], rows, recheck)
+          } catch (err) {
+            await this.db.query(ROLLBACK_TO)
+            this.#failed(g, w, err)
+          }
+        }
+      }
+    }
+    if (recheck.length > 0) await this.recheck(g.info, recheck)
+  }
+
+  #statement(g: Group): Statement {
+    const reg = this.registry
+    switch (g.kind) {
+      case 'create':
+        return insertStatement(reg, g.info.t, g.cols)
+      case 'update':
+        return updateStatement(reg, g.info.t, g.cols, false, g.info.idKind)
+      case 'resurrect':
+        return updateStatement(reg, g.info.t, g.cols, true, g.info.idKind)
+      case 'delete':
+        return deleteStatement(reg, g.info.t, g.info.idKind)
+    }
+  }
+
+  /** The parameters of a write statement for `writes` (see sql.ts). */
+  #params(g: Group, writes: readonly Write[]): unknown[] {
+    const values: unknown[] = [stringifyJsonLossless(writes.map((w) => w.row))]
+    if (g.kind === 'create') return values
+    values.push(writes.map((w) => w.item.key))
+    if (g.kind !== 'delete') values.push(writes.map((w) => w.guard))
+    return values
+  }
+
+  #failed(g: Group, w: Write, err: unknown): void {
+    const failure = classifyWriteError(err, g.kind)
+    this.logger.warn(
+      { table: g.info.t.tableName, op: g.kind, code: sqlState(err), reason: failure.reasonCode },
+      'push record rejected',
+    )
+    this.results.fail(w.item, failure)
+  }
+
+  /**
+   * Turns the rows a write statement returned (numbered from 1 in input order) into results. A write that matched
+   * nothing goes to `recheck` when its row may simply have been unknown or changed: a create over an existing id
+   * (not pre-loaded, invisible, or committed concurrently), a guarded write whose stamp moved, or any write on a
+   * row that was not locked. A write decided on a locked row, or already decided twice, cannot be helped: retryable.
+   */
+  #record(g: Group, writes: readonly Write[], rows: readonly WriteRow[], recheck: Write[]): void {
+    const byN = new Map<number, WriteRow>()
+    for (const r of rows) byN.set(r.n, r)
+    for (const [i, w] of writes.entries()) {
+      const r = byN.get(i + 1)
+      if (r && r.u !== null) {
+        const extra: Partial<PushResult> = { server_updated_at: trimRfc3339(r.u) }
+        if (g.kind === 'delete' && r.d) extra.server_deleted_at = trimRfc3339(r.d)
+        this.results.applied(w.item, extra)
+      } else if (g.kind === 'create' && r?.ok === false) {
+        this.results.fail(w.item, FORBIDDEN)
+      } else if (!w.again && (g.kind === 'create' || this.optimistic)) {
+        recheck.push(w)
+      } else {
+        this.results.fail(w.item, retryableFailure(g.kind))
+      }
+    }
+  }
+}
