@@ -7,6 +7,7 @@ import { withSpan } from '../telemetry/tracing.js'
 import { trimRfc3339 } from '../util/time.js'
 import { classifyWriteError, FORBIDDEN, retryableFailure, sqlState, type WriteKind } from './errors.js'
 import type { PushResults } from './results.js'
+import { resyncPrepared, savepointAndRun } from './roundtrip.js'
 import { type RowStates, rowKey, runStatement } from './rows.js'
 import { deleteStatement, insertStatement, type Statement, updateStatement } from './sql.js'
 import type { Item, TableInfo } from './validate.js'
@@ -101,17 +102,18 @@ export class BatchWriter {
     const stmt = this.#statement(g)
     // Records to decide again after this statement: their row existed or changed unseen (see #record).
     const recheck: Write[] = []
-    await this.db.query(SAVEPOINT)
     try {
-      const { rows } = await withSpan(
+      const rows = await withSpan(
         'synchro.push.batch',
         pushBatchAttributes(g.info.t.tableName, g.kind, g.writes.length),
-        () => runStatement<WriteRow>(this.db, stmt, this.#params(g, g.writes)),
+        () => savepointAndRun<WriteRow>(this.db, SAVEPOINT, stmt, this.#params(g, g.writes)),
       )
       this.#record(g, g.writes, rows, recheck)
     } catch (err) {
       await this.db.query(ROLLBACK_TO)
-      if (g.writes.length === 1) this.#failed(g, g.writes[0] as Write, err)
+      await resyncPrepared(this.db, stmt)
+      // 26000: the connection lost the prepared statement (DEALLOCATE by someone else): not the record's fault.
+      if (g.writes.length === 1 && sqlState(err) !== '26000') this.#failed(g, g.writes[0] as Write, err)
       else {
         // The batch failed as a whole: replay it one record per savepoint to find the bad ones.
         for (const w of g.writes) {
