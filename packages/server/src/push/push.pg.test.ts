@@ -305,8 +305,32 @@ describe.each(MODES)('push ($name)', (mode) => {
         operation: 'create',
         status: 'applied',
         server_updated_at: expect.stringMatching(RFC),
+        // Server-set columns (owner, created_at, defaults, PostgreSQL's renderings) come back with the answer.
+        server_version: {
+          id,
+          table_name: 'orders',
+          updated_at: r.server_updated_at,
+          data: expect.objectContaining({ id, user_id: u, status: 'shipped', created_at: expect.any(String) }),
+        },
       })
       const stored = await row('orders', id)
+      const { _u, _d, ...storedData } = stored ?? {}
+      expect(r.server_version?.data).toEqual(storedData)
+      // Sending the stored row back unchanged: nothing the server set differs, the field is omitted.
+      const again = await one(u, {
+        id,
+        table_name: 'orders',
+        operation: 'update',
+        data: { ...storedData, ship_address: 'Somewhere 1' },
+        client_updated_at: '2100-01-01T00:00:00Z',
+      })
+      expect(again).toEqual({
+        id,
+        table_name: 'orders',
+        operation: 'update',
+        status: 'applied',
+        server_updated_at: expect.stringMatching(RFC),
+      })
       expect(stored).toMatchObject({
         user_id: u,
         status: 'shipped',

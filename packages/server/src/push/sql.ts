@@ -108,7 +108,8 @@ function rowsCte(t: ResolvedTable, extra: string): string {
  * Inserts new rows. The ownership predicate is evaluated on the incoming row (a child under someone else's
  * parent → ok = false, nothing inserted), so it holds without RLS. ON CONFLICT DO NOTHING turns "an id we could
  * not see" (another user's row under RLS, or a concurrent create) into "no row returned" instead of an error.
- * Returns per input row: n, ok, u (the stored updated_at, NULL when not inserted).
+ * Returns per input row: n, ok, u (the stored updated_at, NULL when not inserted), data (the stored row, see
+ * `serverSetVersion`).
  */
 export function insertStatement(registry: Registry, t: ResolvedTable, cols: readonly string[]): Statement {
   return statement(registry, `insert\u0000${t.tableName}\u0000${cols.join('\u0000')}`, () => {
@@ -119,9 +120,9 @@ export function insertStatement(registry: Registry, t: ResolvedTable, cols: read
   SELECT ${[...names.map((c) => `(r.v).${c}`), 'clock_timestamp()'].join(', ')}
   FROM r WHERE r.ok ORDER BY r.n
   ON CONFLICT (${t.q.id}) DO NOTHING
-  RETURNING t.${t.q.id} AS id, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u
+  RETURNING t.${t.q.id} AS id, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, to_jsonb(t) AS data
 )
-SELECT r.n::int AS n, r.ok, ins.u FROM r LEFT JOIN ins ON ins.id = (r.v).${t.q.id} ORDER BY r.n`
+SELECT r.n::int AS n, r.ok, ins.u, ins.data FROM r LEFT JOIN ins ON ins.id = (r.v).${t.q.id} ORDER BY r.n`
   })
 }
 
@@ -137,7 +138,7 @@ function stamp(t: ResolvedTable): string {
  * the stamp statement rendered it, or NULL for a row locked by lockStatement. A row whose stamp moved since (a
  * concurrent push) or that is no longer live / deleted / writable is not written: in READ COMMITTED the guard is
  * re-evaluated on the newest version after waiting for its writer, and push decides that record again.
- * Returns n, u for the rows it wrote; an input row without a returned n matched nothing.
+ * Returns n, u, data (the stored row) for the rows it wrote; an input row without a returned n matched nothing.
  */
 export function updateStatement(
   registry: Registry,
@@ -158,9 +159,9 @@ export function updateStatement(
   FROM r
   WHERE t.${t.q.id} = (r.v).${t.q.id} AND ${idMatch(t, kind, '$2')} AND ${live} AND ${guard}
     AND (${writePredicate(registry, t, 't')})
-  RETURNING r.n::int AS n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u
+  RETURNING r.n::int AS n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, to_jsonb(t) AS data
 )
-SELECT n, u FROM u`
+SELECT n, u, data FROM u`
   })
 }
 

@@ -5,6 +5,7 @@ import type { Registry } from '../registry/registry.js'
 import { pushBatchAttributes } from '../telemetry/attributes.js'
 import { withSpan } from '../telemetry/tracing.js'
 import { trimRfc3339 } from '../util/time.js'
+import { serverSetVersion } from './echo.js'
 import { classifyWriteError, FORBIDDEN, retryableFailure, sqlState, type WriteKind } from './errors.js'
 import type { PushResults } from './results.js'
 import { resyncPrepared, savepointAndRun } from './roundtrip.js'
@@ -36,6 +37,8 @@ interface WriteRow {
   ok?: boolean
   u: string | null
   d?: string | null
+  /** The stored row (creates and updates). */
+  data?: { [column: string]: unknown } | null
 }
 
 /**
@@ -177,6 +180,8 @@ export class BatchWriter {
       if (r && r.u !== null) {
         const extra: Partial<PushResult> = { server_updated_at: trimRfc3339(r.u) }
         if (g.kind === 'delete' && r.d) extra.server_deleted_at = trimRfc3339(r.d)
+        const sv = r.data ? serverSetVersion(w.item, r.data, r.u) : undefined
+        if (sv) extra.server_version = sv
         this.results.applied(w.item, extra)
       } else if (g.kind === 'create' && r?.ok === false) {
         this.results.fail(w.item, FORBIDDEN)

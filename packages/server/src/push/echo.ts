@@ -1,0 +1,57 @@
+import { JsonDecimal, stringifyJsonLossless, type Record as WireRecord } from '@synchro/protocol'
+import { trimRfc3339 } from '../util/time.js'
+import { syncedData } from './rows.js'
+import type { Item } from './validate.js'
+
+/**
+ * The server-set columns of an accepted create / update / resurrection. The client already holds what it pushed;
+ * what it cannot know are the values the server chose: column defaults (created_at, sequences), values a trigger
+ * changed, generated columns, and PostgreSQL's own rendering of a value (a timestamp's offset). When the stored row
+ * (its synced columns) differs from the pushed `data` in any of them, the accepted result carries the stored row as
+ * `server_version` — the same Record shape a conflict carries — and the client stores it at once instead of waiting
+ * for the change to come back through a pull. When nothing differs the field is omitted (the common update).
+ *
+ * `stored`: `to_jsonb` of the row as the write statement returned it; `updatedAt`: its stamp as rendered for the
+ * answer. The updated-at and deleted-at columns are not compared: they travel as `server_updated_at` /
+ * `server_deleted_at` already.
+ */
+export function serverSetVersion(
+  item: Item,
+  stored: { [column: string]: unknown },
+  updatedAt: string,
+): WireRecord | undefined {
+  const { info } = item
+  const data = syncedData(info, stored)
+  const sent = item.data ?? {}
+  let differs = false
+  for (const [k, v] of Object.entries(data)) {
+    if (k === info.t.updatedAtColumn || k === info.t.deletedAtColumn) continue
+    if (!Object.hasOwn(sent, k) || !sameJson(v, sent[k])) {
+      differs = true
+      break
+    }
+  }
+  if (!differs) return undefined
+  return { id: item.key, table_name: info.t.tableName, data, updated_at: trimRfc3339(updatedAt) }
+}
+
+/** JSON value equality; object keys in any order (jsonb sorts them), numbers by their exact text. */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return numeric(a, b)
+  if (a instanceof JsonDecimal || b instanceof JsonDecimal) return numeric(a, b)
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false
+    return a.every((x, i) => sameJson(x, b[i]))
+  }
+  const ka = Object.keys(a)
+  const ob = b as { [k: string]: unknown }
+  if (ka.length !== Object.keys(ob).length) return false
+  return ka.every((k) => Object.hasOwn(ob, k) && sameJson((a as { [k: string]: unknown })[k], ob[k]))
+}
+
+/** Numbers arrive as number, bigint or JsonDecimal depending on their size: compare their JSON text. */
+function numeric(a: unknown, b: unknown): boolean {
+  const isNum = (x: unknown) => typeof x === 'number' || typeof x === 'bigint' || x instanceof JsonDecimal
+  return isNum(a) && isNum(b) && stringifyJsonLossless(a) === stringifyJsonLossless(b)
+}
