@@ -7,7 +7,7 @@ import type { RejectedPush } from '../errors.js'
 import type { SyncedTable } from '../schema/synced-table.js'
 import { quoteIdent, quoteLiteral } from '../store/sql.js'
 import { isRfc3339, toRfc3339 } from '../timestamps.js'
-import { writeServerStamps } from './apply.js'
+import { upsertServerRecord, writeServerStamps } from './apply.js'
 import type { Settled } from './confirm.js'
 import {
   type Rejection,
@@ -289,7 +289,15 @@ export async function applyPushResults(
         outcome.applied++
         const removed = await removeIfUnchanged(tx, e)
         if (!removed) await rebaseChangedEntry(tx, t, e, r.server_updated_at)
-        await writeServerStamps(tx, t, r.id, r.server_updated_at, r.server_deleted_at)
+        // The server set columns we did not (defaults, triggers, generated columns): store its row at once, unless
+        // the app wrote the row again meanwhile (that newer write stays; the next pull brings the server's columns).
+        // Keyed by the local id as the app wrote it (the server renders ids canonically, e.g. lower-case uuids).
+        const sv = r.server_version
+        if (removed && sv && e.operation !== 'delete') {
+          const local =
+            sv.id === e.record_id ? sv : { ...sv, id: e.record_id, data: { ...sv.data, [t.pk]: e.record_id } }
+          await upsertServerRecord(tx, t, { ...local, table_name: t.name })
+        } else await writeServerStamps(tx, t, r.id, r.server_updated_at, r.server_deleted_at)
         await supersedeRejections(tx, e.table_name, e.record_id, e.write_seq)
         outcome.settled.push({ table: e.table_name, recordID: e.record_id, writeSeq: e.write_seq, rejection: null })
         break
