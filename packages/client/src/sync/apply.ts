@@ -18,6 +18,8 @@ type Converter = (rec: SyncRecord) => SqlValue
 
 interface TablePlan {
   upsertSql: string
+  /** The same row insert that leaves an existing row alone (the fast path for pages of new rows). */
+  insertNewSql: string
   converters: Converter[]
   stampsSql: (n: number) => string
   softDeleteSql: string
@@ -69,6 +71,7 @@ function planFor(t: SyncedTable): TablePlan {
   const tbl = quoteIdent(t.name)
   p = {
     upsertSql,
+    insertNewSql: `${insert} ${tuple} ON CONFLICT (${pk}) DO NOTHING`,
     converters,
     stampsSql: (n) =>
       `SELECT CAST(${pk} AS TEXT) AS id, ${quoteIdent(t.updatedAt)} AS u FROM ${tbl} WHERE ${pk} IN (${'?,'.repeat(n - 1)}?)`,
@@ -173,6 +176,8 @@ export async function applyPullPage(
   tables: ReadonlyMap<string, SyncedTable>,
   changes: readonly SyncRecord[],
   deletes: readonly DeleteEntry[],
+  /** Per table: whether its last page held only new rows (see the fast path); shared by the pages of a group. */
+  newRows: Map<string, boolean> = new Map(),
 ): Promise<ApplyStats> {
   const stats: ApplyStats = { upserted: 0, skipped: 0, deleted: 0 }
   const pending = changes.length > 0 ? await pendingIds(tx) : new Map<string, Set<string>>()
@@ -183,14 +188,37 @@ export async function applyPullPage(
       continue
     }
     const pend = pending.get(name)
-    const stamps = await localStamps(tx, t, [...recs.keys()])
-    const apply: SyncRecord[] = []
-    for (const [id, rec] of recs) {
-      if (pend?.has(id)) {
-        stats.skipped++
+    let candidates = [...recs.values()]
+    if (pend) {
+      candidates = candidates.filter((r) => !pend.has(r.id))
+      stats.skipped += recs.size - candidates.length
+    }
+    if (candidates.length === 0) continue
+    if (newRows.get(name) !== false) {
+      // Fast path: insert the page's rows, leaving existing ones alone. When every row was new (a large catch-up, or
+      // rows another device created) that was all: nothing local could be newer. Otherwise the rows that existed
+      // are decided below — the rows just inserted compare equal there and are written once more, harmlessly — and
+      // the next pages of this table in the group go straight to the stamp check.
+      const inserted = await runMany(
+        tx,
+        planFor(t).insertNewSql,
+        candidates.map((r) => recordParams(t, r)),
+      )
+      if (inserted === candidates.length) {
+        newRows.set(name, true)
+        stats.upserted += inserted
         continue
       }
-      const local = stamps.size > 0 ? stamps.get(id) : undefined
+      newRows.set(name, false)
+    }
+    const stamps = await localStamps(
+      tx,
+      t,
+      candidates.map((r) => r.id),
+    )
+    const apply: SyncRecord[] = []
+    for (const rec of candidates) {
+      const local = stamps.size > 0 ? stamps.get(rec.id) : undefined
       // Strictly newer only: at an equal stamp the server's copy wins, so server-set columns (created_at, defaults)
       // of our own pushed writes arrive; rows with unpushed changes are already protected above.
       if (local != null && compareTimestamps(local, rec.updated_at) > 0) {
@@ -293,8 +321,9 @@ export async function applyPullGroup(
   let buckets = parseBuckets(await getMeta(tx, 'known_buckets'))
   let bucketsChanged = false
   let top = stored
+  const newRows = new Map<string, boolean>()
   for (const page of pages) {
-    const s = await applyPullPage(tx, tables, page.changes, page.deletes)
+    const s = await applyPullPage(tx, tables, page.changes, page.deletes, newRows)
     total.upserted += s.upserted
     total.skipped += s.skipped
     total.deleted += s.deleted
