@@ -23,12 +23,24 @@ const ROWS = process.argv[2] ? Number.parseInt(process.argv[2], 10) : envInt('CL
 const PAGE = envInt('CLIENT_APPLY_PAGE', 1000, 1)
 const RUNS = envInt('CLIENT_APPLY_RUNS', 7, 7)
 
+/**
+ * CPU time (user + system) of this process since `c0`, in ms. Both sides run entirely in this process (SQLite is a
+ * library), so CPU time is what each costs regardless of how many other processes compete for the cores; wall time
+ * on a loaded machine mostly measures the scheduler. Reported next to the wall-time ratio.
+ */
+function cpuMs(c0: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(c0)
+  return (d.user + d.system) / 1000
+}
+let lastCpuMs = 0
+
 async function ours(dir: string, records: SyncRecord[]): Promise<number> {
   const file = path.join(dir, `ours-${randomUUID()}.sqlite`)
   const db = new LocalDatabase(() => openBetterSqlite3(file))
   const schema = toClientSchema(SCHEMA)
   await db.transaction((tx) => migrateToSchema(tx, schema), 'sync')
   const t0 = performance.now()
+  const c0 = process.cpuUsage()
   // Exactly what SyncEngine.pullAll does with back-to-back pages: pages of PAGE rows, applied in order, one write
   // transaction per group of APPLY_GROUP_ROWS rows, checkpoint stored with the group.
   let group: { changes: SyncRecord[]; deletes: []; checkpoint: number }[] = []
@@ -45,6 +57,7 @@ async function ours(dir: string, records: SyncRecord[]): Promise<number> {
     }
   }
   const ms = performance.now() - t0
+  lastCpuMs = cpuMs(c0)
   const n = await db.run((ex) => ex.all<{ n: number }>('SELECT count(*) AS n FROM orders'))
   if (n[0]?.n !== records.length) throw new Error(`ours applied ${n[0]?.n} rows, expected ${records.length}`)
   await db.close()
@@ -61,6 +74,7 @@ function raw(dir: string, records: SyncRecord[]): number {
     `INSERT INTO orders (${cols.map((x) => `"${x}"`).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`,
   )
   const t0 = performance.now()
+  const c0 = process.cpuUsage()
   db.transaction(() => {
     for (const r of records) {
       const d = r.data
@@ -82,6 +96,7 @@ function raw(dir: string, records: SyncRecord[]): number {
     }
   })()
   const ms = performance.now() - t0
+  lastCpuMs = cpuMs(c0)
   db.close()
   return ms
 }
@@ -96,9 +111,13 @@ try {
   raw(dir, records.slice(0, Math.min(ROWS, 5000)))
   const oursMs: number[] = []
   const rawMs: number[] = []
+  const oursCpu: number[] = []
+  const rawCpu: number[] = []
   for (let i = 0; i < RUNS; i++) {
     rawMs.push(raw(dir, records))
+    rawCpu.push(lastCpuMs)
     oursMs.push(await ours(dir, records))
+    oursCpu.push(lastCpuMs)
   }
   // The ratio uses the fastest run of each side: on a shared 2-core box other processes only ever add time, so the
   // minimum is the best estimate of the intrinsic cost. Medians are reported too.
@@ -115,6 +134,8 @@ try {
     raw: { ms: Math.round(r), rowsPerSec: Math.round((ROWS / r) * 1000), allMs: rawMs.map(Math.round) },
     ratio: Number(ratio.toFixed(3)),
     ratioOfMedians: Number(ratioMedian.toFixed(3)),
+    cpuRatio: Number((Math.min(...rawCpu) / Math.min(...oursCpu)).toFixed(3)),
+    cpuMs: { ours: Math.round(Math.min(...oursCpu)), raw: Math.round(Math.min(...rawCpu)) },
     target: 0.8,
   }
   console.log(`client-apply: ${ROWS} rows, pages of ${PAGE}, ${APPLY_GROUP_ROWS} rows per transaction, best of ${RUNS}`)
@@ -123,10 +144,12 @@ try {
   console.log(
     `  ratio ${result.ratio} (ours throughput / raw, best runs; target ≥ 0.8); of medians ${result.ratioOfMedians}`,
   )
+  console.log(`  CPU time: ours ${result.cpuMs.ours} ms, raw ${result.cpuMs.raw} ms, ratio ${result.cpuRatio}`)
   console.log(`  → ${writeResult('client-apply', result)}`)
   updateSummary('clientApply', {
     ratio: result.ratio,
     ratioOfMedians: result.ratioOfMedians,
+    cpuRatio: result.cpuRatio,
     rows: ROWS,
     oursMs: result.ours.ms,
     rawMs: result.raw.ms,
