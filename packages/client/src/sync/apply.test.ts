@@ -123,6 +123,41 @@ describe('applying pull pages', () => {
     expect(row!.updated_at).toBe('2026-01-01T00:00:00Z')
   })
 
+  it('pages of new rows take the insert-only path; an existing newer row in a later page of the group is still kept', async () => {
+    await apply([rec('k', '2026-01-01T00:00:02Z', { name: 'local-newer' })])
+    const group = (pages: WireRecord[][]) =>
+      d.transaction((tx) =>
+        withSyncLock(tx, () =>
+          applyPullGroup(
+            tx,
+            schema.tables,
+            pages.map((changes, i) => ({ changes, deletes: [], checkpoint: i + 1 })),
+          ),
+        ),
+      )
+    // Page 1: only new rows (fast path). Page 2: a new row, an existing row with an older stamp (kept local) and one
+    // with an equal stamp (the server's copy wins).
+    const s = await group([
+      [rec('n1', '2026-01-01T00:00:01Z', { name: 'new1' }), rec('n2', '2026-01-01T00:00:01Z', { name: 'new2' })],
+      [
+        rec('n3', '2026-01-01T00:00:01Z', { name: 'new3' }),
+        rec('k', '2026-01-01T00:00:01Z', { name: 'older-from-server' }),
+        rec('n1', '2026-01-01T00:00:01.000Z', { name: 'same-instant' }),
+      ],
+    ])
+    expect(s).toEqual({ upserted: 4, skipped: 1, deleted: 0 })
+    expect(await names()).toEqual([
+      { id: 'k', name: 'local-newer' },
+      { id: 'n1', name: 'same-instant' },
+      { id: 'n2', name: 'new2' },
+      { id: 'n3', name: 'new3' },
+    ])
+    // A single page mixing new and existing rows (the fast path gives way to the stamp check at once).
+    const s2 = await apply([rec('n4', '2026-01-01T00:00:01Z'), rec('k', '2026-01-01T00:00:00Z', { name: 'older' })])
+    expect(s2).toEqual({ upserted: 1, skipped: 1, deleted: 0 })
+    expect((await names()).find((r) => r.id === 'k')?.name).toBe('local-newer')
+  })
+
   it('stores the highest checkpoint of a group, never lowers it, and merges bucket updates', async () => {
     const run = (pages: { checkpoint: number; bucket_updates?: { added?: string[]; removed?: string[] } }[]) =>
       d.transaction((tx) =>
