@@ -125,7 +125,7 @@ describe('applying pull pages', () => {
 
   it('pages of new rows take the insert-only path; an existing newer row in a later page of the group is still kept', async () => {
     await apply([rec('k', '2026-01-01T00:00:02Z', { name: 'local-newer' })])
-    const group = (pages: WireRecord[][]) =>
+    const group = (pages: SyncRecord[][]) =>
       d.transaction((tx) =>
         withSyncLock(tx, () =>
           applyPullGroup(

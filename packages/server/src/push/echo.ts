@@ -1,4 +1,4 @@
-import { JsonDecimal, stringifyJsonLossless, type Record as WireRecord } from '@synchro/protocol'
+import { JsonDecimal, type SyncRecord, stringifyJsonLossless } from '@synchro/protocol'
 import { trimRfc3339 } from '../util/time.js'
 import { syncedData } from './rows.js'
 import type { Item } from './validate.js'
@@ -19,7 +19,7 @@ export function serverSetVersion(
   item: Item,
   stored: { [column: string]: unknown },
   updatedAt: string,
-): WireRecord | undefined {
+): SyncRecord | undefined {
   const { info } = item
   const data = syncedData(info, stored)
   const sent = item.data ?? {}
