@@ -1,14 +1,8 @@
 import { ROUTES } from '@synchro/protocol'
-import {
-  CLIENT_CLOSED_REQUEST,
-  type Engine,
-  type EngineHooks,
-  type WalConsumer,
-  type WalConsumerStatus,
-} from '@synchro/server'
-import { changelogStats } from '@synchro/server/internal'
+import { CLIENT_CLOSED_REQUEST, type Engine, type EngineHooks, type WalConsumer } from '@synchro/server'
 import type pg from 'pg'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { registerConsumerGauges, registerDatabaseGauges } from './metrics-gauges.js'
 import { RequestStats } from './status-page/request-stats.js'
 
 /** Route label values are a closed set (unknown paths collapse to "other") so label cardinality stays bounded. */
@@ -19,9 +13,6 @@ export const KNOWN_ROUTES: ReadonlySet<string> = new Set([
   '/status',
   '/status.json',
 ])
-
-/** Above this many rows (the planner's estimate) the changelog row gauge reports the estimate. */
-const EXACT_COUNT_BELOW = 100_000
 
 const METHODS = new Set(['GET', 'POST', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'DELETE'])
 
@@ -105,67 +96,7 @@ export class Metrics {
       registers,
     })
 
-    // Database gauges are read on scrape. prom-client collects all metrics of a scrape concurrently, so each gauge
-    // awaits one shared read per scrape. The changelog's row count is exact for small (or never analysed) changelogs,
-    // else the planner's estimate: count(*) over millions of rows on every scrape would load the database.
-    interface DbSnapshot {
-      up: boolean
-      rows: number
-      min: number
-      max: number
-      slotLag: number
-      slotActive: boolean
-    }
-    let pending: Promise<DbSnapshot> | undefined
-    const read = async (): Promise<DbSnapshot> => {
-      try {
-        // One after the other: a scrape holds at most one pooled connection.
-        const log = await changelogStats(opts.pool, { exactBelow: EXACT_COUNT_BELOW })
-        const slot = await opts.pool.query<{ lag: string | null; active: boolean }>(
-          `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text AS lag, active
-             FROM pg_replication_slots WHERE slot_name = $1`,
-          [opts.slotName],
-        )
-        const s = slot.rows[0]
-        return {
-          up: true,
-          rows: log.entries,
-          min: log.minSeq ?? 0,
-          max: log.headSeq ?? 0,
-          slotLag: s?.lag === null || s?.lag === undefined ? -1 : Number(s.lag),
-          slotActive: s?.active === true,
-        }
-      } catch {
-        return { up: false, rows: 0, min: 0, max: 0, slotLag: -1, slotActive: false }
-      }
-    }
-    const snapshot = (): Promise<DbSnapshot> => {
-      pending ??= read().finally(() => {
-        pending = undefined
-      })
-      return pending
-    }
-    const dbGauge = (name: string, help: string, pick: (s: DbSnapshot) => number) =>
-      new Gauge({
-        name,
-        help,
-        registers,
-        async collect() {
-          this.set(pick(await snapshot()))
-        },
-      })
-    dbGauge('synchro_database_up', '1 when the scrape could query PostgreSQL.', (s) => (s.up ? 1 : 0))
-    dbGauge('synchro_changelog_rows', 'Rows in sync_changelog (estimate above 100k).', (s) => s.rows)
-    dbGauge('synchro_changelog_min_seq', 'Lowest seq in sync_changelog (0 when empty).', (s) => s.min)
-    dbGauge('synchro_changelog_max_seq', 'Highest seq in sync_changelog (0 when empty).', (s) => s.max)
-    dbGauge(
-      'synchro_wal_lag_bytes',
-      "WAL the replication slot holds back: current WAL position minus the slot's confirmed position (-1 when the slot is missing).",
-      (s) => s.slotLag,
-    )
-    dbGauge('synchro_wal_slot_active', '1 when some consumer is streaming from the replication slot.', (s) =>
-      s.slotActive ? 1 : 0,
-    )
+    registerDatabaseGauges(registers, opts.pool, opts.slotName)
     const live = this
     new Gauge({
       name: 'synchro_live_streams',
@@ -175,30 +106,7 @@ export class Metrics {
         this.set(live.liveStreams)
       },
     })
-    // The local consumer's view, no database needed.
-    const consumerGauge = (name: string, help: string, pick: (s: WalConsumerStatus | undefined) => number | null) =>
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          const v = pick(opts.consumer()?.status())
-          if (v !== null) this.set(v)
-        },
-      })
-    consumerGauge(
-      'synchro_wal_consumer_leader',
-      '1 when the WAL consumer in this process holds the leader lock.',
-      (s) => (s?.leader ? 1 : 0),
-    )
-    consumerGauge('synchro_wal_consumer_running', '1 when the WAL consumer in this process is streaming.', (s) =>
-      s?.running ? 1 : 0,
-    )
-    consumerGauge(
-      'synchro_wal_consumer_lag_bytes',
-      'Server WAL position seen by the consumer in this process minus its durable position (leader only).',
-      (s) => s?.lagBytes ?? null,
-    )
+    registerConsumerGauges(registers, opts.consumer)
   }
 
   /** Engine hooks that count conflicts, snapshot-required answers and compaction results. */
