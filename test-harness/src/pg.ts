@@ -5,6 +5,9 @@ export { createDatabaseOn, type TestDatabase, withDatabase } from './databases.j
 
 /** Root URL of the run's PostgreSQL (wal_level=logical). */
 export function rootUrl(): string {
+  if (process.env.SYNCHRO_UNIT_PROJECT) {
+    throw new Error('this test needs PostgreSQL: name its file *.pg.test.ts (the unit project runs without a database)')
+  }
   const fromEnv = process.env.SYNCHRO_TEST_DATABASE_URL
   if (fromEnv) return fromEnv
   return inject('pgUrl')
