@@ -3,9 +3,9 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createDatabaseOn } from '@synchro/test-harness/databases'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../packages/synchrod/src/embedded.js'
-import { createDatabaseOn } from '../test-harness/src/databases.js'
 
 export interface BenchDatabase {
   url: string

@@ -1,7 +1,7 @@
 // Writes docs/errors.md from the wire error registry (packages/protocol/src/errors.ts).
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { WIRE_ERRORS } from '../packages/protocol/src/errors.js'
+import { WIRE_ERRORS } from '@synchro/protocol'
 
 /** The Markdown text of docs/errors.md. */
 export function errorsDoc(): string {

@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { startEmbeddedPostgres } from 'synchrod/embedded'
 import type { TestProject } from 'vitest/node'
-import { startEmbeddedPostgres } from '../packages/synchrod/src/embedded.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -10,9 +10,9 @@ import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { launchChromium } from '@synchro/test-harness/chromium'
 import * as esbuild from 'esbuild'
 import { APPLY_GROUP_ROWS } from '../../packages/client/src/sync/engine.js'
-import { launchChromium } from '../../packages/client/src/test/browser/chromium.js'
 import { envInt, updateSummary, writeResult } from '../lib.js'
 
 const ROWS = envInt('CLIENT_APPLY_BROWSER_ROWS', 50_000)

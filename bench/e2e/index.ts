@@ -13,7 +13,7 @@ import { SynchroClient } from '@synchro/client'
 import { openBetterSqlite3 } from '@synchro/client/better-sqlite3'
 import { createEngine, createSyncHandler, headerAuth, Registry, startWalConsumer } from '@synchro/server'
 import { toNodeListener } from '@synchro/server/node'
-import { NORTHWIND_SQL, NORTHWIND_TABLES } from '../../test-harness/src/northwind.js'
+import { NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import { createBenchDatabase, envInt, mergeSummary, percentile, writeResult } from '../lib.js'
 
 interface Settings {

@@ -5,10 +5,10 @@
 //        (env BENCH_PULL_CHANGES, default 100 000; BENCH_PULL_PAGE, default 1000; BENCH_QUICK=1 → 10 000 changes)
 // Target (docs/performance.md): ours ≥ 0.5 × raw.
 import { randomUUID } from 'node:crypto'
+import { NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import type pg from 'pg'
 import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
-import { NORTHWIND_SQL, NORTHWIND_TABLES } from '../../test-harness/src/northwind.js'
 import { createBenchDatabase, envInt, updateSummary, writeResult } from '../lib.js'
 
 const changes = process.argv[2] ? Number.parseInt(process.argv[2], 10) : envInt('BENCH_PULL_CHANGES', 100_000)

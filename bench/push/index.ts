@@ -5,9 +5,9 @@
 // Sizes: BENCH_PUSH_RECORDS (default 10 000), BENCH_PUSH_BATCH (default 100).
 // Run: npx tsx bench/push/index.ts   (SYNCHRO_BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres)
 import { randomUUID } from 'node:crypto'
+import { NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import type pg from 'pg'
 import { createEngine, Registry } from '../../packages/server/src/index.js'
-import { NORTHWIND_SQL, NORTHWIND_TABLES } from '../../test-harness/src/northwind.js'
 import { createBenchDatabase, envInt, updateSummary, writeResult } from '../lib.js'
 
 const RECORDS = envInt('BENCH_PUSH_RECORDS', 10_000)

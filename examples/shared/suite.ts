@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
+import { createTestDatabase, type TestDatabase } from '@synchro/test-harness'
 import { SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestDatabase, type TestDatabase } from '../../test-harness/src/index.js'
 import type { ExampleConfig } from './synchro.js'
 
 /** How the suite reaches an example: `path` starts at the mount prefix's `/sync/…`. */

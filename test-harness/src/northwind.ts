@@ -1,5 +1,5 @@
 import type { Registry, TableConfig } from '@synchro/server'
-import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL, DEMO_TABLES } from '../../packages/synchrod/src/demo.js'
+import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL, DEMO_TABLES } from 'synchrod/demo'
 
 /**
  * The reference test schema of PROTOCOL.md §5 ("Northwind"). It is also the daemon's demo (`synchrod --demo`), so

@@ -1,5 +1,5 @@
+import { Registry, rlsStatements } from '@synchro/server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Registry, rlsStatements } from '../../packages/server/src/index.js'
 import { createTestApp, NORTHWIND_TABLES, registerNorthwind, type TestApp } from './index.js'
 import { createAppRolePool } from './roles.js'
 

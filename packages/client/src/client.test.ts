@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { col, FakeServer, table } from '../test/fake-server.js'
+import { cleanupTempDirs, makeClient, manualClock, startSynced, uuid, waitFor } from '../test/helpers.js'
 import type { SynchroClient } from './client.js'
 import { ConfigError, NetworkError, SnapshotRequiredError } from './errors.js'
 import type { StatusEvent } from './sync/engine.js'
-import { col, FakeServer, table } from './test/fake-server.js'
-import { cleanupTempDirs, makeClient, manualClock, startSynced, uuid, waitFor } from './test/helpers.js'
 
 let server: FakeServer
 const clients: SynchroClient[] = []

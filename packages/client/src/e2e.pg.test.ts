@@ -4,11 +4,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cleanupTempDirs, makeClient, startSynced, waitFor } from '../test/helpers.js'
+import { type PgServer, startPgServer, switchableFetch } from '../test/pg-server.js'
 import type { SynchroClient } from './client.js'
 import { NetworkError } from './errors.js'
 import type { FetchLike } from './sync/transport.js'
-import { cleanupTempDirs, makeClient, startSynced, waitFor } from './test/helpers.js'
-import { type PgServer, startPgServer, switchableFetch } from './test/pg-server.js'
 
 let server: PgServer
 let db: PgServer['db']

@@ -8,10 +8,10 @@ import { parseJsonLossless } from '@synchro/protocol'
 import { Registry } from '@synchro/server'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cleanupTempDirs, makeClient, startSynced } from '../test/helpers.js'
+import { openOpSqlite } from '../test/op-sqlite.js'
+import { type SyncStack, startSyncStack } from '../test/sync-stack.js'
 import type { SynchroClient } from './client.js'
-import { cleanupTempDirs, makeClient, startSynced } from './test/helpers.js'
-import { openOpSqlite } from './test/op-sqlite.js'
-import { type SyncStack, startSyncStack } from './test/sync-stack.js'
 
 const DDL = `
 CREATE TABLE ledger (

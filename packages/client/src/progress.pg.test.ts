@@ -6,11 +6,11 @@ import { randomUUID } from 'node:crypto'
 import { Registry } from '@synchro/server'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { cleanupTempDirs, makeClient, startSynced } from '../test/helpers.js'
+import { NORTHWIND_DDL, NORTHWIND_SEED, NORTHWIND_TABLES } from '../test/northwind.js'
+import { type SyncStack, startSyncStack } from '../test/sync-stack.js'
 import type { SynchroClient } from './client.js'
 import type { SyncProgress } from './sync/engine.js'
-import { cleanupTempDirs, makeClient, startSynced } from './test/helpers.js'
-import { NORTHWIND_DDL, NORTHWIND_SEED, NORTHWIND_TABLES } from './test/northwind.js'
-import { type SyncStack, startSyncStack } from './test/sync-stack.js'
 
 let db: TestDatabase
 let stack: SyncStack

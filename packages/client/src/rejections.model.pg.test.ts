@@ -9,9 +9,9 @@
 import { randomUUID } from 'node:crypto'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cleanupTempDirs, makeClient } from '../test/helpers.js'
+import { type PgServer, startPgServer, switchableFetch } from '../test/pg-server.js'
 import type { SynchroClient } from './client.js'
-import { cleanupTempDirs, makeClient } from './test/helpers.js'
-import { type PgServer, startPgServer, switchableFetch } from './test/pg-server.js'
 
 let server: PgServer
 

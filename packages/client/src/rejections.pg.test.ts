@@ -5,11 +5,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { cleanupTempDirs, makeClient, manualClock, startSynced } from '../test/helpers.js'
+import { type PgServer, startPgServer, switchableFetch } from '../test/pg-server.js'
 import type { SynchroClient } from './client.js'
 import type { Rejection } from './sync/rejections.js'
 import type { FetchLike } from './sync/transport.js'
-import { cleanupTempDirs, makeClient, manualClock, startSynced } from './test/helpers.js'
-import { type PgServer, startPgServer, switchableFetch } from './test/pg-server.js'
 
 let server: PgServer
 const clients: SynchroClient[] = []

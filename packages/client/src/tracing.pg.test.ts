@@ -14,8 +14,8 @@ import { startWalConsumer, type WalConsumer } from '@synchro/server'
 import { toNodeListener } from '@synchro/server/node'
 import { createTestApp, type TestApp } from '@synchro/test-harness'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cleanupTempDirs, makeClient, startSynced, waitFor } from '../test/helpers.js'
 import type { SynchroClient } from './client.js'
-import { cleanupTempDirs, makeClient, startSynced, waitFor } from './test/helpers.js'
 
 const exporter = new InMemorySpanExporter()
 const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] })

@@ -11,10 +11,10 @@ import path from 'node:path'
 import { type FetchLike, SynchroClient } from '@synchro/client'
 import { openBetterSqlite3 } from '@synchro/client/better-sqlite3'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
+import { type Daemon, startDaemon } from '@synchro/test-harness/synchrod'
 import { act, cleanup, renderHook, waitFor } from '@testing-library/react'
 import { createElement, type ReactNode } from 'react'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type Daemon, startDaemon } from '../../synchrod/src/testing/spawn.js'
 import { SynchroProvider, usePendingChanges, useQuery, useRejections, useSyncStatus } from './index.js'
 
 // happy-dom's fetch, as a browser's, without the same-origin policy (the page would be served by the server).

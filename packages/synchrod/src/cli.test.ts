@@ -2,9 +2,9 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { INFRASTRUCTURE_SQL } from '@synchro/server/internal'
+import { run } from '@synchro/test-harness/synchrod'
 import { decodeJwt, jwtVerify } from 'jose'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { run } from './testing/spawn.js'
 
 // These spawn the real launcher (bin/synchrod.js) and check exit codes and messages; no database needed.
 

@@ -3,10 +3,10 @@ import { chmod, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
+import { type Daemon, poll, run, startDaemon } from '@synchro/test-harness/synchrod'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startEmbeddedPostgres } from './embedded.js'
-import { type Daemon, poll, run, startDaemon } from './testing/spawn.js'
 
 // The daemon as users run it: bin/synchrod.js spawned as a child process, talking HTTP and PostgreSQL.
 

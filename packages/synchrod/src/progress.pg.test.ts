@@ -6,9 +6,9 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { runMigrations } from '@synchro/server'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
+import { BIN, cleanEnv, run } from '@synchro/test-harness/synchrod'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEMO_SCHEMA_SQL } from './demo.js'
-import { BIN, cleanEnv, run } from './testing/spawn.js'
 
 const exec = promisify(execFile)
 

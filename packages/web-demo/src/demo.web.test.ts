@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SynchroClient } from '@synchro/client'
+import { launchChromium, type TestBrowser } from '@synchro/test-harness/chromium'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
+import { type Daemon, run, startDaemon } from '@synchro/test-harness/synchrod'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, type TestBrowser } from '../../client/src/test/browser/chromium.js'
-import { type Daemon, run, startDaemon } from '../../synchrod/src/testing/spawn.js'
 import { buildWebDemo } from '../build.js'
 
 // Runs once the client records rejections durably (client.rejections()); see packages/react/src/use-rejections.ts.

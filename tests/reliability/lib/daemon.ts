@@ -3,9 +3,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { freePort } from '../../../packages/synchrod/src/embedded.js'
-import { type Daemon, startDaemon } from '../../../packages/synchrod/src/testing/spawn.js'
-import { NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'
+import { NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
+import { type Daemon, startDaemon } from '@synchro/test-harness/synchrod'
+import { freePort } from 'synchrod/embedded'
 import { slotFor } from './db.js'
 
 export type { Daemon }

@@ -2,11 +2,11 @@
 import { chmodSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { createDatabaseOn, type TestDatabase } from '@synchro/test-harness/databases'
 import pg from 'pg'
-import { startEmbeddedPostgres } from '../../../packages/synchrod/src/embedded.js'
-import { createDatabaseOn, type TestDatabase } from '../../../test-harness/src/databases.js'
+import { startEmbeddedPostgres } from 'synchrod/embedded'
 
-export { withDatabase } from '../../../test-harness/src/databases.js'
+export { withDatabase } from '@synchro/test-harness/databases'
 
 export type RelDb = TestDatabase
 

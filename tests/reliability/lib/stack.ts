@@ -12,7 +12,7 @@ import {
   startWalConsumer,
 } from '@synchro/server'
 import { toNodeListener } from '@synchro/server/node'
-import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'
+import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import { type RelDb, slotFor } from './db.js'
 
 type EngineExtras = Omit<Parameters<typeof createEngine>[0], 'pool' | 'registry' | 'logger'>

@@ -79,7 +79,7 @@ export async function runAbuse(o: AbuseOptions): Promise<AbuseReport> {
   const db = await createDb(o.root, 'rel_abuse')
   let daemon: Daemon | undefined
   try {
-    const { NORTHWIND_SQL } = await import('../../../test-harness/src/northwind.js')
+    const { NORTHWIND_SQL } = await import('@synchro/test-harness/northwind')
     await db.pool.query(NORTHWIND_SQL)
     const port = await freePort()
     daemon = await startSynchrod({

@@ -15,10 +15,10 @@ import {
   startWalConsumer,
 } from '@synchro/server'
 import { toNodeListener } from '@synchro/server/node'
+import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
+import { createAppRolePool } from '@synchro/test-harness/roles'
 import { exportJWK, SignJWT } from 'jose'
 import type pg from 'pg'
-import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'
-import { createAppRolePool } from '../../../test-harness/src/roles.js'
 import { createDb } from '../lib/db.js'
 import { type Answer, call } from '../lib/http.js'
 

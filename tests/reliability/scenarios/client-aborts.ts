@@ -4,7 +4,7 @@
 // and keep serving complete requests meanwhile.
 import { randomUUID } from 'node:crypto'
 import net from 'node:net'
-import { NORTHWIND_SQL } from '../../../test-harness/src/northwind.js'
+import { NORTHWIND_SQL } from '@synchro/test-harness/northwind'
 import { type Daemon, freePort, startSynchrod, stopGracefully } from '../lib/daemon.js'
 import { createDb } from '../lib/db.js'
 import { call } from '../lib/http.js'

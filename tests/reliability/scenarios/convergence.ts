@@ -15,9 +15,9 @@ import {
   startWalConsumer,
 } from '@synchro/server'
 import { toNodeListener } from '@synchro/server/node'
+import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import fc from 'fast-check'
 import type pg from 'pg'
-import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'
 import { AUDIT_SQL, changelogViolations, checkChangelog } from '../lib/audit.js'
 import { createDb } from '../lib/db.js'
 import { diffState, localState, type Net, SdkPool, serverState, switchableNet } from '../lib/sdk.js'

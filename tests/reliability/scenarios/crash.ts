@@ -3,8 +3,8 @@
 // Afterwards the changelog must match the audited row changes exactly, every acknowledged push must be in the
 // tables, and every client's replica must equal what the server lets it read.
 import { randomUUID } from 'node:crypto'
+import { NORTHWIND_SEED_SQL, NORTHWIND_SQL } from '@synchro/test-harness/northwind'
 import pg from 'pg'
-import { NORTHWIND_SEED_SQL, NORTHWIND_SQL } from '../../../test-harness/src/northwind.js'
 import { AUDIT_SQL, type ChangelogCheck, changelogViolations, checkChangelog } from '../lib/audit.js'
 import { type Daemon, freePort, killHard, startSynchrod, stopGracefully } from '../lib/daemon.js'
 import { createDb } from '../lib/db.js'

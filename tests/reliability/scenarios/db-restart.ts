@@ -17,8 +17,8 @@ import {
   type WalConsumer,
 } from '@synchro/server'
 import { toNodeListener } from '@synchro/server/node'
+import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import pg from 'pg'
-import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'
 import { AUDIT_SQL, type ChangelogCheck, changelogViolations, checkChangelog } from '../lib/audit.js'
 import { type Daemon, freePort, startSynchrod, stopGracefully } from '../lib/daemon.js'
 import { ownPostgres, withDatabase } from '../lib/db.js'

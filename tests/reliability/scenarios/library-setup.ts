@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createEngine, Registry, runMigrations, startWalConsumer, type WalConsumer } from '@synchro/server'
 import pg from 'pg'
-import { startEmbeddedPostgres } from '../../../packages/synchrod/src/embedded.js'
+import { startEmbeddedPostgres } from 'synchrod/embedded'
 import { createDb } from '../lib/db.js'
 import { poll } from '../lib/util.js'
 

@@ -1,7 +1,7 @@
 // 6. Load: many simulated clients push and pull concurrently against the daemon on loopback for a fixed time.
 // Records error rate, latency percentiles per endpoint, and the daemon's RSS over the run (start/end/peak).
 import { randomUUID } from 'node:crypto'
-import { NORTHWIND_SEED_SQL, NORTHWIND_SQL } from '../../../test-harness/src/northwind.js'
+import { NORTHWIND_SEED_SQL, NORTHWIND_SQL } from '@synchro/test-harness/northwind'
 import { type Daemon, freePort, startSynchrod, stopGracefully } from '../lib/daemon.js'
 import { createDb } from '../lib/db.js'
 import { NoAnswer } from '../lib/http.js'

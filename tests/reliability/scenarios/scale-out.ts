@@ -8,8 +8,8 @@
 //   push must be in the tables, and every client's replica must equal the server.
 import { randomUUID } from 'node:crypto'
 import type { SynchroClient } from '@synchro/client'
+import { NORTHWIND_SEED_SQL, NORTHWIND_SQL } from '@synchro/test-harness/northwind'
 import pg from 'pg'
-import { NORTHWIND_SEED_SQL, NORTHWIND_SQL } from '../../../test-harness/src/northwind.js'
 import { AUDIT_SQL, type ChangelogCheck, changelogViolations, checkChangelog } from '../lib/audit.js'
 import { type Daemon, freePort, killHard, startSynchrod, stopGracefully } from '../lib/daemon.js'
 import { createDb } from '../lib/db.js'

@@ -17,9 +17,9 @@ import {
   startWalConsumer,
 } from '@synchro/server'
 import { toNodeListener } from '@synchro/server/node'
+import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import pg from 'pg'
-import { freePort } from '../../../packages/synchrod/src/embedded.js'
-import { NORTHWIND_SEED_SQL, NORTHWIND_SQL, NORTHWIND_TABLES } from '../../../test-harness/src/northwind.js'
+import { freePort } from 'synchrod/embedded'
 import { ownPostgres, withDatabase } from '../lib/db.js'
 import { type Answer, call, NoAnswer } from '../lib/http.js'
 import { latencySummary, poll, sleep } from '../lib/util.js'

@@ -1,12 +1,12 @@
 import type { SyncRecord } from '@synchro/protocol'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
+import { testSchema } from '../../test/fake-server.js'
+import { cleanupTempDirs, tempDriver } from '../../test/helpers.js'
 import type { SqliteDriver } from '../driver.js'
 import { migrateToSchema } from '../schema/migrate.js'
 import { type ClientSchema, toClientSchema } from '../schema/synced-table.js'
 import { LOCAL_TABLES_SQL } from '../schema/triggers.js'
 import { withSyncLock } from '../store/database.js'
-import { testSchema } from '../test/fake-server.js'
-import { cleanupTempDirs, tempDriver } from '../test/helpers.js'
 import { applyPullGroup, applyPullPage, mergeBuckets } from './apply.js'
 
 afterAll(cleanupTempDirs)

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
-import { FakeServer } from '../test/fake-server.js'
-import { cleanupTempDirs, makeClient, startSynced, uuid } from '../test/helpers.js'
+import { FakeServer } from '../../test/fake-server.js'
+import { cleanupTempDirs, makeClient, startSynced, uuid } from '../../test/helpers.js'
 
 afterAll(cleanupTempDirs)
 

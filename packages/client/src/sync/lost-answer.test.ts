@@ -4,10 +4,10 @@
  * 'lose' failure applies the request and then resets the connection instead of answering.
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { FakeServer } from '../../test/fake-server.js'
+import { cleanupTempDirs, makeClient, startSynced, uuid } from '../../test/helpers.js'
 import type { SynchroClient } from '../client.js'
 import { NetworkError } from '../errors.js'
-import { FakeServer } from '../test/fake-server.js'
-import { cleanupTempDirs, makeClient, startSynced, uuid } from '../test/helpers.js'
 import type { ConflictEvent } from './engine.js'
 
 let server: FakeServer

@@ -3,11 +3,11 @@
  * every write acknowledged to a tab is on the server exactly as the model says, whichever tab owned the database.
  */
 import { randomUUID } from 'node:crypto'
+import { launchChromium, type TestBrowser } from '@synchro/test-harness/chromium'
 import fc from 'fast-check'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { launchChromium, type TestBrowser } from '../test/browser/chromium.js'
-import { type BrowserSyncServer, startBrowserSyncServer } from '../test/browser/sync-server.js'
-import { Tab, type TabConfig } from '../test/browser/tab.js'
+import { type BrowserSyncServer, startBrowserSyncServer } from '../../test/browser/sync-server.js'
+import { Tab, type TabConfig } from '../../test/browser/tab.js'
 
 let server: BrowserSyncServer
 let browser: TestBrowser

@@ -5,9 +5,9 @@
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
+import { cleanupTempDirs, tempDir, waitFor } from '../../test/helpers.js'
 import { SynchroClient } from '../client.js'
 import { betterSqlite3Driver } from '../drivers/better-sqlite3/index.js'
-import { cleanupTempDirs, tempDir, waitFor } from '../test/helpers.js'
 import type { TabCoordination, TabMessage } from './types.js'
 
 afterAll(cleanupTempDirs)

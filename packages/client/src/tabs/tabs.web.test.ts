@@ -2,10 +2,10 @@
  * Many tabs, one database, one sync loop — in real Chromium against the real server and PostgreSQL.
  */
 import { randomUUID } from 'node:crypto'
+import { launchChromium, type TestBrowser } from '@synchro/test-harness/chromium'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, type TestBrowser } from '../test/browser/chromium.js'
-import { type BrowserSyncServer, startBrowserSyncServer } from '../test/browser/sync-server.js'
-import { Tab, type TabConfig, waitFor } from '../test/browser/tab.js'
+import { type BrowserSyncServer, startBrowserSyncServer } from '../../test/browser/sync-server.js'
+import { Tab, type TabConfig, waitFor } from '../../test/browser/tab.js'
 
 let server: BrowserSyncServer
 let browser: TestBrowser

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import { createTestApp, type TestApp } from '@synchro/test-harness'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestApp, type TestApp } from '../../../../test-harness/src/index.js'
 import { startWalConsumer, type WalConsumer } from '../wal/index.js'
 import { notifyBuckets, parsePoke } from './listener.js'
 

@@ -1,6 +1,6 @@
+import { createTestApp, type TestApp } from '@synchro/test-harness'
 import { generateKeyPair, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestApp, type TestApp } from '../../../../test-harness/src/index.js'
 import { jwtAuth } from '../auth/auth.js'
 
 const SECRET = 'test-secret-please-change'

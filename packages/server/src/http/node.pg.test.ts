@@ -1,8 +1,8 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { createTestApp, type TestApp } from '@synchro/test-harness'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestApp, type TestApp } from '../../../../test-harness/src/index.js'
 import { toNodeListener } from './node.js'
 
 let app: TestApp

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { createAppRolePool, createTestDatabase, type TestDatabase } from '../../../../test-harness/src/index.js'
+import { createAppRolePool, createTestDatabase, type TestDatabase } from '@synchro/test-harness'
 import { Registry } from '../registry/registry.js'
 import { ensureTableIndexes, tableIndexes } from './indexes.js'
 

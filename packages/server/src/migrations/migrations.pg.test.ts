@@ -1,5 +1,5 @@
+import { createTestDatabase, type TestDatabase } from '@synchro/test-harness'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { createTestDatabase, type TestDatabase } from '../../../../test-harness/src/index.js'
 import { runMigrations } from './migrations.js'
 
 let db: TestDatabase

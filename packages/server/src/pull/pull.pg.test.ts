@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
+import { createAppRolePool, createTestApp, NORTHWIND_TABLES, type TestApp } from '@synchro/test-harness'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createAppRolePool, createTestApp, NORTHWIND_TABLES, type TestApp } from '../../../../test-harness/src/index.js'
 import { bucketUpdates } from './pull.js'
 
 let app: TestApp

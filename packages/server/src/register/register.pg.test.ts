@@ -1,5 +1,5 @@
+import { createTestApp, type TestApp } from '@synchro/test-harness'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestApp, type TestApp } from '../../../../test-harness/src/index.js'
 
 let app: TestApp
 let V: number

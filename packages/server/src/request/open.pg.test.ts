@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestApp, type TestApp } from '../../../../test-harness/src/index.js'
+import { createTestApp, type TestApp } from '@synchro/test-harness'
 
 let app: TestApp
 beforeAll(async () => {

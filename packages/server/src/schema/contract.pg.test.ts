@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createTestApp,
   createTestDatabase,
@@ -7,7 +6,8 @@ import {
   NORTHWIND_TABLES,
   type TestApp,
   type TestDatabase,
-} from '../../../../test-harness/src/index.js'
+} from '@synchro/test-harness'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createEngine } from '../engine/engine.js'
 import { Registry } from '../registry/registry.js'
 

@@ -12,7 +12,7 @@ import {
   NORTHWIND_TABLES,
   type TestApp,
   type TestDatabase,
-} from '../../../../test-harness/src/index.js'
+} from '@synchro/test-harness'
 import { runMigrations } from '../migrations/migrations.js'
 
 const OTHER_ROWS = 50_000

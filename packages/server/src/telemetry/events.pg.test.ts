@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import { createTestApp, type TestApp } from '@synchro/test-harness'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestApp, type TestApp } from '../../../../test-harness/src/index.js'
 import { startWalConsumer } from '../wal/consumer.js'
 import { OPERATOR_EVENTS } from './events.js'
 

@@ -1,6 +1,6 @@
+import { rootUrl } from '@synchro/test-harness/pg'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { rootUrl } from '../../../../test-harness/src/pg.js'
 import { WalApplyError } from '../wal/errors.js'
 import { safeErrorFacts, safeErrorMessage, WITHHELD } from './log.js'
 

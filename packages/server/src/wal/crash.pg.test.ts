@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
+import { readChangelog, setupNorthwind, WAL_CONSUMER_WORKER, waitFor } from '@synchro/test-harness/wal-fixtures'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { Registry } from '../registry/registry.js'
-import { readChangelog, setupNorthwind, waitFor } from './fixtures.js'
 import { ensurePublication, ensureReplicaIdentityFull, ensureSlot, startWalConsumer } from './index.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -100,7 +100,7 @@ class Writer {
 }
 
 function spawnWorker(): { child: ChildProcess; ready: Promise<boolean> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'crash-worker.ts')], {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', WAL_CONSUMER_WORKER], {
     cwd: repoRoot,
     env: { ...process.env, SYNCHRO_CRASH_DB_URL: db.url, SYNCHRO_CRASH_SLOT: db.name },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
+import { readChangelog, setupNorthwind, waitFor } from '@synchro/test-harness/wal-fixtures'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { Registry } from '../registry/registry.js'
-import { readChangelog, setupNorthwind, waitFor } from './fixtures.js'
 import {
   ensurePublication,
   ensureReplicaIdentityFull,

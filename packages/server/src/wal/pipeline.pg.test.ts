@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
+import { readChangelog, setupNorthwind, waitFor } from '@synchro/test-harness/wal-fixtures'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ColumnCatalog } from '../buckets/catalog.js'
 import { BucketResolver } from '../buckets/resolver.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
 import { BatchApplier, type PreparedBatch, type RowChange, type WalTransaction } from './apply.js'
-import { readChangelog, setupNorthwind, waitFor } from './fixtures.js'
 import { ensurePublication, ensureReplicaIdentityFull, ensureSlot, startWalConsumer } from './index.js'
 
 let db: TestDatabase

@@ -7,8 +7,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
+import { type Daemon, poll, run, startDaemon } from '@synchro/test-harness/synchrod'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type Daemon, poll, run, startDaemon } from '../testing/spawn.js'
 
 let db: TestDatabase
 let cwd: string

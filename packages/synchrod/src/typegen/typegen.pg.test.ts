@@ -10,10 +10,10 @@ import { fileURLToPath } from 'node:url'
 import { createEngine, createSyncHandler, headerAuth, Registry } from '@synchro/server'
 import { toNodeListener } from '@synchro/server/node'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
+import { run } from '@synchro/test-harness/synchrod'
 import ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEMO_SCHEMA_SQL, DEMO_TABLES } from '../demo.js'
-import { run } from '../testing/spawn.js'
 
 const PACKAGE_DIR = fileURLToPath(new URL('../../', import.meta.url))
 

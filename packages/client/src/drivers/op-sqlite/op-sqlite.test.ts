@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { openOpSqlite } from '../../../test/op-sqlite.js'
 import { registerDriverTests } from '../../driver-conformance.js'
-import { openOpSqlite } from '../../test/op-sqlite.js'
 import { splitStatements } from '../statements.js'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'synchro-op-sqlite-'))

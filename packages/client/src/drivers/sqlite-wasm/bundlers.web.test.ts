@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
+import { launchChromium, type TestBrowser } from '@synchro/test-harness/chromium'
 import { build } from 'vite'
 import { afterAll, expect, it } from 'vitest'
-import { launchChromium, type TestBrowser } from '../../test/browser/chromium.js'
-import { type BrowserSyncServer, startBrowserSyncServer } from '../../test/browser/sync-server.js'
+import { type BrowserSyncServer, startBrowserSyncServer } from '../../../test/browser/sync-server.js'
 
 const root = fileURLToPath(new URL('../../../../../', import.meta.url))
 const example = path.join(root, 'examples/browser-vite')

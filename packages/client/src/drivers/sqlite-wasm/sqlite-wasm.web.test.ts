@@ -1,10 +1,11 @@
 /** The shared driver conformance suite, run against sqlite-wasm on OPFS in a real Chromium page. */
+
+import { launchChromium, type TestBrowser } from '@synchro/test-harness/chromium'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll } from 'vitest'
+import { remoteDriver } from '../../../test/browser/remote-driver.js'
+import { startWebServer, type TestWebServer } from '../../../test/browser/server.js'
 import { registerDriverTests } from '../../driver-conformance.js'
-import { launchChromium, type TestBrowser } from '../../test/browser/chromium.js'
-import { remoteDriver } from '../../test/browser/remote-driver.js'
-import { startWebServer, type TestWebServer } from '../../test/browser/server.js'
 
 let browser: TestBrowser
 let server: TestWebServer

@@ -2,10 +2,10 @@
  * The test page: opens drivers and clients on request of the test process (through `page.evaluate`) and keeps
  * them in `window.synchroTest`. Arguments and results cross as JSON (see codec.ts).
  */
-import { SynchroClient } from '../../client.js'
-import type { SynchroClientConfig } from '../../config.js'
-import type { SqliteDriver, SqliteExecutor } from '../../driver.js'
-import { openSqliteWasm } from '../../drivers/sqlite-wasm/index.js'
+import { SynchroClient } from '../../src/client.js'
+import type { SynchroClientConfig } from '../../src/config.js'
+import type { SqliteDriver, SqliteExecutor } from '../../src/driver.js'
+import { openSqliteWasm } from '../../src/drivers/sqlite-wasm/index.js'
 import { decode, encode } from './codec.js'
 
 const drivers = new Map<number, SqliteDriver>()

@@ -4,7 +4,7 @@
  */
 import { Registry } from '@synchro/server'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
-import type { FetchLike } from '../sync/transport.js'
+import type { FetchLike } from '../src/sync/transport.js'
 import { NORTHWIND_DDL, NORTHWIND_SEED, NORTHWIND_TABLES } from './northwind.js'
 import { startSyncStack } from './sync-stack.js'
 

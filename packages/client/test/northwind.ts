@@ -3,4 +3,4 @@ export {
   NORTHWIND_SEED_SQL as NORTHWIND_SEED,
   NORTHWIND_SQL as NORTHWIND_DDL,
   NORTHWIND_TABLES,
-} from '../../../../test-harness/src/northwind.js'
+} from '@synchro/test-harness/northwind'

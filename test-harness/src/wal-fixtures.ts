@@ -1,7 +1,13 @@
+import { fileURLToPath } from 'node:url'
+import { Registry, runMigrations } from '@synchro/server'
 import type pg from 'pg'
-import { NORTHWIND_SQL } from '../../../../test-harness/src/northwind.js'
-import { runMigrations } from '../migrations/migrations.js'
-import { Registry } from '../registry/registry.js'
+import { NORTHWIND_SQL } from './northwind.js'
+
+/**
+ * The WAL consumer process the crash test kills (`workers/wal-consumer.ts`); run it with
+ * `node --import tsx --conditions=source`.
+ */
+export const WAL_CONSUMER_WORKER = fileURLToPath(new URL('./workers/wal-consumer.ts', import.meta.url))
 
 /**
  * Test schema: Northwind of PROTOCOL.md §5.1, plus tables that exercise what Northwind does not:

@@ -6,8 +6,8 @@
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { SqliteDriver } from '../driver.js'
-import { type OpSqliteDatabase, opSqliteDriver } from '../drivers/op-sqlite/index.js'
+import type { SqliteDriver } from '../src/driver.js'
+import { type OpSqliteDatabase, opSqliteDriver } from '../src/drivers/op-sqlite/index.js'
 
 const pkgJson = createRequire(import.meta.url).resolve('@op-engineering/op-sqlite/package.json')
 

@@ -1,6 +1,6 @@
 /** A SqliteDriver in the test process whose every call runs on a real sqlite-wasm driver in a Chromium page. */
 import type { Page } from 'playwright-core'
-import type { RunResult, SqliteDriver, SqliteExecutor } from '../../driver.js'
+import type { RunResult, SqliteDriver, SqliteExecutor } from '../../src/driver.js'
 import { decode, encode } from './codec.js'
 
 type M = 'all' | 'run' | 'exec' | 'runMany'

@@ -31,7 +31,7 @@ export function buildBundles(): Promise<Record<string, string>> {
     const out: Record<string, string> = {}
     for (const [name, entry] of [
       ['page.js', path.join(here, 'page.ts')],
-      ['worker.js', path.join(here, '../../drivers/sqlite-wasm/worker.ts')],
+      ['worker.js', path.join(here, '../../src/drivers/sqlite-wasm/worker.ts')],
     ] as const) {
       const r = await esbuild.build({
         entryPoints: [entry],

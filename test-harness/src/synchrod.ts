@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** The real launcher, as users run it. */
+/** The real launcher of the workspace's synchrod package, as users run it. */
 // Built from the path string, not `new URL()`: DOM test environments (happy-dom) replace the global URL class.
-export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/synchrod.js')
+export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../packages/synchrod/bin/synchrod.js')
 
 /** Environment for a child: nothing synchrod reads leaks in from the test runner. */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {

@@ -2,9 +2,10 @@
  * A consumer process for the crash test (`crash.pg.test.ts`): runs startWalConsumer on the Northwind registry until
  * it is killed. Prints `ready` once streaming. Not part of the library.
  */
+
+import { startWalConsumer } from '@synchro/server'
 import pg from 'pg'
-import { startWalConsumer } from './consumer.js'
-import { northwindRegistry } from './fixtures.js'
+import { northwindRegistry } from '../wal-fixtures.js'
 
 const url = process.env.SYNCHRO_CRASH_DB_URL
 if (!url) throw new Error('SYNCHRO_CRASH_DB_URL is required')

@@ -1,7 +1,8 @@
 /** One browser tab running a SynchroClient on the shared OPFS database, driven from the test process. */
+
+import type { TestBrowser } from '@synchro/test-harness/chromium'
 import type { Page } from 'playwright-core'
-import type { SynchroClientConfig } from '../../config.js'
-import type { TestBrowser } from './chromium.js'
+import type { SynchroClientConfig } from '../../src/config.js'
 import { decode, encode } from './codec.js'
 
 export type TabConfig = Partial<

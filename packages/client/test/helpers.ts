@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { SynchroClient } from '../client.js'
-import type { SynchroClientConfig } from '../config.js'
-import type { SqliteDriver } from '../driver.js'
-import { openBetterSqlite3 } from '../drivers/better-sqlite3/index.js'
-import { systemTimers, type Timers } from '../sync/retry.js'
+import { SynchroClient } from '../src/client.js'
+import type { SynchroClientConfig } from '../src/config.js'
+import type { SqliteDriver } from '../src/driver.js'
+import { openBetterSqlite3 } from '../src/drivers/better-sqlite3/index.js'
+import { systemTimers, type Timers } from '../src/sync/retry.js'
 
 const dirs: string[] = []
 
