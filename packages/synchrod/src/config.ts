@@ -11,7 +11,7 @@ import {
   type ParsedArgs,
   resolveOptions,
   TABLE_FIELDS,
-} from './options.js'
+} from './options/index.js'
 
 export const DEFAULT_CONFIG_FILE = 'synchro.config.json'
 

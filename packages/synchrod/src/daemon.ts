@@ -32,7 +32,7 @@ import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from './demo.js'
 import { type DaemonServer, type HealthReport, parseListenAddr, startServer } from './http.js'
 import type { Log } from './logger.js'
 import { Metrics } from './metrics.js'
-import { ConfigError, type Options } from './options.js'
+import { ConfigError, type Options } from './options/index.js'
 import { statusPageRoutes } from './status-page/status-page.js'
 import { staticFiles } from './web/static-files.js'
 

@@ -6,7 +6,7 @@ import { safeErrorFacts } from '@synchro/server/internal'
 import { toNodeListener } from '@synchro/server/node'
 import type { Log } from './logger.js'
 import { type Metrics, routeLabel } from './metrics.js'
-import { ConfigError } from './options.js'
+import { ConfigError } from './options/index.js'
 
 export interface ListenAddress {
   /** undefined = all interfaces. */

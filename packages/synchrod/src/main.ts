@@ -12,7 +12,7 @@ import { typegen } from './commands/typegen.js'
 import { loadSettings, type Settings } from './config.js'
 import { StartupError } from './database.js'
 import { createLogger, type Log } from './logger.js'
-import { type CommandName, ConfigError, helpText, parseArgs } from './options.js'
+import { type CommandName, ConfigError, helpText, parseArgs } from './options/index.js'
 
 const COMMAND_RUNNERS: Record<CommandName, (settings: Settings, log: Log) => Promise<void>> = {
   serve,

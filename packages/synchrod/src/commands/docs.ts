@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import type { Settings } from '../config.js'
-import { configurationMarkdown } from '../options.js'
+import { configurationMarkdown } from '../options/index.js'
 
 /** `synchrod docs [--output docs/configuration.md]`: the configuration reference, generated from the options table. */
 export async function docs(settings: Settings): Promise<void> {

@@ -1,6 +1,6 @@
 import { SignJWT } from 'jose'
 import type { Settings } from '../config.js'
-import { ConfigError } from '../options.js'
+import { ConfigError } from '../options/index.js'
 
 /** `synchrod token --sub U [--ttl 1h]`: a development HS256 JWT the daemon accepts when it runs with the same secret. */
 export async function token(settings: Settings): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
-import { ConfigError } from '../options.js'
+import { ConfigError } from '../options/index.js'
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
-import { parseListenAddr } from './http.js'
+import { parseListenAddr } from '../http.js'
 import {
   ConfigError,
   configurationMarkdown,
@@ -9,7 +9,7 @@ import {
   parseArgs,
   parseDuration,
   resolveOptions,
-} from './options.js'
+} from './index.js'
 
 describe('options table', () => {
   it('resolves flag over env over config file over default', () => {
@@ -93,7 +93,7 @@ describe('options table', () => {
   })
 
   it('docs/configuration.md is generated from the table and up to date', async () => {
-    const committed = await readFile(new URL('../../../docs/configuration.md', import.meta.url), 'utf8')
+    const committed = await readFile(new URL('../../../../docs/configuration.md', import.meta.url), 'utf8')
     expect(committed, 'run `npm run docs -w synchrod`').toBe(configurationMarkdown())
   })
 })

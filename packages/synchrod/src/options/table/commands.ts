@@ -1,0 +1,72 @@
+import { ALL, type OptionSpec } from '../spec.js'
+
+/** Logging, and the flags of the one-shot commands (migrate, rls, status, token, typegen, docs). */
+export const COMMAND_OPTIONS = [
+  {
+    name: 'logLevel',
+    flag: 'log-level',
+    env: 'LOG_LEVEL',
+    config: 'logLevel',
+    kind: 'string',
+    default: 'info',
+    choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+    commands: ALL,
+    description: 'Log level of the JSON log lines on stdout (commands other than serve/consume log to stderr).',
+  },
+  {
+    name: 'apply',
+    flag: 'apply',
+    kind: 'boolean',
+    default: false,
+    commands: ['migrate', 'rls'],
+    description: 'Apply the SQL instead of printing it.',
+  },
+  {
+    name: 'json',
+    flag: 'json',
+    kind: 'boolean',
+    default: false,
+    commands: ['status'],
+    description: 'Print JSON instead of text.',
+  },
+  {
+    name: 'sub',
+    flag: 'sub',
+    kind: 'string',
+    commands: ['token'],
+    description: 'User id to put in the token (required).',
+  },
+  {
+    name: 'ttl',
+    flag: 'ttl',
+    kind: 'duration',
+    default: 60 * 60 * 1000,
+    defaultText: '1h',
+    commands: ['token'],
+    description: 'Token lifetime.',
+  },
+  {
+    name: 'output',
+    flag: 'output',
+    kind: 'string',
+    commands: ['docs', 'typegen'],
+    description: 'Write the generated text (markdown, TypeScript) to this file instead of stdout.',
+  },
+  {
+    name: 'schemaUrl',
+    flag: 'schema-url',
+    env: 'SYNCHRO_SCHEMA_URL',
+    kind: 'string',
+    commands: ['typegen'],
+    description: 'Read the schema from a running server (`http://host:8080`) instead of the database.',
+  },
+  {
+    name: 'schemaToken',
+    flag: 'schema-token',
+    env: 'SYNCHRO_SCHEMA_TOKEN',
+    kind: 'string',
+    secret: true,
+    commands: ['typegen'],
+    description: 'Bearer token for --schema-url (without it, `X-User-ID: typegen` is sent, for dev servers).',
+  },
+] as const satisfies readonly OptionSpec[]
