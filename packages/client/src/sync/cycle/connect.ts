@@ -1,0 +1,29 @@
+import { migrateToSchema } from '../../schema/migrate.js'
+import { toClientSchema } from '../../schema/synced-table.js'
+import { getMeta, setMeta } from '../../store/database.js'
+import type { CycleContext } from './context.js'
+
+/** Schema → additive migration → register; the session's first step and the answer to a 409. */
+export async function connect(ctx: CycleContext): Promise<void> {
+  const res = await ctx.transport.getSchema()
+  const schema = toClientSchema(res)
+  await ctx.db.transaction(async (tx) => {
+    const wasComplete = (await getMeta(tx, 'snapshot_complete')) === '1'
+    const result = await migrateToSchema(tx, schema)
+    // A table new to this database has server rows that no changelog entry will ever bring: re-snapshot
+    // (which keeps queued changes, Decision 21).
+    if (wasComplete && result.createdTables.length > 0) await setMeta(tx, 'snapshot_complete', '0')
+  }, 'sync')
+  ctx.db.schemaChanged()
+  ctx.schema = schema
+  const reg = await ctx.transport.register({
+    client_id: ctx.cfg.clientID,
+    client_name: null,
+    platform: ctx.cfg.platform,
+    app_version: ctx.cfg.appVersion,
+    schema_version: schema.version,
+    schema_hash: schema.hash,
+  })
+  await ctx.db.run((ex) => setMeta(ex, 'client_server_id', reg.id), 'sync')
+  ctx.connected = true
+}

@@ -1,0 +1,78 @@
+import type { SnapshotCursor, SnapshotResponse } from '@synchro/protocol'
+import { InvalidResponseError, SnapshotRequiredError } from '../../errors.js'
+import { clearForRebuild } from '../../schema/migrate.js'
+import { setMeta, withSyncLock } from '../../store/database.js'
+import { applySnapshotPage } from '../apply.js'
+import type { SyncProgress } from '../status.js'
+import { APPLY_GROUP_ROWS, type CycleContext, requireSchema, schemaPair } from './context.js'
+import { pushAll } from './push-all.js'
+
+/**
+ * Snapshot rebuild (§4.3 step 5 + Decision 21): push the queue first, ask for approval when required, clear synced
+ * rows except those with queued changes, then page /sync/snapshot. The checkpoint and snapshot_complete are stored
+ * with the final page only, so an interrupted rebuild starts over.
+ */
+export async function snapshotRebuild(ctx: CycleContext, approval: boolean, reason: string): Promise<void> {
+  const schema = requireSchema(ctx)
+  // What could not be pushed stays queued, and its rows survive the rebuild.
+  await pushAll(ctx)
+  if (approval && !(await approveSnapshot(ctx))) throw new SnapshotRequiredError(reason)
+  await ctx.db.transaction((tx) => withSyncLock(tx, () => clearForRebuild(tx, schema)), 'sync')
+  let cursor: SnapshotCursor | null = null
+  let rows = 0
+  let pages = 0
+  let group: SnapshotResponse[] = []
+  let groupRows = 0
+  const tablesTotal = schema.tables.size
+  let tablesDone = 0
+  const progress = (): SyncProgress => ({ phase: 'snapshot', rows, pages, tablesDone, tablesTotal })
+  ctx.setStatus({ status: 'syncing', retryAt: null, progress: progress() })
+  for (;;) {
+    const res = await ctx.transport.snapshot({
+      client_id: ctx.cfg.clientID,
+      cursor,
+      limit: ctx.cfg.snapshotPageSize,
+      ...schemaPair(ctx),
+    })
+    group.push(res)
+    groupRows += res.records.length
+    if (!res.has_more || groupRows >= APPLY_GROUP_ROWS) {
+      const pagesToApply = group
+      group = []
+      groupRows = 0
+      await ctx.db.transaction(
+        (tx) =>
+          withSyncLock(tx, async () => {
+            for (const page of pagesToApply) await applySnapshotPage(tx, schema.tables, page.records)
+            if (!res.has_more) {
+              await setMeta(tx, 'checkpoint', String(res.checkpoint))
+              await setMeta(tx, 'snapshot_complete', '1')
+            }
+          }),
+        'sync',
+      )
+    }
+    rows += res.records.length
+    pages++
+    // The cursor names the table the next page starts in: every table before it is complete.
+    tablesDone = res.has_more && res.cursor ? Math.min(res.cursor.table_idx, tablesTotal) : tablesTotal
+    ctx.setStatus({ status: 'syncing', retryAt: null, progress: progress() })
+    if (!res.has_more) return
+    if (!res.cursor) throw new InvalidResponseError('snapshot has_more without cursor')
+    cursor = res.cursor
+  }
+}
+
+/** Every approver must say yes; one that throws says no. */
+async function approveSnapshot(ctx: CycleContext): Promise<boolean> {
+  for (const approve of [...ctx.snapshotApprovers]) {
+    let ok: boolean
+    try {
+      ok = (await approve()) === true
+    } catch {
+      ok = false
+    }
+    if (!ok) return false
+  }
+  return true
+}
