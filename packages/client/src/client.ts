@@ -4,11 +4,16 @@
  */
 import { type ResolvedConfig, resolveConfig, type SynchroClientConfig } from './config.js'
 import type { Row, SqliteExecutor, SqlParam } from './driver.js'
-import { InvalidArgumentError } from './errors.js'
-import { readSyncedTableNames } from './schema/migrate.js'
 import { PENDING_TABLE } from './schema/triggers.js'
 import { LocalDatabase, passThrough, unwrapPassThrough, wrapDbError } from './store/database.js'
-import { quoteIdent } from './store/sql.js'
+import {
+  alterLocalTable,
+  type ColumnDef,
+  type CreateTableOptions,
+  createIndex,
+  createLocalTable,
+} from './store/local-tables.js'
+import { watchQuery } from './store/watch.js'
 import { awaitWait, Confirmations } from './sync/confirm.js'
 import { type ConflictEvent, type SnapshotApprover, type StatusEvent, SyncEngine } from './sync/engine.js'
 import {
@@ -21,6 +26,8 @@ import {
 import { Transport } from './sync/transport.js'
 import { type ClientDatabase, SharedDatabase } from './tabs/shared-database.js'
 import { TabSync } from './tabs/tab-sync.js'
+
+export type { ColumnDef, CreateTableOptions } from './store/local-tables.js'
 
 export type Unsubscribe = () => void
 
@@ -40,24 +47,7 @@ export interface BatchStatement {
   params?: readonly SqlParam[]
 }
 
-export interface ColumnDef {
-  name: string
-  /** SQLite type name, e.g. `TEXT`, `INTEGER`, `REAL`, `BLOB`, `NUMERIC`. */
-  type: string
-  nullable?: boolean
-  primaryKey?: boolean
-  defaultValue?: string | number | boolean | null
-}
-
-export interface CreateTableOptions {
-  ifNotExists?: boolean
-  withoutRowid?: boolean
-}
-
 export type CheckpointMode = 'passive' | 'full' | 'restart' | 'truncate'
-
-const IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
-const TYPE_RE = /^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?$/
 
 function txApi(ex: SqliteExecutor): Transaction {
   // Same error shape as the client's own methods: SQLite failures become DatabaseError (cause kept).
@@ -76,16 +66,11 @@ function txApi(ex: SqliteExecutor): Transaction {
   }
 }
 
-function defaultLiteral(v: string | number | boolean | null): string {
-  if (v === null) return 'NULL'
-  if (typeof v === 'boolean') return v ? '1' : '0'
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new InvalidArgumentError('defaultValue must be a finite number')
-    return v < 0 ? `(${v})` : String(v)
-  }
-  return `'${v.replaceAll("'", "''")}'`
-}
-
+/**
+ * The SDK's public surface. One class on purpose, though longer than the ~150-line rule: it is the API users read,
+ * and each member is a documented entry point of a few lines that delegates to store/ (SQL, local tables, watch),
+ * sync/ (the engine, confirmations, rejections) or tabs/ (multi-tab sync).
+ */
 export class SynchroClient {
   private readonly cfg: ResolvedConfig
   private readonly db: ClientDatabase
@@ -181,74 +166,17 @@ export class SynchroClient {
 
   /** Creates a local-only table (never synced, never touched by schema migration). */
   async createTable(name: string, columns: readonly ColumnDef[], options: CreateTableOptions = {}): Promise<void> {
-    await this.assertLocalTableName(name)
-    if (columns.length === 0) throw new InvalidArgumentError('createTable needs at least one column')
-    const pks = columns.filter((c) => c.primaryKey)
-    const defs = columns.map((c) => {
-      let d = `${this.ident(c.name)} ${this.type(c.type)}`
-      if (c.primaryKey && pks.length === 1) d += ' PRIMARY KEY'
-      if (c.nullable === false || (c.primaryKey && c.nullable !== true)) d += ' NOT NULL'
-      if (c.defaultValue !== undefined) d += ` DEFAULT ${defaultLiteral(c.defaultValue)}`
-      return d
-    })
-    if (pks.length > 1) defs.push(`PRIMARY KEY (${pks.map((c) => this.ident(c.name)).join(', ')})`)
-    const sql = `CREATE TABLE ${options.ifNotExists ? 'IF NOT EXISTS ' : ''}${quoteIdent(name)} (${defs.join(', ')})${
-      options.withoutRowid ? ' WITHOUT ROWID' : ''
-    }`
-    await this.db.run((ex) => ex.exec(sql))
-    this.db.schemaChanged()
+    await createLocalTable(this.db, name, columns, options)
   }
 
   /** Adds the columns that `name` does not have yet (local-only tables). */
   async alterTable(name: string, columns: readonly ColumnDef[]): Promise<void> {
-    await this.assertLocalTableName(name)
-    await this.db.transaction(async (tx) => {
-      const have = new Set(
-        (await tx.all<{ name: string }>('SELECT name FROM pragma_table_info(?)', [name])).map((r) => r.name),
-      )
-      for (const c of columns) {
-        if (have.has(c.name)) continue
-        let d = `ALTER TABLE ${quoteIdent(name)} ADD COLUMN ${this.ident(c.name)} ${this.type(c.type)}`
-        if (c.defaultValue !== undefined) {
-          if (c.nullable === false) d += ' NOT NULL'
-          d += ` DEFAULT ${defaultLiteral(c.defaultValue)}`
-        }
-        await tx.exec(d)
-      }
-    })
+    await alterLocalTable(this.db, name, columns)
   }
 
   /** Creates an index (`idx_<table>_<columns>`) if missing. Works on synced tables too. */
   async createIndex(table: string, columns: readonly string[], unique = false): Promise<void> {
-    this.ident(table)
-    if (columns.length === 0) throw new InvalidArgumentError('createIndex needs at least one column')
-    const name = `idx_${table}_${columns.map((c) => this.ident(c) && c).join('_')}`
-    await this.db.run((ex) =>
-      ex.exec(
-        `CREATE ${unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${quoteIdent(name)} ON ${quoteIdent(table)} (${columns
-          .map(quoteIdent)
-          .join(', ')})`,
-      ),
-    )
-  }
-
-  private ident(name: string): string {
-    if (!IDENT_RE.test(name)) throw new InvalidArgumentError(`invalid identifier ${JSON.stringify(name)}`)
-    return quoteIdent(name)
-  }
-
-  private type(t: string): string {
-    if (!TYPE_RE.test(t)) throw new InvalidArgumentError(`invalid column type ${JSON.stringify(t)}`)
-    return t
-  }
-
-  private async assertLocalTableName(name: string): Promise<void> {
-    this.ident(name)
-    if (/^(_synchro_|sqlite_)/i.test(name)) throw new InvalidArgumentError(`table name ${name} is reserved`)
-    const synced = await this.db.run((ex) => readSyncedTableNames(ex))
-    if (synced.some((s) => s.toLowerCase() === name.toLowerCase())) {
-      throw new InvalidArgumentError(`table ${name} is synced; its schema comes from the server`)
-    }
+    await createIndex(this.db, table, columns, unique)
   }
 
   // ── Observation ─────────────────────────────────────────────────────────────────────────────────────────────────
@@ -275,35 +203,12 @@ export class SynchroClient {
     cb: (rows: T[]) => void,
     onError?: (err: unknown) => void,
   ): Unsubscribe {
-    let stopped = false
-    let running = false
-    let dirty = false
-    const run = async (): Promise<void> => {
-      if (running) {
-        dirty = true
-        return
-      }
-      running = true
-      try {
-        do {
-          dirty = false
-          const rows = await this.query<T>(sql, params)
-          if (!stopped) cb(rows)
-        } while (dirty && !stopped)
-      } catch (err) {
-        if (!stopped) onError?.(err)
-      } finally {
-        running = false
-      }
-    }
-    const unsub = this.onChange(tables, () => {
-      void run()
-    })
-    void run()
-    return () => {
-      stopped = true
-      unsub()
-    }
+    return watchQuery(
+      () => this.query<T>(sql, params),
+      (onChanged) => this.onChange(tables, onChanged),
+      cb,
+      onError,
+    )
   }
 
   /** Number of records with a change not yet accepted by the server. */
