@@ -40,7 +40,8 @@ export async function startBrowserSyncServer(name: string, staticDir?: string): 
     pool: db.pool,
     registry,
     replicationUrl: db.url,
-    slotName: `${name}_slot`,
+    // Named after the unique database (slots are server-wide): a slot left by an aborted run never blocks the next.
+    slotName: db.name,
     publicationName: `${name}_pub`,
   })
   for (let i = 0; !consumer.status().running; i++) {
