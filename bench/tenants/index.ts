@@ -5,11 +5,12 @@
 // tenants.ratio = time(alone) ÷ time(among) for snapshot + pull (1 = the other users cost nothing; target ≥ 0.5).
 // Env: BENCH_TENANTS_USERS (10 000), BENCH_TENANTS_ROWS (1 000 000), BENCH_TENANTS_ALONE (10 000), BENCH_TENANTS_MINE
 // (1 000), BENCH_TENANTS_ROUNDS (5), BENCH_TENANTS_REPEAT (10 syncs per side per round); BENCH_QUICK=1 → ÷10 rows.
+
+import { NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import type pg from 'pg'
 import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'
 import { runMigrations } from '../../packages/server/src/migrations/migrations.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
-import { NORTHWIND_SQL, NORTHWIND_TABLES } from '../../test-harness/src/northwind.js'
 import { type BenchDatabase, createBenchDatabase, envInt, updateSummary, writeResult } from '../lib.js'
 
 const USERS = envInt('BENCH_TENANTS_USERS', 10_000, 1)

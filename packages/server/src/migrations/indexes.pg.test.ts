@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, expect, it } from 'vitest'
 import { createAppRolePool, createTestDatabase, type TestDatabase } from '@synchro/test-harness'
+import { afterAll, beforeAll, expect, it } from 'vitest'
 import { Registry } from '../registry/registry.js'
 import { ensureTableIndexes, tableIndexes } from './indexes.js'
 

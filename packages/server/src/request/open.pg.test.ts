@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestApp, type TestApp } from '@synchro/test-harness'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 let app: TestApp
 beforeAll(async () => {

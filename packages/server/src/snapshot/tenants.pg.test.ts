@@ -4,8 +4,6 @@
  * nothing (200, no rows), never a cast error.
  */
 import { randomUUID } from 'node:crypto'
-import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createTestApp,
   createTestDatabase,
@@ -13,6 +11,8 @@ import {
   type TestApp,
   type TestDatabase,
 } from '@synchro/test-harness'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runMigrations } from '../migrations/migrations.js'
 
 const OTHER_ROWS = 50_000
