@@ -7,10 +7,10 @@ import { randomUUID } from 'node:crypto'
 import { Registry } from '@synchro/server'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cleanupTempDirs, makeClient, startSynced } from '../test/helpers.js'
+import { type SyncStack, startSyncStack } from '../test/sync-stack.js'
 import type { SynchroClient } from './client.js'
 import type { FetchLike } from './sync/transport.js'
-import { cleanupTempDirs, makeClient, startSynced } from './test/helpers.js'
-import { type SyncStack, startSyncStack } from './test/sync-stack.js'
 
 const DDL = `
 CREATE TABLE notes (
