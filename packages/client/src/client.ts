@@ -67,7 +67,7 @@ function txApi(ex: SqliteExecutor): Transaction {
 }
 
 /**
- * The SDK's public surface. One class on purpose, though longer than the ~150-line rule: it is the API users read,
+ * The SDK's public surface. One piece: one class on purpose, though longer than the ~150-line rule: it is the API users read,
  * and each member is a documented entry point of a few lines that delegates to store/ (SQL, local tables, watch),
  * sync/ (the engine, confirmations, rejections) or tabs/ (multi-tab sync).
  */

@@ -74,87 +74,7 @@ export function registerDriverTests(name: string, factory: DriverTestFactory): v
       await expect(d.run('INSERT INTO missing VALUES (1)')).rejects.toThrow()
     })
 
-    it('commits a transaction and returns its value', async () => {
-      const d = await fresh()
-      await d.exec('CREATE TABLE t (v INTEGER)')
-      const out = await d.transaction(async (tx) => {
-        await tx.run('INSERT INTO t VALUES (1)')
-        await tx.run('INSERT INTO t VALUES (2)')
-        const rows = await tx.all<{ n: number }>('SELECT count(*) AS n FROM t')
-        return rows[0]!.n
-      })
-      expect(out).toBe(2)
-      expect(await d.all('SELECT v FROM t ORDER BY v')).toEqual([{ v: 1 }, { v: 2 }])
-    })
-
-    it('rolls back and rethrows when the transaction callback throws', async () => {
-      const d = await fresh()
-      await d.exec('CREATE TABLE t (v INTEGER)')
-      await d.run('INSERT INTO t VALUES (0)')
-      const boom = new Error('boom')
-      await expect(
-        d.transaction(async (tx) => {
-          await tx.run('INSERT INTO t VALUES (1)')
-          await new Promise((r) => setTimeout(r, 1))
-          throw boom
-        }),
-      ).rejects.toBe(boom)
-      expect(await d.all('SELECT v FROM t')).toEqual([{ v: 0 }])
-      // The connection is usable afterwards (no transaction left open).
-      await d.transaction(async (tx) => {
-        await tx.run('INSERT INTO t VALUES (2)')
-      })
-      expect(await d.all('SELECT v FROM t ORDER BY v')).toEqual([{ v: 0 }, { v: 2 }])
-    })
-
-    it('rolls back when a statement inside the transaction fails', async () => {
-      const d = await fresh()
-      await d.exec('CREATE TABLE t (v INTEGER PRIMARY KEY)')
-      await expect(
-        d.transaction(async (tx) => {
-          await tx.run('INSERT INTO t VALUES (1)')
-          await tx.run('INSERT INTO t VALUES (1)')
-        }),
-      ).rejects.toThrow()
-      expect(await d.all('SELECT v FROM t')).toEqual([])
-    })
-
-    it('runs triggers, including RAISE(IGNORE) and nested trigger writes (the CDC triggers rely on them)', async () => {
-      const d = await fresh()
-      await d.exec(`
-        CREATE TABLE t (id TEXT PRIMARY KEY, deleted_at TEXT);
-        CREATE TABLE log (op TEXT);
-        CREATE TRIGGER t_upd AFTER UPDATE ON t BEGIN INSERT INTO log VALUES ('update'); END;
-        CREATE TRIGGER t_del BEFORE DELETE ON t BEGIN
-          UPDATE t SET deleted_at = 'now' WHERE id = OLD.id;
-          SELECT RAISE(IGNORE);
-        END;`)
-      await d.run('INSERT INTO t (id) VALUES (?)', ['a'])
-      await d.run('DELETE FROM t WHERE id = ?', ['a'])
-      expect(await d.all('SELECT id, deleted_at FROM t')).toEqual([{ id: 'a', deleted_at: 'now' }])
-      expect(await d.all('SELECT op FROM log')).toEqual([{ op: 'update' }])
-    })
-
-    it('supports TEMP tables and TEMP triggers on main tables (change observation relies on them)', async () => {
-      const d = await fresh()
-      await d.exec(`
-        CREATE TABLE t (v INTEGER);
-        CREATE TEMP TABLE counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
-        INSERT INTO temp.counters VALUES ('t', 0);
-        CREATE TEMP TRIGGER obs AFTER INSERT ON main.t BEGIN UPDATE temp.counters SET n = n + 1 WHERE name = 't'; END;`)
-      await d.run('INSERT INTO t VALUES (1)')
-      await d.run('INSERT INTO t VALUES (2)')
-      expect(await d.all('SELECT n FROM temp.counters')).toEqual([{ n: 2 }])
-    })
-
-    it('runs ON CONFLICT upserts (the apply path relies on them)', async () => {
-      const d = await fresh()
-      await d.exec('CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT)')
-      const sql = 'INSERT INTO t (id, v) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET v = excluded.v'
-      await d.run(sql, ['a', '1'])
-      await d.run(sql, ['a', '2'])
-      expect(await d.all('SELECT * FROM t')).toEqual([{ id: 'a', v: '2' }])
-    })
+    transactionAndTriggerTests(fresh)
 
     it('runMany (when implemented) runs the statement once per parameter list', async () => {
       const d = await fresh()
@@ -171,5 +91,90 @@ export function registerDriverTests(name: string, factory: DriverTestFactory): v
       await d.run('INSERT INTO t VALUES (?, ?)', [Number.MAX_SAFE_INTEGER, 0.1 + 0.2])
       expect(await d.all('SELECT * FROM t')).toEqual([{ i: Number.MAX_SAFE_INTEGER, r: 0.1 + 0.2 }])
     })
+  })
+}
+
+/** Transactions, triggers and upserts: what the SDK's change tracking and apply path rely on. */
+function transactionAndTriggerTests(fresh: () => Promise<SqliteDriver>): void {
+  it('commits a transaction and returns its value', async () => {
+    const d = await fresh()
+    await d.exec('CREATE TABLE t (v INTEGER)')
+    const out = await d.transaction(async (tx) => {
+      await tx.run('INSERT INTO t VALUES (1)')
+      await tx.run('INSERT INTO t VALUES (2)')
+      const rows = await tx.all<{ n: number }>('SELECT count(*) AS n FROM t')
+      return rows[0]!.n
+    })
+    expect(out).toBe(2)
+    expect(await d.all('SELECT v FROM t ORDER BY v')).toEqual([{ v: 1 }, { v: 2 }])
+  })
+
+  it('rolls back and rethrows when the transaction callback throws', async () => {
+    const d = await fresh()
+    await d.exec('CREATE TABLE t (v INTEGER)')
+    await d.run('INSERT INTO t VALUES (0)')
+    const boom = new Error('boom')
+    await expect(
+      d.transaction(async (tx) => {
+        await tx.run('INSERT INTO t VALUES (1)')
+        await new Promise((r) => setTimeout(r, 1))
+        throw boom
+      }),
+    ).rejects.toBe(boom)
+    expect(await d.all('SELECT v FROM t')).toEqual([{ v: 0 }])
+    // The connection is usable afterwards (no transaction left open).
+    await d.transaction(async (tx) => {
+      await tx.run('INSERT INTO t VALUES (2)')
+    })
+    expect(await d.all('SELECT v FROM t ORDER BY v')).toEqual([{ v: 0 }, { v: 2 }])
+  })
+
+  it('rolls back when a statement inside the transaction fails', async () => {
+    const d = await fresh()
+    await d.exec('CREATE TABLE t (v INTEGER PRIMARY KEY)')
+    await expect(
+      d.transaction(async (tx) => {
+        await tx.run('INSERT INTO t VALUES (1)')
+        await tx.run('INSERT INTO t VALUES (1)')
+      }),
+    ).rejects.toThrow()
+    expect(await d.all('SELECT v FROM t')).toEqual([])
+  })
+
+  it('runs triggers, including RAISE(IGNORE) and nested trigger writes (the CDC triggers rely on them)', async () => {
+    const d = await fresh()
+    await d.exec(`
+      CREATE TABLE t (id TEXT PRIMARY KEY, deleted_at TEXT);
+      CREATE TABLE log (op TEXT);
+      CREATE TRIGGER t_upd AFTER UPDATE ON t BEGIN INSERT INTO log VALUES ('update'); END;
+      CREATE TRIGGER t_del BEFORE DELETE ON t BEGIN
+        UPDATE t SET deleted_at = 'now' WHERE id = OLD.id;
+        SELECT RAISE(IGNORE);
+      END;`)
+    await d.run('INSERT INTO t (id) VALUES (?)', ['a'])
+    await d.run('DELETE FROM t WHERE id = ?', ['a'])
+    expect(await d.all('SELECT id, deleted_at FROM t')).toEqual([{ id: 'a', deleted_at: 'now' }])
+    expect(await d.all('SELECT op FROM log')).toEqual([{ op: 'update' }])
+  })
+
+  it('supports TEMP tables and TEMP triggers on main tables (change observation relies on them)', async () => {
+    const d = await fresh()
+    await d.exec(`
+      CREATE TABLE t (v INTEGER);
+      CREATE TEMP TABLE counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+      INSERT INTO temp.counters VALUES ('t', 0);
+      CREATE TEMP TRIGGER obs AFTER INSERT ON main.t BEGIN UPDATE temp.counters SET n = n + 1 WHERE name = 't'; END;`)
+    await d.run('INSERT INTO t VALUES (1)')
+    await d.run('INSERT INTO t VALUES (2)')
+    expect(await d.all('SELECT n FROM temp.counters')).toEqual([{ n: 2 }])
+  })
+
+  it('runs ON CONFLICT upserts (the apply path relies on them)', async () => {
+    const d = await fresh()
+    await d.exec('CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT)')
+    const sql = 'INSERT INTO t (id, v) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET v = excluded.v'
+    await d.run(sql, ['a', '1'])
+    await d.run(sql, ['a', '2'])
+    expect(await d.all('SELECT * FROM t')).toEqual([{ id: 'a', v: '2' }])
   })
 }
