@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto'
 import pg from 'pg'
 import { ColumnCatalog } from '../buckets/catalog.js'
-import { BucketResolver, type TextRow } from '../buckets/resolver.js'
-import type { Registry, ResolvedTable } from '../registry/registry.js'
+import { BucketResolver } from '../buckets/resolver.js'
+import { BatchApplier } from '../changelog/writer.js'
+import type { Registry } from '../registry/registry.js'
 import { CaptureLag } from '../telemetry/events.js'
-import { tracedApply } from '../telemetry/tracing.js'
 import { defaultLogger, type Logger, safeErrorFacts, safeErrorMessage } from '../util/log.js'
 import { guardPool } from '../util/pool.js'
-import { BatchApplier, type Change, type PreparedBatch, type RowChange, type WalTransaction } from './apply.js'
+import { TransactionAssembler } from './assembler.js'
 import {
   WalConfigurationError,
   WalConnectionError,
@@ -16,7 +16,8 @@ import {
   WalSlotRecreatedError,
 } from './errors.js'
 import { bigintToLsn, lsnToBigint, maxLsn } from './lsn.js'
-import { decodePgoutput, type RelationMessage, type TupleValue, UNCHANGED } from './pgoutput.js'
+import { type AppliedBatch, ApplyPipeline } from './pipeline.js'
+import { BatchQueue } from './queue.js'
 import {
   assertLogicalWal,
   assertSlotName,
@@ -79,9 +80,6 @@ export interface WalConsumer {
   waitForLsn(lsn: string | bigint, timeoutMs?: number): Promise<void>
 }
 
-/** json and jsonb type OIDs: their text is JSON, handed to bucket functions as JSON values. */
-const JSON_OIDS = new Set([114, 3802])
-
 /** Advisory-lock key for a slot: stable across processes and versions (sha-256, first 8 bytes, signed). */
 export function leaderLockKey(slotName: string): string {
   return createHash('sha256').update(`synchro:wal:${slotName}`).digest().readBigInt64BE(0).toString()
@@ -102,12 +100,6 @@ export function startWalConsumer(options: WalConsumerOptions): WalConsumer {
   const c = new Consumer(options)
   c.start()
   return c
-}
-
-interface RelationInfo {
-  table: ResolvedTable | null
-  rel: RelationMessage
-  jsonColumns: Set<string>
 }
 
 interface Waiter {
@@ -326,169 +318,29 @@ class Consumer implements WalConsumer {
     const ended = new Promise<void>((resolve) => {
       settle = resolve
     })
-    const fail = (err?: Error) => {
-      if (err && !failure) failure = err
-      settle()
-    }
-    this.#abortSession = fail
-
-    const relations = new Map<number, RelationInfo>()
-    const pending: WalTransaction[] = []
-    let pendingEvents = 0
-    let current: Change[] | null = null
-    let applying: Promise<void> | null = null
-    let paused = false
-    const highWater = o.batchMaxEvents * 4
     let stream: ReplicationStream | undefined
-
-    const idle = () => pending.length === 0 && applying === null && ahead === null && current === null
+    const queue = new BatchQueue(o.batchMaxEvents, { pause: () => stream?.pause(), resume: () => stream?.resume() })
     const ack = (replyRequested = false) => {
       if (this.#durable !== null) stream?.sendStatus(this.#durable, replyRequested)
     }
-
-    /** Takes the next batch off `pending`: whole transactions, at least one even if it alone exceeds the limit. */
-    const takeBatch = (): WalTransaction[] | null => {
-      if (pending.length === 0) return null
-      let n = 0
-      let events = 0
-      while (
-        n < pending.length &&
-        (n === 0 || events + (pending[n] as WalTransaction).changes.length <= o.batchMaxEvents)
-      ) {
-        events += (pending[n] as WalTransaction).changes.length
-        n++
-      }
-      pendingEvents -= events
-      if (paused && pendingEvents < highWater / 2) {
-        paused = false
-        stream?.resume()
-      }
-      return pending.splice(0, n)
+    const fail = (err?: Error) => {
+      if (err && !failure) failure = err
+      pipeline.stop()
+      settle()
     }
-
-    // Pipelining: once the batch being written holds the lock and its edge state is final (`writing`), the next
-    // batch is computed on another connection while the first one writes and commits. It is started as soon as a
-    // full batch is pending (or, failing that, computed under the lock after the commit, as without pipelining).
-    let writing: PreparedBatch | null = null
-    let ahead: { batch: WalTransaction[]; prepared: Promise<PreparedBatch | undefined> } | null = null
-    const prepareAhead = () => {
-      if (!o.pipelining || !writing || ahead || failure || pending.length === 0) return
-      const batch = takeBatch()
-      if (batch) ahead = { batch, prepared: applier.prepare(batch, writing) }
-    }
-
-    const drain = async () => {
-      try {
-        while (!failure) {
-          let batch: WalTransaction[] | null
-          let prepared: PreparedBatch | undefined
-          const w0 = performance.now()
-          if (ahead) {
-            batch = ahead.batch
-            prepared = await ahead.prepared
-            ahead = null
-          } else batch = takeBatch()
-          const waited = Math.round(performance.now() - w0)
-          if (!batch || failure) break
-          const started = performance.now()
-          const res = await tracedApply(applier, batch, {
-            prepared,
-            onReady: (b) => {
-              writing = b
-              prepareAhead()
-            },
-          })
-          writing = null
-          this.#setDurable(res.lsn)
-          this.#lag.observe(batch, bigintToLsn(res.lsn), this.status().lagBytes)
-          // Only now, after COMMIT, may the server forget this WAL.
-          ack()
-          this.#log.debug(
-            {
-              txns: batch.length,
-              changelogRows: res.changelogRows,
-              ruleFailures: res.ruleFailures,
-              skipped: res.skippedTransactions,
-              pipelined: res.pipelined,
-              waitedMs: waited,
-              ms: Math.round(performance.now() - started),
-              ...res.timings,
-              lsn: bigintToLsn(res.lsn),
-            },
-            'wal batch applied',
-          )
-        }
-      } finally {
-        writing = null
-        // A batch computed ahead holds no locks and writes nothing; let it finish so its connection is released.
-        // Its transactions are received again after the session restarts (nothing past the durable LSN is acked).
-        if (ahead) await ahead.prepared
-        ahead = null
-      }
-    }
-    const kick = () => {
-      if (applying || failure) return
-      applying = drain()
-        .catch((err: unknown) => fail(err instanceof Error ? err : new Error(String(err))))
-        .finally(() => {
-          applying = null
-          if (pending.length > 0 && !failure) kick()
-        })
-    }
-
-    let currentXid: number | undefined
-    const onMessage = (payload: Buffer) => {
-      let msg: ReturnType<typeof decodePgoutput>
-      try {
-        msg = decodePgoutput(payload)
-      } catch (err) {
-        // §3 J 130: a message we cannot decode is logged and skipped.
-        this.#report(err)
-        return
-      }
-      switch (msg.tag) {
-        case 'begin':
-          current = []
-          currentXid = msg.xid
-          return
-        case 'relation':
-          relations.set(msg.relationId, relationInfo(msg, oids, registry))
-          return
-        case 'insert':
-        case 'update':
-        case 'delete': {
-          const info = relations.get(msg.relationId)
-          if (!info?.table || !current) return
-          const change = rowChange(msg, info, info.table)
-          if (change) current.push(change)
-          else this.#log.warn({ table: info.table.tableName }, 'wal: row change without id skipped')
-          return
-        }
-        case 'truncate': {
-          if (!current) return
-          const tables = msg.relationIds
-            .map((id) => relations.get(id)?.table ?? oids.get(id))
-            .filter((t): t is ResolvedTable => t !== undefined && t !== null)
-          if (tables.length > 0) current.push({ kind: 'truncate', tables })
-          return
-        }
-        case 'commit': {
-          const changes = current ?? []
-          current = null
-          pending.push({ endLsn: msg.endLsn, changes, xid: currentXid, commitTime: msg.commitTime })
-          pendingEvents += changes.length
-          if (!paused && pendingEvents > highWater) {
-            paused = true
-            stream?.pause()
-          }
-          kick()
-          prepareAhead()
-          return
-        }
-        default:
-          return
-      }
-    }
+    const pipeline = new ApplyPipeline(applier, queue, o.pipelining, (b) => this.#applied(b, ack), fail)
+    this.#abortSession = fail
+    const assembler = new TransactionAssembler(oids, registry, {
+      commit: (txn) => {
+        queue.push(txn)
+        pipeline.kick()
+      },
+      skipped: (err, table) => {
+        if (err) this.#report(err)
+        else this.#log.warn({ table }, 'wal: row change without id skipped')
+      },
+    })
+    const idle = () => pipeline.idle && !assembler.inTransaction
 
     try {
       stream = await ReplicationStream.start({
@@ -499,7 +351,7 @@ class Consumer implements WalConsumer {
         handlers: {
           onData: (walEnd, payload) => {
             if (this.#serverEnd === null || walEnd > this.#serverEnd) this.#serverEnd = walEnd
-            if (!failure) onMessage(payload)
+            if (!failure) assembler.onMessage(payload)
           },
           onKeepalive: (walEnd, replyRequested) => {
             if (this.#serverEnd === null || walEnd > this.#serverEnd) this.#serverEnd = walEnd
@@ -533,68 +385,33 @@ class Consumer implements WalConsumer {
       this.#running = false
       this.#abortSession = undefined
       // Let an in-flight batch finish (its transaction commits or rolls back as a unit), then ack what is durable.
-      if (applying) await applying
+      await pipeline.settled()
       ack()
       await stream.close()
     }
     if (failure && !this.#stopping) throw failure
     return true
   }
-}
 
-function relationInfo(rel: RelationMessage, oids: Map<number, ResolvedTable>, registry: Registry): RelationInfo {
-  // By OID first (exact, follows search_path); by name for a table recreated since the session started.
-  const table =
-    oids.get(rel.relationId) ??
-    registry.get(`${rel.namespace}.${rel.name}`) ??
-    (rel.namespace === 'public' ? registry.get(rel.name) : undefined) ??
-    null
-  const jsonColumns = new Set(rel.columns.filter((c) => JSON_OIDS.has(c.typeOid)).map((c) => c.name))
-  return { table, rel, jsonColumns }
-}
-
-type RowMessage = Extract<ReturnType<typeof decodePgoutput>, { tag: 'insert' | 'update' | 'delete' }>
-
-/** Builds a RowChange; unchanged-TOAST values are taken from the old row (REPLICA IDENTITY FULL) or re-read later. */
-function rowChange(msg: RowMessage, info: RelationInfo, table: ResolvedTable): RowChange | null {
-  const cols = info.rel.columns
-  let row: TextRow
-  let oldRow: TextRow | null = null
-  let missing: string[] | null = null
-  if (msg.tag === 'insert') row = toRow(cols, msg.newTuple, null, null)
-  else if (msg.tag === 'update') {
-    // Only updates carry "unchanged TOAST" markers.
-    missing = []
-    row = toRow(cols, msg.newTuple, msg.oldKind === 'O' ? msg.oldTuple : null, missing)
-    oldRow = msg.oldTuple ? toRow(cols, msg.oldTuple, null, null) : null
-  } else row = toRow(cols, msg.oldTuple, null, null)
-  const id = row[table.idColumn] ?? (missing?.includes(table.idColumn) ? oldRow?.[table.idColumn] : undefined)
-  if (id === undefined || id === null) return null
-  const change: RowChange = { kind: msg.tag, table, id, row, oldRow, jsonColumns: info.jsonColumns }
-  if (missing && missing.length > 0) change.missing = missing
-  return change
-}
-
-/** A tuple as a row; unchanged-TOAST values come from `fallback` (the full old tuple) or are listed in `missing`. */
-function toRow(
-  cols: RelationMessage['columns'],
-  tuple: TupleValue[],
-  fallback: TupleValue[] | null,
-  missing: string[] | null,
-): TextRow {
-  const row: TextRow = {}
-  for (let i = 0; i < cols.length && i < tuple.length; i++) {
-    const name = (cols[i] as { name: string }).name
-    let v = tuple[i] as TupleValue
-    if (v === UNCHANGED) {
-      const old = fallback?.[i]
-      if (old !== undefined && old !== UNCHANGED) v = old
-      else {
-        missing?.push(name)
-        continue
-      }
-    }
-    row[name] = v
+  /** A batch committed: it is durable, so the server may forget its WAL. */
+  #applied({ txns, result: res, waitedMs, ms }: AppliedBatch, ack: () => void): void {
+    this.#setDurable(res.lsn)
+    this.#lag.observe(txns, bigintToLsn(res.lsn), this.status().lagBytes)
+    // Only now, after COMMIT, may the server forget this WAL.
+    ack()
+    this.#log.debug(
+      {
+        txns: txns.length,
+        changelogRows: res.changelogRows,
+        ruleFailures: res.ruleFailures,
+        skipped: res.skippedTransactions,
+        pipelined: res.pipelined,
+        waitedMs,
+        ms,
+        ...res.timings,
+        lsn: bigintToLsn(res.lsn),
+      },
+      'wal batch applied',
+    )
   }
-  return row
 }
