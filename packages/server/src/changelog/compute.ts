@@ -16,7 +16,7 @@ const VISIBILITY_TIMEOUT_MS = 5_000
  * proc array; a parent-chain lookup in that window would not see the transaction's own rows (a child inserted with
  * its parent would become a "parent not found" rule failure). Normally one cheap query.
  */
-async function waitUntilVisible(db: pg.ClientBase, txns: readonly WalTransaction[]): Promise<void> {
+export async function waitUntilVisible(db: pg.ClientBase, txns: readonly WalTransaction[]): Promise<void> {
   const xids = txns.map((t) => t.xid).filter((x): x is number => x !== undefined && x !== 0)
   if (xids.length === 0) return
   const deadline = Date.now() + VISIBILITY_TIMEOUT_MS

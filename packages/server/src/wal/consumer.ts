@@ -26,6 +26,7 @@ import {
   ensureSlot,
   tableOids,
 } from './setup.js'
+import { SpillDirectory } from './spill.js'
 import { ReplicationStream } from './stream.js'
 
 /** Options of {@link startWalConsumer}. */
@@ -52,6 +53,19 @@ export interface WalConsumerOptions {
    * current one is written; default true. false: every batch is computed inside its own transaction, serially.
    */
   pipelining?: boolean
+  /**
+   * Receive transactions bigger than the walsender's `logical_decoding_work_mem` while they run (pgoutput protocol
+   * 2 `streaming`, PostgreSQL ≥ 14) and keep them in a spill file until they commit, so memory stays flat whatever
+   * their size; default true (ignored before PostgreSQL 14, where a transaction arrives whole at its commit).
+   */
+  streaming?: boolean
+  /** Directory for spill files of streamed transactions (a private subdirectory per session); default the OS temp. */
+  spillDir?: string
+  /**
+   * The walsender's `logical_decoding_work_mem` for this consumer's stream (e.g. `64MB`): how much of a running
+   * transaction the server holds before it streams it to us. Default: the server's setting.
+   */
+  logicalDecodingWorkMem?: string
   /** pino-compatible logger; default: errors (e.g. a database not set up for logical replication) to console.error. */
   logger?: Logger
   /** Log `synchro.capture.behind` when a batch's newest change committed longer ago (ms; default 10 000, 0 = off). */
@@ -108,7 +122,12 @@ interface Waiter {
 }
 
 class Consumer implements WalConsumer {
-  readonly #o: Required<Omit<WalConsumerOptions, 'bucketFunction' | 'logger' | 'onError' | 'lagWarnMs'>> &
+  readonly #o: Required<
+    Omit<
+      WalConsumerOptions,
+      'bucketFunction' | 'logger' | 'onError' | 'lagWarnMs' | 'spillDir' | 'logicalDecodingWorkMem'
+    >
+  > &
     WalConsumerOptions
   readonly #log: Logger
   readonly #lockKey: string
@@ -136,6 +155,7 @@ class Consumer implements WalConsumer {
       leaderRetryMs: o.leaderRetryMs ?? 1_000,
       batchMaxEvents: o.batchMaxEvents ?? 10_000,
       pipelining: o.pipelining ?? true,
+      streaming: o.streaming ?? true,
     }
     this.#log = o.logger ?? defaultLogger
     this.#lockKey = leaderLockKey(slotName)
@@ -300,6 +320,7 @@ class Consumer implements WalConsumer {
     if (changed.length > 0) this.#log.info({ tables: changed }, 'wal consumer: set REPLICA IDENTITY FULL')
     const catalog = await ColumnCatalog.load(pool, registry)
     const applier = new BatchApplier(pool, new BucketResolver(registry, catalog, o.bucketFunction), slotName, this.#log)
+    applier.spillPart = o.batchMaxEvents
     const oids = await tableOids(pool, registry)
     const stored = await applier.storedLsn()
     const slot = await ensureSlot(pool, slotName)
@@ -309,7 +330,11 @@ class Consumer implements WalConsumer {
     const start = maxLsn(stored, slot.confirmedFlushLsn)
     // Batches use two connections at once (one writes, one prepares the next batch): open them now, not while
     // the first batch waits.
-    await Promise.all([pool.query('SELECT 1'), pool.query('SELECT 1')])
+    const [version] = await Promise.all([
+      pool.query<{ v: string }>('SELECT current_setting($1) AS v', ['server_version_num']),
+      pool.query('SELECT 1'),
+    ])
+    const streaming = o.streaming && Number(version.rows[0]?.v) >= 140000
     this.#setDurable(start)
     if (this.#stopping) return false
 
@@ -330,16 +355,34 @@ class Consumer implements WalConsumer {
     }
     const pipeline = new ApplyPipeline(applier, queue, o.pipelining, (b) => this.#applied(b, ack), fail)
     this.#abortSession = fail
-    const assembler = new TransactionAssembler(oids, registry, {
-      commit: (txn) => {
-        queue.push(txn)
-        pipeline.kick()
+    let spillDir: SpillDirectory | undefined
+    const assembler = new TransactionAssembler(
+      oids,
+      registry,
+      {
+        commit: (txn) => {
+          if (txn.spill) {
+            this.#log.info({ xid: txn.xid, changes: txn.spill.size }, 'wal: streamed transaction committed')
+          }
+          queue.push(txn)
+          pipeline.kick()
+        },
+        aborted: (xid, bytes) => this.#log.debug({ xid, bytes }, 'wal: streamed transaction aborted'),
+        skipped: (err, table) => {
+          if (err) this.#report(err)
+          else this.#log.warn({ table }, 'wal: row change without id skipped')
+        },
       },
-      skipped: (err, table) => {
-        if (err) this.#report(err)
-        else this.#log.warn({ table }, 'wal: row change without id skipped')
+      () => {
+        spillDir ??= new SpillDirectory(o.spillDir)
+        return spillDir.path
       },
-    })
+    )
+    const cleanUp = () => {
+      assembler.dispose()
+      queue.dispose()
+      spillDir?.remove()
+    }
     const idle = () => pipeline.idle && !assembler.inTransaction
 
     try {
@@ -348,6 +391,8 @@ class Consumer implements WalConsumer {
         slotName,
         publicationName: o.publicationName,
         startLsn: start,
+        protoVersion: streaming ? 2 : 1,
+        logicalDecodingWorkMem: o.logicalDecodingWorkMem,
         handlers: {
           onData: (walEnd, payload) => {
             if (this.#serverEnd === null || walEnd > this.#serverEnd) this.#serverEnd = walEnd
@@ -364,6 +409,7 @@ class Consumer implements WalConsumer {
       })
     } catch (err) {
       this.#abortSession = undefined
+      cleanUp()
       throw err
     }
     this.#running = true
@@ -388,6 +434,7 @@ class Consumer implements WalConsumer {
       await pipeline.settled()
       ack()
       await stream.close()
+      cleanUp()
     }
     if (failure && !this.#stopping) throw failure
     return true

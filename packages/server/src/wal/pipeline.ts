@@ -82,13 +82,18 @@ export class ApplyPipeline {
         const waitedMs = Math.round(performance.now() - w0)
         if (!batch || this.#failed) break
         const started = performance.now()
-        const result = await tracedApply(this.applier, batch, {
-          prepared,
-          onReady: (b) => {
-            this.#writing = b
-            this.#prepareAhead()
-          },
-        })
+        let result: ApplyResult
+        try {
+          result = await tracedApply(this.applier, batch, {
+            prepared,
+            onReady: (b) => {
+              this.#writing = b
+              this.#prepareAhead()
+            },
+          })
+        } finally {
+          for (const t of batch) t.spill?.dispose()
+        }
         this.#writing = null
         this.onApplied({ txns: batch, result, waitedMs, ms: Math.round(performance.now() - started) })
       }

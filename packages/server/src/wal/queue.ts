@@ -57,6 +57,13 @@ export class BatchQueue {
     return p.splice(0, n)
   }
 
+  /** Frees the spill files of transactions never written (the session ends). */
+  dispose(): void {
+    for (const t of this.#pending) t.spill?.dispose()
+    this.#pending.length = 0
+    this.#events = 0
+  }
+
   /** The next batch would be a spilled transaction (which cannot be prepared ahead). */
   get nextIsSpilled(): boolean {
     return this.#pending[0]?.spill !== undefined
