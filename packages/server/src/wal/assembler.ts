@@ -49,6 +49,8 @@ export class TransactionAssembler {
   /** The transaction whose stream block is being received, if any. */
   #streamXid: number | null = null
   readonly #streams = new Map<number, OpenStream>()
+  /** The transaction being received (Begin … Commit) once it outgrew `spillAfter` changes. */
+  #spill: SpillFile | null = null
 
   constructor(
     readonly oids: Map<number, ResolvedTable>,
@@ -58,6 +60,11 @@ export class TransactionAssembler {
     readonly spillDir: () => string = () => {
       throw new Error('streamed transaction without a spill directory')
     },
+    /**
+     * A transaction sent whole at its commit (protocol 1, or one the server did not stream) goes to a spill file
+     * once it has this many changes; the first ones stay in memory as its head.
+     */
+    readonly spillAfter = Number.POSITIVE_INFINITY,
   ) {}
 
   /** A transaction is being received (its changes are not handed over yet). */
@@ -69,12 +76,19 @@ export class TransactionAssembler {
   dispose(): void {
     for (const s of this.#streams.values()) s.spill.dispose()
     this.#streams.clear()
+    this.#spill?.dispose()
+    this.#spill = null
   }
 
   /** One XLogData payload. */
   onMessage(payload: Buffer): void {
     if (this.#streamXid !== null && STREAM_DATA_TAGS.has(payload[0] as number) && payload.length >= 5) {
       this.#streamed(this.#streamXid, payload)
+      return
+    }
+    const tag = payload[0] as number
+    if (this.#spill && ROW_TAGS.has(tag)) {
+      this.#spill.append(0, payload, true)
       return
     }
     let msg: PgoutputMessage
@@ -98,27 +112,42 @@ export class TransactionAssembler {
         return
       case 'relation':
         this.#relations.set(msg.relationId, relationInfo(msg, this.oids, this.registry))
+        // A spilled transaction's changes are decoded later: they need the relation as it was here.
+        this.#spill?.append(0, payload, false)
         return
       case 'insert':
       case 'update':
-      case 'delete': {
-        const c = this.#rowChange(msg)
-        if (c && this.#current) this.#current.push(c)
+      case 'delete':
+        this.#push(this.#rowChange(msg))
         return
-      }
-      case 'truncate': {
-        const c = this.#truncate(msg)
-        if (c && this.#current) this.#current.push(c)
+      case 'truncate':
+        this.#push(this.#truncate(msg))
         return
-      }
       case 'commit': {
         const changes = this.#current ?? []
         this.#current = null
-        this.events.commit({ endLsn: msg.endLsn, changes, xid: this.#xid, commitTime: msg.commitTime })
+        const txn: WalTransaction = { endLsn: msg.endLsn, changes, xid: this.#xid, commitTime: msg.commitTime }
+        if (this.#spill) {
+          this.#spill.seal(this.#replayDecoder(false))
+          txn.spill = this.#spill
+          txn.changes = []
+          this.#spill = null
+        }
+        this.events.commit(txn)
         return
       }
       default:
         return
+    }
+  }
+
+  #push(c: Change | null): void {
+    const cur = this.#current
+    if (!c || !cur) return
+    cur.push(c)
+    if (cur.length >= this.spillAfter) {
+      this.#spill = new SpillFile(this.spillDir(), this.#xid ?? 0, cur)
+      this.#current = []
     }
   }
 
@@ -170,7 +199,7 @@ export class TransactionAssembler {
         this.#streams.delete(msg.xid)
         const txn: WalTransaction = { endLsn: msg.endLsn, changes: [], xid: msg.xid, commitTime: msg.commitTime }
         if (open) {
-          open.spill.seal(this.#replayDecoder())
+          open.spill.seal(this.#replayDecoder(true))
           // The server counts a relation described inside a committed stream as described for what follows.
           for (const rel of open.relations) this.#relations.set(rel.relationId, this.#info(rel))
           txn.spill = open.spill
@@ -184,13 +213,13 @@ export class TransactionAssembler {
    * Decodes a committed stream's recorded messages when the writer reads them: its own relation messages first
    * (in order), the session's relation map for the rest.
    */
-  #replayDecoder(): SpillDecoder {
+  #replayDecoder(inStream: boolean): SpillDecoder {
     const own = new Map<number, RelationInfo>()
     const lookup = (id: number) => own.get(id) ?? this.#relations.get(id)
     return (payload) => {
       let msg: PgoutputMessage
       try {
-        msg = decodePgoutput(payload, true)
+        msg = decodePgoutput(payload, inStream)
       } catch (err) {
         this.events.skipped(err as Error)
         return null

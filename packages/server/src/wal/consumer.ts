@@ -377,6 +377,7 @@ class Consumer implements WalConsumer {
         spillDir ??= new SpillDirectory(o.spillDir)
         return spillDir.path
       },
+      o.batchMaxEvents,
     )
     const cleanUp = () => {
       assembler.dispose()

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { Change, SpilledChanges } from '../changelog/changes.js'
 
+let serial = 0
+
 /** Write buffer of a spill file: records are gathered here and written in blocks of this size. */
 const BLOCK = 1 << 20
 
@@ -24,9 +26,15 @@ export class SpillFile implements SpilledChanges {
   readonly #aborted = new Set<number>()
   #decode: SpillDecoder | undefined
 
-  constructor(dir: string, xid: number) {
-    this.#path = path.join(dir, `xid-${xid}`)
+  /** @param head changes already decoded in memory: read back first. */
+  constructor(
+    dir: string,
+    xid: number,
+    readonly head: Change[] = [],
+  ) {
+    this.#path = path.join(dir, `xid-${xid}-${++serial}`)
     this.#fd = openSync(this.#path, 'w+', 0o600)
+    this.#size = head.length
   }
 
   /** Row messages recorded (including those of subtransactions that later aborted). */
@@ -78,6 +86,11 @@ export class SpillFile implements SpilledChanges {
     let end = 0
     let pos = 0
     let part: Change[] = []
+    for (let i = 0; i < this.head.length; i += max) {
+      const h = this.head.slice(i, i + max)
+      if (h.length === max) yield h
+      else part = h
+    }
     for (;;) {
       // Keep at least one whole record in [start, end).
       if (end - start < 8 || end - start < 8 + buf.readUInt32BE(start + 4)) {
@@ -118,6 +131,7 @@ export class SpillFile implements SpilledChanges {
     if (this.#fd === undefined) return
     closeSync(this.#fd)
     this.#fd = undefined
+    this.head.length = 0
     this.#buf = Buffer.alloc(0)
     try {
       unlinkSync(this.#path)
