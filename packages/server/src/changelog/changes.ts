@@ -43,6 +43,8 @@ export interface WalTransaction {
 export interface SpilledChanges {
   /** Number of row changes and truncates. */
   readonly size: number
+  /** Received from the server while in progress (protocol 2 streaming), not whole at its commit. */
+  readonly streamed: boolean
   /** The changes in WAL order, in parts of at most `max`. */
   parts(max: number): Iterable<Change[]>
   /** Frees the storage; called once the transaction is written or abandoned. */

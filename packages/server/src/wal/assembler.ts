@@ -146,7 +146,7 @@ export class TransactionAssembler {
     if (!c || !cur) return
     cur.push(c)
     if (cur.length >= this.spillAfter) {
-      this.#spill = new SpillFile(this.spillDir(), this.#xid ?? 0, cur)
+      this.#spill = new SpillFile(this.spillDir(), this.#xid ?? 0, false, cur)
       this.#current = []
     }
   }
@@ -169,7 +169,7 @@ export class TransactionAssembler {
   #open(xid: number): OpenStream {
     let open = this.#streams.get(xid)
     if (!open) {
-      open = { spill: new SpillFile(this.spillDir(), xid), relations: [] }
+      open = { spill: new SpillFile(this.spillDir(), xid, true), relations: [] }
       this.#streams.set(xid, open)
     }
     return open

@@ -362,7 +362,8 @@ class Consumer implements WalConsumer {
       {
         commit: (txn) => {
           if (txn.spill) {
-            this.#log.info({ xid: txn.xid, changes: txn.spill.size }, 'wal: streamed transaction committed')
+            const fields = { xid: txn.xid, changes: txn.spill.size, streamed: txn.spill.streamed }
+            this.#log.info(fields, 'wal: spilled transaction committed')
           }
           queue.push(txn)
           pipeline.kick()

@@ -30,6 +30,8 @@ export class SpillFile implements SpilledChanges {
   constructor(
     dir: string,
     xid: number,
+    /** Received in stream blocks while in progress (else: sent whole at commit, past the spill threshold). */
+    readonly streamed: boolean,
     readonly head: Change[] = [],
   ) {
     this.#path = path.join(dir, `xid-${xid}-${++serial}`)
