@@ -52,7 +52,7 @@ try {
     const counted = Number(
       (await pool.query<{ n: string }>('SELECT count(*)::text AS n FROM sync_changelog')).rows[0]?.n ?? 0,
     )
-    const pgVersion = (await pool.query<{ v: string }>('SHOW server_version')).rows[0]?.v
+    const pgVersion = (await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v
     const result = {
       rows,
       streaming,

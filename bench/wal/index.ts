@@ -82,7 +82,7 @@ try {
   const endLsn = rows[0]?.lsn as string
   console.log(`loaded ${changes} row changes in ${((performance.now() - t0) / 1000).toFixed(1)} s (WAL end ${endLsn})`)
 
-  const pgVersion = (await pool.query<{ v: string }>('SHOW server_version')).rows[0]?.v
+  const pgVersion = (await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v
   const rounds: { rawSeconds: number; oursSeconds: number; ratio: number; tool: string }[] = []
   for (const [i, s] of slots.entries()) {
     // Every round starts from the same empty state, so each does the same work.
