@@ -3,6 +3,18 @@
  * from the migrations that create them. The capture leader writes it; pull, snapshot and the live-event notifier
  * read it; compaction trims it; `changelogStats` reports on it.
  */
+
+export {
+  type Change,
+  type ChangeOp,
+  OP_DELETE,
+  OP_INSERT,
+  OP_UPDATE,
+  type RowChange,
+  type SpilledChanges,
+  type TruncateChange,
+  type WalTransaction,
+} from './changes.js'
 export { type CompactionDeps, type CompactionProgress, type CompactionResult, runCompaction } from './compaction.js'
 export { CHANGELOG_CHANNEL, type ChangelogPoke, notifyBuckets, parsePoke } from './listener.js'
 export { ChangelogNotifier, type NotifierOptions } from './notifier.js'
@@ -17,3 +29,4 @@ export {
   type Queryable,
 } from './reader.js'
 export { type ChangelogStats, type ChangelogStatsOptions, changelogInstalled, changelogStats } from './stats.js'
+export { type ApplyOptions, type ApplyResult, BatchApplier, PreparedBatch } from './writer.js'
