@@ -4,16 +4,12 @@
  * read it; compaction trims it; `changelogStats` reports on it.
  */
 
-export {
-  type Change,
-  type ChangeOp,
-  OP_DELETE,
-  OP_INSERT,
-  OP_UPDATE,
-  type RowChange,
-  type SpilledChanges,
-  type TruncateChange,
-  type WalTransaction,
+export type {
+  Change,
+  RowChange,
+  SpilledChanges,
+  TruncateChange,
+  WalTransaction,
 } from './changes.js'
 export { type CompactionDeps, type CompactionProgress, type CompactionResult, runCompaction } from './compaction.js'
 export { CHANGELOG_CHANNEL, type ChangelogPoke, notifyBuckets, parsePoke } from './listener.js'

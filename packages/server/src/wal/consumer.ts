@@ -29,8 +29,6 @@ import { SpillDirectory } from './spill.js'
 import { ReplicationStream } from './stream.js'
 import type { WalConsumer, WalConsumerOptions, WalConsumerStatus } from './types.js'
 
-export type { Logger } from '../changelog/writer.js'
-
 export type { WalConsumer, WalConsumerOptions, WalConsumerStatus } from './types.js'
 
 /** Advisory-lock key for a slot: stable across processes and versions (sha-256, first 8 bytes, signed). */
