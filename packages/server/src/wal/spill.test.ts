@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, expect, it } from 'vitest'
 import type { Change, RowChange } from '../changelog/changes.js'
-import { SpillDirectory, SpillFile } from './spill.js'
+import { removeOrphans, SpillDirectory, SpillFile } from './spill.js'
 
 let dir: string
 beforeEach(() => {
@@ -69,4 +69,20 @@ it('a session directory is private and removed with its files', () => {
   d.remove()
   expect(existsSync(d.path)).toBe(false)
   f.dispose()
+})
+
+it("a new session directory removes those of processes that no longer exist, never a live process's", () => {
+  // A pid far above any pid_max in use is free; this process's own pid is alive.
+  const dead = path.join(dir, 'synchro-wal-999999999-abc')
+  const alive = path.join(dir, `synchro-wal-${process.pid}-def`)
+  const other = path.join(dir, 'something-else')
+  for (const d of [dead, alive, other]) {
+    mkdirSync(d)
+    writeFileSync(path.join(d, 'xid-1-1'), 'x')
+  }
+  removeOrphans(dir)
+  expect([existsSync(dead), existsSync(alive), existsSync(other)]).toEqual([false, true, true])
+  const d = new SpillDirectory(dir)
+  expect(path.basename(d.path).startsWith(`synchro-wal-${process.pid}-`)).toBe(true)
+  d.remove()
 })

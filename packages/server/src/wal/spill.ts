@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { Change, SpilledChanges } from '../changelog/changes.js'
@@ -156,15 +156,45 @@ export class SpillFile implements SpilledChanges {
   }
 }
 
-/** A private directory for one session's spill files, removed with everything in it when the session ends. */
+/**
+ * A private directory for one session's spill files, removed with everything in it when the session ends. Named
+ * after the process (`synchro-wal-<pid>-…`): a process that was killed cannot remove its own, so each new one removes
+ * those of processes that no longer exist.
+ */
 export class SpillDirectory {
   readonly path: string
 
   constructor(parent = tmpdir()) {
-    this.path = mkdtempSync(path.join(parent, 'synchro-wal-'))
+    removeOrphans(parent)
+    this.path = mkdtempSync(path.join(parent, `synchro-wal-${process.pid}-`))
   }
 
   remove(): void {
     rmSync(this.path, { recursive: true, force: true })
+  }
+}
+
+/** Removes spill directories left by processes that are gone (a live or reused pid keeps its directory). */
+export function removeOrphans(parent: string): void {
+  let names: string[]
+  try {
+    names = readdirSync(parent)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const m = /^synchro-wal-(\d+)-/.exec(name)
+    if (!m || isAlive(Number(m[1]))) continue
+    rmSync(path.join(parent, name), { recursive: true, force: true })
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: it exists, owned by someone else.
+    return (err as { code?: string }).code === 'EPERM'
   }
 }
