@@ -3,11 +3,13 @@
 // and many tenants: a 1 000-row user's snapshot + pull in a table of that many rows shared by rows/100 users.
 // The children's own headline numbers stay out of bench/results/summary.json (BENCH_SUMMARY=off).
 // Env BENCH_SCALE_SIZES (default "10000,100000,1000000"; BENCH_QUICK=1 → "10000,100000").
+// Then one big transaction (big-transaction.ts): a single UPDATE of BENCH_BIGTXN_ROWS rows (default 1 000 000)
+// through the WAL consumer — seconds and the consumer's peak RSS (summary key `bigTransaction`).
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { writeResult } from '../lib.js'
+import { envInt, updateSummary, writeResult } from '../lib.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const sizes = (
@@ -126,5 +128,27 @@ table(
   'tenants: a 1 000-row user among rows/100 users (snapshot + pull; rows/s of that user; ratio alone ÷ among)',
   tenants,
 )
-const file = writeResult('scale', { sizes, pull, snapshot, tenants })
+const bigTransaction = runBigTransaction(envInt('BENCH_BIGTXN_ROWS', 1_000_000))
+console.log(
+  `\nbig transaction: ${bigTransaction.rows} rows in one UPDATE, captured ${bigTransaction.secondsAfterCommit} s after COMMIT, consumer peak RSS ${bigTransaction.consumerPeakRssMiB} MiB (target < 300)`,
+)
+updateSummary('bigTransaction', bigTransaction)
+const file = writeResult('scale', { sizes, pull, snapshot, tenants, bigTransaction })
 console.log(`\nwrote ${file}`)
+
+/** Runs big-transaction.ts in its own process (its peak RSS is the consumer's alone) and parses its result line. */
+function runBigTransaction(rows: number): {
+  rows: number
+  consumerPeakRssMiB: number
+  secondsAfterCommit: number
+  pgVersion: string
+} {
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--conditions=source', path.join(here, 'big-transaction.ts'), String(rows)],
+    { env: process.env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+  )
+  const line = /^BIGTXN (.*)$/m.exec(r.stdout)
+  if (r.status !== 0 || !line) throw new Error(`big-transaction failed: ${r.stderr}`)
+  return JSON.parse(line[1] as string)
+}

@@ -1,11 +1,15 @@
 // WAL → changelog throughput: our consumer (decode + bucket + batched changelog/edges/LSN transactions) against the
 // raw decode rate of the same WAL by `pg_recvlogical` (pgoutput, same publication, output discarded).
 // Usage: npx tsx bench/wal/index.ts [changes]   (env BENCH_WAL_CHANGES, default 100 000; BENCH_QUICK=1 → 10 000)
+// Rounds: the workload is written once; each of BENCH_WAL_ROUNDS (default 3) rounds decodes that same WAL on its
+// own pair of slots (raw, then ours, from an emptied changelog/edge state) and the medians are reported. "Done" is
+// when the consumer's committed batches hold every change; the changelog rows are then counted and must match.
 // Env: BENCH_WAL_BATCH (consumer batchMaxEvents), BENCH_WAL_DEBUG=1 (per-batch log: pipelined, prep/write/commit
 // ms), BENCH_WAL_CPU=1 (CPU ms of this process and of the database's backends during the consumer phase).
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
+import type pg from 'pg'
 import { runMigrations } from '../../packages/server/src/migrations/migrations.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
 import {
@@ -14,17 +18,26 @@ import {
   ensureSlot,
   startWalConsumer,
 } from '../../packages/server/src/wal/index.js'
-import { createBenchDatabase, envInt, writeResult } from '../lib.js'
+import { createBenchDatabase, envInt, updateSummary, writeResult } from '../lib.js'
 
 const changes = process.argv[2] ? Number.parseInt(process.argv[2], 10) : envInt('BENCH_WAL_CHANGES', 100_000)
 const TXN_ROWS = envInt('BENCH_WAL_TXN_ROWS', 1000, 1)
+const ROUNDS = envInt('BENCH_WAL_ROUNDS', 3, 1)
 const RECVLOGICAL = process.env.PG_RECVLOGICAL ?? '/usr/lib/postgresql/15/bin/pg_recvlogical'
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
+}
 
 const db = await createBenchDatabase('wal')
 // Slot names are cluster-wide: unique ones keep concurrent runs (and test suites using synchro_slot) apart.
 const suffix = randomBytes(4).toString('hex')
-const SLOT = `wal_bench_${suffix}`
-const RAW_SLOT = `wal_bench_raw_${suffix}`
+const slots = Array.from({ length: ROUNDS }, (_, i) => ({
+  ours: `wal_bench_${suffix}_${i}`,
+  raw: `wal_bench_raw_${suffix}_${i}`,
+}))
 try {
   const { pool, url } = db
   await runMigrations(pool)
@@ -40,8 +53,10 @@ try {
   const registry = new Registry().register({ tableName: 'bench_items', ownerColumn: 'user_id' })
   await ensurePublication(pool, registry, 'synchro_pub')
   await ensureReplicaIdentityFull(pool, registry)
-  await ensureSlot(pool, SLOT)
-  await ensureSlot(pool, RAW_SLOT)
+  for (const s of slots) {
+    await ensureSlot(pool, s.ours)
+    await ensureSlot(pool, s.raw)
+  }
 
   // Workload: 70 % inserts, 30 % updates, in transactions of TXN_ROWS rows, 1 000 owners.
   const inserts = Math.ceil(changes * 0.7)
@@ -67,17 +82,77 @@ try {
   const endLsn = rows[0]?.lsn as string
   console.log(`loaded ${changes} row changes in ${((performance.now() - t0) / 1000).toFixed(1)} s (WAL end ${endLsn})`)
 
-  // Raw baseline: pg_recvlogical decodes the same range and throws the output away.
-  let raw: { seconds: number; changesPerSec: number; tool: string } | null = null
+  const pgVersion = (await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v
+  const rounds: { rawSeconds: number; oursSeconds: number; ratio: number; tool: string }[] = []
+  for (const [i, s] of slots.entries()) {
+    // Every round starts from the same empty state, so each does the same work.
+    await pool.query('TRUNCATE sync_changelog, sync_bucket_edges, sync_wal_position')
+    const raw = await rawDecode(pool, url, s.raw, endLsn)
+    const oursSeconds = await oursDecode(pool, url, registry, s.ours)
+    const round = { rawSeconds: raw.seconds, oursSeconds, ratio: raw.seconds / oursSeconds, tool: raw.tool }
+    rounds.push(round)
+    console.log(
+      `round ${i + 1}: raw (${raw.tool}) ${raw.seconds.toFixed(2)} s, ours ${oursSeconds.toFixed(2)} s, ratio ${round.ratio.toFixed(2)}`,
+    )
+  }
+  const rawSeconds = median(rounds.map((r) => r.rawSeconds))
+  const oursSeconds = median(rounds.map((r) => r.oursSeconds))
+  const raw = { seconds: rawSeconds, changesPerSec: changes / rawSeconds, tool: rounds[0]?.tool }
+  const ours = { seconds: oursSeconds, changelogRowsPerSec: changes / oursSeconds }
+  const ratio = median(rounds.map((r) => r.ratio))
+  console.log(`raw (median of ${ROUNDS}): ${raw.seconds.toFixed(2)} s, ${Math.round(raw.changesPerSec)} changes/s`)
+  console.log(
+    `ours (median of ${ROUNDS}): ${ours.seconds.toFixed(2)} s, ${Math.round(ours.changelogRowsPerSec)} rows/s`,
+  )
+  console.log(`ratio ours/raw = ${ratio.toFixed(2)} (median of per-round ratios; target ≥ 0.5)`)
+  updateSummary('wal', {
+    ratio: Math.round(ratio * 1000) / 1000,
+    changesPerSec: Math.round(ours.changelogRowsPerSec),
+    rawChangesPerSec: Math.round(raw.changesPerSec),
+    changes,
+    rounds: ROUNDS,
+    pgVersion,
+  })
+  const file = writeResult('wal', {
+    changes,
+    txnRows: TXN_ROWS,
+    pgVersion,
+    rounds,
+    ours,
+    raw,
+    ratio,
+    target: 0.5,
+  })
+  console.log(`wrote ${file}`)
+} finally {
+  // Slots of rounds that did not run (an error) would keep the database from being dropped.
+  await db.pool
+    .query(
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+        WHERE slot_name = ANY($1) AND NOT active`,
+      [slots.flatMap((s) => [s.ours, s.raw])],
+    )
+    .catch(() => {})
+  await db.close()
+}
+
+/** The raw baseline: pg_recvlogical decodes the WAL up to `endLsn` on its own slot and throws the output away. */
+async function rawDecode(
+  pool: pg.Pool,
+  url: string,
+  slot: string,
+  endLsn: string,
+): Promise<{ seconds: number; tool: string }> {
+  let tool = 'pg_recvlogical'
+  const r0 = performance.now()
   if (existsSync(RECVLOGICAL)) {
-    const r0 = performance.now()
     await new Promise<void>((resolve, reject) => {
       const p = spawn(
         RECVLOGICAL,
         [
           '-d',
           url,
-          `--slot=${RAW_SLOT}`,
+          `--slot=${slot}`,
           '--start',
           '--no-loop',
           `--endpos=${endLsn}`,
@@ -93,35 +168,34 @@ try {
       p.on('error', reject)
       p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pg_recvlogical exited with ${code}`))))
     })
-    const seconds = (performance.now() - r0) / 1000
-    raw = { seconds, changesPerSec: changes / seconds, tool: 'pg_recvlogical' }
   } else {
-    // Fallback baseline: decode through the SQL interface on the second slot.
-    const r0 = performance.now()
+    // Fallback baseline: decode through the SQL interface.
+    tool = 'pg_logical_slot_get_binary_changes'
     await pool.query(
       `SELECT count(*) FROM pg_logical_slot_get_binary_changes($2, $1::pg_lsn, NULL,
          'proto_version', '1', 'publication_names', 'synchro_pub')`,
-      [endLsn, RAW_SLOT],
+      [endLsn, slot],
     )
-    const seconds = (performance.now() - r0) / 1000
-    raw = { seconds, changesPerSec: changes / seconds, tool: 'pg_logical_slot_get_binary_changes' }
   }
-  console.log(`raw (${raw.tool}): ${raw.seconds.toFixed(2)} s, ${Math.round(raw.changesPerSec)} changes/s`)
+  const seconds = (performance.now() - r0) / 1000
   // Drop the raw slot now: pg_recvlogical may still hold it for a moment after exiting, and a slot left behind
   // would keep the database (and WAL) from being dropped at the end.
   for (let i = 0; i < 50; i++) {
     const r = await pool.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [
-      RAW_SLOT,
+      slot,
     ])
     if (r.rows.length === 0) break
     if (!r.rows[0]?.active) {
-      await pool.query('SELECT pg_drop_replication_slot($1)', [RAW_SLOT]).catch(() => {})
+      await pool.query('SELECT pg_drop_replication_slot($1)', [slot]).catch(() => {})
       continue
     }
     await new Promise((res) => setTimeout(res, 100))
   }
+  return { seconds, tool }
+}
 
-  // Ours: from consumer start until every change is a committed changelog row.
+/** Ours: from consumer start until its committed batches hold every change; then the changelog rows are counted. */
+async function oursDecode(pool: pg.Pool, url: string, registry: Registry, slot: string): Promise<number> {
   // BENCH_WAL_CPU=1: CPU time used during the consumer phase by this process and by the database's backends
   // (same host only: read from /proc).
   const cpuSample = async (): Promise<Map<string, number>> => {
@@ -141,48 +215,49 @@ try {
     return m
   }
   const cpu0 = process.env.BENCH_WAL_CPU ? await cpuSample() : undefined
+  // Done when the consumer's committed batches hold every change (counted from its per-batch log, then checked
+  // against the table); the durable LSN is no stop signal, as trailing WAL past the last commit only moves on the
+  // server's next keepalive.
+  let written = 0
+  let reached: () => void = () => {}
+  const allWritten = new Promise<void>((resolve) => {
+    reached = resolve
+  })
+  const debug = process.env.BENCH_WAL_DEBUG !== undefined
+  const log = (o: unknown) => console.log(JSON.stringify(o))
   const o0 = performance.now()
   const consumer = startWalConsumer({
     pool,
     registry,
     replicationUrl: url,
-    slotName: SLOT,
+    slotName: slot,
     statusIntervalMs: 1000,
     ...(process.env.BENCH_WAL_BATCH ? { batchMaxEvents: envInt('BENCH_WAL_BATCH', 10_000, 1) } : {}),
-    ...(process.env.BENCH_WAL_DEBUG
-      ? {
-          logger: {
-            info: console.log,
-            warn: console.log,
-            error: console.log,
-            debug: (o: unknown) => console.log(JSON.stringify(o)),
-          },
-        }
-      : {}),
+    logger: {
+      info: debug ? log : () => {},
+      warn: log,
+      error: log,
+      debug: (o: unknown, msg?: string) => {
+        if (debug) log(o)
+        if (msg !== 'wal batch applied') return
+        written += (o as { changelogRows: number }).changelogRows
+        if (written >= changes) reached()
+      },
+    },
   })
+  let seconds: number
   try {
-    for (;;) {
-      const r = await pool.query<{ n: string | null }>('SELECT max(seq)::text AS n FROM sync_changelog')
-      if (Number(r.rows[0]?.n ?? 0) >= changes) break
-      const err = consumer.status().lastError
-      if (err) console.error(`consumer error: ${err}`)
-      await new Promise((res) => setTimeout(res, 20))
-    }
+    await allWritten
+    seconds = (performance.now() - o0) / 1000
     if (cpu0) {
       const cpu1 = await cpuSample()
       for (const [k, v] of cpu1) console.log(`cpu ${k}: ${v - (cpu0.get(k) ?? 0)} ms`)
     }
   } finally {
     await consumer.stop()
+    await pool.query('SELECT pg_drop_replication_slot($1)', [slot]).catch(() => {})
   }
-  const oursSeconds = (performance.now() - o0) / 1000
-  const ours = { seconds: oursSeconds, changelogRowsPerSec: changes / oursSeconds }
-  const ratio = ours.changelogRowsPerSec / raw.changesPerSec
-  const pgVersion = (await pool.query<{ v: string }>('SHOW server_version')).rows[0]?.v
-  console.log(`ours: ${ours.seconds.toFixed(2)} s, ${Math.round(ours.changelogRowsPerSec)} changelog rows/s`)
-  console.log(`ratio ours/raw = ${ratio.toFixed(2)} (target ≥ 0.5)`)
-  const file = writeResult('wal', { changes, txnRows: TXN_ROWS, pgVersion, ours, raw, ratio, target: 0.5 })
-  console.log(`wrote ${file}`)
-} finally {
-  await db.close()
+  const n = Number((await pool.query<{ n: string }>('SELECT count(*)::text AS n FROM sync_changelog')).rows[0]?.n)
+  if (n !== changes) throw new Error(`expected ${changes} changelog rows, found ${n}`)
+  return seconds
 }

@@ -19,6 +19,7 @@ const consumer = startWalConsumer({
   statusIntervalMs: 100,
   leaderRetryMs: 50,
   batchMaxEvents: Number(process.env.SYNCHRO_CRASH_BATCH ?? 50),
+  logicalDecodingWorkMem: process.env.SYNCHRO_CRASH_WORK_MEM,
   onError: (e) => process.stderr.write(`consumer error: ${e.message}\n`),
 })
 const timer = setInterval(() => {

@@ -3,6 +3,14 @@
  * from the migrations that create them. The capture leader writes it; pull, snapshot and the live-event notifier
  * read it; compaction trims it; `changelogStats` reports on it.
  */
+
+export type {
+  Change,
+  RowChange,
+  SpilledChanges,
+  TruncateChange,
+  WalTransaction,
+} from './changes.js'
 export { type CompactionDeps, type CompactionProgress, type CompactionResult, runCompaction } from './compaction.js'
 export { CHANGELOG_CHANNEL, type ChangelogPoke, notifyBuckets, parsePoke } from './listener.js'
 export { ChangelogNotifier, type NotifierOptions } from './notifier.js'
@@ -17,3 +25,4 @@ export {
   type Queryable,
 } from './reader.js'
 export { type ChangelogStats, type ChangelogStatsOptions, changelogInstalled, changelogStats } from './stats.js'
+export { type ApplyOptions, type ApplyResult, BatchApplier, PreparedBatch } from './writer.js'

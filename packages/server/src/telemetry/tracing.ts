@@ -12,7 +12,8 @@ import {
   type TextMapGetter,
   trace,
 } from '@opentelemetry/api'
-import type { ApplyOptions, ApplyResult, BatchApplier, WalTransaction } from '../wal/apply.js'
+import type { WalTransaction } from '../changelog/changes.js'
+import type { ApplyOptions, ApplyResult, BatchApplier } from '../changelog/writer.js'
 import { captureAttributes, captureResult } from './attributes.js'
 
 /** Instrumentation scope of every Synchro span. */

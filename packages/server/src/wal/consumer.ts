@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto'
 import pg from 'pg'
 import { ColumnCatalog } from '../buckets/catalog.js'
-import { BucketResolver, type TextRow } from '../buckets/resolver.js'
-import type { Registry, ResolvedTable } from '../registry/registry.js'
+import { BucketResolver } from '../buckets/resolver.js'
+import { BatchApplier } from '../changelog/writer.js'
 import { CaptureLag } from '../telemetry/events.js'
-import { tracedApply } from '../telemetry/tracing.js'
 import { defaultLogger, type Logger, safeErrorFacts, safeErrorMessage } from '../util/log.js'
 import { guardPool } from '../util/pool.js'
-import { BatchApplier, type Change, type PreparedBatch, type RowChange, type WalTransaction } from './apply.js'
+import { TransactionAssembler } from './assembler.js'
 import {
   WalConfigurationError,
   WalConnectionError,
@@ -16,7 +15,8 @@ import {
   WalSlotRecreatedError,
 } from './errors.js'
 import { bigintToLsn, lsnToBigint, maxLsn } from './lsn.js'
-import { decodePgoutput, type RelationMessage, type TupleValue, UNCHANGED } from './pgoutput.js'
+import { type AppliedBatch, ApplyPipeline } from './pipeline.js'
+import { BatchQueue } from './queue.js'
 import {
   assertLogicalWal,
   assertSlotName,
@@ -25,62 +25,11 @@ import {
   ensureSlot,
   tableOids,
 } from './setup.js'
+import { SpillDirectory } from './spill.js'
 import { ReplicationStream } from './stream.js'
+import type { WalConsumer, WalConsumerOptions, WalConsumerStatus } from './types.js'
 
-/** Options of {@link startWalConsumer}. */
-export interface WalConsumerOptions {
-  /** Normal connections: changelog writes, setup, catalog reads. */
-  pool: pg.Pool
-  registry: Registry
-  /** Connection string for the replication connection (and the leader-lock session) to the same database. */
-  replicationUrl: string
-  /** Default `synchro_slot`. */
-  slotName?: string
-  /** Default `synchro_pub`. */
-  publicationName?: string
-  /** Global SQL bucket function for tables without their own `bucketFunction`. */
-  bucketFunction?: string
-  /** Standby status interval; default 10 000 ms (must stay below wal_sender_timeout / 2). */
-  statusIntervalMs?: number
-  /** How often a non-leader retries the leader lock; default 1 000 ms. */
-  leaderRetryMs?: number
-  /** Most row changes per changelog transaction (whole source transactions are never split); default 10 000. */
-  batchMaxEvents?: number
-  /**
-   * Compute the next batch (edge reads, bucket resolution, changelog rows) on a second pool connection while the
-   * current one is written; default true. false: every batch is computed inside its own transaction, serially.
-   */
-  pipelining?: boolean
-  /** pino-compatible logger; default: errors (e.g. a database not set up for logical replication) to console.error. */
-  logger?: Logger
-  /** Log `synchro.capture.behind` when a batch's newest change committed longer ago (ms; default 10 000, 0 = off). */
-  lagWarnMs?: number
-  /** Called with every error the consumer recovers from or stops on. */
-  onError?: (err: Error) => void
-}
-
-export interface WalConsumerStatus {
-  /** This process holds the leader lock. */
-  leader: boolean
-  /** A replication stream is open and being consumed. */
-  running: boolean
-  /** Durable (stored and acknowledged) position, `X/Y`. */
-  lastLsn: string | null
-  /** Server send position minus the durable position, in bytes. */
-  lagBytes: number | null
-  lastError: string | null
-}
-
-export interface WalConsumer {
-  /** Acknowledges the durable LSN, releases the leader lock and closes the consumer's connections. */
-  stop(): Promise<void>
-  status(): WalConsumerStatus
-  /** Resolves once everything up to `lsn` (`X/Y` or 64-bit) is durable; rejects after `timeoutMs` (default 30 s). */
-  waitForLsn(lsn: string | bigint, timeoutMs?: number): Promise<void>
-}
-
-/** json and jsonb type OIDs: their text is JSON, handed to bucket functions as JSON values. */
-const JSON_OIDS = new Set([114, 3802])
+export type { WalConsumer, WalConsumerOptions, WalConsumerStatus } from './types.js'
 
 /** Advisory-lock key for a slot: stable across processes and versions (sha-256, first 8 bytes, signed). */
 export function leaderLockKey(slotName: string): string {
@@ -104,19 +53,18 @@ export function startWalConsumer(options: WalConsumerOptions): WalConsumer {
   return c
 }
 
-interface RelationInfo {
-  table: ResolvedTable | null
-  rel: RelationMessage
-  jsonColumns: Set<string>
-}
-
 interface Waiter {
   lsn: bigint
   resolve: () => void
 }
 
 class Consumer implements WalConsumer {
-  readonly #o: Required<Omit<WalConsumerOptions, 'bucketFunction' | 'logger' | 'onError' | 'lagWarnMs'>> &
+  readonly #o: Required<
+    Omit<
+      WalConsumerOptions,
+      'bucketFunction' | 'logger' | 'onError' | 'lagWarnMs' | 'spillDir' | 'logicalDecodingWorkMem'
+    >
+  > &
     WalConsumerOptions
   readonly #log: Logger
   readonly #lockKey: string
@@ -144,6 +92,7 @@ class Consumer implements WalConsumer {
       leaderRetryMs: o.leaderRetryMs ?? 1_000,
       batchMaxEvents: o.batchMaxEvents ?? 10_000,
       pipelining: o.pipelining ?? true,
+      streaming: o.streaming ?? true,
     }
     this.#log = o.logger ?? defaultLogger
     this.#lockKey = leaderLockKey(slotName)
@@ -308,6 +257,7 @@ class Consumer implements WalConsumer {
     if (changed.length > 0) this.#log.info({ tables: changed }, 'wal consumer: set REPLICA IDENTITY FULL')
     const catalog = await ColumnCatalog.load(pool, registry)
     const applier = new BatchApplier(pool, new BucketResolver(registry, catalog, o.bucketFunction), slotName, this.#log)
+    applier.spillPart = o.batchMaxEvents
     const oids = await tableOids(pool, registry)
     const stored = await applier.storedLsn()
     const slot = await ensureSlot(pool, slotName)
@@ -317,7 +267,11 @@ class Consumer implements WalConsumer {
     const start = maxLsn(stored, slot.confirmedFlushLsn)
     // Batches use two connections at once (one writes, one prepares the next batch): open them now, not while
     // the first batch waits.
-    await Promise.all([pool.query('SELECT 1'), pool.query('SELECT 1')])
+    const [version] = await Promise.all([
+      pool.query<{ v: string }>('SELECT current_setting($1) AS v', ['server_version_num']),
+      pool.query('SELECT 1'),
+    ])
+    const streaming = o.streaming && Number(version.rows[0]?.v) >= 140000
     this.#setDurable(start)
     if (this.#stopping) return false
 
@@ -326,169 +280,49 @@ class Consumer implements WalConsumer {
     const ended = new Promise<void>((resolve) => {
       settle = resolve
     })
-    const fail = (err?: Error) => {
-      if (err && !failure) failure = err
-      settle()
-    }
-    this.#abortSession = fail
-
-    const relations = new Map<number, RelationInfo>()
-    const pending: WalTransaction[] = []
-    let pendingEvents = 0
-    let current: Change[] | null = null
-    let applying: Promise<void> | null = null
-    let paused = false
-    const highWater = o.batchMaxEvents * 4
     let stream: ReplicationStream | undefined
-
-    const idle = () => pending.length === 0 && applying === null && ahead === null && current === null
+    const queue = new BatchQueue(o.batchMaxEvents, { pause: () => stream?.pause(), resume: () => stream?.resume() })
     const ack = (replyRequested = false) => {
       if (this.#durable !== null) stream?.sendStatus(this.#durable, replyRequested)
     }
-
-    /** Takes the next batch off `pending`: whole transactions, at least one even if it alone exceeds the limit. */
-    const takeBatch = (): WalTransaction[] | null => {
-      if (pending.length === 0) return null
-      let n = 0
-      let events = 0
-      while (
-        n < pending.length &&
-        (n === 0 || events + (pending[n] as WalTransaction).changes.length <= o.batchMaxEvents)
-      ) {
-        events += (pending[n] as WalTransaction).changes.length
-        n++
-      }
-      pendingEvents -= events
-      if (paused && pendingEvents < highWater / 2) {
-        paused = false
-        stream?.resume()
-      }
-      return pending.splice(0, n)
+    const fail = (err?: Error) => {
+      if (err && !failure) failure = err
+      pipeline.stop()
+      settle()
     }
-
-    // Pipelining: once the batch being written holds the lock and its edge state is final (`writing`), the next
-    // batch is computed on another connection while the first one writes and commits. It is started as soon as a
-    // full batch is pending (or, failing that, computed under the lock after the commit, as without pipelining).
-    let writing: PreparedBatch | null = null
-    let ahead: { batch: WalTransaction[]; prepared: Promise<PreparedBatch | undefined> } | null = null
-    const prepareAhead = () => {
-      if (!o.pipelining || !writing || ahead || failure || pending.length === 0) return
-      const batch = takeBatch()
-      if (batch) ahead = { batch, prepared: applier.prepare(batch, writing) }
-    }
-
-    const drain = async () => {
-      try {
-        while (!failure) {
-          let batch: WalTransaction[] | null
-          let prepared: PreparedBatch | undefined
-          const w0 = performance.now()
-          if (ahead) {
-            batch = ahead.batch
-            prepared = await ahead.prepared
-            ahead = null
-          } else batch = takeBatch()
-          const waited = Math.round(performance.now() - w0)
-          if (!batch || failure) break
-          const started = performance.now()
-          const res = await tracedApply(applier, batch, {
-            prepared,
-            onReady: (b) => {
-              writing = b
-              prepareAhead()
-            },
-          })
-          writing = null
-          this.#setDurable(res.lsn)
-          this.#lag.observe(batch, bigintToLsn(res.lsn), this.status().lagBytes)
-          // Only now, after COMMIT, may the server forget this WAL.
-          ack()
-          this.#log.debug(
-            {
-              txns: batch.length,
-              changelogRows: res.changelogRows,
-              ruleFailures: res.ruleFailures,
-              skipped: res.skippedTransactions,
-              pipelined: res.pipelined,
-              waitedMs: waited,
-              ms: Math.round(performance.now() - started),
-              ...res.timings,
-              lsn: bigintToLsn(res.lsn),
-            },
-            'wal batch applied',
-          )
-        }
-      } finally {
-        writing = null
-        // A batch computed ahead holds no locks and writes nothing; let it finish so its connection is released.
-        // Its transactions are received again after the session restarts (nothing past the durable LSN is acked).
-        if (ahead) await ahead.prepared
-        ahead = null
-      }
-    }
-    const kick = () => {
-      if (applying || failure) return
-      applying = drain()
-        .catch((err: unknown) => fail(err instanceof Error ? err : new Error(String(err))))
-        .finally(() => {
-          applying = null
-          if (pending.length > 0 && !failure) kick()
-        })
-    }
-
-    let currentXid: number | undefined
-    const onMessage = (payload: Buffer) => {
-      let msg: ReturnType<typeof decodePgoutput>
-      try {
-        msg = decodePgoutput(payload)
-      } catch (err) {
-        // §3 J 130: a message we cannot decode is logged and skipped.
-        this.#report(err)
-        return
-      }
-      switch (msg.tag) {
-        case 'begin':
-          current = []
-          currentXid = msg.xid
-          return
-        case 'relation':
-          relations.set(msg.relationId, relationInfo(msg, oids, registry))
-          return
-        case 'insert':
-        case 'update':
-        case 'delete': {
-          const info = relations.get(msg.relationId)
-          if (!info?.table || !current) return
-          const change = rowChange(msg, info, info.table)
-          if (change) current.push(change)
-          else this.#log.warn({ table: info.table.tableName }, 'wal: row change without id skipped')
-          return
-        }
-        case 'truncate': {
-          if (!current) return
-          const tables = msg.relationIds
-            .map((id) => relations.get(id)?.table ?? oids.get(id))
-            .filter((t): t is ResolvedTable => t !== undefined && t !== null)
-          if (tables.length > 0) current.push({ kind: 'truncate', tables })
-          return
-        }
-        case 'commit': {
-          const changes = current ?? []
-          current = null
-          pending.push({ endLsn: msg.endLsn, changes, xid: currentXid, commitTime: msg.commitTime })
-          pendingEvents += changes.length
-          if (!paused && pendingEvents > highWater) {
-            paused = true
-            stream?.pause()
+    const pipeline = new ApplyPipeline(applier, queue, o.pipelining, (b) => this.#applied(b, ack), fail)
+    this.#abortSession = fail
+    let spillDir: SpillDirectory | undefined
+    const assembler = new TransactionAssembler(
+      oids,
+      registry,
+      {
+        commit: (txn) => {
+          if (txn.spill) {
+            const fields = { xid: txn.xid, changes: txn.spill.size, streamed: txn.spill.streamed }
+            this.#log.info(fields, 'wal: spilled transaction committed')
           }
-          kick()
-          prepareAhead()
-          return
-        }
-        default:
-          return
-      }
+          queue.push(txn)
+          pipeline.kick()
+        },
+        aborted: (xid, bytes) => this.#log.debug({ xid, bytes }, 'wal: streamed transaction aborted'),
+        skipped: (err, table) => {
+          if (err) this.#report(err)
+          else this.#log.warn({ table }, 'wal: row change without id skipped')
+        },
+      },
+      () => {
+        spillDir ??= new SpillDirectory(o.spillDir)
+        return spillDir.path
+      },
+      o.batchMaxEvents,
+    )
+    const cleanUp = () => {
+      assembler.dispose()
+      queue.dispose()
+      spillDir?.remove()
     }
+    const idle = () => pipeline.idle && !assembler.inTransaction
 
     try {
       stream = await ReplicationStream.start({
@@ -496,10 +330,12 @@ class Consumer implements WalConsumer {
         slotName,
         publicationName: o.publicationName,
         startLsn: start,
+        protoVersion: streaming ? 2 : 1,
+        logicalDecodingWorkMem: o.logicalDecodingWorkMem,
         handlers: {
           onData: (walEnd, payload) => {
             if (this.#serverEnd === null || walEnd > this.#serverEnd) this.#serverEnd = walEnd
-            if (!failure) onMessage(payload)
+            if (!failure) assembler.onMessage(payload)
           },
           onKeepalive: (walEnd, replyRequested) => {
             if (this.#serverEnd === null || walEnd > this.#serverEnd) this.#serverEnd = walEnd
@@ -512,6 +348,7 @@ class Consumer implements WalConsumer {
       })
     } catch (err) {
       this.#abortSession = undefined
+      cleanUp()
       throw err
     }
     this.#running = true
@@ -533,68 +370,34 @@ class Consumer implements WalConsumer {
       this.#running = false
       this.#abortSession = undefined
       // Let an in-flight batch finish (its transaction commits or rolls back as a unit), then ack what is durable.
-      if (applying) await applying
+      await pipeline.settled()
       ack()
       await stream.close()
+      cleanUp()
     }
     if (failure && !this.#stopping) throw failure
     return true
   }
-}
 
-function relationInfo(rel: RelationMessage, oids: Map<number, ResolvedTable>, registry: Registry): RelationInfo {
-  // By OID first (exact, follows search_path); by name for a table recreated since the session started.
-  const table =
-    oids.get(rel.relationId) ??
-    registry.get(`${rel.namespace}.${rel.name}`) ??
-    (rel.namespace === 'public' ? registry.get(rel.name) : undefined) ??
-    null
-  const jsonColumns = new Set(rel.columns.filter((c) => JSON_OIDS.has(c.typeOid)).map((c) => c.name))
-  return { table, rel, jsonColumns }
-}
-
-type RowMessage = Extract<ReturnType<typeof decodePgoutput>, { tag: 'insert' | 'update' | 'delete' }>
-
-/** Builds a RowChange; unchanged-TOAST values are taken from the old row (REPLICA IDENTITY FULL) or re-read later. */
-function rowChange(msg: RowMessage, info: RelationInfo, table: ResolvedTable): RowChange | null {
-  const cols = info.rel.columns
-  let row: TextRow
-  let oldRow: TextRow | null = null
-  let missing: string[] | null = null
-  if (msg.tag === 'insert') row = toRow(cols, msg.newTuple, null, null)
-  else if (msg.tag === 'update') {
-    // Only updates carry "unchanged TOAST" markers.
-    missing = []
-    row = toRow(cols, msg.newTuple, msg.oldKind === 'O' ? msg.oldTuple : null, missing)
-    oldRow = msg.oldTuple ? toRow(cols, msg.oldTuple, null, null) : null
-  } else row = toRow(cols, msg.oldTuple, null, null)
-  const id = row[table.idColumn] ?? (missing?.includes(table.idColumn) ? oldRow?.[table.idColumn] : undefined)
-  if (id === undefined || id === null) return null
-  const change: RowChange = { kind: msg.tag, table, id, row, oldRow, jsonColumns: info.jsonColumns }
-  if (missing && missing.length > 0) change.missing = missing
-  return change
-}
-
-/** A tuple as a row; unchanged-TOAST values come from `fallback` (the full old tuple) or are listed in `missing`. */
-function toRow(
-  cols: RelationMessage['columns'],
-  tuple: TupleValue[],
-  fallback: TupleValue[] | null,
-  missing: string[] | null,
-): TextRow {
-  const row: TextRow = {}
-  for (let i = 0; i < cols.length && i < tuple.length; i++) {
-    const name = (cols[i] as { name: string }).name
-    let v = tuple[i] as TupleValue
-    if (v === UNCHANGED) {
-      const old = fallback?.[i]
-      if (old !== undefined && old !== UNCHANGED) v = old
-      else {
-        missing?.push(name)
-        continue
-      }
-    }
-    row[name] = v
+  /** A batch committed: it is durable, so the server may forget its WAL. */
+  #applied({ txns, result: res, waitedMs, ms }: AppliedBatch, ack: () => void): void {
+    this.#setDurable(res.lsn)
+    this.#lag.observe(txns, bigintToLsn(res.lsn), this.status().lagBytes)
+    // Only now, after COMMIT, may the server forget this WAL.
+    ack()
+    this.#log.debug(
+      {
+        txns: txns.length,
+        changelogRows: res.changelogRows,
+        ruleFailures: res.ruleFailures,
+        skipped: res.skippedTransactions,
+        pipelined: res.pipelined,
+        waitedMs,
+        ms,
+        ...res.timings,
+        lsn: bigintToLsn(res.lsn),
+      },
+      'wal batch applied',
+    )
   }
-  return row
 }

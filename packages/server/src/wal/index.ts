@@ -1,13 +1,10 @@
-export {
-  type ApplyOptions,
-  type ApplyResult,
-  BatchApplier,
-  type Change,
-  PreparedBatch,
-  type RowChange,
-  type TruncateChange,
-  type WalTransaction,
-} from './apply.js'
+export type {
+  Change,
+  RowChange,
+  TruncateChange,
+  WalTransaction,
+} from '../changelog/changes.js'
+export { type ApplyOptions, type ApplyResult, BatchApplier, PreparedBatch } from '../changelog/writer.js'
 export {
   leaderLockKey,
   startWalConsumer,

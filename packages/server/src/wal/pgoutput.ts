@@ -1,8 +1,10 @@
 import { WalDecodeError } from './errors.js'
 
 /**
- * Decoder for pgoutput protocol version 1 (PostgreSQL docs, "Logical Replication Message Formats").
- * Values arrive in text format: exactly what the column type's output function prints.
+ * Decoder for pgoutput protocol versions 1 and 2 (PostgreSQL docs, "Logical Replication Message Formats").
+ * Values arrive in text format: exactly what the column type's output function prints. Version 2 adds streamed
+ * in-progress transactions: Stream Start … Stop blocks whose messages carry the (sub)transaction id, and Stream
+ * Commit / Stream Abort.
  */
 
 /** One column value of a tuple: text, SQL NULL, or "unchanged TOAST value, not sent". */
@@ -21,6 +23,8 @@ export interface RelationColumn {
 
 export interface RelationMessage {
   tag: 'relation'
+  /** Inside a stream block: the transaction that sent it. */
+  xid?: number
   relationId: number
   namespace: string
   name: string
@@ -34,19 +38,26 @@ export type PgoutputMessage =
   | { tag: 'commit'; flags: number; commitLsn: bigint; endLsn: bigint; commitTime: bigint }
   | { tag: 'origin'; originLsn: bigint; name: string }
   | RelationMessage
-  | { tag: 'type'; typeOid: number; namespace: string; name: string }
-  | { tag: 'insert'; relationId: number; newTuple: TupleValue[] }
+  | { tag: 'type'; xid?: number; typeOid: number; namespace: string; name: string }
+  | { tag: 'insert'; xid?: number; relationId: number; newTuple: TupleValue[] }
   | {
       tag: 'update'
+      xid?: number
       relationId: number
       /** Old values: the whole row with REPLICA IDENTITY FULL ('O'), the key only ('K'), or absent. */
       oldTuple: TupleValue[] | null
       oldKind: 'O' | 'K' | null
       newTuple: TupleValue[]
     }
-  | { tag: 'delete'; relationId: number; oldTuple: TupleValue[]; oldKind: 'O' | 'K' }
-  | { tag: 'truncate'; relationIds: number[]; cascade: boolean; restartIdentity: boolean }
-  | { tag: 'message'; prefix: string }
+  | { tag: 'delete'; xid?: number; relationId: number; oldTuple: TupleValue[]; oldKind: 'O' | 'K' }
+  | { tag: 'truncate'; xid?: number; relationIds: number[]; cascade: boolean; restartIdentity: boolean }
+  | { tag: 'message'; xid?: number; prefix: string }
+  /** Version 2: a block of an in-progress transaction follows (`first`: its first block). */
+  | { tag: 'stream_start'; xid: number; first: boolean }
+  | { tag: 'stream_stop' }
+  | { tag: 'stream_commit'; xid: number; flags: number; commitLsn: bigint; endLsn: bigint; commitTime: bigint }
+  /** `subxid` equal to `xid`: the whole transaction aborted; otherwise only that subtransaction. */
+  | { tag: 'stream_abort'; xid: number; subxid: number }
 
 const decoder = new TextDecoder('utf-8', { fatal: false })
 
@@ -117,10 +128,26 @@ class Reader {
   }
 }
 
-/** Decodes one pgoutput message (the payload of an XLogData CopyData message). */
-export function decodePgoutput(buf: Buffer): PgoutputMessage {
+/**
+ * Decodes one pgoutput message (the payload of an XLogData CopyData message). `inStream`: the message is inside a
+ * Stream Start … Stop block (version 2), where data messages begin with the transaction id.
+ */
+export function decodePgoutput(buf: Buffer, inStream = false): PgoutputMessage {
   const r = new Reader(buf)
   const tag = r.u8()
+  return decodeBody(r, tag, inStream)
+}
+
+/** Tags of the messages that carry a transaction id inside a stream block. */
+const STREAMED_XID_TAGS = new Set([0x52, 0x59, 0x49, 0x55, 0x44, 0x54, 0x4d])
+
+function decodeBody(r: Reader, tag: number, inStream: boolean): PgoutputMessage {
+  if (inStream && STREAMED_XID_TAGS.has(tag)) {
+    const xid = r.u32()
+    const msg = decodeBody(r, tag, false)
+    ;(msg as { xid?: number }).xid = xid
+    return msg
+  }
   switch (tag) {
     case 0x42 /* B */:
       return { tag: 'begin', finalLsn: r.u64(), commitTime: r.i64(), xid: r.u32() }
@@ -187,6 +214,22 @@ export function decodePgoutput(buf: Buffer): PgoutputMessage {
         r.u64()
         return { tag: 'message', prefix: r.cstring() }
       }
+    case 0x53 /* S */:
+      return { tag: 'stream_start', xid: r.u32(), first: r.u8() === 1 }
+    case 0x45 /* E */:
+      return { tag: 'stream_stop' }
+    case 0x63 /* c */:
+      return {
+        tag: 'stream_commit',
+        xid: r.u32(),
+        flags: r.u8(),
+        commitLsn: r.u64(),
+        endLsn: r.u64(),
+        commitTime: r.i64(),
+      }
+    case 0x41 /* A */:
+      // Protocol 4 appends the abort LSN and time (parallel apply only); not requested here.
+      return { tag: 'stream_abort', xid: r.u32(), subxid: r.u32() }
     default:
       throw new WalDecodeError(`unknown pgoutput message tag 0x${tag.toString(16)}`)
   }

@@ -26,9 +26,13 @@ export interface StreamOptions {
   publicationName: string
   startLsn: bigint
   handlers: StreamHandlers
+  /** 2: protocol 2 with `streaming 'on'` (PostgreSQL ≥ 14: big transactions arrive while in progress); default 1. */
+  protoVersion?: 1 | 2
+  /** The walsender's `logical_decoding_work_mem` (e.g. `64kB`): past it, a transaction is streamed (or spilled). */
+  logicalDecodingWorkMem?: string
 }
 
-/** One START_REPLICATION session (pgoutput proto v1) on pg's replication connection. */
+/** One START_REPLICATION session (pgoutput protocol 1, or 2 with streaming) on pg's replication connection. */
 export class ReplicationStream {
   readonly #client: pg.Client
   readonly #conn: PgConnectionInternals
@@ -51,6 +55,12 @@ export class ReplicationStream {
       keepAlive: true,
       // Named so `pg_stat_activity` / `synchrod status` show which process consumes.
       application_name: 'synchro-wal',
+    }
+    if (o.logicalDecodingWorkMem !== undefined) {
+      if (!/^\d+\s*(kB|MB|GB)?$/.test(o.logicalDecodingWorkMem)) {
+        throw new TypeError(`logicalDecodingWorkMem must look like "64kB" or "64MB", got ${o.logicalDecodingWorkMem}`)
+      }
+      config.options = `-c logical_decoding_work_mem=${o.logicalDecodingWorkMem.replaceAll(' ', '')}`
     }
     const client = new pg.Client(config)
     let lastError: unknown
@@ -75,7 +85,7 @@ export class ReplicationStream {
     // The publication name is an identifier list inside a string literal: quote it as both.
     const pub = `'"${o.publicationName.replaceAll('"', '""').replaceAll("'", "''")}"'`
     const query = client.query(
-      `START_REPLICATION SLOT ${o.slotName} LOGICAL ${bigintToLsn(o.startLsn)} (proto_version '1', publication_names ${pub})`,
+      `START_REPLICATION SLOT ${o.slotName} LOGICAL ${bigintToLsn(o.startLsn)} (proto_version '${o.protoVersion ?? 1}'${o.protoVersion === 2 ? ", streaming 'on'" : ''}, publication_names ${pub})`,
     )
     let stream: ReplicationStream | undefined
     const done = query.then(

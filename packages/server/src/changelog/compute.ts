@@ -1,0 +1,203 @@
+import type pg from 'pg'
+import { type Descendant, findDescendants, inheritingChildren, type RebucketRoot } from '../buckets/descendants.js'
+import { applyRowChange, type EdgeEntry, type EdgeState, isDeleted, moveTo } from '../buckets/edges.js'
+import { type BucketRequest, type BucketResolver, type BucketResult, bucketsFromValue } from '../buckets/resolver.js'
+import type { ResolvedTable } from '../registry/registry.js'
+import { quoteIdent } from '../util/sql.js'
+import type { Change, RowChange, WalTransaction } from './changes.js'
+import type { BatchOutput } from './output.js'
+
+/** How long to wait for decoded transactions to become visible before computing anyway. */
+const VISIBILITY_TIMEOUT_MS = 5_000
+
+/**
+ * Waits until none of the batch's source transactions is still in progress for a new snapshot. The walsender can
+ * send a transaction as soon as its commit record is flushed, a moment before the committing backend leaves the
+ * proc array; a parent-chain lookup in that window would not see the transaction's own rows (a child inserted with
+ * its parent would become a "parent not found" rule failure). Normally one cheap query.
+ */
+export async function waitUntilVisible(db: pg.ClientBase, txns: readonly WalTransaction[]): Promise<void> {
+  const xids = txns.map((t) => t.xid).filter((x): x is number => x !== undefined && x !== 0)
+  if (xids.length === 0) return
+  const deadline = Date.now() + VISIBILITY_TIMEOUT_MS
+  for (;;) {
+    // txid_snapshot_xip gives 64-bit txids; the low 32 bits are the xid pgoutput sends.
+    const { rows } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM txid_snapshot_xip(txid_current_snapshot()) AS x
+        WHERE (x % 4294967296) = ANY($1::bigint[])`,
+      [xids],
+    )
+    if ((rows[0]?.n ?? 0) === 0 || Date.now() > deadline) return
+    await new Promise((r) => setTimeout(r, 2))
+  }
+}
+
+/** Computes the changelog rows and edge changes of `txns` (all to be applied) in WAL order. */
+export async function computeBatch(
+  db: pg.ClientBase,
+  resolver: BucketResolver,
+  txns: readonly WalTransaction[],
+  state: EdgeState,
+  out: BatchOutput,
+): Promise<void> {
+  await waitUntilVisible(db, txns)
+  await computeChanges(
+    db,
+    resolver,
+    txns.flatMap((t) => t.changes),
+    state,
+    out,
+  )
+}
+
+/** Computes already visible changes in WAL order (a part of one big transaction, or a whole batch). */
+export async function computeChanges(
+  db: pg.ClientBase,
+  resolver: BucketResolver,
+  changes: readonly Change[],
+  state: EdgeState,
+  out: BatchOutput,
+): Promise<void> {
+  let segment: RowChange[] = []
+  for (const c of changes) {
+    if (c.kind === 'truncate') {
+      await computeSegment(db, resolver, segment, state, out)
+      segment = []
+      await truncate(db, c.tables, state, out)
+    } else segment.push(c)
+  }
+  await computeSegment(db, resolver, segment, state, out)
+}
+
+/** Processes row changes without a TRUNCATE among them: batched reads, then an in-memory pass in WAL order. */
+async function computeSegment(
+  db: pg.ClientBase,
+  resolver: BucketResolver,
+  changes: RowChange[],
+  state: EdgeState,
+  out: BatchOutput,
+): Promise<void> {
+  if (changes.length === 0) return
+  await fillMissing(db, resolver, changes)
+  const seen = new Set<EdgeEntry>()
+  const needFallback: boolean[] = []
+  await state.load(db, changes)
+  // Deletes only need computed buckets when the record may have no edges by then (PROTOCOL §3 J 122 fallback).
+  // Skipping the ones certain to have edges avoids pointless parent lookups; a lookup that fails is only recorded
+  // as a rule failure if the fallback is really used.
+  for (const c of changes) {
+    const e = state.get(c.table.tableName, c.id) as EdgeEntry
+    needFallback.push(c.kind !== 'delete' || seen.has(e) || e.cur.size === 0)
+    seen.add(e)
+  }
+  const reqIdx: number[] = []
+  const reqs: BucketRequest[] = []
+  for (const [i, c] of changes.entries()) {
+    if (!needFallback[i]) continue
+    reqIdx.push(i)
+    reqs.push({
+      table: c.table,
+      op: c.kind === 'insert' ? 'create' : c.kind,
+      row: c.row,
+      oldRow: c.oldRow,
+      jsonColumns: c.jsonColumns,
+    })
+  }
+  const resolved = await resolver.resolve(db, reqs)
+  const results: (BucketResult | undefined)[] = new Array(changes.length)
+  for (const [j, i] of reqIdx.entries()) results[i] = resolved[j]
+
+  // Decision 15: updates that change what descendants inherit re-bucket them.
+  const roots: RebucketRoot[] = []
+  const rootOf: number[] = []
+  for (const [i, c] of changes.entries()) {
+    if (c.kind !== 'update') continue
+    const inherited = inheritedBuckets(resolver, c, results[i])
+    if (inherited) {
+      roots.push({ table: c.table, id: c.id, buckets: inherited })
+      rootOf[i] = roots.length - 1
+    }
+  }
+  const byRoot = new Map<number, Descendant[]>()
+  if (roots.length > 0) {
+    const descendants = await findDescendants(db, resolver, roots)
+    await state.load(db, descendants)
+    for (const d of descendants) {
+      const a = byRoot.get(d.root)
+      if (a) a.push(d)
+      else byRoot.set(d.root, [d])
+    }
+  }
+
+  for (const [i, c] of changes.entries()) {
+    const e = state.get(c.table.tableName, c.id) as EdgeEntry
+    const r = results[i]
+    applyRowChange(c, r, e, out, isDeleted(c))
+    const root = rootOf[i]
+    if (root === undefined) continue
+    const target = (roots[root] as RebucketRoot).buckets
+    for (const d of byRoot.get(root) ?? []) {
+      const de = state.get(d.table.tableName, d.id) as EdgeEntry
+      moveTo(de, d.deleted ? [] : target, out)
+    }
+  }
+}
+
+/**
+ * What children of this row inherit, when an update may have changed it; undefined when nothing to propagate.
+ * Root tables pass on their bucket-column value, intermediate tables the buckets found through their own parent.
+ */
+function inheritedBuckets(resolver: BucketResolver, c: RowChange, r: BucketResult | undefined): string[] | undefined {
+  const t = c.table
+  if (inheritingChildren(resolver, t).length === 0) return undefined
+  const column = t.bucketByColumn ?? t.ownerColumn
+  if (column) {
+    if (c.oldRow && column in c.oldRow && c.oldRow[column] === c.row[column]) return undefined
+    const v = c.row[column]
+    if (v === undefined) return undefined
+    return bucketsFromValue(v, {
+      kind: 'column',
+      column,
+      prefix: t.bucketPrefix ?? 'user:',
+      globalWhenNull: t.globalWhenBucketNull,
+    })
+  }
+  const fk = t.parentFkColumn
+  if (!fk) return undefined
+  if (c.oldRow && fk in c.oldRow && c.oldRow[fk] === c.row[fk]) return undefined
+  return r?.ok ? r.buckets : undefined
+}
+
+/** TRUNCATE: op 3 for every edge of the table; the table's edges are then fully known in memory. */
+async function truncate(db: pg.ClientBase, tables: ResolvedTable[], state: EdgeState, out: BatchOutput): Promise<void> {
+  for (const t of tables) {
+    await state.loadTable(db, t.tableName)
+    for (const e of state.ofTable(t.tableName)) moveTo(e, [], out)
+  }
+}
+
+/** Re-reads columns that arrived as "unchanged TOAST" without an old value (only without REPLICA IDENTITY FULL). */
+async function fillMissing(db: pg.ClientBase, resolver: BucketResolver, changes: RowChange[]): Promise<void> {
+  const byTable = new Map<ResolvedTable, RowChange[]>()
+  for (const c of changes) {
+    if (!c.missing || c.missing.length === 0) continue
+    const a = byTable.get(c.table)
+    if (a) a.push(c)
+    else byTable.set(c.table, [c])
+  }
+  for (const [t, cs] of byTable) {
+    const cols = [...new Set(cs.flatMap((c) => c.missing ?? []))]
+    const idType = resolver.catalog.type(t, t.idColumn) ?? 'text'
+    const { rows } = await db.query<{ id: string; v: Record<string, string | null> }>(
+      `SELECT x.${t.q.id}::text AS id, jsonb_build_object(${cols.map((_, i) => `$${i + 2}::text, x.${quoteIdent(cols[i] as string)}::text`).join(', ')}) AS v
+           FROM ${t.sqlName} x WHERE x.${t.q.id} = ANY($1::${idType}[])`,
+      [[...new Set(cs.map((c) => c.id))], ...cols],
+    )
+    const byId = new Map(rows.map((r) => [r.id, r.v]))
+    for (const c of cs) {
+      const v = byId.get(c.id)
+      for (const col of c.missing ?? []) c.row[col] = v ? (v[col] ?? null) : null
+      c.missing = undefined
+    }
+  }
+}
