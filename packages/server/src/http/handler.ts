@@ -9,7 +9,6 @@ import {
   ROUTES,
   type RouteName,
   type SchemaMismatchBody,
-  stringifyJsonLossless,
   WIRE_ERRORS,
   type WireErrorCode,
 } from '@synchro/protocol'
@@ -19,6 +18,7 @@ import { isTransientError, SchemaMismatchError, wireCodeOf } from '../errors.js'
 import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, type Ticket } from '../limits/admission.js'
 import { RequestDeadline } from '../limits/deadline.js'
 import { MAX_IDENTIFIER_LENGTH } from '../limits/limits.js'
+import { renderJson } from '../pull/record.js'
 import { traceRequest } from '../telemetry/tracing.js'
 import type { Logger } from '../util/log.js'
 import { safeErrorFacts } from '../util/log.js'
@@ -94,7 +94,7 @@ const INTERNAL_ERROR_STATUS = 500
 
 /** A JSON response with the protocol's content type. */
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(stringifyJsonLossless(body), {
+  return new Response(renderJson(body), {
     status,
     headers: { 'content-type': 'application/json', ...headers },
   })

@@ -15,12 +15,11 @@ import { advancePullCte } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
 import { emitHook } from '../core/hooks.js'
 import type { RequestDeadline } from '../limits/deadline.js'
-import { nestedDeeperThan } from '../limits/limits.js'
 import { openRequest } from '../request/open.js'
 import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
-import { EXACT_JSON_TYPES } from '../util/json.js'
 import { trimRfc3339 } from '../util/time.js'
+import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from './record.js'
 import {
   idTypeOf,
   ROW_ALIAS,
@@ -43,7 +42,8 @@ interface PageRow {
   record_id: string | null
   operation: number | null
   id: string | null
-  data: { [column: string]: unknown } | null
+  /** The row's JSON text as PostgreSQL rendered it (passed through to the response, see record.ts). */
+  data: string | null
   updated_at: string | null
   deleted_at: string | null
 }
@@ -245,7 +245,7 @@ async function readPage(
   const { rows } = await db.query<PageRow>({
     text: cachedPageSql(ctx, contract, tables !== undefined),
     values: params,
-    types: EXACT_JSON_TYPES,
+    types: JSON_TEXT_TYPES,
   })
   const head = rows[0]
   if (!head) throw new Error('pull: page statement returned no row')
@@ -265,19 +265,11 @@ async function readPage(
     // No row: hard-deleted (§3 D 46) or not readable by the caller (Decision 5, §3 D 54) — silently absent. A row
     // that cannot be *read* fails the statement instead (Decision 10): error, no checkpoint advance.
     if (r.id === null || r.data === null) continue
-    if (nestedDeeperThan(r.data, ctx.limits.maxJsonDepth)) {
+    if (jsonTextDeeperThan(r.data, ctx.limits.maxJsonDepth)) {
       unrenderable.push({ table: r.table_name, id: r.id, operation: r.operation ?? OP_UPDATE })
       continue
     }
-    const rec: SyncRecord = {
-      id: r.id,
-      table_name: r.table_name,
-      data: r.data,
-      updated_at: wireUpdatedAt(r),
-    }
-    const deletedAt = trimRfc3339(r.deleted_at)
-    if (deletedAt) rec.deleted_at = deletedAt
-    changes.push(rec)
+    changes.push(textRecord(r.id, r.table_name, r.data, wireUpdatedAt(r), trimRfc3339(r.deleted_at) || undefined))
   }
   return {
     changes,

@@ -12,10 +12,9 @@ import { completeSnapshot } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
 import { BadRequestError } from '../errors.js'
 import type { RequestDeadline } from '../limits/deadline.js'
-import { nestedDeeperThan } from '../limits/limits.js'
+import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from '../pull/record.js'
 import {
   idTypeOf,
-  type RecordRow,
   ROW_ALIAS,
   recordColumnsSql,
   recordUnrenderable,
@@ -27,7 +26,6 @@ import type { ResolvedTable } from '../registry/registry.js'
 import { openRequest } from '../request/open.js'
 import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
-import { EXACT_JSON_TYPES } from '../util/json.js'
 
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
 const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint'])
@@ -159,11 +157,11 @@ async function readPage(
     const rows = await readTable(ctx, db, contract, t, afterId, want)
     for (const row of rows) {
       // Decision 35: a row too deeply nested to render is left out (and recorded), never fails the page.
-      if (nestedDeeperThan(row.data, ctx.limits.maxJsonDepth)) {
+      if (jsonTextDeeperThan(row.data, ctx.limits.maxJsonDepth)) {
         unrenderable.push({ table: t.tableName, id: row.id, operation: OP_INSERT })
         continue
       }
-      records.push({ id: row.id, table_name: t.tableName, data: row.data, updated_at: wireUpdatedAt(row) })
+      records.push(textRecord(row.id, t.tableName, row.data, wireUpdatedAt(row)))
     }
     const lastRow = rows[rows.length - 1]
     if (rows.length === want && lastRow) {
@@ -174,6 +172,13 @@ async function readPage(
     afterId = ''
   }
   return { checkpoint, records, next: undefined, unrenderable }
+}
+
+/** A row of `readTable`: `data` is the JSON text PostgreSQL rendered (passed through to the response, see record.ts). */
+interface TextRow {
+  id: string
+  data: string
+  updated_at: string | null
 }
 
 /**
@@ -187,7 +192,7 @@ async function readTable(
   t: ResolvedTable,
   afterId: string,
   limit: number,
-): Promise<RecordRow[]> {
+): Promise<TextRow[]> {
   const keyset = keysetFor(t, idTypeOf(t, contract))
   const where = [`${ROW_ALIAS}.${t.q.deletedAt} IS NULL`]
   const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS, contractColumnTypes(contract))
@@ -198,7 +203,7 @@ async function readTable(
     where.push(keyset.after('$2', afterId))
   }
   // Render JSON only for the rows of the page: the inner query pages by the key, the outer one renders.
-  const { rows } = await db.query<RecordRow>({
+  const { rows } = await db.query<TextRow>({
     text: `SELECT ${recordColumnsSql(t, contract, ROW_ALIAS, { deletedAt: false })}
        FROM (SELECT ${ROW_ALIAS}.*
                FROM ${t.sqlName} ${ROW_ALIAS}
@@ -207,7 +212,7 @@ async function readTable(
               LIMIT $1) ${ROW_ALIAS}
       ORDER BY ${keyset.order}`,
     values: params,
-    types: EXACT_JSON_TYPES,
+    types: JSON_TEXT_TYPES,
   })
   return rows
 }
