@@ -1,4 +1,5 @@
-// Pull catch-up throughput: a client catching up on N changes through engine.pull (pages of P entries: changelog page
+// Pull catch-up throughput: a client catching up on N changes through engine.pull, each page's response body rendered
+// as the HTTP handler does (pages of P entries: changelog page
 // query, dedup, one hydration query per table rendering JSON in PostgreSQL, checkpoint advance) against a raw keyset
 // SELECT of the same rows with the same page size (`SELECT * FROM orders WHERE id > $1 ORDER BY id LIMIT P`).
 // Usage: npx tsx bench/pull/index.ts [changes] [pageSize]
@@ -8,6 +9,7 @@ import { randomUUID } from 'node:crypto'
 import { NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import type pg from 'pg'
 import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'
+import { renderJson } from '../../packages/server/src/pull/record.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
 import { createBenchDatabase, envInt, updateSummary, writeResult } from '../lib.js'
 
@@ -70,6 +72,8 @@ async function round(
           schema_version: pair.v,
           schema_hash: pair.h,
         })
+        // What the handler sends for the page: the response body as text (row data spliced, record.ts).
+        renderJson(r)
         ours.seconds += (performance.now() - t0) / 1000
         ours.records += r.changes.length
         ours.pages++

@@ -1,4 +1,5 @@
-// Snapshot throughput and memory: N rows through engine.snapshot in pages of P against a raw
+// Snapshot throughput and memory: N rows through engine.snapshot in pages of P (each page's response body rendered
+// as the HTTP handler does) against a raw
 // `COPY (SELECT … same rows …) TO STDOUT` received in this process (bytes discarded; no process start) in the same
 // run; plus the peak RSS of a
 // process that snapshots 100k vs 1M rows (each size in its own child process; memory must stay flat).
@@ -12,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import type pg from 'pg'
 import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'
+import { renderJson } from '../../packages/server/src/pull/record.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
 import { copyOut, createBenchDatabase, updateSummary, writeResult } from '../lib.js'
 
@@ -50,6 +52,7 @@ async function ours(engine: Engine, user: string, clientId: string, pair: { v: n
   let cursor: { checkpoint: number; table_idx: number; after_id: string } | undefined
   let rows = 0
   let pages = 0
+  let bytes = 0
   const t0 = performance.now()
   for (;;) {
     const r = await engine.snapshot(user, {
@@ -59,12 +62,14 @@ async function ours(engine: Engine, user: string, clientId: string, pair: { v: n
       schema_version: pair.v,
       schema_hash: pair.h,
     })
+    // What the handler sends for the page: the response body as text (row data spliced, record.ts).
+    bytes += renderJson(r).length
     rows += r.records.length
     pages++
     if (!r.has_more) break
     cursor = r.cursor
   }
-  return { seconds: (performance.now() - t0) / 1000, rows, pages }
+  return { seconds: (performance.now() - t0) / 1000, rows, pages, bytes }
 }
 
 /** The same rows, raw: PostgreSQL's COPY text output of `SELECT *`, received in process and dropped. */

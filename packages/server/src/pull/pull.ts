@@ -15,7 +15,7 @@ import { advancePullCte } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
 import { emitHook } from '../core/hooks.js'
 import type { RequestDeadline } from '../limits/deadline.js'
-import { openRequest } from '../request/open.js'
+import { openRequest, type RequestTx } from '../request/open.js'
 import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { trimRfc3339 } from '../util/time.js'
@@ -173,11 +173,12 @@ export async function pull(
       return required('initial_sync_required')
     }
     // Rows the server cannot render were left out of the page before anything commits (Decision 35).
-    page = await readPage(ctx, tx.db, contract, subs, client.id, checkpoint, limit, tables)
+    page = await readPage(ctx, tx, contract, subs, client.id, checkpoint, limit, tables)
   } catch (err) {
     await tx.abort()
     throw err
   }
+  // The page statement committed with its own round trip (queryThenCommit); this only covers its fallback path.
   await tx.commit()
   if ('reason' in page) return required(page.reason)
   await recordUnrenderable(ctx, page.unrenderable)
@@ -232,7 +233,7 @@ function cachedPageSql(ctx: EngineContext, contract: SchemaContract, filtered: b
 
 async function readPage(
   ctx: EngineContext,
-  db: pg.PoolClient,
+  tx: RequestTx,
   contract: SchemaContract,
   subs: string[],
   clientRowId: string,
@@ -242,7 +243,8 @@ async function readPage(
 ): Promise<Page | { reason: SnapshotReason }> {
   const params: unknown[] = [subs, from, limit, ctx.tables.map((t) => t.tableName), clientRowId]
   if (tables) params.push(tables)
-  const { rows } = await db.query<PageRow>({
+  // The page statement and COMMIT travel together: one round trip for the whole page after the opening one.
+  const rows = await tx.queryThenCommit<PageRow>({
     text: cachedPageSql(ctx, contract, tables !== undefined),
     values: params,
     types: JSON_TEXT_TYPES,

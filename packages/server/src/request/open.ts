@@ -32,6 +32,16 @@ export interface RequestTx {
   commit(): Promise<void>
   /** ROLLBACK (best effort) and give the connection back; a connection that cannot roll back is discarded. */
   abort(): Promise<void>
+  /**
+   * The request's last statement and its COMMIT in ONE round trip (one simple-protocol query, values inlined as
+   * literals), then the connection goes back as with `commit`; its rows are returned. When a value cannot travel as a
+   * literal, the statement and COMMIT run one after the other. On failure: ROLLBACK, connection back, error thrown.
+   */
+  queryThenCommit<R extends object>(query: {
+    text: string
+    values: unknown[]
+    types?: pg.CustomTypesConfig
+  }): Promise<R[]>
 }
 
 /** What the request does to its client row in the opening statement. */
@@ -121,6 +131,34 @@ export async function openRequest(
       client: undefined as unknown as ClientRow,
       commit: () => finish('COMMIT'),
       abort: () => finish('ROLLBACK'),
+      async queryThenCommit<R extends object>(query: {
+        text: string
+        values: unknown[]
+        types?: pg.CustomTypesConfig
+      }): Promise<R[]> {
+        const inline = begin === null || opts.deadline?.expired ? undefined : inlined(db, query.text, query.values)
+        let rows: R[]
+        try {
+          if (inline === undefined) {
+            rows = (await db.query<R>(query)).rows
+          } else {
+            opts.deadline?.beginCommit()
+            const results = (await db.query({
+              text: `${inline};\nCOMMIT`,
+              types: query.types,
+            })) as unknown as pg.QueryResult<R>[]
+            done = true
+            unwatch()
+            db.release()
+            return results[0]?.rows ?? []
+          }
+        } catch (err) {
+          await finish('ROLLBACK')
+          throw err
+        }
+        await finish('COMMIT')
+        return rows
+      },
     }
     try {
       opts.deadline?.check() // answered 503 while waiting for a connection: do nothing
@@ -168,15 +206,38 @@ async function runOpening(
   values: unknown[],
 ): Promise<OpeningRow[]> {
   if (begin !== null) {
-    const literals = values.map((v) => literal(db, v))
-    if (literals.every((l) => l !== undefined)) {
-      const inline = text.replace(/\$(\d+)/g, (_, i: string) => literals[Number(i) - 1] as string)
+    const inline = inlined(db, text, values)
+    if (inline !== undefined) {
       const results = (await db.query(`${begin}; ${inline}`)) as unknown as pg.QueryResult<OpeningRow>[]
       return results[1]?.rows ?? []
     }
     await db.query(begin)
   }
   return (await db.query<OpeningRow>(text, values)).rows
+}
+
+/**
+ * `text` with its `$n` parameters replaced by `values` as SQL literals, or undefined when a value cannot be one or a
+ * quoted literal or identifier of `text` contains a `$` (it could be mistaken for a parameter).
+ */
+function inlined(db: pg.PoolClient, text: string, values: readonly unknown[]): string | undefined {
+  if (quotedDollar(text)) return undefined
+  const literals = values.map((v) => literal(db, v))
+  if (!literals.every((l) => l !== undefined)) return undefined
+  return text.replace(/\$(\d+)/g, (_, i: string) => literals[Number(i) - 1] as string)
+}
+
+/** True when a `'…'` literal or `"…"` identifier of `text` contains a `$` (a doubled quote just reopens it). */
+function quotedDollar(text: string): boolean {
+  let quote = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (quote !== 0) {
+      if (c === quote) quote = 0
+      else if (c === 0x24) return true
+    } else if (c === 0x27 || c === 0x22) quote = c
+  }
+  return false
 }
 
 /** `value` as an SQL literal, or undefined when it cannot be one. */

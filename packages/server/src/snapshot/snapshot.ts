@@ -81,13 +81,18 @@ function keysetFor(t: ResolvedTable, idType: string | undefined): Keyset {
  */
 const PAGE_SETTINGS = { enable_seqscan: 'off', enable_sort: 'off' }
 
+/** A statement of the page and how it runs (see `snapshot`). */
+type Run = (query: { text: string; values: unknown[]; types?: pg.CustomTypesConfig }) => Promise<TextRow[]>
+
 /**
  * POST /sync/snapshot (PROTOCOL.md §1.5, §3 E; Decisions 5, 7, 14). Stateless: the cursor {checkpoint, table_idx,
  * after_id} says where the next page starts. Each page is its own REPEATABLE READ transaction: the pages of one
  * snapshot are *not* one MVCC snapshot, which is fine because every change committed after the captured checkpoint
  * reaches the client again through pull (records are idempotent upserts).
  * Round trips per page: BEGIN with one statement (app.user_id + planner settings + schema fingerprint + client row,
- * see `openRequest`), one statement per table visited (usually one; the first page also reads max(seq)), COMMIT.
+ * see `openRequest`), then the page's first table statement *together with COMMIT* (nearly every page is filled by
+ * one table: two round trips in all; the first page also reads max(seq)). A page that reaches the end of a table
+ * continues in a second transaction (opened the same way) with one statement per further table, then COMMIT.
  */
 export async function snapshot(
   ctx: EngineContext,
@@ -98,80 +103,81 @@ export async function snapshot(
   rejectNul([req.client_id, req.cursor?.after_id])
   const limit = clampLimit(req.limit)
   const cursor = req.cursor
-  const tx = await openRequest(ctx, userId, req, {
-    access: 'read',
-    begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
-    settings: PAGE_SETTINGS,
-    deadline,
-  })
+  const open = () =>
+    openRequest(ctx, userId, req, {
+      access: 'read',
+      begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+      settings: PAGE_SETTINGS,
+      deadline,
+    })
+  let tx = await open()
   const { contract, client } = tx
-  let page: Awaited<ReturnType<typeof readPage>>
+  const records: SyncRecord[] = []
+  const unrenderable: Unrenderable[] = []
+  let checkpoint = 0
+  let next: { tableIdx: number; afterId: string } | undefined
   try {
     if (cursor && (cursor.table_idx < 0 || cursor.checkpoint < 0)) throw new BadRequestError('invalid cursor')
-    page = await readPage(ctx, tx.db, contract, cursor, limit)
+    // Decision 7: the changelog head, captured once on the first page; later pages carry it in the cursor (even 0).
+    checkpoint = cursor ? cursor.checkpoint : await headSeq(tx.db)
+    let tableIdx = cursor?.table_idx ?? 0
+    let afterId = cursor?.after_id ?? ''
+    let committed = false
+    while (tableIdx < ctx.tables.length) {
+      const t = ctx.tables[tableIdx] as ResolvedTable
+      const want = limit - records.length
+      const current = tx
+      const run: Run = committed ? async (q) => (await current.db.query<TextRow>(q)).rows : current.queryThenCommit
+      const rows = await readTable(ctx, run, contract, t, afterId, want)
+      for (const row of rows) {
+        // Decision 35: a row too deeply nested to render is left out (and recorded), never fails the page.
+        if (jsonTextDeeperThan(row.data, ctx.limits.maxJsonDepth)) {
+          unrenderable.push({ table: t.tableName, id: row.id, operation: OP_INSERT })
+          continue
+        }
+        records.push(textRecord(row.id, t.tableName, row.data, wireUpdatedAt(row)))
+      }
+      const lastRow = rows[rows.length - 1]
+      if (rows.length === want && lastRow) {
+        // The page is full: stay on this table even if it happens to be exhausted (§3 E 61); the next page finds out.
+        next = { tableIdx, afterId: lastRow.id }
+        break
+      }
+      tableIdx++
+      afterId = ''
+      if (!committed && tableIdx < ctx.tables.length) {
+        // The first statement committed with the transaction: the rest of the page runs in a second one.
+        committed = true
+        tx = await open()
+        if (tx.contract !== contract) {
+          // DDL in between: end the page here; the next page request meets the new schema (409).
+          next = { tableIdx, afterId: '' }
+          break
+        }
+      }
+    }
   } catch (err) {
     await tx.abort()
     throw err
   }
-  await tx.commit()
+  await tx.commit() // a no-op when the page's statement already committed
 
   const out: SnapshotResponse = {
-    records: page.records,
-    checkpoint: page.checkpoint,
-    has_more: page.next !== undefined,
+    records,
+    checkpoint,
+    has_more: next !== undefined,
     schema_version: contract.version,
     schema_hash: contract.hash,
   }
-  if (page.next) {
-    out.cursor = { checkpoint: page.checkpoint, table_idx: page.next.tableIdx, after_id: page.next.afterId }
+  if (next) {
+    out.cursor = { checkpoint, table_idx: next.tableIdx, after_id: next.afterId }
   } else {
     // Committing the read-only page started the commit phase (openRequest): this write is part of it.
-    await completeSnapshot(ctx.pool, client.id, page.checkpoint)
+    await completeSnapshot(ctx.pool, client.id, checkpoint)
   }
-  await recordUnrenderable(ctx, page.unrenderable)
-  ctx.logger.debug({ records: page.records.length, final: page.next === undefined }, 'snapshot page served')
+  await recordUnrenderable(ctx, unrenderable)
+  ctx.logger.debug({ records: records.length, final: next === undefined }, 'snapshot page served')
   return out
-}
-
-async function readPage(
-  ctx: EngineContext,
-  db: pg.PoolClient,
-  contract: SchemaContract,
-  cursor: SnapshotCursor | undefined,
-  limit: number,
-): Promise<{
-  checkpoint: number
-  records: SyncRecord[]
-  next: { tableIdx: number; afterId: string } | undefined
-  unrenderable: Unrenderable[]
-}> {
-  // Decision 7: the changelog head, captured once on the first page; later pages carry it in the cursor (even 0).
-  const checkpoint = cursor ? cursor.checkpoint : await headSeq(db)
-  const records: SyncRecord[] = []
-  const unrenderable: Unrenderable[] = []
-  let tableIdx = cursor?.table_idx ?? 0
-  let afterId = cursor?.after_id ?? ''
-  while (tableIdx < ctx.tables.length) {
-    const t = ctx.tables[tableIdx] as ResolvedTable
-    const want = limit - records.length
-    const rows = await readTable(ctx, db, contract, t, afterId, want)
-    for (const row of rows) {
-      // Decision 35: a row too deeply nested to render is left out (and recorded), never fails the page.
-      if (jsonTextDeeperThan(row.data, ctx.limits.maxJsonDepth)) {
-        unrenderable.push({ table: t.tableName, id: row.id, operation: OP_INSERT })
-        continue
-      }
-      records.push(textRecord(row.id, t.tableName, row.data, wireUpdatedAt(row)))
-    }
-    const lastRow = rows[rows.length - 1]
-    if (rows.length === want && lastRow) {
-      // The page is full: stay on this table even if it happens to be exhausted (§3 E 61); the next page finds out.
-      return { checkpoint, records, next: { tableIdx, afterId: lastRow.id }, unrenderable }
-    }
-    tableIdx++
-    afterId = ''
-  }
-  return { checkpoint, records, next: undefined, unrenderable }
 }
 
 /** A row of `readTable`: `data` is the JSON text PostgreSQL rendered (passed through to the response, see record.ts). */
@@ -187,7 +193,7 @@ interface TextRow {
  */
 async function readTable(
   ctx: EngineContext,
-  db: pg.PoolClient,
+  run: Run,
   contract: SchemaContract,
   t: ResolvedTable,
   afterId: string,
@@ -203,7 +209,7 @@ async function readTable(
     where.push(keyset.after('$2', afterId))
   }
   // Render JSON only for the rows of the page: the inner query pages by the key, the outer one renders.
-  const { rows } = await db.query<TextRow>({
+  return run({
     text: `SELECT ${recordColumnsSql(t, contract, ROW_ALIAS, { deletedAt: false })}
        FROM (SELECT ${ROW_ALIAS}.*
                FROM ${t.sqlName} ${ROW_ALIAS}
@@ -214,5 +220,4 @@ async function readTable(
     values: params,
     types: JSON_TEXT_TYPES,
   })
-  return rows
 }
