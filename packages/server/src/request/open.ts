@@ -221,23 +221,30 @@ async function runOpening(
  * quoted literal or identifier of `text` contains a `$` (it could be mistaken for a parameter).
  */
 function inlined(db: pg.PoolClient, text: string, values: readonly unknown[]): string | undefined {
-  if (quotedDollar(text)) return undefined
+  if (text.includes('$') && quotedDollar(text)) return undefined
   const literals = values.map((v) => literal(db, v))
   if (!literals.every((l) => l !== undefined)) return undefined
   return text.replace(/\$(\d+)/g, (_, i: string) => literals[Number(i) - 1] as string)
 }
 
-/** True when a `'…'` literal or `"…"` identifier of `text` contains a `$` (a doubled quote just reopens it). */
+/**
+ * True when a `'…'` literal or `"…"` identifier of `text` contains what looks like a parameter (`$` and a digit; a
+ * doubled quote just reopens it).
+ */
 function quotedDollar(text: string): boolean {
   let quote = 0
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (quote !== 0) {
       if (c === quote) quote = 0
-      else if (c === 0x24) return true
+      else if (c === 0x24 && isDigit(text.charCodeAt(i + 1))) return true
     } else if (c === 0x27 || c === 0x22) quote = c
   }
   return false
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39
 }
 
 /** `value` as an SQL literal, or undefined when it cannot be one. */
