@@ -9,7 +9,6 @@ import {
   type SnapshotReason,
   type SyncRecord,
 } from '@synchro/protocol'
-import type pg from 'pg'
 import { bucketEntries, HISTORY_CTE, historyGap, historyServes } from '../changelog/reader.js'
 import { advancePullCte } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'

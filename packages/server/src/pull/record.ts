@@ -106,7 +106,7 @@ export function renderJson(body: unknown): string {
 
 /** Placeholder of a spliced array in the envelope (a string no other envelope value can equal: see renderJson). */
 const SPLICE = `\u0000synchro-page-records-`
-// biome-ignore lint/suspicious/noControlCharactersInRegex: the placeholder starts with NUL (escaped as \u0000 in JSON), which no protocol value carries.
+// The placeholder starts with NUL (rendered \u0000 in JSON), which no protocol value carries.
 const SPLICE_RE = /"\\u0000synchro-page-records-(\d+)"/g
 
 /**

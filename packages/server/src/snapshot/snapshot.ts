@@ -1,11 +1,4 @@
-import {
-  clampLimit,
-  OP_INSERT,
-  type SnapshotCursor,
-  type SnapshotRequest,
-  type SnapshotResponse,
-  type SyncRecord,
-} from '@synchro/protocol'
+import { clampLimit, OP_INSERT, type SnapshotRequest, type SnapshotResponse, type SyncRecord } from '@synchro/protocol'
 import type pg from 'pg'
 import { headSeq } from '../changelog/reader.js'
 import { completeSnapshot } from '../clients/clients.js'
