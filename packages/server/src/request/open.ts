@@ -250,7 +250,9 @@ function isDigit(c: number): boolean {
 /** `value` as an SQL literal, or undefined when it cannot be one. */
 function literal(db: pg.PoolClient, value: unknown): string | undefined {
   if (value === null) return 'NULL'
-  if (typeof value === 'number') return Number.isSafeInteger(value) ? String(value) : undefined
+  // A negative number in parentheses: `x-$1` must not become the comment `x--1`.
+  if (typeof value === 'number')
+    return Number.isSafeInteger(value) ? (value < 0 ? `(${value})` : String(value)) : undefined
   if (typeof value === 'string') return value.includes('\u0000') ? undefined : db.escapeLiteral(value)
   if (Array.isArray(value)) {
     const items = value.map((v) => (typeof v === 'string' ? literal(db, v) : undefined))
