@@ -169,6 +169,7 @@ try {
     sdkOnly: stats(all.flatMap((d) => d.sdkLatencies)),
     deliveries: delivered,
     pulls: light.reduce((s, c) => s + c.pulls, 0),
+    framesApplied: light.reduce((s, c) => s + c.frames, 0),
     pullRequest: stats(light.flatMap((c) => c.pullMs)),
     cpu: {
       writePhaseMs: Math.round(writeCpu),

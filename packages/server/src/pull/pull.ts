@@ -205,12 +205,14 @@ export async function pull(
   return out
 }
 
-interface Page {
+export interface Page {
   changes: SyncRecord[]
   deletes: DeleteEntry[]
   checkpoint: number
   hasMore: boolean
   unrenderable: Unrenderable[]
+  /** The tables of the page's entries, including rows the caller's read predicate hid (live frames' sharing). */
+  tables: Set<string>
 }
 
 /** The page SQL depends on the registry (fixed) and the contract (changes with DDL): built once per contract. */
@@ -230,7 +232,8 @@ function cachedPageSql(ctx: EngineContext, contract: SchemaContract, filtered: b
   return pair[filtered ? 1 : 0]
 }
 
-async function readPage(
+/** One page of `subs` after `from` (no checkpoint advance unless `clientRowId` is a client's row id). */
+export async function readPage(
   ctx: EngineContext,
   db: pg.PoolClient,
   contract: SchemaContract,
@@ -255,9 +258,11 @@ async function readPage(
   const changes: SyncRecord[] = []
   const deletes: DeleteEntry[] = []
   const unrenderable: Unrenderable[] = []
+  const tableNames = new Set<string>()
   for (const r of rows) {
     // The head row alone (LEFT JOIN) when the page is empty; entries of unregistered tables were dropped in SQL.
     if (r.table_name === null || r.record_id === null) continue
+    tableNames.add(r.table_name)
     if (r.operation === OP_DELETE) {
       deletes.push({ id: r.record_id, table_name: r.table_name })
       continue
@@ -285,6 +290,7 @@ async function readPage(
     checkpoint: head.last_seq === null ? from : Number(head.last_seq),
     hasMore: head.fetched > limit,
     unrenderable,
+    tables: tableNames,
   }
 }
 
