@@ -58,10 +58,10 @@ export async function eventStream(engine: SyncService, request: Request, userId:
       // already closed or cancelled
     }
   }
-  const send = (...chunks: (string | Uint8Array)[]) => {
+  const send = (chunk: string | Uint8Array) => {
     if (closed) return
     try {
-      for (const c of chunks) controller.enqueue(typeof c === 'string' ? encoder.encode(c) : c)
+      controller.enqueue(typeof chunk === 'string' ? encoder.encode(chunk) : chunk)
     } catch {
       close()
     }
@@ -77,7 +77,7 @@ export async function eventStream(engine: SyncService, request: Request, userId:
       frames && range && from !== undefined ? await engine.liveFrame(userId, range.buckets, range.prev, seq) : undefined
     if (closed) return
     if ((controller.desiredSize ?? 0) <= 0) return end() // a slow consumer: it reconnects and pulls
-    if (body) send(`event: page\ndata: {"from":${from},`, body)
+    if (body) send(framed(encoder.encode(`event: page\ndata: {"from":${from},`), body))
     else send(`event: poke\ndata: {"seq":${seq}}\n\n`)
     told = seq
   }
@@ -102,4 +102,12 @@ export async function eventStream(engine: SyncService, request: Request, userId:
     status: 200,
     headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' },
   })
+}
+
+/** One chunk per event (one socket write per stream): the stream's own head, then the shared rendered body. */
+function framed(head: Uint8Array, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(head.byteLength + body.byteLength)
+  out.set(head)
+  out.set(body, head.byteLength)
+  return out
 }
