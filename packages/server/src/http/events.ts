@@ -10,7 +10,9 @@ const HEARTBEAT_MS = 15_000
  * Bytes a stream may hold unsent (a client reading slower than changes arrive). Beyond it the stream is ended: the
  * client reconnects with its checkpoint, is poked, and pulls — nothing is lost, memory stays bounded.
  */
-const MAX_UNSENT_BYTES = 1024 * 1024
+const MAX_UNSENT_BYTES = 256 * 1024
+/** Frame bodies up to this size are copied behind the stream's own prefix (one socket write); bigger ones are shared. */
+const COPY_BODY_BYTES = 16 * 1024
 
 /**
  * `GET /sync/events?client_id=…[&checkpoint=N][&frames=1]` — a Server-Sent Events stream of `poke` events for the
@@ -77,8 +79,14 @@ export async function eventStream(engine: SyncService, request: Request, userId:
       frames && range && from !== undefined ? await engine.liveFrame(userId, range.buckets, range.prev, seq) : undefined
     if (closed) return
     if ((controller.desiredSize ?? 0) <= 0) return end() // a slow consumer: it reconnects and pulls
-    if (body) send(framed(encoder.encode(`event: page\ndata: {"from":${from},`), body))
-    else send(`event: poke\ndata: {"seq":${seq}}\n\n`)
+    if (body) {
+      const head = encoder.encode(`event: page\ndata: {"from":${from},`)
+      if (body.byteLength <= COPY_BODY_BYTES) send(framed(head, body))
+      else {
+        send(head)
+        send(body)
+      }
+    } else send(`event: poke\ndata: {"seq":${seq}}\n\n`)
     told = seq
   }
   // Subscribing first makes an unregistered client a plain 404 before any stream bytes are sent.
