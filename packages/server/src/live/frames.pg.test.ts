@@ -223,4 +223,42 @@ describe('live data frames (GET /sync/events?frames=1)', () => {
     expect((await noCheckpoint.next(3))[2]).toEqual({ event: 'poke', data: { seq: big } })
     noCheckpoint.close()
   })
+
+  it('a stream that is not read is ended once its unsent bytes pass the bound (memory stays bounded)', async () => {
+    const u = randomUUID()
+    const a = await caughtUp(u)
+    const url = new URL(`${base}/sync/events?client_id=${a.clientId}&checkpoint=${a.checkpoint}&frames=1`)
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) =>
+      http.get(url, { headers: { 'x-user-id': u } }, resolve).on('error', reject),
+    )
+    res.pause()
+    const id = await productId()
+    // 100 frames of ~150 KB: far more than the socket buffers and the stream's own bound hold.
+    const changes = 100
+    for (let i = 0; i < changes; i++) {
+      const name = `${i}-${'x'.repeat(150_000)}`
+      await change(
+        'UPDATE products SET name = $2, updated_at = now() WHERE id = $1 RETURNING id::text',
+        [id, name],
+        [{ bucket: 'global', table: 'products' }],
+      )
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    // Reading again: what was queued arrives, then the stream ends by itself (the server dropped it).
+    let pages = 0
+    let text = ''
+    const ended = new Promise<void>((resolve) => res.on('end', resolve))
+    res.setEncoding('utf8')
+    res.on('data', (chunk: string) => {
+      text += chunk
+      for (let i = text.indexOf('\n\n'); i >= 0; i = text.indexOf('\n\n')) {
+        if (text.startsWith('event: page')) pages++
+        text = text.slice(i + 2)
+      }
+    })
+    res.resume()
+    await ended
+    expect(pages).toBeGreaterThan(0)
+    expect(pages).toBeLessThan(changes)
+  }, 60_000)
 })
