@@ -162,6 +162,10 @@ try {
     gapMs: GAP_MS,
     globalEvery: GLOBAL_EVERY,
     incompleteWrites: incomplete,
+    // Which ones, and how many of their affected clients had them (diagnostics).
+    incomplete: [...deliveries.entries()]
+      .filter(([, d]) => d.seen.size < d.expected)
+      .map(([tag, d]) => ({ tag, global: d.global, seen: d.seen.size, expected: d.expected })),
     // Until every affected client has pulled the write.
     allAffected: stats(complete(all)),
     userWrites: stats(complete(all.filter((d) => !d.global))),
