@@ -13,6 +13,7 @@ const CACHE_BYTES = 16 * 1024 * 1024
 const CACHE_RANGES = 64
 /** Renders running at once: each holds a pool connection for one page statement. */
 const MAX_RENDERS = 4
+const NOTHING: Rendered = { body: undefined, shared: false }
 /** Stands in for a client row in the page statement: its checkpoint update matches no row. */
 const NO_CLIENT = '00000000-0000-0000-0000-000000000000'
 
@@ -95,37 +96,60 @@ export class FrameRenderer {
     } catch (err) {
       this.#release()
       ctx.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'live: frame render failed')
-      return { body: undefined, shared: false }
+      return NOTHING
     }
+    let out = NOTHING
     try {
-      await db.query('BEGIN')
-      const { rows } = await db.query<{ fp: string }>(
-        `SELECT set_config('app.user_id', $1, true), ${ctx.contracts.fingerprintSql('$2')} AS fp`,
-        [userId, ctx.contracts.fingerprintParam()],
-      )
       // A contract not yet loaded (DDL just happened): the pull path loads it; a poke sends the client there.
-      const contract = ctx.contracts.cachedFor(rows[0]?.fp ?? '')
-      if (!contract) return { body: undefined, shared: false }
-      const page = await readPage(ctx, db, contract, buckets, NO_CLIENT, prev, FRAME_MAX_ENTRIES, undefined)
-      if ('reason' in page || page.hasMore || page.unrenderable.length > 0) return { body: undefined, shared: false }
-      const shared = [...page.tables].every((t) => this.#isPublic(t))
-      const json = stringifyJsonLossless({
-        to,
-        changes: page.changes,
-        deletes: page.deletes,
-        schema_version: contract.version,
-        schema_hash: contract.hash,
-      })
-      const body = new TextEncoder().encode(`${json.slice(1)}\n\n`)
-      return { body: body.byteLength > FRAME_MAX_BYTES ? undefined : body, shared }
+      const contract = ctx.contracts.cachedFor(await this.#open(db, userId))
+      const page = contract
+        ? await readPage(ctx, db, contract, buckets, NO_CLIENT, prev, FRAME_MAX_ENTRIES, undefined)
+        : undefined
+      if (contract && page && !('reason' in page) && !page.hasMore && page.unrenderable.length === 0) {
+        const json = stringifyJsonLossless({
+          to,
+          changes: page.changes,
+          deletes: page.deletes,
+          schema_version: contract.version,
+          schema_hash: contract.hash,
+        })
+        const body = new TextEncoder().encode(`${json.slice(1)}\n\n`)
+        const shared = [...page.tables].every((t) => this.#isPublic(t))
+        if (body.byteLength <= FRAME_MAX_BYTES) out = { body, shared }
+      }
     } catch (err) {
       ctx.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'live: frame render failed')
-      return { body: undefined, shared: false }
-    } finally {
-      await db.query('ROLLBACK').catch(() => {})
-      db.release()
-      this.#release()
     }
+    // Nothing was written: the rollback need not delay the frame (the connection and the slot wait for it).
+    void db
+      .query('ROLLBACK')
+      .then(
+        () => db.release(),
+        (err: Error) => db.release(err),
+      )
+      .finally(() => this.#release())
+    return out
+  }
+
+  /**
+   * BEGIN, the user's read context and the schema fingerprint. In one round trip (simple protocol, values as quoted
+   * literals) unless the user id holds a NUL byte, which no literal can carry.
+   */
+  async #open(db: pg.PoolClient, userId: string): Promise<string> {
+    const ctx = this.ctx
+    const tables = ctx.contracts.fingerprintParam()
+    if (!userId.includes('\u0000') && tables.every((t) => !t.includes('\u0000'))) {
+      const list = `ARRAY[${tables.map((t) => db.escapeLiteral(t)).join(', ')}]::text[]`
+      const sql = `BEGIN; SELECT set_config('app.user_id', ${db.escapeLiteral(userId)}, true), ${ctx.contracts.fingerprintSql(list)} AS fp`
+      const results = (await db.query(sql)) as unknown as pg.QueryResult<{ fp: string }>[]
+      return results[1]?.rows[0]?.fp ?? ''
+    }
+    await db.query('BEGIN')
+    const { rows } = await db.query<{ fp: string }>(
+      `SELECT set_config('app.user_id', $1, true), ${ctx.contracts.fingerprintSql('$2')} AS fp`,
+      [userId, tables],
+    )
+    return rows[0]?.fp ?? ''
   }
 
   #isPublic(table: string): boolean {
