@@ -105,7 +105,11 @@ export class FrameRenderer {
       const page = contract
         ? await readPage(ctx, db, contract, buckets, NO_CLIENT, prev, FRAME_MAX_ENTRIES, undefined)
         : undefined
-      if (contract && page && !('reason' in page) && !page.hasMore && page.unrenderable.length === 0) {
+      // A change whose row did not come back is sent as a poke: the pull answers it as it always has (a row hidden
+      // or hard-deleted is left out there too), and a frame never stands for a row it could not read.
+      const complete =
+        page && !('reason' in page) && !page.hasMore && page.unrenderable.length === 0 && page.missing === 0
+      if (contract && page && complete && !('reason' in page)) {
         const json = stringifyJsonLossless({
           to,
           changes: page.changes,

@@ -213,6 +213,8 @@ export interface Page {
   unrenderable: Unrenderable[]
   /** The tables of the page's entries, including rows the caller's read predicate hid (live frames' sharing). */
   tables: Set<string>
+  /** Create/update entries whose row was not returned (hard-deleted, or hidden by the read predicate). */
+  missing: number
 }
 
 /** The page SQL depends on the registry (fixed) and the contract (changes with DDL): built once per contract. */
@@ -259,6 +261,7 @@ export async function readPage(
   const deletes: DeleteEntry[] = []
   const unrenderable: Unrenderable[] = []
   const tableNames = new Set<string>()
+  let missing = 0
   for (const r of rows) {
     // The head row alone (LEFT JOIN) when the page is empty; entries of unregistered tables were dropped in SQL.
     if (r.table_name === null || r.record_id === null) continue
@@ -269,7 +272,10 @@ export async function readPage(
     }
     // No row: hard-deleted (§3 D 46) or not readable by the caller (Decision 5, §3 D 54) — silently absent. A row
     // that cannot be *read* fails the statement instead (Decision 10): error, no checkpoint advance.
-    if (r.id === null || r.data === null) continue
+    if (r.id === null || r.data === null) {
+      missing++
+      continue
+    }
     if (nestedDeeperThan(r.data, ctx.limits.maxJsonDepth)) {
       unrenderable.push({ table: r.table_name, id: r.id, operation: r.operation ?? OP_UPDATE })
       continue
@@ -291,6 +297,7 @@ export async function readPage(
     hasMore: head.fetched > limit,
     unrenderable,
     tables: tableNames,
+    missing,
   }
 }
 
