@@ -4,11 +4,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cleanupTempDirs, makeClient, waitFor } from '../test/helpers.js'
+import { type PgServer, startPgServer } from '../test/pg-server.js'
 import type { SynchroClient } from './client.js'
 import { type LiveFrame, LivePosition } from './sync/frames.js'
 import type { FetchLike } from './sync/transport.js'
-import { cleanupTempDirs, makeClient, waitFor } from './test/helpers.js'
-import { type PgServer, startPgServer } from './test/pg-server.js'
 
 let server: PgServer
 const clients: SynchroClient[] = []

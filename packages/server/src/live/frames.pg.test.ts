@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { createTestApp, type TestApp } from '@synchro/test-harness'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestApp, type TestApp } from '../../../../test-harness/src/index.js'
 import { toNodeListener } from '../http/node.js'
 import { FRAME_MAX_ENTRIES } from './frames.js'
 
