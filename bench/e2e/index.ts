@@ -37,7 +37,16 @@ const engine = await createEngine({ pool: db.pool, registry })
 const server = http.createServer(toNodeListener(createSyncHandler(engine, { authenticate: headerAuth() })))
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
 const serverURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-const consumer = startWalConsumer({ pool: db.pool, registry, replicationUrl: db.url, slotName: 'bench_e2e' })
+const consumer = startWalConsumer({
+  pool: db.pool,
+  registry,
+  replicationUrl: db.url,
+  slotName: `bench_e2e_${process.pid}`,
+})
+// Writes made before the slot exists are never captured, and creating a slot waits for every transaction running
+// on the cluster to end (slow on a busy machine): measure only once the stream runs.
+for (let i = 0; i < 6000 && !consumer.status().running; i++) await new Promise((r) => setTimeout(r, 20))
+if (!consumer.status().running) throw new Error('e2e: the WAL consumer did not start within 120 s')
 const dir = mkdtempSync(path.join(tmpdir(), 'synchro-e2e-'))
 
 const results: Record<string, unknown> = {}

@@ -116,6 +116,7 @@ try {
   const idleCpu = cpuMs(daemon) - idle0
 
   const w0 = cpuMs(daemon)
+  const own0 = process.cpuUsage()
   const tw = performance.now()
   for (let n = 0; n < WRITES; n++) {
     const tag = `fan-${n}-${randomUUID().slice(0, 8)}`
@@ -138,6 +139,7 @@ try {
   const until = performance.now() + 60_000
   while ([...deliveries.values()].some((d) => d.seen.size < d.expected) && performance.now() < until) await sleep(50)
   const writeCpu = cpuMs(daemon) - w0
+  const own = process.cpuUsage(own0)
   const writeSeconds = (performance.now() - tw) / 1000
 
   const all = [...deliveries.values()]
@@ -160,20 +162,29 @@ try {
     gapMs: GAP_MS,
     globalEvery: GLOBAL_EVERY,
     incompleteWrites: incomplete,
+    // Which ones, and how many of their affected clients had them (diagnostics).
+    incomplete: [...deliveries.entries()]
+      .filter(([, d]) => d.seen.size < d.expected)
+      .map(([tag, d]) => ({ tag, global: d.global, seen: d.seen.size, expected: d.expected })),
     // Until every affected client has pulled the write.
     allAffected: stats(complete(all)),
     userWrites: stats(complete(all.filter((d) => !d.global))),
     globalWrites: stats(complete(all.filter((d) => d.global))),
+    // The first affected client of a global write: capture → notify → render, without the spread over 1 000 streams.
+    globalFirst: stats(all.filter((d) => d.global && d.latencies.length > 0).map((d) => Math.min(...d.latencies))),
     // Every (write, client) pair on its own.
     perDelivery: stats(all.flatMap((d) => d.latencies)),
     sdkOnly: stats(all.flatMap((d) => d.sdkLatencies)),
     deliveries: delivered,
     pulls: light.reduce((s, c) => s + c.pulls, 0),
+    framesApplied: light.reduce((s, c) => s + c.frames, 0),
     pullRequest: stats(light.flatMap((c) => c.pullMs)),
     cpu: {
       writePhaseMs: Math.round(writeCpu),
       writePhaseSeconds: Math.round(writeSeconds * 10) / 10,
       perDeliveredChangeMs: Math.round((writeCpu / Math.max(1, delivered)) * 1000) / 1000,
+      // This process (the 1 000 clients, SDK ones with SQLite) during the writes: the receiving side's share.
+      clientsWritePhaseMs: Math.round((own.user + own.system) / 1000),
       idleWindowMs: IDLE_MS,
       idleMs: Math.round(idleCpu),
       perIdleStreamMsPerMinute: Math.round((idleCpu / streams / (IDLE_MS / 60_000)) * 1000) / 1000,
@@ -194,7 +205,17 @@ try {
 const file = writeResult('fanout', result)
 console.log(`wrote ${file}`)
 const headline = result.allAffected as { p50Ms: number; p99Ms: number }
-mergeSummary({ fanout: { clients: CLIENTS, p50Ms: headline.p50Ms, p99Ms: headline.p99Ms } })
+const cpu = result.cpu as { perDeliveredChangeMs: number; perIdleStreamMsPerMinute: number }
+mergeSummary({
+  fanout: {
+    clients: CLIENTS,
+    p50Ms: headline.p50Ms,
+    p99Ms: headline.p99Ms,
+    incompleteWrites: result.incompleteWrites,
+    cpuPerDeliveredChangeMs: cpu.perDeliveredChangeMs,
+    cpuPerIdleStreamMsPerMinute: cpu.perIdleStreamMsPerMinute,
+  },
+})
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))

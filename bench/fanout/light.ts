@@ -1,7 +1,11 @@
 // A light protocol client for the fan-out bench: register → snapshot, then one live event stream
-// (`GET /sync/events`); every poke pulls until caught up. Raw node:http on keep-alive agents, so a thousand of them
-// fit in one process. It only reports which tagged rows it has pulled, and when.
+// (`GET /sync/events?frames=1`); a data frame that starts where it stands is applied (its tags recorded), anything
+// else — a poke, a gap — pulls until caught up, with the SDK's own position rules (client sync/frames.ts). Raw
+// node:http on keep-alive agents, so a thousand of them fit in one process. It only reports which tagged rows it
+// has received, and when.
 import http from 'node:http'
+import { parseJsonLossless } from '@synchro/protocol'
+import { LivePosition, parseFrame } from '../../packages/client/src/sync/frames.js'
 
 /** One agent for the long-lived event streams, one for request/response (keep-alive, unbounded sockets). */
 const streamAgent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY })
@@ -44,7 +48,10 @@ export class LightClient {
   #pulling: Promise<void> | null = null
   #again = false
   #req: http.ClientRequest | null = null
+  readonly #position = new LivePosition()
   pulls = 0
+  /** Data frames applied from the stream (no pull needed). */
+  frames = 0
   /** Duration of every pull request (ms). */
   readonly pullMs: number[] = []
 
@@ -86,7 +93,7 @@ export class LightClient {
         {
           host: this.base.hostname,
           port: this.base.port,
-          path: `/sync/events?client_id=${encodeURIComponent(this.clientId)}&checkpoint=${this.#checkpoint}`,
+          path: `/sync/events?client_id=${encodeURIComponent(this.clientId)}&checkpoint=${this.#checkpoint}&frames=1`,
           agent: streamAgent,
           headers: { 'x-user-id': this.user, accept: 'text/event-stream' },
         },
@@ -101,7 +108,10 @@ export class LightClient {
               const block = buf.slice(0, i)
               buf = buf.slice(i + 2)
               if (block.includes('event: ready')) resolve()
-              else if (block.includes('event: poke')) this.pull()
+              else if (block.includes('event: poke')) {
+                this.#position.hear(JSON.parse(block.slice(block.indexOf('data: ') + 6)).seq)
+                this.pull()
+              } else if (block.includes('event: page')) this.#frame(block.slice(block.indexOf('data: ') + 6))
               i = buf.indexOf('\n\n')
             }
           })
@@ -110,7 +120,30 @@ export class LightClient {
       )
       req.on('error', reject)
       this.#req = req
+      this.#position.opened(this.#checkpoint)
     })
+  }
+
+  #frame(data: string): void {
+    const f = parseFrame(parseJsonLossless(data))
+    const decision = f ? this.#position.decide(f) : 'pull'
+    if (f) this.#position.hear(f.to)
+    if (decision === 'skip') return
+    if (!f || decision === 'pull' || this.#pulling) {
+      this.pull()
+      return
+    }
+    this.frames++
+    this.#tags(f.changes as Json[])
+    this.#checkpoint = f.to
+    this.#position.applied(f)
+  }
+
+  #tags(changes: Json[]): void {
+    for (const c of changes) {
+      const tag = c.data?.ship_address ?? c.data?.name
+      if (typeof tag === 'string' && tag.startsWith('fan-')) this.onTag(tag)
+    }
   }
 
   /** Pulls until caught up; a poke during a pull runs one more round right after it. */
@@ -122,6 +155,7 @@ export class LightClient {
     this.#pulling = (async () => {
       do {
         this.#again = false
+        const heardAtStart = this.#position.heard
         for (;;) {
           const t0 = performance.now()
           const p = await post(this.base, this.user, '/sync/pull', {
@@ -132,12 +166,12 @@ export class LightClient {
           })
           this.pulls++
           this.pullMs.push(performance.now() - t0)
-          for (const c of p.changes as Json[]) {
-            const tag = c.data?.ship_address ?? c.data?.name
-            if (typeof tag === 'string' && tag.startsWith('fan-')) this.onTag(tag)
-          }
+          this.#tags(p.changes as Json[])
           if (p.checkpoint > this.#checkpoint) this.#checkpoint = p.checkpoint
-          if (!p.has_more) break
+          if (!p.has_more) {
+            this.#position.pulled(this.#checkpoint, heardAtStart)
+            break
+          }
         }
       } while (this.#again)
     })()

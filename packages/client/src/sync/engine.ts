@@ -10,6 +10,7 @@ import type { ClientSchema } from '../schema/synced-table.js'
 import { PENDING_TABLE } from '../schema/triggers.js'
 import { getMeta, type LocalDatabase, setMeta } from '../store/database.js'
 import { type CycleContext, runCycle } from './cycle/index.js'
+import { LivePosition, onLiveFrame } from './frames.js'
 import { LiveChannel } from './live.js'
 import type { PushOutcome } from './push.js'
 import { withRetry } from './retry.js'
@@ -25,7 +26,7 @@ export class SyncEngine {
   private started = false
   private readonly feed = new StatusFeed()
   private readonly scheduler: SyncScheduler
-  private readonly ctx: CycleContext
+  private readonly ctx: CycleContext & { readonly position: LivePosition }
   private unlisten: (() => void) | null = null
   private live: LiveChannel | null = null
   /** Wakes the engine when the earliest record waiting for a retry is due (see push.ts). */
@@ -60,6 +61,7 @@ export class SyncEngine {
       emitConflict: (c: ConflictEvent) => this.feed.emitConflict(c),
       pushObservers: this.pushObservers,
       snapshotApprovers: this.snapshotApprovers,
+      position: new LivePosition(),
     }
   }
 
@@ -110,9 +112,17 @@ export class SyncEngine {
     this.live = new LiveChannel(
       this.transport,
       this.cfg.clientID,
-      () => this.scheduler.request().catch(() => {}),
-      async () => Number((await this.db.run((ex) => getMeta(ex, 'checkpoint'))) ?? '0') || 0,
+      (seq) => {
+        if (seq !== undefined) this.ctx.position.hear(seq)
+        this.scheduler.request().catch(() => {})
+      },
+      async () => {
+        const checkpoint = Number((await this.db.run((ex) => getMeta(ex, 'checkpoint'))) ?? '0') || 0
+        this.ctx.position.opened(checkpoint)
+        return checkpoint
+      },
       this.cfg.timers,
+      (frame) => onLiveFrame(frame, this.ctx, this.scheduler, () => this.started),
     )
     this.live.start()
   }

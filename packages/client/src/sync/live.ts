@@ -4,7 +4,9 @@
  * correctness never depends on it (the timer still syncs). Reconnects with capped exponential backoff; a server
  * without the endpoint (404 other than "client not registered") turns it off for the session.
  */
+import { parseJsonLossless } from '@synchro/protocol'
 import { ServerError } from '../errors.js'
+import { type LiveFrame, parseFrame } from './frames.js'
 import type { Timers } from './retry.js'
 import type { Transport } from './transport.js'
 
@@ -17,10 +19,13 @@ export class LiveChannel {
   constructor(
     private readonly transport: Transport,
     private readonly clientId: string,
-    private readonly onPoke: () => void,
+    /** A poke: pull now. `seq` is the changelog head it announced (undefined if unreadable). */
+    private readonly onPoke: (seq?: number) => void,
     /** The client's stored checkpoint: sent on (re)connect so changes made while disconnected still poke. */
     private readonly checkpoint: () => Promise<number>,
     private readonly timers: Timers,
+    /** Data frames (asked for when given): a change range's rows on the stream itself. */
+    private readonly onFrame?: (frame: LiveFrame) => void,
   ) {}
 
   start(): void {
@@ -41,7 +46,12 @@ export class LiveChannel {
     while (this.running) {
       this.ctrl = new AbortController()
       try {
-        const res = await this.transport.openEvents(this.clientId, await this.checkpoint(), this.ctrl.signal)
+        const res = await this.transport.openEvents(
+          this.clientId,
+          await this.checkpoint(),
+          this.ctrl.signal,
+          this.onFrame !== undefined,
+        )
         failures = 0
         await this.read(res)
       } catch (err) {
@@ -69,13 +79,33 @@ export class LiveChannel {
         while (i >= 0) {
           const block = buf.slice(0, i)
           buf = buf.slice(i + 2)
-          if (/^event: ?poke$/m.test(block)) this.onPoke()
+          this.dispatch(block)
           i = buf.indexOf('\n\n')
         }
       }
     } finally {
       reader.cancel().catch(() => {})
     }
+  }
+
+  /** One event block: a poke, or a frame (one that cannot be read is treated as a poke: pull). */
+  private dispatch(block: string): void {
+    const event = /^event: ?(\w+)$/m.exec(block)?.[1]
+    if (event !== 'poke' && event !== 'page') return
+    const line = /^data: ?(.*)$/m.exec(block)?.[1]
+    let data: unknown
+    try {
+      data = line === undefined ? undefined : parseJsonLossless(line)
+    } catch {
+      data = undefined
+    }
+    const frame = event === 'page' ? parseFrame(data) : undefined
+    if (frame && this.onFrame) {
+      this.onFrame(frame)
+      return
+    }
+    const seq = (data as { seq?: unknown } | undefined)?.seq
+    this.onPoke(typeof seq === 'number' && Number.isSafeInteger(seq) ? seq : undefined)
   }
 
   private sleep(ms: number): Promise<void> {

@@ -38,6 +38,24 @@ export class SyncScheduler {
     return this.tickAt
   }
 
+  /** The cycle (or other exclusive work, see `occupy`) in flight, if any. */
+  get current(): Promise<void> | null {
+    return this.running
+  }
+
+  /**
+   * Runs `work` in the cycle slot when it is free (a live data frame's apply): a cycle requested meanwhile waits for
+   * it. False when the slot is taken (nothing started).
+   */
+  occupy(work: () => Promise<void>): boolean {
+    if (this.running) return false
+    const p = work().finally(() => {
+      if (this.running === p) this.running = null
+    })
+    this.running = p
+    return true
+  }
+
   /** Runs a cycle now, or joins the rerun of the running one. */
   request(): Promise<void> {
     if (!this.running) {

@@ -127,13 +127,13 @@ export class Transport {
    * Opens the live event stream (`GET /sync/events`, Server-Sent Events). Resolves with the streaming response;
    * non-200 answers are mapped like any other request (a server without the extension answers 404).
    */
-  async openEvents(clientId: string, checkpoint: number, signal: AbortSignal): Promise<Response> {
+  async openEvents(clientId: string, checkpoint: number, signal: AbortSignal, frames = false): Promise<Response> {
     const headers = await this.headers(false)
     headers.Accept = 'text/event-stream'
     if (!this.active) throw new NetworkError('event stream not opened: sync is stopped')
     let res: Response
     try {
-      const query = `client_id=${encodeURIComponent(clientId)}&checkpoint=${checkpoint}`
+      const query = `client_id=${encodeURIComponent(clientId)}&checkpoint=${checkpoint}${frames ? '&frames=1' : ''}`
       res = await this.opts.fetch(`${this.base}${ROUTES.events.path}?${query}`, {
         method: 'GET',
         headers,

@@ -90,23 +90,29 @@ describe('live pokes by NOTIFY/LISTEN', () => {
     bob.unsubscribe()
   })
 
-  it('a payload without buckets (too many for NOTIFY) pokes every subscriber', async () => {
+  it('a payload without buckets (too many for NOTIFY) pokes the subscribers of the buckets the changelog holds', async () => {
     const carol = await subscribe('carol')
     const dave = await subscribe('dave')
     await listenerPid()
     const many = Array.from({ length: 400 }, (_, i) => `user:someone-with-a-long-name-${i}`)
     expect(notifyBuckets(many)).toBe('null')
     expect(JSON.parse(notifyBuckets(['user:carol']))).toEqual(['user:carol'])
-    // A real new head (written without NOTIFY), announced by hand with the bucket-less payload.
+    // A real new head of carol's bucket (written without NOTIFY), announced by hand with the bucket-less payload:
+    // the range's buckets are read from the changelog, so carol is poked and dave is not.
     const { rows } = await app.db.pool.query<{ seq: string }>(
       `INSERT INTO sync_changelog (bucket_id, table_name, record_id, operation)
-       VALUES ('user:nobody', 'orders', gen_random_uuid()::text, 1) RETURNING seq::text`,
+       VALUES ('user:' || $1, 'orders', gen_random_uuid()::text, 1) RETURNING seq::text`,
+      [user('carol')],
     )
     const seq = Number(rows[0]?.seq)
     await app.db.pool.query(`SELECT pg_notify('synchro_changelog', $1)`, [`{"seq":${seq},"b":${notifyBuckets(many)}}`])
     await carol.next(1)
+    expect(carol.pokes).toEqual([seq])
+    // dave's poke for his own write proves the announced range was processed before: it never poked him.
+    await app.db.pool.query('INSERT INTO orders (user_id) VALUES ($1)', [user('dave')])
     await dave.next(1)
-    expect([carol.pokes, dave.pokes]).toEqual([[seq], [seq]])
+    expect(dave.pokes).toEqual([await head()])
+    expect(carol.pokes).toHaveLength(1)
     carol.unsubscribe()
     dave.unsubscribe()
   })

@@ -4,9 +4,22 @@ import { safeErrorFacts } from '../util/log.js'
 import { ChangelogListener, type ChangelogPoke } from './listener.js'
 import { bucketsBetween, headSeq } from './reader.js'
 
+/**
+ * What a poke knows about the change range: every changelog entry in (`prev`, head] of the subscriber's buckets is in
+ * one of `buckets` (the subscriber's buckets that got entries), and every earlier range since the subscriber joined
+ * was reported too — so a subscriber told about (prev, head] has heard of every range touching it.
+ */
+export interface PokeRange {
+  prev: number
+  buckets: readonly string[]
+}
+
+/** Called with the new head and, when the range's buckets were read exactly, the range (live data frames). */
+export type PokeFn = (seq: number, range?: PokeRange) => void
+
 interface Subscriber {
   buckets: ReadonlySet<string>
-  notify: (seq: number) => void
+  notify: PokeFn
   /** Ends the subscriber's stream (engine shutdown). */
   end?: () => void
   /** The subscriber's own checkpoint when it joined; poked once if the head is already past it. */
@@ -57,7 +70,7 @@ export class ChangelogNotifier {
    * (the client's checkpoint), entries that landed before the subscription started also cause one poke, so nothing
    * falls between the client's last pull and the stream opening.
    */
-  subscribe(buckets: readonly string[], notify: (seq: number) => void, since?: number, end?: () => void): () => void {
+  subscribe(buckets: readonly string[], notify: PokeFn, since?: number, end?: () => void): () => void {
     const sub: Subscriber = { buckets: new Set(buckets), notify, since, end }
     this.#subs.add(sub)
     for (const b of sub.buckets) {
@@ -137,29 +150,31 @@ export class ChangelogNotifier {
   }
 
   #onPoke(p: ChangelogPoke): void {
-    // Before the first head read, the read (re-run if already under way) covers this batch.
-    if (this.#last === undefined) {
-      this.#again = this.#ticking
-      return
-    }
-    if (p.seq <= this.#last) return
-    this.#last = p.seq
-    this.#poke(p.buckets, p.seq)
+    // Already covered by a head read. Otherwise the head read (re-run if under way) takes the range's buckets from
+    // the changelog itself rather than from the payload: a notification lost meanwhile (LISTEN reconnect, a writer
+    // that does not NOTIFY) must widen the range, never hide it — live data frames rely on every range being exact.
+    if (this.#last !== undefined && p.seq <= this.#last) return
+    void this.#tick()
   }
 
-  /** Pokes the subscribers of `buckets` (every subscriber when undefined), each once. */
-  #poke(buckets: ReadonlySet<string> | undefined, seq: number): void {
+  /**
+   * Pokes the subscribers of `buckets` (every subscriber when undefined), each once; with exact buckets each gets
+   * the range (`prev`, seq] and which of its buckets it touched.
+   */
+  #poke(buckets: ReadonlySet<string> | undefined, seq: number, prev: number): void {
     if (!buckets) {
       for (const sub of this.#subs) sub.notify(seq)
       return
     }
-    if (buckets.size === 1) {
-      for (const b of buckets) for (const sub of this.#byBucket.get(b) ?? []) sub.notify(seq)
-      return
+    const hit = new Map<Subscriber, string[]>()
+    for (const b of buckets) {
+      for (const sub of this.#byBucket.get(b) ?? []) {
+        const list = hit.get(sub)
+        if (list) list.push(b)
+        else hit.set(sub, [b])
+      }
     }
-    const hit = new Set<Subscriber>()
-    for (const b of buckets) for (const sub of this.#byBucket.get(b) ?? []) hit.add(sub)
-    for (const sub of hit) sub.notify(seq)
+    for (const [sub, touched] of hit) sub.notify(seq, { prev, buckets: touched })
   }
 
   #settleNewcomer(sub: Subscriber): void {
@@ -200,6 +215,6 @@ export class ChangelogNotifier {
     if (last === undefined || seq <= last) return
     let buckets: Set<string> | undefined
     if (seq - last <= MAX_SCAN) buckets = await bucketsBetween(this.pool, last, seq)
-    this.#poke(buckets, seq)
+    this.#poke(buckets, seq, last)
   }
 }

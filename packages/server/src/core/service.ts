@@ -10,6 +10,7 @@ import type {
   SnapshotResponse,
   TablesResponse,
 } from '@synchro/protocol'
+import type { PokeFn } from '../changelog/notifier.js'
 import type { RequestOptions } from '../limits/deadline.js'
 import type { Logger } from './types.js'
 
@@ -27,12 +28,17 @@ export interface SyncService {
   snapshot(userId: string, req: SnapshotRequest, opts?: RequestOptions): Promise<SnapshotResponse>
   tablesMeta(): Promise<TablesResponse>
   schema(): Promise<SchemaResponse>
-  /** Live notifications for one registered client (404 / 403 like pull); returns the unsubscribe function. */
+  /**
+   * Live notifications for one registered client (404 / 403 like pull); returns the unsubscribe function. `onChange`
+   * gets the new head and, when its buckets were read exactly, the range (live data frames).
+   */
   subscribeChanges(
     userId: string,
     clientId: string,
-    onChange: (seq: number) => void,
+    onChange: PokeFn,
     since?: number,
     onEnd?: () => void,
   ): Promise<() => void>
+  /** The shared body of a live data frame, or undefined when the range does not fit one (live/frames.ts). */
+  liveFrame(userId: string, buckets: readonly string[], prev: number, to: number): Promise<Uint8Array | undefined>
 }

@@ -11,7 +11,7 @@ import type {
   TablesResponse,
 } from '@synchro/protocol'
 import { type CompactionProgress, type CompactionResult, runCompaction } from '../changelog/compaction.js'
-import { ChangelogNotifier, type NotifierOptions } from '../changelog/notifier.js'
+import { ChangelogNotifier, type NotifierOptions, type PokeFn } from '../changelog/notifier.js'
 import { lastWriteWins } from '../conflict/lww.js'
 import type { EngineContext } from '../core/context.js'
 import { emitHook } from '../core/hooks.js'
@@ -19,6 +19,7 @@ import type { SyncService } from '../core/service.js'
 import { ConfigurationError } from '../errors.js'
 import type { RequestOptions } from '../limits/deadline.js'
 import { DEFAULT_MAX_CLIENTS_PER_USER, DEFAULT_MAX_JSON_DEPTH } from '../limits/limits.js'
+import { FrameRenderer } from '../live/frames.js'
 import { ensureTableIndexes } from '../migrations/indexes.js'
 import { runMigrations } from '../migrations/migrations.js'
 import { pull } from '../pull/pull.js'
@@ -54,6 +55,7 @@ export class Engine implements SyncService {
   #compactionTimer: NodeJS.Timeout | undefined
   #compactionConfigured: boolean
   #notifier: ChangelogNotifier | undefined
+  #frames: FrameRenderer | undefined
   readonly #live: NotifierOptions
 
   constructor(options: EngineOptions) {
@@ -218,7 +220,7 @@ export class Engine implements SyncService {
   async subscribeChanges(
     userId: string,
     clientId: string,
-    onChange: (seq: number) => void,
+    onChange: PokeFn,
     since?: number,
     onEnd?: () => void,
   ): Promise<() => void> {
@@ -227,6 +229,15 @@ export class Engine implements SyncService {
     const client = await inRequest(this.ctx, userId, { client_id: clientId }, opening, async (tx) => tx.client)
     this.#notifier ??= new ChangelogNotifier(this.ctx.pool, this.#live, this.ctx.logger)
     return this.#notifier.subscribe(client.bucketSubs, onChange, since, onEnd)
+  }
+
+  /**
+   * The shared body of a live data frame: `buckets`' entries in (`prev`, `to`] rendered as `userId` may read them
+   * (see live/frames.ts), or undefined when the range does not fit a frame (the stream pokes instead).
+   */
+  liveFrame(userId: string, buckets: readonly string[], prev: number, to: number): Promise<Uint8Array | undefined> {
+    this.#frames ??= new FrameRenderer(this.ctx)
+    return this.#frames.body(userId, buckets, prev, to)
   }
 
   /** Ends every open live stream (`GET /sync/events`); clients reconnect elsewhere. Call when shutting down. */

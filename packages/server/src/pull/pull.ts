@@ -205,12 +205,16 @@ export async function pull(
   return out
 }
 
-interface Page {
+export interface Page {
   changes: SyncRecord[]
   deletes: DeleteEntry[]
   checkpoint: number
   hasMore: boolean
   unrenderable: Unrenderable[]
+  /** The tables of the page's entries, including rows the caller's read predicate hid (live frames' sharing). */
+  tables: Set<string>
+  /** Create/update entries whose row was not returned (hard-deleted, or hidden by the read predicate). */
+  missing: number
 }
 
 /** The page SQL depends on the registry (fixed) and the contract (changes with DDL): built once per contract. */
@@ -230,7 +234,8 @@ function cachedPageSql(ctx: EngineContext, contract: SchemaContract, filtered: b
   return pair[filtered ? 1 : 0]
 }
 
-async function readPage(
+/** One page of `subs` after `from` (no checkpoint advance unless `clientRowId` is a client's row id). */
+export async function readPage(
   ctx: EngineContext,
   tx: RequestTx,
   contract: SchemaContract,
@@ -256,16 +261,22 @@ async function readPage(
   const changes: SyncRecord[] = []
   const deletes: DeleteEntry[] = []
   const unrenderable: Unrenderable[] = []
+  const tableNames = new Set<string>()
+  let missing = 0
   for (const r of rows) {
     // The head row alone (LEFT JOIN) when the page is empty; entries of unregistered tables were dropped in SQL.
     if (r.table_name === null || r.record_id === null) continue
+    tableNames.add(r.table_name)
     if (r.operation === OP_DELETE) {
       deletes.push({ id: r.record_id, table_name: r.table_name })
       continue
     }
     // No row: hard-deleted (§3 D 46) or not readable by the caller (Decision 5, §3 D 54) — silently absent. A row
     // that cannot be *read* fails the statement instead (Decision 10): error, no checkpoint advance.
-    if (r.id === null || r.data === null) continue
+    if (r.id === null || r.data === null) {
+      missing++
+      continue
+    }
     if (jsonTextDeeperThan(r.data, ctx.limits.maxJsonDepth)) {
       unrenderable.push({ table: r.table_name, id: r.id, operation: r.operation ?? OP_UPDATE })
       continue
@@ -278,6 +289,8 @@ async function readPage(
     checkpoint: head.last_seq === null ? from : Number(head.last_seq),
     hasMore: head.fetched > limit,
     unrenderable,
+    tables: tableNames,
+    missing,
   }
 }
 

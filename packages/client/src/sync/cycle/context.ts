@@ -3,6 +3,7 @@ import type { ResolvedConfig } from '../../config.js'
 import { InvalidResponseError } from '../../errors.js'
 import type { ClientSchema } from '../../schema/synced-table.js'
 import type { LocalDatabase } from '../../store/database.js'
+import type { LivePosition } from '../frames.js'
 import type { PushOutcome } from '../push.js'
 import type { ConflictEvent, SnapshotApprover, StatusEvent } from '../status.js'
 import type { Transport } from '../transport.js'
@@ -27,6 +28,8 @@ export interface CycleContext {
   /** Called after each push batch was applied locally (rejections, confirmations). */
   readonly pushObservers: ReadonlySet<(o: PushOutcome) => void>
   readonly snapshotApprovers: ReadonlySet<SnapshotApprover>
+  /** Our position against the live stream's data frames (frames.ts), when the engine listens. */
+  readonly position?: LivePosition
 }
 
 export function requireSchema(ctx: CycleContext): ClientSchema {

@@ -14,6 +14,7 @@ export async function pullAll(ctx: CycleContext): Promise<void> {
   const schema = requireSchema(ctx)
   let rows = 0
   let pages = 0
+  const heardAtStart = ctx.position?.heard ?? 0
   let { checkpoint, known } = await ctx.db.run(async (ex) => ({
     checkpoint: Number((await getMeta(ex, 'checkpoint')) ?? '0') || 0,
     known: parseBuckets(await getMeta(ex, 'known_buckets')),
@@ -38,6 +39,7 @@ export async function pullAll(ctx: CycleContext): Promise<void> {
     })
     if (res.snapshot_required) {
       await flush()
+      ctx.position?.reset()
       const reason = res.snapshot_reason ?? 'initial_sync_required'
       await snapshotRebuild(ctx, reason !== 'initial_sync_required', reason)
       return
@@ -51,7 +53,10 @@ export async function pullAll(ctx: CycleContext): Promise<void> {
     if (pages > 1 || res.has_more) {
       ctx.setStatus({ status: 'syncing', retryAt: null, progress: { phase: 'pull', rows, pages } })
     }
-    if (!res.has_more) return
+    if (!res.has_more) {
+      ctx.position?.pulled(res.checkpoint, heardAtStart)
+      return
+    }
     if (res.checkpoint <= checkpoint) {
       await flush()
       throw new InvalidResponseError('pull has_more without checkpoint progress')

@@ -14,6 +14,7 @@ import { pushAll } from './push-all.js'
  */
 export async function snapshotRebuild(ctx: CycleContext, approval: boolean, reason: string): Promise<void> {
   const schema = requireSchema(ctx)
+  ctx.position?.reset()
   // What could not be pushed stays queued, and its rows survive the rebuild.
   await pushAll(ctx)
   if (approval && !(await approveSnapshot(ctx))) throw new SnapshotRequiredError(reason)
