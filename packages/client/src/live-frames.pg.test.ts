@@ -24,7 +24,14 @@ afterAll(async () => {
 
 /** Counts pulls; forwards the event stream block by block, dropping the next `page` when asked to. */
 function tap() {
-  const seen = { pulls: 0, pages: [] as { from: number; to: number }[], dropped: 0, dropNext: false }
+  const seen = {
+    pulls: 0,
+    pages: [] as { from: number; to: number }[],
+    dropped: 0,
+    dropNext: false,
+    /** Empty the next page's changes: a frame that lacks an entry it should carry. */
+    hollowNext: false,
+  }
   const fetchTap: FetchLike = async (input, init) => {
     const url = String(input)
     if (url.endsWith('/sync/pull')) seen.pulls++
@@ -50,6 +57,12 @@ function tap() {
               if (seen.dropNext) {
                 seen.dropNext = false
                 seen.dropped++
+                continue
+              }
+              if (seen.hollowNext) {
+                seen.hollowNext = false
+                ctrl.enqueue(enc.encode(`event: page\ndata: ${JSON.stringify({ ...data, changes: [] })}\n\n`))
+                sent = true
                 continue
               }
             }
@@ -122,6 +135,22 @@ describe('live data frames (SDK)', () => {
     expect(t.seen.pulls).toBeGreaterThan(pulls)
     const [lost, next] = t.seen.pages.slice(-2)
     expect(next?.from).toBe(lost?.to)
+  })
+})
+
+describe('live data frames never move the pull checkpoint', () => {
+  it('an entry a frame lacked still arrives with the next pull', async () => {
+    const t = tap()
+    const { c } = await liveClient(t)
+    const pages = t.seen.pages.length
+    const name = `hollow-${randomUUID()}`
+    t.seen.hollowNext = true
+    await rename(name, 3)
+    await waitFor(() => t.seen.pages.length > pages, 10_000, 'the hollow frame')
+    await new Promise((r) => setTimeout(r, 300))
+    expect(await has(c, name)).toBe(false)
+    await c.syncNow()
+    expect(await has(c, name)).toBe(true)
   })
 })
 

@@ -100,7 +100,10 @@ export function onLiveFrame(
     schema !== null &&
     schema.version === frame.schema_version &&
     schema.hash === frame.schema_hash
-  const page = { changes: frame.changes, deletes: frame.deletes, checkpoint: frame.to }
+  // The stored pull checkpoint does not move with a frame (checkpoint 0 never raises it): frames only speed delivery
+  // up, and the next pull (the syncInterval timer at the latest) re-reads the range from the changelog, so an entry
+  // a frame ever lacked still arrives. The stream position (LivePosition) moves, so frames keep chaining.
+  const page = { changes: frame.changes, deletes: frame.deletes, checkpoint: 0 }
   const applied =
     usable &&
     scheduler.occupy(() =>

@@ -1,7 +1,7 @@
-import { stringifyJsonLossless } from '@synchro/protocol'
 import type pg from 'pg'
 import type { EngineContext } from '../core/context.js'
 import { readPage } from '../pull/pull.js'
+import { renderJson } from '../pull/record.js'
 import { accessPredicate } from '../rls/rls.js'
 
 /** A frame carries at most this many changelog entries; a bigger range is announced by a poke (the client pulls). */
@@ -102,15 +102,17 @@ export class FrameRenderer {
     try {
       // A contract not yet loaded (DDL just happened): the pull path loads it; a poke sends the client there.
       const contract = ctx.contracts.cachedFor(await this.#open(db, userId))
+      // The page statement alone: nothing is written, the transaction is rolled back below.
+      const query = { queryThenCommit: async <R extends object>(q: pg.QueryConfig) => (await db.query<R>(q)).rows }
       const page = contract
-        ? await readPage(ctx, db, contract, buckets, NO_CLIENT, prev, FRAME_MAX_ENTRIES, undefined)
+        ? await readPage(ctx, query, contract, buckets, NO_CLIENT, prev, FRAME_MAX_ENTRIES, undefined)
         : undefined
       // A change whose row did not come back is sent as a poke: the pull answers it as it always has (a row hidden
       // or hard-deleted is left out there too), and a frame never stands for a row it could not read.
       const complete =
         page && !('reason' in page) && !page.hasMore && page.unrenderable.length === 0 && page.missing === 0
       if (contract && page && complete && !('reason' in page)) {
-        const json = stringifyJsonLossless({
+        const json = renderJson({
           to,
           changes: page.changes,
           deletes: page.deletes,

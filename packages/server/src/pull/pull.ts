@@ -237,7 +237,7 @@ function cachedPageSql(ctx: EngineContext, contract: SchemaContract, filtered: b
 /** One page of `subs` after `from` (no checkpoint advance unless `clientRowId` is a client's row id). */
 export async function readPage(
   ctx: EngineContext,
-  tx: RequestTx,
+  tx: Pick<RequestTx, 'queryThenCommit'>,
   contract: SchemaContract,
   subs: string[],
   clientRowId: string,
