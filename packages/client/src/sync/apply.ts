@@ -9,6 +9,7 @@
 import type { DeleteEntry, PullResponse, SyncRecord } from '@synchro/protocol'
 import { runMany, type SqliteExecutor, type SqlParam, type SqlValue } from '../driver.js'
 import type { SyncedTable } from '../schema/synced-table.js'
+import { withCdcTriggersSuspended } from '../schema/triggers.js'
 import { getMeta, setMeta } from '../store/database.js'
 import { quoteIdent } from '../store/sql.js'
 import { compareTimestamps } from '../timestamps.js'
@@ -312,6 +313,26 @@ export async function writeServerStamps(
  * checkpoint — only if it is above the stored one — and the merged known buckets.
  */
 export async function applyPullGroup(
+  tx: SqliteExecutor,
+  tables: ReadonlyMap<string, SyncedTable>,
+  pages: readonly Pick<PullResponse, 'changes' | 'deletes' | 'checkpoint' | 'bucket_updates'>[],
+): Promise<ApplyStats> {
+  return withCdcTriggersSuspended(tx, bulkTables(tables, pages), () => applyPages(tx, tables, pages))
+}
+
+/** Tables with at least BULK_ROWS changes in the group: applied without their (idle) CDC triggers. */
+export const BULK_ROWS = 500
+
+function bulkTables(
+  tables: ReadonlyMap<string, SyncedTable>,
+  pages: readonly Pick<PullResponse, 'changes'>[],
+): string[] {
+  const counts = new Map<string, number>()
+  for (const page of pages) for (const r of page.changes) counts.set(r.table_name, (counts.get(r.table_name) ?? 0) + 1)
+  return [...counts].filter(([name, n]) => n >= BULK_ROWS && tables.has(name)).map(([name]) => name)
+}
+
+async function applyPages(
   tx: SqliteExecutor,
   tables: ReadonlyMap<string, SyncedTable>,
   pages: readonly Pick<PullResponse, 'changes' | 'deletes' | 'checkpoint' | 'bucket_updates'>[],
