@@ -7,7 +7,7 @@ import { migrateToSchema } from '../schema/migrate.js'
 import { type ClientSchema, toClientSchema } from '../schema/synced-table.js'
 import { LOCAL_TABLES_SQL, withCdcTriggersSuspended } from '../schema/triggers.js'
 import { withSyncLock } from '../store/database.js'
-import { applyPullGroup, applyPullPage, BULK_ROWS, mergeBuckets } from './apply.js'
+import { applyPullGroup, applyPullPage, applySnapshotGroup, BULK_ROWS, mergeBuckets } from './apply.js'
 
 afterAll(cleanupTempDirs)
 
@@ -222,6 +222,30 @@ describe('bulk groups apply without the idle CDC triggers', () => {
       { id: 'mine', op: 'create' },
       { id: 'r00007', op: 'update' },
       { id: 'r00008', op: 'delete' },
+    ])
+  })
+
+  it('snapshot groups too: bulk pages without triggers, rows with a queued change kept, triggers restored', async () => {
+    await d.run(`INSERT INTO lists (id, name) VALUES ('mine', 'local')`)
+    const before = await triggerSql()
+    const v0 = await schemaVersion()
+    const rows = many(BULK_ROWS, 'p')
+    await d.transaction((tx) =>
+      withSyncLock(tx, () =>
+        applySnapshotGroup(tx, schema.tables, [
+          rows.slice(0, 300),
+          [...rows.slice(300), rec('mine', '2027-01-01T00:00:00Z')],
+        ]),
+      ),
+    )
+    expect(await schemaVersion()).toBeGreaterThan(v0)
+    expect(await triggerSql()).toEqual(before)
+    expect(await d.all('SELECT count(*) AS n FROM lists')).toEqual([{ n: BULK_ROWS + 1 }])
+    expect(await d.all(`SELECT name FROM lists WHERE id = 'mine'`)).toEqual([{ name: 'local' }])
+    await d.run(`UPDATE lists SET name = 'edited' WHERE id = 'p00001'`)
+    expect(await queue()).toEqual([
+      { id: 'mine', op: 'create' },
+      { id: 'p00001', op: 'update' },
     ])
   })
 
