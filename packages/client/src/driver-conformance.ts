@@ -157,6 +157,34 @@ function transactionAndTriggerTests(fresh: () => Promise<SqliteDriver>): void {
     expect(await d.all('SELECT op FROM log')).toEqual([{ op: 'update' }])
   })
 
+  it('drops triggers and re-creates them from sqlite_master inside a transaction, rolled back with it (bulk applies rely on it)', async () => {
+    const d = await fresh()
+    await d.exec(`
+      CREATE TABLE t (v INTEGER);
+      CREATE TABLE log (v INTEGER);
+      CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN
+        -- a comment; and a semicolon inside the body
+        INSERT INTO log VALUES (NEW.v);
+      END;`)
+    const stored = await d.all<{ name: string; sql: string }>(
+      `SELECT name, sql FROM sqlite_master WHERE type = 'trigger'`,
+    )
+    await d.transaction(async (tx) => {
+      await tx.exec('DROP TRIGGER main.t_ins;')
+      await tx.run('INSERT INTO t VALUES (1)')
+      await tx.exec(stored.map((r) => `${r.sql};`).join('\n'))
+    })
+    await expect(
+      d.transaction(async (tx) => {
+        await tx.exec('DROP TRIGGER main.t_ins;')
+        throw new Error('boom')
+      }),
+    ).rejects.toThrow('boom')
+    await d.run('INSERT INTO t VALUES (2)')
+    expect(await d.all('SELECT v FROM log')).toEqual([{ v: 2 }])
+    expect(await d.all(`SELECT name, sql FROM sqlite_master WHERE type = 'trigger'`)).toEqual(stored)
+  })
+
   it('supports TEMP tables and TEMP triggers on main tables (change observation relies on them)', async () => {
     const d = await fresh()
     await d.exec(`

@@ -2,12 +2,12 @@ import type { SyncRecord } from '@synchro/protocol'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import { testSchema } from '../../test/fake-server.js'
 import { cleanupTempDirs, tempDriver } from '../../test/helpers.js'
-import type { SqliteDriver } from '../driver.js'
+import type { SqliteDriver, SqliteExecutor } from '../driver.js'
 import { migrateToSchema } from '../schema/migrate.js'
 import { type ClientSchema, toClientSchema } from '../schema/synced-table.js'
-import { LOCAL_TABLES_SQL } from '../schema/triggers.js'
+import { LOCAL_TABLES_SQL, withCdcTriggersSuspended } from '../schema/triggers.js'
 import { withSyncLock } from '../store/database.js'
-import { applyPullGroup, applyPullPage, mergeBuckets } from './apply.js'
+import { applyPullGroup, applyPullPage, applySnapshotGroup, BULK_ROWS, mergeBuckets } from './apply.js'
 
 afterAll(cleanupTempDirs)
 
@@ -179,5 +179,111 @@ describe('applying pull pages', () => {
       { value: '["user:u","team:1"]' },
     ])
     expect(mergeBuckets(['a'], undefined)).toBeNull()
+  })
+})
+
+describe('bulk groups apply without the idle CDC triggers', () => {
+  const triggerSql = (ex: SqliteExecutor = d) =>
+    ex.all<{ name: string; sql: string }>(`SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name`)
+  const schemaVersion = async () =>
+    (await d.all<{ v: number }>('SELECT schema_version AS v FROM pragma_schema_version'))[0]!.v
+  const queue = () =>
+    d.all<{ id: string; op: string }>(
+      'SELECT record_id AS id, operation AS op FROM _synchro_pending_changes ORDER BY table_name, record_id',
+    )
+  const many = (n: number, prefix: string) =>
+    Array.from({ length: n }, (_, i) => rec(`${prefix}${String(i).padStart(5, '0')}`, '2026-01-01T00:00:01Z'))
+  const group = (pages: SyncRecord[][]) =>
+    d.transaction((tx) =>
+      withSyncLock(tx, () =>
+        applyPullGroup(
+          tx,
+          schema.tables,
+          pages.map((changes, i) => ({ changes, deletes: [], checkpoint: i + 1 })),
+        ),
+      ),
+    )
+
+  it('a group with BULK_ROWS rows of a table drops and restores its triggers byte for byte; local writes are tracked before and after', async () => {
+    await d.run(`INSERT INTO lists (id, name) VALUES ('mine', 'local')`)
+    const before = await triggerSql()
+    const v0 = await schemaVersion()
+    // Two pages adding up to exactly BULK_ROWS rows, one of them for the row with a queued local change.
+    const rows = many(BULK_ROWS - 1, 'r')
+    const s = await group([rows.slice(0, 200), [...rows.slice(200), rec('mine', '2027-01-01T00:00:00Z')]])
+    expect(s).toEqual({ upserted: BULK_ROWS - 1, skipped: 1, deleted: 0 })
+    expect(await schemaVersion()).toBeGreaterThan(v0)
+    expect(await triggerSql()).toEqual(before)
+    expect(await queue()).toEqual([{ id: 'mine', op: 'create' }])
+    expect(await d.all(`SELECT name FROM lists WHERE id = 'mine'`)).toEqual([{ name: 'local' }])
+    await d.run(`UPDATE lists SET name = 'edited' WHERE id = 'r00007'`)
+    await d.run(`DELETE FROM lists WHERE id = 'r00008'`)
+    expect(await queue()).toEqual([
+      { id: 'mine', op: 'create' },
+      { id: 'r00007', op: 'update' },
+      { id: 'r00008', op: 'delete' },
+    ])
+  })
+
+  it('snapshot groups too: bulk pages without triggers, rows with a queued change kept, triggers restored', async () => {
+    await d.run(`INSERT INTO lists (id, name) VALUES ('mine', 'local')`)
+    const before = await triggerSql()
+    const v0 = await schemaVersion()
+    const rows = many(BULK_ROWS, 'p')
+    await d.transaction((tx) =>
+      withSyncLock(tx, () =>
+        applySnapshotGroup(tx, schema.tables, [
+          rows.slice(0, 300),
+          [...rows.slice(300), rec('mine', '2027-01-01T00:00:00Z')],
+        ]),
+      ),
+    )
+    expect(await schemaVersion()).toBeGreaterThan(v0)
+    expect(await triggerSql()).toEqual(before)
+    expect(await d.all('SELECT count(*) AS n FROM lists')).toEqual([{ n: BULK_ROWS + 1 }])
+    expect(await d.all(`SELECT name FROM lists WHERE id = 'mine'`)).toEqual([{ name: 'local' }])
+    await d.run(`UPDATE lists SET name = 'edited' WHERE id = 'p00001'`)
+    expect(await queue()).toEqual([
+      { id: 'mine', op: 'create' },
+      { id: 'p00001', op: 'update' },
+    ])
+  })
+
+  it('smaller groups keep the triggers (no DDL) and still queue nothing', async () => {
+    const v0 = await schemaVersion()
+    const s = await group([many(BULK_ROWS - 1, 's')])
+    expect(s.upserted).toBe(BULK_ROWS - 1)
+    expect(await schemaVersion()).toBe(v0)
+    expect(await queue()).toEqual([])
+  })
+
+  it('the triggers are gone only inside the call, and come back when it throws (transaction open or rolled back)', async () => {
+    const before = await triggerSql()
+    const lists = before.filter((t) => t.name.endsWith('_lists')).map((t) => t.name)
+    await d.transaction(async (tx) => {
+      await withCdcTriggersSuspended(tx, ['lists'], async () => {
+        const inside = (await triggerSql(tx)).map((t) => t.name)
+        expect(inside.filter((n) => lists.includes(n))).toEqual([])
+        expect(inside).toHaveLength(before.length - 3)
+      })
+      expect(await triggerSql(tx)).toEqual(before)
+      await expect(
+        withCdcTriggersSuspended(tx, ['lists'], async () => {
+          throw new Error('boom')
+        }),
+      ).rejects.toThrow('boom')
+      // Still inside the open transaction: back already, so a commit could never lose them.
+      expect(await triggerSql(tx)).toEqual(before)
+    })
+    await expect(
+      d.transaction((tx) =>
+        withCdcTriggersSuspended(tx, ['lists'], async () => {
+          throw new Error('rolled back')
+        }),
+      ),
+    ).rejects.toThrow('rolled back')
+    expect(await triggerSql()).toEqual(before)
+    await d.run(`INSERT INTO lists (id, name) VALUES ('after', 'x')`)
+    expect(await queue()).toEqual([{ id: 'after', op: 'create' }])
   })
 })

@@ -9,6 +9,7 @@
 import type { DeleteEntry, PullResponse, SyncRecord } from '@synchro/protocol'
 import { runMany, type SqliteExecutor, type SqlParam, type SqlValue } from '../driver.js'
 import type { SyncedTable } from '../schema/synced-table.js'
+import { withCdcTriggersSuspended } from '../schema/triggers.js'
 import { getMeta, setMeta } from '../store/database.js'
 import { quoteIdent } from '../store/sql.js'
 import { compareTimestamps } from '../timestamps.js'
@@ -279,6 +280,17 @@ export async function applySnapshotPage(
   return stats
 }
 
+/** Applies consecutive snapshot pages in order (caller's sync-locked transaction); bulk tables without triggers. */
+export async function applySnapshotGroup(
+  tx: SqliteExecutor,
+  tables: ReadonlyMap<string, SyncedTable>,
+  pages: readonly (readonly SyncRecord[])[],
+): Promise<void> {
+  await withCdcTriggersSuspended(tx, bulkTables(tables, pages), async () => {
+    for (const records of pages) await applySnapshotPage(tx, tables, records)
+  })
+}
+
 /** Upserts one server row (a conflict's `server_version`): all schema columns, absent keys NULL. */
 export async function upsertServerRecord(tx: SqliteExecutor, t: SyncedTable, rec: SyncRecord): Promise<void> {
   await tx.run(planFor(t).upsertSql, recordParams(t, rec))
@@ -312,6 +324,27 @@ export async function writeServerStamps(
  * checkpoint — only if it is above the stored one — and the merged known buckets.
  */
 export async function applyPullGroup(
+  tx: SqliteExecutor,
+  tables: ReadonlyMap<string, SyncedTable>,
+  pages: readonly Pick<PullResponse, 'changes' | 'deletes' | 'checkpoint' | 'bucket_updates'>[],
+): Promise<ApplyStats> {
+  const bulk = bulkTables(
+    tables,
+    pages.map((p) => p.changes),
+  )
+  return withCdcTriggersSuspended(tx, bulk, () => applyPages(tx, tables, pages))
+}
+
+/** Tables with at least BULK_ROWS changes in the group: applied without their (idle) CDC triggers. */
+export const BULK_ROWS = 500
+
+function bulkTables(tables: ReadonlyMap<string, SyncedTable>, pages: readonly (readonly SyncRecord[])[]): string[] {
+  const counts = new Map<string, number>()
+  for (const page of pages) for (const r of page) counts.set(r.table_name, (counts.get(r.table_name) ?? 0) + 1)
+  return [...counts].filter(([name, n]) => n >= BULK_ROWS && tables.has(name)).map(([name]) => name)
+}
+
+async function applyPages(
   tx: SqliteExecutor,
   tables: ReadonlyMap<string, SyncedTable>,
   pages: readonly Pick<PullResponse, 'changes' | 'deletes' | 'checkpoint' | 'bucket_updates'>[],

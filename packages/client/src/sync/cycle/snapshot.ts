@@ -2,7 +2,7 @@ import type { SnapshotCursor, SnapshotResponse } from '@synchro/protocol'
 import { InvalidResponseError, SnapshotRequiredError } from '../../errors.js'
 import { clearForRebuild } from '../../schema/migrate.js'
 import { setMeta, withSyncLock } from '../../store/database.js'
-import { applySnapshotPage } from '../apply.js'
+import { applySnapshotGroup } from '../apply.js'
 import type { SyncProgress } from '../status.js'
 import { APPLY_GROUP_ROWS, type CycleContext, requireSchema, schemaPair } from './context.js'
 import { pushAll } from './push-all.js'
@@ -44,7 +44,11 @@ export async function snapshotRebuild(ctx: CycleContext, approval: boolean, reas
       await ctx.db.transaction(
         (tx) =>
           withSyncLock(tx, async () => {
-            for (const page of pagesToApply) await applySnapshotPage(tx, schema.tables, page.records)
+            await applySnapshotGroup(
+              tx,
+              schema.tables,
+              pagesToApply.map((p) => p.records),
+            )
             if (!res.has_more) {
               await setMeta(tx, 'checkpoint', String(res.checkpoint))
               await setMeta(tx, 'snapshot_complete', '1')
