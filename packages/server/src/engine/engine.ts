@@ -10,91 +10,46 @@ import type {
   SnapshotResponse,
   TablesResponse,
 } from '@synchro/protocol'
-import { type CompactionProgress, type CompactionResult, runCompaction } from '../changelog/compaction.js'
-import { ChangelogNotifier, type NotifierOptions, type PokeFn } from '../changelog/notifier.js'
-import { lastWriteWins } from '../conflict/lww.js'
+import type { CompactionProgress, CompactionResult } from '../changelog/compaction.js'
+import type { PokeFn } from '../changelog/notifier.js'
 import type { EngineContext } from '../core/context.js'
 import { emitHook } from '../core/hooks.js'
 import type { SyncService } from '../core/service.js'
-import { ConfigurationError } from '../errors.js'
 import type { RequestOptions } from '../limits/deadline.js'
-import { DEFAULT_MAX_CLIENTS_PER_USER, DEFAULT_MAX_JSON_DEPTH } from '../limits/limits.js'
-import { FrameRenderer } from '../live/frames.js'
+import { LiveHub } from '../live/hub.js'
 import { ensureTableIndexes } from '../migrations/indexes.js'
 import { runMigrations } from '../migrations/migrations.js'
 import { pull } from '../pull/pull.js'
 import { push } from '../push/push.js'
 import { register } from '../register/register.js'
 import type { ResolvedTable } from '../registry/registry.js'
-import { inRequest } from '../request/open.js'
 import { applyRlsPolicies, type RlsOptions, rlsStatements } from '../rls/rls.js'
-import { SchemaContractCache, tableMetaOf } from '../schema/contract.js'
+import { tableMetaOf } from '../schema/contract.js'
 import { snapshot } from '../snapshot/snapshot.js'
-import {
-  compactionResult,
-  pullAttributes,
-  pullResult,
-  pushAttributes,
-  pushResult,
-  snapshotResult,
-} from '../telemetry/attributes.js'
+import { pullAttributes, pullResult, pushAttributes, pushResult, snapshotResult } from '../telemetry/attributes.js'
 import { clientRebuild } from '../telemetry/events.js'
 import { withSpan } from '../telemetry/tracing.js'
-import { defaultLogger, safeErrorFacts } from '../util/log.js'
 import { guardPool } from '../util/pool.js'
-import { parseVersion } from '../util/semver.js'
 import { nowRfc3339 } from '../util/time.js'
 import { replicationProblems } from '../wal/setup.js'
+import { Compactor } from './compactor.js'
+import { engineContext } from './context.js'
 import type { EngineOptions } from './types.js'
-
-const DAY_MS = 24 * 60 * 60 * 1000
 
 /** The sync engine: every endpoint as a method, no HTTP. Create it with `createEngine`. */
 export class Engine implements SyncService {
   readonly ctx: EngineContext
-  #compactionTimer: NodeJS.Timeout | undefined
-  #compactionConfigured: boolean
-  #notifier: ChangelogNotifier | undefined
-  #frames: FrameRenderer | undefined
-  readonly #live: NotifierOptions
+  readonly #compactor: Compactor
+  readonly #live: LiveHub
 
   constructor(options: EngineOptions) {
-    if (!options?.pool) throw new ConfigurationError('createEngine: pool is required')
-    if (!options.registry) throw new ConfigurationError('createEngine: registry is required')
-    if (
-      options.minClientVersion !== undefined &&
-      options.minClientVersion !== '' &&
-      !parseVersion(options.minClientVersion)
-    ) {
-      throw new ConfigurationError(`createEngine: invalid minClientVersion ${JSON.stringify(options.minClientVersion)}`)
-    }
-    const tables = options.registry.validate()
-    this.#compactionConfigured = options.compaction !== undefined
-    this.#live = {
+    this.ctx = engineContext(options)
+    this.#compactor = new Compactor(this.ctx, options.compaction !== undefined)
+    this.#live = new LiveHub(this.ctx, {
       listen: options.live?.listen ?? true,
       pollMs: options.live?.pollIntervalMs ?? 100,
       fallbackPollMs: options.live?.fallbackPollIntervalMs ?? 2_000,
-    }
-    this.ctx = {
-      pool: options.pool,
-      registry: options.registry,
-      tables,
-      contracts: new SchemaContractCache(options.pool, tables),
-      conflictResolver:
-        options.conflictResolver ?? lastWriteWins({ clockSkewToleranceMs: options.clockSkewToleranceMs ?? 0 }),
-      hooks: options.hooks ?? {},
-      logger: options.logger ?? defaultLogger,
-      minClientVersion: options.minClientVersion || undefined,
-      limits: {
-        maxJsonDepth: positiveInt(options.maxJsonDepth, DEFAULT_MAX_JSON_DEPTH, 'maxJsonDepth'),
-        maxClientsPerUser: positiveInt(options.maxClientsPerUser, DEFAULT_MAX_CLIENTS_PER_USER, 'maxClientsPerUser', 0),
-      },
-      compaction: {
-        intervalMs: options.compaction?.intervalMs,
-        staleThresholdMs: options.compaction?.staleThresholdMs ?? 7 * DAY_MS,
-        batchSize: options.compaction?.batchSize ?? 10_000,
-      },
-    }
+    })
   }
 
   /** Registered tables in registration order. */
@@ -177,16 +132,8 @@ export class Engine implements SyncService {
    * One compaction run (§3 I); error when the engine was created without compaction options. `onProgress` (for
    * terminals) costs one count of the entries to delete up front.
    */
-  async runCompaction(opts: { onProgress?: (p: CompactionProgress) => void } = {}): Promise<CompactionResult> {
-    if (!this.#compactionConfigured) throw new ConfigurationError('compaction is not configured')
-    const result = await withSpan(
-      'synchro.compaction',
-      {},
-      () => runCompaction(this.ctx, opts.onProgress),
-      compactionResult,
-    )
-    emitHook(this.ctx, 'onCompaction', () => result)
-    return result
+  runCompaction(opts: { onProgress?: (p: CompactionProgress) => void } = {}): Promise<CompactionResult> {
+    return this.#compactor.run(opts.onProgress)
   }
 
   /** The RLS statements of §2.6 for the registry (idempotent form). */
@@ -201,14 +148,7 @@ export class Engine implements SyncService {
 
   /** Starts background compaction when `compaction.intervalMs` is set. */
   startBackgroundTasks(): void {
-    const every = this.ctx.compaction.intervalMs
-    if (!every || this.#compactionTimer) return
-    this.#compactionTimer = setInterval(() => {
-      this.runCompaction().catch((err: unknown) =>
-        this.ctx.logger.error({ err: safeErrorFacts(err) }, 'background compaction failed'),
-      )
-    }, every)
-    this.#compactionTimer.unref()
+    this.#compactor.start()
   }
 
   /**
@@ -224,11 +164,7 @@ export class Engine implements SyncService {
     since?: number,
     onEnd?: () => void,
   ): Promise<() => void> {
-    // The client row (404 / stale → 403) in one statement, no transaction: nothing is written.
-    const opening = { access: 'read', schema: 'none', begin: null } as const
-    const client = await inRequest(this.ctx, userId, { client_id: clientId }, opening, async (tx) => tx.client)
-    this.#notifier ??= new ChangelogNotifier(this.ctx.pool, this.#live, this.ctx.logger)
-    return this.#notifier.subscribe(client.bucketSubs, onChange, since, onEnd)
+    return this.#live.subscribe(userId, clientId, onChange, since, onEnd)
   }
 
   /**
@@ -236,32 +172,22 @@ export class Engine implements SyncService {
    * (see live/frames.ts), or undefined when the range does not fit a frame (the stream pokes instead).
    */
   liveFrame(userId: string, buckets: readonly string[], prev: number, to: number): Promise<Uint8Array | undefined> {
-    this.#frames ??= new FrameRenderer(this.ctx)
-    return this.#frames.body(userId, buckets, prev, to)
+    return this.#live.frame(userId, buckets, prev, to)
   }
 
   /** Ends every open live stream (`GET /sync/events`); clients reconnect elsewhere. Call when shutting down. */
   endLiveStreams(): void {
-    this.#notifier?.endAll()
+    this.#live.endAll()
   }
 
   /** Stops background work. The pool belongs to the caller and stays open. */
   async close(): Promise<void> {
-    this.#notifier?.endAll()
-    if (this.#compactionTimer) clearInterval(this.#compactionTimer)
-    this.#compactionTimer = undefined
+    this.#live.endAll()
+    this.#compactor.stop()
   }
 }
 
 /** An integer option ≥ `min`, or its default when absent; anything else is a configuration error. */
-function positiveInt(value: number | undefined, fallback: number, name: string, min = 1): number {
-  if (value === undefined) return fallback
-  if (!Number.isInteger(value) || value < min) {
-    throw new ConfigurationError(`createEngine: ${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`)
-  }
-  return value
-}
-
 /** Validates the registry, runs migrations (unless `migrate: false`) and returns a ready engine. */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const engine = new Engine(options)

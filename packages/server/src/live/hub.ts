@@ -1,0 +1,40 @@
+import { ChangelogNotifier, type NotifierOptions, type PokeFn } from '../changelog/notifier.js'
+import type { EngineContext } from '../core/context.js'
+import { inRequest } from '../request/open.js'
+import { FrameRenderer } from './frames.js'
+
+/** The live side of one engine: the changelog notifier (pokes) and the frame renderer, both started on first use. */
+export class LiveHub {
+  #notifier: ChangelogNotifier | undefined
+  #frames: FrameRenderer | undefined
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly options: NotifierOptions,
+  ) {}
+
+  /** Subscribes a registered client's buckets (404 / stale → 403 from the opener); returns the unsubscribe function. */
+  async subscribe(
+    userId: string,
+    clientId: string,
+    onChange: PokeFn,
+    since?: number,
+    onEnd?: () => void,
+  ): Promise<() => void> {
+    // The client row in one statement, no transaction: nothing is written.
+    const opening = { access: 'read', schema: 'none', begin: null } as const
+    const client = await inRequest(this.ctx, userId, { client_id: clientId }, opening, async (tx) => tx.client)
+    this.#notifier ??= new ChangelogNotifier(this.ctx.pool, this.options, this.ctx.logger)
+    return this.#notifier.subscribe(client.bucketSubs, onChange, since, onEnd)
+  }
+
+  frame(userId: string, buckets: readonly string[], prev: number, to: number): Promise<Uint8Array | undefined> {
+    this.#frames ??= new FrameRenderer(this.ctx)
+    return this.#frames.body(userId, buckets, prev, to)
+  }
+
+  /** Ends every open stream (shutdown): clients reconnect elsewhere. */
+  endAll(): void {
+    this.#notifier?.endAll()
+  }
+}
