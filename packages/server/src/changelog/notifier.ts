@@ -174,7 +174,15 @@ export class ChangelogNotifier {
         else hit.set(sub, [b])
       }
     }
-    for (const [sub, touched] of hit) sub.notify(seq, { prev, buckets: touched })
+    for (const [sub, touched] of hit) {
+      if (sub.since === undefined) sub.notify(seq, { prev, buckets: touched })
+      else {
+        // Joined while this range was being read: nothing is known of its buckets in (since, prev], so no range (a
+        // frame starting at `since` would stand for entries it does not hold) — a plain poke, and it is settled.
+        sub.since = undefined
+        sub.notify(seq)
+      }
+    }
   }
 
   #settleNewcomer(sub: Subscriber): void {

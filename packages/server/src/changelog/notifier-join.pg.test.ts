@@ -1,0 +1,77 @@
+/**
+ * A subscriber that joins while the notifier is reading a range must not be handed that range: its buckets may
+ * have entries between its own checkpoint and the range's start, which a live data frame starting at its checkpoint
+ * would then stand for without carrying. Real PostgreSQL; the bucket read is held at a gate so the join lands inside.
+ */
+import { createTestDatabase, type TestDatabase } from '@synchro/test-harness'
+import type pg from 'pg'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { runMigrations } from '../migrations/migrations.js'
+import { ChangelogNotifier, type PokeRange } from './notifier.js'
+
+let db: TestDatabase
+beforeAll(async () => {
+  db = await createTestDatabase()
+  await runMigrations(db.pool)
+}, 120_000)
+afterAll(async () => {
+  await db?.drop()
+})
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} }
+const insert = async (bucket: string) =>
+  Number(
+    (
+      await db.pool.query<{ seq: string }>(
+        `INSERT INTO sync_changelog (bucket_id, table_name, record_id, operation) VALUES ($1, 't', gen_random_uuid()::text, 1)
+         RETURNING seq::text AS seq`,
+        [bucket],
+      )
+    ).rows[0]?.seq,
+  )
+const settle = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+it('a subscriber joining while a range is read gets a plain poke for it, never the range', async () => {
+  // The bucket read's answer (`SELECT DISTINCT bucket_id …`) waits at a gate while `gated` is set.
+  let gated = false
+  let pending: (() => void) | undefined
+  let reached: (() => void) | undefined
+  const atGate = new Promise<void>((r) => {
+    reached = r
+  })
+  const pool = {
+    options: db.pool.options,
+    query: async (text: string, values?: unknown[]) => {
+      const result = await db.pool.query(text, values)
+      // The answer is in; handing it over waits at the gate (released in the same tick as the join below).
+      if (gated && text.includes('DISTINCT bucket_id')) {
+        reached?.()
+        await new Promise<void>((r) => {
+          pending = r
+        })
+      }
+      return result
+    },
+  } as unknown as pg.Pool
+  const notifier = new ChangelogNotifier(pool, { listen: false, pollMs: 20, fallbackPollMs: 20 }, silent)
+  const stop = notifier.subscribe(['keeper'], () => {})
+  try {
+    const checkpoint = await insert('other') // where the late subscriber's client stands
+    await insert('late') // an entry of its bucket the notifier reads before it joins
+    await settle(200)
+    gated = true
+    await insert('late') // the range being read when it joins
+    await atGate
+    const got: (PokeRange | undefined)[] = []
+    notifier.subscribe(['late'], (_seq, range) => got.push(range), checkpoint)
+    pending?.() // the read completes before the newcomer's own settling runs
+    await settle(200)
+    expect(got.length).toBeGreaterThanOrEqual(1)
+    expect(got[0]).toBeUndefined()
+  } finally {
+    gated = false
+    pending?.()
+    stop()
+    notifier.stop()
+  }
+})
