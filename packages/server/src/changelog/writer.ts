@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { type EdgeEntry, EdgeState } from '../buckets/edges.js'
+import { EdgeState } from '../buckets/edges.js'
 import type { BucketResolver } from '../buckets/resolver.js'
 import type { Logger } from '../util/log.js'
 import { WalApplyError } from '../wal/errors.js'
