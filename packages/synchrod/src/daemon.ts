@@ -15,6 +15,7 @@ import {
   startWalConsumer,
   type WalConsumer,
 } from '@synchro/server'
+import type pg from 'pg'
 import { databaseLabel, readStatus } from './commands/status.js'
 import { buildRegistry, type Settings } from './config.js'
 import {
@@ -188,28 +189,7 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
   try {
     const metrics = new Metrics({ pool: db.pool, slotName: o.slotName, consumer: () => consumer })
     if (mode === 'serve') {
-      engine = await createEngine({
-        pool: db.pool,
-        registry,
-        conflictResolver:
-          o.conflictResolver === 'server_wins'
-            ? serverWins()
-            : lastWriteWins({ clockSkewToleranceMs: o.clockSkewToleranceMs }),
-        clockSkewToleranceMs: o.clockSkewToleranceMs,
-        minClientVersion: o.minClientVersion,
-        maxJsonDepth: o.maxJsonDepth,
-        maxClientsPerUser: o.maxClientsPerUser,
-        hooks: metrics.hooks(),
-        logger: log.child({ component: 'engine' }),
-        compaction: {
-          intervalMs: o.compactionIntervalMs,
-          staleThresholdMs: o.compactionStaleThresholdMs,
-          batchSize: o.compactionBatchSize,
-        },
-        migrate: false, // done in prepareDatabase
-        live: { listen: o.liveListen },
-      })
-      metrics.instrument(engine)
+      engine = await startEngine(db, registry, o, metrics, log)
     }
     if (withConsumer) {
       consumer = startWalConsumer({
@@ -222,23 +202,7 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
       })
     }
 
-    const health = async (): Promise<HealthReport> => {
-      const started = performance.now()
-      let reachable = true
-      let error: string | undefined
-      try {
-        await withTimeout(healthPool.query('SELECT 1'), 2_000)
-      } catch (err) {
-        reachable = false
-        error = errMessage(err)
-      }
-      const c = consumer?.status()
-      return {
-        status: stopping ? 'shutting_down' : reachable ? 'ok' : 'unavailable',
-        database: { reachable, latencyMs: Math.round(performance.now() - started), ...(error ? { error } : {}) },
-        consumer: c ? { enabled: true, ...c } : { enabled: false },
-      }
-    }
+    const health = healthCheck(healthPool, () => ({ stopping, consumer }))
     const syncHandler = engine
       ? createSyncHandler(engine, {
           authenticate: authenticate ?? headerAuth(),
@@ -308,6 +272,58 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
     void databaseLost.then(shutdown)
   })
   if (failure) throw new StartupError(failure.message)
+}
+
+/** The engine of `serve` mode, configured from the options and counted by the daemon's metrics. */
+async function startEngine(db: Database, registry: Registry, o: Options, metrics: Metrics, log: Log): Promise<Engine> {
+  const engine = await createEngine({
+    pool: db.pool,
+    registry,
+    conflictResolver:
+      o.conflictResolver === 'server_wins'
+        ? serverWins()
+        : lastWriteWins({ clockSkewToleranceMs: o.clockSkewToleranceMs }),
+    clockSkewToleranceMs: o.clockSkewToleranceMs,
+    minClientVersion: o.minClientVersion,
+    maxJsonDepth: o.maxJsonDepth,
+    maxClientsPerUser: o.maxClientsPerUser,
+    hooks: metrics.hooks(),
+    logger: log.child({ component: 'engine' }),
+    compaction: {
+      intervalMs: o.compactionIntervalMs,
+      staleThresholdMs: o.compactionStaleThresholdMs,
+      batchSize: o.compactionBatchSize,
+    },
+    migrate: false, // done in prepareDatabase
+    live: { listen: o.liveListen },
+  })
+  metrics.instrument(engine)
+  return engine
+}
+
+/** The /healthz report: database reachability on its own pool, and the consumer's state. */
+function healthCheck(
+  healthPool: pg.Pool,
+  state: () => { stopping: boolean; consumer: WalConsumer | undefined },
+): () => Promise<HealthReport> {
+  return async () => {
+    const started = performance.now()
+    let reachable = true
+    let error: string | undefined
+    try {
+      await withTimeout(healthPool.query('SELECT 1'), 2_000)
+    } catch (err) {
+      reachable = false
+      error = errMessage(err)
+    }
+    const { stopping, consumer } = state()
+    const c = consumer?.status()
+    return {
+      status: stopping ? 'shutting_down' : reachable ? 'ok' : 'unavailable',
+      database: { reachable, latencyMs: Math.round(performance.now() - started), ...(error ? { error } : {}) },
+      consumer: c ? { enabled: true, ...c } : { enabled: false },
+    }
+  }
 }
 
 function errMessage(err: unknown): string {

@@ -3,6 +3,7 @@ import { CLIENT_CLOSED_REQUEST, type Engine, type EngineHooks, type WalConsumer 
 import type pg from 'pg'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import { registerConsumerGauges, registerDatabaseGauges } from './metrics-gauges.js'
+import { instrumentEngine } from './metrics-instrument.js'
 import { RequestStats } from './status-page/request-stats.js'
 
 /** Route label values are a closed set (unknown paths collapse to "other") so label cardinality stays bounded. */
@@ -122,43 +123,11 @@ export class Metrics {
   }
 
   /**
-   * Counts records per push outcome and per pull/snapshot page by wrapping the engine's methods: the HTTP handler
-   * calls them on the instance, so the counts come from the typed results, not from re-parsing response bodies.
+   * Counts records per push outcome and per pull/snapshot page by wrapping the engine's methods (see
+   * instrumentEngine).
    */
   instrument(engine: Engine): void {
-    const push = engine.push.bind(engine)
-    const pull = engine.pull.bind(engine)
-    const snapshot = engine.snapshot.bind(engine)
-    // The request options (the handler's deadline) must reach the engine.
-    engine.push = async (userId, req, opts) => {
-      const res = await push(userId, req, opts)
-      for (const r of [...res.accepted, ...res.rejected]) {
-        this.pushRecords.inc({ status: r.status, reason: r.reason_code ?? '' })
-      }
-      return res
-    }
-    engine.pull = async (userId, req, opts) => {
-      const res = await pull(userId, req, opts)
-      if (res.changes.length > 0) this.pullRecords.inc({ kind: 'change' }, res.changes.length)
-      if (res.deletes.length > 0) this.pullRecords.inc({ kind: 'delete' }, res.deletes.length)
-      return res
-    }
-    const subscribe = engine.subscribeChanges.bind(engine)
-    engine.subscribeChanges = async (...args) => {
-      const unsubscribe = await subscribe(...args)
-      this.liveStreams++
-      let open = true
-      return () => {
-        if (open) this.liveStreams--
-        open = false
-        unsubscribe()
-      }
-    }
-    engine.snapshot = async (userId, req, opts) => {
-      const res = await snapshot(userId, req, opts)
-      this.snapshotRecords.inc(res.records.length)
-      return res
-    }
+    instrumentEngine(engine, this)
   }
 
   /** For the sync handler's onResponse. */

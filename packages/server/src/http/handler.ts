@@ -1,29 +1,28 @@
-import {
-  DEFAULT_BODY_LIMIT,
-  decodeRequest,
-  type Endpoint,
-  HEADERS,
-  MAX_PUSH_CHANGES,
-  type RequestOf,
-  ROUTE_PREFIX,
-  ROUTES,
-  type RouteName,
-  type SchemaMismatchBody,
-  WIRE_ERRORS,
-  type WireErrorCode,
-} from '@synchro/protocol'
-import { AuthError, type Authenticator } from '../auth/auth.js'
+import { DEFAULT_BODY_LIMIT, HEADERS, ROUTE_PREFIX, ROUTES, type RouteName, WIRE_ERRORS } from '@synchro/protocol'
+import type { Authenticator } from '../auth/auth.js'
 import type { SyncService } from '../core/service.js'
-import { isTransientError, SchemaMismatchError, wireCodeOf } from '../errors.js'
-import { Admission, type AdmissionLimits, DEFAULT_ADMISSION, type Ticket } from '../limits/admission.js'
+import { isTransientError } from '../errors.js'
+import { Admission, type AdmissionLimits, DEFAULT_ADMISSION } from '../limits/admission.js'
 import { RequestDeadline } from '../limits/deadline.js'
-import { MAX_IDENTIFIER_LENGTH } from '../limits/limits.js'
-import { renderJson } from '../pull/record.js'
 import { traceRequest } from '../telemetry/tracing.js'
 import type { Logger } from '../util/log.js'
 import { safeErrorFacts } from '../util/log.js'
 import { belowMinimum } from '../util/semver.js'
+import { answerBy } from './answer.js'
 import { eventStream } from './events.js'
+import { identify } from './identity.js'
+import { type EngineCall, handlePost } from './post.js'
+import {
+  clientErrorResponse,
+  error,
+  INTERNAL_ERROR_STATUS,
+  json,
+  retryable,
+  retryableWire,
+  wireError,
+} from './responses.js'
+
+export { CLIENT_CLOSED_REQUEST, json } from './responses.js'
 
 /** Answer from a rate-limit / backpressure hook: reject with `status` and `Retry-After`. */
 export interface RateLimitRejection {
@@ -80,112 +79,10 @@ const FAILED: Record<Route['endpoint'], keyof typeof WIRE_ERRORS> = {
   events: 'events_failed',
 }
 
-/** Runs one request's engine work under a fresh deadline (see answerBy), holding its admission ticket until done. */
-type EngineCall = (fn: (deadline: RequestDeadline) => Promise<Response>) => Promise<Response>
-
 /** Body of a rate-limit hook's refusal, by the status it chose (default: rate_limited's). */
 const REASON: Record<number, string> = {
   [WIRE_ERRORS.rate_limited.status]: WIRE_ERRORS.rate_limited.message,
   [WIRE_ERRORS.service_unavailable.status]: 'Service Unavailable',
-}
-
-/** The one status that is not a wire error of its own: an unexpected failure outside any endpoint. */
-const INTERNAL_ERROR_STATUS = 500
-
-/** A JSON response with the protocol's content type. */
-export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(renderJson(body), {
-    status,
-    headers: { 'content-type': 'application/json', ...headers },
-  })
-}
-
-function error(status: number, message: string, headers?: Record<string, string>): Response {
-  return json(status, { error: message }, headers)
-}
-
-/** A wire error: its status from WIRE_ERRORS, body `{error}` with its message unless a specific one is given. */
-function wireError(code: WireErrorCode, message?: string, headers?: Record<string, string>): Response {
-  return error(WIRE_ERRORS[code].status, message ?? WIRE_ERRORS[code].message, headers)
-}
-
-function retryable(status: number, message: string, seconds: number): Response {
-  return json(status, { error: message, retry_after: seconds }, { [HEADERS.retryAfter]: String(seconds) })
-}
-
-/** A retryable wire error (429 / 503) with Retry-After. */
-function retryableWire(code: 'rate_limited' | 'service_unavailable', seconds: number): Response {
-  return retryable(WIRE_ERRORS[code].status, WIRE_ERRORS[code].message, seconds)
-}
-
-/**
- * The answer to an error a client caused (it carries its wire code, see wireCodeOf): the code's status, the error's
- * message as body; a schema mismatch carries the server's pair. Undefined for any other error.
- */
-function clientErrorResponse(err: unknown): Response | undefined {
-  const code = wireCodeOf(err)
-  if (!code) return undefined
-  if (err instanceof SchemaMismatchError) {
-    const body: SchemaMismatchBody = {
-      code: 'schema_mismatch',
-      message: WIRE_ERRORS.schema_mismatch.message,
-      server_schema_version: err.serverSchemaVersion,
-      server_schema_hash: err.serverSchemaHash,
-    }
-    return json(WIRE_ERRORS[code].status, body)
-  }
-  return wireError(code, (err as Error).message)
-}
-
-/** Status reported to `onResponse` for a request whose client disconnected while sending its body. */
-export const CLIENT_CLOSED_REQUEST = 499
-
-class BodyTooLarge extends Error {}
-class BodyInvalid extends Error {}
-class BodyBudgetExhausted extends Error {}
-
-/**
- * Reads the body as UTF-8 text, enforcing the byte limit while streaming (a huge body is never buffered) and
- * reserving its bytes in the global body budget first (declared length) or as they arrive (chunked).
- */
-async function readBody(request: Request, limit: number, ticket: Ticket): Promise<string> {
-  const declared = request.headers.get('content-length')
-  if (declared !== null && Number(declared) > limit) throw new BodyTooLarge()
-  let reserved = declared !== null && Number(declared) > 0 ? Number(declared) : 0
-  if (!ticket.reserve(reserved)) throw new BodyBudgetExhausted()
-  if (!request.body) return ''
-  const reader = request.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > limit) {
-      await reader.cancel().catch(() => {})
-      throw new BodyTooLarge()
-    }
-    if (size > reserved) {
-      const more = size - reserved
-      if (!ticket.reserve(more)) {
-        await reader.cancel().catch(() => {})
-        throw new BodyBudgetExhausted()
-      }
-      reserved = size
-    }
-    chunks.push(value)
-  }
-  const buf = new Uint8Array(size)
-  let off = 0
-  for (const c of chunks) {
-    buf.set(c, off)
-    off += c.byteLength
-  }
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(buf)
-  } catch {
-    throw new BodyInvalid()
-  }
 }
 
 /**
@@ -214,20 +111,8 @@ export function createSyncHandler(
     if (!path.startsWith(ROUTE_PREFIX)) return wireError('not_found')
 
     // 1. Authentication (401 beats 426 beats 405/400/404).
-    let userId: string
-    try {
-      userId = (await options.authenticate(request)).toLowerCase()
-      if (userId === '') throw new AuthError(WIRE_ERRORS.missing_user_identity.message)
-      // An identity PostgreSQL cannot store (NUL) or index (thousands of characters) is not a usable identity.
-      if (userId.includes('\u0000') || userId.length > MAX_IDENTIFIER_LENGTH) {
-        throw new AuthError(WIRE_ERRORS.invalid_token.message)
-      }
-    } catch (err) {
-      if (err instanceof AuthError) return clientErrorResponse(err) ?? wireError('invalid_token', err.message)
-      if (isTransientError(err)) return unavailable()
-      logger.error({ err: errInfo(err) }, 'authenticator failed')
-      return wireError('invalid_token')
-    }
+    const userId = await identify(request, options.authenticate, logger, unavailable)
+    if (typeof userId !== 'string') return userId
     // 2. Version gate: only when a minimum is configured and the header is present.
     const appVersion = request.headers.get(HEADERS.appVersion)
     if (minVersion && appVersion !== null && belowMinimum(appVersion, minVersion)) {
@@ -254,7 +139,7 @@ export function createSyncHandler(
       const work = fn(deadline)
         .catch((err: unknown) => mapError(route.endpoint, err))
         .finally(() => ticket.release())
-      return answerBy(work, deadline)
+      return answerBy(work, deadline, timeoutMs, unavailable)
     }
     try {
       switch (route.endpoint) {
@@ -265,91 +150,11 @@ export function createSyncHandler(
         case 'events':
           return await call(() => eventStream(engine, request, userId, url))
         default:
-          return await handlePost(route.endpoint, request, userId, ticket, call)
+          return await handlePost(engine, route.endpoint, request, userId, ticket, call, { bodyLimit, unavailable })
       }
     } catch (err) {
       ticket.release()
       return mapError(route.endpoint, err)
-    }
-  }
-
-  /**
-   * The work's answer, or 503 + Retry-After once the deadline passes first (unless a commit is under way). The
-   * deadline moves on while the work makes progress (RequestDeadline), so the timer re-arms until it really passed.
-   */
-  function answerBy(work: Promise<Response>, deadline: RequestDeadline): Promise<Response> {
-    if (!(timeoutMs > 0)) return work
-    return new Promise<Response>((resolve) => {
-      let answered = false
-      let timer: NodeJS.Timeout
-      const check = () => {
-        const left = deadline.remainingMs()
-        if (left > 1) {
-          timer = setTimeout(check, left)
-          return
-        }
-        if (!deadline.expire()) return // committing: the real answer follows
-        answered = true
-        resolve(unavailable())
-      }
-      timer = setTimeout(check, timeoutMs)
-      void work.then((response) => {
-        clearTimeout(timer)
-        if (!answered) return resolve(response)
-        // Late: nobody will read it; an event stream set up meanwhile must unsubscribe.
-        response.body?.cancel().catch(() => {})
-      })
-    })
-  }
-
-  async function handlePost(
-    endpoint: Endpoint,
-    request: Request,
-    userId: string,
-    ticket: Ticket,
-    call: EngineCall,
-  ): Promise<Response> {
-    // Reading and decoding the body happen before the deadline starts: it bounds waiting for the database, not a
-    // slow upload (the server's request timeout bounds that).
-    let text: string
-    try {
-      text = await readBody(request, bodyLimit, ticket)
-    } catch (err) {
-      ticket.release()
-      if (err instanceof BodyTooLarge) return wireError('payload_too_large')
-      if (err instanceof BodyInvalid) return wireError('invalid_request_body')
-      if (err instanceof BodyBudgetExhausted) return unavailable()
-      // The body stream failed: the client went away mid-body and nobody reads this answer. Not a server fault, so
-      // not a 503: 499 (nginx's "client closed request") lets metrics count it apart.
-      return error(CLIENT_CLOSED_REQUEST, 'client closed request')
-    }
-    const decoded = decodeRequest(endpoint, text)
-    if (!decoded.ok) {
-      ticket.release()
-      // The decoder's message names the problem (`<key> is required` is missing_key): both are 400s.
-      return wireError('invalid_request_body', decoded.error)
-    }
-    switch (endpoint) {
-      case 'register':
-        return call(async (deadline) =>
-          json(200, await engine.register(userId, decoded.value as RequestOf<'register'>, { deadline })),
-        )
-      case 'pull':
-        return call(async (deadline) =>
-          json(200, await engine.pull(userId, decoded.value as RequestOf<'pull'>, { deadline })),
-        )
-      case 'push': {
-        const req = decoded.value as RequestOf<'push'>
-        if ((req.changes?.length ?? 0) > MAX_PUSH_CHANGES) {
-          ticket.release()
-          return wireError('too_many_changes')
-        }
-        return call(async (deadline) => json(200, await engine.push(userId, req, { deadline })))
-      }
-      case 'snapshot':
-        return call(async (deadline) =>
-          json(200, await engine.snapshot(userId, decoded.value as RequestOf<'snapshot'>, { deadline })),
-        )
     }
   }
 

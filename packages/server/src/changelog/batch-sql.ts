@@ -1,0 +1,113 @@
+import type pg from 'pg'
+import type { EdgeEntry, EdgeState } from '../buckets/edges.js'
+import { copyFrom, copyText } from './copy.js'
+import { CHANGELOG_CHANNEL, notifyBuckets } from './listener.js'
+import type { BatchOutput } from './output.js'
+
+/** Opens the batch's transaction and locks the position row; returns the stored LSN. */
+export async function beginBatch(client: pg.ClientBase, slotName: string): Promise<bigint> {
+  await client.query('BEGIN')
+  // Locks the position row: concurrent appliers for the same slot (a stale leader) serialise here, and the
+  // value read is the one this transaction will overwrite, so "skip what is stored" is race-free.
+  const { rows } = await client.query<{ lsn: string }>(
+    `INSERT INTO sync_wal_position (slot_name, confirmed_lsn) VALUES ($1, 0)
+     ON CONFLICT (slot_name) DO UPDATE SET slot_name = EXCLUDED.slot_name
+     RETURNING confirmed_lsn::text AS lsn`,
+    [slotName],
+  )
+  return BigInt(rows[0]?.lsn ?? '0')
+}
+
+/**
+ * Writes the batch: changelog rows by COPY (in WAL order, so `seq` follows it), new edges by COPY (they do not
+ * exist: the edge state says so, and only the position-lock holder writes edges), then one statement for removed
+ * edges, rule failures and the new confirmed LSN. With `copyEdges` false, edges are inserted ON CONFLICT instead.
+ */
+export async function writeBatch(
+  db: pg.ClientBase,
+  slotName: string,
+  out: BatchOutput,
+  state: EdgeState,
+  lsn: bigint,
+  copyEdges: boolean,
+): Promise<void> {
+  const del: [string[], string[], string[]] = [[], [], []]
+  const ins: [string[], string[], string[]] = [[], [], []]
+  let edgeCopy = ''
+  for (const e of state.entries()) {
+    if (e.initial === e.cur) continue
+    for (const b of e.initial) if (!e.cur.has(b)) pushEdge(del, e, b)
+    for (const b of e.cur) {
+      if (e.initial.has(b)) continue
+      if (copyEdges) edgeCopy += `${copyText(e.table)}\t${copyText(e.id)}\t${copyText(b)}\n`
+      else pushEdge(ins, e, b)
+    }
+  }
+  if (out.clRows > 0) {
+    await copyFrom(
+      db,
+      'COPY sync_changelog (bucket_id, table_name, record_id, operation) FROM STDIN',
+      Buffer.from(out.cl),
+    )
+  }
+  if (edgeCopy.length > 0) {
+    await copyFrom(db, 'COPY sync_bucket_edges (table_name, record_id, bucket_id) FROM STDIN', Buffer.from(edgeCopy))
+  }
+  // Deleted and inserted edge keys are disjoint (per record, a bucket is either removed or added), so the
+  // data-modifying CTEs, which share one snapshot, never touch the same row twice. PostgreSQL runs every
+  // data-modifying CTE even when the main statement does not reference it.
+  await db.query(
+    `WITH ed AS (
+       DELETE FROM sync_bucket_edges e USING unnest($1::text[], $2::text[], $3::text[]) AS x(t, r, b)
+        WHERE e.table_name = x.t AND e.record_id = x.r AND e.bucket_id = x.b
+       RETURNING 1
+     ), ei AS (
+       INSERT INTO sync_bucket_edges (table_name, record_id, bucket_id)
+       SELECT * FROM unnest($4::text[], $5::text[], $6::text[])
+       ON CONFLICT (table_name, record_id, bucket_id) DO UPDATE SET updated_at = now()
+       RETURNING 1
+     ), rf AS (
+       INSERT INTO sync_rule_failures (table_name, record_id, operation, error_text, payload)
+       SELECT * FROM unnest($7::text[], $8::text[], $9::int2[], $10::text[], $11::jsonb[])
+       RETURNING 1
+     )
+     INSERT INTO sync_wal_position (slot_name, confirmed_lsn, updated_at)
+     VALUES ($12, $13::bigint, now())
+     ON CONFLICT (slot_name) DO UPDATE
+       SET confirmed_lsn = GREATEST(sync_wal_position.confirmed_lsn, EXCLUDED.confirmed_lsn), updated_at = now()`,
+    [...del, ...ins, out.fTable, out.fRecord, out.fOp, out.fError, out.fPayload, slotName, lsn.toString()],
+  )
+}
+
+/**
+ * Delivered to every LISTENing instance when (and only if) the transaction commits. The head is the last seq this
+ * session drew: only the position-lock holder writes the changelog, so it is the new head. A listener that stops
+ * reading lets the notification queue fill; past half full we skip the NOTIFY (instances then find the batch by
+ * their fallback poll) rather than ever fail the capture on a full queue.
+ */
+export async function notify(db: pg.ClientBase, buckets: Iterable<string> | null): Promise<void> {
+  await db.query(
+    `SELECT CASE WHEN pg_notification_queue_usage() < 0.5 THEN pg_notify('${CHANGELOG_CHANNEL}',
+       '{"seq":' || currval(pg_get_serial_sequence('sync_changelog', 'seq')) || ',"b":' || $1 || '}') END`,
+    [buckets === null ? 'null' : notifyBuckets(buckets)],
+  )
+}
+
+/** The buckets a big transaction touches, for its NOTIFY: past a bound, "any bucket" (null). */
+export class BucketSet {
+  #set: Set<string> | null = new Set()
+  addAll(bs: Iterable<string>): void {
+    if (!this.#set) return
+    for (const b of bs) this.#set.add(b)
+    if (this.#set.size > 1_000) this.#set = null
+  }
+  values(): Iterable<string> | null {
+    return this.#set
+  }
+}
+
+function pushEdge(cols: [string[], string[], string[]], e: EdgeEntry, b: string): void {
+  cols[0].push(e.table)
+  cols[1].push(e.id)
+  cols[2].push(b)
+}

@@ -1,0 +1,142 @@
+import type { TextRow } from '../buckets/resolver.js'
+import type { Change, RowChange } from '../changelog/changes.js'
+import type { Registry, ResolvedTable } from '../registry/registry.js'
+import { decodePgoutput, type PgoutputMessage, type RelationMessage, type TupleValue, UNCHANGED } from './pgoutput.js'
+import type { SpillDecoder } from './spill.js'
+
+/** json and jsonb type OIDs: their text is JSON, handed to bucket functions as JSON values. */
+const JSON_OIDS = new Set([114, 3802])
+
+export interface RelationInfo {
+  table: ResolvedTable | null
+  rel: RelationMessage
+  jsonColumns: Set<string>
+}
+
+/**
+ * The session's relation map (the server describes each table before its first change, and again after it changes)
+ * and the decoding of row messages against it: row changes of registered tables, truncates, and the replay of a
+ * spilled transaction's recorded messages.
+ */
+export class Relations {
+  readonly #byId = new Map<number, RelationInfo>()
+  readonly #oids: Map<number, ResolvedTable>
+  readonly #registry: Registry
+  readonly #events: { skipped(err: Error | null, table?: string): void }
+
+  constructor(
+    oids: Map<number, ResolvedTable>,
+    registry: Registry,
+    events: { skipped(err: Error | null, table?: string): void },
+  ) {
+    this.#oids = oids
+    this.#registry = registry
+    this.#events = events
+  }
+
+  /** A relation message: the table as described from here on. */
+  describe(rel: RelationMessage): void {
+    this.#byId.set(rel.relationId, this.#info(rel))
+  }
+
+  /**
+   * Decodes a committed stream's recorded messages when the writer reads them: its own relation messages first
+   * (in order), the session's relation map for the rest.
+   */
+  replayDecoder(inStream: boolean): SpillDecoder {
+    const own = new Map<number, RelationInfo>()
+    const lookup = (id: number) => own.get(id) ?? this.#byId.get(id)
+    return (payload) => {
+      let msg: PgoutputMessage
+      try {
+        msg = decodePgoutput(payload, inStream)
+      } catch (err) {
+        this.#events.skipped(err as Error)
+        return null
+      }
+      if (msg.tag === 'relation') own.set(msg.relationId, this.#info(msg))
+      else if (msg.tag === 'insert' || msg.tag === 'update' || msg.tag === 'delete') return this.rowChange(msg, lookup)
+      else if (msg.tag === 'truncate') return this.truncate(msg, lookup)
+      return null
+    }
+  }
+
+  #info(rel: RelationMessage): RelationInfo {
+    return relationInfo(rel, this.#oids, this.#registry)
+  }
+
+  rowChange(msg: RowMessage, lookup = (id: number) => this.#byId.get(id)): RowChange | null {
+    const info = lookup(msg.relationId)
+    if (!info?.table) return null
+    const change = rowChange(msg, info, info.table)
+    if (!change) this.#events.skipped(null, info.table.tableName)
+    return change
+  }
+
+  truncate(
+    msg: Extract<PgoutputMessage, { tag: 'truncate' }>,
+    lookup = (id: number) => this.#byId.get(id),
+  ): Change | null {
+    const tables = msg.relationIds
+      .map((id) => lookup(id)?.table ?? this.#oids.get(id))
+      .filter((t): t is ResolvedTable => t !== undefined && t !== null)
+    return tables.length > 0 ? { kind: 'truncate', tables } : null
+  }
+}
+
+function relationInfo(rel: RelationMessage, oids: Map<number, ResolvedTable>, registry: Registry): RelationInfo {
+  // By OID first (exact, follows search_path); by name for a table recreated since the session started.
+  const table =
+    oids.get(rel.relationId) ??
+    registry.get(`${rel.namespace}.${rel.name}`) ??
+    (rel.namespace === 'public' ? registry.get(rel.name) : undefined) ??
+    null
+  const jsonColumns = new Set(rel.columns.filter((c) => JSON_OIDS.has(c.typeOid)).map((c) => c.name))
+  return { table, rel, jsonColumns }
+}
+
+export type RowMessage = Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>
+
+/** Builds a RowChange; unchanged-TOAST values are taken from the old row (REPLICA IDENTITY FULL) or re-read later. */
+function rowChange(msg: RowMessage, info: RelationInfo, table: ResolvedTable): RowChange | null {
+  const cols = info.rel.columns
+  let row: TextRow
+  let oldRow: TextRow | null = null
+  let missing: string[] | null = null
+  if (msg.tag === 'insert') row = toRow(cols, msg.newTuple, null, null)
+  else if (msg.tag === 'update') {
+    // Only updates carry "unchanged TOAST" markers.
+    missing = []
+    row = toRow(cols, msg.newTuple, msg.oldKind === 'O' ? msg.oldTuple : null, missing)
+    oldRow = msg.oldTuple ? toRow(cols, msg.oldTuple, null, null) : null
+  } else row = toRow(cols, msg.oldTuple, null, null)
+  const id = row[table.idColumn] ?? (missing?.includes(table.idColumn) ? oldRow?.[table.idColumn] : undefined)
+  if (id === undefined || id === null) return null
+  const change: RowChange = { kind: msg.tag, table, id, row, oldRow, jsonColumns: info.jsonColumns }
+  if (missing && missing.length > 0) change.missing = missing
+  return change
+}
+
+/** A tuple as a row; unchanged-TOAST values come from `fallback` (the full old tuple) or are listed in `missing`. */
+function toRow(
+  cols: RelationMessage['columns'],
+  tuple: TupleValue[],
+  fallback: TupleValue[] | null,
+  missing: string[] | null,
+): TextRow {
+  const row: TextRow = {}
+  for (let i = 0; i < cols.length && i < tuple.length; i++) {
+    const name = (cols[i] as { name: string }).name
+    let v = tuple[i] as TupleValue
+    if (v === UNCHANGED) {
+      const old = fallback?.[i]
+      if (old !== undefined && old !== UNCHANGED) v = old
+      else {
+        missing?.push(name)
+        continue
+      }
+    }
+    row[name] = v
+  }
+  return row
+}
