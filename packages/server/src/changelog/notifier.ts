@@ -3,28 +3,9 @@ import type { Logger } from '../util/log.js'
 import { safeErrorFacts } from '../util/log.js'
 import { ChangelogListener, type ChangelogPoke } from './listener.js'
 import { bucketsBetween, headSeq } from './reader.js'
+import { type PokeFn, type Subscriber, Subscribers } from './subscribers.js'
 
-/**
- * What a poke knows about the change range: every changelog entry in (`prev`, head] of the subscriber's buckets is in
- * one of `buckets` (the subscriber's buckets that got entries), and every earlier range since the subscriber joined
- * was reported too — so a subscriber told about (prev, head] has heard of every range touching it.
- */
-export interface PokeRange {
-  prev: number
-  buckets: readonly string[]
-}
-
-/** Called with the new head and, when the range's buckets were read exactly, the range (live data frames). */
-export type PokeFn = (seq: number, range?: PokeRange) => void
-
-interface Subscriber {
-  buckets: ReadonlySet<string>
-  notify: PokeFn
-  /** Ends the subscriber's stream (engine shutdown). */
-  end?: () => void
-  /** The subscriber's own checkpoint when it joined; poked once if the head is already past it. */
-  since: number | undefined
-}
+export type { PokeFn, PokeRange } from './subscribers.js'
 
 /** Above this many new entries in one poll, every subscriber is poked instead of reading the bucket list. */
 const MAX_SCAN = 50_000
@@ -47,9 +28,7 @@ export interface NotifierOptions {
  * clients still pull to get the data.
  */
 export class ChangelogNotifier {
-  readonly #subs = new Set<Subscriber>()
-  /** bucket → its subscribers, so a batch pokes its buckets' streams without scanning everyone. */
-  readonly #byBucket = new Map<string, Set<Subscriber>>()
+  readonly #subs = new Subscribers()
   #timer: NodeJS.Timeout | undefined
   #timerMs = 0
   #listener: ChangelogListener | undefined
@@ -73,11 +52,6 @@ export class ChangelogNotifier {
   subscribe(buckets: readonly string[], notify: PokeFn, since?: number, end?: () => void): () => void {
     const sub: Subscriber = { buckets: new Set(buckets), notify, since, end }
     this.#subs.add(sub)
-    for (const b of sub.buckets) {
-      const set = this.#byBucket.get(b)
-      if (set) set.add(sub)
-      else this.#byBucket.set(b, new Set([sub]))
-    }
     if (this.#subs.size === 1) this.#start()
     else if (since !== undefined && this.#last !== undefined) {
       // The head is known: settle the newcomer now (after the caller has sent its first event).
@@ -85,11 +59,6 @@ export class ChangelogNotifier {
     }
     return () => {
       if (!this.#subs.delete(sub)) return
-      for (const b of sub.buckets) {
-        const set = this.#byBucket.get(b)
-        set?.delete(sub)
-        if (set?.size === 0) this.#byBucket.delete(b)
-      }
       if (this.#subs.size === 0) this.stop()
     }
   }
@@ -108,7 +77,6 @@ export class ChangelogNotifier {
   endAll(): void {
     for (const sub of [...this.#subs]) sub.end?.()
     this.#subs.clear()
-    this.#byBucket.clear()
     this.stop()
   }
 
@@ -157,34 +125,6 @@ export class ChangelogNotifier {
     void this.#tick()
   }
 
-  /**
-   * Pokes the subscribers of `buckets` (every subscriber when undefined), each once; with exact buckets each gets
-   * the range (`prev`, seq] and which of its buckets it touched.
-   */
-  #poke(buckets: ReadonlySet<string> | undefined, seq: number, prev: number): void {
-    if (!buckets) {
-      for (const sub of this.#subs) sub.notify(seq)
-      return
-    }
-    const hit = new Map<Subscriber, string[]>()
-    for (const b of buckets) {
-      for (const sub of this.#byBucket.get(b) ?? []) {
-        const list = hit.get(sub)
-        if (list) list.push(b)
-        else hit.set(sub, [b])
-      }
-    }
-    for (const [sub, touched] of hit) {
-      if (sub.since === undefined) sub.notify(seq, { prev, buckets: touched })
-      else {
-        // Joined while this range was being read: nothing is known of its buckets in (since, prev], so no range (a
-        // frame starting at `since` would stand for entries it does not hold) — a plain poke, and it is settled.
-        sub.since = undefined
-        sub.notify(seq)
-      }
-    }
-  }
-
   #settleNewcomer(sub: Subscriber): void {
     if (sub.since === undefined || this.#last === undefined || !this.#subs.has(sub)) return
     if (sub.since < this.#last) sub.notify(this.#last)
@@ -223,6 +163,6 @@ export class ChangelogNotifier {
     if (last === undefined || seq <= last) return
     let buckets: Set<string> | undefined
     if (seq - last <= MAX_SCAN) buckets = await bucketsBetween(this.pool, last, seq)
-    this.#poke(buckets, seq, last)
+    this.#subs.poke(buckets, seq, last)
   }
 }
