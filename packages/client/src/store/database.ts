@@ -1,42 +1,27 @@
 /**
  * The SDK's single connection: every statement and transaction runs under one FIFO mutex (the driver contract lets
  * drivers be naive about concurrency), and every operation ends with a cheap change check so that `onChange`,
- * `watch` and the debounced push learn what changed — including writes made by triggers.
- *
- * Change observation uses TEMP triggers that bump a per-table counter in a TEMP table. They live only on this
- * connection, are never written to the database file, and exist only for tables somebody observes (plus the
- * pending-changes queue, which the debounced push observes — Decision 20).
+ * `watch` and the debounced push learn what changed — including writes made by triggers (store/observers.ts).
  */
 import { Mutex, type Row, type SqliteDriver, type SqliteExecutor, type SqlParam } from '../driver.js'
 import { ClosedError, DatabaseError, SynchroError } from '../errors.js'
-import { ensureLocalTables, PENDING_TABLE } from '../schema/triggers.js'
-import { quoteIdent, quoteLiteral } from './sql.js'
+import { ensureLocalTables } from '../schema/triggers.js'
+import { ChangeObservers, OBS_TABLE_DDL } from './observers.js'
 
 /** Who caused a write: the app (queue changes schedule a push) or the sync engine (they do not). */
 export type WriteOrigin = 'local' | 'sync'
 
 export type ChangeListener = (tables: string[], origin: WriteOrigin) => void
 
-const OBS_TABLE = 'temp._synchro_observed'
-
-function obsTriggerName(op: 'i' | 'u' | 'd', table: string): string {
-  return `_synchro_obs_${op}_${table}`
-}
-
 export class LocalDatabase {
   private readonly mutex = new Mutex()
   private driver: SqliteDriver | null = null
   private opening: Promise<SqliteDriver> | null = null
   private closed = false
-  private readonly observed = new Map<string, number>()
-  private readonly installed = new Set<string>()
-  private triggersStale = true
-  private lastCounts = new Map<string, number>()
+  private readonly observers = new ChangeObservers()
   private readonly listeners = new Set<ChangeListener>()
 
-  constructor(private readonly open: () => Promise<SqliteDriver>) {
-    this.observed.set(PENDING_TABLE, 1)
-  }
+  constructor(private readonly open: () => Promise<SqliteDriver>) {}
 
   /** Opens the driver and creates (or upgrades) the local bookkeeping tables (idempotent). */
   init(): Promise<SqliteDriver> {
@@ -48,7 +33,7 @@ export class LocalDatabase {
         try {
           d = await this.open()
           await ensureLocalTables(d)
-          await d.exec(`CREATE TEMP TABLE IF NOT EXISTS _synchro_observed (name TEXT PRIMARY KEY, n INTEGER NOT NULL)`)
+          await d.exec(OBS_TABLE_DDL)
         } catch (err) {
           this.opening = null
           throw wrapDbError(err, 'cannot open the local database')
@@ -76,16 +61,16 @@ export class LocalDatabase {
     const result = await this.mutex.run(async () => {
       if (this.closed) throw new ClosedError()
       // An observed table that does not exist yet (created later by plain SQL) is looked for again on every call.
-      if (this.triggersStale || this.installed.size < this.observed.size) await this.installObservers(d)
+      if (this.observers.due) await this.observers.install(d)
       let out: T
       try {
         out = await fn(d)
       } catch (err) {
         // A failed statement can still have changed something (autocommit statements before it, DDL).
-        changed = await this.collectChanges(d).catch(() => [])
+        changed = await this.observers.collect(d).catch(() => [])
         throw wrapDbError(err, 'database operation failed')
       }
-      changed = await this.collectChanges(d)
+      changed = await this.observers.collect(d)
       return out
     })
     if (changed.length > 0) this.emit(changed, origin)
@@ -94,27 +79,12 @@ export class LocalDatabase {
 
   /** Marks the observer triggers for re-installation (after DDL: dropped or new tables). */
   schemaChanged(): void {
-    this.triggersStale = true
+    this.observers.schemaChanged()
   }
 
   /** Starts observing `tables`; returns a function that stops. */
   observe(tables: readonly string[]): () => void {
-    for (const t of tables) {
-      this.observed.set(t, (this.observed.get(t) ?? 0) + 1)
-      if (!this.installed.has(t)) this.triggersStale = true
-    }
-    let done = false
-    return () => {
-      if (done) return
-      done = true
-      for (const t of tables) {
-        const n = (this.observed.get(t) ?? 1) - 1
-        if (n <= 0) this.observed.delete(t)
-        else this.observed.set(t, n)
-      }
-      // Unused triggers stay until the next install pass drops them; they only cost a counter bump.
-      this.triggersStale = true
-    }
+    return this.observers.observe(tables)
   }
 
   addListener(l: ChangeListener): () => void {
@@ -130,55 +100,6 @@ export class LocalDatabase {
         // A listener's failure must not break the write that triggered it.
       }
     }
-  }
-
-  private async installObservers(d: SqliteDriver): Promise<void> {
-    const existing = new Set(
-      (await d.all<{ name: string }>(`SELECT name FROM main.sqlite_master WHERE type IN ('table', 'view')`)).map(
-        (r) => r.name,
-      ),
-    )
-    const triggers = new Set(
-      (await d.all<{ name: string }>(`SELECT name FROM temp.sqlite_master WHERE type = 'trigger'`)).map((r) => r.name),
-    )
-    const ddl: string[] = []
-    this.installed.clear()
-    for (const table of this.observed.keys()) {
-      if (!existing.has(table)) continue
-      this.installed.add(table)
-      if (triggers.has(obsTriggerName('i', table))) continue
-      const bump = `UPDATE ${OBS_TABLE} SET n = n + 1 WHERE name = ${quoteLiteral(table)};`
-      ddl.push(`INSERT OR IGNORE INTO ${OBS_TABLE} (name, n) VALUES (${quoteLiteral(table)}, 0);`)
-      for (const [op, ev] of [
-        ['i', 'INSERT'],
-        ['u', 'UPDATE'],
-        ['d', 'DELETE'],
-      ] as const) {
-        ddl.push(
-          `CREATE TEMP TRIGGER IF NOT EXISTS ${quoteIdent(obsTriggerName(op, table))} AFTER ${ev} ON main.${quoteIdent(table)} BEGIN ${bump} END;`,
-        )
-      }
-    }
-    for (const name of triggers) {
-      const m = /^_synchro_obs_[iud]_(.*)$/.exec(name)
-      if (m && !this.installed.has(m[1]!)) ddl.push(`DROP TRIGGER IF EXISTS temp.${quoteIdent(name)};`)
-    }
-    if (ddl.length > 0) await d.exec(ddl.join('\n'))
-    this.triggersStale = false
-    this.lastCounts = await this.readCounts(d)
-  }
-
-  private async readCounts(d: SqliteExecutor): Promise<Map<string, number>> {
-    const rows = await d.all<{ name: string; n: number }>(`SELECT name, n FROM ${OBS_TABLE}`)
-    return new Map(rows.map((r) => [r.name, r.n]))
-  }
-
-  private async collectChanges(d: SqliteDriver): Promise<string[]> {
-    const counts = await this.readCounts(d)
-    const changed: string[] = []
-    for (const [name, n] of counts) if (this.lastCounts.get(name) !== n) changed.push(name)
-    this.lastCounts = counts
-    return changed
   }
 
   /** Closes the connection after the operations already queued have run. */

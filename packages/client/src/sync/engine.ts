@@ -8,10 +8,10 @@ import type { ResolvedConfig } from '../config.js'
 import { AlreadyStartedError, NotStartedError, SynchroError } from '../errors.js'
 import type { ClientSchema } from '../schema/synced-table.js'
 import { PENDING_TABLE } from '../schema/triggers.js'
-import { getMeta, type LocalDatabase, setMeta } from '../store/database.js'
+import { type LocalDatabase, setMeta } from '../store/database.js'
 import { type CycleContext, runCycle } from './cycle/index.js'
-import { LivePosition, onLiveFrame } from './frames.js'
-import { LiveChannel } from './live.js'
+import { LivePosition, openLiveChannel } from './frames.js'
+import type { LiveChannel } from './live.js'
 import type { PushOutcome } from './push.js'
 import { withRetry } from './retry.js'
 import { StoppedSignal, SyncScheduler } from './scheduler.js'
@@ -109,22 +109,7 @@ export class SyncEngine {
 
   private startLive(): void {
     if (!this.started || !this.cfg.live || this.live) return
-    this.live = new LiveChannel(
-      this.transport,
-      this.cfg.clientID,
-      (seq) => {
-        if (seq !== undefined) this.ctx.position.hear(seq)
-        this.scheduler.request().catch(() => {})
-      },
-      async () => {
-        const checkpoint = Number((await this.db.run((ex) => getMeta(ex, 'checkpoint'))) ?? '0') || 0
-        this.ctx.position.opened(checkpoint)
-        return checkpoint
-      },
-      this.cfg.timers,
-      (frame) => onLiveFrame(frame, this.ctx, this.scheduler, () => this.started),
-    )
-    this.live.start()
+    this.live = openLiveChannel(this.ctx, this.scheduler, () => this.started)
   }
 
   /** Stops timers and backoff waits; resolves when the cycle in flight (if any) has finished. */

@@ -103,24 +103,8 @@ export class Transport {
     })
   }
 
-  /** Common headers: version, identity (bearer token or dev X-User-ID). */
-  private async headers(json: boolean): Promise<Record<string, string>> {
-    const headers: Record<string, string> = { Accept: 'application/json' }
-    if (json) headers['Content-Type'] = 'application/json'
-    if (this.opts.appVersion) headers[HEADERS.appVersion] = this.opts.appVersion
-    if (this.opts.authProvider) {
-      let token: string
-      try {
-        token = await this.opts.authProvider()
-      } catch (err) {
-        // An auth provider that cannot produce a token (offline refresh, for instance) is a transient condition.
-        throw new NetworkError('authProvider failed to produce a token', err)
-      }
-      headers[HEADERS.authorization] = `Bearer ${token}`
-    } else if (this.opts.userID !== undefined) {
-      headers[HEADERS.userId] = this.opts.userID
-    }
-    return headers
+  private headers(json: boolean): Promise<Record<string, string>> {
+    return requestHeaders(this.opts, json)
   }
 
   /**
@@ -187,24 +171,49 @@ export class Transport {
       endSpan(res?.status)
     }
     if (res.status !== 200) throw mapError(res, text, this.opts.appVersion)
-    let parsed: unknown
-    try {
-      // Exact numbers: int8 beyond 2^53 and long numerics must not be rounded on their way into SQLite.
-      parsed = parseJsonLossless(text)
-    } catch {
-      throw new InvalidResponseError(`${path}: response is not JSON`)
-    }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw new InvalidResponseError(`${path}: response is not a JSON object`)
-    }
-    try {
-      validate(parsed as { [k: string]: unknown })
-    } catch (err) {
-      if (err instanceof SynchroError) throw err
-      throw new InvalidResponseError(`${path}: ${String(err)}`)
-    }
-    return parsed as T
+    return parseBody<T>(path, text, validate)
   }
+}
+
+/** A 200 answer's body, parsed exactly and checked by `validate`. */
+function parseBody<T>(path: string, text: string, validate: (b: { [k: string]: unknown }) => void): T {
+  let parsed: unknown
+  try {
+    // Exact numbers: int8 beyond 2^53 and long numerics must not be rounded on their way into SQLite.
+    parsed = parseJsonLossless(text)
+  } catch {
+    throw new InvalidResponseError(`${path}: response is not JSON`)
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new InvalidResponseError(`${path}: response is not a JSON object`)
+  }
+  try {
+    validate(parsed as { [k: string]: unknown })
+  } catch (err) {
+    if (err instanceof SynchroError) throw err
+    throw new InvalidResponseError(`${path}: ${String(err)}`)
+  }
+  return parsed as T
+}
+
+/** Common headers: version, identity (bearer token or dev X-User-ID). */
+async function requestHeaders(opts: TransportOptions, json: boolean): Promise<Record<string, string>> {
+  const headers: Record<string, string> = { Accept: 'application/json' }
+  if (json) headers['Content-Type'] = 'application/json'
+  if (opts.appVersion) headers[HEADERS.appVersion] = opts.appVersion
+  if (opts.authProvider) {
+    let token: string
+    try {
+      token = await opts.authProvider()
+    } catch (err) {
+      // An auth provider that cannot produce a token (offline refresh, for instance) is a transient condition.
+      throw new NetworkError('authProvider failed to produce a token', err)
+    }
+    headers[HEADERS.authorization] = `Bearer ${token}`
+  } else if (opts.userID !== undefined) {
+    headers[HEADERS.userId] = opts.userID
+  }
+  return headers
 }
 
 function need(ok: boolean, what: string): void {
