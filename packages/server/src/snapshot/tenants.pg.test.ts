@@ -150,10 +150,12 @@ describe('many tenants in one table', () => {
     expect(ids.get('t_uuid')?.length).toBe(MINE)
     const pages = statements.filter((s) => s.text.includes('FROM "t_uuid"') && /LIMIT (\$1|\d+)\) _s/.test(s.text))
     expect(pages.length).toBeGreaterThanOrEqual(2)
-    for (const p of pages) {
+    for (const [i, p] of pages.entries()) {
       const { removed, plan } = await explain(p.text, p.values, TARGET)
       expect(removed, plan).toBeLessThan(100)
-      expect(plan).toContain('sync_t_uuid_owner_id')
+      // The last page's cursor can sit near the end of the uuid space, where the primary-key range alone is the
+      // cheaper plan (it removes nothing either); every other page must use the (owner, id) index.
+      if (i < pages.length - 1) expect(plan).toContain('sync_t_uuid_owner_id')
     }
   })
 
