@@ -5,10 +5,9 @@
  * `from`; anything else (a gap, a frame we already covered by pulling, another schema) falls back to a pull.
  */
 import type { DeleteEntry, SyncRecord } from '@synchro/protocol'
-import { getMeta, withSyncLock } from '../store/database.js'
+import { withSyncLock } from '../store/database.js'
 import { applyPullGroup } from './apply.js'
 import type { CycleContext } from './cycle/context.js'
-import { LiveChannel } from './live.js'
 import type { SyncScheduler } from './scheduler.js'
 
 export interface LiveFrame {
@@ -118,32 +117,4 @@ export function onLiveFrame(
         ),
     )
   if (!applied) scheduler.request().catch(() => {})
-}
-
-/**
- * The engine's live channel: a poke records the head it announced and asks for a cycle; the stream opens at the
- * stored checkpoint (where the server starts its frames); a frame goes through `onLiveFrame`.
- */
-export function openLiveChannel(
-  ctx: CycleContext & { readonly position: LivePosition },
-  scheduler: SyncScheduler,
-  started: () => boolean,
-): LiveChannel {
-  const channel = new LiveChannel(
-    ctx.transport,
-    ctx.cfg.clientID,
-    (seq) => {
-      if (seq !== undefined) ctx.position.hear(seq)
-      scheduler.request().catch(() => {})
-    },
-    async () => {
-      const checkpoint = Number((await ctx.db.run((ex) => getMeta(ex, 'checkpoint'))) ?? '0') || 0
-      ctx.position.opened(checkpoint)
-      return checkpoint
-    },
-    ctx.cfg.timers,
-    (frame) => onLiveFrame(frame, ctx, scheduler, started),
-  )
-  channel.start()
-  return channel
 }

@@ -6,8 +6,11 @@
  */
 import { parseJsonLossless } from '@synchro/protocol'
 import { ServerError } from '../errors.js'
-import { type LiveFrame, parseFrame } from './frames.js'
+import { getMeta } from '../store/database.js'
+import type { CycleContext } from './cycle/context.js'
+import { type LiveFrame, type LivePosition, onLiveFrame, parseFrame } from './frames.js'
 import type { Timers } from './retry.js'
+import type { SyncScheduler } from './scheduler.js'
 import type { Transport } from './transport.js'
 
 export class LiveChannel {
@@ -118,4 +121,32 @@ export class LiveChannel {
       }, ms)
     })
   }
+}
+
+/**
+ * The engine's live channel: a poke records the head it announced and asks for a cycle; the stream opens at the
+ * stored checkpoint (where the server starts its frames); a frame goes through `onLiveFrame`.
+ */
+export function openLiveChannel(
+  ctx: CycleContext & { readonly position: LivePosition },
+  scheduler: SyncScheduler,
+  started: () => boolean,
+): LiveChannel {
+  const channel = new LiveChannel(
+    ctx.transport,
+    ctx.cfg.clientID,
+    (seq) => {
+      if (seq !== undefined) ctx.position.hear(seq)
+      scheduler.request().catch(() => {})
+    },
+    async () => {
+      const checkpoint = Number((await ctx.db.run((ex) => getMeta(ex, 'checkpoint'))) ?? '0') || 0
+      ctx.position.opened(checkpoint)
+      return checkpoint
+    },
+    ctx.cfg.timers,
+    (frame) => onLiveFrame(frame, ctx, scheduler, started),
+  )
+  channel.start()
+  return channel
 }
