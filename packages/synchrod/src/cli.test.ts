@@ -20,7 +20,7 @@ async function config(name: string, body: unknown): Promise<string> {
 }
 
 describe('synchrod CLI (spawned binary)', () => {
-  // 13 processes at once: generous, a busy 2-core machine takes a while to start them all.
+  // 16 processes at once: generous, a busy 2-core machine takes a while to start them all.
   it('rejects bad configurations with a non-zero exit and a message naming the problem', {
     timeout: 180_000,
   }, async () => {
@@ -58,6 +58,16 @@ describe('synchrod CLI (spawned binary)', () => {
         expect: /JWKS_URL http:\/\/127\.0\.0\.1:1\/\.well-known\/jwks\.json: cannot load the key set/,
       },
       { file: { tables: [table] }, env: { JWT_SECRET: 's'.repeat(32), JWKS_URL: 'http://x' }, expect: /set only one/ },
+      {
+        file: { tables: [table], wal: { logicalDecodingWorkMem: 'lots' } },
+        expect: /wal\.logicalDecodingWorkMem: expected a value like 64MB, got "lots"/,
+      },
+      { file: { tables: [table], wal: { spill: '/tmp' } }, expect: /unknown field "wal\.spill" \(allowed: streaming/ },
+      {
+        file: { tables: [table] },
+        env: { WAL_SPILL_DIR: path.join(tmpdir(), 'no-such-spill-dir') },
+        expect: /--wal-spill-dir \(WAL_SPILL_DIR\) .*no-such-spill-dir: not a writable directory/,
+      },
       { args: ['--listen'], expect: /--listen needs a value/ },
       { args: ['--no-such-flag'], expect: /unknown flag --no-such-flag/ },
       { args: ['--config', path.join(tmpdir(), 'does-not-exist.json')], expect: /cannot read it \(ENOENT\)/ },

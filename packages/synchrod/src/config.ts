@@ -7,6 +7,7 @@ import {
   CONFIG_KEYS,
   type CommandName,
   ConfigError,
+  NESTED_CONFIG_KEYS,
   type Options,
   type ParsedArgs,
   resolveOptions,
@@ -67,13 +68,12 @@ function checkShape(raw: unknown, file: string): Record<string, unknown> {
       throw fail(`unknown field "${key}" (allowed: tables, ${[...CONFIG_KEYS].join(', ')})`)
     }
   }
-  if (obj.compaction !== undefined) {
-    if (typeName(obj.compaction) !== 'object')
-      throw fail(`compaction: expected an object, got ${typeName(obj.compaction)}`)
-    for (const key of Object.keys(obj.compaction as object)) {
-      if (!['intervalMs', 'staleThresholdMs', 'batchSize'].includes(key)) {
-        throw fail(`unknown field "compaction.${key}" (allowed: intervalMs, staleThresholdMs, batchSize)`)
-      }
+  for (const [group, keys] of NESTED_CONFIG_KEYS) {
+    const value = obj[group]
+    if (value === undefined) continue
+    if (typeName(value) !== 'object') throw fail(`${group}: expected an object, got ${typeName(value)}`)
+    for (const key of Object.keys(value as object)) {
+      if (!keys.includes(key)) throw fail(`unknown field "${group}.${key}" (allowed: ${keys.join(', ')})`)
     }
   }
   if (obj.tables !== undefined) {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { chmod, mkdtemp, rm, stat } from 'node:fs/promises'
+import { chmod, mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
@@ -309,6 +309,44 @@ describe('synchrod daemon (spawned binary, real PostgreSQL)', () => {
     api.proc.kill('SIGTERM')
     expect((await worker.exited).code).toBe(0)
     expect((await api.exited).code).toBe(0)
+  })
+
+  it('consume takes its spill directory and decoding memory from the settings', async () => {
+    const db = await freshDb()
+    const spillDir = await mkdtemp(path.join(tmpdir(), 'synchrod-spill-'))
+    try {
+      const env = {
+        DATABASE_URL: db.url,
+        LISTEN_ADDR: '127.0.0.1:0',
+        SLOT_NAME: slotFor(db.url),
+        WAL_SPILL_DIR: spillDir,
+        WAL_DECODING_WORK_MEM: '64kB',
+      }
+      const worker = await startDaemon(['consume', '--demo'], { cwd, env })
+      daemons.push(worker)
+      await poll(async () => (await health(worker)).body.consumer.leader === true)
+      const pool = new pg.Pool({ connectionString: db.url, max: 1 })
+      try {
+        const before = Number((await pool.query('SELECT count(*) AS n FROM sync_changelog')).rows[0].n)
+        // 5 000 rows in one transaction: far more than 64 kB, so PostgreSQL streams it while it runs.
+        await pool.query(
+          "INSERT INTO orders (user_id, status) SELECT gen_random_uuid(), 'pending' FROM generate_series(1, 5000)",
+        )
+        await poll(async () => {
+          const n = Number((await pool.query('SELECT count(*) AS n FROM sync_changelog')).rows[0].n)
+          return n >= before + 5000
+        }, 30_000)
+      } finally {
+        await pool.end()
+      }
+      // The stream went through a private directory inside the configured one (removed when the session ends).
+      expect((await readdir(spillDir)).some((name) => name.startsWith('synchro-wal-'))).toBe(true)
+      worker.proc.kill('SIGTERM')
+      expect((await worker.exited).code).toBe(0)
+      expect(await readdir(spillDir)).toEqual([])
+    } finally {
+      await rm(spillDir, { recursive: true, force: true })
+    }
   })
 
   it('starts an embedded PostgreSQL without DATABASE_URL and stops it on SIGTERM', async () => {

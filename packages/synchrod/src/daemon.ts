@@ -1,3 +1,4 @@
+import { accessSync, constants, statSync } from 'node:fs'
 import {
   type Authenticator,
   createEngine,
@@ -50,6 +51,17 @@ type DaemonOptions = Pick<
   | 'logLevel'
   | 'embeddedRestarts'
 >
+
+/** A configured spill directory must exist and be writable now, not when the first big transaction arrives. */
+function checkSpillDir(dir: string | undefined): void {
+  if (dir === undefined) return
+  try {
+    if (!statSync(dir).isDirectory()) throw new Error('not a directory')
+    accessSync(dir, constants.W_OK)
+  } catch (err) {
+    throw new ConfigError(`--wal-spill-dir (WAL_SPILL_DIR) ${dir}: not a writable directory (${errMessage(err)})`)
+  }
+}
 
 /** Authentication from the settings; a JWKS endpoint is fetched once so a wrong URL fails at startup (§1.2). */
 async function authenticator(o: Options, log: Log): Promise<Authenticator> {
@@ -158,6 +170,7 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
   if (o.replicationUrl) checkUrl(o.replicationUrl, 'REPLICATION_URL')
   // Validate everything that needs no database first: config mistakes fail in milliseconds.
   buildRegistry(settings)
+  if (mode === 'consume' || o.consumer !== false) checkSpillDir(o.walSpillDir)
   const authenticate = mode === 'serve' ? await authenticator(o, log) : undefined
   const devHeaderAuth = !o.jwtSecret && !o.jwksUrl
   // Only with an explicit --web: a production config never serves files by accident.
@@ -198,6 +211,9 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
         replicationUrl: o.replicationUrl ?? db.url,
         slotName: o.slotName,
         publicationName: o.publicationName,
+        streaming: o.walStreaming,
+        spillDir: o.walSpillDir,
+        logicalDecodingWorkMem: o.walDecodingWorkMem,
         logger: log.child({ component: 'wal' }),
       })
     }

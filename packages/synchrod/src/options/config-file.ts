@@ -7,6 +7,16 @@ export const CONFIG_KEYS = new Set(
   (OPTIONS as readonly OptionSpec[]).flatMap((o) => (o.config ? [o.config.split('.')[0] as string] : [])),
 )
 
+/** Keys of the config file's nested objects, e.g. `compaction` → intervalMs, staleThresholdMs, batchSize. */
+export const NESTED_CONFIG_KEYS: ReadonlyMap<string, readonly string[]> = (() => {
+  const out = new Map<string, string[]>()
+  for (const o of OPTIONS as readonly OptionSpec[]) {
+    const [group, key] = o.config?.split('.') ?? []
+    if (group && key) out.set(group, [...(out.get(group) ?? []), key])
+  }
+  return out
+})()
+
 /** TableConfig fields accepted in the config file: name, JSON type, meaning. */
 export const TABLE_FIELDS: ReadonlyArray<readonly [string, 'string' | 'string[]' | 'boolean', string]> = [
   ['tableName', 'string', 'Table name, optionally schema-qualified (`app.orders`). Required.'],

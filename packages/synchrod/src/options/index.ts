@@ -4,7 +4,7 @@
  * docs/configuration.md (`docs.ts`).
  */
 export { type ParsedArgs, parseArgs } from './args.js'
-export { CONFIG_KEYS, TABLE_FIELDS } from './config-file.js'
+export { CONFIG_KEYS, NESTED_CONFIG_KEYS, TABLE_FIELDS } from './config-file.js'
 export { configurationMarkdown } from './docs.js'
 export { helpText, optionsFor } from './help.js'
 export { resolveOptions } from './resolve.js'

@@ -31,6 +31,9 @@ export interface OptionSpec {
   /** How the default reads in --help and the docs when it is computed. */
   readonly defaultText?: string
   readonly choices?: readonly string[]
+  /** A string value must match this; the error shows `example`. */
+  readonly pattern?: RegExp
+  readonly example?: string
   /** Never echoed (help shows "set"/"unset"; logs never include it). */
   readonly secret?: boolean
   /**

@@ -43,6 +43,9 @@ export function convert(spec: OptionSpec, raw: unknown, label: string): string |
       if (spec.choices && !spec.choices.includes(raw)) {
         throw new ConfigError(`${label}: must be one of ${spec.choices.join(', ')}; got ${secretSafe(raw)}`)
       }
+      if (spec.pattern && !spec.pattern.test(raw)) {
+        throw new ConfigError(`${label}: expected a value like ${spec.example ?? spec.pattern}, got ${secretSafe(raw)}`)
+      }
       return raw
     }
   }

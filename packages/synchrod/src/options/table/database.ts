@@ -10,7 +10,7 @@ export const DATABASE_OPTIONS = [
     defaultText: '`./synchro.config.json` when present',
     commands: DB,
     description:
-      'JSON config file: `tables`, `minClientVersion`, `conflictResolver`, `clockSkewToleranceMs`, `compaction`.',
+      'JSON config file: `tables`, `minClientVersion`, `conflictResolver`, `clockSkewToleranceMs`, `compaction`, `wal`.',
   },
   {
     name: 'databaseUrl',

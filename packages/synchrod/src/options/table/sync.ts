@@ -23,6 +23,41 @@ export const SYNC_OPTIONS = [
     description: 'Publication covering the registered tables.',
   },
   {
+    name: 'walStreaming',
+    flag: 'wal-streaming',
+    env: 'WAL_STREAMING',
+    config: 'wal.streaming',
+    kind: 'boolean',
+    default: true,
+    commands: ['serve', 'consume'],
+    description:
+      'Receive transactions bigger than `logical_decoding_work_mem` while they run (pgoutput protocol 2 streaming, PostgreSQL ≥ 14) and keep them in a spill file until they commit, so the consumer’s memory stays flat whatever their size.',
+  },
+  {
+    name: 'walSpillDir',
+    flag: 'wal-spill-dir',
+    env: 'WAL_SPILL_DIR',
+    config: 'wal.spillDir',
+    kind: 'string',
+    defaultText: 'the OS temp directory',
+    commands: ['serve', 'consume'],
+    description:
+      'Directory for the spill files of streamed transactions (the consumer makes a private subdirectory per session and removes it); needs room for the largest transaction.',
+  },
+  {
+    name: 'walDecodingWorkMem',
+    flag: 'wal-decoding-work-mem',
+    env: 'WAL_DECODING_WORK_MEM',
+    config: 'wal.logicalDecodingWorkMem',
+    kind: 'string',
+    pattern: /^\d+\s*(kB|MB|GB)?$/,
+    example: '64MB',
+    defaultText: 'the server’s setting',
+    commands: ['serve', 'consume'],
+    description:
+      'The walsender’s `logical_decoding_work_mem` for the consumer’s stream (`64kB` … `1GB`): how much of a running transaction PostgreSQL holds before streaming it.',
+  },
+  {
     name: 'consumer',
     flag: 'consumer',
     env: 'SYNCHRO_CONSUMER',
