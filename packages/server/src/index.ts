@@ -11,7 +11,7 @@ export type { ConflictDecision, ConflictInput, ConflictResolver } from './confli
 export type { EngineHooks } from './core/hooks.js'
 export type { CompactionOptions, Logger } from './core/types.js'
 export { createEngine, Engine } from './engine/engine.js'
-export type { EngineOptions } from './engine/types.js'
+export type { EngineOptions, LiveFrames } from './engine/types.js'
 export {
   BadRequestError,
   ClientNotRegisteredError,

@@ -9,6 +9,7 @@ import {
   ensureTableIndexes,
   headerAuth,
   jwtAuth,
+  type LiveFrames,
   lastWriteWins,
   type Registry,
   runMigrations,
@@ -311,7 +312,7 @@ async function startEngine(db: Database, registry: Registry, o: Options, metrics
       batchSize: o.compactionBatchSize,
     },
     migrate: false, // done in prepareDatabase
-    live: { listen: o.liveListen },
+    live: { listen: o.liveListen, frames: o.liveFrames as LiveFrames },
   })
   metrics.instrument(engine)
   return engine

@@ -8,3 +8,6 @@ export interface CompactionOptions {
   /** Rows deleted per statement (default 10 000). */
   batchSize?: number
 }
+
+/** How live data frames are rendered: once for everyone where the registry allows it, per user, or not at all. */
+export type LiveFrames = 'shared' | 'per-user' | 'off'

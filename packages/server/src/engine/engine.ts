@@ -49,6 +49,7 @@ export class Engine implements SyncService {
       listen: options.live?.listen ?? true,
       pollMs: options.live?.pollIntervalMs ?? 100,
       fallbackPollMs: options.live?.fallbackPollIntervalMs ?? 2_000,
+      frames: options.live?.frames ?? 'shared',
     })
   }
 

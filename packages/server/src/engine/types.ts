@@ -1,11 +1,11 @@
 import type pg from 'pg'
 import type { ConflictResolver } from '../conflict/types.js'
 import type { EngineHooks } from '../core/hooks.js'
-import type { CompactionOptions } from '../core/types.js'
+import type { CompactionOptions, LiveFrames } from '../core/types.js'
 import type { Registry } from '../registry/registry.js'
 import type { Logger } from '../util/log.js'
 
-export type { Logger }
+export type { LiveFrames, Logger }
 
 export interface EngineOptions {
   /** Pool for normal queries. Use a non-superuser role to make the generated RLS policies effective. */
@@ -36,6 +36,15 @@ export interface EngineOptions {
    * The changelog head is also polled while anyone listens, as a safety net: every `fallbackPollIntervalMs`
    * (default 2 000) while LISTEN is up, every `pollIntervalMs` (default 100) with `listen: false` or while the
    * LISTEN connection is down (it reconnects with backoff and re-reads the head).
+   *
+   * `frames` (docs/live-frames.md): `shared` (default) renders a range once for every stream when all its rows come
+   * from tables without a registry read predicate; `per-user` renders every user's frame on its own — for apps whose
+   * own RLS policies make such tables user-dependent; `off` sends pokes only (clients pull).
    */
-  live?: { listen?: boolean; pollIntervalMs?: number; fallbackPollIntervalMs?: number }
+  live?: {
+    listen?: boolean
+    pollIntervalMs?: number
+    fallbackPollIntervalMs?: number
+    frames?: LiveFrames
+  }
 }

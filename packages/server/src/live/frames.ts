@@ -45,7 +45,11 @@ export class FrameRenderer {
   readonly #waiting: (() => void)[] = []
   #publicTables: Set<string> | undefined
 
-  constructor(private readonly ctx: EngineContext) {}
+  /** `share`: false renders every user's frame on its own (the app's own RLS may make any table user-dependent). */
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly share = true,
+  ) {}
 
   /** The frame body for `userId`'s stream: entries of `buckets` in (`prev`, `to`], or undefined (send a poke). */
   async body(userId: string, buckets: readonly string[], prev: number, to: number): Promise<Uint8Array | undefined> {
@@ -159,6 +163,7 @@ export class FrameRenderer {
   }
 
   #isPublic(table: string): boolean {
+    if (!this.share) return false
     if (!this.#publicTables) {
       this.#publicTables = new Set(
         this.ctx.tables

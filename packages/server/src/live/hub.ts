@@ -1,5 +1,6 @@
 import { ChangelogNotifier, type NotifierOptions, type PokeFn } from '../changelog/notifier.js'
 import type { EngineContext } from '../core/context.js'
+import type { LiveFrames } from '../core/types.js'
 import { inRequest } from '../request/open.js'
 import { FrameRenderer } from './frames.js'
 
@@ -10,7 +11,7 @@ export class LiveHub {
 
   constructor(
     private readonly ctx: EngineContext,
-    private readonly options: NotifierOptions,
+    private readonly options: NotifierOptions & { frames: LiveFrames },
   ) {}
 
   /** Subscribes a registered client's buckets (404 / stale → 403 from the opener); returns the unsubscribe function. */
@@ -29,7 +30,8 @@ export class LiveHub {
   }
 
   frame(userId: string, buckets: readonly string[], prev: number, to: number): Promise<Uint8Array | undefined> {
-    this.#frames ??= new FrameRenderer(this.ctx)
+    if (this.options.frames === 'off') return Promise.resolve(undefined)
+    this.#frames ??= new FrameRenderer(this.ctx, this.options.frames === 'shared')
     return this.#frames.body(userId, buckets, prev, to)
   }
 

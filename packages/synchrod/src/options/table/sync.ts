@@ -77,6 +77,18 @@ export const SYNC_OPTIONS = [
       'LISTEN for the capture leader’s notifications to poke live streams on commit (`--no-live-listen` behind a transaction-mode pooler: the changelog head is then polled every 100 ms).',
   },
   {
+    name: 'liveFrames',
+    flag: 'live-frames',
+    env: 'LIVE_FRAMES',
+    config: 'liveFrames',
+    kind: 'string',
+    default: 'shared',
+    choices: ['shared', 'per-user', 'off'],
+    commands: ['serve'],
+    description:
+      'Live data frames (rows on the event stream, docs/live-frames.md): `shared` renders a range once for all streams when its tables have no owner or parent rule; `per-user` when your own RLS policies make such tables user-dependent; `off` sends pokes only.',
+  },
+  {
     name: 'minClientVersion',
     flag: 'min-client-version',
     env: 'MIN_CLIENT_VERSION',
