@@ -21,16 +21,33 @@ export async function waitUntilVisible(db: pg.ClientBase, txns: readonly WalTran
   if (xids.length === 0) return
   const deadline = Date.now() + VISIBILITY_TIMEOUT_MS
   for (;;) {
-    // txid_snapshot_xip gives 64-bit txids; the low 32 bits are the xid pgoutput sends.
-    const { rows } = await db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM txid_snapshot_xip(txid_current_snapshot()) AS x
-        WHERE (x % 4294967296) = ANY($1::bigint[])`,
-      [xids],
-    )
-    if ((rows[0]?.n ?? 0) === 0 || Date.now() > deadline) return
+    if ((await countInvisible(db, xids)) === 0 || Date.now() > deadline) return
     await new Promise((r) => setTimeout(r, 2))
   }
 }
+
+/** How many of the (committed) 32-bit `xids` a new snapshot does not see yet. */
+export async function countInvisible(db: pg.ClientBase, xids: readonly number[]): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(INVISIBLE_SQL, [xids])
+  return rows[0]?.n ?? 0
+}
+
+/**
+ * The count for countInvisible. Each xid is widened to the 64-bit txid of the
+ * snapshot's epoch nearest its xmax, then checked with `txid_visible_in_snapshot`: that covers both a transaction in
+ * the snapshot's in-progress list and one at or above its xmax — the usual case for the newest transaction, which
+ * stays above xmax until its backend leaves the proc array.
+ */
+const INVISIBLE_SQL = `
+  WITH s AS (SELECT txid_current_snapshot() AS snap, txid_snapshot_xmax(txid_current_snapshot()) AS xmax),
+  t AS (
+    SELECT s.snap, s.xmax, ((s.xmax >> 32) << 32) | x AS t FROM s, unnest($1::bigint[]) AS x
+  ),
+  w AS (
+    SELECT snap, CASE WHEN t > xmax + 2147483648 THEN t - 4294967296
+                      WHEN t < xmax - 2147483648 THEN t + 4294967296 ELSE t END AS t FROM t
+  )
+  SELECT count(*)::int AS n FROM w WHERE t >= 0 AND NOT txid_visible_in_snapshot(t, snap)`
 
 /** Computes the changelog rows and edge changes of `txns` (all to be applied) in WAL order. */
 export async function computeBatch(
