@@ -44,6 +44,11 @@ for (const s of summary) {
   )
 }
 console.log(`total ${((Date.now() - started) / 1000).toFixed(1)} s`)
+// summary.json now holds these runs' headline numbers: the page's generated table follows it.
+const report = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, 'report.ts')], {
+  stdio: 'inherit',
+})
+if (report.status !== 0) console.log('bench/report.ts failed: docs/performance.md not updated')
 process.exit(summary.every((s) => s.ok) ? 0 : 1)
 
 /** The newest bench/results/<name>-*.json written since `since`. */
