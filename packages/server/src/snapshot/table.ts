@@ -3,12 +3,13 @@ import type { EngineContext } from '../core/context.js'
 import { BadRequestError } from '../errors.js'
 import type { RequestDeadline } from '../limits/deadline.js'
 import { JSON_TEXT_TYPES } from '../pull/record.js'
-import { idTypeOf, ROW_ALIAS, recordColumnsSql } from '../pull/rows.js'
+import { idTypeOf, ROW_ALIAS } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import { openRequest, type RequestTx } from '../request/open.js'
 import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
 import type { TextRow } from './readahead.js'
+import { pageColumnsSql } from './render.js'
 
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
 const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint'])
@@ -109,7 +110,7 @@ export async function readTable(
   }
   // Render JSON only for the rows of the page: the inner query pages by the key, the outer one renders.
   return run({
-    text: `SELECT ${recordColumnsSql(t, contract, ROW_ALIAS, { deletedAt: false })}
+    text: `SELECT ${pageColumnsSql(t, contract)}
        FROM (SELECT ${ROW_ALIAS}.*
                FROM ${t.sqlName} ${ROW_ALIAS}
               WHERE ${where.join('\n                AND ')}
