@@ -2,6 +2,7 @@ import type pg from 'pg'
 import type { ConflictResolver } from '../conflict/types.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
 import type { SchemaContractCache } from '../schema/contract.js'
+import type { ReadAheadCache } from '../snapshot/readahead.js'
 import type { EngineHooks } from './hooks.js'
 import type { CompactionOptions, Logger } from './types.js'
 
@@ -20,4 +21,6 @@ export interface EngineContext {
   minClientVersion: string | undefined
   compaction: Required<Omit<CompactionOptions, 'intervalMs'>> & { intervalMs: number | undefined }
   limits: { maxJsonDepth: number; maxClientsPerUser: number }
+  /** Snapshot rows read ahead of the page that read them, for the same client's next page (snapshot/). */
+  snapshotCache: ReadAheadCache
 }

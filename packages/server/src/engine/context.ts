@@ -3,6 +3,7 @@ import type { EngineContext } from '../core/context.js'
 import { ConfigurationError } from '../errors.js'
 import { DEFAULT_MAX_CLIENTS_PER_USER, DEFAULT_MAX_JSON_DEPTH } from '../limits/limits.js'
 import { SchemaContractCache } from '../schema/contract.js'
+import { DEFAULT_READ_AHEAD, ReadAheadCache } from '../snapshot/readahead.js'
 import { defaultLogger } from '../util/log.js'
 import { parseVersion } from '../util/semver.js'
 import type { EngineOptions } from './types.js'
@@ -35,6 +36,16 @@ export function engineContext(options: EngineOptions): EngineContext {
       maxJsonDepth: positiveInt(options.maxJsonDepth, DEFAULT_MAX_JSON_DEPTH, 'maxJsonDepth'),
       maxClientsPerUser: positiveInt(options.maxClientsPerUser, DEFAULT_MAX_CLIENTS_PER_USER, 'maxClientsPerUser', 0),
     },
+    snapshotCache: new ReadAheadCache({
+      rows: positiveInt(options.snapshotReadAhead?.rows, DEFAULT_READ_AHEAD.rows, 'snapshotReadAhead.rows', 0),
+      maxBytes: positiveInt(
+        options.snapshotReadAhead?.maxBytes,
+        DEFAULT_READ_AHEAD.maxBytes,
+        'snapshotReadAhead.maxBytes',
+        0,
+      ),
+      ttlMs: positiveInt(options.snapshotReadAhead?.ttlMs, DEFAULT_READ_AHEAD.ttlMs, 'snapshotReadAhead.ttlMs', 0),
+    }),
     compaction: {
       intervalMs: options.compaction?.intervalMs,
       staleThresholdMs: options.compaction?.staleThresholdMs ?? 7 * DAY_MS,

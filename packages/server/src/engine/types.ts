@@ -28,6 +28,14 @@ export interface EngineOptions {
    * `sync_rule_failures` row and a log line) instead of failing the page.
    */
   maxJsonDepth?: number
+  /**
+   * Snapshot read-ahead: the statement that fills a snapshot page also reads the next `rows` rows of that table
+   * (default 9 000; 0 = off) and keeps them in this instance's memory for the same user's and client's next page
+   * (which still checks the client and the schema first), for at most `ttlMs` (default 30 000). All clients' rows
+   * together stay within `maxBytes` (default 64 MiB, text counted at 2 bytes a character); above half of it pages
+   * read only their own rows.
+   */
+  snapshotReadAhead?: { rows?: number; maxBytes?: number; ttlMs?: number }
   /** Active clients one user may register (default 100); a new client_id beyond → 403. 0 = unbounded. */
   maxClientsPerUser?: number
   /**

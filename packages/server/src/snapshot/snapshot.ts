@@ -1,91 +1,35 @@
 import { clampLimit, OP_INSERT, type SnapshotRequest, type SnapshotResponse, type SyncRecord } from '@synchro/protocol'
-import type pg from 'pg'
 import { headSeq } from '../changelog/reader.js'
 import { completeSnapshot } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
 import { BadRequestError } from '../errors.js'
 import type { RequestDeadline } from '../limits/deadline.js'
-import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from '../pull/record.js'
-import {
-  idTypeOf,
-  ROW_ALIAS,
-  recordColumnsSql,
-  recordUnrenderable,
-  rejectNul,
-  type Unrenderable,
-  wireUpdatedAt,
-} from '../pull/rows.js'
+import { textRecord } from '../pull/record.js'
+import { recordUnrenderable, rejectNul, type Unrenderable, wireUpdatedAt } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
-import { openRequest } from '../request/open.js'
-import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
-import type { SchemaContract } from '../schema/contract.js'
-
-const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
-const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint'])
-const TEXT_TYPES = /^(text|character varying(\(\d+\))?)$/
-const INT64_MIN = -(2n ** 63n)
-const INT64_MAX = 2n ** 63n - 1n
-
-/** How one table is walked: the ORDER BY key and the "after the cursor" condition for a given `after_id`. */
-interface Keyset {
-  order: string
-  after(param: string, afterId: string): string
-}
+import type { RequestTx } from '../request/open.js'
+import { prefetch, type Taken, takeAhead } from './ahead.js'
+import { deeperThan } from './depth.js'
+import { type AheadRows, rowBytesOf, type TextRow } from './readahead.js'
+import { openPage, type Run, readTable } from './table.js'
 
 /**
- * Keyset paging in an order the primary-key index can serve, wherever one exists:
- * - uuid: uuid order is the byte order of the canonical text form, i.e. `id::text COLLATE "C"` order (what §3 E 58
- *   asks for), so `ORDER BY id` walks the PK index. A non-uuid `after_id` is compared as text in that same order.
- * - text/varchar: the column's own collation (the PK index's order).
- * - smallint/integer/bigint: numeric order (the cursor is opaque to clients; text order of numbers would need a
- *   sort of the whole table per page). A non-integer `after_id` → 400.
- * - anything else: `id::text COLLATE "C"`, which cannot use an index: each page sorts the readable rows of the table
- *   (top-N), so a snapshot of such a table costs O(rows × pages). Documented in docs/architecture.md.
- */
-function keysetFor(t: ResolvedTable, idType: string | undefined): Keyset {
-  const id = `${ROW_ALIAS}.${t.q.id}`
-  const asText = `${id}::text COLLATE "C"`
-  if (idType === 'uuid') {
-    return {
-      order: id,
-      after: (p, afterId) => (UUID_RE.test(afterId) ? `${id} > ${p}::uuid` : `${asText} > ${p}`),
-    }
-  }
-  if (idType && TEXT_TYPES.test(idType)) return { order: id, after: (p) => `${id} > ${p}` }
-  if (idType && INTEGER_TYPES.has(idType)) {
-    return {
-      order: id,
-      after: (p, afterId) => {
-        if (!/^-?\d{1,19}$/.test(afterId)) throw new BadRequestError('invalid cursor')
-        const n = BigInt(afterId)
-        if (n < INT64_MIN || n > INT64_MAX) throw new BadRequestError('invalid cursor')
-        return `${id} > ${p}::bigint`
-      },
-    }
-  }
-  return { order: asText, after: (p) => `${asText} > ${p}` }
-}
-
-/**
- * The planner misjudges the ownership predicate (`owner::text = current_setting(...)`, estimated at 0.5 % of the rows)
- * and picks a full scan + top-N sort per page: O(table) per page, O(table²/page) per snapshot. Walking the
- * primary-key index in keyset order instead costs O(table) for the *whole* snapshot, whatever share of the table the
- * caller owns. Transaction-local (set_config(..., true)), so nothing leaks to other requests.
- */
-const PAGE_SETTINGS = { enable_seqscan: 'off', enable_sort: 'off' }
-
-/** A statement of the page and how it runs (see `snapshot`). */
-type Run = (query: { text: string; values: unknown[]; types?: pg.CustomTypesConfig }) => Promise<TextRow[]>
-
-/**
- * POST /sync/snapshot (PROTOCOL.md §1.5, §3 E; Decisions 5, 7, 14). Stateless: the cursor {checkpoint, table_idx,
- * after_id} says where the next page starts. Each page is its own REPEATABLE READ transaction: the pages of one
- * snapshot are *not* one MVCC snapshot, which is fine because every change committed after the captured checkpoint
- * reaches the client again through pull (records are idempotent upserts).
- * Round trips per page: BEGIN with one statement (app.user_id + planner settings + schema fingerprint + client row,
- * see `openRequest`), then the page's first table statement *together with COMMIT* (nearly every page is filled by
- * one table: two round trips in all; the first page also reads max(seq)). A page that reaches the end of a table
- * continues in a second transaction (opened the same way) with one statement per further table, then COMMIT.
+ * POST /sync/snapshot (PROTOCOL.md §1.5, §3 E; Decisions 5, 7, 14). Stateless on the wire: the cursor {checkpoint,
+ * table_idx, after_id} says where the next page starts. Each page reads in its own REPEATABLE READ transaction: the
+ * pages of one snapshot are *not* one MVCC snapshot, which is fine because every change committed after the captured
+ * checkpoint reaches the client again through pull (records are idempotent upserts).
+ *
+ * Read-ahead (`ctx.snapshotCache`): the statement that fills a page asks for `aheadRows` more rows of the same table
+ * and leaves them for the next page of the same user, client and cursor. Such a page still runs the opening
+ * statement (client row, schema fingerprint; 404/409/403 exactly as any page) — without a transaction, one round
+ * trip — and is then served from memory if the rows were rendered under the current contract. Rows read a little
+ * earlier are rows that page could have read then: they are newer than the checkpoint, and later changes reach the
+ * client through pull as always.
+ *
+ * Round trips of a page read from the database: BEGIN with the opening statement, then the page's first table
+ * statement *together with COMMIT* (nearly every page is filled by one table; the first page also reads max(seq)). A
+ * page that reaches the end of a table continues in a second transaction (opened the same way) with one statement per
+ * further table, then COMMIT.
  */
 export async function snapshot(
   ctx: EngineContext,
@@ -96,39 +40,66 @@ export async function snapshot(
   rejectNul([req.client_id, req.cursor?.after_id])
   const limit = clampLimit(req.limit)
   const cursor = req.cursor
-  const open = () =>
-    openRequest(ctx, userId, req, {
-      access: 'read',
-      begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
-      settings: PAGE_SETTINGS,
-      deadline,
-    })
-  let tx = await open()
+  const cache = ctx.snapshotCache
+  const open = (transaction: boolean) => openPage(ctx, userId, req, transaction, deadline)
+  const page: PageRecords = { records: [], unrenderable: [] }
+  const cached = cursor ? cache.take(userId, req.client_id, cursor) : undefined
+  let tx: RequestTx
+  let taken: Taken | undefined // the page's rows taken from read-ahead rows (their records built already)
+  if (cached && cursor) {
+    ;({ tx, taken } = await fromAhead(ctx, open(false), cached, ctx.tables[cursor.table_idx], limit, page))
+  } else {
+    tx = await open(true)
+  }
+  // `first`: a transaction whose first table statement commits it; `open`: one that commits at the end; `none`: none.
+  let mode: 'first' | 'open' | 'none' = cached === undefined ? 'first' : 'none'
   const { contract, client } = tx
-  const records: SyncRecord[] = []
-  const unrenderable: Unrenderable[] = []
+  const { records, unrenderable } = page
   let checkpoint = 0
   let next: { tableIdx: number; afterId: string } | undefined
+  let rest: AheadRows | undefined
   try {
     if (cursor && (cursor.table_idx < 0 || cursor.checkpoint < 0)) throw new BadRequestError('invalid cursor')
     // Decision 7: the changelog head, captured once on the first page; later pages carry it in the cursor (even 0).
     checkpoint = cursor ? cursor.checkpoint : await headSeq(tx.db)
     let tableIdx = cursor?.table_idx ?? 0
     let afterId = cursor?.after_id ?? ''
-    let committed = false
     while (tableIdx < ctx.tables.length) {
       const t = ctx.tables[tableIdx] as ResolvedTable
-      const want = limit - records.length
-      const current = tx
-      const run: Run = committed ? async (q) => (await current.db.query<TextRow>(q)).rows : current.queryThenCommit
-      const rows = await readTable(ctx, run, contract, t, afterId, want)
-      for (const row of rows) {
-        // Decision 35: a row too deeply nested to render is left out (and recorded), never fails the page.
-        if (jsonTextDeeperThan(row.data, ctx.limits.maxJsonDepth)) {
-          unrenderable.push({ table: t.tableName, id: row.id, operation: OP_INSERT })
-          continue
+      const want = taken ? limit : limit - records.length // `taken`'s records are in `records` already
+      let rows: TextRow[]
+      let more: boolean // the table may have rows after `rows`
+      if (taken) {
+        ;({ rows, rest, more } = taken)
+        taken = undefined
+      } else {
+        if (mode === 'none') {
+          await tx.commit()
+          tx = await open(true)
+          mode = 'open'
+          if (tx.contract !== contract) {
+            // DDL in between: end the page here; the next page request meets the new schema (409).
+            next = { tableIdx, afterId }
+            rest = undefined
+            break
+          }
         }
-        records.push(textRecord(row.id, t.tableName, row.data, wireUpdatedAt(row)))
+        const current = tx
+        const run: Run =
+          mode === 'first' ? current.queryThenCommit : async (q) => (await current.db.query<TextRow>(q)).rows
+        if (mode === 'first') mode = 'none'
+        const extra = cache.aheadRows()
+        const got = await readTable(ctx, run, contract, t, afterId, want + extra)
+        rows = got.length > want ? got.slice(0, want) : got
+        rest = {
+          contract,
+          rows: got,
+          from: rows.length,
+          exhausted: got.length < want + extra,
+          rowBytes: rowBytesOf(got),
+        }
+        more = false // a read that did not fill the page reached the end of the table
+        addRecords(ctx, t, rows, page)
       }
       const lastRow = rows[rows.length - 1]
       if (rows.length === want && lastRow) {
@@ -136,18 +107,13 @@ export async function snapshot(
         next = { tableIdx, afterId: lastRow.id }
         break
       }
+      if (more) {
+        // Read-ahead rows ran out before the page was full: the rest of the page comes from the database.
+        afterId = lastRow?.id ?? afterId
+        continue
+      }
       tableIdx++
       afterId = ''
-      if (!committed && tableIdx < ctx.tables.length) {
-        // The first statement committed with the transaction: the rest of the page runs in a second one.
-        committed = true
-        tx = await open()
-        if (tx.contract !== contract) {
-          // DDL in between: end the page here; the next page request meets the new schema (409).
-          next = { tableIdx, afterId: '' }
-          break
-        }
-      }
     }
   } catch (err) {
     await tx.abort()
@@ -164,6 +130,11 @@ export async function snapshot(
   }
   if (next) {
     out.cursor = { checkpoint, table_idx: next.tableIdx, after_id: next.afterId }
+    if (rest) {
+      // Not for a deactivated client: its opening would run the onStaleClient hook again, outside any request.
+      if (client.isActive) prefetch(ctx, userId, req, rest, next.tableIdx, lastIdOf(rest))
+      cache.put(userId, req.client_id, out.cursor, rest)
+    }
   } else {
     // Committing the read-only page started the commit phase (openRequest): this write is part of it.
     await completeSnapshot(ctx.pool, client.id, checkpoint)
@@ -173,44 +144,54 @@ export async function snapshot(
   return out
 }
 
-/** A row of `readTable`: `data` is the JSON text PostgreSQL rendered (passed through to the response, see record.ts). */
-interface TextRow {
-  id: string
-  data: string
-  updated_at: string | null
+/** The records of a page so far, and the rows left out of it. */
+interface PageRecords {
+  records: SyncRecord[]
+  unrenderable: Unrenderable[]
+}
+
+/** Appends the records of `rows` (of table `t`) to `page`. */
+function addRecords(ctx: EngineContext, t: ResolvedTable, rows: readonly TextRow[], page: PageRecords): void {
+  for (const row of rows) {
+    // Decision 35: a row too deeply nested to render is left out (and recorded), never fails the page.
+    if (deeperThan(row.data, ctx.limits.maxJsonDepth)) {
+      page.unrenderable.push({ table: t.tableName, id: row.id, operation: OP_INSERT })
+      continue
+    }
+    page.records.push(textRecord(row.id, t.tableName, row.data, wireUpdatedAt(row)))
+  }
 }
 
 /**
- * Up to `limit` live rows of `t` the caller may read (Decision 5), after `afterId` in keyset order. One row per
- * record: node-pg's per-row parsing measured faster than one aggregated JSON text (string_agg / json_agg, +30 %).
+ * A page that starts on read-ahead rows: their records are built while the opening statement (`opening`, already
+ * started) is on its way — nothing is answered before it succeeds, its error is the page's error. When the rows were
+ * rendered under another contract than the current one they are dropped and the page reads from the database.
  */
-async function readTable(
+async function fromAhead(
   ctx: EngineContext,
-  run: Run,
-  contract: SchemaContract,
-  t: ResolvedTable,
-  afterId: string,
+  opening: Promise<RequestTx>,
+  cached: AheadRows,
+  t: ResolvedTable | undefined,
   limit: number,
-): Promise<TextRow[]> {
-  const keyset = keysetFor(t, idTypeOf(t, contract))
-  const where = [`${ROW_ALIAS}.${t.q.deletedAt} IS NULL`]
-  const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS, contractColumnTypes(contract))
-  if (read) where.push(read)
-  const params: unknown[] = [limit]
-  if (afterId !== '') {
-    params.push(afterId)
-    where.push(keyset.after('$2', afterId))
+  page: PageRecords,
+): Promise<{ tx: RequestTx; taken: Taken | undefined }> {
+  opening.catch(() => {}) // awaited below; not an unhandled rejection meanwhile
+  await new Promise((resolve) => setImmediate(resolve)) // lets the opening statement go out first
+  let taken: Taken | undefined
+  if (t) {
+    taken = await takeAhead(cached, limit)
+    addRecords(ctx, t, taken.rows, page)
   }
-  // Render JSON only for the rows of the page: the inner query pages by the key, the outer one renders.
-  return run({
-    text: `SELECT ${recordColumnsSql(t, contract, ROW_ALIAS, { deletedAt: false })}
-       FROM (SELECT ${ROW_ALIAS}.*
-               FROM ${t.sqlName} ${ROW_ALIAS}
-              WHERE ${where.join('\n                AND ')}
-              ORDER BY ${keyset.order}
-              LIMIT $1) ${ROW_ALIAS}
-      ORDER BY ${keyset.order}`,
-    values: params,
-    types: JSON_TEXT_TYPES,
-  })
+  const tx = await opening
+  if (tx.contract !== cached.contract) {
+    page.records.length = 0
+    page.unrenderable.length = 0
+    taken = undefined
+  }
+  return { tx, taken }
+}
+
+/** The id of the last row `rest` holds (the cursor a read of the rows after them continues from). */
+function lastIdOf(rest: AheadRows): string {
+  return (rest.rows[rest.rows.length - 1] as TextRow).id
 }

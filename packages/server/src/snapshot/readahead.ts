@@ -1,0 +1,146 @@
+import type { SchemaContract } from '../schema/contract.js'
+
+/** A row of a snapshot page statement: `data` is the JSON text PostgreSQL rendered (see record.ts). */
+export interface TextRow {
+  id: string
+  data: string
+  updated_at: string | null
+}
+
+/** Where the rows of an entry start: the cursor of the page they continue. */
+export interface AheadCursor {
+  checkpoint: number
+  table_idx: number
+  after_id: string
+}
+
+/** Rows of one table, in keyset order, and whether the table ends with them. */
+export interface RowChunk {
+  rows: TextRow[]
+  /** True when the table has no rows after the last of `rows` (the read returned fewer rows than it asked for). */
+  exhausted: boolean
+}
+
+/** Rows read ahead of one client's snapshot cursor (see `ReadAheadCache`). */
+export interface AheadRows extends RowChunk {
+  /** The contract they were rendered under: served only while it is still the current one. */
+  contract: SchemaContract
+  /** `rows[from]` is the first row after the cursor (rows before it were served already). */
+  from: number
+  /** Estimated bytes a row holds (text at 2 bytes a character plus object overhead). */
+  rowBytes: number
+  /** The table's next rows after the last of `rows`, being read in the background (resolves undefined on failure). */
+  pending?: Promise<RowChunk | undefined>
+}
+
+interface Entry extends AheadRows {
+  cursor: string
+  bytes: number
+  expires: number
+}
+
+export interface ReadAheadOptions {
+  /** Rows read beyond a page's own rows by its statement (0: no read-ahead). */
+  rows: number
+  /** Cap on the text held by all entries together (UTF-16 bytes, approximated). */
+  maxBytes: number
+  /** An entry not taken within this time is dropped. */
+  ttlMs: number
+}
+
+/** Defaults of `EngineOptions.snapshotReadAhead`. */
+export const DEFAULT_READ_AHEAD: ReadAheadOptions = { rows: 9_000, maxBytes: 64 * 1024 * 1024, ttlMs: 30_000 }
+
+/** Per-row overhead counted on top of a row's text (object, array slot, string headers). */
+const ROW_OVERHEAD = 96
+
+/**
+ * Snapshot rows read ahead of the page that asked for them, held for the next page of the *same* user, client and
+ * cursor. At most one entry per (user, client): a client pages sequentially, so the entry a page leaves is the one
+ * its next page takes. An entry is taken (removed) by a lookup whatever the outcome, expires after `ttlMs`, and
+ * the oldest entries are dropped when the total would exceed `maxBytes`. No timers: expiry is applied on access.
+ */
+export class ReadAheadCache {
+  readonly #entries = new Map<string, Entry>()
+  #bytes = 0
+
+  constructor(
+    readonly options: ReadAheadOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Bytes held now (expired entries included until the next access drops them). */
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  /** Entries held now. */
+  get size(): number {
+    return this.#entries.size
+  }
+
+  /**
+   * How many rows a page should read beyond its own: the configured amount while less than half the cap is in
+   * use, otherwise none (under memory pressure pages fall back to reading only their own rows).
+   */
+  aheadRows(): number {
+    this.#sweep()
+    return this.#bytes * 2 < this.options.maxBytes ? this.options.rows : 0
+  }
+
+  /** The entry of `user`'s `client` when it continues exactly `cursor` (removed in any case). */
+  take(user: string, client: string, cursor: AheadCursor): AheadRows | undefined {
+    const key = slot(user, client)
+    const e = this.#entries.get(key)
+    if (!e) return undefined
+    this.#drop(key, e)
+    if (e.expires <= this.now() || e.cursor !== cursorKey(cursor)) return undefined
+    const { cursor: _c, bytes: _b, expires: _e, ...rows } = e
+    return rows
+  }
+
+  /** Holds `rows` for the page of `user`'s `client` that continues at `cursor` (replacing that client's entry). */
+  put(user: string, client: string, cursor: AheadCursor, rows: AheadRows): void {
+    const key = slot(user, client)
+    const old = this.#entries.get(key)
+    if (old) this.#drop(key, old)
+    const left = rows.rows.length - rows.from
+    if ((left === 0 && !rows.pending) || this.options.ttlMs <= 0) return
+    // A read under way will bring up to `options.rows` more rows: their room is reserved now.
+    const bytes = (left + (rows.pending ? this.options.rows : 0)) * rows.rowBytes
+    if (bytes > this.options.maxBytes) return
+    this.#sweep()
+    for (const [k, e] of this.#entries) {
+      if (this.#bytes + bytes <= this.options.maxBytes) break
+      this.#drop(k, e) // oldest first (Map order is insertion order)
+    }
+    this.#entries.set(key, { ...rows, cursor: cursorKey(cursor), bytes, expires: this.now() + this.options.ttlMs })
+    this.#bytes += bytes
+  }
+
+  #drop(key: string, e: Entry): void {
+    this.#entries.delete(key)
+    this.#bytes -= e.bytes
+  }
+
+  #sweep(): void {
+    const now = this.now()
+    for (const [k, e] of this.#entries) if (e.expires <= now) this.#drop(k, e)
+  }
+}
+
+/** The slot of one user's client (user ids and client ids may contain any character: JSON keeps them apart). */
+function slot(user: string, client: string): string {
+  return JSON.stringify([user, client])
+}
+
+function cursorKey(c: AheadCursor): string {
+  return JSON.stringify([c.checkpoint, c.table_idx, c.after_id])
+}
+
+/** Average bytes a row of `rows` holds: its text at 2 bytes a character plus `ROW_OVERHEAD`. */
+export function rowBytesOf(rows: readonly TextRow[]): number {
+  let chars = 0
+  for (const r of rows) chars += r.id.length + r.data.length + (r.updated_at?.length ?? 0)
+  return rows.length === 0 ? ROW_OVERHEAD : Math.ceil((chars * 2) / rows.length) + ROW_OVERHEAD
+}

@@ -1,0 +1,123 @@
+import type pg from 'pg'
+import type { EngineContext } from '../core/context.js'
+import { BadRequestError } from '../errors.js'
+import type { RequestDeadline } from '../limits/deadline.js'
+import { JSON_TEXT_TYPES } from '../pull/record.js'
+import { idTypeOf, ROW_ALIAS } from '../pull/rows.js'
+import type { ResolvedTable } from '../registry/registry.js'
+import { openRequest, type RequestTx } from '../request/open.js'
+import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
+import type { SchemaContract } from '../schema/contract.js'
+import type { TextRow } from './readahead.js'
+import { pageColumnsSql } from './render.js'
+
+const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
+const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint'])
+const TEXT_TYPES = /^(text|character varying(\(\d+\))?)$/
+const INT64_MIN = -(2n ** 63n)
+const INT64_MAX = 2n ** 63n - 1n
+
+/** How one table is walked: the ORDER BY key and the "after the cursor" condition for a given `after_id`. */
+interface Keyset {
+  order: string
+  after(param: string, afterId: string): string
+}
+
+/**
+ * Keyset paging in an order the primary-key index can serve, wherever one exists:
+ * - uuid: uuid order is the byte order of the canonical text form, i.e. `id::text COLLATE "C"` order (what §3 E 58
+ *   asks for), so `ORDER BY id` walks the PK index. A non-uuid `after_id` is compared as text in that same order.
+ * - text/varchar: the column's own collation (the PK index's order).
+ * - smallint/integer/bigint: numeric order (the cursor is opaque to clients; text order of numbers would need a
+ *   sort of the whole table per page). A non-integer `after_id` → 400.
+ * - anything else: `id::text COLLATE "C"`, which cannot use an index: each page sorts the readable rows of the table
+ *   (top-N), so a snapshot of such a table costs O(rows × pages). Documented in docs/architecture.md.
+ */
+function keysetFor(t: ResolvedTable, idType: string | undefined): Keyset {
+  const id = `${ROW_ALIAS}.${t.q.id}`
+  const asText = `${id}::text COLLATE "C"`
+  if (idType === 'uuid') {
+    return {
+      order: id,
+      after: (p, afterId) => (UUID_RE.test(afterId) ? `${id} > ${p}::uuid` : `${asText} > ${p}`),
+    }
+  }
+  if (idType && TEXT_TYPES.test(idType)) return { order: id, after: (p) => `${id} > ${p}` }
+  if (idType && INTEGER_TYPES.has(idType)) {
+    return {
+      order: id,
+      after: (p, afterId) => {
+        if (!/^-?\d{1,19}$/.test(afterId)) throw new BadRequestError('invalid cursor')
+        const n = BigInt(afterId)
+        if (n < INT64_MIN || n > INT64_MAX) throw new BadRequestError('invalid cursor')
+        return `${id} > ${p}::bigint`
+      },
+    }
+  }
+  return { order: asText, after: (p) => `${asText} > ${p}` }
+}
+
+/**
+ * The planner misjudges the ownership predicate (`owner::text = current_setting(...)`, estimated at 0.5 % of the rows)
+ * and picks a full scan + top-N sort per page: O(table) per page, O(table²/page) per snapshot. Walking the
+ * primary-key index in keyset order instead costs O(table) for the *whole* snapshot, whatever share of the table the
+ * caller owns. Transaction-local (set_config(..., true)), so nothing leaks to other requests.
+ */
+const PAGE_SETTINGS = { enable_seqscan: 'off', enable_sort: 'off' }
+
+/**
+ * A snapshot page's request transaction (`openRequest`: client row, schema pair), REPEATABLE READ READ ONLY with
+ * the page settings — or, without `transaction`, the opening statement alone (a page served from read-ahead rows).
+ */
+export function openPage(
+  ctx: EngineContext,
+  userId: string,
+  req: { client_id: string; schema_version?: number; schema_hash?: string },
+  transaction: boolean,
+  deadline?: RequestDeadline,
+): Promise<RequestTx> {
+  return openRequest(ctx, userId, req, {
+    access: 'read',
+    begin: transaction ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : null,
+    settings: transaction ? PAGE_SETTINGS : undefined,
+    deadline,
+  })
+}
+
+/** A statement of the page and how it runs (see `snapshot`). */
+export type Run = (query: { text: string; values: unknown[]; types?: pg.CustomTypesConfig }) => Promise<TextRow[]>
+
+/**
+ * Up to `limit` live rows of `t` the caller may read (Decision 5), after `afterId` in keyset order. One row per
+ * record: node-pg's per-row parsing measured faster than one aggregated JSON text (string_agg / json_agg, +30 %).
+ */
+export async function readTable(
+  ctx: EngineContext,
+  run: Run,
+  contract: SchemaContract,
+  t: ResolvedTable,
+  afterId: string,
+  limit: number,
+): Promise<TextRow[]> {
+  const keyset = keysetFor(t, idTypeOf(t, contract))
+  const where = [`${ROW_ALIAS}.${t.q.deletedAt} IS NULL`]
+  const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS, contractColumnTypes(contract))
+  if (read) where.push(read)
+  const params: unknown[] = [limit]
+  if (afterId !== '') {
+    params.push(afterId)
+    where.push(keyset.after('$2', afterId))
+  }
+  // Render JSON only for the rows of the page: the inner query pages by the key, the outer one renders.
+  return run({
+    text: `SELECT ${pageColumnsSql(t, contract)}
+       FROM (SELECT ${ROW_ALIAS}.*
+               FROM ${t.sqlName} ${ROW_ALIAS}
+              WHERE ${where.join('\n                AND ')}
+              ORDER BY ${keyset.order}
+              LIMIT $1) ${ROW_ALIAS}
+      ORDER BY ${keyset.order}`,
+    values: params,
+    types: JSON_TEXT_TYPES,
+  })
+}
