@@ -29,7 +29,6 @@ it('migrations create the §2.1 tables and indexes, and re-running them (also co
     `SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND indexname LIKE 'idx_%' ORDER BY 1`,
   )
   expect(idx.rows.map((r) => r.indexname)).toEqual([
-    'idx_sync_bucket_edges_bucket',
     'idx_sync_changelog_bucket_seq',
     'idx_sync_changelog_record',
     'idx_sync_clients_user',
@@ -58,4 +57,17 @@ it('migrations create the §2.1 tables and indexes, and re-running them (also co
     // Added after §2.1 (ALTER TABLE … ADD COLUMN IF NOT EXISTS): pull progress, which compaction judges staleness by.
     'last_progress_at',
   ])
+})
+
+it('a database created before keeps its edges and loses only the unused edge index by bucket', async () => {
+  await runMigrations(db.pool)
+  await db.pool.query(
+    'CREATE INDEX idx_sync_bucket_edges_bucket ON sync_bucket_edges (bucket_id, table_name, record_id)',
+  )
+  await db.pool.query(`INSERT INTO sync_bucket_edges (table_name, record_id, bucket_id) VALUES ('t', '1', 'user:a')`)
+  await runMigrations(db.pool)
+  const idx = await db.pool.query(`SELECT 1 FROM pg_indexes WHERE indexname = 'idx_sync_bucket_edges_bucket'`)
+  expect(idx.rows).toEqual([])
+  const edges = await db.pool.query('SELECT table_name, record_id, bucket_id FROM sync_bucket_edges')
+  expect(edges.rows).toEqual([{ table_name: 't', record_id: '1', bucket_id: 'user:a' }])
 })

@@ -53,7 +53,9 @@ CREATE TABLE IF NOT EXISTS sync_bucket_edges (
   updated_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (table_name, record_id, bucket_id)
 );
-CREATE INDEX IF NOT EXISTS idx_sync_bucket_edges_bucket ON sync_bucket_edges (bucket_id, table_name, record_id);
+-- §2.1 also listed an index (bucket_id, table_name, record_id). No query reads edges by bucket, and it was a third of
+-- the capture's edge-write cost (docs/performance.md, WAL), so databases created before are rid of it.
+DROP INDEX IF EXISTS idx_sync_bucket_edges_bucket;
 
 CREATE TABLE IF NOT EXISTS sync_rule_failures (
   id         bigserial PRIMARY KEY,
