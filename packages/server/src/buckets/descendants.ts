@@ -21,9 +21,24 @@ export interface Descendant {
 }
 
 /** Child tables that take their buckets from `t` through the parent chain (not their own column or function). */
-export function inheritingChildren(resolver: BucketResolver, t: ResolvedTable): ResolvedTable[] {
-  return resolver.registry.tables().filter((c) => c.parentTable === t.tableName && resolver.rule(c).kind === 'parent')
+export function inheritingChildren(resolver: BucketResolver, t: ResolvedTable): readonly ResolvedTable[] {
+  let byTable = childrenCache.get(resolver)
+  if (!byTable) {
+    byTable = new Map()
+    childrenCache.set(resolver, byTable)
+  }
+  let children = byTable.get(t)
+  if (!children) {
+    children = resolver.registry
+      .tables()
+      .filter((c) => c.parentTable === t.tableName && resolver.rule(c).kind === 'parent')
+    byTable.set(t, children)
+  }
+  return children
 }
+
+/** The registry is frozen once in use: children per table are computed once per resolver (once per update before). */
+const childrenCache = new WeakMap<BucketResolver, Map<ResolvedTable, readonly ResolvedTable[]>>()
 
 /**
  * Finds every descendant of the roots through the registry's child relations: one query per (level, child table),

@@ -62,6 +62,9 @@ export function bucketsFromValue(value: string | null, rule: Extract<BucketRule,
   return [rule.prefix + value]
 }
 
+/** UTF-8 takes at most 3 bytes per UTF-16 code unit: most ids are decided without encoding them. */
+const tooLong = (b: string): boolean => b.length * 3 > MAX_BUCKET_ID_BYTES && Buffer.byteLength(b) > MAX_BUCKET_ID_BYTES
+
 /** Removes empty ids and duplicates, keeping first-seen order (deterministic changelog order). */
 export function normalizeBuckets(ids: Iterable<string | null>): string[] {
   const out = new Set<string>()
@@ -76,6 +79,8 @@ export function normalizeBuckets(ids: Iterable<string | null>): string[] {
  */
 export class BucketResolver {
   readonly #savepoint = 'synchro_bucket_fn'
+  /** Rules per table: the registry is frozen once in use, so a table's rule never changes. */
+  readonly #rules = new Map<ResolvedTable, BucketRule>()
   constructor(
     readonly registry: Registry,
     readonly catalog: ColumnCatalog,
@@ -83,14 +88,20 @@ export class BucketResolver {
   ) {}
 
   rule(t: ResolvedTable): BucketRule {
-    return bucketRule(this.registry, t, this.globalFunction)
+    let r = this.#rules.get(t)
+    if (!r) {
+      r = bucketRule(this.registry, t, this.globalFunction)
+      this.#rules.set(t, r)
+    }
+    return r
   }
 
   async resolve(db: pg.ClientBase, reqs: readonly BucketRequest[]): Promise<BucketResult[]> {
     const out: BucketResult[] = new Array(reqs.length)
     const chains = new Map<string, number[]>()
     const fns = new Map<string, number[]>()
-    for (const [i, r] of reqs.entries()) {
+    for (let i = 0; i < reqs.length; i++) {
+      const r = reqs[i] as BucketRequest
       const rule = this.rule(r.table)
       if (rule.kind === 'global') out[i] = { ok: true, buckets: [GLOBAL_BUCKET] }
       else if (rule.kind === 'column') {
@@ -106,10 +117,10 @@ export class BucketResolver {
     for (const [k, idx] of fns) await this.#resolveFunction(db, k.slice(0, k.indexOf('\u0000')), reqs, idx, out)
     // A bucket id too long for the changelog's btree indexes would fail the whole batch on every retry and stall the
     // stream: it becomes this record's rule failure instead.
-    for (const [i, r] of out.entries()) {
-      if (r?.ok && r.buckets.some((b) => Buffer.byteLength(b) > MAX_BUCKET_ID_BYTES)) {
+    for (let i = 0; i < out.length; i++) {
+      const r = out[i]
+      if (r?.ok && r.buckets.some(tooLong))
         out[i] = { ok: false, error: `bucket id longer than ${MAX_BUCKET_ID_BYTES} bytes` }
-      }
     }
     return out
   }
