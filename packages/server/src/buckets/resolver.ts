@@ -62,6 +62,20 @@ export function bucketsFromValue(value: string | null, rule: Extract<BucketRule,
   return [rule.prefix + value]
 }
 
+/** The value cached in `m` for `k`, made by `make` on first use. */
+export function memo<K, V>(m: { get(k: K): V | undefined; set(k: K, v: V): unknown }, k: K, make: () => V): V {
+  let v = m.get(k)
+  if (v === undefined) {
+    v = make()
+    m.set(k, v)
+  }
+  return v
+}
+
+/** Rules per resolver and table: the registry is frozen once in use, so a table's rule never changes. */
+const ruleCache = new WeakMap<BucketResolver, Map<ResolvedTable, BucketRule>>()
+const newRuleMap = () => new Map<ResolvedTable, BucketRule>()
+
 /** UTF-8 takes at most 3 bytes per UTF-16 code unit: most ids are decided without encoding them. */
 const tooLong = (b: string): boolean => b.length * 3 > MAX_BUCKET_ID_BYTES && Buffer.byteLength(b) > MAX_BUCKET_ID_BYTES
 
@@ -79,8 +93,6 @@ export function normalizeBuckets(ids: Iterable<string | null>): string[] {
  */
 export class BucketResolver {
   readonly #savepoint = 'synchro_bucket_fn'
-  /** Rules per table: the registry is frozen once in use, so a table's rule never changes. */
-  readonly #rules = new Map<ResolvedTable, BucketRule>()
   constructor(
     readonly registry: Registry,
     readonly catalog: ColumnCatalog,
@@ -88,20 +100,14 @@ export class BucketResolver {
   ) {}
 
   rule(t: ResolvedTable): BucketRule {
-    let r = this.#rules.get(t)
-    if (!r) {
-      r = bucketRule(this.registry, t, this.globalFunction)
-      this.#rules.set(t, r)
-    }
-    return r
+    return memo(memo(ruleCache, this, newRuleMap), t, () => bucketRule(this.registry, t, this.globalFunction))
   }
 
   async resolve(db: pg.ClientBase, reqs: readonly BucketRequest[]): Promise<BucketResult[]> {
     const out: BucketResult[] = new Array(reqs.length)
     const chains = new Map<string, number[]>()
     const fns = new Map<string, number[]>()
-    for (let i = 0; i < reqs.length; i++) {
-      const r = reqs[i] as BucketRequest
+    for (const [i, r] of reqs.entries()) {
       const rule = this.rule(r.table)
       if (rule.kind === 'global') out[i] = { ok: true, buckets: [GLOBAL_BUCKET] }
       else if (rule.kind === 'column') {
