@@ -1,8 +1,8 @@
 // WAL → changelog throughput: our consumer (decode + bucket + batched changelog/edges/LSN transactions) against the
 // raw decode rate of the same WAL by `pg_recvlogical` (pgoutput, same publication, output discarded).
 // Usage: npx tsx bench/wal/index.ts [changes]   (env BENCH_WAL_CHANGES, default 100 000; BENCH_QUICK=1 → 10 000)
-// Rounds: the workload is written once; each of BENCH_WAL_ROUNDS (default 3) rounds decodes that same WAL on its
-// own pair of slots (raw, then ours, from an emptied changelog/edge state) and the medians are reported. "Done" is
+// Rounds: each of BENCH_WAL_ROUNDS (default 3) rounds empties the tables, creates its own pair of slots, writes the
+// workload, and decodes that same WAL (raw, then ours, from an emptied changelog/edge state); medians are reported. "Done" is
 // when the consumer's committed batches hold every change; the changelog rows are then counted and must match.
 // Env: BENCH_WAL_BATCH (consumer batchMaxEvents), BENCH_WAL_DEBUG=1 (per-batch log: pipelined, prep/write/commit
 // ms), BENCH_WAL_CPU=1 (CPU ms of this process and of the database's backends during the consumer phase).
@@ -53,40 +53,15 @@ try {
   const registry = new Registry().register({ tableName: 'bench_items', ownerColumn: 'user_id' })
   await ensurePublication(pool, registry, 'synchro_pub')
   await ensureReplicaIdentityFull(pool, registry)
-  for (const s of slots) {
-    await ensureSlot(pool, s.ours)
-    await ensureSlot(pool, s.raw)
-  }
-
-  // Workload: 70 % inserts, 30 % updates, in transactions of TXN_ROWS rows, 1 000 owners.
-  const inserts = Math.ceil(changes * 0.7)
-  const updates = changes - inserts
-  const t0 = performance.now()
-  for (let done = 0; done < inserts; done += TXN_ROWS) {
-    const n = Math.min(TXN_ROWS, inserts - done)
-    await pool.query(
-      `INSERT INTO bench_items (user_id, v, title)
-       SELECT ('00000000-0000-4000-8000-' || lpad((g % 1000)::text, 12, '0'))::uuid, g, 'item ' || g
-         FROM generate_series($1::int, $1::int + $2::int - 1) g`,
-      [done, n],
-    )
-  }
-  for (let done = 0; done < updates; done += TXN_ROWS) {
-    const n = Math.min(TXN_ROWS, updates - done)
-    await pool.query(
-      `UPDATE bench_items SET v = v + 1 WHERE id IN (SELECT id FROM bench_items ORDER BY v OFFSET $1 LIMIT $2)`,
-      [done, n],
-    )
-  }
-  const { rows } = await pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')
-  const endLsn = rows[0]?.lsn as string
-  console.log(`loaded ${changes} row changes in ${((performance.now() - t0) / 1000).toFixed(1)} s (WAL end ${endLsn})`)
-
   const pgVersion = (await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v
   const rounds: { rawSeconds: number; oursSeconds: number; ratio: number; tool: string }[] = []
   for (const [i, s] of slots.entries()) {
-    // Every round starts from the same empty state, so each does the same work.
-    await pool.query('TRUNCATE sync_changelog, sync_bucket_edges, sync_wal_position')
+    // Every round starts from the same empty state and writes the same workload after creating its slots, so
+    // each does the same work and no round's walsender decodes the changelog writes of the rounds before it.
+    await pool.query('TRUNCATE bench_items, sync_changelog, sync_bucket_edges, sync_wal_position')
+    await ensureSlot(pool, s.ours)
+    await ensureSlot(pool, s.raw)
+    const endLsn = await writeWorkload(pool)
     const raw = await rawDecode(pool, url, s.raw, endLsn)
     const oursSeconds = await oursDecode(pool, url, registry, s.ours)
     const round = { rawSeconds: raw.seconds, oursSeconds, ratio: raw.seconds / oursSeconds, tool: raw.tool }
@@ -134,6 +109,33 @@ try {
     )
     .catch(() => {})
   await db.close()
+}
+
+/** Workload: 70 % inserts, 30 % updates, in transactions of TXN_ROWS rows, 1 000 owners. Returns the WAL end. */
+async function writeWorkload(pool: pg.Pool): Promise<string> {
+  const inserts = Math.ceil(changes * 0.7)
+  const updates = changes - inserts
+  const t0 = performance.now()
+  for (let done = 0; done < inserts; done += TXN_ROWS) {
+    const n = Math.min(TXN_ROWS, inserts - done)
+    await pool.query(
+      `INSERT INTO bench_items (user_id, v, title)
+       SELECT ('00000000-0000-4000-8000-' || lpad((g % 1000)::text, 12, '0'))::uuid, g, 'item ' || g
+         FROM generate_series($1::int, $1::int + $2::int - 1) g`,
+      [done, n],
+    )
+  }
+  for (let done = 0; done < updates; done += TXN_ROWS) {
+    const n = Math.min(TXN_ROWS, updates - done)
+    await pool.query(
+      `UPDATE bench_items SET v = v + 1 WHERE id IN (SELECT id FROM bench_items ORDER BY v OFFSET $1 LIMIT $2)`,
+      [done, n],
+    )
+  }
+  const { rows } = await pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')
+  const endLsn = rows[0]?.lsn as string
+  console.log(`loaded ${changes} row changes in ${((performance.now() - t0) / 1000).toFixed(1)} s (WAL end ${endLsn})`)
+  return endLsn
 }
 
 /** The raw baseline: pg_recvlogical decodes the WAL up to `endLsn` on its own slot and throws the output away. */

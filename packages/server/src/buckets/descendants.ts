@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import type { ResolvedTable } from '../registry/registry.js'
 import { quoteIdent } from '../util/sql.js'
-import type { BucketResolver } from './resolver.js'
+import { type BucketResolver, memo } from './resolver.js'
 
 /** A record whose inherited buckets changed (e.g. an order whose owner changed) and what they are now. */
 export interface RebucketRoot {
@@ -21,9 +21,15 @@ export interface Descendant {
 }
 
 /** Child tables that take their buckets from `t` through the parent chain (not their own column or function). */
-export function inheritingChildren(resolver: BucketResolver, t: ResolvedTable): ResolvedTable[] {
-  return resolver.registry.tables().filter((c) => c.parentTable === t.tableName && resolver.rule(c).kind === 'parent')
+export function inheritingChildren(resolver: BucketResolver, t: ResolvedTable): readonly ResolvedTable[] {
+  const byTable = memo(childrenCache, resolver, () => new Map<ResolvedTable, readonly ResolvedTable[]>())
+  return memo(byTable, t, () =>
+    resolver.registry.tables().filter((c) => c.parentTable === t.tableName && resolver.rule(c).kind === 'parent'),
+  )
 }
+
+/** The registry is frozen once in use: children per table are computed once per resolver (once per update before). */
+const childrenCache = new WeakMap<BucketResolver, Map<ResolvedTable, readonly ResolvedTable[]>>()
 
 /**
  * Finds every descendant of the roots through the registry's child relations: one query per (level, child table),

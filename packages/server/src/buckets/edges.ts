@@ -77,6 +77,16 @@ export function moveTo(e: EdgeEntry, target: readonly string[], out: ChangeSink)
 export const NO_EDGES: ReadonlySet<string> = new Set()
 
 /**
+ * A `text[]` parameter for thousands of ids. JSON quoting equals array-literal quoting when no backslash escape is
+ * needed (no quote, backslash or control character in any id): one native JSON.stringify instead of pg's per-element
+ * escaping. Otherwise the array itself (pg escapes it).
+ */
+export function textArray(ids: string[]): string | string[] {
+  const j = JSON.stringify(ids)
+  return j.includes('\\') ? ids : `{${j.slice(1, -1)}}`
+}
+
+/**
  * In-memory view of sync_bucket_edges for the records a batch touches, loaded with batched queries. A state built
  * on a `base` (the batch being written meanwhile) takes the records that batch touches from its final state.
  */
@@ -147,7 +157,7 @@ export class EdgeState {
     for (const [table, ids] of idsByTable) {
       const res = await db.query<{ r: string; b: string }>(
         'SELECT record_id AS r, bucket_id AS b FROM sync_bucket_edges WHERE table_name = $1 AND record_id = ANY($2::text[])',
-        [table, ids],
+        [table, textArray(ids)],
       )
       const tm = this.#table(table)
       const found = new Map<string, Set<string>>()

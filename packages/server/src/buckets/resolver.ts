@@ -62,6 +62,23 @@ export function bucketsFromValue(value: string | null, rule: Extract<BucketRule,
   return [rule.prefix + value]
 }
 
+/** The value cached in `m` for `k`, made by `make` on first use. */
+export function memo<K, V>(m: { get(k: K): V | undefined; set(k: K, v: V): unknown }, k: K, make: () => V): V {
+  let v = m.get(k)
+  if (v === undefined) {
+    v = make()
+    m.set(k, v)
+  }
+  return v
+}
+
+/** Rules per resolver and table: the registry is frozen once in use, so a table's rule never changes. */
+const ruleCache = new WeakMap<BucketResolver, Map<ResolvedTable, BucketRule>>()
+const newRuleMap = () => new Map<ResolvedTable, BucketRule>()
+
+/** UTF-8 takes at most 3 bytes per UTF-16 code unit: most ids are decided without encoding them. */
+const tooLong = (b: string): boolean => b.length * 3 > MAX_BUCKET_ID_BYTES && Buffer.byteLength(b) > MAX_BUCKET_ID_BYTES
+
 /** Removes empty ids and duplicates, keeping first-seen order (deterministic changelog order). */
 export function normalizeBuckets(ids: Iterable<string | null>): string[] {
   const out = new Set<string>()
@@ -83,7 +100,7 @@ export class BucketResolver {
   ) {}
 
   rule(t: ResolvedTable): BucketRule {
-    return bucketRule(this.registry, t, this.globalFunction)
+    return memo(memo(ruleCache, this, newRuleMap), t, () => bucketRule(this.registry, t, this.globalFunction))
   }
 
   async resolve(db: pg.ClientBase, reqs: readonly BucketRequest[]): Promise<BucketResult[]> {
@@ -106,10 +123,10 @@ export class BucketResolver {
     for (const [k, idx] of fns) await this.#resolveFunction(db, k.slice(0, k.indexOf('\u0000')), reqs, idx, out)
     // A bucket id too long for the changelog's btree indexes would fail the whole batch on every retry and stall the
     // stream: it becomes this record's rule failure instead.
-    for (const [i, r] of out.entries()) {
-      if (r?.ok && r.buckets.some((b) => Buffer.byteLength(b) > MAX_BUCKET_ID_BYTES)) {
+    for (let i = 0; i < out.length; i++) {
+      const r = out[i]
+      if (r?.ok && r.buckets.some(tooLong))
         out[i] = { ok: false, error: `bucket id longer than ${MAX_BUCKET_ID_BYTES} bytes` }
-      }
     }
     return out
   }

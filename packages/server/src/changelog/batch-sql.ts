@@ -4,33 +4,25 @@ import { copyFrom, copyText } from './copy.js'
 import { CHANGELOG_CHANNEL, notifyBuckets } from './listener.js'
 import type { BatchOutput } from './output.js'
 
-/** Opens the batch's transaction and locks the position row; returns the stored LSN. */
+/** Opens the batch's transaction and locks the position row (one round trip); returns the stored LSN. */
 export async function beginBatch(client: pg.ClientBase, slotName: string): Promise<bigint> {
-  await client.query('BEGIN')
   // Locks the position row: concurrent appliers for the same slot (a stale leader) serialise here, and the
   // value read is the one this transaction will overwrite, so "skip what is stored" is race-free.
-  const { rows } = await client.query<{ lsn: string }>(
-    `INSERT INTO sync_wal_position (slot_name, confirmed_lsn) VALUES ($1, 0)
+  const res = (await client.query(
+    `BEGIN; INSERT INTO sync_wal_position (slot_name, confirmed_lsn) VALUES (${client.escapeLiteral(slotName)}, 0)
      ON CONFLICT (slot_name) DO UPDATE SET slot_name = EXCLUDED.slot_name
      RETURNING confirmed_lsn::text AS lsn`,
-    [slotName],
-  )
-  return BigInt(rows[0]?.lsn ?? '0')
+  )) as unknown as pg.QueryResult<{ lsn: string }>[]
+  return BigInt(res[res.length - 1]?.rows[0]?.lsn ?? '0')
 }
 
 /**
  * Writes the batch: changelog rows by COPY (in WAL order, so `seq` follows it), new edges by COPY (they do not
- * exist: the edge state says so, and only the position-lock holder writes edges), then one statement for removed
- * edges, rule failures and the new confirmed LSN. With `copyEdges` false, edges are inserted ON CONFLICT instead.
+ * exist: the edge state says so, and only the position-lock holder writes edges), then, only if there are any,
+ * one statement for removed edges and rule failures. With `copyEdges` false, edges are inserted ON CONFLICT
+ * instead. The position is set by {@link commitBatch}.
  */
-export async function writeBatch(
-  db: pg.ClientBase,
-  slotName: string,
-  out: BatchOutput,
-  state: EdgeState,
-  lsn: bigint,
-  copyEdges: boolean,
-): Promise<void> {
+export async function writeBatch(db: pg.ClientBase, out: BatchOutput, state: EdgeState, copyEdges: boolean) {
   const del: [string[], string[], string[]] = [[], [], []]
   const ins: [string[], string[], string[]] = [[], [], []]
   let edgeCopy = ''
@@ -53,6 +45,7 @@ export async function writeBatch(
   if (edgeCopy.length > 0) {
     await copyFrom(db, 'COPY sync_bucket_edges (table_name, record_id, bucket_id) FROM STDIN', Buffer.from(edgeCopy))
   }
+  if (del[0].length === 0 && ins[0].length === 0 && out.fOp.length === 0) return
   // Deleted and inserted edge keys are disjoint (per record, a bucket is either removed or added), so the
   // data-modifying CTEs, which share one snapshot, never touch the same row twice. PostgreSQL runs every
   // data-modifying CTE even when the main statement does not reference it.
@@ -66,30 +59,38 @@ export async function writeBatch(
        SELECT * FROM unnest($4::text[], $5::text[], $6::text[])
        ON CONFLICT (table_name, record_id, bucket_id) DO UPDATE SET updated_at = now()
        RETURNING 1
-     ), rf AS (
-       INSERT INTO sync_rule_failures (table_name, record_id, operation, error_text, payload)
-       SELECT * FROM unnest($7::text[], $8::text[], $9::int2[], $10::text[], $11::jsonb[])
-       RETURNING 1
      )
-     INSERT INTO sync_wal_position (slot_name, confirmed_lsn, updated_at)
-     VALUES ($12, $13::bigint, now())
-     ON CONFLICT (slot_name) DO UPDATE
-       SET confirmed_lsn = GREATEST(sync_wal_position.confirmed_lsn, EXCLUDED.confirmed_lsn), updated_at = now()`,
-    [...del, ...ins, out.fTable, out.fRecord, out.fOp, out.fError, out.fPayload, slotName, lsn.toString()],
+     INSERT INTO sync_rule_failures (table_name, record_id, operation, error_text, payload)
+     SELECT * FROM unnest($7::text[], $8::text[], $9::int2[], $10::text[], $11::jsonb[])`,
+    [...del, ...ins, out.fTable, out.fRecord, out.fOp, out.fError, out.fPayload],
   )
 }
 
 /**
- * Delivered to every LISTENing instance when (and only if) the transaction commits. The head is the last seq this
- * session drew: only the position-lock holder writes the changelog, so it is the new head. A listener that stops
- * reading lets the notification queue fill; past half full we skip the NOTIFY (instances then find the batch by
- * their fallback poll) rather than ever fail the capture on a full queue.
+ * Sets the new confirmed LSN (bigint, only increases), sends the NOTIFY when `buckets` is given, and commits: one
+ * round trip. The NOTIFY is delivered to every LISTENing instance when (and only if) the transaction commits. Its
+ * head is the last seq this session drew: only the position-lock holder writes the changelog, so it is the new
+ * head. A listener that stops reading lets the notification queue fill; past half full the NOTIFY is skipped
+ * (instances then find the batch by their fallback poll) rather than ever fail the capture on a full queue.
  */
-export async function notify(db: pg.ClientBase, buckets: Iterable<string> | null): Promise<void> {
+export async function commitBatch(
+  db: pg.ClientBase,
+  slotName: string,
+  lsn: bigint,
+  buckets: Iterable<string> | null | undefined,
+): Promise<void> {
+  const notify =
+    buckets === undefined
+      ? ''
+      : `SELECT CASE WHEN pg_notification_queue_usage() < 0.5 THEN pg_notify('${CHANGELOG_CHANNEL}',
+           '{"seq":' || currval(pg_get_serial_sequence('sync_changelog', 'seq')) || ',"b":' ||
+           ${db.escapeLiteral(buckets === null ? 'null' : notifyBuckets(buckets))} || '}') END;`
   await db.query(
-    `SELECT CASE WHEN pg_notification_queue_usage() < 0.5 THEN pg_notify('${CHANGELOG_CHANNEL}',
-       '{"seq":' || currval(pg_get_serial_sequence('sync_changelog', 'seq')) || ',"b":' || $1 || '}') END`,
-    [buckets === null ? 'null' : notifyBuckets(buckets)],
+    `INSERT INTO sync_wal_position (slot_name, confirmed_lsn, updated_at)
+     VALUES (${db.escapeLiteral(slotName)}, ${lsn.toString()}, now())
+     ON CONFLICT (slot_name) DO UPDATE
+       SET confirmed_lsn = GREATEST(sync_wal_position.confirmed_lsn, EXCLUDED.confirmed_lsn), updated_at = now();
+     ${notify} COMMIT`,
   )
 }
 

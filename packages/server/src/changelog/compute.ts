@@ -96,21 +96,24 @@ async function computeSegment(
 ): Promise<void> {
   if (changes.length === 0) return
   await fillMissing(db, resolver, changes)
-  const seen = new Set<EdgeEntry>()
-  const needFallback: boolean[] = []
   await state.load(db, changes)
-  // Deletes only need computed buckets when the record may have no edges by then (PROTOCOL §3 J 122 fallback).
-  // Skipping the ones certain to have edges avoids pointless parent lookups; a lookup that fails is only recorded
-  // as a rule failure if the fallback is really used.
-  for (const c of changes) {
-    const e = state.get(c.table.tableName, c.id) as EdgeEntry
-    needFallback.push(c.kind !== 'delete' || seen.has(e) || e.cur.size === 0)
-    seen.add(e)
-  }
+  const n = changes.length
+  // The record's edge entry per change (looked up once), and the changes whose buckets are needed: deletes only when
+  // the record may have no edges by then (PROTOCOL §3 J 122 fallback). Skipping the ones certain to have edges avoids
+  // pointless parent lookups; a lookup that fails is only recorded as a rule failure if the fallback is really used.
+  const entries: EdgeEntry[] = new Array(n)
+  const seen = new Set<EdgeEntry>()
   const reqIdx: number[] = []
   const reqs: BucketRequest[] = []
-  for (const [i, c] of changes.entries()) {
-    if (!needFallback[i]) continue
+  for (let i = 0; i < n; i++) {
+    const c = changes[i] as RowChange
+    const e = state.get(c.table.tableName, c.id) as EdgeEntry
+    entries[i] = e
+    if (c.kind === 'delete' && e.cur.size > 0 && !seen.has(e)) {
+      seen.add(e)
+      continue
+    }
+    seen.add(e)
     reqIdx.push(i)
     reqs.push({
       table: c.table,
@@ -121,13 +124,14 @@ async function computeSegment(
     })
   }
   const resolved = await resolver.resolve(db, reqs)
-  const results: (BucketResult | undefined)[] = new Array(changes.length)
-  for (const [j, i] of reqIdx.entries()) results[i] = resolved[j]
+  const results: (BucketResult | undefined)[] = new Array(n)
+  for (let j = 0; j < reqIdx.length; j++) results[reqIdx[j] as number] = resolved[j]
 
   // Decision 15: updates that change what descendants inherit re-bucket them.
   const roots: RebucketRoot[] = []
   const rootOf: number[] = []
-  for (const [i, c] of changes.entries()) {
+  for (let i = 0; i < n; i++) {
+    const c = changes[i] as RowChange
     if (c.kind !== 'update') continue
     const inherited = inheritedBuckets(resolver, c, results[i])
     if (inherited) {
@@ -146,10 +150,9 @@ async function computeSegment(
     }
   }
 
-  for (const [i, c] of changes.entries()) {
-    const e = state.get(c.table.tableName, c.id) as EdgeEntry
-    const r = results[i]
-    applyRowChange(c, r, e, out, isDeleted(c))
+  for (let i = 0; i < n; i++) {
+    const c = changes[i] as RowChange
+    applyRowChange(c, results[i], entries[i] as EdgeEntry, out, isDeleted(c))
     const root = rootOf[i]
     if (root === undefined) continue
     const target = (roots[root] as RebucketRoot).buckets

@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import { EdgeState } from '../buckets/edges.js'
 import type { BucketResolver } from '../buckets/resolver.js'
-import { BucketSet, beginBatch, notify, writeBatch } from './batch-sql.js'
+import { BucketSet, beginBatch, commitBatch, writeBatch } from './batch-sql.js'
 import type { SpilledChanges, WalTransaction } from './changes.js'
 import { computeChanges, waitUntilVisible } from './compute.js'
 import { BatchOutput } from './output.js'
@@ -64,7 +64,7 @@ export async function applySpilled(
       const out = new BatchOutput()
       await computeChanges(client, target.resolver, part, state, out)
       const tw = performance.now()
-      await writeBatch(client, target.slotName, out, state, stored, copyEdges)
+      await writeBatch(client, out, state, copyEdges)
       timings.prep += tw - tp
       timings.write += performance.now() - tw
       changelogRows += out.clRows
@@ -72,9 +72,7 @@ export async function applySpilled(
       buckets.addAll(out.buckets)
     }
     const tc = performance.now()
-    await writeBatch(client, target.slotName, new BatchOutput(), new EdgeState(), txn.endLsn, copyEdges)
-    if (changelogRows > 0) await notify(client, buckets.values())
-    await client.query('COMMIT')
+    await commitBatch(client, target.slotName, txn.endLsn, changelogRows > 0 ? buckets.values() : undefined)
     ok = true
     timings.commit = performance.now() - tc
     for (const k of ['prep', 'write', 'commit'] as const) timings[k] = Math.round(timings[k])

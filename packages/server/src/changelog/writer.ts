@@ -4,7 +4,7 @@ import type { BucketResolver } from '../buckets/resolver.js'
 import type { Logger } from '../util/log.js'
 import { WalApplyError } from '../wal/errors.js'
 import { maxLsn as biggerLsn } from '../wal/lsn.js'
-import { beginBatch, notify, writeBatch } from './batch-sql.js'
+import { beginBatch, commitBatch, writeBatch } from './batch-sql.js'
 import type { WalTransaction } from './changes.js'
 import { computeBatch } from './compute.js'
 import { BatchOutput } from './output.js'
@@ -167,10 +167,9 @@ export class BatchApplier {
       }
       options.onReady?.(batch)
       const tw = performance.now()
-      await writeBatch(client, this.slotName, batch.out, batch.state, maxLsn, copyEdges)
-      if (batch.out.clRows > 0) await notify(client, batch.out.buckets)
+      await writeBatch(client, batch.out, batch.state, copyEdges)
       const tc = performance.now()
-      await client.query('COMMIT')
+      await commitBatch(client, this.slotName, maxLsn, batch.out.clRows > 0 ? batch.out.buckets : undefined)
       this.#committed = { batch, lsn: maxLsn }
       return {
         lsn: maxLsn,

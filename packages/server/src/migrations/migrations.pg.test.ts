@@ -29,9 +29,7 @@ it('migrations create the §2.1 tables and indexes, and re-running them (also co
     `SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND indexname LIKE 'idx_%' ORDER BY 1`,
   )
   expect(idx.rows.map((r) => r.indexname)).toEqual([
-    'idx_sync_bucket_edges_bucket',
     'idx_sync_changelog_bucket_seq',
-    'idx_sync_changelog_record',
     'idx_sync_clients_user',
     'idx_sync_rule_failures_created',
     'idx_sync_schema_manifest_hash',
@@ -58,4 +56,25 @@ it('migrations create the §2.1 tables and indexes, and re-running them (also co
     // Added after §2.1 (ALTER TABLE … ADD COLUMN IF NOT EXISTS): pull progress, which compaction judges staleness by.
     'last_progress_at',
   ])
+})
+
+it('a database created before keeps its rows and loses only the unused indexes by edge bucket and changelog record', async () => {
+  await runMigrations(db.pool)
+  await db.pool.query(
+    'CREATE INDEX idx_sync_bucket_edges_bucket ON sync_bucket_edges (bucket_id, table_name, record_id)',
+  )
+  await db.pool.query('CREATE INDEX idx_sync_changelog_record ON sync_changelog (table_name, record_id)')
+  await db.pool.query(`INSERT INTO sync_bucket_edges (table_name, record_id, bucket_id) VALUES ('t', '1', 'user:a')`)
+  await db.pool.query(
+    `INSERT INTO sync_changelog (bucket_id, table_name, record_id, operation) VALUES ('user:a', 't', '1', 1)`,
+  )
+  await runMigrations(db.pool)
+  const idx = await db.pool.query(
+    `SELECT indexname FROM pg_indexes WHERE indexname IN ('idx_sync_bucket_edges_bucket', 'idx_sync_changelog_record')`,
+  )
+  expect(idx.rows).toEqual([])
+  const edges = await db.pool.query('SELECT table_name, record_id, bucket_id FROM sync_bucket_edges')
+  expect(edges.rows).toEqual([{ table_name: 't', record_id: '1', bucket_id: 'user:a' }])
+  const cl = await db.pool.query('SELECT bucket_id, table_name, record_id, operation FROM sync_changelog')
+  expect(cl.rows).toEqual([{ bucket_id: 'user:a', table_name: 't', record_id: '1', operation: 1 }])
 })

@@ -17,7 +17,10 @@ CREATE TABLE IF NOT EXISTS sync_changelog (
   created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS idx_sync_changelog_bucket_seq ON sync_changelog (bucket_id, seq);
-CREATE INDEX IF NOT EXISTS idx_sync_changelog_record ON sync_changelog (table_name, record_id);
+-- §2.1 also listed an index (table_name, record_id). No query reads the changelog by record, and it was the
+-- costliest index of capture's writes (random text keys: a third of the writing backend's CPU, docs/performance.md,
+-- WAL), so databases created before are rid of it.
+DROP INDEX IF EXISTS idx_sync_changelog_record;
 
 CREATE TABLE IF NOT EXISTS sync_clients (
   id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -53,7 +56,9 @@ CREATE TABLE IF NOT EXISTS sync_bucket_edges (
   updated_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (table_name, record_id, bucket_id)
 );
-CREATE INDEX IF NOT EXISTS idx_sync_bucket_edges_bucket ON sync_bucket_edges (bucket_id, table_name, record_id);
+-- §2.1 also listed an index (bucket_id, table_name, record_id). No query reads edges by bucket, and it was a third of
+-- the capture's edge-write cost (docs/performance.md, WAL), so databases created before are rid of it.
+DROP INDEX IF EXISTS idx_sync_bucket_edges_bucket;
 
 CREATE TABLE IF NOT EXISTS sync_rule_failures (
   id         bigserial PRIMARY KEY,

@@ -105,8 +105,8 @@ function rowChange(msg: RowMessage, info: RelationInfo, table: ResolvedTable): R
   let missing: string[] | null = null
   if (msg.tag === 'insert') row = toRow(cols, msg.newTuple, null, null)
   else if (msg.tag === 'update') {
-    // Only updates carry "unchanged TOAST" markers.
-    missing = []
+    // Only updates carry "unchanged TOAST" markers (rarely: the list is only made when one is there).
+    if (msg.newTuple.includes(UNCHANGED)) missing = []
     row = toRow(cols, msg.newTuple, msg.oldKind === 'O' ? msg.oldTuple : null, missing)
     oldRow = msg.oldTuple ? toRow(cols, msg.oldTuple, null, null) : null
   } else row = toRow(cols, msg.oldTuple, null, null)
