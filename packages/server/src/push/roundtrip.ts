@@ -20,12 +20,36 @@ import type { Statement } from './sql.js'
 const prepared = new WeakMap<pg.PoolClient, Set<string>>()
 
 /** SQL-level names are kept apart from the driver's protocol-level ones (same namespace on the server). */
-function sqlName(stmt: Statement): string {
+export function sqlName(stmt: Statement): string {
   return `${stmt.name}_s`
 }
 
+/** The names this connection has `PREPARE`d (as far as we know: see `resyncPrepared`). */
+function preparedOn(db: pg.PoolClient): Set<string> {
+  let names = prepared.get(db)
+  if (!names) {
+    names = new Set()
+    prepared.set(db, names)
+  }
+  return names
+}
+
+/** `PREPARE`s `stmt` on this connection unless it is already (one round trip the first time). */
+export async function ensurePrepared(db: pg.PoolClient, stmt: Statement): Promise<void> {
+  const names = preparedOn(db)
+  const name = sqlName(stmt)
+  if (names.has(name)) return
+  await db.query(`PREPARE ${name} AS ${stmt.text}`)
+  names.add(name)
+}
+
+/** After an error saying the prepared statement does not exist (26000): prepare it again next time. */
+export function forgetPrepared(db: pg.PoolClient, stmt: Statement): void {
+  prepared.get(db)?.delete(sqlName(stmt))
+}
+
 /** An array literal of text elements (NULL for null), as PostgreSQL's array input reads it. */
-function arrayLiteral(values: readonly (string | null)[]): string {
+export function arrayLiteral(values: readonly (string | null)[]): string {
   return `{${values.map((v) => (v === null ? 'NULL' : `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`)).join(',')}}`
 }
 
@@ -45,11 +69,7 @@ export async function savepointAndRun<R extends pg.QueryResultRow>(
   stmt: Statement,
   values: readonly unknown[],
 ): Promise<R[]> {
-  let names = prepared.get(db)
-  if (!names) {
-    names = new Set()
-    prepared.set(db, names)
-  }
+  const names = preparedOn(db)
   const name = sqlName(stmt)
   const parts = [savepoint]
   const fresh = !names.has(name)

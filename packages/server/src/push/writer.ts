@@ -5,6 +5,7 @@ import { pushBatchAttributes } from '../telemetry/attributes.js'
 import { withSpan } from '../telemetry/tracing.js'
 import type { Logger } from '../util/log.js'
 import { trimRfc3339 } from '../util/time.js'
+import { type FinalCommit, writeAndCommit } from './commit.js'
 import { serverSetVersion } from './echo.js'
 import { classifyWriteError, FORBIDDEN, retryableFailure, sqlState, type WriteKind } from './errors.js'
 import type { PushResults } from './results.js'
@@ -71,7 +72,12 @@ export class BatchWriter {
     readonly rows: RowStates,
     readonly results: PushResults,
     readonly recheck: Recheck,
+    /** The request may end with its last write (commit.ts): only when no hook runs after the writes. */
+    readonly commit?: FinalCommit,
   ) {}
+
+  /** Whether the last flush committed the request transaction (nothing may run in it any more). */
+  committed = false
 
   /** Whether a write of this row waits in the unflushed batch. */
   pending(k: string): boolean {
@@ -96,12 +102,14 @@ export class BatchWriter {
     this.#pendingKeys.add(rowKey(item.info, item.key))
   }
 
-  async flush(): Promise<void> {
+  /** Writes the pending batch; `last`: nothing follows it in the request (it may commit, see commit.ts). */
+  async flush(last = false): Promise<void> {
     const g = this.#pending
     if (!g) return
     this.#pending = undefined
     for (const k of this.#pendingKeys) this.rows.markDirty(k)
     this.#pendingKeys.clear()
+    if (last && (await this.#commitWith(g))) return
     const stmt = this.#statement(g)
     // Records to decide again after this statement: their row existed or changed unseen (see #record).
     const recheck: Write[] = []
@@ -134,17 +142,38 @@ export class BatchWriter {
     if (recheck.length > 0) await this.recheck(g.info, recheck)
   }
 
-  #statement(g: Group): Statement {
+  /**
+   * The batch in its strict form with COMMIT (commit.ts), when this writer may commit and the batch was decided on
+   * unlocked stamps only (a write decided a second time is never speculative). False: flush it as usual.
+   */
+  async #commitWith(g: Group): Promise<boolean> {
+    if (!this.commit || !this.optimistic || g.writes.some((w) => w.again)) return false
+    const [json, ...arrays] = this.#params(g, g.writes) as [string, ...(string | null)[][]]
+    const rows = await withSpan(
+      'synchro.push.batch',
+      pushBatchAttributes(g.info.t.tableName, g.kind, g.writes.length),
+      () => writeAndCommit<WriteRow>(this.db, this.commit as FinalCommit, this.#statement(g, true), json, arrays),
+    )
+    if (rows === undefined) return false
+    this.committed = true
+    const recheck: Write[] = []
+    this.#record(g, g.writes, rows, recheck)
+    // A strict statement answers every row (or fails): nothing can be left to decide again.
+    for (const w of recheck) this.results.fail(w.item, retryableFailure(g.kind))
+    return true
+  }
+
+  #statement(g: Group, strict = false): Statement {
     const reg = this.registry
     switch (g.kind) {
       case 'create':
-        return insertStatement(reg, g.info.t, g.cols)
+        return insertStatement(reg, g.info.t, g.cols, strict)
       case 'update':
-        return updateStatement(reg, g.info.t, g.cols, false, g.info.idKind)
+        return updateStatement(reg, g.info.t, g.cols, false, g.info.idKind, strict)
       case 'resurrect':
-        return updateStatement(reg, g.info.t, g.cols, true, g.info.idKind)
+        return updateStatement(reg, g.info.t, g.cols, true, g.info.idKind, strict)
       case 'delete':
-        return deleteStatement(reg, g.info.t, g.info.idKind)
+        return deleteStatement(reg, g.info.t, g.info.idKind, strict)
     }
   }
 

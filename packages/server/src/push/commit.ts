@@ -1,0 +1,65 @@
+import type pg from 'pg'
+import type { RequestTx } from '../request/open.js'
+import { EXACT_JSON_TYPES } from '../util/json.js'
+import { arrayLiteral, ensurePrepared, forgetPrepared, sqlName } from './roundtrip.js'
+import type { Statement } from './sql.js'
+
+/**
+ * The last write of a push and its COMMIT in one round trip (RequestTx.queryThenCommit): a push of creates then
+ * costs two round trips (open, write + COMMIT), one fewer than BEGIN / INSERT / COMMIT.
+ *
+ * Only a write after which nothing is left to do may commit: every record answered by the statement itself. The
+ * statement runs in its `strict` form (sql.ts): an input row it did not write — a create over an existing id, a
+ * guard that missed, a row that turned out not writable, a constraint error — fails it before COMMIT, the request
+ * transaction rolls back whole (nothing of it is kept), and push runs again without this shortcut (CommitMiss), where
+ * such rows are decided again or answered one by one. No savepoint: a failure undoes everything anyway.
+ */
+export type FinalCommit = RequestTx['queryThenCommit']
+
+/** The speculative COMMIT did not happen: the transaction was rolled back; run the push again without it. */
+export class CommitMiss extends Error {
+  constructor(cause: unknown) {
+    super('push: final write did not commit', { cause })
+  }
+}
+
+/** A PostgreSQL error (the statement or COMMIT failed) rather than the deadline or the connection. */
+function isDatabaseError(err: unknown): boolean {
+  const e = err as { code?: unknown; severity?: unknown }
+  return typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && typeof e.severity === 'string'
+}
+
+/**
+ * `EXECUTE` of the prepared `stmt` with the JSON rows as `$1` and the array parameters spelled out as literals
+ * (queryThenCommit inlines `$n` values as text, and a text[] does not coerce to uuid[]; an unknown-typed literal
+ * does), or undefined when a literal would contain what queryThenCommit could mistake for a parameter.
+ */
+function executeText(db: pg.PoolClient, stmt: Statement, arrays: readonly (readonly (string | null)[])[]): string | undefined {
+  const literals = arrays.map((a) => db.escapeLiteral(arrayLiteral(a)))
+  if (literals.some((l) => /\$\d/.test(l))) return undefined
+  return `EXECUTE ${sqlName(stmt)}(${['$1', ...literals].join(', ')})`
+}
+
+/**
+ * Runs `stmt` (strict) with `json` and `arrays` and commits. Returns the rows, or undefined when this write cannot
+ * go this way (the caller flushes it as usual). Throws CommitMiss when the statement or COMMIT failed (rolled
+ * back), other errors (deadline, connection) as they are.
+ */
+export async function writeAndCommit<R extends object>(
+  db: pg.PoolClient,
+  commit: FinalCommit,
+  stmt: Statement,
+  json: string,
+  arrays: readonly (readonly (string | null)[])[],
+): Promise<R[] | undefined> {
+  const text = executeText(db, stmt, arrays)
+  if (text === undefined) return undefined
+  await ensurePrepared(db, stmt)
+  try {
+    return await commit<R>({ text, values: [json], types: EXACT_JSON_TYPES })
+  } catch (err) {
+    if (!isDatabaseError(err)) throw err
+    if ((err as { code: string }).code === '26000') forgetPrepared(db, stmt)
+    throw new CommitMiss(err)
+  }
+}
