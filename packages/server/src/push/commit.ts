@@ -34,7 +34,11 @@ function isDatabaseError(err: unknown): boolean {
  * (queryThenCommit inlines `$n` values as text, and a text[] does not coerce to uuid[]; an unknown-typed literal
  * does), or undefined when a literal would contain what queryThenCommit could mistake for a parameter.
  */
-function executeText(db: pg.PoolClient, stmt: Statement, arrays: readonly (readonly (string | null)[])[]): string | undefined {
+function executeText(
+  db: pg.PoolClient,
+  stmt: Statement,
+  arrays: readonly (readonly (string | null)[])[],
+): string | undefined {
   const literals = arrays.map((a) => db.escapeLiteral(arrayLiteral(a)))
   if (literals.some((l) => /\$\d/.test(l))) return undefined
   return `EXECUTE ${sqlName(stmt)}(${['$1', ...literals].join(', ')})`

@@ -38,8 +38,8 @@ interface WriteRow {
   ok?: boolean
   u: string | null
   d?: string | null
-  /** The stored row (creates and updates). */
-  data?: { [column: string]: unknown } | null
+  /** The stored row as JSON text (creates and updates). */
+  data?: string | null
 }
 
 /**
