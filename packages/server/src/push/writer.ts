@@ -110,14 +110,14 @@ export class BatchWriter {
     for (const k of this.#pendingKeys) this.rows.markDirty(k)
     this.#pendingKeys.clear()
     if (last && (await this.#commitWith(g))) return
-    const stmt = this.#statement(g)
+    const stmt = statementOf(this.registry, g)
     // Records to decide again after this statement: their row existed or changed unseen (see #record).
     const recheck: Write[] = []
     try {
       const rows = await withSpan(
         'synchro.push.batch',
         pushBatchAttributes(g.info.t.tableName, g.kind, g.writes.length),
-        () => savepointAndRun<WriteRow>(this.db, SAVEPOINT, stmt, this.#params(g, g.writes)),
+        () => savepointAndRun<WriteRow>(this.db, SAVEPOINT, stmt, paramsOf(g, g.writes)),
       )
       this.#record(g, g.writes, rows, recheck)
     } catch (err) {
@@ -130,7 +130,7 @@ export class BatchWriter {
         for (const w of g.writes) {
           await this.db.query(SAVEPOINT)
           try {
-            const { rows } = await runStatement<WriteRow>(this.db, stmt, this.#params(g, [w]))
+            const { rows } = await runStatement<WriteRow>(this.db, stmt, paramsOf(g, [w]))
             this.#record(g, [w], rows, recheck)
           } catch (err) {
             await this.db.query(ROLLBACK_TO)
@@ -148,11 +148,18 @@ export class BatchWriter {
    */
   async #commitWith(g: Group): Promise<boolean> {
     if (!this.commit || !this.optimistic || g.writes.some((w) => w.again)) return false
-    const [json, ...arrays] = this.#params(g, g.writes) as [string, ...(string | null)[][]]
+    const [json, ...arrays] = paramsOf(g, g.writes) as [string, ...(string | null)[][]]
     const rows = await withSpan(
       'synchro.push.batch',
       pushBatchAttributes(g.info.t.tableName, g.kind, g.writes.length),
-      () => writeAndCommit<WriteRow>(this.db, this.commit as FinalCommit, this.#statement(g, true), json, arrays),
+      () =>
+        writeAndCommit<WriteRow>(
+          this.db,
+          this.commit as FinalCommit,
+          statementOf(this.registry, g, true),
+          json,
+          arrays,
+        ),
     )
     if (rows === undefined) return false
     this.committed = true
@@ -161,29 +168,6 @@ export class BatchWriter {
     // A strict statement answers every row (or fails): nothing can be left to decide again.
     for (const w of recheck) this.results.fail(w.item, retryableFailure(g.kind))
     return true
-  }
-
-  #statement(g: Group, strict = false): Statement {
-    const reg = this.registry
-    switch (g.kind) {
-      case 'create':
-        return insertStatement(reg, g.info.t, g.cols, strict)
-      case 'update':
-        return updateStatement(reg, g.info.t, g.cols, false, g.info.idKind, strict)
-      case 'resurrect':
-        return updateStatement(reg, g.info.t, g.cols, true, g.info.idKind, strict)
-      case 'delete':
-        return deleteStatement(reg, g.info.t, g.info.idKind, strict)
-    }
-  }
-
-  /** The parameters of a write statement for `writes` (see sql.ts). */
-  #params(g: Group, writes: readonly Write[]): unknown[] {
-    const values: unknown[] = [stringifyJsonLossless(writes.map((w) => w.row))]
-    if (g.kind === 'create') return values
-    values.push(writes.map((w) => w.item.key))
-    if (g.kind !== 'delete') values.push(writes.map((w) => w.guard))
-    return values
   }
 
   #failed(g: Group, w: Write, err: unknown): void {
@@ -221,4 +205,27 @@ export class BatchWriter {
       }
     }
   }
+}
+
+/** The write statement of a batch (sql.ts); `strict` for the one that commits (commit.ts). */
+function statementOf(reg: Registry, g: Group, strict = false): Statement {
+  switch (g.kind) {
+    case 'create':
+      return insertStatement(reg, g.info.t, g.cols, strict)
+    case 'update':
+      return updateStatement(reg, g.info.t, g.cols, false, g.info.idKind, strict)
+    case 'resurrect':
+      return updateStatement(reg, g.info.t, g.cols, true, g.info.idKind, strict)
+    case 'delete':
+      return deleteStatement(reg, g.info.t, g.info.idKind, strict)
+  }
+}
+
+/** The parameters of a write statement for `writes` of batch `g` (see sql.ts). */
+function paramsOf(g: Group, writes: readonly Write[]): unknown[] {
+  const values: unknown[] = [stringifyJsonLossless(writes.map((w) => w.row))]
+  if (g.kind === 'create') return values
+  values.push(writes.map((w) => w.item.key))
+  if (g.kind !== 'delete') values.push(writes.map((w) => w.guard))
+  return values
 }
