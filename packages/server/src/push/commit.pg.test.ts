@@ -106,4 +106,14 @@ describe('push: the last write commits with its statement', () => {
     expect(res.rejected).toEqual([expect.objectContaining({ id: bad.id, reason_code: 'invalid_data' })])
     expect(await count([...ids, bad.id])).toBe(2)
   })
+
+  it('quotes, backslashes and $n in the data reach the row exactly (inlined literals)', async () => {
+    const texts = ["it's", 'C:\\temp\\new', 'costs $1 or $2', "mixed \\' $1 ''", 'ünïcode ✓ \u0001']
+    const ids = texts.map(() => randomUUID())
+    const res = await push(ids.map((id, i) => create(id, texts[i] as string)))
+    expect(res.accepted.map((r) => r.id)).toEqual(ids)
+    const { rows } = await app.db.pool.query('SELECT id::text, ship_address FROM orders WHERE id = ANY($1)', [ids])
+    const stored = new Map(rows.map((r) => [r.id, r.ship_address]))
+    expect(ids.map((id) => stored.get(id))).toEqual(texts)
+  })
 })

@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import type { RequestTx } from '../request/open.js'
 import { EXACT_JSON_TYPES } from '../util/json.js'
-import { arrayLiteral, ensurePrepared, forgetPrepared, sqlName } from './roundtrip.js'
+import { arrayLiteral, ensurePrepared, forgetPrepared, quoteLiteral, sqlName } from './roundtrip.js'
 import type { Statement } from './sql.js'
 
 /**
@@ -30,24 +30,19 @@ function isDatabaseError(err: unknown): boolean {
 }
 
 /**
- * `EXECUTE` of the prepared `stmt` with the JSON rows as `$1` and the array parameters spelled out as literals
- * (queryThenCommit inlines `$n` values as text, and a text[] does not coerce to uuid[]; an unknown-typed literal
- * does), or undefined when a literal would contain what queryThenCommit could mistake for a parameter.
+ * `EXECUTE` of the prepared `stmt` with every parameter spelled out as a literal (quoteLiteral: no driver escaping
+ * loop over the JSON). An unknown-typed literal coerces to the parameter's type, as `$n` values would not: the
+ * opener inlines those as text, and a text[] does not coerce to uuid[]. When a literal holds what looks like a
+ * parameter (`$1` in a string), queryThenCommit runs the statement and COMMIT one after the other: still correct.
  */
-function executeText(
-  db: pg.PoolClient,
-  stmt: Statement,
-  arrays: readonly (readonly (string | null)[])[],
-): string | undefined {
-  const literals = arrays.map((a) => db.escapeLiteral(arrayLiteral(a)))
-  if (literals.some((l) => /\$\d/.test(l))) return undefined
-  return `EXECUTE ${sqlName(stmt)}(${['$1', ...literals].join(', ')})`
+function executeText(stmt: Statement, json: string, arrays: readonly (readonly (string | null)[])[]): string {
+  const literals = [quoteLiteral(json), ...arrays.map((a) => quoteLiteral(arrayLiteral(a)))]
+  return `EXECUTE ${sqlName(stmt)}(${literals.join(', ')})`
 }
 
 /**
- * Runs `stmt` (strict) with `json` and `arrays` and commits. Returns the rows, or undefined when this write cannot
- * go this way (the caller flushes it as usual). Throws CommitMiss when the statement or COMMIT failed (rolled
- * back), other errors (deadline, connection) as they are.
+ * Runs `stmt` (strict) with `json` and `arrays` and commits; returns the rows. Throws CommitMiss when the statement or
+ * COMMIT failed (rolled back), other errors (deadline, connection) as they are.
  */
 export async function writeAndCommit<R extends object>(
   db: pg.PoolClient,
@@ -55,12 +50,11 @@ export async function writeAndCommit<R extends object>(
   stmt: Statement,
   json: string,
   arrays: readonly (readonly (string | null)[])[],
-): Promise<R[] | undefined> {
-  const text = executeText(db, stmt, arrays)
-  if (text === undefined) return undefined
+): Promise<R[]> {
+  const text = executeText(stmt, json, arrays)
   await ensurePrepared(db, stmt)
   try {
-    return await commit<R>({ text, values: [json], types: EXACT_JSON_TYPES })
+    return await commit<R>({ text, values: [], types: EXACT_JSON_TYPES })
   } catch (err) {
     if (!isDatabaseError(err)) throw err
     if ((err as { code: string }).code === '26000') forgetPrepared(db, stmt)

@@ -11,7 +11,7 @@ import type { Statement } from './sql.js'
  * The statement is prepared with SQL `PREPARE` once per connection (a prepared statement is not undone by a
  * rollback to a savepoint), so its plan is cached as with a protocol-level named statement. Parameters become
  * literals: the JSON rows as one escaped text literal, id and stamp lists as array literals. Their values are
- * canonical ids, stamps rendered by PostgreSQL and JSON text, escaped with the driver's `escapeLiteral`.
+ * canonical ids, stamps rendered by PostgreSQL and JSON text, quoted by `quoteLiteral`.
  *
  * Saves one of the four or five round trips of a typical push (the savepoint's own); on a loaded machine every
  * round trip costs two wake-ups, which is most of a small push's time.
@@ -53,9 +53,20 @@ export function arrayLiteral(values: readonly (string | null)[]): string {
   return `{${values.map((v) => (v === null ? 'NULL' : `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`)).join(',')}}`
 }
 
-function literal(db: pg.PoolClient, v: unknown): string {
-  if (typeof v === 'string') return db.escapeLiteral(v)
-  if (Array.isArray(v)) return db.escapeLiteral(arrayLiteral(v as (string | null)[]))
+/**
+ * `s` as a quoted SQL literal: what the driver's `escapeLiteral` returns (quotes doubled; with a backslash, an
+ * `E'…'` literal with backslashes doubled, right whatever standard_conforming_strings says), built with two native
+ * replaces instead of a character loop that grows a string one character at a time — for a batch's 20–40 kB of
+ * JSON that loop was ≈ 0.15 ms and most of the garbage a push left behind.
+ */
+export function quoteLiteral(s: string): string {
+  const quoted = s.replaceAll("'", "''")
+  return s.includes('\\') ? ` E'${quoted.replaceAll('\\', '\\\\')}'` : `'${quoted}'`
+}
+
+function literal(v: unknown): string {
+  if (typeof v === 'string') return quoteLiteral(v)
+  if (Array.isArray(v)) return quoteLiteral(arrayLiteral(v as (string | null)[]))
   throw new Error(`push: no literal form for a ${typeof v} parameter`)
 }
 
@@ -74,7 +85,7 @@ export async function savepointAndRun<R extends pg.QueryResultRow>(
   const parts = [savepoint]
   const fresh = !names.has(name)
   if (fresh) parts.push(`PREPARE ${name} AS ${stmt.text}`)
-  parts.push(`EXECUTE ${name}(${values.map((v) => literal(db, v)).join(', ')})`)
+  parts.push(`EXECUTE ${name}(${values.map((v) => literal(v)).join(', ')})`)
   // Marked before the round trip: PREPARE either succeeds or the whole request fails (forgetPrepared on errors).
   names.add(name)
   const results = (await db.query({

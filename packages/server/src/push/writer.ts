@@ -161,7 +161,6 @@ export class BatchWriter {
           arrays,
         ),
     )
-    if (rows === undefined) return false
     this.committed = true
     const recheck: Write[] = []
     this.#record(g, g.writes, rows, recheck)
