@@ -41,8 +41,9 @@ function executeText(stmt: Statement, json: string, arrays: readonly (readonly (
 }
 
 /**
- * Runs `stmt` (strict) with `json` and `arrays` and commits; returns the rows. Throws CommitMiss when the statement or
- * COMMIT failed (rolled back), other errors (deadline, connection) as they are.
+ * Runs `stmt` (strict) with `json` and `arrays` and commits; returns the rows. Throws CommitMiss when PREPARE, the
+ * statement or COMMIT failed (the transaction is rolled back, here or by the opener), other errors (deadline,
+ * connection) as they are.
  */
 export async function writeAndCommit<R extends object>(
   db: pg.PoolClient,
@@ -52,8 +53,9 @@ export async function writeAndCommit<R extends object>(
   arrays: readonly (readonly (string | null)[])[],
 ): Promise<R[]> {
   const text = executeText(stmt, json, arrays)
-  await ensurePrepared(db, stmt)
   try {
+    // A failed PREPARE leaves the transaction aborted: the push starts over too (the opener rolls it back).
+    await ensurePrepared(db, stmt)
     return await commit<R>({ text, values: [], types: EXACT_JSON_TYPES })
   } catch (err) {
     if (!isDatabaseError(err)) throw err
