@@ -16,14 +16,14 @@ const item = (data: { [k: string]: unknown }): Item =>
   ({ index: 0, rec: { id: 'A1' }, op: 'update', info, key: 'a1', data }) as unknown as Item
 
 describe('serverSetVersion', () => {
-  const stored = {
+  const stored = JSON.stringify({
     id: 'a1',
     title: 'Hi',
     slug: 'hi',
     secret: 'x',
     updated_at: '2026-01-01T00:00:00+00:00',
     deleted_at: null,
-  }
+  })
 
   it('omitted when every synced column equals what was pushed (stamps and unsynced columns not compared)', () => {
     expect(
@@ -44,6 +44,17 @@ describe('serverSetVersion', () => {
       data: { id: 'a1', title: 'Hi', slug: 'hi', updated_at: '2026-01-01T00:00:00+00:00', deleted_at: null },
     })
     expect(serverSetVersion(item({ id: 'a1', title: 'Hi', slug: 'HI' }), stored, '2026-01-01T00:00:00Z')).toBeDefined()
+  })
+
+  it('reads numbers exactly, whether the row was compared or only rendered', () => {
+    const big = '{"id":"a1","title":12345678901234567890,"slug":"s","updated_at":"t","deleted_at":null}'
+    // A synced column missing from data: the answer without a comparison, data parsed when read.
+    expect(serverSetVersion(item({ id: 'a1', title: 1 }), big, '2026-01-01T00:00:00Z')?.data.title).toBe(
+      12345678901234567890n,
+    )
+    // Every synced column sent: compared by exact text.
+    expect(serverSetVersion(item({ id: 'a1', title: 12345678901234567890n, slug: 's' }), big, 'x')).toBeUndefined()
+    expect(serverSetVersion(item({ id: 'a1', title: 12345678901234567891n, slug: 's' }), big, 'x')).toBeDefined()
   })
 })
 

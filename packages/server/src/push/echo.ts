@@ -1,4 +1,4 @@
-import { JsonDecimal, type SyncRecord, stringifyJsonLossless } from '@synchro/protocol'
+import { JsonDecimal, parseJsonLossless, type SyncRecord, stringifyJsonLossless } from '@synchro/protocol'
 import { trimRfc3339 } from '../util/time.js'
 import { syncedData } from './rows.js'
 import type { Item } from './validate.js'
@@ -11,21 +11,23 @@ import type { Item } from './validate.js'
  * `server_version` — the same Record shape a conflict carries — and the client stores it at once instead of waiting
  * for the change to come back through a pull. When nothing differs the field is omitted (the common update).
  *
- * `stored`: `to_jsonb` of the row as the write statement returned it; `updatedAt`: its stamp as rendered for the
- * answer. The updated-at and deleted-at columns are not compared: they travel as `server_updated_at` /
- * `server_deleted_at` already.
+ * `stored`: `to_jsonb` of the row as the write statement returned it, as text; `updatedAt`: its stamp as rendered for
+ * the answer. The updated-at and deleted-at columns are not compared: they travel as `server_updated_at` /
+ * `server_deleted_at` already. When `data` lacks a synced column the answer is known without reading the row (a
+ * partial update, or a create that leaves defaults to the server): the record then parses the text only when its
+ * `data` is read, so an engine caller that does not look at it never pays for the parse.
  */
-export function serverSetVersion(
-  item: Item,
-  stored: { [column: string]: unknown },
-  updatedAt: string,
-): SyncRecord | undefined {
+export function serverSetVersion(item: Item, stored: string, updatedAt: string): SyncRecord | undefined {
   const { info } = item
-  const data = syncedData(info, stored)
   const sent = item.data ?? {}
+  const stamp = (k: string) => k === info.t.updatedAtColumn || k === info.t.deletedAtColumn
+  for (const k of info.synced) {
+    if (!stamp(k) && !Object.hasOwn(sent, k)) return lazyVersion(item, stored, updatedAt)
+  }
+  const data = syncedData(info, parseJsonLossless(stored) as { [column: string]: unknown })
   let differs = false
   for (const [k, v] of Object.entries(data)) {
-    if (k === info.t.updatedAtColumn || k === info.t.deletedAtColumn) continue
+    if (stamp(k)) continue
     if (!Object.hasOwn(sent, k) || !sameJson(v, sent[k])) {
       differs = true
       break
@@ -33,6 +35,21 @@ export function serverSetVersion(
   }
   if (!differs) return undefined
   return { id: item.key, table_name: info.t.tableName, data, updated_at: trimRfc3339(updatedAt) }
+}
+
+/** The record of `serverSetVersion` with `data` parsed (exactly) on first read; an own enumerable property. */
+function lazyVersion(item: Item, stored: string, updatedAt: string): SyncRecord {
+  const { info } = item
+  let parsed: { [column: string]: unknown } | undefined
+  return {
+    id: item.key,
+    table_name: info.t.tableName,
+    get data(): { [column: string]: unknown } {
+      parsed ??= syncedData(info, parseJsonLossless(stored) as { [column: string]: unknown })
+      return parsed
+    },
+    updated_at: trimRfc3339(updatedAt),
+  }
 }
 
 /** JSON value equality; object keys in any order (jsonb sorts them), numbers by their exact text. */

@@ -4,6 +4,7 @@ import { BadRequestError } from '../errors.js'
 import type { RequestDeadline } from '../limits/deadline.js'
 import { inRequest } from '../request/open.js'
 import { nowRfc3339 } from '../util/time.js'
+import { CommitMiss } from './commit.js'
 import { PushRun } from './run.js'
 
 /**
@@ -30,17 +31,30 @@ export async function push(
   const changes = req.changes ?? []
   if (changes.length > MAX_PUSH_CHANGES)
     throw new BadRequestError(WIRE_ERRORS.too_many_changes.message, 'too_many_changes')
+  const hook = ctx.hooks.onPushAccepted
   // Schema pair (409), client row (404, stale → 403) and the push mark on it: the statement opening the transaction.
-  const { contract, results } = await inRequest(ctx, userId, req, { access: 'push', deadline }, async (tx) => {
-    if (changes.length === 0) return { contract: tx.contract, results: [] }
-    const results = await new PushRun(ctx, tx.db, tx.contract, userId).run(changes)
-    const accepted = results.filter((r) => r.status === 'applied')
-    // Inside the transaction: a throwing hook rolls back every record (HTTP 500).
-    if (accepted.length > 0 && ctx.hooks.onPushAccepted) {
-      await ctx.hooks.onPushAccepted({ userId, clientId: req.client_id, accepted, db: tx.db })
-    }
-    return { contract: tx.contract, results }
-  })
+  const once = (finalCommit: boolean) =>
+    inRequest(ctx, userId, req, { access: 'push', deadline }, async (tx) => {
+      if (changes.length === 0) return { contract: tx.contract, results: [] }
+      // Without a hook nothing follows the writes: the last one may commit the transaction (commit.ts).
+      const commit = finalCommit && !hook ? tx.queryThenCommit : undefined
+      const results = await new PushRun(ctx, tx.db, tx.contract, userId, commit).run(changes)
+      const accepted = results.filter((r) => r.status === 'applied')
+      // Inside the transaction: a throwing hook rolls back every record (HTTP 500).
+      if (accepted.length > 0 && hook) {
+        await hook({ userId, clientId: req.client_id, accepted, db: tx.db })
+      }
+      return { contract: tx.contract, results }
+    })
+  let outcome: Awaited<ReturnType<typeof once>>
+  try {
+    outcome = await once(true)
+  } catch (err) {
+    // The last write could not commit with its statement (rolled back, nothing kept): the usual way, from the start.
+    if (!(err instanceof CommitMiss)) throw err
+    outcome = await once(false)
+  }
+  const { contract, results } = outcome
   return {
     accepted: results.filter((r) => r.status === 'applied'),
     rejected: results.filter((r) => r.status !== 'applied'),

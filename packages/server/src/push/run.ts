@@ -4,6 +4,7 @@ import type { ConflictDecision, ConflictInput } from '../conflict/types.js'
 import type { EngineContext } from '../core/context.js'
 import { emitHook } from '../core/hooks.js'
 import type { SchemaContract } from '../schema/contract.js'
+import type { FinalCommit } from './commit.js'
 import { decide, needsRow, type Resolve } from './decide.js'
 import { FORBIDDEN, sqlState } from './errors.js'
 import { PushResults } from './results.js'
@@ -38,11 +39,20 @@ export class PushRun {
     db: pg.PoolClient,
     readonly contract: SchemaContract,
     readonly userId: string,
+    /** Given when nothing runs in the transaction after the writes: the last one may commit it (commit.ts). */
+    commit?: FinalCommit,
   ) {
     this.#optimistic = ctx.conflictResolver.stampsOnly === true && !ctx.hooks.onConflict
     this.#rows = new RowStates(db, ctx.registry)
-    this.#writer = new BatchWriter(db, ctx.registry, ctx.logger, this.#optimistic, this.#rows, this.#results, (i, w) =>
-      this.#decideAgain(i, w),
+    this.#writer = new BatchWriter(
+      db,
+      ctx.registry,
+      ctx.logger,
+      this.#optimistic,
+      this.#rows,
+      this.#results,
+      (i, w) => this.#decideAgain(i, w),
+      commit,
     )
     this.#resolve = (input) => this.#runResolver(input)
   }
@@ -62,7 +72,7 @@ export class PushRun {
       await this.#rows.refresh(item.info, item.key)
       await this.#decide(item)
     }
-    await this.#writer.flush()
+    await this.#writer.flush(true)
     return this.#results.finish(changes)
   }
 

@@ -105,24 +105,39 @@ function rowsCte(t: ResolvedTable, extra: string): string {
 }
 
 /**
+ * `strict` statements (see commit.ts) end the request: they run with COMMIT in the same round trip, so no record may
+ * need a second look afterwards. Instead of leaving an input row without an answer, they fail on it — the error comes
+ * before COMMIT runs, the transaction rolls back and push starts over without this shortcut. The error is a cast
+ * that cannot succeed (SQL has no raise outside PL/pgSQL); it reads the row number, so it is never constant-folded.
+ */
+function missing(written: string, n: string): string {
+  return `CASE WHEN ${written} IS NULL THEN ('synchro push: input row ' || ${n} || ' not written')::uuid END AS miss`
+}
+
+/**
  * Inserts new rows. The ownership predicate is evaluated on the incoming row (a child under someone else's
  * parent → ok = false, nothing inserted), so it holds without RLS. ON CONFLICT DO NOTHING turns "an id we could
  * not see" (another user's row under RLS, or a concurrent create) into "no row returned" instead of an error.
- * Returns per input row: n, ok, u (the stored updated_at, NULL when not inserted), data (the stored row, see
- * `serverSetVersion`).
+ * Returns per input row: n, ok, u (the stored updated_at, NULL when not inserted), data (the stored row as JSON text,
+ * see `serverSetVersion`).
  */
-export function insertStatement(registry: Registry, t: ResolvedTable, cols: readonly string[]): Statement {
-  return statement(registry, `insert\u0000${t.tableName}\u0000${cols.join('\u0000')}`, () => {
+export function insertStatement(
+  registry: Registry,
+  t: ResolvedTable,
+  cols: readonly string[],
+  strict = false,
+): Statement {
+  return statement(registry, `insert\u0000${t.tableName}\u0000${strict}\u0000${cols.join('\u0000')}`, () => {
     const ok = `(${writePredicate(registry, t, 'x')}) IS TRUE AS ok`
     const names = cols.map(quoteIdent)
     return `WITH ${rowsCte(t, `, ${ok}`)}, ins AS (
   INSERT INTO ${t.sqlName} AS t (${[...names, t.q.updatedAt].join(', ')})
   SELECT ${[...names.map((c) => `(r.v).${c}`), 'clock_timestamp()'].join(', ')}
-  FROM r WHERE r.ok ORDER BY r.n
-  ON CONFLICT (${t.q.id}) DO NOTHING
-  RETURNING t.${t.q.id} AS id, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, to_jsonb(t) AS data
+  FROM r WHERE r.ok ORDER BY r.n${strict ? '' : `\n  ON CONFLICT (${t.q.id}) DO NOTHING`}
+  RETURNING t.${t.q.id} AS id, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, to_jsonb(t)::text AS data
 )
-SELECT r.n::int AS n, r.ok, ins.u, ins.data FROM r LEFT JOIN ins ON ins.id = (r.v).${t.q.id} ORDER BY r.n`
+SELECT r.n::int AS n, r.ok, ins.u, ins.data${strict ? `, ${missing('ins.u', 'r.n')}` : ''}
+FROM r LEFT JOIN ins ON ins.id = (r.v).${t.q.id} ORDER BY r.n`
   })
 }
 
@@ -138,7 +153,7 @@ function stamp(t: ResolvedTable): string {
  * the stamp statement rendered it, or NULL for a row locked by lockStatement. A row whose stamp moved since (a
  * concurrent push) or that is no longer live / deleted / writable is not written: in READ COMMITTED the guard is
  * re-evaluated on the newest version after waiting for its writer, and push decides that record again.
- * Returns n, u, data (the stored row) for the rows it wrote; an input row without a returned n matched nothing.
+ * Returns n, u, data (the stored row as JSON text) for the rows it wrote; an input row without a returned n matched nothing.
  */
 export function updateStatement(
   registry: Registry,
@@ -146,23 +161,28 @@ export function updateStatement(
   cols: readonly string[],
   resurrect: boolean,
   kind: IdKind,
+  strict = false,
 ): Statement {
   const op = resurrect ? 'resurrect' : 'update'
-  return statement(registry, `${op}\u0000${t.tableName}\u0000${kind}\u0000${cols.join('\u0000')}`, () => {
-    const sets = cols.map((c) => `${quoteIdent(c)} = (r.v).${quoteIdent(c)}`)
-    sets.push(`${t.q.updatedAt} = ${stamp(t)}`)
-    if (resurrect) sets.push(`${t.q.deletedAt} = NULL`)
-    const guard = `(r.g IS NULL OR ${sqlRfc3339(`t.${t.q.updatedAt}`)} = r.g)`
-    const live = `t.${t.q.deletedAt} IS ${resurrect ? 'NOT ' : ''}NULL`
-    return `WITH ${rowsCte(t, ', clock_timestamp() AS ts, ($3::text[])[e.n::int] AS g')}, u AS (
+  return statement(
+    registry,
+    `${op}\u0000${t.tableName}\u0000${kind}\u0000${strict}\u0000${cols.join('\u0000')}`,
+    () => {
+      const sets = cols.map((c) => `${quoteIdent(c)} = (r.v).${quoteIdent(c)}`)
+      sets.push(`${t.q.updatedAt} = ${stamp(t)}`)
+      if (resurrect) sets.push(`${t.q.deletedAt} = NULL`)
+      const guard = `(r.g IS NULL OR ${sqlRfc3339(`t.${t.q.updatedAt}`)} = r.g)`
+      const live = `t.${t.q.deletedAt} IS ${resurrect ? 'NOT ' : ''}NULL`
+      return `WITH ${rowsCte(t, ', clock_timestamp() AS ts, ($3::text[])[e.n::int] AS g')}, u AS (
   UPDATE ${t.sqlName} AS t SET ${sets.join(', ')}
   FROM r
   WHERE t.${t.q.id} = (r.v).${t.q.id} AND ${idMatch(t, kind, '$2')} AND ${live} AND ${guard}
     AND (${writePredicate(registry, t, 't')})
-  RETURNING r.n::int AS n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, to_jsonb(t) AS data
+  RETURNING r.n::int AS n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, to_jsonb(t)::text AS data
 )
-SELECT n, u, data FROM u`
-  })
+${finalSelect(['u', 'data'], strict)}`
+    },
+  )
 }
 
 /**
@@ -170,8 +190,8 @@ SELECT n, u, data FROM u`
  * A delete needs no stamp guard (it always wins); a row deleted meanwhile is simply not returned.
  * Returns n, u, d per row written.
  */
-export function deleteStatement(registry: Registry, t: ResolvedTable, kind: IdKind): Statement {
-  return statement(registry, `delete\u0000${t.tableName}\u0000${kind}`, () => {
+export function deleteStatement(registry: Registry, t: ResolvedTable, kind: IdKind, strict = false): Statement {
+  return statement(registry, `delete\u0000${t.tableName}\u0000${kind}\u0000${strict}`, () => {
     return `WITH ${rowsCte(t, ', clock_timestamp() AS ts')}, u AS (
   UPDATE ${t.sqlName} AS t SET ${t.q.deletedAt} = ${stamp(t)}, ${t.q.updatedAt} = ${stamp(t)}
   FROM r
@@ -179,6 +199,13 @@ export function deleteStatement(registry: Registry, t: ResolvedTable, kind: IdKi
     AND (${writePredicate(registry, t, 't')})
   RETURNING r.n::int AS n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, ${sqlRfc3339(`t.${t.q.deletedAt}`)} AS d
 )
-SELECT n, u, d FROM u`
+${finalSelect(['u', 'd'], strict)}`
   })
+}
+
+/** The rows an update / delete wrote (n and `cols` of CTE u); strict: one per input row, or an error. */
+function finalSelect(cols: readonly string[], strict: boolean): string {
+  if (!strict) return `SELECT n, ${cols.join(', ')} FROM u`
+  const out = cols.map((c) => `u.${c}`).join(', ')
+  return `SELECT r.n::int AS n, ${out}, ${missing('u.n', 'r.n')} FROM r LEFT JOIN u ON u.n = r.n ORDER BY r.n`
 }

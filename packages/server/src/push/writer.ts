@@ -5,6 +5,7 @@ import { pushBatchAttributes } from '../telemetry/attributes.js'
 import { withSpan } from '../telemetry/tracing.js'
 import type { Logger } from '../util/log.js'
 import { trimRfc3339 } from '../util/time.js'
+import { type FinalCommit, writeAndCommit } from './commit.js'
 import { serverSetVersion } from './echo.js'
 import { classifyWriteError, FORBIDDEN, retryableFailure, sqlState, type WriteKind } from './errors.js'
 import type { PushResults } from './results.js'
@@ -37,8 +38,8 @@ interface WriteRow {
   ok?: boolean
   u: string | null
   d?: string | null
-  /** The stored row (creates and updates). */
-  data?: { [column: string]: unknown } | null
+  /** The stored row as JSON text (creates and updates). */
+  data?: string | null
 }
 
 /**
@@ -71,7 +72,12 @@ export class BatchWriter {
     readonly rows: RowStates,
     readonly results: PushResults,
     readonly recheck: Recheck,
+    /** The request may end with its last write (commit.ts): only when no hook runs after the writes. */
+    readonly commit?: FinalCommit,
   ) {}
+
+  /** Whether the last flush committed the request transaction (nothing may run in it any more). */
+  committed = false
 
   /** Whether a write of this row waits in the unflushed batch. */
   pending(k: string): boolean {
@@ -96,20 +102,22 @@ export class BatchWriter {
     this.#pendingKeys.add(rowKey(item.info, item.key))
   }
 
-  async flush(): Promise<void> {
+  /** Writes the pending batch; `last`: nothing follows it in the request (it may commit, see commit.ts). */
+  async flush(last = false): Promise<void> {
     const g = this.#pending
     if (!g) return
     this.#pending = undefined
     for (const k of this.#pendingKeys) this.rows.markDirty(k)
     this.#pendingKeys.clear()
-    const stmt = this.#statement(g)
+    if (last && (await this.#commitWith(g))) return
+    const stmt = statementOf(this.registry, g)
     // Records to decide again after this statement: their row existed or changed unseen (see #record).
     const recheck: Write[] = []
     try {
       const rows = await withSpan(
         'synchro.push.batch',
         pushBatchAttributes(g.info.t.tableName, g.kind, g.writes.length),
-        () => savepointAndRun<WriteRow>(this.db, SAVEPOINT, stmt, this.#params(g, g.writes)),
+        () => savepointAndRun<WriteRow>(this.db, SAVEPOINT, stmt, paramsOf(g, g.writes)),
       )
       this.#record(g, g.writes, rows, recheck)
     } catch (err) {
@@ -122,7 +130,7 @@ export class BatchWriter {
         for (const w of g.writes) {
           await this.db.query(SAVEPOINT)
           try {
-            const { rows } = await runStatement<WriteRow>(this.db, stmt, this.#params(g, [w]))
+            const { rows } = await runStatement<WriteRow>(this.db, stmt, paramsOf(g, [w]))
             this.#record(g, [w], rows, recheck)
           } catch (err) {
             await this.db.query(ROLLBACK_TO)
@@ -134,27 +142,31 @@ export class BatchWriter {
     if (recheck.length > 0) await this.recheck(g.info, recheck)
   }
 
-  #statement(g: Group): Statement {
-    const reg = this.registry
-    switch (g.kind) {
-      case 'create':
-        return insertStatement(reg, g.info.t, g.cols)
-      case 'update':
-        return updateStatement(reg, g.info.t, g.cols, false, g.info.idKind)
-      case 'resurrect':
-        return updateStatement(reg, g.info.t, g.cols, true, g.info.idKind)
-      case 'delete':
-        return deleteStatement(reg, g.info.t, g.info.idKind)
-    }
-  }
-
-  /** The parameters of a write statement for `writes` (see sql.ts). */
-  #params(g: Group, writes: readonly Write[]): unknown[] {
-    const values: unknown[] = [stringifyJsonLossless(writes.map((w) => w.row))]
-    if (g.kind === 'create') return values
-    values.push(writes.map((w) => w.item.key))
-    if (g.kind !== 'delete') values.push(writes.map((w) => w.guard))
-    return values
+  /**
+   * The batch in its strict form with COMMIT (commit.ts), when this writer may commit and the batch was decided on
+   * unlocked stamps only (a write decided a second time is never speculative). False: flush it as usual.
+   */
+  async #commitWith(g: Group): Promise<boolean> {
+    if (!this.commit || !this.optimistic || g.writes.some((w) => w.again)) return false
+    const [json, ...arrays] = paramsOf(g, g.writes) as [string, ...(string | null)[][]]
+    const rows = await withSpan(
+      'synchro.push.batch',
+      pushBatchAttributes(g.info.t.tableName, g.kind, g.writes.length),
+      () =>
+        writeAndCommit<WriteRow>(
+          this.db,
+          this.commit as FinalCommit,
+          statementOf(this.registry, g, true),
+          json,
+          arrays,
+        ),
+    )
+    this.committed = true
+    const recheck: Write[] = []
+    this.#record(g, g.writes, rows, recheck)
+    // A strict statement answers every row (or fails): nothing can be left to decide again.
+    for (const w of recheck) this.results.fail(w.item, retryableFailure(g.kind))
+    return true
   }
 
   #failed(g: Group, w: Write, err: unknown): void {
@@ -192,4 +204,27 @@ export class BatchWriter {
       }
     }
   }
+}
+
+/** The write statement of a batch (sql.ts); `strict` for the one that commits (commit.ts). */
+function statementOf(reg: Registry, g: Group, strict = false): Statement {
+  switch (g.kind) {
+    case 'create':
+      return insertStatement(reg, g.info.t, g.cols, strict)
+    case 'update':
+      return updateStatement(reg, g.info.t, g.cols, false, g.info.idKind, strict)
+    case 'resurrect':
+      return updateStatement(reg, g.info.t, g.cols, true, g.info.idKind, strict)
+    case 'delete':
+      return deleteStatement(reg, g.info.t, g.info.idKind, strict)
+  }
+}
+
+/** The parameters of a write statement for `writes` of batch `g` (see sql.ts). */
+function paramsOf(g: Group, writes: readonly Write[]): unknown[] {
+  const values: unknown[] = [stringifyJsonLossless(writes.map((w) => w.row))]
+  if (g.kind === 'create') return values
+  values.push(writes.map((w) => w.item.key))
+  if (g.kind !== 'delete') values.push(writes.map((w) => w.guard))
+  return values
 }

@@ -1,0 +1,119 @@
+import { randomUUID } from 'node:crypto'
+import { createTestApp, type TestApp } from '@synchro/test-harness'
+import pg from 'pg'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createEngine, type Engine } from '../engine/engine.js'
+
+/**
+ * The last write of a push commits in its own round trip (commit.ts); when it cannot answer every record, the
+ * transaction rolls back and the push runs again the usual way. These tests look at the statements sent and at the
+ * answers of both ways.
+ */
+describe('push: the last write commits with its statement', () => {
+  let app: TestApp
+  let pool: pg.Pool
+  let engine: Engine
+  const sent: string[] = []
+  const spied = new WeakSet<pg.PoolClient>()
+  const user = randomUUID()
+  let pair: { client_id: string; schema_version: number; schema_hash: string }
+
+  beforeAll(async () => {
+    app = await createTestApp()
+    pool = new pg.Pool({ connectionString: app.db.url, max: 2 })
+    // Every statement text the engine's connections send, in order.
+    pool.on('acquire', (c) => {
+      if (spied.has(c)) return
+      spied.add(c)
+      const query = c.query.bind(c) as (...args: unknown[]) => unknown
+      ;(c as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+        const q = args[0] as string | { text?: string }
+        sent.push(typeof q === 'string' ? q : (q.text ?? ''))
+        return query(...args)
+      }
+    })
+    engine = await createEngine({ pool, registry: app.engine.ctx.registry, migrate: false })
+    const reg = await app.registerClient(user)
+    pair = { client_id: reg.clientId, schema_version: reg.version, schema_hash: reg.hash }
+  })
+  afterAll(async () => {
+    await engine.close()
+    await pool.end()
+    await app.close()
+  })
+  beforeEach(() => {
+    sent.length = 0
+  })
+
+  const create = (id: string, ship_address: string) => ({
+    id,
+    table_name: 'orders',
+    operation: 'create' as const,
+    data: { ship_address },
+    client_updated_at: new Date().toISOString(),
+    base_updated_at: undefined,
+  })
+  const push = (changes: ReturnType<typeof create>[]) => engine.push(user, { ...pair, changes })
+  const count = async (ids: string[]) =>
+    (await app.db.pool.query('SELECT count(*)::int AS n FROM orders WHERE id = ANY($1)', [ids])).rows[0].n
+
+  it('a push of creates: opening, then the write and COMMIT in one round trip (no separate COMMIT)', async () => {
+    await push([create(randomUUID(), 'warm')]) // prepares the statement on the connection
+    sent.length = 0
+    const ids = [randomUUID(), randomUUID(), randomUUID()]
+    const res = await push(ids.map((id) => create(id, 'a')))
+    expect(res.accepted.map((r) => r.id)).toEqual(ids)
+    // Defaults the server set come back as server_version (the stored row).
+    expect(res.accepted[0]?.server_version?.data.created_at).toEqual(expect.any(String))
+    expect(sent).toHaveLength(2)
+    expect(sent[0]).toMatch(/^BEGIN; /)
+    expect(sent[1]).toMatch(/^EXECUTE synchro_push_\w+\([\s\S]*;\nCOMMIT$/)
+    expect(await count(ids)).toBe(3)
+    const touched = await app.db.pool.query('SELECT last_push_at FROM sync_clients WHERE client_id = $1', [
+      pair.client_id,
+    ])
+    expect(touched.rows[0].last_push_at).not.toBeNull()
+  })
+
+  it('a create over an existing id: rolled back whole, then answered the usual way; nothing twice', async () => {
+    const old = randomUUID()
+    expect((await push([create(old, 'first')])).accepted).toHaveLength(1)
+    sent.length = 0
+    const fresh = [randomUUID(), randomUUID()]
+    const res = await push([create(fresh[0] as string, 'b'), create(old, 'again'), create(fresh[1] as string, 'c')])
+    expect(res.accepted.map((r) => r.id)).toEqual(fresh)
+    expect(res.rejected).toEqual([
+      expect.objectContaining({ id: old, status: 'conflict', reason_code: 'record_exists' }),
+    ])
+    expect(res.rejected[0]?.server_version?.data.ship_address).toBe('first')
+    // Two transactions: the committing write failed (ROLLBACK), the second run committed on its own.
+    expect(sent.filter((s) => s.startsWith('BEGIN; '))).toHaveLength(2)
+    expect(sent).toContain('ROLLBACK')
+    expect(sent[sent.length - 1]).toBe('COMMIT')
+    expect(await count([...fresh, old])).toBe(3)
+    const stored = await app.db.pool.query('SELECT ship_address FROM orders WHERE id = $1', [old])
+    expect(stored.rows[0].ship_address).toBe('first')
+  })
+
+  it('a record the database rejects: the others are applied, the bad one answered alone', async () => {
+    const ids = [randomUUID(), randomUUID()]
+    // One statement for all three (same columns): it fails, and the second run replays it record by record.
+    const withStatus = (id: string, status: string) => ({ ...create(id, 'x'), data: { ship_address: 'x', status } })
+    const bad = withStatus(randomUUID(), 'no-such-status')
+    const changes = [withStatus(ids[0] as string, 'pending'), bad, withStatus(ids[1] as string, 'shipped')]
+    const res = await engine.push(user, { ...pair, changes })
+    expect(res.accepted.map((r) => r.id)).toEqual(ids)
+    expect(res.rejected).toEqual([expect.objectContaining({ id: bad.id, reason_code: 'invalid_data' })])
+    expect(await count([...ids, bad.id])).toBe(2)
+  })
+
+  it('quotes, backslashes and $n in the data reach the row exactly (inlined literals)', async () => {
+    const texts = ["it's", 'C:\\temp\\new', 'costs $1 or $2', "mixed \\' $1 ''", 'ünïcode ✓ \u0001']
+    const ids = texts.map(() => randomUUID())
+    const res = await push(ids.map((id, i) => create(id, texts[i] as string)))
+    expect(res.accepted.map((r) => r.id)).toEqual(ids)
+    const { rows } = await app.db.pool.query('SELECT id::text, ship_address FROM orders WHERE id = ANY($1)', [ids])
+    const stored = new Map(rows.map((r) => [r.id, r.ship_address]))
+    expect(ids.map((id) => stored.get(id))).toEqual(texts)
+  })
+})
