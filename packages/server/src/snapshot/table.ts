@@ -61,9 +61,10 @@ function keysetFor(t: ResolvedTable, idType: string | undefined): Keyset {
  * The planner misjudges the ownership predicate (`owner::text = current_setting(...)`, estimated at 0.5 % of the rows)
  * and picks a full scan + top-N sort per page: O(table) per page, O(table²/page) per snapshot. Walking the
  * primary-key index in keyset order instead costs O(table) for the *whole* snapshot, whatever share of the table the
- * caller owns. Transaction-local (set_config(..., true)), so nothing leaks to other requests.
+ * caller owns. JIT off: a disabled plan node's cost would cross `jit_above_cost`, and compiling costs more than such
+ * a page takes. Transaction-local (set_config(..., true)), so nothing leaks to other requests.
  */
-const PAGE_SETTINGS = { enable_seqscan: 'off', enable_sort: 'off' }
+const PAGE_SETTINGS = { enable_seqscan: 'off', enable_sort: 'off', jit: 'off' }
 
 /**
  * A snapshot page's request transaction (`openRequest`: client row, schema pair), REPEATABLE READ READ ONLY with
