@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import {
   type BucketUpdates,
   clampLimit,
@@ -218,9 +219,15 @@ export interface Page {
 }
 
 /** The page SQL depends on the registry (fixed) and the contract (changes with DDL): built once per contract. */
-const pageSqlCache = new WeakMap<SchemaContract, Map<EngineContext, [string, string]>>()
+const pageSqlCache = new WeakMap<SchemaContract, Map<EngineContext, [PageSql, PageSql]>>()
 
-function cachedPageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean): string {
+/** A page statement and the name it is prepared under (its hash: equal names, equal texts). */
+interface PageSql {
+  text: string
+  name: string
+}
+
+function cachedPageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean): PageSql {
   let byCtx = pageSqlCache.get(contract)
   if (!byCtx) {
     byCtx = new Map()
@@ -228,7 +235,11 @@ function cachedPageSql(ctx: EngineContext, contract: SchemaContract, filtered: b
   }
   let pair = byCtx.get(ctx)
   if (!pair) {
-    pair = [pageSql(ctx, contract, false), pageSql(ctx, contract, true)]
+    const named = (text: string): PageSql => ({
+      text,
+      name: `synchro_pull_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`,
+    })
+    pair = [named(pageSql(ctx, contract, false)), named(pageSql(ctx, contract, true))]
     byCtx.set(ctx, pair)
   }
   return pair[filtered ? 1 : 0]
@@ -248,10 +259,12 @@ export async function readPage(
   const params: unknown[] = [subs, from, limit, ctx.tables.map((t) => t.tableName), clientRowId]
   if (tables) params.push(tables)
   // The page statement and COMMIT travel together: one round trip for the whole page after the opening one.
+  const sql = cachedPageSql(ctx, contract, tables !== undefined)
   const rows = await tx.queryThenCommit<PageRow>({
-    text: cachedPageSql(ctx, contract, tables !== undefined),
+    text: sql.text,
     values: params,
     types: JSON_TEXT_TYPES,
+    prepare: sql.name,
   })
   const head = rows[0]
   if (!head) throw new Error('pull: page statement returned no row')
