@@ -79,7 +79,7 @@ describe('the request opener carries awkward identifiers as data', () => {
 })
 
 describe('queryThenCommit as a prepared statement', () => {
-  it('prepares once per connection; a failed round trip leaves the connection knowing what is prepared', async () => {
+  it('a connection runs the statement as is once, then prepares it; a failed execution leaves it prepared', async () => {
     const pool = new pg.Pool({ connectionString: app.db.url, max: 1 })
     const one = await createTestApp({ db: app.db, engine: { pool, migrate: false } })
     try {
@@ -90,18 +90,21 @@ describe('queryThenCommit as a prepared statement', () => {
         const tx = await openRequest(one.engine.ctx, user, req, { access: 'read' })
         return tx.queryThenCommit<{ n: number }>({ text, values: [value], prepare })
       }
-      // Fails when it executes (PREPARE ran): still prepared, the next call only executes it.
+      const prepared = async () =>
+        (await pool.query(`SELECT name FROM pg_prepared_statements ORDER BY name`)).rows.map((r) => r.name)
       const divide = 'SELECT (12 / $1::int)::int AS n'
       expect(await run(divide, 3, 'synchro_test_divide')).toEqual([{ n: 4 }])
+      expect(await prepared()).toEqual(['synchro_test_divide'])
       await expect(run(divide, 0, 'synchro_test_divide')).rejects.toThrow(/division by zero/)
       expect(await run(divide, 4, 'synchro_test_divide')).toEqual([{ n: 3 }])
-      // Fails when it is prepared: not prepared, the next call prepares it.
+      // A statement that fails is not prepared; once it runs, it is.
       const probe = 'SELECT count(*)::int AS n FROM synchro_prepare_probe WHERE $1::int > 0'
       await expect(run(probe, 1, 'synchro_test_probe')).rejects.toThrow(/does not exist/)
+      expect(await prepared()).toEqual(['synchro_test_divide'])
       await one.db.pool.query('CREATE TABLE synchro_prepare_probe (x int)')
       expect(await run(probe, 1, 'synchro_test_probe')).toEqual([{ n: 0 }])
-      const { rows } = await pool.query(`SELECT name FROM pg_prepared_statements ORDER BY name`)
-      expect(rows.map((r) => r.name)).toEqual(['synchro_test_divide', 'synchro_test_probe'])
+      expect(await run(probe, 2, 'synchro_test_probe')).toEqual([{ n: 0 }])
+      expect(await prepared()).toEqual(['synchro_test_divide', 'synchro_test_probe'])
     } finally {
       await one.db.pool.query('DROP TABLE IF EXISTS synchro_prepare_probe')
       await one.close()

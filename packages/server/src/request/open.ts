@@ -27,6 +27,8 @@ export interface RequestTx {
   db: pg.PoolClient
   /** The current schema contract (checked against the request's pair as `schema` asked). */
   contract: SchemaContract
+  /** The catalog fingerprint `contract` was built for, as the opening statement read it. */
+  fingerprint: string
   client: ClientRow
   /** COMMIT and give the connection back. Throws DeadlineExceededError (after a ROLLBACK) once answered 503. */
   commit(): Promise<void>
@@ -136,6 +138,7 @@ export async function openRequest(
     const tx: RequestTx = {
       db,
       contract: undefined as unknown as SchemaContract,
+      fingerprint: '',
       client: undefined as unknown as ClientRow,
       commit: () => finish('COMMIT'),
       abort: () => finish('ROLLBACK'),
@@ -156,27 +159,11 @@ export async function openRequest(
             })) as unknown as pg.QueryResult<R>[]
             done = true
             unwatch()
+            await prepareAfter(db, query.prepare, query.text)
             db.release()
             return results[results.length - 2]?.rows ?? []
           }
         } catch (err) {
-          if (query.prepare !== undefined && inline !== undefined) {
-            // Whether PREPARE ran is read back from the server (after the rollback) before the connection goes back.
-            const known = await db
-              .query('ROLLBACK')
-              .then(() => resyncPrepared(db, query.prepare as string))
-              .then(
-                () => true,
-                () => false,
-              )
-            if (!known) {
-              // What is prepared on this connection is unknown: it is not reused.
-              done = true
-              unwatch()
-              db.release(true)
-              throw err
-            }
-          }
           await finish('ROLLBACK')
           throw err
         }
@@ -209,6 +196,7 @@ export async function openRequest(
         continue
       }
       tx.contract = contract
+      tx.fingerprint = r.fp
       tx.client = client
       return tx
     } catch (err) {
@@ -244,48 +232,48 @@ async function runOpening(
 const preparedOn = new WeakMap<pg.PoolClient, Set<string>>()
 
 /**
- * `text` with its values inlined (see `inlined`), or — with a `prepare` name — the same statement run as that SQL
- * prepared statement: `SET LOCAL plan_cache_mode = force_generic_plan; [PREPARE name AS text;] EXECUTE name(…)`, the
- * statement's rows being the last result. Planning a pull page statement measured ≈ 1–2 ms of PostgreSQL CPU per page
- * (of ≈ 12); its generic plan is the custom plan's shape (PostgreSQL keeps choosing custom plans on its own: the
- * generic one's `LIMIT $n` estimate looks costlier).
+ * `text` with its values inlined (see `inlined`) — or, with a `prepare` name the connection has prepared, the same
+ * statement run as that SQL prepared statement: `SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE name(…)`.
+ * Planning a pull page statement measured ≈ 1–2 ms of PostgreSQL CPU per page (of ≈ 12); its generic plan has the
+ * custom plan's shape (PostgreSQL keeps choosing custom plans on its own: the generic `LIMIT $n` estimate looks
+ * costlier). A connection that has not prepared it yet runs the statement as is, then `prepareAfter`.
  */
-function inlinedCall(
+export function inlinedCall(
   db: pg.PoolClient,
   text: string,
   values: readonly unknown[],
   prepare?: string,
 ): string | undefined {
-  if (prepare === undefined) return inlined(db, text, values)
+  if (prepare === undefined || !preparedOn.get(db)?.has(prepare)) return inlined(db, text, values)
   const call = inlined(db, `EXECUTE ${prepare}(${values.map((_, i) => `$${i + 1}`).join(', ')})`, values)
-  if (call === undefined) return undefined
+  return call === undefined ? undefined : `SET LOCAL plan_cache_mode = force_generic_plan;\n${call}`
+}
+
+/**
+ * After a request's transaction ended on `db` (still checked out): `PREPARE name AS text` unless that was done (or
+ * failed) before on this connection — one round trip, once per connection and statement. Its own statement outside
+ * any transaction, so whether it exists is never in doubt; a failure is remembered and not retried.
+ */
+export async function prepareAfter(db: pg.PoolClient, name: string | undefined, text: string): Promise<void> {
+  if (name === undefined) return
   let names = preparedOn.get(db)
   if (!names) {
     names = new Set()
     preparedOn.set(db, names)
   }
-  const parts = ['SET LOCAL plan_cache_mode = force_generic_plan']
-  if (!names.has(prepare)) parts.push(`PREPARE ${prepare} AS ${text}`)
-  // Marked before the round trip: a failure reads the truth back (resyncPrepared).
-  names.add(prepare)
-  parts.push(call)
-  return parts.join(';\n')
-}
-
-/** After a failed round trip that may or may not have prepared `name`: ask the server. */
-async function resyncPrepared(db: pg.PoolClient, name: string): Promise<void> {
-  const { rows } = await db.query<{ n: number }>(
-    'SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name = $1',
-    [name],
+  if (names.has(name) || names.has(`!${name}`)) return
+  const ok = await db.query(`PREPARE ${name} AS ${text}`).then(
+    () => true,
+    () => false,
   )
-  if (rows[0]?.n === 0) preparedOn.get(db)?.delete(name)
+  names.add(ok ? name : `!${name}`)
 }
 
 /**
  * `text` with its `$n` parameters replaced by `values` as SQL literals, or undefined when a value cannot be one or a
  * quoted literal or identifier of `text` contains a `$` (it could be mistaken for a parameter).
  */
-function inlined(db: pg.PoolClient, text: string, values: readonly unknown[]): string | undefined {
+export function inlined(db: pg.PoolClient, text: string, values: readonly unknown[]): string | undefined {
   if (text.includes('$') && quotedDollar(text)) return undefined
   const literals = values.map((v) => literal(db, v))
   if (!literals.every((l) => l !== undefined)) return undefined
