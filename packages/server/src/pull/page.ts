@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto'
 import { OP_DELETE } from '@synchro/protocol'
 import { bucketEntries, HISTORY_CTE, historyServes } from '../changelog/reader.js'
-import { advancePullCte, CLIENT_COLUMNS, clientRowJoin, clientSubscriptionsSql } from '../clients/clients.js'
+import {
+  advancePullCte,
+  CLIENT_COLUMNS,
+  type ClientColumns,
+  clientRowJoin,
+  clientSubscriptionsSql,
+} from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
 import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
@@ -33,7 +39,7 @@ export type PageMode = { kind: 'opened' } | { kind: 'gated'; fingerprint: string
  *   returned seq or, under a `tables` filter (Decision 9), just before the first skipped entry of an unlisted table.
  * Rows, not one aggregated JSON text: node-pg's per-row parsing measured faster than building and parsing one string
  * (string_agg / json_agg of the records: +30 % per page). First the entries of `d` in seq order (`ord`), the page facts
- * (and, gated, the client row) in the first one only (`k.first`: the page's lowest seq); then the rows of `r`, which
+ * (and, gated, the client row) as one JSON text in the first one only (`k.first`: the page's lowest seq); then the rows of `r`, which
  * the caller matches to their entries by (table, id). No join of `d` and `r` in SQL: with a generic plan (or stale
  * statistics) the planner estimated one entry and rescanned every hydration once per entry (6.5 s for 1 000).
  * Parameters: $1 subscriptions / user id, $2 checkpoint, $3 limit, $4 table names (registration order), $5 client
@@ -59,14 +65,11 @@ function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean
   const stored = filtered ? `LEAST(coalesce(${last}, $2), (SELECT seq FROM sk) - 1)` : `coalesce(${last}, $2)`
   // Decision 36 (staleness follows pull progress): an unfiltered pull that found nothing more to read is caught up.
   const caughtUp = filtered ? 'false' : '(SELECT fetched FROM k) <= $3'
-  const head = (expr: string, as: string) => `CASE WHEN d.seq IS NOT DISTINCT FROM k.first THEN ${expr} END AS ${as}`
-  const headColumns = [
-    head('h.compacted::text', 'compacted'),
-    head('h.issued::text', 'issued'),
-    head('k.fetched::int', 'fetched'),
-    head('k.last::text', 'last_seq'),
-    ...(gated ? [head('o.ok', 'ok'), ...CLIENT_HEAD.map((c) => head(`o.${c}`, c))] : []),
+  const facts = [
+    `'compacted', h.compacted::text, 'issued', h.issued::text, 'fetched', k.fetched, 'last_seq', k.last::text`,
+    ...(gated ? [`'ok', o.ok`, ...CLIENT_HEAD.map((c) => `'${c}', o.${c}`)] : []),
   ]
+  const head = `CASE WHEN d.seq IS NOT DISTINCT FROM k.first THEN json_build_object(${facts.join(', ')})::text END AS head`
   return `
 WITH ${gated ? `${openingCte(ctx, mode.fingerprint)},` : ''}${HISTORY_CTE},
 e AS MATERIALIZED (
@@ -103,17 +106,26 @@ sk AS (
     : ''
 }
 ${advancePullCte('u', { rowId: gated ? '(SELECT client_row_id FROM o)' : '$5', stored, caughtUp, when: served })}
-SELECT ${headColumns.join(',\n       ')},
-       d.seq AS ord, d.table_name, d.record_id AS id, d.operation, NULL::json AS data, NULL AS updated_at, NULL AS deleted_at
+SELECT ${head}, d.seq AS ord, d.table_name, d.record_id AS id, d.operation,
+       NULL::json AS data, NULL AS updated_at, NULL AS deleted_at
   FROM h CROSS JOIN k${gated ? ' CROSS JOIN o' : ''} LEFT JOIN d ON true
  UNION ALL
-SELECT ${headColumns.map(() => 'NULL').join(', ')},
-       NULL, r.table_name, r.id, NULL, r.data, r.updated_at, r.deleted_at
+SELECT NULL, NULL, r.table_name, r.id, NULL, r.data, r.updated_at, r.deleted_at
   FROM r
  ORDER BY ord NULLS LAST`
 }
 
-/** The client row columns a gated page's head row carries (`CLIENT_COLUMNS`). */
+/** The page facts, in the first row's `head` (JSON text: one column instead of one per fact on every row). */
+export interface PageHead extends Partial<ClientColumns> {
+  compacted: string
+  issued: string
+  fetched: number
+  last_seq: string | null
+  /** Gated pages: whether the opening checks passed. */
+  ok?: boolean
+}
+
+/** The client row columns a gated page's head carries (`CLIENT_COLUMNS`). */
 const CLIENT_HEAD = ['client_row_id', 'bucket_subs', 'last_pull_seq', 'last_sync_at', 'is_active']
 
 /**

@@ -17,18 +17,14 @@ import { runGated } from '../request/gated.js'
 import { openRequest, type RequestTx } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { trimRfc3339 } from '../util/time.js'
-import { cachedPageSql } from './page.js'
+import { cachedPageSql, type PageHead } from './page.js'
 import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from './record.js'
 import { recordUnrenderable, rejectNul, type Unrenderable, unique, wireUpdatedAt } from './rows.js'
 
-/** One row of the page statement (page.ts): one deduplicated entry (+ its row); the page facts on the first row. */
-interface PageRow extends Partial<ClientColumns> {
-  compacted: string | null
-  issued: string | null
-  fetched: number | null
-  last_seq: string | null
-  /** Gated pages: whether the opening checks passed (page.ts). */
-  ok?: boolean | null
+/** One row of the page statement (page.ts): an entry (operation set) or a hydrated row (operation null). */
+interface PageRow {
+  /** The page facts (`PageHead` as JSON), on the first row only. */
+  head: string | null
   table_name: string | null
   id: string | null
   operation: number | null
@@ -162,11 +158,11 @@ async function pullInOneTrip(ctx: EngineContext, a: PullArgs): Promise<Served | 
       prepare: sql.name,
     },
   )
-  const head = rows?.[0]
+  const head = rows && headOf(rows)
   if (!rows || !head?.ok) return undefined
-  const client = clientRowOf(head as PageRow & ClientColumns, userId, req.client_id)
+  const client = clientRowOf(head as PageHead & ClientColumns, userId, req.client_id)
   if (!client) return undefined
-  return { contract, client, page: pageOf(ctx, rows, from, limit) }
+  return { contract, client, page: pageOf(ctx, rows, head, from, limit) }
 }
 
 /** The pull after `openRequest` (the request transaction's own round trip), then the page and COMMIT. */
@@ -214,13 +210,23 @@ export async function readPage(
     types: JSON_TEXT_TYPES,
     prepare: sql.name,
   })
-  return pageOf(ctx, rows, from, limit)
+  return pageOf(ctx, rows, headOf(rows), from, limit)
 }
 
-/** The page the statement's rows make (the head row first). */
-function pageOf(ctx: EngineContext, rows: PageRow[], from: number, limit: number): Page | { reason: SnapshotReason } {
-  const head = rows[0]
-  if (!head) throw new Error('pull: page statement returned no row')
+function headOf(rows: PageRow[]): PageHead {
+  const text = rows[0]?.head
+  if (!text) throw new Error('pull: page statement returned no head row')
+  return JSON.parse(text) as PageHead
+}
+
+/** The page the statement's rows make. */
+function pageOf(
+  ctx: EngineContext,
+  rows: PageRow[],
+  head: PageHead,
+  from: number,
+  limit: number,
+): Page | { reason: SnapshotReason } {
   const gap = historyGap(from, { compacted: Number(head.compacted), issued: Number(head.issued) })
   if (gap) return { reason: gap }
 
@@ -262,7 +268,7 @@ function pageOf(ctx: EngineContext, rows: PageRow[], from: number, limit: number
     changes,
     deletes,
     checkpoint: head.last_seq === null ? from : Number(head.last_seq),
-    hasMore: (head.fetched ?? 0) > limit,
+    hasMore: head.fetched > limit,
     unrenderable,
     tables: tableNames,
     missing,
