@@ -12,7 +12,9 @@ import { type CommitQuery, inlined, inlinedCall, prepareAfter } from './open.js'
  *
  * `openRequest` + `queryThenCommit` take two round trips for the same work. The caller interprets the statement's
  * rows, and takes the `openRequest` path whenever the gate was closed (so every error and hook is exactly that
- * path's). Returns undefined, having sent nothing, when a value cannot travel as a literal.
+ * path's). Returns undefined, having sent nothing, when a value cannot travel as a literal. The COMMIT travels with the
+ * statement, so the deadline enters its commit phase when the query is sent (no 503 after that); after a closed gate
+ * the fallback stays in that phase, bounded by the statement timeout of its transaction instead.
  */
 export async function runGated<R extends object>(
   ctx: EngineContext,
