@@ -125,9 +125,8 @@ interface PullArgs {
 /**
  * The pull transaction's settings. The checkpoint advance is bookkeeping (a lost one only makes the next pull start
  * earlier; records are idempotent upserts): its commit does not wait for the WAL flush. No JIT: a page is a small
- * statement, and its generic plan (page.ts) keeps the JIT decision made when it was planned — an estimate above
- * `jit_above_cost` would compile the statement on every page (measured ≈ 1.1 s when `enable_seqscan = off` inflated
- * the cost of the one unavoidable sequential scan).
+ * statement, and an estimate above `jit_above_cost` (a stale or generic plan) would compile it on every page
+ * (measured ≈ 1.1 s when `enable_seqscan = off` inflated the cost of the one unavoidable sequential scan).
  */
 const SETTINGS = { synchronous_commit: 'off', jit: 'off' }
 

@@ -48,8 +48,8 @@ export interface CommitQuery {
   values: unknown[]
   types?: pg.CustomTypesConfig
   /**
-   * Run as the SQL prepared statement of this name (prepared once per connection, with a generic plan: no planning
-   * per request). The name must identify `text` (e.g. carry its hash).
+   * Run as the SQL prepared statement of this name (prepared once per connection: no parsing per request; planned
+   * for each run's values). The name must identify `text` (e.g. carry its hash).
    */
   prepare?: string
 }
@@ -233,10 +233,11 @@ const preparedOn = new WeakMap<pg.PoolClient, Set<string>>()
 
 /**
  * `text` with its values inlined (see `inlined`) — or, with a `prepare` name the connection has prepared, the same
- * statement run as that SQL prepared statement: `SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE name(…)`.
- * Planning a pull page statement measured ≈ 1–2 ms of PostgreSQL CPU per page (of ≈ 12); its generic plan has the
- * custom plan's shape (PostgreSQL keeps choosing custom plans on its own: the generic `LIMIT $n` estimate looks
- * costlier). A connection that has not prepared it yet runs the statement as is, then `prepareAfter`.
+ * statement run as that SQL prepared statement: `SET LOCAL plan_cache_mode = force_custom_plan; EXECUTE name(…)`.
+ * Always a custom plan: a generic one (no planning, ≈ 1–2 ms of PostgreSQL CPU less per pull page) keeps the access
+ * paths chosen when it was made — in the client e2e suite, a pull plan made while the tables were small went on
+ * scanning them once they had grown: 2.8 s per 1 000-entry page instead of ≈ 12 ms. A connection that has not
+ * prepared it yet runs the statement as is, then `prepareAfter`.
  */
 export function inlinedCall(
   db: pg.PoolClient,
@@ -246,7 +247,7 @@ export function inlinedCall(
 ): string | undefined {
   if (prepare === undefined || !preparedOn.get(db)?.has(prepare)) return inlined(db, text, values)
   const call = inlined(db, `EXECUTE ${prepare}(${values.map((_, i) => `$${i + 1}`).join(', ')})`, values)
-  return call === undefined ? undefined : `SET LOCAL plan_cache_mode = force_generic_plan;\n${call}`
+  return call === undefined ? undefined : `SET LOCAL plan_cache_mode = force_custom_plan;\n${call}`
 }
 
 /**
