@@ -24,6 +24,21 @@ export function defaultSubscriptions(userId: string): string[] {
   return [`user:${userId}`, 'global']
 }
 
+/** `defaultSubscriptions` in SQL, for a user id placeholder. */
+export function defaultSubscriptionsSql(user: string): string {
+  return `ARRAY['user:' || ${user}, 'global']::text[]`
+}
+
+/** SQL: the subscriptions of the client row `c` as `ClientRow.bucketSubs` has them (the defaults when it has none). */
+export function clientSubscriptionsSql(user: string): string {
+  return `CASE WHEN cardinality(c.bucket_subs) > 0 THEN c.bucket_subs ELSE ${defaultSubscriptionsSql(user)} END`
+}
+
+/** The join exposing the caller's client row as `c` (NULLs when there is none), for user and client placeholders. */
+export function clientRowJoin(user: string, client: string): string {
+  return `LEFT JOIN sync_clients c ON c.user_id = ${user} AND c.client_id = ${client}`
+}
+
 /** Binds a value as the next statement parameter and returns its placeholder (`$n`). */
 export type Bind = (value: unknown) => string
 
@@ -66,9 +81,7 @@ export function clientRowOf(r: ClientColumns, userId: string, clientId: string):
 
 /** Pull, snapshot, events: read the row, change nothing. */
 export function readClient(userId: string, clientId: string): (bind: Bind) => ClientSource {
-  return (bind) => ({
-    join: `LEFT JOIN sync_clients c ON c.user_id = ${bind(userId)} AND c.client_id = ${bind(clientId)}`,
-  })
+  return (bind) => ({ join: clientRowJoin(bind(userId), bind(clientId)) })
 }
 
 /** Push: mark the push on the row (§2.1: last_push_at, last_sync_at) in the push's own transaction. */

@@ -3,128 +3,35 @@ import {
   clampLimit,
   type DeleteEntry,
   OP_DELETE,
-  OP_UPDATE,
   type PullRequest,
   type PullResponse,
   type SnapshotReason,
   type SyncRecord,
 } from '@synchro/protocol'
-import { bucketEntries, HISTORY_CTE, historyGap, historyServes } from '../changelog/reader.js'
-import { advancePullCte } from '../clients/clients.js'
+import { historyGap } from '../changelog/reader.js'
+import { type ClientColumns, type ClientRow, clientRowOf } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
 import { emitHook } from '../core/hooks.js'
 import type { RequestDeadline } from '../limits/deadline.js'
+import { runGated } from '../request/gated.js'
 import { openRequest, type RequestTx } from '../request/open.js'
-import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { trimRfc3339 } from '../util/time.js'
+import { cachedPageSql, type PageHead } from './page.js'
 import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from './record.js'
-import {
-  idTypeOf,
-  ROW_ALIAS,
-  recordColumnsSql,
-  recordUnrenderable,
-  rejectNul,
-  type Unrenderable,
-  unique,
-  wireUpdatedAt,
-} from './rows.js'
+import { recordUnrenderable, rejectNul, type Unrenderable, unique, wireUpdatedAt } from './rows.js'
 
-/** One row of the page statement: the retention facts, the page facts, and one deduplicated entry (+ its row). */
+/** One row of the page statement (page.ts): an entry (operation set) or a hydrated row (operation null). */
 interface PageRow {
-  compacted: string
-  issued: string
-  fetched: number
-  last_seq: string | null
-  seq: string | null
+  /** The page facts (`PageHead` as JSON), on the first row only. */
+  head: string | null
   table_name: string | null
-  record_id: string | null
-  operation: number | null
   id: string | null
-  /** The row's JSON text as PostgreSQL rendered it (passed through to the response, see record.ts). */
+  operation: number | null
+  /** The row's JSON text as PostgreSQL rendered it (passed through to the response, see record.ts); null: no row. */
   data: string | null
   updated_at: string | null
   deleted_at: string | null
-}
-
-/**
- * The whole page in ONE statement (one MVCC snapshot, one round trip, no ids shipped back and forth):
- * - `h`: the retention facts (changelog/reader.ts).
- * - `e`: up to limit+1 entries (the extra one only tells has_more) — one bounded index scan of (bucket_id, seq) per
- *   subscribed bucket, merged; a LATERAL join because `bucket_id = ANY(...) ORDER BY seq` alone makes PostgreSQL
- *   either sort every matching entry or walk the whole seq index. Skipped when the retention check fails.
- * - `d`: dedup by (table, id), the last entry wins; entries of tables no longer registered are dropped (they can be
- *   neither hydrated nor applied by a client).
- * - `r`: per registered table, one index lookup of the ids still to hydrate, rendered to JSON by PostgreSQL and
- *   filtered by the caller's read predicate (Decision 5).
- * - `u`: served pulls only (retention check passed), the checkpoint advance — in the same statement, so it commits
- *   with exactly what was read, and a page that fails (Decision 10) advances nothing. The stored value is the last
- *   returned seq or, under a `tables` filter (Decision 9), just before the first skipped entry of an unlisted table.
- * Rows, not one aggregated JSON text: node-pg's per-row parsing measured faster than building and parsing one string
- * (string_agg / json_agg of the records: +30 % per page).
- * Parameters: $1 subscriptions, $2 checkpoint, $3 limit, $4 table names (registration order), $5 client row id,
- * [$6 tables filter].
- */
-function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean): string {
-  const hydrations = ctx.tables.map((t, i) => {
-    const idType = idTypeOf(t, contract)
-    const ids = `ARRAY(SELECT record_id FROM d WHERE table_name = ($4::text[])[${i + 1}] AND operation <> ${OP_DELETE})`
-    // Compare in the PK's own type so the primary-key index serves the lookup (`id::text = ANY` would scan).
-    const match = idType
-      ? `${ROW_ALIAS}.${t.q.id} = ANY(${ids}::${idType}[])`
-      : `${ROW_ALIAS}.${t.q.id}::text = ANY(${ids})`
-    const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS, contractColumnTypes(contract))
-    return `SELECT ($4::text[])[${i + 1}] AS table_name, ${recordColumnsSql(t, contract)}
-    FROM ${t.sqlName} ${ROW_ALIAS}
-   WHERE ${match}${read ? ` AND ${read}` : ''}`
-  })
-  const served = historyServes('$2')
-  const last = `(SELECT max(seq) FROM p)`
-  const stored = filtered ? `LEAST(coalesce(${last}, $2), (SELECT seq FROM sk) - 1)` : `coalesce(${last}, $2)`
-  // Decision 36 (staleness follows pull progress): an unfiltered pull that found nothing more to read is caught up.
-  const caughtUp = filtered ? 'false' : '(SELECT count(*) FROM e) <= $3'
-  return `
-WITH ${HISTORY_CTE},
-e AS MATERIALIZED (
-  SELECT c.seq, c.table_name, c.record_id, c.operation
-    FROM unnest($1::text[]) AS b(id)
-   CROSS JOIN LATERAL (
-         ${bucketEntries('seq, table_name, record_id, operation', filtered ? ' AND table_name = ANY($6::text[])' : '')}
-          LIMIT $3 + 1) c
-   WHERE ${served}
-   ORDER BY c.seq
-   LIMIT $3 + 1
-),
-p AS MATERIALIZED (SELECT * FROM e ORDER BY seq LIMIT $3),
-d AS MATERIALIZED (
-  SELECT DISTINCT ON (table_name, record_id) seq, table_name, record_id, operation
-    FROM p
-   WHERE table_name = ANY($4::text[])
-   ORDER BY table_name, record_id, seq DESC
-),
-r AS (
-  ${hydrations.join('\n  UNION ALL\n  ')}
-),
-x AS (
-  SELECT d.seq, d.table_name, d.record_id, d.operation, r.id, r.data, r.updated_at, r.deleted_at
-    FROM d LEFT JOIN r ON r.table_name = d.table_name AND r.id = d.record_id
-),${
-    filtered
-      ? `
-sk AS (
-  SELECT min(c.seq) AS seq
-    FROM unnest($1::text[]) AS b(id)
-   CROSS JOIN LATERAL (
-         ${bucketEntries('seq', ` AND seq <= ${last} AND NOT (table_name = ANY($6::text[]))`)}
-          LIMIT 1) c
-),`
-      : ''
-  }
-${advancePullCte('u', { rowId: '$5', stored, caughtUp, when: served })}
-SELECT h.compacted::text, h.issued::text, (SELECT count(*) FROM e)::int AS fetched, ${last}::text AS last_seq,
-       x.seq::text, x.table_name, x.record_id, x.operation, x.id, x.data, x.updated_at, x.deleted_at
-  FROM h LEFT JOIN x ON true
- ORDER BY x.seq`
 }
 
 /** POST /sync/pull (PROTOCOL.md §1.5, §3 D; Decisions 1, 5, 8, 9, 10, 14, 19). */
@@ -141,11 +48,9 @@ export async function pull(
   // `tables: []` means no filter (§1.5). Duplicate subscriptions would return an entry twice.
   const tables = req.tables && req.tables.length > 0 ? unique(req.tables) : undefined
 
-  // BEGIN + one statement: app.user_id, schema pair (409), client row (404 / stale hook), in that order. The
-  // checkpoint advance is bookkeeping (a lost one only makes the next pull start earlier; records are idempotent
-  // upserts): its commit does not wait for the WAL flush.
-  const tx = await openRequest(ctx, userId, req, { access: 'read', settings: { synchronous_commit: 'off' }, deadline })
-  const { contract, client } = tx
+  const args: PullArgs = { userId, req, from: checkpoint, limit, tables, deadline }
+  const served = (await pullInOneTrip(ctx, args)) ?? (await pullOpened(ctx, args))
+  const { contract, client, page } = served
   const subs = unique(client.bucketSubs)
   const base = { schema_version: contract.version, schema_hash: contract.hash }
 
@@ -161,24 +66,6 @@ export async function pull(
       ...base,
     }
   }
-
-  // One statement reads the retention facts, the entries and the rows (a single MVCC snapshot, so a compaction batch
-  // committing meanwhile cannot leave a hole in the page) and advances the checkpoint of a served pull.
-  let page: Page | { reason: SnapshotReason }
-  try {
-    // "Completed a snapshot" = a stored checkpoint exists: only a final snapshot page or a served pull writes it.
-    if (checkpoint === 0 && client.lastPullSeq === null) {
-      await tx.abort()
-      return required('initial_sync_required')
-    }
-    // Rows the server cannot render were left out of the page before anything commits (Decision 35).
-    page = await readPage(ctx, tx, contract, subs, client.id, checkpoint, limit, tables)
-  } catch (err) {
-    await tx.abort()
-    throw err
-  }
-  // The page statement committed with its own round trip (queryThenCommit); this only covers its fallback path.
-  await tx.commit()
   if ('reason' in page) return required(page.reason)
   await recordUnrenderable(ctx, page.unrenderable)
 
@@ -217,21 +104,91 @@ export interface Page {
   missing: number
 }
 
-/** The page SQL depends on the registry (fixed) and the contract (changes with DDL): built once per contract. */
-const pageSqlCache = new WeakMap<SchemaContract, Map<EngineContext, [string, string]>>()
+/** What a served pull found: the contract and client row its checks passed with, and the page (or why not). */
+interface Served {
+  contract: SchemaContract
+  client: ClientRow
+  page: Page | { reason: SnapshotReason }
+}
 
-function cachedPageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean): string {
-  let byCtx = pageSqlCache.get(contract)
-  if (!byCtx) {
-    byCtx = new Map()
-    pageSqlCache.set(contract, byCtx)
+/** A pull request, normalised (pull()). */
+interface PullArgs {
+  userId: string
+  req: PullRequest
+  /** The checkpoint (≥ 0). */
+  from: number
+  limit: number
+  tables: string[] | undefined
+  deadline: RequestDeadline | undefined
+}
+
+/**
+ * The pull transaction's settings. The checkpoint advance is bookkeeping (a lost one only makes the next pull start
+ * earlier; records are idempotent upserts): its commit does not wait for the WAL flush. No JIT: a page is a small
+ * statement, and an estimate above `jit_above_cost` (a stale or generic plan) would compile it on every page
+ * (measured ≈ 1.1 s when `enable_seqscan = off` inflated the cost of the one unavoidable sequential scan).
+ */
+const SETTINGS = { synchronous_commit: 'off', jit: 'off' }
+
+/** Per engine, the contract the last opened pull found current and its catalog fingerprint (see pullInOneTrip). */
+const lastOpened = new WeakMap<EngineContext, { fingerprint: string; contract: SchemaContract }>()
+
+/**
+ * The common pull in ONE round trip (request/gated.ts): when the contract the last pull found is still the cached
+ * one and the request's schema pair is its pair, the page statement checks the rest itself (catalog fingerprint
+ * unchanged, client row present and active, not a never-snapshotted client pulling from 0) and reads the page only
+ * then. Anything else — or a closed gate — returns undefined, and the pull takes the opened path, which reports it
+ * exactly as always (409, 404, the stale-client hook, initial_sync_required, a contract rebuild).
+ */
+async function pullInOneTrip(ctx: EngineContext, a: PullArgs): Promise<Served | undefined> {
+  const { userId, req, from, limit, tables, deadline } = a
+  const known = lastOpened.get(ctx)
+  if (!known || ctx.contracts.cachedFor(known.fingerprint) !== known.contract) return undefined
+  const { contract } = known
+  if (contract.version !== req.schema_version || contract.hash !== req.schema_hash) return undefined
+  const sql = cachedPageSql(ctx, contract, tables !== undefined, { kind: 'gated', fingerprint: known.fingerprint })
+  const values: unknown[] = [userId, from, limit, ctx.tables.map((t) => t.tableName), req.client_id]
+  if (tables) values.push(tables)
+  const rows = await runGated<PageRow>(
+    ctx,
+    userId,
+    { settings: SETTINGS, deadline },
+    {
+      text: sql.text,
+      values,
+      types: JSON_TEXT_TYPES,
+      prepare: sql.name,
+    },
+  )
+  const head = rows && headOf(rows)
+  if (!rows || !head?.ok) return undefined
+  const client = clientRowOf(head as PageHead & ClientColumns, userId, req.client_id)
+  if (!client) return undefined
+  return { contract, client, page: pageOf(ctx, rows, head, from, limit) }
+}
+
+/** The pull after `openRequest` (the request transaction's own round trip), then the page and COMMIT. */
+async function pullOpened(ctx: EngineContext, a: PullArgs): Promise<Served> {
+  const { userId, req, from, limit, tables, deadline } = a
+  // BEGIN + one statement: app.user_id, schema pair (409), client row (404 / stale hook), in that order.
+  const tx = await openRequest(ctx, userId, req, { access: 'read', settings: SETTINGS, deadline })
+  const { contract, client } = tx
+  lastOpened.set(ctx, { fingerprint: tx.fingerprint, contract })
+  try {
+    // "Completed a snapshot" = a stored checkpoint exists: only a final snapshot page or a served pull writes it.
+    if (from === 0 && client.lastPullSeq === null) {
+      await tx.abort()
+      return { contract, client, page: { reason: 'initial_sync_required' } }
+    }
+    // Rows the server cannot render were left out of the page before anything commits (Decision 35).
+    const page = await readPage(ctx, tx, contract, unique(client.bucketSubs), client.id, from, limit, tables)
+    // The page statement committed with its own round trip (queryThenCommit); this only covers its fallback path.
+    await tx.commit()
+    return { contract, client, page }
+  } catch (err) {
+    await tx.abort()
+    throw err
   }
-  let pair = byCtx.get(ctx)
-  if (!pair) {
-    pair = [pageSql(ctx, contract, false), pageSql(ctx, contract, true)]
-    byCtx.set(ctx, pair)
-  }
-  return pair[filtered ? 1 : 0]
 }
 
 /** One page of `subs` after `from` (no checkpoint advance unless `clientRowId` is a client's row id). */
@@ -248,13 +205,30 @@ export async function readPage(
   const params: unknown[] = [subs, from, limit, ctx.tables.map((t) => t.tableName), clientRowId]
   if (tables) params.push(tables)
   // The page statement and COMMIT travel together: one round trip for the whole page after the opening one.
+  const sql = cachedPageSql(ctx, contract, tables !== undefined, { kind: 'opened' })
   const rows = await tx.queryThenCommit<PageRow>({
-    text: cachedPageSql(ctx, contract, tables !== undefined),
+    text: sql.text,
     values: params,
     types: JSON_TEXT_TYPES,
+    prepare: sql.name,
   })
-  const head = rows[0]
-  if (!head) throw new Error('pull: page statement returned no row')
+  return pageOf(ctx, rows, headOf(rows), from, limit)
+}
+
+function headOf(rows: PageRow[]): PageHead {
+  const text = rows[0]?.head
+  if (!text) throw new Error('pull: page statement returned no head row')
+  return JSON.parse(text) as PageHead
+}
+
+/** The page the statement's rows make. */
+function pageOf(
+  ctx: EngineContext,
+  rows: PageRow[],
+  head: PageHead,
+  from: number,
+  limit: number,
+): Page | { reason: SnapshotReason } {
   const gap = historyGap(from, { compacted: Number(head.compacted), issued: Number(head.issued) })
   if (gap) return { reason: gap }
 
@@ -263,25 +237,34 @@ export async function readPage(
   const unrenderable: Unrenderable[] = []
   const tableNames = new Set<string>()
   let missing = 0
-  for (const r of rows) {
+  // The rows (no operation) after the entries: by (table, id).
+  const found = new Map<string, PageRow>()
+  for (let i = rows.length - 1; i >= 0; i--) {
+    const r = rows[i] as PageRow
+    if (r.operation !== null) break
+    if (r.table_name !== null && r.id !== null) found.set(`${r.table_name}\u0000${r.id}`, r)
+  }
+  for (const e of rows) {
     // The head row alone (LEFT JOIN) when the page is empty; entries of unregistered tables were dropped in SQL.
-    if (r.table_name === null || r.record_id === null) continue
-    tableNames.add(r.table_name)
-    if (r.operation === OP_DELETE) {
-      deletes.push({ id: r.record_id, table_name: r.table_name })
+    if (e.operation === null) break
+    if (e.table_name === null || e.id === null) continue
+    tableNames.add(e.table_name)
+    if (e.operation === OP_DELETE) {
+      deletes.push({ id: e.id, table_name: e.table_name })
       continue
     }
     // No row: hard-deleted (§3 D 46) or not readable by the caller (Decision 5, §3 D 54) — silently absent. A row
     // that cannot be *read* fails the statement instead (Decision 10): error, no checkpoint advance.
-    if (r.id === null || r.data === null) {
+    const r = found.get(`${e.table_name}\u0000${e.id}`)
+    if (r === undefined || r.data === null) {
       missing++
       continue
     }
     if (jsonTextDeeperThan(r.data, ctx.limits.maxJsonDepth)) {
-      unrenderable.push({ table: r.table_name, id: r.id, operation: r.operation ?? OP_UPDATE })
+      unrenderable.push({ table: e.table_name, id: e.id, operation: e.operation })
       continue
     }
-    changes.push(textRecord(r.id, r.table_name, r.data, wireUpdatedAt(r), trimRfc3339(r.deleted_at) || undefined))
+    changes.push(textRecord(e.id, e.table_name, r.data, wireUpdatedAt(r), trimRfc3339(r.deleted_at) || undefined))
   }
   return {
     changes,

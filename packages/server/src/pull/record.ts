@@ -23,11 +23,30 @@ export const JSON_TEXT_TYPES = {
 } as pg.CustomTypesConfig
 
 /**
- * The JSON text of each page record's `data` (records made by `textRecord`). Outside the record so the record is a
- * plain object literal: a per-instance accessor defined with defineProperty, or private fields, measured 2–4× the
- * cost of building the literal.
+ * The JSON text of a page record's `data` lives only in its getter's closure, read back through the getter itself:
+ * while `peeking`, the getter hands its text to `peeked` instead of parsing. No side table: a WeakMap of the records
+ * (the way before) cost a set per record plus ephemeron work in every GC. A copy (`{ ...r }`, a spread that replaces
+ * `data`) has a plain `data` property and renders as any object. The record stays a plain object literal: a
+ * per-instance accessor defined with defineProperty, or private fields, measured 2–4× the cost of the literal.
  */
-const TEXTS = new WeakMap<object, string>()
+let peeking = false
+let peeked: string | undefined
+
+/** The JSON text of `r.data` when `r` was made by `textRecord`, else undefined. */
+function textOf(r: unknown): string | undefined {
+  if (typeof r !== 'object' || r === null) return undefined
+  peeking = true
+  peeked = undefined
+  try {
+    void (r as SyncRecord).data
+  } finally {
+    peeking = false
+  }
+  return peeked
+}
+
+/** What the getter returns while peeking (never seen outside `textOf`). */
+const EMPTY: { [column: string]: unknown } = Object.freeze({})
 
 /** The record's wire JSON, `data` spliced in as PostgreSQL rendered it (key order as on the wire). */
 function wire(r: SyncRecord, text: string): string {
@@ -61,13 +80,16 @@ export function textRecord(
     id,
     table_name: tableName,
     get data(): { [column: string]: unknown } {
+      if (peeking) {
+        peeked = dataText
+        return EMPTY
+      }
       if (parsed === undefined) parsed = parseJsonLossless(dataText) as { [column: string]: unknown }
       return parsed
     },
     updated_at: updatedAt,
   }
   if (deletedAt !== undefined) r.deleted_at = deletedAt
-  TEXTS.set(r, dataText)
   return r
 }
 
@@ -80,12 +102,12 @@ export function renderJson(body: unknown): string {
   const spliced: string[] = []
   let envelope: { [key: string]: unknown } | undefined
   for (const [key, value] of Object.entries(body)) {
-    if (!Array.isArray(value) || !TEXTS.has(value[0])) continue
+    if (!Array.isArray(value) || textOf(value[0]) === undefined) continue
     envelope ??= { ...body }
     let parts = '['
     for (let i = 0; i < value.length; i++) {
       const r: SyncRecord = value[i]
-      const text = TEXTS.get(r)
+      const text = textOf(r)
       if (i > 0) parts += ','
       parts += text === undefined ? stringifyJsonLossless(r) : wire(r, text)
     }
@@ -112,17 +134,20 @@ const SPLICE_RE = /"\\u0000synchro-page-records-(\d+)"/g
 /**
  * True when the JSON text `text` nests deeper than `max` levels — `nestedDeeperThan` of its parsed value, read from
  * the text: each `{` / `[` outside a string opens a level. Text with at most `max` brackets in all cannot be deeper,
- * which settles nearly every row after one cheap count.
+ * which settles nearly every row after one cheap count. The count uses `indexOf` (a native scan): a `charCodeAt` loop
+ * over every character measured ≈ 2.5 ms per 1 000 rows of 430 characters, `indexOf` ≈ 0.05 ms.
  */
 export function jsonTextDeeperThan(text: string, max: number): boolean {
-  let brackets = 0
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c === 0x7b || c === 0x5b) {
-      if (++brackets > max) return deeperScan(text, max)
-    }
-  }
+  const brackets = countUpTo(text, '{', max + 1)
+  if (brackets + countUpTo(text, '[', max + 1 - brackets) > max) return deeperScan(text, max)
   return false
+}
+
+/** Occurrences of `c` in `text`, counting stops at `limit`. */
+function countUpTo(text: string, c: string, limit: number): number {
+  let n = 0
+  for (let i = text.indexOf(c); i !== -1 && n < limit; i = text.indexOf(c, i + 1)) n++
+  return n
 }
 
 function deeperScan(text: string, max: number): boolean {

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { createTestApp, type TestApp } from '@synchro/test-harness'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openRequest } from './open.js'
 
 let app: TestApp
 beforeAll(async () => {
@@ -73,5 +75,40 @@ describe('the request opener carries awkward identifiers as data', () => {
     expect(reg.status).toBe(409)
     const n = await app.db.pool.query(`SELECT count(*)::int AS n FROM sync_clients WHERE user_id = $1`, [user])
     expect(n.rows[0].n).toBe(1)
+  })
+})
+
+describe('queryThenCommit as a prepared statement', () => {
+  it('a connection runs the statement as is once, then prepares it; a failed execution leaves it prepared', async () => {
+    const pool = new pg.Pool({ connectionString: app.db.url, max: 1 })
+    const one = await createTestApp({ db: app.db, engine: { pool, migrate: false } })
+    try {
+      const user = randomUUID()
+      const { clientId, version, hash } = await one.registerClient(user)
+      const req = { client_id: clientId, schema_version: version, schema_hash: hash }
+      const run = async (text: string, value: number, prepare: string) => {
+        const tx = await openRequest(one.engine.ctx, user, req, { access: 'read' })
+        return tx.queryThenCommit<{ n: number }>({ text, values: [value], prepare })
+      }
+      const prepared = async () =>
+        (await pool.query(`SELECT name FROM pg_prepared_statements ORDER BY name`)).rows.map((r) => r.name)
+      const divide = 'SELECT (12 / $1::int)::int AS n'
+      expect(await run(divide, 3, 'synchro_test_divide')).toEqual([{ n: 4 }])
+      expect(await prepared()).toEqual(['synchro_test_divide'])
+      await expect(run(divide, 0, 'synchro_test_divide')).rejects.toThrow(/division by zero/)
+      expect(await run(divide, 4, 'synchro_test_divide')).toEqual([{ n: 3 }])
+      // A statement that fails is not prepared; once it runs, it is.
+      const probe = 'SELECT count(*)::int AS n FROM synchro_prepare_probe WHERE $1::int > 0'
+      await expect(run(probe, 1, 'synchro_test_probe')).rejects.toThrow(/does not exist/)
+      expect(await prepared()).toEqual(['synchro_test_divide'])
+      await one.db.pool.query('CREATE TABLE synchro_prepare_probe (x int)')
+      expect(await run(probe, 1, 'synchro_test_probe')).toEqual([{ n: 0 }])
+      expect(await run(probe, 2, 'synchro_test_probe')).toEqual([{ n: 0 }])
+      expect(await prepared()).toEqual(['synchro_test_divide', 'synchro_test_probe'])
+    } finally {
+      await one.db.pool.query('DROP TABLE IF EXISTS synchro_prepare_probe')
+      await one.close()
+      await pool.end().catch(() => {})
+    }
   })
 })

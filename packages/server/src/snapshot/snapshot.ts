@@ -4,12 +4,11 @@ import { completeSnapshot } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
 import { BadRequestError } from '../errors.js'
 import type { RequestDeadline } from '../limits/deadline.js'
-import { textRecord } from '../pull/record.js'
+import { jsonTextDeeperThan, textRecord } from '../pull/record.js'
 import { recordUnrenderable, rejectNul, type Unrenderable, wireUpdatedAt } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { RequestTx } from '../request/open.js'
 import { prefetch, type Taken, takeAhead } from './ahead.js'
-import { deeperThan } from './depth.js'
 import { type AheadRows, rowBytesOf, type TextRow } from './readahead.js'
 import { openPage, type Run, readTable } from './table.js'
 
@@ -154,7 +153,7 @@ interface PageRecords {
 function addRecords(ctx: EngineContext, t: ResolvedTable, rows: readonly TextRow[], page: PageRecords): void {
   for (const row of rows) {
     // Decision 35: a row too deeply nested to render is left out (and recorded), never fails the page.
-    if (deeperThan(row.data, ctx.limits.maxJsonDepth)) {
+    if (jsonTextDeeperThan(row.data, ctx.limits.maxJsonDepth)) {
       page.unrenderable.push({ table: t.tableName, id: row.id, operation: OP_INSERT })
       continue
     }

@@ -1,0 +1,183 @@
+import { createHash } from 'node:crypto'
+import { OP_DELETE } from '@synchro/protocol'
+import { bucketEntries, HISTORY_CTE, historyServes } from '../changelog/reader.js'
+import {
+  advancePullCte,
+  CLIENT_COLUMNS,
+  type ClientColumns,
+  clientRowJoin,
+  clientSubscriptionsSql,
+} from '../clients/clients.js'
+import type { EngineContext } from '../core/context.js'
+import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
+import type { SchemaContract } from '../schema/contract.js'
+import { idTypeOf, ROW_ALIAS, recordColumnsSql } from './rows.js'
+
+/**
+ * How a page statement learns whose page it reads.
+ * - `opened`: the request transaction was opened first (`openRequest`): $1 the subscriptions, $5 the client row id
+ *   (or a uuid no row has: no checkpoint advance).
+ * - `gated`: nothing was checked yet (the opening rides in the page's round trip, see pull.ts): $1 the user id, $5
+ *   the client id; the statement reads the client row and the catalog fingerprint itself, and reads and writes
+ *   nothing unless the fingerprint is the one `contract` was built for, the client row exists and is active, and it
+ *   is not a never-snapshotted client pulling from 0. Its head row reports that (`ok`) with the client row.
+ */
+export type PageMode = { kind: 'opened' } | { kind: 'gated'; fingerprint: string }
+
+/**
+ * The whole page in ONE statement (one MVCC snapshot, one round trip, no ids shipped back and forth):
+ * - `h`: the retention facts (changelog/reader.ts).
+ * - `e`: up to limit+1 entries (the extra one only tells has_more) — one bounded index scan of (bucket_id, seq) per
+ *   subscribed bucket, merged; a LATERAL join because `bucket_id = ANY(...) ORDER BY seq` alone makes PostgreSQL
+ *   either sort every matching entry or walk the whole seq index. Skipped when the retention check fails.
+ * - `d`: dedup by (table, id), the last entry wins; entries of tables no longer registered are dropped (they can be
+ *   neither hydrated nor applied by a client).
+ * - `r`: per registered table, one index lookup of the ids still to hydrate, rendered to JSON by PostgreSQL and
+ *   filtered by the caller's read predicate (Decision 5).
+ * - `u`: served pulls only (retention check passed), the checkpoint advance — in the same statement, so it commits
+ *   with exactly what was read, and a page that fails (Decision 10) advances nothing. The stored value is the last
+ *   returned seq or, under a `tables` filter (Decision 9), just before the first skipped entry of an unlisted table.
+ * Rows, not one aggregated JSON text: node-pg's per-row parsing measured faster than building and parsing one string
+ * (string_agg / json_agg of the records: +30 % per page). First the entries of `d` in seq order (`ord`), the page facts
+ * (and, gated, the client row) as one JSON text in the first one only (`k.first`: the page's lowest seq); then the rows of `r`, which
+ * the caller matches to their entries by (table, id). No join of `d` and `r` in SQL: with a generic plan (or stale
+ * statistics) the planner estimated one entry and rescanned every hydration once per entry (6.5 s for 1 000).
+ * Parameters: $1 subscriptions / user id, $2 checkpoint, $3 limit, $4 table names (registration order), $5 client
+ * row id / client id, [$6 tables filter].
+ */
+function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean, mode: PageMode): string {
+  const hydrations = ctx.tables.map((t, i) => {
+    const idType = idTypeOf(t, contract)
+    const ids = `ARRAY(SELECT record_id FROM d WHERE table_name = ($4::text[])[${i + 1}] AND operation <> ${OP_DELETE})`
+    // Compare in the PK's own type so the primary-key index serves the lookup (`id::text = ANY` would scan).
+    const match = idType
+      ? `${ROW_ALIAS}.${t.q.id} = ANY(${ids}::${idType}[])`
+      : `${ROW_ALIAS}.${t.q.id}::text = ANY(${ids})`
+    const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS, contractColumnTypes(contract))
+    return `SELECT ($4::text[])[${i + 1}] AS table_name, ${recordColumnsSql(t, contract)}
+    FROM ${t.sqlName} ${ROW_ALIAS}
+   WHERE ${match}${read ? ` AND ${read}` : ''}`
+  })
+  const gated = mode.kind === 'gated'
+  const served = `${historyServes('$2')}${gated ? ' AND (SELECT ok FROM o)' : ''}`
+  const buckets = gated ? '(SELECT DISTINCT unnest(subs) FROM o)' : 'unnest($1::text[])'
+  const last = `(SELECT last FROM k)`
+  const stored = filtered ? `LEAST(coalesce(${last}, $2), (SELECT seq FROM sk) - 1)` : `coalesce(${last}, $2)`
+  // Decision 36 (staleness follows pull progress): an unfiltered pull that found nothing more to read is caught up.
+  const caughtUp = filtered ? 'false' : '(SELECT fetched FROM k) <= $3'
+  const facts = [
+    `'compacted', h.compacted::text, 'issued', h.issued::text, 'fetched', k.fetched, 'last_seq', k.last::text`,
+    ...(gated ? [`'ok', o.ok`, ...CLIENT_HEAD.map((c) => `'${c}', o.${c}`)] : []),
+  ]
+  const head = `CASE WHEN d.seq IS NOT DISTINCT FROM k.first THEN json_build_object(${facts.join(', ')})::text END AS head`
+  return `
+WITH ${gated ? `${openingCte(ctx, mode.fingerprint)},` : ''}${HISTORY_CTE},
+e AS MATERIALIZED (
+  SELECT c.seq, c.table_name, c.record_id, c.operation
+    FROM ${buckets} AS b(id)
+   CROSS JOIN LATERAL (
+         ${bucketEntries('seq, table_name, record_id, operation', filtered ? ' AND table_name = ANY($6::text[])' : '')}
+          LIMIT $3 + 1) c
+   WHERE ${served}
+   ORDER BY c.seq
+   LIMIT $3 + 1
+),
+p AS MATERIALIZED (SELECT * FROM e ORDER BY seq LIMIT $3),
+d AS MATERIALIZED (
+  SELECT DISTINCT ON (table_name, record_id) seq, table_name, record_id, operation
+    FROM p
+   WHERE table_name = ANY($4::text[])
+   ORDER BY table_name, record_id, seq DESC
+),
+r AS (
+  ${hydrations.join('\n  UNION ALL\n  ')}
+),
+k AS (SELECT (SELECT count(*) FROM e) AS fetched, (SELECT max(seq) FROM p) AS last, (SELECT min(seq) FROM d) AS first),
+${
+  filtered
+    ? `
+sk AS (
+  SELECT min(c.seq) AS seq
+    FROM ${buckets} AS b(id)
+   CROSS JOIN LATERAL (
+         ${bucketEntries('seq', ` AND seq <= ${last} AND NOT (table_name = ANY($6::text[]))`)}
+          LIMIT 1) c
+),`
+    : ''
+}
+${advancePullCte('u', { rowId: gated ? '(SELECT client_row_id FROM o)' : '$5', stored, caughtUp, when: served })}
+SELECT ${head}, d.seq AS ord, d.table_name, d.record_id AS id, d.operation,
+       NULL::json AS data, NULL AS updated_at, NULL AS deleted_at
+  FROM h CROSS JOIN k${gated ? ' CROSS JOIN o' : ''} LEFT JOIN d ON true
+ UNION ALL
+SELECT NULL, NULL, r.table_name, r.id, NULL, r.data, r.updated_at, r.deleted_at
+  FROM r
+ ORDER BY ord NULLS LAST`
+}
+
+/** The page facts, in the first row's `head` (JSON text: one column instead of one per fact on every row). */
+export interface PageHead extends Partial<ClientColumns> {
+  compacted: string
+  issued: string
+  fetched: number
+  last_seq: string | null
+  /** Gated pages: whether the opening checks passed. */
+  ok?: boolean
+}
+
+/** The client row columns a gated page's head carries (`CLIENT_COLUMNS`). */
+const CLIENT_HEAD = ['client_row_id', 'bucket_subs', 'last_pull_seq', 'last_sync_at', 'is_active']
+
+/**
+ * `o`: the opening facts of a gated page — the catalog fingerprint compared with `fingerprint` (the contract's), the
+ * caller's client row ($1 user id, $5 client id), its subscriptions, and `ok`, the gate.
+ */
+function openingCte(ctx: EngineContext, fingerprint: string): string {
+  const tables = `ARRAY[${ctx.contracts
+    .fingerprintParam()
+    .map((n) => `'${n.replaceAll("'", "''")}'`)
+    .join(', ')}]`
+  return `
+o AS MATERIALIZED (
+  SELECT ${CLIENT_COLUMNS}, ${clientSubscriptionsSql('$1')} AS subs,
+         ${ctx.contracts.fingerprintSql(tables)} = '${fingerprint.replaceAll("'", "''")}'
+           AND c.id IS NOT NULL AND c.is_active AND NOT ($2::bigint = 0 AND c.last_pull_seq IS NULL) AS ok
+    FROM (SELECT 1) one
+    ${clientRowJoin('$1', '$5')}
+)`
+}
+
+/** A page statement and the name it is prepared under (its hash: equal names, equal texts). */
+export interface PageSql {
+  text: string
+  name: string
+}
+
+/** The page SQL depends on the registry (fixed) and the contract (changes with DDL): built once per contract. */
+const pageSqlCache = new WeakMap<SchemaContract, Map<EngineContext, Map<string, PageSql>>>()
+
+export function cachedPageSql(
+  ctx: EngineContext,
+  contract: SchemaContract,
+  filtered: boolean,
+  mode: PageMode,
+): PageSql {
+  let byCtx = pageSqlCache.get(contract)
+  if (!byCtx) {
+    byCtx = new Map()
+    pageSqlCache.set(contract, byCtx)
+  }
+  let byKey = byCtx.get(ctx)
+  if (!byKey) {
+    byKey = new Map()
+    byCtx.set(ctx, byKey)
+  }
+  const key = `${filtered}/${mode.kind === 'gated' ? mode.fingerprint : ''}`
+  let sql = byKey.get(key)
+  if (!sql) {
+    const text = pageSql(ctx, contract, filtered, mode)
+    sql = { text, name: `synchro_pull_${createHash('sha256').update(text).digest('hex').slice(0, 24)}` }
+    byKey.set(key, sql)
+  }
+  return sql
+}

@@ -1,0 +1,60 @@
+import type pg from 'pg'
+import type { EngineContext } from '../core/context.js'
+import { deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
+import { type CommitQuery, inlined, inlinedCall, prepareAfter } from './open.js'
+
+/**
+ * A whole request transaction in ONE round trip, for a request whose work is one statement that makes the opening's
+ * checks itself (a gated pull page, pull/page.ts — it reads and writes nothing unless the catalog fingerprint is the
+ * cached contract's and the client row is as required, and reports what it found):
+ *
+ *   BEGIN; SELECT set_config('app.user_id', …, true), <settings>; <the statement (inlinedCall)>; COMMIT
+ *
+ * `openRequest` + `queryThenCommit` take two round trips for the same work. The caller interprets the statement's
+ * rows, and takes the `openRequest` path whenever the gate was closed (so every error and hook is exactly that
+ * path's). Returns undefined, having sent nothing, when a value cannot travel as a literal. The COMMIT travels with the
+ * statement, so the deadline enters its commit phase when the query is sent (no 503 after that); after a closed gate
+ * the fallback stays in that phase, bounded by the statement timeout of its transaction instead.
+ */
+export async function runGated<R extends object>(
+  ctx: EngineContext,
+  userId: string,
+  opts: { settings?: { [name: string]: string }; deadline?: RequestDeadline },
+  query: CommitQuery & { prepare: string },
+): Promise<R[] | undefined> {
+  const db = await ctx.pool.connect()
+  const unwatch = watchProgress(db, opts.deadline)
+  try {
+    opts.deadline?.check() // answered 503 while waiting for a connection: do nothing
+    const settings = Object.entries({ ...opts.settings, ...deadlineSettings(opts.deadline) })
+    const open = inlined(
+      db,
+      `SELECT set_config('app.user_id', $1, true)${settings.map(([name], i) => `, set_config('${name}', $${i + 2}, true)`).join('')}`,
+      [userId, ...settings.map(([, value]) => value)],
+    )
+    const call = open === undefined ? undefined : inlinedCall(db, query.text, query.values, query.prepare)
+    if (open === undefined || call === undefined) {
+      unwatch()
+      db.release()
+      return undefined
+    }
+    // The COMMIT travels with the statement: the answer waits for it (a deadline can no longer cut it off).
+    opts.deadline?.beginCommit()
+    const results = (await db.query({
+      text: `BEGIN;\n${open};\n${call};\nCOMMIT`,
+      types: query.types,
+    })) as unknown as pg.QueryResult<R>[]
+    unwatch()
+    await prepareAfter(db, query.prepare, query.text)
+    db.release()
+    return results[results.length - 2]?.rows ?? []
+  } catch (err) {
+    const rolledBack = await db.query('ROLLBACK').then(
+      () => true,
+      () => false,
+    )
+    unwatch()
+    db.release(rolledBack ? undefined : true)
+    throw err
+  }
+}
