@@ -107,7 +107,7 @@ sk AS (
 }
 ${advancePullCte('u', { rowId: gated ? '(SELECT client_row_id FROM o)' : '$5', stored, caughtUp, when: served })}
 SELECT ${head}, d.seq AS ord, d.table_name, d.record_id AS id, d.operation,
-       NULL::json AS data, NULL AS updated_at, NULL AS deleted_at
+       NULL::text AS data, NULL AS updated_at, NULL AS deleted_at
   FROM h CROSS JOIN k${gated ? ' CROSS JOIN o' : ''} LEFT JOIN d ON true
  UNION ALL
 SELECT NULL, NULL, r.table_name, r.id, NULL, r.data, r.updated_at, r.deleted_at

@@ -42,6 +42,43 @@ export function dataJsonSql(t: ResolvedTable, contract: SchemaContract, alias: s
 }
 
 /**
+ * Column types whose JSON is their text output, verbatim (numbers without NaN or infinities, booleans, JSON) or in
+ * quotes (uuid: hex digits and hyphens only): exactly what `to_json` writes for them, with no per-row type lookup.
+ */
+const AS_TEXT = new Set(['smallint', 'integer', 'bigint', 'boolean', 'json', 'jsonb'])
+const QUOTED_TEXT = new Set(['uuid'])
+
+/**
+ * `dataJsonSql` as text, and for a table without `syncColumns` assembled by concatenation: byte for byte what
+ * `to_json(row)` renders (`snapshot/render.pg.test.ts` compares them over every type), in the contract's column order
+ * (the table's attnum order) — keys as constants, the columns of `AS_TEXT`/`QUOTED_TEXT` types as their text, every
+ * other column through `to_json(column)`. `to_json(row)` looks up every column's type for every row; this costs about
+ * a quarter less PostgreSQL time per row on a typical table (rendering 100k orders: 370 → 220 ms of backend CPU).
+ */
+export function dataTextSql(t: ResolvedTable, contract: SchemaContract, alias: string = ROW_ALIAS): string {
+  const columns = contract.columns.get(t.tableName) ?? []
+  // A column name JSON must escape would need backslashes in a literal: left to `to_json` (rare).
+  if (t.syncColumns || columns.length === 0 || columns.some((c) => JSON.stringify(c.name) !== `"${c.name}"`)) {
+    return `${dataJsonSql(t, contract, alias)}::text`
+  }
+  const parts: string[] = []
+  let literal = '{'
+  for (const [i, c] of columns.entries()) {
+    literal += `${i === 0 ? '' : ','}${JSON.stringify(c.name)}:`
+    const col = `${alias}.${quoteIdent(c.name)}`
+    const value = AS_TEXT.has(c.db_type)
+      ? `${col}::text`
+      : QUOTED_TEXT.has(c.db_type)
+        ? `'"' || ${col}::text || '"'`
+        : `to_json(${col})::text`
+    parts.push(`'${literal.replaceAll("'", "''")}'`, `coalesce(${value}, 'null')`)
+    literal = ''
+  }
+  parts.push(`'}'`)
+  return `(${parts.join(' || ')})`
+}
+
+/**
  * The select list every row-returning query shares: `id` (PK as text), `data`, `updated_at`, `deleted_at`
  * (both timestamps as µs RFC 3339 text, never through a JS Date).
  */
@@ -53,7 +90,7 @@ export function recordColumnsSql(
 ): string {
   return [
     `${alias}.${t.q.id}::text AS id`,
-    `${dataJsonSql(t, contract, alias)} AS data`,
+    `${dataTextSql(t, contract, alias)} AS data`,
     `${sqlRfc3339(`${alias}.${t.q.updatedAt}`)} AS updated_at`,
     // Snapshots only read live rows: no need to format a column known to be NULL.
     opts.deletedAt === false ? 'NULL::text AS deleted_at' : `${sqlRfc3339(`${alias}.${t.q.deletedAt}`)} AS deleted_at`,
