@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import type { EngineContext } from '../core/context.js'
 import { deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
-import { type CommitQuery, inlined, inlinedCall, prepareAfter } from './open.js'
+import { type CommitQuery, inlined, inlinedCall, lostPreparedStatement, prepareAfter } from './open.js'
 
 /**
  * A whole request transaction in ONE round trip, for a request whose work is one statement that makes the opening's
@@ -12,7 +12,8 @@ import { type CommitQuery, inlined, inlinedCall, prepareAfter } from './open.js'
  *
  * `openRequest` + `queryThenCommit` take two round trips for the same work. The caller interprets the statement's
  * rows, and takes the `openRequest` path whenever the gate was closed (so every error and hook is exactly that
- * path's). Returns undefined, having sent nothing, when a value cannot travel as a literal. The COMMIT travels with the
+ * path's). Returns undefined, having sent nothing, when a value cannot travel as a literal — or having rolled back,
+ * when the connection's prepared statement was missing (`lostPreparedStatement`). The COMMIT travels with the
  * statement, so the deadline enters its commit phase when the query is sent (no 503 after that); after a closed gate
  * the fallback stays in that phase, bounded by the statement timeout of its transaction instead.
  */
@@ -55,6 +56,8 @@ export async function runGated<R extends object>(
     )
     unwatch()
     db.release(rolledBack ? undefined : true)
+    // A prepared statement gone missing (a pooler in between): nothing was written, the caller's other path runs.
+    if (rolledBack && lostPreparedStatement(err)) return undefined
     throw err
   }
 }

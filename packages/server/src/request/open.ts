@@ -165,6 +165,8 @@ export async function openRequest(
           }
         } catch (err) {
           await finish('ROLLBACK')
+          // Nothing was written: the client retries (503 + Retry-After), and from now on nothing is prepared.
+          if (lostPreparedStatement(err)) throw new DeadlineExceededError()
           throw err
         }
         await finish('COMMIT')
@@ -229,7 +231,22 @@ async function runOpening(
 }
 
 /** SQL prepared statements known to exist per connection (`CommitQuery.prepare`). */
-const preparedOn = new WeakMap<pg.PoolClient, Set<string>>()
+let preparedOn = new WeakMap<pg.PoolClient, Set<string>>()
+/** False once a prepared statement went missing: a transaction-mode pooler sits between us and PostgreSQL. */
+let preparing = true
+
+/**
+ * True (and prepared statements off for the life of the process) when `err` says a statement this connection
+ * prepared does not exist: behind a transaction-mode pooler (pgbouncer) a `PREPARE` stays on the server connection
+ * that ran it, and the next transaction may get another one. The failed transaction wrote nothing; statements run
+ * inlined from then on.
+ */
+export function lostPreparedStatement(err: unknown): boolean {
+  if ((err as { code?: unknown } | null)?.code !== '26000') return false
+  preparing = false
+  preparedOn = new WeakMap()
+  return true
+}
 
 /**
  * `text` with its values inlined (see `inlined`) — or, with a `prepare` name the connection has prepared, the same
@@ -245,7 +262,7 @@ export function inlinedCall(
   values: readonly unknown[],
   prepare?: string,
 ): string | undefined {
-  if (prepare === undefined || !preparedOn.get(db)?.has(prepare)) return inlined(db, text, values)
+  if (prepare === undefined || !preparing || !preparedOn.get(db)?.has(prepare)) return inlined(db, text, values)
   const call = inlined(db, `EXECUTE ${prepare}(${values.map((_, i) => `$${i + 1}`).join(', ')})`, values)
   return call === undefined ? undefined : `SET LOCAL plan_cache_mode = force_custom_plan;\n${call}`
 }
@@ -256,7 +273,7 @@ export function inlinedCall(
  * any transaction, so whether it exists is never in doubt; a failure is remembered and not retried.
  */
 export async function prepareAfter(db: pg.PoolClient, name: string | undefined, text: string): Promise<void> {
-  if (name === undefined) return
+  if (name === undefined || !preparing) return
   let names = preparedOn.get(db)
   if (!names) {
     names = new Set()
