@@ -48,18 +48,18 @@ export function applyRowChange(
   if (c.kind === 'insert') {
     // Replay safety (§3 J 126): a bucket already holding an edge gets op 2, never a second op 1.
     for (const b of r.buckets) out.emit(b, t, c.id, e.cur.has(b) ? OP_UPDATE : OP_INSERT)
-    const keep = new Set(r.buckets)
-    for (const b of e.cur) if (!keep.has(b)) out.emit(b, t, c.id, OP_DELETE)
+    const keep = r.set ?? new Set(r.buckets)
+    if (e.cur.size > 0) for (const b of e.cur) if (!keep.has(b)) out.emit(b, t, c.id, OP_DELETE)
     e.cur = keep
     return
   }
   // Update: new buckets first (the row appears in the new owner's bucket before it leaves the old one).
-  if (r.buckets.length === e.cur.size && r.buckets.every((b) => e.cur.has(b))) {
+  if (e.cur === r.set || (r.buckets.length === e.cur.size && r.buckets.every((b) => e.cur.has(b)))) {
     // Same buckets (the common update): op 2 everywhere, edges unchanged (no new set, no edge write).
     for (const b of r.buckets) out.emit(b, t, c.id, OP_UPDATE)
     return
   }
-  const next = new Set(r.buckets)
+  const next = r.set ?? new Set(r.buckets)
   for (const b of next) if (!e.cur.has(b)) out.emit(b, t, c.id, OP_INSERT)
   for (const b of next) if (e.cur.has(b)) out.emit(b, t, c.id, OP_UPDATE)
   for (const b of e.cur) if (!next.has(b)) out.emit(b, t, c.id, OP_DELETE)
@@ -142,7 +142,7 @@ export class EdgeState {
         base = this.#base ? this.#base.#tables.get(t) : undefined
       }
       const id = r.id
-      if (m.has(id)) continue
+      if (m.get(id) !== undefined) continue
       const b = base?.get(id)
       const known = b ? b.cur : full ? NO_EDGES : undefined
       // Placeholder until the query below answers; the id is then also de-duplicated for it.
@@ -160,13 +160,15 @@ export class EdgeState {
         [table, textArray(ids)],
       )
       const tm = this.#table(table)
-      const found = new Map<string, Set<string>>()
+      // Every id asked for has its placeholder (with NO_EDGES) in `tm`: fill it in place, no map of its own.
       for (const row of res.rows) {
-        const a = found.get(row.r)
-        if (a) a.add(row.b)
-        else found.set(row.r, new Set([row.b]))
+        const e = tm.get(row.r) as { initial: ReadonlySet<string>; cur: ReadonlySet<string> } | undefined
+        if (e === undefined) {
+          const bs = new Set([row.b])
+          tm.set(row.r, { table, id: row.r, initial: bs, cur: bs })
+        } else if (e.initial === NO_EDGES) e.initial = e.cur = new Set([row.b])
+        else (e.cur as Set<string>).add(row.b)
       }
-      for (const [id, bs] of found) tm.set(id, { table, id, initial: bs, cur: bs })
     }
   }
 

@@ -26,7 +26,8 @@ export interface BucketRequest {
 /** Longest bucket id stored: btree index entries are limited to ~2.7 kB (bucket_id + seq / table + record id). */
 export const MAX_BUCKET_ID_BYTES = 2400
 
-export type BucketResult = { ok: true; buckets: string[] } | { ok: false; error: string }
+/** `set`: the same buckets as a set, when shared (never mutated: an edge state may hold it as a record's edges). */
+export type BucketResult = { ok: true; buckets: string[]; set?: ReadonlySet<string> } | { ok: false; error: string }
 
 export const GLOBAL_BUCKET = 'global'
 
@@ -76,6 +77,9 @@ export function memo<K, V>(m: { get(k: K): V | undefined; set(k: K, v: V): unkno
 const ruleCache = new WeakMap<BucketResolver, Map<ResolvedTable, BucketRule>>()
 const newRuleMap = () => new Map<ResolvedTable, BucketRule>()
 
+/** Column-rule results per bucket-column value, kept up to this many values per rule (then started afresh). */
+const COLUMN_CACHE_MAX = 10_000
+
 /** UTF-8 takes at most 3 bytes per UTF-16 code unit: most ids are decided without encoding them. */
 const tooLong = (b: string): boolean => b.length * 3 > MAX_BUCKET_ID_BYTES && Buffer.byteLength(b) > MAX_BUCKET_ID_BYTES
 
@@ -93,6 +97,8 @@ export function normalizeBuckets(ids: Iterable<string | null>): string[] {
  */
 export class BucketResolver {
   readonly #savepoint = 'synchro_bucket_fn'
+  /** Column rule → value → its (immutable, shared) result: one bucket id string and set per owner, not per row. */
+  readonly #byValue = new Map<BucketRule, Map<string | null, BucketResult>>()
   constructor(
     readonly registry: Registry,
     readonly catalog: ColumnCatalog,
@@ -115,7 +121,7 @@ export class BucketResolver {
         out[i] =
           v === undefined
             ? { ok: false, error: `bucket column ${JSON.stringify(rule.column)} is missing from the row` }
-            : { ok: true, buckets: bucketsFromValue(v, rule) }
+            : this.#columnResult(rule, v)
       } else if (rule.kind === 'parent') push(chains, r.table.tableName, i)
       else push(fns, `${rule.fn}\u0000${r.table.tableName}`, i)
     }
@@ -129,6 +135,18 @@ export class BucketResolver {
         out[i] = { ok: false, error: `bucket id longer than ${MAX_BUCKET_ID_BYTES} bytes` }
     }
     return out
+  }
+
+  #columnResult(rule: Extract<BucketRule, { kind: 'column' }>, v: string | null): BucketResult {
+    const m = memo(this.#byValue, rule, () => new Map<string | null, BucketResult>())
+    let r = m.get(v)
+    if (r === undefined) {
+      if (m.size >= COLUMN_CACHE_MAX) m.clear()
+      const buckets = bucketsFromValue(v, rule)
+      r = { ok: true, buckets, set: new Set(buckets) }
+      m.set(v, r)
+    }
+    return r
   }
 
   /** Walks the parent chain of one child table for all its requests with a single JOIN query. */

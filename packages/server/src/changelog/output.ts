@@ -16,8 +16,15 @@ export class BatchOutput implements ChangeSink {
   readonly fError: string[] = []
   readonly fPayload: string[] = []
 
+  #table = ''
+  #tableText = ''
+
   emit(bucket: string, table: string, id: string, op: ChangelogOp): void {
-    this.cl += `${copyText(bucket)}\t${copyText(table)}\t${copyText(id)}\t${op}\n`
+    if (table !== this.#table) {
+      this.#table = table
+      this.#tableText = copyText(table)
+    }
+    this.cl += `${copyText(bucket)}\t${this.#tableText}\t${copyText(id)}\t${op}\n`
     this.clRows++
     this.buckets.add(bucket)
   }
