@@ -127,30 +127,48 @@ export class EdgeState {
     return m
   }
 
-  /** Loads the edges of records not yet in memory (one query per table). */
-  async load(db: pg.ClientBase, records: Iterable<{ table: ResolvedTable; id: string }>): Promise<void> {
+  /**
+   * Loads the edges of records not yet in memory (one query per table). `into` (optional) receives each record's
+   * entry at its index, so the caller needs no lookup of its own; the entries are final once this resolves.
+   */
+  async load(
+    db: pg.ClientBase,
+    records: Iterable<{ table: ResolvedTable; id: string }>,
+    into?: EdgeEntry[],
+  ): Promise<void> {
     const idsByTable = new Map<string, string[]>()
     let t = ''
     let m: Map<string, EdgeEntry> | undefined
     let full = false
     let base: Map<string, EdgeEntry> | undefined
+    let ids: string[] | undefined
+    let i = 0
     for (const r of records) {
       if (r.table.tableName !== t || !m) {
         t = r.table.tableName
         m = this.#table(t)
         full = this.#full.has(t)
         base = this.#base ? this.#base.#tables.get(t) : undefined
+        ids = idsByTable.get(t)
       }
       const id = r.id
-      if (m.get(id) !== undefined) continue
-      const b = base?.get(id)
-      const known = b ? b.cur : full ? NO_EDGES : undefined
-      // Placeholder until the query below answers; the id is then also de-duplicated for it.
-      m.set(id, { table: t, id, initial: known ?? NO_EDGES, cur: known ?? NO_EDGES })
-      if (known) continue
-      const a = idsByTable.get(t)
-      if (a) a.push(id)
-      else idsByTable.set(t, [id])
+      let e = m.get(id)
+      if (e === undefined) {
+        const b = base?.get(id)
+        const known = b ? b.cur : full ? NO_EDGES : undefined
+        // Placeholder until the query below answers; the id is then also de-duplicated for it.
+        e = { table: t, id, initial: known ?? NO_EDGES, cur: known ?? NO_EDGES }
+        m.set(id, e)
+        if (!known) {
+          if (ids) ids.push(id)
+          else {
+            ids = [id]
+            idsByTable.set(t, ids)
+          }
+        }
+      }
+      if (into) into[i] = e
+      i++
     }
     // Per table `record_id = ANY(...)`: an index scan on the edges PK, much cheaper than a join on unnest() for
     // thousands of keys. Batches touch few tables, so this is a handful of statements at most.

@@ -61,3 +61,37 @@ const escapeChar = (ch: string): string => (ch === '\\' ? '\\\\' : ch === '\n' ?
 export function copyText(s: string): string {
   return NEEDS_ESCAPE.test(s) ? s.replace(ESCAPES, escapeChar) : s
 }
+
+/**
+ * COPY text built straight into a growing Buffer, one line at a time: the rows wait for their batch's write off the
+ * JS heap (a string built with `+=` keeps one cons-string node per part alive until then, for the young-generation
+ * GC to copy and promote).
+ */
+export class CopyBuffer {
+  #buf: Buffer
+  #len = 0
+
+  constructor(initial = 2048) {
+    this.#buf = Buffer.allocUnsafe(initial)
+  }
+
+  /** Appends `line` (UTF-8, as Buffer.from would encode it). */
+  add(line: string): void {
+    const max = line.length * 3
+    if (this.#len + max > this.#buf.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#len + max))
+      this.#buf.copy(next, 0, 0, this.#len)
+      this.#buf = next
+    }
+    this.#len += this.#buf.write(line, this.#len)
+  }
+
+  get length(): number {
+    return this.#len
+  }
+
+  /** The text so far (a view: valid until the next add). */
+  bytes(): Buffer {
+    return this.#buf.subarray(0, this.#len)
+  }
+}
