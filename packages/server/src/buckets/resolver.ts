@@ -113,8 +113,15 @@ export class BucketResolver {
     const out: BucketResult[] = new Array(reqs.length)
     const chains = new Map<string, number[]>()
     const fns = new Map<string, number[]>()
-    for (const [i, r] of reqs.entries()) {
-      const rule = this.rule(r.table)
+    // Batches are mostly runs of one table: its rule is looked up once per run.
+    let table: ResolvedTable | undefined
+    let rule: BucketRule | undefined
+    for (let i = 0; i < reqs.length; i++) {
+      const r = reqs[i] as BucketRequest
+      if (r.table !== table || rule === undefined) {
+        table = r.table
+        rule = this.rule(table)
+      }
       if (rule.kind === 'global') out[i] = { ok: true, buckets: [GLOBAL_BUCKET] }
       else if (rule.kind === 'column') {
         const v = r.row[rule.column]
@@ -138,7 +145,11 @@ export class BucketResolver {
   }
 
   #columnResult(rule: Extract<BucketRule, { kind: 'column' }>, v: string | null): BucketResult {
-    const m = memo(this.#byValue, rule, () => new Map<string | null, BucketResult>())
+    let m = this.#byValue.get(rule)
+    if (m === undefined) {
+      m = new Map()
+      this.#byValue.set(rule, m)
+    }
     let r = m.get(v)
     if (r === undefined) {
       if (m.size >= COLUMN_CACHE_MAX) m.clear()
