@@ -75,7 +75,24 @@ export function memo<K, V>(m: { get(k: K): V | undefined; set(k: K, v: V): unkno
 
 /** Rules per resolver and table: the registry is frozen once in use, so a table's rule never changes. */
 const ruleCache = new WeakMap<BucketResolver, Map<ResolvedTable, BucketRule>>()
-const newRuleMap = () => new Map<ResolvedTable, BucketRule>()
+
+/** The resolver's rule for `t`, cached (no closure per call: this runs once per row change). */
+function cachedRule(resolver: BucketResolver, t: ResolvedTable): BucketRule {
+  let m = ruleCache.get(resolver)
+  if (m === undefined) {
+    m = new Map()
+    ruleCache.set(resolver, m)
+  }
+  let rule = m.get(t)
+  if (rule === undefined) {
+    rule = bucketRule(resolver.registry, t, resolver.globalFunction)
+    m.set(t, rule)
+  }
+  return rule
+}
+
+/** Every record of a table with the global rule: one shared (never mutated) result. */
+const GLOBAL_RESULT: BucketResult = { ok: true, buckets: [GLOBAL_BUCKET], set: new Set([GLOBAL_BUCKET]) }
 
 /** Column-rule results per bucket-column value, kept up to this many values per rule (then started afresh). */
 const COLUMN_CACHE_MAX = 10_000
@@ -90,6 +107,30 @@ export function normalizeBuckets(ids: Iterable<string | null>): string[] {
   return [...out]
 }
 
+/** Column rule → value → its (immutable, shared) result: one bucket id string and set per owner, not per row. */
+class ColumnResults {
+  readonly #byRule = new Map<BucketRule, Map<string | null, BucketResult>>()
+
+  /** `v` undefined: the column is not in the row. */
+  get(rule: Extract<BucketRule, { kind: 'column' }>, v: string | null | undefined): BucketResult {
+    if (v === undefined)
+      return { ok: false, error: `bucket column ${JSON.stringify(rule.column)} is missing from the row` }
+    let m = this.#byRule.get(rule)
+    if (m === undefined) {
+      m = new Map()
+      this.#byRule.set(rule, m)
+    }
+    let r = m.get(v)
+    if (r === undefined) {
+      if (m.size >= COLUMN_CACHE_MAX) m.clear()
+      const buckets = bucketsFromValue(v, rule)
+      r = { ok: true, buckets, set: new Set(buckets) }
+      m.set(v, r)
+    }
+    return r
+  }
+}
+
 /**
  * Computes buckets for many records at once: column rules in memory, parent chains with one JOIN query per table,
  * bucket functions with one query per (function, table) — per record only when that query fails, to isolate the
@@ -97,8 +138,7 @@ export function normalizeBuckets(ids: Iterable<string | null>): string[] {
  */
 export class BucketResolver {
   readonly #savepoint = 'synchro_bucket_fn'
-  /** Column rule → value → its (immutable, shared) result: one bucket id string and set per owner, not per row. */
-  readonly #byValue = new Map<BucketRule, Map<string | null, BucketResult>>()
+  readonly #columnResults = new ColumnResults()
   constructor(
     readonly registry: Registry,
     readonly catalog: ColumnCatalog,
@@ -106,30 +146,18 @@ export class BucketResolver {
   ) {}
 
   rule(t: ResolvedTable): BucketRule {
-    return memo(memo(ruleCache, this, newRuleMap), t, () => bucketRule(this.registry, t, this.globalFunction))
+    return cachedRule(this, t)
   }
 
   async resolve(db: pg.ClientBase, reqs: readonly BucketRequest[]): Promise<BucketResult[]> {
     const out: BucketResult[] = new Array(reqs.length)
     const chains = new Map<string, number[]>()
     const fns = new Map<string, number[]>()
-    // Batches are mostly runs of one table: its rule is looked up once per run.
-    let table: ResolvedTable | undefined
-    let rule: BucketRule | undefined
-    for (let i = 0; i < reqs.length; i++) {
-      const r = reqs[i] as BucketRequest
-      if (r.table !== table || rule === undefined) {
-        table = r.table
-        rule = this.rule(table)
-      }
-      if (rule.kind === 'global') out[i] = { ok: true, buckets: [GLOBAL_BUCKET] }
-      else if (rule.kind === 'column') {
-        const v = r.row[rule.column]
-        out[i] =
-          v === undefined
-            ? { ok: false, error: `bucket column ${JSON.stringify(rule.column)} is missing from the row` }
-            : this.#columnResult(rule, v)
-      } else if (rule.kind === 'parent') push(chains, r.table.tableName, i)
+    for (const [i, r] of reqs.entries()) {
+      const rule = this.rule(r.table)
+      if (rule.kind === 'global') out[i] = GLOBAL_RESULT
+      else if (rule.kind === 'column') out[i] = this.#columnResults.get(rule, r.row[rule.column])
+      else if (rule.kind === 'parent') push(chains, r.table.tableName, i)
       else push(fns, `${rule.fn}\u0000${r.table.tableName}`, i)
     }
     for (const idx of chains.values()) await this.#resolveChains(db, reqs, idx, out)
@@ -142,22 +170,6 @@ export class BucketResolver {
         out[i] = { ok: false, error: `bucket id longer than ${MAX_BUCKET_ID_BYTES} bytes` }
     }
     return out
-  }
-
-  #columnResult(rule: Extract<BucketRule, { kind: 'column' }>, v: string | null): BucketResult {
-    let m = this.#byValue.get(rule)
-    if (m === undefined) {
-      m = new Map()
-      this.#byValue.set(rule, m)
-    }
-    let r = m.get(v)
-    if (r === undefined) {
-      if (m.size >= COLUMN_CACHE_MAX) m.clear()
-      const buckets = bucketsFromValue(v, rule)
-      r = { ok: true, buckets, set: new Set(buckets) }
-      m.set(v, r)
-    }
-    return r
   }
 
   /** Walks the parent chain of one child table for all its requests with a single JOIN query. */
