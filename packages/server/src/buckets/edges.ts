@@ -48,18 +48,18 @@ export function applyRowChange(
   if (c.kind === 'insert') {
     // Replay safety (§3 J 126): a bucket already holding an edge gets op 2, never a second op 1.
     for (const b of r.buckets) out.emit(b, t, c.id, e.cur.has(b) ? OP_UPDATE : OP_INSERT)
-    const keep = new Set(r.buckets)
-    for (const b of e.cur) if (!keep.has(b)) out.emit(b, t, c.id, OP_DELETE)
+    const keep = r.set ?? new Set(r.buckets)
+    if (e.cur.size > 0) for (const b of e.cur) if (!keep.has(b)) out.emit(b, t, c.id, OP_DELETE)
     e.cur = keep
     return
   }
   // Update: new buckets first (the row appears in the new owner's bucket before it leaves the old one).
-  if (r.buckets.length === e.cur.size && r.buckets.every((b) => e.cur.has(b))) {
+  if (e.cur === r.set || (r.buckets.length === e.cur.size && r.buckets.every((b) => e.cur.has(b)))) {
     // Same buckets (the common update): op 2 everywhere, edges unchanged (no new set, no edge write).
     for (const b of r.buckets) out.emit(b, t, c.id, OP_UPDATE)
     return
   }
-  const next = new Set(r.buckets)
+  const next = r.set ?? new Set(r.buckets)
   for (const b of next) if (!e.cur.has(b)) out.emit(b, t, c.id, OP_INSERT)
   for (const b of next) if (e.cur.has(b)) out.emit(b, t, c.id, OP_UPDATE)
   for (const b of e.cur) if (!next.has(b)) out.emit(b, t, c.id, OP_DELETE)
@@ -127,30 +127,48 @@ export class EdgeState {
     return m
   }
 
-  /** Loads the edges of records not yet in memory (one query per table). */
-  async load(db: pg.ClientBase, records: Iterable<{ table: ResolvedTable; id: string }>): Promise<void> {
+  /**
+   * Loads the edges of records not yet in memory (one query per table). `into` (optional) receives each record's
+   * entry at its index, so the caller needs no lookup of its own; the entries are final once this resolves.
+   */
+  async load(
+    db: pg.ClientBase,
+    records: Iterable<{ table: ResolvedTable; id: string }>,
+    into?: EdgeEntry[],
+  ): Promise<void> {
     const idsByTable = new Map<string, string[]>()
     let t = ''
     let m: Map<string, EdgeEntry> | undefined
     let full = false
     let base: Map<string, EdgeEntry> | undefined
+    let ids: string[] | undefined
+    let i = 0
     for (const r of records) {
       if (r.table.tableName !== t || !m) {
         t = r.table.tableName
         m = this.#table(t)
         full = this.#full.has(t)
         base = this.#base ? this.#base.#tables.get(t) : undefined
+        ids = idsByTable.get(t)
       }
       const id = r.id
-      if (m.has(id)) continue
-      const b = base?.get(id)
-      const known = b ? b.cur : full ? NO_EDGES : undefined
-      // Placeholder until the query below answers; the id is then also de-duplicated for it.
-      m.set(id, { table: t, id, initial: known ?? NO_EDGES, cur: known ?? NO_EDGES })
-      if (known) continue
-      const a = idsByTable.get(t)
-      if (a) a.push(id)
-      else idsByTable.set(t, [id])
+      let e = m.get(id)
+      if (e === undefined) {
+        const b = base?.get(id)
+        const known = b ? b.cur : full ? NO_EDGES : undefined
+        // Placeholder until the query below answers; the id is then also de-duplicated for it.
+        e = { table: t, id, initial: known ?? NO_EDGES, cur: known ?? NO_EDGES }
+        m.set(id, e)
+        if (!known) {
+          if (ids) ids.push(id)
+          else {
+            ids = [id]
+            idsByTable.set(t, ids)
+          }
+        }
+      }
+      if (into) into[i] = e
+      i++
     }
     // Per table `record_id = ANY(...)`: an index scan on the edges PK, much cheaper than a join on unnest() for
     // thousands of keys. Batches touch few tables, so this is a handful of statements at most.
@@ -160,13 +178,15 @@ export class EdgeState {
         [table, textArray(ids)],
       )
       const tm = this.#table(table)
-      const found = new Map<string, Set<string>>()
+      // Every id asked for has its placeholder (with NO_EDGES) in `tm`: fill it in place, no map of its own.
       for (const row of res.rows) {
-        const a = found.get(row.r)
-        if (a) a.add(row.b)
-        else found.set(row.r, new Set([row.b]))
+        const e = tm.get(row.r) as { initial: ReadonlySet<string>; cur: ReadonlySet<string> } | undefined
+        if (e === undefined) {
+          const bs = new Set([row.b])
+          tm.set(row.r, { table, id: row.r, initial: bs, cur: bs })
+        } else if (e.initial === NO_EDGES) e.initial = e.cur = new Set([row.b])
+        else (e.cur as Set<string>).add(row.b)
       }
-      for (const [id, bs] of found) tm.set(id, { table, id, initial: bs, cur: bs })
     }
   }
 

@@ -26,7 +26,8 @@ export interface BucketRequest {
 /** Longest bucket id stored: btree index entries are limited to ~2.7 kB (bucket_id + seq / table + record id). */
 export const MAX_BUCKET_ID_BYTES = 2400
 
-export type BucketResult = { ok: true; buckets: string[] } | { ok: false; error: string }
+/** `set`: the same buckets as a set, when shared (never mutated: an edge state may hold it as a record's edges). */
+export type BucketResult = { ok: true; buckets: string[]; set?: ReadonlySet<string> } | { ok: false; error: string }
 
 export const GLOBAL_BUCKET = 'global'
 
@@ -74,7 +75,27 @@ export function memo<K, V>(m: { get(k: K): V | undefined; set(k: K, v: V): unkno
 
 /** Rules per resolver and table: the registry is frozen once in use, so a table's rule never changes. */
 const ruleCache = new WeakMap<BucketResolver, Map<ResolvedTable, BucketRule>>()
-const newRuleMap = () => new Map<ResolvedTable, BucketRule>()
+
+/** The resolver's rule for `t`, cached (no closure per call: this runs once per row change). */
+function cachedRule(resolver: BucketResolver, t: ResolvedTable): BucketRule {
+  let m = ruleCache.get(resolver)
+  if (m === undefined) {
+    m = new Map()
+    ruleCache.set(resolver, m)
+  }
+  let rule = m.get(t)
+  if (rule === undefined) {
+    rule = bucketRule(resolver.registry, t, resolver.globalFunction)
+    m.set(t, rule)
+  }
+  return rule
+}
+
+/** Every record of a table with the global rule: one shared (never mutated) result. */
+const GLOBAL_RESULT: BucketResult = { ok: true, buckets: [GLOBAL_BUCKET], set: new Set([GLOBAL_BUCKET]) }
+
+/** Column-rule results per bucket-column value, kept up to this many values per rule (then started afresh). */
+const COLUMN_CACHE_MAX = 10_000
 
 /** UTF-8 takes at most 3 bytes per UTF-16 code unit: most ids are decided without encoding them. */
 const tooLong = (b: string): boolean => b.length * 3 > MAX_BUCKET_ID_BYTES && Buffer.byteLength(b) > MAX_BUCKET_ID_BYTES
@@ -86,6 +107,30 @@ export function normalizeBuckets(ids: Iterable<string | null>): string[] {
   return [...out]
 }
 
+/** Column rule → value → its (immutable, shared) result: one bucket id string and set per owner, not per row. */
+class ColumnResults {
+  readonly #byRule = new Map<BucketRule, Map<string | null, BucketResult>>()
+
+  /** `v` undefined: the column is not in the row. */
+  get(rule: Extract<BucketRule, { kind: 'column' }>, v: string | null | undefined): BucketResult {
+    if (v === undefined)
+      return { ok: false, error: `bucket column ${JSON.stringify(rule.column)} is missing from the row` }
+    let m = this.#byRule.get(rule)
+    if (m === undefined) {
+      m = new Map()
+      this.#byRule.set(rule, m)
+    }
+    let r = m.get(v)
+    if (r === undefined) {
+      if (m.size >= COLUMN_CACHE_MAX) m.clear()
+      const buckets = bucketsFromValue(v, rule)
+      r = { ok: true, buckets, set: new Set(buckets) }
+      m.set(v, r)
+    }
+    return r
+  }
+}
+
 /**
  * Computes buckets for many records at once: column rules in memory, parent chains with one JOIN query per table,
  * bucket functions with one query per (function, table) — per record only when that query fails, to isolate the
@@ -93,6 +138,7 @@ export function normalizeBuckets(ids: Iterable<string | null>): string[] {
  */
 export class BucketResolver {
   readonly #savepoint = 'synchro_bucket_fn'
+  readonly #columnResults = new ColumnResults()
   constructor(
     readonly registry: Registry,
     readonly catalog: ColumnCatalog,
@@ -100,7 +146,7 @@ export class BucketResolver {
   ) {}
 
   rule(t: ResolvedTable): BucketRule {
-    return memo(memo(ruleCache, this, newRuleMap), t, () => bucketRule(this.registry, t, this.globalFunction))
+    return cachedRule(this, t)
   }
 
   async resolve(db: pg.ClientBase, reqs: readonly BucketRequest[]): Promise<BucketResult[]> {
@@ -109,14 +155,9 @@ export class BucketResolver {
     const fns = new Map<string, number[]>()
     for (const [i, r] of reqs.entries()) {
       const rule = this.rule(r.table)
-      if (rule.kind === 'global') out[i] = { ok: true, buckets: [GLOBAL_BUCKET] }
-      else if (rule.kind === 'column') {
-        const v = r.row[rule.column]
-        out[i] =
-          v === undefined
-            ? { ok: false, error: `bucket column ${JSON.stringify(rule.column)} is missing from the row` }
-            : { ok: true, buckets: bucketsFromValue(v, rule) }
-      } else if (rule.kind === 'parent') push(chains, r.table.tableName, i)
+      if (rule.kind === 'global') out[i] = GLOBAL_RESULT
+      else if (rule.kind === 'column') out[i] = this.#columnResults.get(rule, r.row[rule.column])
+      else if (rule.kind === 'parent') push(chains, r.table.tableName, i)
       else push(fns, `${rule.fn}\u0000${r.table.tableName}`, i)
     }
     for (const idx of chains.values()) await this.#resolveChains(db, reqs, idx, out)

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { EdgeEntry, EdgeState } from '../buckets/edges.js'
-import { copyFrom, copyText } from './copy.js'
+import { CopyBuffer, copyFrom, copyText } from './copy.js'
 import { CHANGELOG_CHANNEL, notifyBuckets } from './listener.js'
 import type { BatchOutput } from './output.js'
 
@@ -25,25 +25,21 @@ export async function beginBatch(client: pg.ClientBase, slotName: string): Promi
 export async function writeBatch(db: pg.ClientBase, out: BatchOutput, state: EdgeState, copyEdges: boolean) {
   const del: [string[], string[], string[]] = [[], [], []]
   const ins: [string[], string[], string[]] = [[], [], []]
-  let edgeCopy = ''
+  const edgeCopy = new CopyBuffer()
   for (const e of state.entries()) {
     if (e.initial === e.cur) continue
     for (const b of e.initial) if (!e.cur.has(b)) pushEdge(del, e, b)
     for (const b of e.cur) {
       if (e.initial.has(b)) continue
-      if (copyEdges) edgeCopy += `${copyText(e.table)}\t${copyText(e.id)}\t${copyText(b)}\n`
+      if (copyEdges) edgeCopy.add(`${copyText(e.table)}\t${copyText(e.id)}\t${copyText(b)}\n`)
       else pushEdge(ins, e, b)
     }
   }
   if (out.clRows > 0) {
-    await copyFrom(
-      db,
-      'COPY sync_changelog (bucket_id, table_name, record_id, operation) FROM STDIN',
-      Buffer.from(out.cl),
-    )
+    await copyFrom(db, 'COPY sync_changelog (bucket_id, table_name, record_id, operation) FROM STDIN', out.cl.bytes())
   }
   if (edgeCopy.length > 0) {
-    await copyFrom(db, 'COPY sync_bucket_edges (table_name, record_id, bucket_id) FROM STDIN', Buffer.from(edgeCopy))
+    await copyFrom(db, 'COPY sync_bucket_edges (table_name, record_id, bucket_id) FROM STDIN', edgeCopy.bytes())
   }
   if (del[0].length === 0 && ins[0].length === 0 && out.fOp.length === 0) return
   // Deleted and inserted edge keys are disjoint (per record, a bucket is either removed or added), so the

@@ -96,24 +96,24 @@ async function computeSegment(
 ): Promise<void> {
   if (changes.length === 0) return
   await fillMissing(db, resolver, changes)
-  await state.load(db, changes)
   const n = changes.length
-  // The record's edge entry per change (looked up once), and the changes whose buckets are needed: deletes only when
+  // The record's edge entry per change (from the load), and the changes whose buckets are needed: deletes only when
   // the record may have no edges by then (PROTOCOL §3 J 122 fallback). Skipping the ones certain to have edges avoids
   // pointless parent lookups; a lookup that fails is only recorded as a rule failure if the fallback is really used.
   const entries: EdgeEntry[] = new Array(n)
-  const seen = new Set<EdgeEntry>()
+  await state.load(db, changes, entries)
+  // Records seen earlier in the segment: only deletes ask, so the set is only kept when there are any.
+  const seen = changes.some((c) => c.kind === 'delete') ? new Set<EdgeEntry>() : null
   const reqIdx: number[] = []
   const reqs: BucketRequest[] = []
   for (let i = 0; i < n; i++) {
     const c = changes[i] as RowChange
-    const e = state.get(c.table.tableName, c.id) as EdgeEntry
-    entries[i] = e
-    if (c.kind === 'delete' && e.cur.size > 0 && !seen.has(e)) {
+    const e = entries[i] as EdgeEntry
+    if (seen !== null) {
+      const skip = c.kind === 'delete' && e.cur.size > 0 && !seen.has(e)
       seen.add(e)
-      continue
+      if (skip) continue
     }
-    seen.add(e)
     reqIdx.push(i)
     reqs.push({
       table: c.table,

@@ -61,3 +61,50 @@ const escapeChar = (ch: string): string => (ch === '\\' ? '\\\\' : ch === '\n' ?
 export function copyText(s: string): string {
   return NEEDS_ESCAPE.test(s) ? s.replace(ESCAPES, escapeChar) : s
 }
+
+/**
+ * COPY text built into a growing Buffer: the rows wait for their batch's write off the JS heap (a string built with
+ * `+=` keeps one cons-string node per part alive until then, for the young-generation GC to copy and promote).
+ * Lines are gathered in a short string first and encoded a few kilobytes at a time (one Buffer#write per ~40 rows).
+ */
+export class CopyBuffer {
+  #buf: Buffer
+  #len = 0
+  #pending = ''
+
+  constructor(initial = 2048) {
+    this.#buf = Buffer.allocUnsafe(initial)
+  }
+
+  /** Appends `line` (UTF-8, as Buffer.from would encode it). */
+  add(line: string): void {
+    this.#pending += line
+    if (this.#pending.length >= FLUSH_CHARS) this.#flush()
+  }
+
+  /** Characters or bytes so far (0 only when nothing was added). */
+  get length(): number {
+    return this.#len + this.#pending.length
+  }
+
+  /** The text so far (a view: valid until the next add). */
+  bytes(): Buffer {
+    this.#flush()
+    return this.#buf.subarray(0, this.#len)
+  }
+
+  #flush(): void {
+    const s = this.#pending
+    if (s.length === 0) return
+    this.#pending = ''
+    const max = s.length * 3
+    if (this.#len + max > this.#buf.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#len + max))
+      this.#buf.copy(next, 0, 0, this.#len)
+      this.#buf = next
+    }
+    this.#len += this.#buf.write(s, this.#len)
+  }
+}
+
+const FLUSH_CHARS = 4096

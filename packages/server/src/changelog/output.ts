@@ -1,12 +1,12 @@
 import type { ChangelogOp } from '@synchro/protocol'
 import type { ChangeSink } from '../buckets/edges.js'
 import type { RowChange } from './changes.js'
-import { copyText } from './copy.js'
+import { CopyBuffer, copyText } from './copy.js'
 
 /** The changelog/failures rows one batch produces, in order. Changelog rows go straight into COPY text. */
 export class BatchOutput implements ChangeSink {
   /** Changelog rows in COPY text format (bucket_id, table_name, record_id, operation), WAL order. */
-  cl = ''
+  readonly cl = new CopyBuffer()
   clRows = 0
   /** Buckets that get changelog rows (for the commit-time NOTIFY). */
   readonly buckets = new Set<string>()
@@ -16,8 +16,15 @@ export class BatchOutput implements ChangeSink {
   readonly fError: string[] = []
   readonly fPayload: string[] = []
 
+  #table = ''
+  #tableText = ''
+
   emit(bucket: string, table: string, id: string, op: ChangelogOp): void {
-    this.cl += `${copyText(bucket)}\t${copyText(table)}\t${copyText(id)}\t${op}\n`
+    if (table !== this.#table) {
+      this.#table = table
+      this.#tableText = copyText(table)
+    }
+    this.cl.add(`${copyText(bucket)}\t${this.#tableText}\t${copyText(id)}\t${op}\n`)
     this.clRows++
     this.buckets.add(bucket)
   }

@@ -163,4 +163,31 @@ describe('pgoutput protocol 2 streaming (recorded)', () => {
     // The in-stream insert read without the stream flag takes the xid for the relation id and fails on the rest.
     expect(() => decodePgoutput(hex(V2.insertInStream))).toThrow(WalDecodeError)
   })
+
+  it("takes an update's unchanged values from its old tuple and decodes every changed one", () => {
+    // Built by hand: old and new values of equal byte length differ in one byte; NULL ↔ value; a long equal value.
+    const long = 'é'.repeat(100)
+    const old = ['abc', 'x', null, long, 'same', '']
+    const neu = ['abd', 'x', 'q', long, null, '']
+    const update = Buffer.concat([Buffer.from([0x55, 0, 0, 0, 7, 0x4f]), tuple(old), Buffer.from([0x4e]), tuple(neu)])
+    expect(decodePgoutput(update)).toEqual({ tag: 'update', relationId: 7, oldKind: 'O', oldTuple: old, newTuple: neu })
+    // The next message does not see this one's values.
+    const insert = Buffer.concat([Buffer.from([0x49, 0, 0, 0, 7, 0x4e]), tuple(['abd', 'y'])])
+    expect(decodePgoutput(insert)).toEqual({ tag: 'insert', relationId: 7, newTuple: ['abd', 'y'] })
+  })
 })
+
+function tuple(values: (string | null)[]): Buffer {
+  const parts = [Buffer.from([values.length >> 8, values.length & 255])]
+  for (const v of values) {
+    if (v === null) parts.push(Buffer.from('n'))
+    else {
+      const b = Buffer.from(v)
+      const h = Buffer.alloc(5)
+      h[0] = 0x74
+      h.writeInt32BE(b.length, 1)
+      parts.push(h, b)
+    }
+  }
+  return Buffer.concat(parts)
+}

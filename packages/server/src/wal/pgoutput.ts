@@ -109,9 +109,14 @@ class Reader {
     this.pos = end + 1
     return s
   }
-  tuple(): TupleValue[] {
+  /**
+   * A tuple's values. With `prev` (the old tuple of the same update, decoded by the previous call), a value whose
+   * bytes equal the old value's reuses that string: an update's unchanged columns are decoded once, not twice.
+   */
+  tuple(prev: TupleValue[] | null = null): TupleValue[] {
     const n = this.i16()
     const out: TupleValue[] = new Array(n)
+    const buf = this.buf
     for (let i = 0; i < n; i++) {
       const kind = this.u8()
       if (kind === 0x6e /* n */) out[i] = null
@@ -119,13 +124,39 @@ class Reader {
       else if (kind === 0x74 /* t */ || kind === 0x62 /* b */) {
         const len = this.i32()
         this.need(len)
-        // toString on the range: no intermediate Buffer view per value (invalid UTF-8 becomes U+FFFD, as before).
-        out[i] = this.buf.toString('utf8', this.pos, this.pos + len)
+        const start = this.pos
         this.pos += len
+        if (prev !== null && i < prev.length && typeof prev[i] === 'string' && VALUE_LEN[i] === len) {
+          if (sameBytes(buf, VALUE_START[i] as number, start, len)) {
+            out[i] = prev[i] as string
+            continue
+          }
+        }
+        // toString on the range: no intermediate Buffer view per value (invalid UTF-8 becomes U+FFFD, as before).
+        out[i] = buf.toString('utf8', start, start + len)
+        if (i < MAX_COLUMNS) {
+          VALUE_START[i] = start
+          VALUE_LEN[i] = len
+        }
       } else throw new WalDecodeError(`unknown tuple value kind 0x${kind.toString(16)}`)
     }
     return out
   }
+}
+
+/** PostgreSQL's limit on a table's columns (MaxTupleAttributeNumber). */
+const MAX_COLUMNS = 1664
+/**
+ * Byte range of each string value of the last tuple decoded (valid for the message being decoded only: entries
+ * not set by the last tuple belong to no string of it, and `prev[i]` must be that tuple's string to be used).
+ */
+const VALUE_START = new Int32Array(MAX_COLUMNS)
+const VALUE_LEN = new Int32Array(MAX_COLUMNS).fill(-1)
+
+function sameBytes(buf: Buffer, a: number, b: number, len: number): boolean {
+  if (len > 64) return buf.compare(buf, a, a + len, b, b + len) === 0
+  for (let k = 0; k < len; k++) if (buf[a + k] !== buf[b + k]) return false
+  return true
 }
 
 /**
@@ -191,7 +222,7 @@ function decodeBody(r: Reader, tag: number, inStream: boolean): PgoutputMessage 
           k = r.u8()
         }
         if (k !== 0x4e) throw new WalDecodeError('update without new tuple')
-        return { tag: 'update', relationId, oldTuple, oldKind, newTuple: r.tuple() }
+        return { tag: 'update', relationId, oldTuple, oldKind, newTuple: r.tuple(oldTuple) }
       }
     case 0x44 /* D */:
       {
