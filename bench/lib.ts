@@ -5,6 +5,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createDatabaseOn } from '@synchro/test-harness/databases'
 import pg from 'pg'
+import { RequestDeadline } from '../packages/server/src/limits/deadline.js'
 import { startEmbeddedPostgres } from '../packages/synchrod/src/embedded.js'
 
 export interface BenchDatabase {
@@ -155,4 +156,12 @@ export async function copyOut(db: pg.ClientBase, sql: string): Promise<{ rows: n
     }
     ;(db as unknown as { query(s: unknown): void }).query(submittable)
   })
+}
+
+/**
+ * What the HTTP handler passes to every engine call: a request deadline of its default 5 s (`requestTimeoutMs`).
+ * Benchmarks measure the path a served request takes (e.g. a pull's COMMIT in its own round trip under a deadline).
+ */
+export function handlerOptions(): { deadline: RequestDeadline } {
+  return { deadline: new RequestDeadline(5_000) }
 }

@@ -11,7 +11,7 @@ import type pg from 'pg'
 import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'
 import { renderJson } from '../../packages/server/src/pull/record.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
-import { createBenchDatabase, envInt, updateSummary, writeResult } from '../lib.js'
+import { createBenchDatabase, envInt, handlerOptions, updateSummary, writeResult } from '../lib.js'
 
 const changes = process.argv[2] ? Number.parseInt(process.argv[2], 10) : envInt('BENCH_PULL_CHANGES', 100_000)
 const page = process.argv[3] ? Number.parseInt(process.argv[3], 10) : envInt('BENCH_PULL_PAGE', 1000, 1)
@@ -65,13 +65,17 @@ async function round(
     while (!oursDone || !rawDone) {
       if (!oursDone) {
         const t0 = performance.now()
-        const r = await engine.pull(user, {
-          client_id: clientId,
-          checkpoint,
-          limit: page,
-          schema_version: pair.v,
-          schema_hash: pair.h,
-        })
+        const r = await engine.pull(
+          user,
+          {
+            client_id: clientId,
+            checkpoint,
+            limit: page,
+            schema_version: pair.v,
+            schema_hash: pair.h,
+          },
+          handlerOptions(),
+        )
         // What the handler sends for the page: the response body as text (row data spliced, record.ts).
         renderJson(r)
         ours.seconds += (performance.now() - t0) / 1000

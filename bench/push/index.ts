@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto'
 import { NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import type pg from 'pg'
 import { createEngine, Registry } from '../../packages/server/src/index.js'
-import { createBenchDatabase, envInt, updateSummary, writeResult } from '../lib.js'
+import { createBenchDatabase, envInt, handlerOptions, updateSummary, writeResult } from '../lib.js'
 
 const RECORDS = envInt('BENCH_PUSH_RECORDS', 10_000)
 const BATCH = envInt('BENCH_PUSH_BATCH', 100, 1)
@@ -64,17 +64,21 @@ try {
   async function oursBatch(op: 'create' | 'update', round: number, batch: string[], n: number): Promise<number> {
     const t0 = performance.now()
     const future = new Date(Date.now() + 60_000).toISOString()
-    const res = await engine.push(user, {
-      ...pair,
-      changes: batch.map((id, j) => ({
-        id,
-        table_name: 'orders',
-        operation: op,
-        data: makeRow(n + j, round),
-        client_updated_at: future,
-        base_updated_at: undefined,
-      })),
-    })
+    const res = await engine.push(
+      user,
+      {
+        ...pair,
+        changes: batch.map((id, j) => ({
+          id,
+          table_name: 'orders',
+          operation: op,
+          data: makeRow(n + j, round),
+          client_updated_at: future,
+          base_updated_at: undefined,
+        })),
+      },
+      handlerOptions(),
+    )
     const ms = performance.now() - t0
     if (res.accepted.length !== batch.length) {
       throw new Error(`push rejected ${res.rejected.length}: ${JSON.stringify(res.rejected[0])}`)

@@ -15,7 +15,7 @@ import type pg from 'pg'
 import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'
 import { renderJson } from '../../packages/server/src/pull/record.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
-import { copyOut, createBenchDatabase, updateSummary, writeResult } from '../lib.js'
+import { copyOut, createBenchDatabase, handlerOptions, updateSummary, writeResult } from '../lib.js'
 
 interface ChildResult {
   rows: number
@@ -55,13 +55,17 @@ async function ours(engine: Engine, user: string, clientId: string, pair: { v: n
   let bytes = 0
   const t0 = performance.now()
   for (;;) {
-    const r = await engine.snapshot(user, {
-      client_id: clientId,
-      cursor,
-      limit: page,
-      schema_version: pair.v,
-      schema_hash: pair.h,
-    })
+    const r = await engine.snapshot(
+      user,
+      {
+        client_id: clientId,
+        cursor,
+        limit: page,
+        schema_version: pair.v,
+        schema_hash: pair.h,
+      },
+      handlerOptions(),
+    )
     // What the handler sends for the page: the response body as text (row data spliced, record.ts).
     bytes += renderJson(r).length
     rows += r.records.length

@@ -11,7 +11,7 @@ import type pg from 'pg'
 import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'
 import { runMigrations } from '../../packages/server/src/migrations/migrations.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
-import { type BenchDatabase, createBenchDatabase, envInt, updateSummary, writeResult } from '../lib.js'
+import { type BenchDatabase, createBenchDatabase, envInt, handlerOptions, updateSummary, writeResult } from '../lib.js'
 
 const USERS = envInt('BENCH_TENANTS_USERS', 10_000, 1)
 const ROWS = envInt('BENCH_TENANTS_ROWS', 1_000_000)
@@ -104,7 +104,7 @@ async function snapshotOnce(s: Side): Promise<number> {
   let records = 0
   const t0 = performance.now()
   for (;;) {
-    const r = await s.engine.snapshot(TARGET, { ...base(s), cursor, limit: PAGE })
+    const r = await s.engine.snapshot(TARGET, { ...base(s), cursor, limit: PAGE }, handlerOptions())
     records += r.records.filter((x) => x.table_name === 'orders').length
     if (!r.has_more) break
     cursor = r.cursor
@@ -120,7 +120,7 @@ async function pullOnce(s: Side): Promise<number> {
   let changes = 0
   const t0 = performance.now()
   for (;;) {
-    const r = await s.engine.pull(TARGET, { ...base(s), checkpoint, limit: PAGE })
+    const r = await s.engine.pull(TARGET, { ...base(s), checkpoint, limit: PAGE }, handlerOptions())
     changes += r.changes.length
     checkpoint = r.checkpoint
     if (!r.has_more) break

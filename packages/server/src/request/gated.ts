@@ -1,10 +1,10 @@
 import type pg from 'pg'
 import type { EngineContext } from '../core/context.js'
-import { deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
+import { DeadlineExceededError, deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
 import { type CommitQuery, inlined, inlinedCall, lostPreparedStatement, prepareAfter } from './open.js'
 
 /**
- * A whole request transaction in ONE round trip, for a request whose work is one statement that makes the opening's
+ * A whole request transaction in one round trip (two under a finite deadline, see below), for a request whose work is one statement that makes the opening's
  * checks itself (a gated pull page, pull/page.ts — it reads and writes nothing unless the catalog fingerprint is the
  * cached contract's and the client row is as required, and reports what it found):
  *
@@ -13,9 +13,11 @@ import { type CommitQuery, inlined, inlinedCall, lostPreparedStatement, prepareA
  * `openRequest` + `queryThenCommit` take two round trips for the same work. The caller interprets the statement's
  * rows, and takes the `openRequest` path whenever the gate was closed (so every error and hook is exactly that
  * path's). Returns undefined, having sent nothing, when a value cannot travel as a literal — or having rolled back,
- * when the connection's prepared statement was missing (`lostPreparedStatement`). The COMMIT travels with the
- * statement, so the deadline enters its commit phase when the query is sent (no 503 after that); after a closed gate
- * the fallback stays in that phase, bounded by the statement timeout of its transaction instead.
+ * when the connection's prepared statement was missing (`lostPreparedStatement`). Under a finite deadline (the HTTP
+ * handler's default) the COMMIT goes in a round trip of its own, after checking the deadline: a stalled database is
+ * answered 503 within the deadline and the late transaction rolls back, so the answer never contradicts the database
+ * (reliability `stall` test). Without one, it travels with the statement. After a closed gate the fallback runs in
+ * the deadline's commit phase, bounded by its transaction's statement timeout instead.
  */
 export async function runGated<R extends object>(
   ctx: EngineContext,
@@ -39,16 +41,27 @@ export async function runGated<R extends object>(
       db.release()
       return undefined
     }
-    // The COMMIT travels with the statement: the answer waits for it (a deadline can no longer cut it off).
-    opts.deadline?.beginCommit()
+    // Without a finite deadline the COMMIT travels with the statement. With one, it must stay cut-off-able until the
+    // COMMIT: a database that stalls while the opening runs gets a 503 within the deadline, and the late statement
+    // then rolls back (COMMIT in a round trip of its own, as openRequest's).
+    const bounded = opts.deadline !== undefined && Number.isFinite(opts.deadline.timeoutMs)
+    if (!bounded) opts.deadline?.beginCommit()
     const results = (await db.query({
-      text: `BEGIN;\n${open};\n${call};\nCOMMIT`,
+      text: `BEGIN;\n${open};\n${call}${bounded ? '' : ';\nCOMMIT'}`,
       types: query.types,
     })) as unknown as pg.QueryResult<R>[]
+    if (bounded) {
+      if (opts.deadline?.expired) {
+        await db.query('ROLLBACK')
+        throw new DeadlineExceededError()
+      }
+      opts.deadline?.beginCommit()
+      await db.query('COMMIT')
+    }
     unwatch()
     await prepareAfter(db, query.prepare, query.text)
     db.release()
-    return results[results.length - 2]?.rows ?? []
+    return results[results.length - (bounded ? 1 : 2)]?.rows ?? []
   } catch (err) {
     const rolledBack = await db.query('ROLLBACK').then(
       () => true,
