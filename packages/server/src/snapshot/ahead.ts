@@ -1,4 +1,5 @@
 import type { EngineContext } from '../core/context.js'
+import { RequestDeadline } from '../limits/deadline.js'
 import { errorFacts } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import { type AheadRows, type RowChunk, rowBytesOf, type TextRow } from './readahead.js'
@@ -39,8 +40,8 @@ export async function takeAhead(ahead: AheadRows, want: number): Promise<Taken> 
  * configured read-ahead amount), so that they are ready when the client's pages reach them: PostgreSQL renders the
  * next rows while this process serves the current ones. Only when nothing is being read for `rest` yet, the table
  * goes on, the cache has room and no request waits for a pool connection. The read opens its own request
- * transaction (client row and schema checked as for a page) and gives up, resolving undefined, on any failure or
- * when the schema changed.
+ * transaction (client row and schema checked as for a page; statement and lock timeouts of the cache's TTL) and gives
+ * up, resolving undefined, on any failure or when the schema changed.
  */
 export function prefetch(
   ctx: EngineContext,
@@ -52,9 +53,10 @@ export function prefetch(
 ): void {
   if (rest.pending || rest.exhausted || ctx.pool.waitingCount > 0) return
   const n = ctx.snapshotCache.aheadRows()
-  if (n === 0) return
+  if (n === 0 || ctx.snapshotCache.options.ttlMs <= 0) return
   rest.pending = (async (): Promise<RowChunk | undefined> => {
-    const tx = await openPage(ctx, userId, req, true)
+    // Bounded like a request: statement and lock timeouts of one TTL (rows not taken by then are dropped anyway).
+    const tx = await openPage(ctx, userId, req, true, new RequestDeadline(ctx.snapshotCache.options.ttlMs))
     if (tx.contract !== rest.contract) {
       await tx.commit()
       return undefined
