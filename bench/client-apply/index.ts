@@ -13,6 +13,7 @@ import Database from 'better-sqlite3'
 import { openBetterSqlite3 } from '../../packages/client/src/drivers/better-sqlite3/index.js'
 import { migrateToSchema } from '../../packages/client/src/schema/migrate.js'
 import { createTableSql, toClientSchema } from '../../packages/client/src/schema/synced-table.js'
+import { DeferredCheckpoints } from '../../packages/client/src/store/checkpoints.js'
 import { LocalDatabase, withSyncLock } from '../../packages/client/src/store/database.js'
 import { applyPullGroup } from '../../packages/client/src/sync/apply.js'
 import { APPLY_GROUP_ROWS } from '../../packages/client/src/sync/engine.js'
@@ -42,7 +43,9 @@ async function ours(dir: string, records: SyncRecord[]): Promise<number> {
   const t0 = performance.now()
   const c0 = process.cpuUsage()
   // Exactly what SyncEngine.pullAll does with back-to-back pages: pages of PAGE rows, applied in order, one write
-  // transaction per group of APPLY_GROUP_ROWS rows, checkpoint stored with the group.
+  // transaction per group of APPLY_GROUP_ROWS rows, checkpoint stored with the group, the WAL checkpointed once at
+  // the end of a catch-up of several groups (timed: it is part of the catch-up's work).
+  const checkpoints = new DeferredCheckpoints(db)
   let group: { changes: SyncRecord[]; deletes: []; checkpoint: number }[] = []
   let groupRows = 0
   for (let i = 0; i < records.length; i += PAGE) {
@@ -53,9 +56,11 @@ async function ours(dir: string, records: SyncRecord[]): Promise<number> {
       const pages = group
       group = []
       groupRows = 0
+      if (i + PAGE < records.length) await checkpoints.defer()
       await db.transaction((tx) => withSyncLock(tx, () => applyPullGroup(tx, schema.tables, pages)), 'sync')
     }
   }
+  await checkpoints.finish()
   const ms = performance.now() - t0
   lastCpuMs = cpuMs(c0)
   const n = await db.run((ex) => ex.all<{ n: number }>('SELECT count(*) AS n FROM orders'))

@@ -184,6 +184,10 @@ describe('end to end against @synchro/server', () => {
     expect(progress.at(-1)!.rows).toBeGreaterThanOrEqual(10_000)
     expect(progress.at(-1)!.pages).toBeGreaterThanOrEqual(10)
     expect(ms).toBeLessThan(30_000)
+    // The rebuild deferred the WAL's checkpoints to its end and put SQLite's threshold back.
+    expect((await c.queryOne<{ wal_autocheckpoint: number }>('PRAGMA wal_autocheckpoint'))!.wal_autocheckpoint).toBe(
+      1000,
+    )
     await walCaughtUp()
     await c.syncNow()
     expect((await c.queryOne<{ n: number }>('SELECT count(*) AS n FROM orders'))!.n).toBe(10_000)

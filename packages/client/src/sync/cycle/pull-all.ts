@@ -1,5 +1,6 @@
 import type { PullResponse } from '@synchro/protocol'
 import { InvalidResponseError } from '../../errors.js'
+import { type DeferredCheckpoints, withDeferredCheckpoints } from '../../store/checkpoints.js'
 import { getMeta, withSyncLock } from '../../store/database.js'
 import { applyPullGroup, mergeBuckets, parseBuckets } from '../apply.js'
 import { APPLY_GROUP_ROWS, type CycleContext, requireSchema, schemaPair } from './context.js'
@@ -8,9 +9,14 @@ import { snapshotRebuild } from './snapshot.js'
 /**
  * Pull loop (§4.3 step 4). Consecutive pages are applied in one transaction per group of up to
  * APPLY_GROUP_ROWS rows (each page still applied in order, checkpoint stored with the group's last page): a
- * commit rewrites every B-tree page the group touched, so per-page commits dominate catch-up time.
+ * commit rewrites every B-tree page the group touched, so per-page commits dominate catch-up time. A catch-up of
+ * several groups checkpoints the WAL once, at its end (DeferredCheckpoints).
  */
 export async function pullAll(ctx: CycleContext): Promise<void> {
+  await withDeferredCheckpoints(ctx.db, (checkpoints) => pullPages(ctx, checkpoints))
+}
+
+async function pullPages(ctx: CycleContext, checkpoints: DeferredCheckpoints): Promise<void> {
   const schema = requireSchema(ctx)
   let rows = 0
   let pages = 0
@@ -49,7 +55,10 @@ export async function pullAll(ctx: CycleContext): Promise<void> {
     rows += res.changes.length + res.deletes.length
     pages++
     known = mergeBuckets(known, res.bucket_updates) ?? known
-    if (!res.has_more || groupRows >= APPLY_GROUP_ROWS) await flush()
+    if (!res.has_more || groupRows >= APPLY_GROUP_ROWS) {
+      if (res.has_more) await checkpoints.defer()
+      await flush()
+    }
     if (pages > 1 || res.has_more) {
       ctx.setStatus({ status: 'syncing', retryAt: null, progress: { phase: 'pull', rows, pages } })
     }

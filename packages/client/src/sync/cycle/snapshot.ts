@@ -1,6 +1,7 @@
 import type { SnapshotCursor, SnapshotResponse } from '@synchro/protocol'
 import { InvalidResponseError, SnapshotRequiredError } from '../../errors.js'
 import { clearForRebuild } from '../../schema/migrate.js'
+import { type DeferredCheckpoints, withDeferredCheckpoints } from '../../store/checkpoints.js'
 import { setMeta, withSyncLock } from '../../store/database.js'
 import { applySnapshotGroup } from '../apply.js'
 import type { SyncProgress } from '../status.js'
@@ -19,6 +20,12 @@ export async function snapshotRebuild(ctx: CycleContext, approval: boolean, reas
   await pushAll(ctx)
   if (approval && !(await approveSnapshot(ctx))) throw new SnapshotRequiredError(reason)
   await ctx.db.transaction((tx) => withSyncLock(tx, () => clearForRebuild(tx, schema)), 'sync')
+  await withDeferredCheckpoints(ctx.db, (checkpoints) => snapshotPages(ctx, checkpoints))
+}
+
+/** Pages /sync/snapshot into the cleared tables, one transaction per group; the last one completes the rebuild. */
+async function snapshotPages(ctx: CycleContext, checkpoints: DeferredCheckpoints): Promise<void> {
+  const schema = requireSchema(ctx)
   let cursor: SnapshotCursor | null = null
   let rows = 0
   let pages = 0
@@ -41,6 +48,7 @@ export async function snapshotRebuild(ctx: CycleContext, approval: boolean, reas
       const pagesToApply = group
       group = []
       groupRows = 0
+      if (res.has_more) await checkpoints.defer()
       await ctx.db.transaction(
         (tx) =>
           withSyncLock(tx, async () => {
