@@ -17,22 +17,10 @@ import { runGated } from '../request/gated.js'
 import { openRequest, type RequestTx } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { trimRfc3339 } from '../util/time.js'
-import { cachedPageSql, type PageHead } from './page.js'
+import { readAhead, serveSql, takeAhead } from './ahead.js'
+import { cachedPageSql, type PageHead, type PageRow } from './page.js'
 import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from './record.js'
 import { recordUnrenderable, rejectNul, type Unrenderable, unique, wireUpdatedAt } from './rows.js'
-
-/** One row of the page statement (page.ts): an entry (operation set) or a hydrated row (operation null). */
-interface PageRow {
-  /** The page facts (`PageHead` as JSON), on the first row only. */
-  head: string | null
-  table_name: string | null
-  id: string | null
-  operation: number | null
-  /** The row's JSON text as PostgreSQL rendered it (passed through to the response, see record.ts); null: no row. */
-  data: string | null
-  updated_at: string | null
-  deleted_at: string | null
-}
 
 /** POST /sync/pull (PROTOCOL.md §1.5, §3 D; Decisions 1, 5, 8, 9, 10, 14, 19). */
 export async function pull(
@@ -49,7 +37,7 @@ export async function pull(
   const tables = req.tables && req.tables.length > 0 ? unique(req.tables) : undefined
 
   const args: PullArgs = { userId, req, from: checkpoint, limit, tables, deadline }
-  const served = (await pullInOneTrip(ctx, args)) ?? (await pullOpened(ctx, args))
+  const served = (await pullAhead(ctx, args)) ?? (await pullInOneTrip(ctx, args)) ?? (await pullOpened(ctx, args))
   const { contract, client, page } = served
   const subs = unique(client.bucketSubs)
   const base = { schema_version: contract.version, schema_hash: contract.hash }
@@ -67,6 +55,7 @@ export async function pull(
     }
   }
   if ('reason' in page) return required(page.reason)
+  if (page.hasMore && !tables) startReadAhead(ctx, { ...args, from: page.checkpoint }, contract)
   await recordUnrenderable(ctx, page.unrenderable)
 
   const out: PullResponse = {
@@ -165,6 +154,61 @@ async function pullInOneTrip(ctx: EngineContext, a: PullArgs): Promise<Served | 
   const client = clientRowOf(head as PageHead & ClientColumns, userId, req.client_id)
   if (!client) return undefined
   return { contract, client, page: pageOf(ctx, rows, head, from, limit) }
+}
+
+/** What ahead.ts keys a page by: the request's user, client, checkpoint, limit and schema pair. */
+function aheadRequest(a: PullArgs) {
+  return {
+    userId: a.userId,
+    clientId: a.req.client_id,
+    from: a.from,
+    limit: a.limit,
+    schemaVersion: a.req.schema_version,
+    schemaHash: a.req.schema_hash,
+  }
+}
+
+/** Reads the page after `a` ahead (ahead.ts) when `contract` is the current one the last opened pull found. */
+function startReadAhead(ctx: EngineContext, a: PullArgs, contract: SchemaContract): void {
+  const known = lastOpened.get(ctx)
+  if (known?.contract !== contract || ctx.contracts.cachedFor(known.fingerprint) !== contract) return
+  readAhead(ctx, aheadRequest(a), contract, known.fingerprint)
+}
+
+/**
+ * The pull served from a page read ahead for exactly this request (ahead.ts), in one round trip (two under a
+ * finite deadline, as `pullInOneTrip`): the serving statement checks that the page is still what this request
+ * would be given, and only then advances the checkpoint. Undefined (nothing written) otherwise.
+ */
+async function pullAhead(ctx: EngineContext, a: PullArgs): Promise<Served | undefined> {
+  const known = lastOpened.get(ctx)
+  if (a.tables || !known || ctx.contracts.cachedFor(known.fingerprint) !== known.contract) return undefined
+  const peeked = await takeAhead(ctx, aheadRequest(a), known.contract, a.deadline)
+  if (!peeked) return undefined
+  const page = pageOf(ctx, peeked.rows, peeked.head, a.from, a.limit)
+  if ('reason' in page) return undefined
+  const sql = serveSql(ctx, known.fingerprint)
+  const { head } = peeked
+  const values = [
+    a.userId,
+    a.from,
+    page.checkpoint,
+    String(head.fetched <= a.limit),
+    a.req.client_id,
+    head.bucket_subs,
+    head.client_row_id,
+    head.last_push_at,
+    head.issued,
+  ]
+  const rows = await runGated<{ head: string }>(
+    ctx,
+    a.userId,
+    { settings: SETTINGS, deadline: a.deadline },
+    { text: sql.text, values, prepare: sql.name },
+  )
+  const served = rows?.[0] && (JSON.parse(rows[0].head) as PageHead)
+  const client = served?.ok ? clientRowOf(served as PageHead & ClientColumns, a.userId, a.req.client_id) : undefined
+  return client && { contract: known.contract, client, page }
 }
 
 /** The pull after `openRequest` (the request transaction's own round trip), then the page and COMMIT. */
