@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto'
-import { bucketEntries, HISTORY_CTE, historyServes } from '../changelog/reader.js'
-import { advancePullCte } from '../clients/clients.js'
+import { bucketEntries, HISTORY_CTE } from '../changelog/reader.js'
+import { advancePullCte, type ClientColumns } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
 import { deadlineSettings, RequestDeadline } from '../limits/deadline.js'
 import { runGated } from '../request/gated.js'
 import type { SchemaContract } from '../schema/contract.js'
-import { cachedPageSql, openingCte, type PageHead, type PageRow, type PageSql } from './page.js'
+import { CLIENT_HEAD, cachedPageSql, openingCte, type PageHead, type PageRow, type PageSql } from './page.js'
 import { JSON_TEXT_TYPES } from './record.js'
 import { errorFacts } from './rows.js'
 
@@ -14,8 +14,8 @@ import { errorFacts } from './rows.js'
  * in the background (a `peek` page statement, page.ts: the same gate and page as a served pull, no checkpoint
  * advance), so that PostgreSQL reads page N+1 while this process renders page N and the client fetches and applies
  * it. The next request takes it only when it asks for exactly that page (same checkpoint, limit, schema pair, no
- * `tables` filter) and its own opening statement (`serveSql`, one round trip like a served pull) finds, at the
- * request's moment:
+ * `tables` filter) and what its own opening statement (`checkSql`, sent while the peek may still run) and the
+ * statement sent with its COMMIT (`advanceSql`) find, at the request's moment, allows it:
  * - the gate of a served pull: catalog fingerprint of the contract, client row present and active, not a
  *   never-snapshotted client pulling from 0 — else the ordinary path answers (409, 404, 403, initial sync);
  * - the history still serving the checkpoint (compaction meanwhile → the ordinary path's snapshot_required);
@@ -24,9 +24,10 @@ import { errorFacts } from './rows.js'
  * - no changelog entry in any subscribed bucket after the highest seq issued when the peek ran.
  * So the entries, `has_more` and the checkpoint are exactly what a request now would get, and the rows are what a
  * request at the peek's moment got: a row changed since then has a changelog entry after the page (seqs only grow;
- * the capture writes it once the change commits), which a later page brings. Only then the statement advances the
- * stored checkpoint — as the served pull would have, and never before the page is served: a peek that is never taken
- * changes nothing. Entries are bounded like the snapshot's read-ahead (its TTL; a quarter of its byte cap), at most
+ * the capture writes it once the change commits), which a later page brings. When the opening statement ran before
+ * the peek did, the page was read while the request was under way, under its own gate: the comparisons then only
+ * make the check stricter. Only then the checkpoint advances — as the served pull would have advanced it, and never
+ * before the page is served: a peek that is never taken changes nothing. Entries are bounded like the snapshot's read-ahead (its TTL; a quarter of its byte cap), at most
  * one per (user, client), and a peek runs only while the pool has an idle connection and no request waits for one.
  */
 
@@ -153,26 +154,25 @@ export function readAhead(ctx: EngineContext, r: AheadRequest, contract: SchemaC
 }
 
 /**
- * The page read ahead for `r` under `contract`, when there is one for exactly that request (the client's entry is
- * removed in any case). A peek still running is awaited while the request's deadline allows.
+ * The page read ahead for `r` under `contract` — still being read, perhaps — when there is one for exactly that
+ * request (the client's entry is removed in any case).
  */
-export async function takeAhead(
+export function takeAhead(
   ctx: EngineContext,
   r: AheadRequest,
   contract: SchemaContract,
-  deadline: RequestDeadline | undefined,
-): Promise<Peeked | undefined> {
+): Promise<Peeked | undefined> | undefined {
   const cache = caches.get(ctx)
   const slot = slotOf(r)
   const e = cache?.entries.get(slot)
   if (!cache || !e) return undefined
   cache.drop(slot, e)
   if (e.expires <= Date.now() || e.key !== keyOf(r) || e.contract !== contract) return undefined
-  return withinDeadline(e.read, deadline)
+  return e.read
 }
 
 /** `p`, or undefined when `deadline` (finite) runs out first. */
-async function withinDeadline<T>(
+export async function withinDeadline<T>(
   p: Promise<T | undefined>,
   deadline: RequestDeadline | undefined,
 ): Promise<T | undefined> {
@@ -189,45 +189,76 @@ async function withinDeadline<T>(
   }
 }
 
-/** The client row columns the serving statement's head carries (`CLIENT_COLUMNS`). */
-const SERVE_HEAD = ['client_row_id', 'bucket_subs', 'last_pull_seq', 'last_sync_at', 'is_active']
+/** What the opening statement of a request served from a peeked page found (`checkSql`). */
+export interface CheckHead extends ClientColumns {
+  ok: boolean
+  last_push_at: string | null
+  /** The subscriptions in effect (the defaults when the client row names none). */
+  subs: string[]
+  compacted: string
+  issued: string
+}
 
-const serveSqlCache = new WeakMap<EngineContext, Map<string, PageSql>>()
+const checkSqlCache = new WeakMap<EngineContext, Map<string, PageSql>>()
 
 /**
- * The opening statement of a request served from a peeked page (see the top of this file): the checks, then the
- * checkpoint advance, only when they all pass. $1 user id, $2 checkpoint, $3 the checkpoint to store, $4 caught up
- * (Decision 36), $5 client id, $6 the peek's `bucket_subs`, $7 its client row id, $8 its `last_push_at`, $9 the
- * highest seq issued when it ran. One row: the head (JSON text) with `ok` and the client row.
+ * The opening statement of a request served from a peeked page: the gate of a served pull (`openingCte`), the
+ * client row and the retention facts, writing nothing. $1 user id, $2 checkpoint, $3 client id. One row: the head.
  */
-export function serveSql(ctx: EngineContext, fingerprint: string): PageSql {
-  let byFp = serveSqlCache.get(ctx)
+export function checkSql(ctx: EngineContext, fingerprint: string): PageSql {
+  let byFp = checkSqlCache.get(ctx)
   if (!byFp) {
     byFp = new Map()
-    serveSqlCache.set(ctx, byFp)
+    checkSqlCache.set(ctx, byFp)
   }
   let sql = byFp.get(fingerprint)
   if (!sql) {
-    // The probe walks the (bucket_id, seq) index in order (`bucketEntries`): without the ORDER BY the planner
-    // expected an early hit and scanned the whole changelog, 6 ms on 100k entries, finding none.
+    const facts = ['ok', ...CLIENT_HEAD, 'last_push_at', 'subs'].map((c) => `'${c}', o.${c}`)
     const text = `
-WITH ${openingCte(ctx, fingerprint)},${HISTORY_CTE},
-g AS (
-  SELECT coalesce((SELECT ok FROM o) AND ${historyServes('$2')}
-           AND (SELECT bucket_subs FROM o) = $6::text[] AND (SELECT client_row_id FROM o) = $7::text
-           AND (SELECT last_push_at FROM o) IS NOT DISTINCT FROM $8::text
-           AND NOT EXISTS (
-                 SELECT 1 FROM (SELECT DISTINCT unnest(subs) FROM o) AS b(id)
-                  CROSS JOIN LATERAL (
-                        ${bucketEntries('1', '', '$9')}
-                         LIMIT 1) c),
-           false) AS ok
-),
-${advancePullCte('u', { rowId: '(SELECT client_row_id FROM o)', stored: '$3', caughtUp: '$4::text::boolean', when: '(SELECT ok FROM g)' })}
-SELECT json_build_object('ok', g.ok, ${SERVE_HEAD.map((c) => `'${c}', o.${c}`).join(', ')})::text AS head
-  FROM o CROSS JOIN g`
-    sql = { text, name: `synchro_pull_ahead_${createHash('sha256').update(text).digest('hex').slice(0, 24)}` }
+WITH ${openingCte(ctx, fingerprint, { user: '$1', from: '$2', client: '$3' })},${HISTORY_CTE}
+SELECT json_build_object(${facts.join(', ')}, 'compacted', h.compacted::text, 'issued', h.issued::text)::text AS head
+  FROM o CROSS JOIN h`
+    sql = { text, name: `synchro_pull_check_${createHash('sha256').update(text).digest('hex').slice(0, 24)}` }
     byFp.set(fingerprint, sql)
   }
   return sql
+}
+
+/**
+ * Whether the client row the request's opening statement found (`now`) is the one the peek read the page for: same
+ * row, subscriptions and `last_push_at` (a client re-registered, resubscribed or that pushed since reads afresh).
+ */
+export function unchangedSince(now: CheckHead, peek: PageHead): boolean {
+  return (
+    now.client_row_id === peek.client_row_id &&
+    now.last_push_at === peek.last_push_at &&
+    JSON.stringify(now.bucket_subs) === JSON.stringify(peek.bucket_subs)
+  )
+}
+
+/**
+ * The statement sent with the COMMIT of a request served from a peeked page: the checkpoint advance of client row
+ * `rowId` to `stored` (`caughtUp`: Decision 36), only when no subscribed bucket got a changelog entry after `issued`,
+ * the highest seq issued when the peek ran. One row: `ok`, whether it advanced. The probe walks the (bucket_id, seq)
+ * index in order (`bucketEntries`): without the ORDER BY the planner expected an early hit and scanned the whole
+ * changelog, 6 ms on 100k entries, finding none.
+ */
+export function advanceSql(
+  rowId: string,
+  stored: number,
+  caughtUp: boolean,
+  issued: string,
+  subs: string[],
+): { text: string; values: unknown[] } {
+  const text = `
+WITH f AS (
+  SELECT NOT EXISTS (
+           SELECT 1 FROM unnest($5::text[]) AS b(id)
+            CROSS JOIN LATERAL (
+                  ${bucketEntries('1', '', '$4')}
+                   LIMIT 1) c) AS ok
+),
+${advancePullCte('u', { rowId: '$1', stored: '$2', caughtUp: '$3::boolean', when: '(SELECT ok FROM f)' })}
+SELECT ok FROM f`
+  return { text, values: [rowId, stored, String(caughtUp), issued, subs] }
 }

@@ -144,24 +144,29 @@ export interface PageHead extends Partial<ClientColumns> {
 }
 
 /** The client row columns a gated page's head carries (`CLIENT_COLUMNS`). */
-const CLIENT_HEAD = ['client_row_id', 'bucket_subs', 'last_pull_seq', 'last_sync_at', 'is_active']
+export const CLIENT_HEAD = ['client_row_id', 'bucket_subs', 'last_pull_seq', 'last_sync_at', 'is_active']
 
 /**
  * `o`: the opening facts of a gated page — the catalog fingerprint compared with `fingerprint` (the contract's), the
- * caller's client row ($1 user id, $5 client id), its subscriptions, and `ok`, the gate.
+ * caller's client row (placeholders: user id $1, client id $5 unless `p` says otherwise; checkpoint $2), its
+ * subscriptions, and `ok`, the gate.
  */
-export function openingCte(ctx: EngineContext, fingerprint: string): string {
+export function openingCte(
+  ctx: EngineContext,
+  fingerprint: string,
+  p: { user: string; from: string; client: string } = { user: '$1', from: '$2', client: '$5' },
+): string {
   const tables = `ARRAY[${ctx.contracts
     .fingerprintParam()
     .map((n) => `'${n.replaceAll("'", "''")}'`)
     .join(', ')}]`
   return `
 o AS MATERIALIZED (
-  SELECT ${CLIENT_COLUMNS}, ${sqlRfc3339('c.last_push_at')} AS last_push_at, ${clientSubscriptionsSql('$1')} AS subs,
+  SELECT ${CLIENT_COLUMNS}, ${sqlRfc3339('c.last_push_at')} AS last_push_at, ${clientSubscriptionsSql(p.user)} AS subs,
          ${ctx.contracts.fingerprintSql(tables)} = '${fingerprint.replaceAll("'", "''")}'
-           AND c.id IS NOT NULL AND c.is_active AND NOT ($2::bigint = 0 AND c.last_pull_seq IS NULL) AS ok
+           AND c.id IS NOT NULL AND c.is_active AND NOT (${p.from}::bigint = 0 AND c.last_pull_seq IS NULL) AS ok
     FROM (SELECT 1) one
-    ${clientRowJoin('$1', '$5')}
+    ${clientRowJoin(p.user, p.client)}
 )`
 }
 

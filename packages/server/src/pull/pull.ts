@@ -13,11 +13,11 @@ import { type ClientColumns, type ClientRow, clientRowOf } from '../clients/clie
 import type { EngineContext } from '../core/context.js'
 import { emitHook } from '../core/hooks.js'
 import type { RequestDeadline } from '../limits/deadline.js'
-import { runGated } from '../request/gated.js'
+import { runGated, runGatedThen } from '../request/gated.js'
 import { openRequest, type RequestTx } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { trimRfc3339 } from '../util/time.js'
-import { readAhead, serveSql, takeAhead } from './ahead.js'
+import { advanceSql, type CheckHead, checkSql, readAhead, takeAhead, unchangedSince, withinDeadline } from './ahead.js'
 import { cachedPageSql, type PageHead, type PageRow } from './page.js'
 import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from './record.js'
 import { recordUnrenderable, rejectNul, type Unrenderable, unique, wireUpdatedAt } from './rows.js'
@@ -176,39 +176,37 @@ function startReadAhead(ctx: EngineContext, a: PullArgs, contract: SchemaContrac
 }
 
 /**
- * The pull served from a page read ahead for exactly this request (ahead.ts), in one round trip (two under a
- * finite deadline, as `pullInOneTrip`): the serving statement checks that the page is still what this request
- * would be given, and only then advances the checkpoint. Undefined (nothing written) otherwise.
+ * The pull served from a page read ahead for exactly this request (ahead.ts). Its opening statement (`checkSql`:
+ * the gate, the client row, the retention facts) runs while the peek may still be running; then, if the peek's page
+ * is still what this request would be given, the checkpoint advance travels with the COMMIT (`advanceSql`: two round
+ * trips, as `pullInOneTrip` under a deadline). Undefined (nothing written) otherwise: the other paths answer.
  */
 async function pullAhead(ctx: EngineContext, a: PullArgs): Promise<Served | undefined> {
   const known = lastOpened.get(ctx)
   if (a.tables || !known || ctx.contracts.cachedFor(known.fingerprint) !== known.contract) return undefined
-  const peeked = await takeAhead(ctx, aheadRequest(a), known.contract, a.deadline)
-  if (!peeked) return undefined
-  const page = pageOf(ctx, peeked.rows, peeked.head, a.from, a.limit)
-  if ('reason' in page) return undefined
-  const sql = serveSql(ctx, known.fingerprint)
-  const { head } = peeked
-  const values = [
-    a.userId,
-    a.from,
-    page.checkpoint,
-    String(head.fetched <= a.limit),
-    a.req.client_id,
-    head.bucket_subs,
-    head.client_row_id,
-    head.last_push_at,
-    head.issued,
-  ]
-  const rows = await runGated<{ head: string }>(
-    ctx,
-    a.userId,
-    { settings: SETTINGS, deadline: a.deadline },
-    { text: sql.text, values, prepare: sql.name },
-  )
-  const served = rows?.[0] && (JSON.parse(rows[0].head) as PageHead)
-  const client = served?.ok ? clientRowOf(served as PageHead & ClientColumns, a.userId, a.req.client_id) : undefined
-  return client && { contract: known.contract, client, page }
+  const { contract, fingerprint } = known
+  const ahead = takeAhead(ctx, aheadRequest(a), contract)
+  if (!ahead) return undefined
+  const sql = checkSql(ctx, fingerprint)
+  const query = { text: sql.text, values: [a.userId, a.from, a.req.client_id], prepare: sql.name }
+  const opts = { settings: SETTINGS, deadline: a.deadline }
+  return runGatedThen<{ head: string }, { ok: boolean }, Served>(ctx, a.userId, opts, query, async (rows) => {
+    const text = rows[0]?.head
+    const now = text ? (JSON.parse(text) as CheckHead) : undefined
+    const peeked = await withinDeadline(ahead, a.deadline)
+    if (!now?.ok || !peeked || !unchangedSince(now, peeked.head)) return undefined
+    const client = clientRowOf(now, a.userId, a.req.client_id)
+    if (!client || historyGap(a.from, { compacted: Number(now.compacted), issued: Number(now.issued) }))
+      return undefined
+    const page = pageOf(ctx, peeked.rows, peeked.head, a.from, a.limit)
+    if ('reason' in page) return undefined
+    const { head } = peeked
+    return {
+      commit: advanceSql(client.id, page.checkpoint, head.fetched <= a.limit, head.issued, now.subs),
+      accepted: (done) => done[0]?.ok === true,
+      result: { contract, client, page },
+    }
+  })
 }
 
 /** The pull after `openRequest` (the request transaction's own round trip), then the page and COMMIT. */
