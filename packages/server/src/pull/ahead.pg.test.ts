@@ -20,10 +20,10 @@ afterAll(async () => {
 const CHANGED = 'changed after the read-ahead'
 
 /** Waits until the background read a pull started has finished (no other statement runs in the database). */
-async function settled(): Promise<void> {
+async function settled(on: TestApp): Promise<void> {
   await new Promise((r) => setTimeout(r, 50))
   for (let i = 0; i < 100; i++) {
-    const { rows } = await app.db.pool.query(
+    const { rows } = await on.db.pool.query(
       `SELECT count(*)::int AS n FROM pg_stat_activity
         WHERE datname = current_database() AND state <> 'idle' AND pid <> pg_backend_pid()`,
     )
@@ -33,9 +33,9 @@ async function settled(): Promise<void> {
   throw new Error('background read did not finish')
 }
 
-async function bootstrapped(user: string, clientId?: string) {
-  const reg = await app.registerClient(user, clientId)
-  await app.db.pool.query(`UPDATE sync_clients SET last_pull_seq = 0 WHERE user_id = $1 AND client_id = $2`, [
+async function bootstrapped(user: string, clientId?: string, on: TestApp = app) {
+  const reg = await on.registerClient(user, clientId)
+  await on.db.pool.query(`UPDATE sync_clients SET last_pull_seq = 0 WHERE user_id = $1 AND client_id = $2`, [
     user,
     reg.clientId,
   ])
@@ -43,7 +43,7 @@ async function bootstrapped(user: string, clientId?: string) {
   return {
     ...reg,
     body,
-    pull: (extra: Record<string, unknown>) => app.call('POST', '/sync/pull', { user, body: { ...body, ...extra } }),
+    pull: (extra: Record<string, unknown>) => on.call('POST', '/sync/pull', { user, body: { ...body, ...extra } }),
   }
 }
 
@@ -51,14 +51,14 @@ async function bootstrapped(user: string, clientId?: string) {
  * Three orders of a fresh user with one changelog entry each; page 1 (limit 1) served, the page of the second order
  * read ahead, then that order changed directly (no entry).
  */
-async function afterFirstPage(clientId?: string) {
+async function afterFirstPage(clientId?: string, on: TestApp = app) {
   const user = randomUUID()
-  const c = await bootstrapped(user, clientId)
+  const c = await bootstrapped(user, clientId, on)
   const orders = [randomUUID(), randomUUID(), randomUUID()]
   let from: number | undefined
   for (const id of orders) {
-    await app.db.pool.query(`INSERT INTO orders (id, user_id, ship_address) VALUES ($1, $2, 'before')`, [id, user])
-    const { rows } = await app.db.pool.query(
+    await on.db.pool.query(`INSERT INTO orders (id, user_id, ship_address) VALUES ($1, $2, 'before')`, [id, user])
+    const { rows } = await on.db.pool.query(
       `INSERT INTO sync_changelog (bucket_id, table_name, record_id, operation) VALUES ($1, 'orders', $2, 1)
        RETURNING seq::int`,
       [`user:${user}`, id],
@@ -68,8 +68,8 @@ async function afterFirstPage(clientId?: string) {
   const first = await c.pull({ checkpoint: from })
   expect(first.status).toBe(200)
   expect([first.body.changes.map((r: { id: string }) => r.id), first.body.has_more]).toEqual([[orders[0]], true])
-  await settled()
-  await app.db.pool.query(`UPDATE orders SET ship_address = $2 WHERE id = $1`, [orders[1], CHANGED])
+  await settled(on)
+  await on.db.pool.query(`UPDATE orders SET ship_address = $2 WHERE id = $1`, [orders[1], CHANGED])
   return { user, c, orders, next: first.body.checkpoint as number }
 }
 
@@ -154,5 +154,17 @@ describe('pull read-ahead', () => {
     ])
     const gone = await compacted.c.pull({ checkpoint: compacted.next })
     expect(gone.body).toMatchObject({ snapshot_required: true, snapshot_reason: 'checkpoint_before_retention' })
+  })
+
+  it('none when the read-ahead TTL is 0, nor for a page above the byte cap (a quarter of snapshotReadAhead.maxBytes)', async () => {
+    for (const snapshotReadAhead of [{ ttlMs: 0 }, { maxBytes: 1_000 }]) {
+      const other = await createTestApp({ seed: true, engine: { snapshotReadAhead } })
+      try {
+        const { c, next } = await afterFirstPage(undefined, other)
+        expect(address(await c.pull({ checkpoint: next }))).toEqual([CHANGED])
+      } finally {
+        await other.close()
+      }
+    }
   })
 })
