@@ -2,6 +2,9 @@
 // as the HTTP handler does (pages of P entries: changelog page
 // query, dedup, one hydration query per table rendering JSON in PostgreSQL, checkpoint advance) against a raw keyset
 // SELECT of the same rows with the same page size (`SELECT * FROM orders WHERE id > $1 ORDER BY id LIMIT P`).
+// The engine reads each next page ahead (pull/ahead.ts) while the bench renders the page and reads the raw side's:
+// in a deployment that is the time the response travels and the client applies it. Both share the machine's cores
+// then, so the raw side runs next to that background read.
 // Usage: npx tsx bench/pull/index.ts [changes] [pageSize]
 //        (env BENCH_PULL_CHANGES, default 100 000; BENCH_PULL_PAGE, default 1000; BENCH_QUICK=1 → 10 000 changes)
 // Target (docs/performance.md): ours ≥ 0.5 × raw.

@@ -50,12 +50,13 @@ export function historyServes(param: string): string {
  * planner (bucket_id being "fixed", the ORDER BY reduces to seq) walked the seq (primary key) index filtering
  * buckets whenever the statistics made the bucket look common — and a bucket with few entries (`global`) then
  * walked the whole changelog tail on every page (9–13 ms per page of a 100k tail instead of 0.1 ms).
- * `columns` are changelog columns (seq, table_name, record_id, operation); `extra` is appended to the WHERE clause.
+ * `columns` are changelog columns (seq, table_name, record_id, operation); `extra` is appended to the WHERE clause;
+ * `after` is the placeholder of the seq the entries follow.
  */
-export function bucketEntries(columns: string, extra: string): string {
+export function bucketEntries(columns: string, extra: string, after = '$2'): string {
   return `SELECT ${columns}
            FROM sync_changelog
-          WHERE (bucket_id, seq) > (b.id, $2::bigint) AND bucket_id <= b.id${extra}
+          WHERE (bucket_id, seq) > (b.id, ${after}::bigint) AND bucket_id <= b.id${extra}
           ORDER BY bucket_id, seq`
 }
 

@@ -33,7 +33,8 @@ export interface EngineOptions {
    * (default 9 000; 0 = off) and keeps them in this instance's memory for the same user's and client's next page
    * (which still checks the client and the schema first), for at most `ttlMs` (default 30 000). All clients' rows
    * together stay within `maxBytes` (default 64 MiB, text counted at 2 bytes a character); above half of it pages
-   * read only their own rows.
+   * read only their own rows. Pull pages are read ahead the same way (pull/ahead.ts: the next page, kept `ttlMs`, all
+   * of them within a quarter of `maxBytes`; `ttlMs` 0 turns both off).
    */
   snapshotReadAhead?: { rows?: number; maxBytes?: number; ttlMs?: number }
   /** Active clients one user may register (default 100); a new client_id beyond → 403. 0 = unbounded. */

@@ -11,6 +11,7 @@ import {
 import type { EngineContext } from '../core/context.js'
 import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
+import { sqlRfc3339 } from '../util/time.js'
 import { idTypeOf, ROW_ALIAS, recordColumnsSql } from './rows.js'
 
 /**
@@ -21,8 +22,10 @@ import { idTypeOf, ROW_ALIAS, recordColumnsSql } from './rows.js'
  *   the client id; the statement reads the client row and the catalog fingerprint itself, and reads and writes
  *   nothing unless the fingerprint is the one `contract` was built for, the client row exists and is active, and it
  *   is not a never-snapshotted client pulling from 0. Its head row reports that (`ok`) with the client row.
+ * - `peek`: `gated` without the checkpoint advance (it writes nothing), its head also carrying the client's
+ *   `last_push_at`: a page read ahead of the request that will ask for it (ahead.ts).
  */
-export type PageMode = { kind: 'opened' } | { kind: 'gated'; fingerprint: string }
+export type PageMode = { kind: 'opened' } | { kind: 'gated' | 'peek'; fingerprint: string }
 
 /**
  * The whole page in ONE statement (one MVCC snapshot, one round trip, no ids shipped back and forth):
@@ -58,7 +61,8 @@ function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean
     FROM ${t.sqlName} ${ROW_ALIAS}
    WHERE ${match}${read ? ` AND ${read}` : ''}`
   })
-  const gated = mode.kind === 'gated'
+  const gated = mode.kind !== 'opened'
+  const advance = mode.kind !== 'peek'
   const served = `${historyServes('$2')}${gated ? ' AND (SELECT ok FROM o)' : ''}`
   const buckets = gated ? '(SELECT DISTINCT unnest(subs) FROM o)' : 'unnest($1::text[])'
   const last = `(SELECT last FROM k)`
@@ -68,6 +72,7 @@ function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean
   const facts = [
     `'compacted', h.compacted::text, 'issued', h.issued::text, 'fetched', k.fetched, 'last_seq', k.last::text`,
     ...(gated ? [`'ok', o.ok`, ...CLIENT_HEAD.map((c) => `'${c}', o.${c}`)] : []),
+    ...(advance ? [] : [`'last_push_at', o.last_push_at`]),
   ]
   const head = `CASE WHEN d.seq IS NOT DISTINCT FROM k.first THEN json_build_object(${facts.join(', ')})::text END AS head`
   return `
@@ -92,20 +97,18 @@ d AS MATERIALIZED (
 r AS (
   ${hydrations.join('\n  UNION ALL\n  ')}
 ),
-k AS (SELECT (SELECT count(*) FROM e) AS fetched, (SELECT max(seq) FROM p) AS last, (SELECT min(seq) FROM d) AS first),
-${
-  filtered
-    ? `
+k AS (SELECT (SELECT count(*) FROM e) AS fetched, (SELECT max(seq) FROM p) AS last, (SELECT min(seq) FROM d) AS first)${
+    filtered
+      ? `,
 sk AS (
   SELECT min(c.seq) AS seq
     FROM ${buckets} AS b(id)
    CROSS JOIN LATERAL (
          ${bucketEntries('seq', ` AND seq <= ${last} AND NOT (table_name = ANY($6::text[]))`)}
           LIMIT 1) c
-),`
-    : ''
-}
-${advancePullCte('u', { rowId: gated ? '(SELECT client_row_id FROM o)' : '$5', stored, caughtUp, when: served })}
+)`
+      : ''
+  }${advance ? `,\n${advancePullCte('u', { rowId: gated ? '(SELECT client_row_id FROM o)' : '$5', stored, caughtUp, when: served })}` : ''}
 SELECT ${head}, d.seq AS ord, d.table_name, d.record_id AS id, d.operation,
        NULL::text AS data, NULL AS updated_at, NULL AS deleted_at
   FROM h CROSS JOIN k${gated ? ' CROSS JOIN o' : ''} LEFT JOIN d ON true
@@ -115,8 +118,23 @@ SELECT NULL, NULL, r.table_name, r.id, NULL, r.data, r.updated_at, r.deleted_at
  ORDER BY ord NULLS LAST`
 }
 
+/** One row of the page statement (page.ts): an entry (operation set) or a hydrated row (operation null). */
+export interface PageRow {
+  /** The page facts (`PageHead` as JSON), on the first row only. */
+  head: string | null
+  table_name: string | null
+  id: string | null
+  operation: number | null
+  /** The row's JSON text as PostgreSQL rendered it (passed through to the response, see record.ts); null: no row. */
+  data: string | null
+  updated_at: string | null
+  deleted_at: string | null
+}
+
 /** The page facts, in the first row's `head` (JSON text: one column instead of one per fact on every row). */
 export interface PageHead extends Partial<ClientColumns> {
+  /** Peeked pages: the client's `last_push_at` (RFC 3339 text) when the page was read. */
+  last_push_at?: string | null
   compacted: string
   issued: string
   fetched: number
@@ -126,24 +144,29 @@ export interface PageHead extends Partial<ClientColumns> {
 }
 
 /** The client row columns a gated page's head carries (`CLIENT_COLUMNS`). */
-const CLIENT_HEAD = ['client_row_id', 'bucket_subs', 'last_pull_seq', 'last_sync_at', 'is_active']
+export const CLIENT_HEAD = ['client_row_id', 'bucket_subs', 'last_pull_seq', 'last_sync_at', 'is_active']
 
 /**
  * `o`: the opening facts of a gated page — the catalog fingerprint compared with `fingerprint` (the contract's), the
- * caller's client row ($1 user id, $5 client id), its subscriptions, and `ok`, the gate.
+ * caller's client row (placeholders: user id $1, client id $5 unless `p` says otherwise; checkpoint $2), its
+ * subscriptions, and `ok`, the gate.
  */
-function openingCte(ctx: EngineContext, fingerprint: string): string {
+export function openingCte(
+  ctx: EngineContext,
+  fingerprint: string,
+  p: { user: string; from: string; client: string } = { user: '$1', from: '$2', client: '$5' },
+): string {
   const tables = `ARRAY[${ctx.contracts
     .fingerprintParam()
     .map((n) => `'${n.replaceAll("'", "''")}'`)
     .join(', ')}]`
   return `
 o AS MATERIALIZED (
-  SELECT ${CLIENT_COLUMNS}, ${clientSubscriptionsSql('$1')} AS subs,
+  SELECT ${CLIENT_COLUMNS}, ${sqlRfc3339('c.last_push_at')} AS last_push_at, ${clientSubscriptionsSql(p.user)} AS subs,
          ${ctx.contracts.fingerprintSql(tables)} = '${fingerprint.replaceAll("'", "''")}'
-           AND c.id IS NOT NULL AND c.is_active AND NOT ($2::bigint = 0 AND c.last_pull_seq IS NULL) AS ok
+           AND c.id IS NOT NULL AND c.is_active AND NOT (${p.from}::bigint = 0 AND c.last_pull_seq IS NULL) AS ok
     FROM (SELECT 1) one
-    ${clientRowJoin('$1', '$5')}
+    ${clientRowJoin(p.user, p.client)}
 )`
 }
 
@@ -172,7 +195,7 @@ export function cachedPageSql(
     byKey = new Map()
     byCtx.set(ctx, byKey)
   }
-  const key = `${filtered}/${mode.kind === 'gated' ? mode.fingerprint : ''}`
+  const key = `${filtered}/${mode.kind}/${mode.kind === 'opened' ? '' : mode.fingerprint}`
   let sql = byKey.get(key)
   if (!sql) {
     const text = pageSql(ctx, contract, filtered, mode)

@@ -13,26 +13,14 @@ import { type ClientColumns, type ClientRow, clientRowOf } from '../clients/clie
 import type { EngineContext } from '../core/context.js'
 import { emitHook } from '../core/hooks.js'
 import type { RequestDeadline } from '../limits/deadline.js'
-import { runGated } from '../request/gated.js'
+import { runGated, runGatedThen } from '../request/gated.js'
 import { openRequest, type RequestTx } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { trimRfc3339 } from '../util/time.js'
-import { cachedPageSql, type PageHead } from './page.js'
+import { advanceSql, type CheckHead, checkSql, readAhead, takeAhead, unchangedSince, withinDeadline } from './ahead.js'
+import { cachedPageSql, type PageHead, type PageRow } from './page.js'
 import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from './record.js'
 import { recordUnrenderable, rejectNul, type Unrenderable, unique, wireUpdatedAt } from './rows.js'
-
-/** One row of the page statement (page.ts): an entry (operation set) or a hydrated row (operation null). */
-interface PageRow {
-  /** The page facts (`PageHead` as JSON), on the first row only. */
-  head: string | null
-  table_name: string | null
-  id: string | null
-  operation: number | null
-  /** The row's JSON text as PostgreSQL rendered it (passed through to the response, see record.ts); null: no row. */
-  data: string | null
-  updated_at: string | null
-  deleted_at: string | null
-}
 
 /** POST /sync/pull (PROTOCOL.md §1.5, §3 D; Decisions 1, 5, 8, 9, 10, 14, 19). */
 export async function pull(
@@ -49,7 +37,7 @@ export async function pull(
   const tables = req.tables && req.tables.length > 0 ? unique(req.tables) : undefined
 
   const args: PullArgs = { userId, req, from: checkpoint, limit, tables, deadline }
-  const served = (await pullInOneTrip(ctx, args)) ?? (await pullOpened(ctx, args))
+  const served = (await pullAhead(ctx, args)) ?? (await pullInOneTrip(ctx, args)) ?? (await pullOpened(ctx, args))
   const { contract, client, page } = served
   const subs = unique(client.bucketSubs)
   const base = { schema_version: contract.version, schema_hash: contract.hash }
@@ -67,6 +55,7 @@ export async function pull(
     }
   }
   if ('reason' in page) return required(page.reason)
+  if (page.hasMore && !tables) startReadAhead(ctx, { ...args, from: page.checkpoint }, contract)
   await recordUnrenderable(ctx, page.unrenderable)
 
   const out: PullResponse = {
@@ -165,6 +154,59 @@ async function pullInOneTrip(ctx: EngineContext, a: PullArgs): Promise<Served | 
   const client = clientRowOf(head as PageHead & ClientColumns, userId, req.client_id)
   if (!client) return undefined
   return { contract, client, page: pageOf(ctx, rows, head, from, limit) }
+}
+
+/** What ahead.ts keys a page by: the request's user, client, checkpoint, limit and schema pair. */
+function aheadRequest(a: PullArgs) {
+  return {
+    userId: a.userId,
+    clientId: a.req.client_id,
+    from: a.from,
+    limit: a.limit,
+    schemaVersion: a.req.schema_version,
+    schemaHash: a.req.schema_hash,
+  }
+}
+
+/** Reads the page after `a` ahead (ahead.ts) when `contract` is the current one the last opened pull found. */
+function startReadAhead(ctx: EngineContext, a: PullArgs, contract: SchemaContract): void {
+  const known = lastOpened.get(ctx)
+  if (known?.contract !== contract || ctx.contracts.cachedFor(known.fingerprint) !== contract) return
+  readAhead(ctx, aheadRequest(a), contract, known.fingerprint)
+}
+
+/**
+ * The pull served from a page read ahead for exactly this request (ahead.ts). Its opening statement (`checkSql`:
+ * the gate, the client row, the retention facts) runs while the peek may still be running; then, if the peek's page
+ * is still what this request would be given, the checkpoint advance travels with the COMMIT (`advanceSql`: two round
+ * trips, as `pullInOneTrip` under a deadline). Undefined (nothing written) otherwise: the other paths answer.
+ */
+async function pullAhead(ctx: EngineContext, a: PullArgs): Promise<Served | undefined> {
+  const known = lastOpened.get(ctx)
+  if (a.tables || !known || ctx.contracts.cachedFor(known.fingerprint) !== known.contract) return undefined
+  const { contract, fingerprint } = known
+  const ahead = takeAhead(ctx, aheadRequest(a), contract)
+  if (!ahead) return undefined
+  const sql = checkSql(ctx, fingerprint)
+  const query = { text: sql.text, values: [a.userId, a.from, a.req.client_id], prepare: sql.name }
+  const opts = { settings: SETTINGS, deadline: a.deadline }
+  return runGatedThen<{ head: string }, { ok: boolean }, Served>(ctx, a.userId, opts, query, async (rows) => {
+    const text = rows[0]?.head
+    const now = text ? (JSON.parse(text) as CheckHead) : undefined
+    const peeked = await withinDeadline(ahead, a.deadline)
+    if (!now?.ok || !peeked || !unchangedSince(now, peeked.head)) return undefined
+    const client = clientRowOf(now, a.userId, a.req.client_id)
+    if (!client || historyGap(a.from, { compacted: Number(now.compacted), issued: Number(now.issued) }))
+      return undefined
+    const page = pageOf(ctx, peeked.rows, peeked.head, a.from, a.limit)
+    if ('reason' in page) return undefined
+    const { head } = peeked
+    return {
+      commit: advanceSql(client.id, page.checkpoint, head.fetched <= a.limit, head.issued, now.subs),
+      accepted: (done) => done[0]?.ok === true,
+      result: { contract, client, page },
+    }
+  })
 }
 
 /** The pull after `openRequest` (the request transaction's own round trip), then the page and COMMIT. */

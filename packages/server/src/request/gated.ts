@@ -25,29 +25,14 @@ export async function runGated<R extends object>(
   opts: { settings?: { [name: string]: string }; deadline?: RequestDeadline },
   query: CommitQuery & { prepare: string },
 ): Promise<R[] | undefined> {
-  const db = await ctx.pool.connect()
-  const unwatch = watchProgress(db, opts.deadline)
-  try {
-    opts.deadline?.check() // answered 503 while waiting for a connection: do nothing
-    const settings = Object.entries({ ...opts.settings, ...deadlineSettings(opts.deadline) })
-    const open = inlined(
-      db,
-      `SELECT set_config('app.user_id', $1, true)${settings.map(([name], i) => `, set_config('${name}', $${i + 2}, true)`).join('')}`,
-      [userId, ...settings.map(([, value]) => value)],
-    )
-    const call = open === undefined ? undefined : inlinedCall(db, query.text, query.values, query.prepare)
-    if (open === undefined || call === undefined) {
-      unwatch()
-      db.release()
-      return undefined
-    }
+  return onGatedConnection(ctx, userId, opts, query, async (db, begin) => {
     // Without a finite deadline the COMMIT travels with the statement. With one, it must stay cut-off-able until the
     // COMMIT: a database that stalls while the opening runs gets a 503 within the deadline, and the late statement
     // then rolls back (COMMIT in a round trip of its own, as openRequest's).
     const bounded = opts.deadline !== undefined && Number.isFinite(opts.deadline.timeoutMs)
     if (!bounded) opts.deadline?.beginCommit()
     const results = (await db.query({
-      text: `BEGIN;\n${open};\n${call}${bounded ? '' : ';\nCOMMIT'}`,
+      text: `${begin}${bounded ? '' : ';\nCOMMIT'}`,
       types: query.types,
     })) as unknown as pg.QueryResult<R>[]
     if (bounded) {
@@ -58,19 +43,98 @@ export async function runGated<R extends object>(
       opts.deadline?.beginCommit()
       await db.query('COMMIT')
     }
+    return results[results.length - (bounded ? 1 : 2)]?.rows ?? []
+  })
+}
+
+/**
+ * `runGated` for a statement that writes nothing, whose transaction stays open while `decide` looks at its rows
+ * (and whatever else it awaits): `decide` returns the bookkeeping statement to send with the COMMIT — after a
+ * deadline check, in the deadline's commit phase — and the result, or undefined to roll back. The result is returned
+ * when `commit`'s rows satisfy `accepted` (it wrote what it decided to), undefined otherwise (the caller's other path
+ * runs) and, as `runGated`, when a value cannot travel as a literal or the prepared statement was lost.
+ */
+export async function runGatedThen<R extends object, C extends object, T>(
+  ctx: EngineContext,
+  userId: string,
+  opts: { settings?: { [name: string]: string }; deadline?: RequestDeadline },
+  query: CommitQuery & { prepare: string },
+  decide: (rows: R[]) => Promise<{ commit: CommitQuery; accepted: (rows: C[]) => boolean; result: T } | undefined>,
+): Promise<T | undefined> {
+  return onGatedConnection(ctx, userId, opts, query, async (db, begin) => {
+    const results = (await db.query({ text: begin, types: query.types })) as unknown as pg.QueryResult<R>[]
+    const next = await decide(results[results.length - 1]?.rows ?? [])
+    const write = next && inlined(db, next.commit.text, next.commit.values)
+    if (write === undefined) await db.query('ROLLBACK')
+    else opts.deadline?.beginCommit() // throws when answered 503 meanwhile: rolled back below
+    const done =
+      write === undefined
+        ? undefined
+        : ((await db.query({ text: `${write};\nCOMMIT`, types: next?.commit.types })) as unknown as pg.QueryResult<C>[])
+    return next && done && next.accepted(done[0]?.rows ?? []) ? next.result : undefined
+  })
+}
+
+/**
+ * `run` on a pool connection with the text that opens the transaction and runs `query` (`gatedBegin`); the
+ * connection goes back (`query` prepared on it) after `run`, or after a rollback when `run` throws.
+ */
+async function onGatedConnection<T>(
+  ctx: EngineContext,
+  userId: string,
+  opts: { settings?: { [name: string]: string }; deadline?: RequestDeadline },
+  query: CommitQuery & { prepare: string },
+  run: (db: pg.PoolClient, begin: string) => Promise<T>,
+): Promise<T | undefined> {
+  const db = await ctx.pool.connect()
+  const unwatch = watchProgress(db, opts.deadline)
+  try {
+    const begin = gatedBegin(db, userId, opts, query)
+    if (begin === undefined) {
+      unwatch()
+      db.release()
+      return undefined
+    }
+    const out = await run(db, begin)
     unwatch()
     await prepareAfter(db, query.prepare, query.text)
     db.release()
-    return results[results.length - (bounded ? 1 : 2)]?.rows ?? []
+    return out
   } catch (err) {
-    const rolledBack = await db.query('ROLLBACK').then(
-      () => true,
-      () => false,
-    )
-    unwatch()
-    db.release(rolledBack ? undefined : true)
-    // A prepared statement gone missing (a pooler in between): nothing was written, the caller's other path runs.
-    if (rolledBack && lostPreparedStatement(err)) return undefined
-    throw err
+    return rollBack(db, unwatch, err)
   }
+}
+
+/**
+ * `BEGIN;` the opening (app.user_id, settings, deadline timeouts) and `query`, as one text — undefined, having sent
+ * nothing, when a value cannot travel as a literal. Throws when the request was answered 503 already.
+ */
+function gatedBegin(
+  db: pg.PoolClient,
+  userId: string,
+  opts: { settings?: { [name: string]: string }; deadline?: RequestDeadline },
+  query: CommitQuery & { prepare: string },
+): string | undefined {
+  opts.deadline?.check() // answered 503 while waiting for a connection: do nothing
+  const settings = Object.entries({ ...opts.settings, ...deadlineSettings(opts.deadline) })
+  const open = inlined(
+    db,
+    `SELECT set_config('app.user_id', $1, true)${settings.map(([name], i) => `, set_config('${name}', $${i + 2}, true)`).join('')}`,
+    [userId, ...settings.map(([, value]) => value)],
+  )
+  const call = open === undefined ? undefined : inlinedCall(db, query.text, query.values, query.prepare)
+  return open === undefined || call === undefined ? undefined : `BEGIN;\n${open};\n${call}`
+}
+
+/** After a failure: roll back and release; undefined when the prepared statement was lost (nothing was written). */
+async function rollBack(db: pg.PoolClient, unwatch: () => void, err: unknown): Promise<undefined> {
+  const rolledBack = await db.query('ROLLBACK').then(
+    () => true,
+    () => false,
+  )
+  unwatch()
+  db.release(rolledBack ? undefined : true)
+  // A prepared statement gone missing (a pooler in between): nothing was written, the caller's other path runs.
+  if (rolledBack && lostPreparedStatement(err)) return undefined
+  throw err
 }
