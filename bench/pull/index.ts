@@ -2,9 +2,9 @@
 // as the HTTP handler does (pages of P entries: changelog page
 // query, dedup, one hydration query per table rendering JSON in PostgreSQL, checkpoint advance) against a raw keyset
 // SELECT of the same rows with the same page size (`SELECT * FROM orders WHERE id > $1 ORDER BY id LIMIT P`).
-// The engine reads each next page ahead (pull/ahead.ts) while the bench renders the page and reads the raw side's:
-// in a deployment that is the time the response travels and the client applies it. Both share the machine's cores
-// then, so the raw side runs next to that background read.
+// The engine reads each next page ahead (pull/ahead.ts) while the caller handles the current one. So that this
+// background read never runs next to the raw side's timed statements, a round times one whole catch-up of each side
+// (which goes first alternates between rounds); the ratio is the median of the rounds'.
 // Usage: npx tsx bench/pull/index.ts [changes] [pageSize]
 //        (env BENCH_PULL_CHANGES, default 100 000; BENCH_PULL_PAGE, default 1000; BENCH_QUICK=1 → 10 000 changes)
 // Target (docs/performance.md): ours ≥ 0.5 × raw.
@@ -46,65 +46,73 @@ interface Totals {
   pages: number
 }
 
-/**
- * One catch-up of both sides, page by page, alternating: one engine.pull page, then one raw page. Interleaving makes
- * both sides see the same machine load (this box is shared; back-to-back whole runs differed by 2× in raw speed).
- */
+/** One whole catch-up through engine.pull (no other work runs while it is timed). */
+async function oursCatchUp(
+  engine: Engine,
+  user: string,
+  clientId: string,
+  pair: { v: number; h: string },
+): Promise<Totals> {
+  const ours: Totals = { seconds: 0, records: 0, pages: 0 }
+  let checkpoint = 0
+  const t0 = performance.now()
+  for (;;) {
+    const r = await engine.pull(
+      user,
+      { client_id: clientId, checkpoint, limit: page, schema_version: pair.v, schema_hash: pair.h },
+      handlerOptions(),
+    )
+    // What the handler sends for the page: the response body as text (row data spliced, record.ts).
+    renderJson(r)
+    ours.records += r.changes.length
+    ours.pages++
+    checkpoint = r.checkpoint
+    if (!r.has_more) break
+  }
+  ours.seconds = (performance.now() - t0) / 1000
+  return ours
+}
+
+/** The same rows, raw: keyset pages of `SELECT *`. */
+async function rawCatchUp(pool: pg.Pool): Promise<Totals> {
+  const raw: Totals = { seconds: 0, records: 0, pages: 0 }
+  const db = await pool.connect()
+  try {
+    let after = '00000000-0000-0000-0000-000000000000'
+    const t0 = performance.now()
+    for (;;) {
+      const { rows } = await db.query<{ id: string }>('SELECT * FROM orders WHERE id > $1 ORDER BY id LIMIT $2', [
+        after,
+        page,
+      ])
+      raw.records += rows.length
+      raw.pages++
+      const last = rows[rows.length - 1]
+      if (!last || rows.length < page) break
+      after = last.id
+    }
+    raw.seconds = (performance.now() - t0) / 1000
+  } finally {
+    db.release()
+  }
+  return raw
+}
+
+/** One round: a whole catch-up of each side, `oursFirst` deciding the order. */
 async function round(
   engine: Engine,
   pool: pg.Pool,
   user: string,
   clientId: string,
   pair: { v: number; h: string },
+  oursFirst: boolean,
 ): Promise<{ ours: Totals; raw: Totals }> {
-  const ours: Totals = { seconds: 0, records: 0, pages: 0 }
-  const raw: Totals = { seconds: 0, records: 0, pages: 0 }
-  const db = await pool.connect()
-  let checkpoint = 0
-  let after = '00000000-0000-0000-0000-000000000000'
-  let oursDone = false
-  let rawDone = false
-  try {
-    while (!oursDone || !rawDone) {
-      if (!oursDone) {
-        const t0 = performance.now()
-        const r = await engine.pull(
-          user,
-          {
-            client_id: clientId,
-            checkpoint,
-            limit: page,
-            schema_version: pair.v,
-            schema_hash: pair.h,
-          },
-          handlerOptions(),
-        )
-        // What the handler sends for the page: the response body as text (row data spliced, record.ts).
-        renderJson(r)
-        ours.seconds += (performance.now() - t0) / 1000
-        ours.records += r.changes.length
-        ours.pages++
-        checkpoint = r.checkpoint
-        oursDone = !r.has_more
-      }
-      if (!rawDone) {
-        const t0 = performance.now()
-        const { rows } = await db.query<{ id: string }>(`SELECT * FROM orders WHERE id > $1 ORDER BY id LIMIT $2`, [
-          after,
-          page,
-        ])
-        raw.seconds += (performance.now() - t0) / 1000
-        raw.records += rows.length
-        raw.pages++
-        const last = rows[rows.length - 1]
-        if (last) after = last.id
-        rawDone = !last || rows.length < page
-      }
-    }
-  } finally {
-    db.release()
+  if (oursFirst) {
+    const ours = await oursCatchUp(engine, user, clientId, pair)
+    return { ours, raw: await rawCatchUp(pool) }
   }
-  return { ours, raw }
+  const raw = await rawCatchUp(pool)
+  return { ours: await oursCatchUp(engine, user, clientId, pair), raw }
 }
 
 const bench = await createBenchDatabase('pull')
@@ -133,7 +141,7 @@ try {
   // Several rounds; the reported ratio is the median of the per-round ratios (robust to a noisy neighbour).
   const rounds: { ours: Totals; raw: Totals; ratio: number }[] = []
   for (let i = 0; i < ROUNDS; i++) {
-    const r = await round(engine, pool, user, clientId, pair)
+    const r = await round(engine, pool, user, clientId, pair, i % 2 === 0)
     if (r.ours.records !== changes || r.raw.records !== changes) {
       throw new Error(`record count mismatch: ours ${r.ours.records}, raw ${r.raw.records}, expected ${changes}`)
     }
