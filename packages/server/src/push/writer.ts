@@ -210,11 +210,11 @@ export class BatchWriter {
 function statementOf(reg: Registry, g: Group, strict = false): Statement {
   switch (g.kind) {
     case 'create':
-      return insertStatement(reg, g.info.t, g.cols, strict)
+      return insertStatement(reg, g.info, g.cols, strict)
     case 'update':
-      return updateStatement(reg, g.info.t, g.cols, false, g.info.idKind, strict)
+      return updateStatement(reg, g.info, g.cols, false, strict)
     case 'resurrect':
-      return updateStatement(reg, g.info.t, g.cols, true, g.info.idKind, strict)
+      return updateStatement(reg, g.info, g.cols, true, strict)
     case 'delete':
       return deleteStatement(reg, g.info.t, g.info.idKind, strict)
   }
