@@ -34,6 +34,7 @@ export class PushRun {
   readonly #optimistic: boolean
   readonly #resolve: Resolve
   #items: Item[] | undefined
+  #tables: ReturnType<typeof byTable> | undefined
 
   constructor(
     readonly ctx: EngineContext,
@@ -77,9 +78,8 @@ export class PushRun {
    */
   stampReads(changes: readonly PushRecord[]): StampRead[] {
     if (!this.#optimistic) return []
-    return [...byTable(this.validate(changes)).values()]
-      .filter((e) => e.probe.size > 0)
-      .map((e) => ({ info: e.info, keys: [...e.probe] }))
+    this.#tables ??= byTable(this.validate(changes))
+    return [...this.#tables.values()].filter((e) => e.probe.size > 0).map((e) => ({ info: e.info, keys: [...e.probe] }))
   }
 
   /** `stamps`: the rows of `stampReads`' queries by table name, when the caller ran them. */
@@ -104,7 +104,8 @@ export class PushRun {
    * the caller's (to tell a global row from an invisible one).
    */
   async #preload(items: readonly Item[], stamps?: ReadonlyMap<string, readonly LockRow[]>): Promise<void> {
-    const tables = byTable(items)
+    this.#tables ??= byTable(items)
+    const tables = this.#tables
     if (!this.#optimistic) {
       for (const { info, keys, probe } of tables.values()) await this.#rows.load(info, [...keys], probe)
       return
