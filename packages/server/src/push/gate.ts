@@ -77,6 +77,7 @@ export async function pushInOneTrip(
     const stamps = await open(ctx, db, userId, req.client_id, known.fingerprint, reads, deadline)
     if (!(stamps instanceof Map)) {
       await end('ROLLBACK', stamps === 'failed')
+      deadline?.check() // answered 503 meanwhile (a stalled or timed-out opening): no second attempt
       return
     }
     const results = await run.run(changes, stamps)
