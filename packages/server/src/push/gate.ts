@@ -4,7 +4,7 @@ import type pg from 'pg'
 import { touchClientForPush } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
 import { DeadlineExceededError, deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
-import type { CommitQuery } from '../request/open.js'
+import { type CommitQuery, lostPreparedStatement } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { EXACT_JSON_TYPES } from '../util/json.js'
 import { executeCall, quoteLiteral } from './roundtrip.js'
@@ -37,7 +37,8 @@ export async function pushInOneTrip(
   deadline: RequestDeadline | undefined,
 ): Promise<{ contract: SchemaContract; results: PushResult[] } | undefined> {
   const known = lastOpened.get(ctx)
-  if (!known || ctx.hooks.onPushAccepted || ctx.contracts.cachedFor(known.fingerprint) !== known.contract) return
+  if (!gating || !known || ctx.hooks.onPushAccepted || ctx.contracts.cachedFor(known.fingerprint) !== known.contract)
+    return
   const { contract } = known
   if (contract.version !== req.schema_version || contract.hash !== req.schema_hash) return
   if (userId.includes('\u0000') || req.client_id.includes('\u0000')) return
@@ -89,6 +90,9 @@ export async function pushInOneTrip(
   }
 }
 
+/** False once a prepared statement went missing (see `open`). */
+let gating = true
+
 /** Per engine, the contract the last opened push found current and its catalog fingerprint. */
 const lastOpened = new WeakMap<EngineContext, { fingerprint: string; contract: SchemaContract }>()
 
@@ -123,7 +127,10 @@ async function open(
   let results: pg.QueryResult[]
   try {
     results = (await db.query({ text: parts.join(';\n'), types: EXACT_JSON_TYPES })) as unknown as pg.QueryResult[]
-  } catch {
+  } catch (err) {
+    // A prepared statement gone missing: a transaction-mode pooler sits in between (request/open.ts), where a
+    // statement prepared in one transaction may be missing in the next. No more gates in this process.
+    if (lostPreparedStatement(err)) gating = false
     return 'failed'
   }
   // One result per statement; an EXECUTE's is the last of its part (a part may begin with PREPARE).
