@@ -51,13 +51,17 @@ export async function pushInOneTrip(
     ended = true
     const expired = command === 'COMMIT' && deadline?.expired === true
     if (command === 'COMMIT' && !expired) deadline?.beginCommit()
-    const ok = await db.query(expired ? 'ROLLBACK' : command).then(
-      () => true,
-      (err: unknown) => (command === 'COMMIT' ? Promise.reject(err) : false),
-    )
+    let failed: { err: unknown } | undefined
+    try {
+      await db.query(expired ? 'ROLLBACK' : command)
+    } catch (err) {
+      failed = { err }
+      if (command === 'COMMIT') await db.query('ROLLBACK').catch(() => {})
+    }
     unwatch()
-    db.release(ok && !discard ? undefined : true)
+    db.release(failed || discard ? true : undefined)
     if (expired) throw new DeadlineExceededError()
+    if (failed && command === 'COMMIT') throw failed.err
   }
   const commit = async <R extends object>(query: CommitQuery): Promise<R[]> => {
     if (deadline?.expired) throw new DeadlineExceededError()
