@@ -3,11 +3,13 @@ import { createTestApp, type TestApp } from '@synchro/test-harness'
 import pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createEngine, type Engine } from '../engine/engine.js'
+import { StaleClientRejectedError } from '../errors.js'
 
 /**
  * The last write of a push commits in its own round trip (commit.ts); when it cannot answer every record, the
- * transaction rolls back and the push runs again the usual way. These tests look at the statements sent and at the
- * answers of both ways.
+ * transaction rolls back and the push runs again the usual way. After a first push, the opening of the next ones rides
+ * in the round trip of their stamp reads (gate.ts); when that gate is closed the `openRequest` path answers. These
+ * tests look at the statements sent and at the answers of every way.
  */
 describe('push: the last write commits with its statement', () => {
   let app: TestApp
@@ -16,6 +18,7 @@ describe('push: the last write commits with its statement', () => {
   const sent: string[] = []
   const spied = new WeakSet<pg.PoolClient>()
   const user = randomUUID()
+  const stale: string[] = []
   let pair: { client_id: string; schema_version: number; schema_hash: string }
 
   beforeAll(async () => {
@@ -32,7 +35,13 @@ describe('push: the last write commits with its statement', () => {
         return query(...args)
       }
     })
-    engine = await createEngine({ pool, registry: app.engine.ctx.registry, migrate: false })
+    const hooks = {
+      onStaleClient: ({ clientId }: { clientId: string }) => {
+        stale.push(clientId)
+        return false
+      },
+    }
+    engine = await createEngine({ pool, registry: app.engine.ctx.registry, migrate: false, hooks })
     const reg = await app.registerClient(user)
     pair = { client_id: reg.clientId, schema_version: reg.version, schema_hash: reg.hash }
   })
@@ -66,7 +75,7 @@ describe('push: the last write commits with its statement', () => {
     // Defaults the server set come back as server_version (the stored row).
     expect(res.accepted[0]?.server_version?.data.created_at).toEqual(expect.any(String))
     expect(sent).toHaveLength(2)
-    expect(sent[0]).toMatch(/^BEGIN; /)
+    expect(sent[0]).toMatch(/^BEGIN;\s/)
     expect(sent[1]).toMatch(/^EXECUTE synchro_push_\w+\([\s\S]*;\nCOMMIT$/)
     expect(await count(ids)).toBe(3)
     const touched = await app.db.pool.query('SELECT last_push_at FROM sync_clients WHERE client_id = $1', [
@@ -87,7 +96,7 @@ describe('push: the last write commits with its statement', () => {
     ])
     expect(res.rejected[0]?.server_version?.data.ship_address).toBe('first')
     // Two transactions: the committing write failed (ROLLBACK), the second run committed on its own.
-    expect(sent.filter((s) => s.startsWith('BEGIN; '))).toHaveLength(2)
+    expect(sent.filter((s) => /^BEGIN;\s/.test(s))).toHaveLength(2)
     expect(sent).toContain('ROLLBACK')
     expect(sent[sent.length - 1]).toBe('COMMIT')
     expect(await count([...fresh, old])).toBe(3)
@@ -115,5 +124,79 @@ describe('push: the last write commits with its statement', () => {
     const { rows } = await app.db.pool.query('SELECT id::text, ship_address FROM orders WHERE id = ANY($1)', [ids])
     const stored = new Map(rows.map((r) => [r.id, r.ship_address]))
     expect(ids.map((id) => stored.get(id))).toEqual(texts)
+  })
+
+  async function client() {
+    const user = randomUUID()
+    const reg = await app.registerClient(user)
+    const pair = { client_id: reg.clientId, schema_version: reg.version, schema_hash: reg.hash }
+    const change = (operation: 'create' | 'update', id: string, ship_address: string) => ({
+      id,
+      table_name: 'orders',
+      operation,
+      data: { ship_address },
+      client_updated_at: new Date(Date.now() + 60_000).toISOString(),
+      base_updated_at: undefined,
+    })
+    const push = (changes: ReturnType<typeof change>[]) => engine.push(user, { ...pair, changes })
+    return { user, pair, change, push }
+  }
+  const stored = async (id: string) =>
+    (await app.db.pool.query('SELECT ship_address FROM orders WHERE id = $1', [id])).rows[0]?.ship_address
+
+  it('a push of updates: opening and stamp reads in one round trip, then the write and COMMIT', async () => {
+    const c = await client()
+    const ids = [randomUUID(), randomUUID()]
+    expect((await c.push(ids.map((id) => c.change('create', id, 'a')))).accepted).toHaveLength(2)
+    // Prepares the update statement on the connection (its own round trip the first time).
+    expect((await c.push(ids.map((id) => c.change('update', id, 'a2')))).accepted).toHaveLength(2)
+    const before = await app.db.pool.query('SELECT last_push_at FROM sync_clients WHERE client_id = $1', [
+      c.pair.client_id,
+    ])
+    sent.length = 0
+    const res = await c.push(ids.map((id) => c.change('update', id, 'b')))
+    expect(res.accepted.map((r) => r.id)).toEqual(ids)
+    expect(sent).toHaveLength(2)
+    expect(sent[0]).toMatch(/^BEGIN;\nSELECT set_config\('app\.user_id'[\s\S]*EXECUTE synchro_push_gate_/)
+    expect(sent[0]).toContain(ids[0])
+    expect(sent[1]).toMatch(/;\nCOMMIT$/)
+    expect(await stored(ids[1] as string)).toBe('b')
+    const after = await app.db.pool.query('SELECT last_push_at FROM sync_clients WHERE client_id = $1', [
+      c.pair.client_id,
+    ])
+    expect(after.rows[0].last_push_at.getTime()).toBeGreaterThan(before.rows[0].last_push_at.getTime())
+  })
+
+  it('a catalog change closes the gate: rolled back, then the opened path (new contract) answers', async () => {
+    const c = await client()
+    await c.push([c.change('create', randomUUID(), 'warm')])
+    // Changes the catalog fingerprint, not the schema contract's hash.
+    await app.db.pool.query(`CREATE INDEX gate_test_${Date.now()} ON orders (ship_address)`)
+    sent.length = 0
+    const id = randomUUID()
+    const res = await c.push([c.change('create', id, 'after ddl')])
+    expect(res.accepted.map((r) => r.id)).toEqual([id])
+    expect(sent[0]).toContain('EXECUTE synchro_push_gate_')
+    expect(sent[1]).toBe('ROLLBACK')
+    expect(sent.slice(2).some((s) => /^BEGIN; WITH c AS/.test(s))).toBe(true)
+    expect(await stored(id)).toBe('after ddl')
+  })
+
+  it('a deactivated client closes the gate: the stale-client hook answers, nothing is written', async () => {
+    const c = await client()
+    await c.push([c.change('create', randomUUID(), 'warm')])
+    await app.db.pool.query('UPDATE sync_clients SET is_active = false, last_push_at = NULL WHERE client_id = $1', [
+      c.pair.client_id,
+    ])
+    sent.length = 0
+    const id = randomUUID()
+    await expect(c.push([c.change('create', id, 'x')])).rejects.toBeInstanceOf(StaleClientRejectedError)
+    expect(sent[0]).toContain('EXECUTE synchro_push_gate_')
+    expect(stale).toContain(c.pair.client_id)
+    expect(await stored(id)).toBeUndefined()
+    const row = await app.db.pool.query('SELECT last_push_at FROM sync_clients WHERE client_id = $1', [
+      c.pair.client_id,
+    ])
+    expect(row.rows[0].last_push_at).toBeNull()
   })
 })

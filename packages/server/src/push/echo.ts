@@ -11,9 +11,9 @@ import type { Item } from './validate.js'
  * `server_version` — the same Record shape a conflict carries — and the client stores it at once instead of waiting
  * for the change to come back through a pull. When nothing differs the field is omitted (the common update).
  *
- * `stored`: `to_jsonb` of the row as the write statement returned it, as text; `updatedAt`: its stamp as rendered for
- * the answer. The updated-at and deleted-at columns are not compared: they travel as `server_updated_at` /
- * `server_deleted_at` already. When `data` lacks a synced column the answer is known without reading the row (a
+ * `stored`: the synced columns of the row as the write statement returned them (JSON text, `TableInfo.dataSql`: the
+ * bytes pull sends for it); `updatedAt`: its stamp as rendered for the answer. The updated-at and deleted-at columns
+ * are not compared: they travel as `server_updated_at` / `server_deleted_at` already. When `data` lacks a synced column the answer is known without reading the row (a
  * partial update, or a create that leaves defaults to the server): the record then parses the text only when its
  * `data` is read, so an engine caller that does not look at it never pays for the parse.
  */

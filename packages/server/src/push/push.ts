@@ -5,6 +5,7 @@ import type { RequestDeadline } from '../limits/deadline.js'
 import { inRequest } from '../request/open.js'
 import { nowRfc3339 } from '../util/time.js'
 import { CommitMiss } from './commit.js'
+import { pushInOneTrip, rememberOpened } from './gate.js'
 import { PushRun } from './run.js'
 
 /**
@@ -38,6 +39,7 @@ export async function push(
       if (changes.length === 0) return { contract: tx.contract, results: [] }
       // Without a hook nothing follows the writes: the last one may commit the transaction (commit.ts).
       const commit = finalCommit && !hook ? tx.queryThenCommit : undefined
+      rememberOpened(ctx, tx.fingerprint, tx.contract)
       const results = await new PushRun(ctx, tx.db, tx.contract, userId, commit).run(changes)
       const accepted = results.filter((r) => r.status === 'applied')
       // Inside the transaction: a throwing hook rolls back every record (HTTP 500).
@@ -46,9 +48,10 @@ export async function push(
       }
       return { contract: tx.contract, results }
     })
-  let outcome: Awaited<ReturnType<typeof once>>
+  let outcome: Awaited<ReturnType<typeof once>> | undefined
   try {
-    outcome = await once(true)
+    if (changes.length > 0) outcome = await pushInOneTrip(ctx, userId, req, changes, deadline)
+    outcome ??= await once(true)
   } catch (err) {
     // The last write could not commit with its statement (rolled back, nothing kept): the usual way, from the start.
     if (!(err instanceof CommitMiss)) throw err

@@ -80,19 +80,25 @@ export async function savepointAndRun<R extends pg.QueryResultRow>(
   stmt: Statement,
   values: readonly unknown[],
 ): Promise<R[]> {
-  const names = preparedOn(db)
-  const name = sqlName(stmt)
-  const parts = [savepoint]
-  const fresh = !names.has(name)
-  if (fresh) parts.push(`PREPARE ${name} AS ${stmt.text}`)
-  parts.push(`EXECUTE ${name}(${values.map((v) => literal(v)).join(', ')})`)
-  // Marked before the round trip: PREPARE either succeeds or the whole request fails (forgetPrepared on errors).
-  names.add(name)
   const results = (await db.query({
-    text: parts.join(';\n'),
+    text: `${savepoint};\n${executeCall(db, stmt, values)}`,
     types: EXACT_JSON_TYPES,
   })) as unknown as pg.QueryResult<R>[]
   return (results[results.length - 1] as pg.QueryResult<R>).rows
+}
+
+/**
+ * `EXECUTE` of `stmt` with `values` as literals, preceded by its `PREPARE` when this connection has not prepared it:
+ * one or two statements of a simple query, whose last result is the statement's. Marked prepared before the round
+ * trip: PREPARE either succeeds or the request fails (the caller then resyncs, forgets or discards the connection).
+ */
+export function executeCall(db: pg.PoolClient, stmt: Statement, values: readonly unknown[]): string {
+  const names = preparedOn(db)
+  const name = sqlName(stmt)
+  const call = `EXECUTE ${name}(${values.map((v) => literal(v)).join(', ')})`
+  if (names.has(name)) return call
+  names.add(name)
+  return `PREPARE ${name} AS ${stmt.text};\n${call}`
 }
 
 /**

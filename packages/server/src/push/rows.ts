@@ -26,7 +26,7 @@ export type OwnRow = Extract<RowState, { writable: true }>
 /** A row the caller may write, loaded with its data and locked. */
 export type FullRow = OwnRow & { data: { [column: string]: unknown } }
 
-interface LockRow {
+export interface LockRow {
   id: string
   u: string
   d: string | null
@@ -96,6 +96,11 @@ export class RowStates {
   ): Promise<void> {
     const stmt = (locked ? lockStatement : stampStatement)(this.registry, info.t, info.idKind)
     const { rows } = await runStatement<LockRow>(this.db, stmt, [keys])
+    await this.loaded(info, keys, rows, probe)
+  }
+
+  /** Records what a lock or stamp query returned for `keys` (see `load`), probing the missing keys of `probe`. */
+  async loaded(info: TableInfo, keys: readonly string[], rows: readonly LockRow[], probe: ReadonlySet<string>) {
     let state = this.#state.get(info.t.tableName)
     if (!state) {
       state = new Map()

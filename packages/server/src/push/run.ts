@@ -8,7 +8,7 @@ import type { FinalCommit } from './commit.js'
 import { decide, needsRow, type Resolve } from './decide.js'
 import { FORBIDDEN, sqlState } from './errors.js'
 import { PushResults } from './results.js'
-import { RowStates, rowKey } from './rows.js'
+import { type LockRow, RowStates, rowKey } from './rows.js'
 import { type Item, isItem, type TableInfo, validateRecord } from './validate.js'
 import { BatchWriter, type Write } from './writer.js'
 
@@ -33,6 +33,8 @@ export class PushRun {
   readonly #again = new Set<Item>()
   readonly #optimistic: boolean
   readonly #resolve: Resolve
+  #items: Item[] | undefined
+  #tables: ReturnType<typeof byTable> | undefined
 
   constructor(
     readonly ctx: EngineContext,
@@ -57,14 +59,33 @@ export class PushRun {
     this.#resolve = (input) => this.#runResolver(input)
   }
 
-  async run(changes: readonly PushRecord[]): Promise<PushResult[]> {
+  /** Validates every record (no database access); `run` decides the valid ones. Idempotent. */
+  validate(changes: readonly PushRecord[]): Item[] {
+    if (this.#items) return this.#items
     const items: Item[] = []
     for (const [index, rec] of changes.entries()) {
       const v = validateRecord(this.ctx.registry, this.contract, this.ctx.limits.maxJsonDepth, index, rec)
       if (isItem(v)) items.push(v)
       else this.#results.reject(index, rec, v)
     }
-    await this.#preload(items)
+    this.#items = items
+    return items
+  }
+
+  /**
+   * The stamp reads the optimistic pre-load starts with: per table, the ids of its updates and deletes (none when the
+   * pre-load locks). A caller may run them itself (push/gate.ts) and hand their rows to `run`.
+   */
+  stampReads(changes: readonly PushRecord[]): StampRead[] {
+    if (!this.#optimistic) return []
+    this.#tables ??= byTable(this.validate(changes))
+    return [...this.#tables.values()].filter((e) => e.probe.size > 0).map((e) => ({ info: e.info, keys: [...e.probe] }))
+  }
+
+  /** `stamps`: the rows of `stampReads`' queries by table name, when the caller ran them. */
+  async run(changes: readonly PushRecord[], stamps?: ReadonlyMap<string, readonly LockRow[]>): Promise<PushResult[]> {
+    const items = this.validate(changes)
+    await this.#preload(items, stamps)
     for (const item of items) {
       const k = rowKey(item.info, item.key)
       // A second record for a row in the unflushed batch: write the batch first so this one sees its effect.
@@ -78,24 +99,22 @@ export class PushRun {
 
   /**
    * Locked: one locking query per table for every id the request touches. Optimistic: one stamp query per table
-   * for the update / delete ids, then one locking query per table for the rows whose outcome needs their data.
-   * Either way a second, data-free query runs only for the update/delete ids that are not the caller's (to tell a
-   * global row from an invisible one).
+   * for the update / delete ids (unless `stamps` has its rows), then one locking query per table for the rows whose
+   * outcome needs their data. Either way a second, data-free query runs only for the update/delete ids that are not
+   * the caller's (to tell a global row from an invisible one).
    */
-  async #preload(items: readonly Item[]): Promise<void> {
-    const byTable = new Map<string, { info: TableInfo; keys: Set<string>; probe: Set<string> }>()
-    for (const it of items) {
-      const e = byTable.get(it.info.t.tableName) ?? { info: it.info, keys: new Set(), probe: new Set() }
-      e.keys.add(it.key)
-      if (it.op !== 'create') e.probe.add(it.key)
-      byTable.set(it.info.t.tableName, e)
-    }
+  async #preload(items: readonly Item[], stamps?: ReadonlyMap<string, readonly LockRow[]>): Promise<void> {
+    this.#tables ??= byTable(items)
+    const tables = this.#tables
     if (!this.#optimistic) {
-      for (const { info, keys, probe } of byTable.values()) await this.#rows.load(info, [...keys], probe)
+      for (const { info, keys, probe } of tables.values()) await this.#rows.load(info, [...keys], probe)
       return
     }
-    for (const { info, probe } of byTable.values()) {
-      if (probe.size > 0) await this.#rows.load(info, [...probe], probe, false)
+    for (const { info, probe } of tables.values()) {
+      if (probe.size === 0) continue
+      const read = stamps?.get(info.t.tableName)
+      if (read) await this.#rows.loaded(info, [...probe], read, probe)
+      else await this.#rows.load(info, [...probe], probe, false)
     }
     // Records whose outcome needs the stored row: only the first record of each row (later ones re-read it).
     const full = new Map<string, { info: TableInfo; keys: string[] }>()
@@ -172,4 +191,22 @@ export class PushRun {
     }
     await this.#writer.flush()
   }
+}
+
+/** One stamp query of the optimistic pre-load: the update / delete ids of one table. */
+export interface StampRead {
+  info: TableInfo
+  keys: string[]
+}
+
+/** The request's records by table: every id, and the ids of updates and deletes (`probe`). */
+function byTable(items: readonly Item[]): Map<string, { info: TableInfo; keys: Set<string>; probe: Set<string> }> {
+  const tables = new Map<string, { info: TableInfo; keys: Set<string>; probe: Set<string> }>()
+  for (const it of items) {
+    const e = tables.get(it.info.t.tableName) ?? { info: it.info, keys: new Set(), probe: new Set() }
+    e.keys.add(it.key)
+    if (it.op !== 'create') e.probe.add(it.key)
+    tables.set(it.info.t.tableName, e)
+  }
+  return tables
 }

@@ -4,6 +4,7 @@ import { accessPredicate } from '../rls/rls.js'
 import { quoteIdent } from '../util/sql.js'
 import { sqlRfc3339 } from '../util/time.js'
 import type { IdKind } from './ids.js'
+import type { TableInfo } from './validate.js'
 
 /**
  * SQL of the push hot path. Every statement works on a batch: its rows arrive as one JSON array parameter and
@@ -118,23 +119,25 @@ function missing(written: string, n: string): string {
  * Inserts new rows. The ownership predicate is evaluated on the incoming row (a child under someone else's
  * parent → ok = false, nothing inserted), so it holds without RLS. ON CONFLICT DO NOTHING turns "an id we could
  * not see" (another user's row under RLS, or a concurrent create) into "no row returned" instead of an error.
- * Returns per input row: n, ok, u (the stored updated_at, NULL when not inserted), data (the stored row as JSON text,
- * see `serverSetVersion`).
+ * Returns per input row: n, ok, u (the stored updated_at, NULL when not inserted), data (the stored row's synced
+ * columns as JSON text, `TableInfo.dataSql`, see `serverSetVersion`).
  */
 export function insertStatement(
   registry: Registry,
-  t: ResolvedTable,
+  info: TableInfo,
   cols: readonly string[],
   strict = false,
 ): Statement {
-  return statement(registry, `insert\u0000${t.tableName}\u0000${strict}\u0000${cols.join('\u0000')}`, () => {
+  const t = info.t
+  const key = `insert\u0000${t.tableName}\u0000${strict}\u0000${info.dataSql}\u0000${cols.join('\u0000')}`
+  return statement(registry, key, () => {
     const ok = `(${writePredicate(registry, t, 'x')}) IS TRUE AS ok`
     const names = cols.map(quoteIdent)
     return `WITH ${rowsCte(t, `, ${ok}`)}, ins AS (
   INSERT INTO ${t.sqlName} AS t (${[...names, t.q.updatedAt].join(', ')})
   SELECT ${[...names.map((c) => `(r.v).${c}`), 'clock_timestamp()'].join(', ')}
   FROM r WHERE r.ok ORDER BY r.n${strict ? '' : `\n  ON CONFLICT (${t.q.id}) DO NOTHING`}
-  RETURNING t.${t.q.id} AS id, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, to_jsonb(t)::text AS data
+  RETURNING t.${t.q.id} AS id, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, ${info.dataSql} AS data
 )
 SELECT r.n::int AS n, r.ok, ins.u, ins.data${strict ? `, ${missing('ins.u', 'r.n')}` : ''}
 FROM r LEFT JOIN ins ON ins.id = (r.v).${t.q.id} ORDER BY r.n`
@@ -153,20 +156,21 @@ function stamp(t: ResolvedTable): string {
  * the stamp statement rendered it, or NULL for a row locked by lockStatement. A row whose stamp moved since (a
  * concurrent push) or that is no longer live / deleted / writable is not written: in READ COMMITTED the guard is
  * re-evaluated on the newest version after waiting for its writer, and push decides that record again.
- * Returns n, u, data (the stored row as JSON text) for the rows it wrote; an input row without a returned n matched nothing.
+ * Returns n, u, data (the stored row as JSON text, `TableInfo.dataSql`) for the rows it wrote; an input row without a
+ * returned n matched nothing.
  */
 export function updateStatement(
   registry: Registry,
-  t: ResolvedTable,
+  info: TableInfo,
   cols: readonly string[],
   resurrect: boolean,
-  kind: IdKind,
   strict = false,
 ): Statement {
+  const { t, idKind: kind } = info
   const op = resurrect ? 'resurrect' : 'update'
   return statement(
     registry,
-    `${op}\u0000${t.tableName}\u0000${kind}\u0000${strict}\u0000${cols.join('\u0000')}`,
+    `${op}\u0000${t.tableName}\u0000${kind}\u0000${strict}\u0000${info.dataSql}\u0000${cols.join('\u0000')}`,
     () => {
       const sets = cols.map((c) => `${quoteIdent(c)} = (r.v).${quoteIdent(c)}`)
       sets.push(`${t.q.updatedAt} = ${stamp(t)}`)
@@ -178,7 +182,7 @@ export function updateStatement(
   FROM r
   WHERE t.${t.q.id} = (r.v).${t.q.id} AND ${idMatch(t, kind, '$2')} AND ${live} AND ${guard}
     AND (${writePredicate(registry, t, 't')})
-  RETURNING r.n::int AS n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, to_jsonb(t)::text AS data
+  RETURNING r.n::int AS n, ${sqlRfc3339(`t.${t.q.updatedAt}`)} AS u, ${info.dataSql} AS data
 )
 ${finalSelect(['u', 'data'], strict)}`
     },

@@ -1,5 +1,6 @@
 import type { PushRecord } from '@synchro/protocol'
 import { nestedDeeperThan } from '../limits/limits.js'
+import { dataTextSql } from '../pull/rows.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { INVALID_DATA, type RecordFailure } from './errors.js'
@@ -16,6 +17,11 @@ export interface TableInfo {
   createCols: ReadonlySet<string>
   /** Keys of `data` written on update and resurrection (synced, not protected). */
   updateCols: ReadonlySet<string>
+  /**
+   * The synced columns of the written row (alias `t`) as JSON text, rendered as pull renders them (`dataTextSql`:
+   * `to_json`'s bytes, assembled by concatenation — ≈ 0.4 ms less PostgreSQL time per 100 rows than `to_jsonb`).
+   */
+  dataSql: string
 }
 
 /** A record that passed the table / policy / operation / data checks. */
@@ -52,7 +58,15 @@ export function tableInfo(contract: SchemaContract, t: ResolvedTable): TableInfo
       createCols.add(c)
     }
   }
-  info = { t, idKind: idKindOf(idType), idType, synced, createCols, updateCols }
+  info = {
+    t,
+    idKind: idKindOf(idType),
+    idType,
+    synced,
+    createCols,
+    updateCols,
+    dataSql: dataTextSql(t, contract, 't'),
+  }
   byTable.set(t.tableName, info)
   return info
 }

@@ -29,8 +29,21 @@ interface Group {
   info: TableInfo
   kind: WriteKind
   cols: string[]
-  sig: string
+  colSet: ReadonlySet<string>
   writes: Write[]
+}
+
+/** Whether a write of `item` with `entries` belongs in batch `g`: same table, kind and column set (per record: no sort). */
+function fits(g: Group, item: Item, kind: WriteKind, entries: readonly [string, unknown][]): boolean {
+  if (g.info !== item.info || g.kind !== kind) return false
+  const id = item.info.t.idColumn
+  let n = 0
+  for (const [c] of entries) {
+    if (kind !== 'create' && c === id) continue
+    if (!g.colSet.has(c)) return false
+    n++
+  }
+  return n === g.cols.length
 }
 
 interface WriteRow {
@@ -85,18 +98,22 @@ export class BatchWriter {
   }
 
   async enqueue(item: Item, kind: WriteKind, entries: [string, unknown][], guard: string | null, again: boolean) {
-    const t = item.info.t
-    const cols = entries
-      .map(([c]) => c)
-      .filter((c) => kind === 'create' || c !== t.idColumn)
-      .sort()
-    const sig = `${t.tableName}\u0000${kind}\u0000${cols.join('\u0000')}`
     // Only consecutive records share a statement: a later record may depend on an earlier one (a child
     // created under a parent created just before), so request order is kept between statements.
-    if (this.#pending && (this.#pending.sig !== sig || this.#pending.writes.length >= MAX_STATEMENT_ROWS)) {
+    if (
+      this.#pending &&
+      (!fits(this.#pending, item, kind, entries) || this.#pending.writes.length >= MAX_STATEMENT_ROWS)
+    ) {
       await this.flush()
     }
-    if (!this.#pending) this.#pending = { info: item.info, kind, cols, sig, writes: [] }
+    if (!this.#pending) {
+      const t = item.info.t
+      const cols = entries
+        .map(([c]) => c)
+        .filter((c) => kind === 'create' || c !== t.idColumn)
+        .sort()
+      this.#pending = { info: item.info, kind, cols, colSet: new Set(cols), writes: [] }
+    }
     // fromEntries defines own properties, so a key like "__proto__" cannot touch the prototype.
     this.#pending.writes.push({ item, row: Object.fromEntries(entries), guard, again })
     this.#pendingKeys.add(rowKey(item.info, item.key))
@@ -210,11 +227,11 @@ export class BatchWriter {
 function statementOf(reg: Registry, g: Group, strict = false): Statement {
   switch (g.kind) {
     case 'create':
-      return insertStatement(reg, g.info.t, g.cols, strict)
+      return insertStatement(reg, g.info, g.cols, strict)
     case 'update':
-      return updateStatement(reg, g.info.t, g.cols, false, g.info.idKind, strict)
+      return updateStatement(reg, g.info, g.cols, false, strict)
     case 'resurrect':
-      return updateStatement(reg, g.info.t, g.cols, true, g.info.idKind, strict)
+      return updateStatement(reg, g.info, g.cols, true, strict)
     case 'delete':
       return deleteStatement(reg, g.info.t, g.info.idKind, strict)
   }
