@@ -5,7 +5,15 @@ import type { EngineContext } from '../core/context.js'
 import { deadlineSettings, RequestDeadline } from '../limits/deadline.js'
 import { runGated } from '../request/gated.js'
 import type { SchemaContract } from '../schema/contract.js'
-import { CLIENT_HEAD, cachedPageSql, openingCte, type PageHead, type PageRow, type PageSql } from './page.js'
+import {
+  CLIENT_HEAD,
+  cachedPageSql,
+  openingCte,
+  type PageHead,
+  type PageRow,
+  type PageSql,
+  pageHeadOf,
+} from './page.js'
 import { JSON_TEXT_TYPES } from './record.js'
 import { errorFacts } from './rows.js'
 
@@ -126,8 +134,7 @@ export function readAhead(ctx: EngineContext, r: AheadRequest, contract: SchemaC
         prepare: sql.name,
       },
     )
-    const text = rows?.[0]?.head
-    const head = text ? (JSON.parse(text) as PageHead) : undefined
+    const head = rows && pageHeadOf(rows)
     if (!rows || !head?.ok) return undefined
     // Counted while held; a request that took it while it ran holds it instead (and a replaced one is garbage).
     if (cache.entries.get(slot) !== entry) return { rows, head }

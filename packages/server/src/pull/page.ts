@@ -33,17 +33,19 @@ export type PageMode = { kind: 'opened' } | { kind: 'gated' | 'peek'; fingerprin
  * - `e`: up to limit+1 entries (the extra one only tells has_more) — one bounded index scan of (bucket_id, seq) per
  *   subscribed bucket, merged; a LATERAL join because `bucket_id = ANY(...) ORDER BY seq` alone makes PostgreSQL
  *   either sort every matching entry or walk the whole seq index. Skipped when the retention check fails.
- * - `d`: dedup by (table, id), the last entry wins; entries of tables no longer registered are dropped (they can be
- *   neither hydrated nor applied by a client).
+ * - `d`: dedup by (table, id), the last entry wins (a hashed anti-join: sorting by (table, id) compared every text
+ *   under the collation); entries of tables no longer registered are dropped (they can be neither hydrated nor
+ *   applied by a client).
  * - `r`: per registered table, one index lookup of the ids still to hydrate, rendered to JSON by PostgreSQL and
  *   filtered by the caller's read predicate (Decision 5).
  * - `u`: served pulls only (retention check passed), the checkpoint advance — in the same statement, so it commits
  *   with exactly what was read, and a page that fails (Decision 10) advances nothing. The stored value is the last
  *   returned seq or, under a `tables` filter (Decision 9), just before the first skipped entry of an unlisted table.
  * Rows, not one aggregated JSON text: node-pg's per-row parsing measured faster than building and parsing one string
- * (string_agg / json_agg of the records: +30 % per page). First the entries of `d` in seq order (`ord`), the page facts
- * (and, gated, the client row) as one JSON text in the first one only (`k.first`: the page's lowest seq); then the rows of `r`, which
- * the caller matches to their entries by (table, id). No join of `d` and `r` in SQL: with a generic plan (or stale
+ * (string_agg / json_agg of the records: +30 % per page). The entries of `d` (`ord`: their seq), the page facts (and,
+ * gated, the client row) as one JSON text in the one of the lowest seq (`k.first`), and the rows of `r`, which the
+ * caller matches to their entries by (table, id), in no particular order: the caller orders the entries by `ord`
+ * (sorting here moved every rendered row through a sort). No join of `d` and `r` in SQL: with a generic plan (or stale
  * statistics) the planner estimated one entry and rescanned every hydration once per entry (6.5 s for 1 000).
  * Parameters: $1 subscriptions / user id, $2 checkpoint, $3 limit, $4 table names (registration order), $5 client
  * row id / client id, [$6 tables filter].
@@ -89,10 +91,10 @@ e AS MATERIALIZED (
 ),
 p AS MATERIALIZED (SELECT * FROM e ORDER BY seq LIMIT $3),
 d AS MATERIALIZED (
-  SELECT DISTINCT ON (table_name, record_id) seq, table_name, record_id, operation
+  SELECT p.seq, p.table_name, p.record_id, p.operation
     FROM p
-   WHERE table_name = ANY($4::text[])
-   ORDER BY table_name, record_id, seq DESC
+   WHERE p.table_name = ANY($4::text[])
+     AND NOT EXISTS (SELECT 1 FROM p l WHERE l.table_name = p.table_name AND l.record_id = p.record_id AND l.seq > p.seq)
 ),
 r AS (
   ${hydrations.join('\n  UNION ALL\n  ')}
@@ -114,14 +116,15 @@ SELECT ${head}, d.seq AS ord, d.table_name, d.record_id AS id, d.operation,
   FROM h CROSS JOIN k${gated ? ' CROSS JOIN o' : ''} LEFT JOIN d ON true
  UNION ALL
 SELECT NULL, NULL, r.table_name, r.id, NULL, r.data, r.updated_at, r.deleted_at
-  FROM r
- ORDER BY ord NULLS LAST`
+  FROM r`
 }
 
 /** One row of the page statement (page.ts): an entry (operation set) or a hydrated row (operation null). */
 export interface PageRow {
-  /** The page facts (`PageHead` as JSON), on the first row only. */
+  /** The page facts (`PageHead` as JSON), on one row only (`pageHeadOf`). */
   head: string | null
+  /** Entries: their seq (int8 as text). */
+  ord: string | null
   table_name: string | null
   id: string | null
   operation: number | null
@@ -131,7 +134,13 @@ export interface PageRow {
   deleted_at: string | null
 }
 
-/** The page facts, in the first row's `head` (JSON text: one column instead of one per fact on every row). */
+/** The page facts `head` of the statement's rows (the one row carrying them), undefined when there is none. */
+export function pageHeadOf(rows: readonly PageRow[]): PageHead | undefined {
+  const text = rows.find((r) => r.head !== null)?.head
+  return text ? (JSON.parse(text) as PageHead) : undefined
+}
+
+/** The page facts, in one row's `head` (JSON text: one column instead of one per fact on every row). */
 export interface PageHead extends Partial<ClientColumns> {
   /** Peeked pages: the client's `last_push_at` (RFC 3339 text) when the page was read. */
   last_push_at?: string | null

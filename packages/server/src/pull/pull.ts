@@ -18,7 +18,7 @@ import { openRequest, type RequestTx } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { trimRfc3339 } from '../util/time.js'
 import { advanceSql, type CheckHead, checkSql, readAhead, takeAhead, unchangedSince, withinDeadline } from './ahead.js'
-import { cachedPageSql, type PageHead, type PageRow } from './page.js'
+import { cachedPageSql, type PageHead, type PageRow, pageHeadOf } from './page.js'
 import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from './record.js'
 import { recordUnrenderable, rejectNul, type Unrenderable, unique, wireUpdatedAt } from './rows.js'
 
@@ -258,9 +258,9 @@ export async function readPage(
 }
 
 function headOf(rows: PageRow[]): PageHead {
-  const text = rows[0]?.head
-  if (!text) throw new Error('pull: page statement returned no head row')
-  return JSON.parse(text) as PageHead
+  const head = pageHeadOf(rows)
+  if (!head) throw new Error('pull: page statement returned no head row')
+  return head
 }
 
 /** The page the statement's rows make. */
@@ -279,16 +279,17 @@ function pageOf(
   const unrenderable: Unrenderable[] = []
   const tableNames = new Set<string>()
   let missing = 0
-  // The rows (no operation) after the entries: by (table, id).
+  // The statement's rows come in no particular order: the entries (an operation), ordered by seq here, and the
+  // rows, by (table, id). The head row alone (LEFT JOIN) is neither when the page is empty.
+  const entries: (PageRow & { operation: number })[] = []
   const found = new Map<string, PageRow>()
-  for (let i = rows.length - 1; i >= 0; i--) {
-    const r = rows[i] as PageRow
-    if (r.operation !== null) break
-    if (r.table_name !== null && r.id !== null) found.set(`${r.table_name}\u0000${r.id}`, r)
+  for (const r of rows) {
+    if (r.operation !== null) entries.push(r as PageRow & { operation: number })
+    else if (r.table_name !== null && r.id !== null) found.set(`${r.table_name}\u0000${r.id}`, r)
   }
-  for (const e of rows) {
-    // The head row alone (LEFT JOIN) when the page is empty; entries of unregistered tables were dropped in SQL.
-    if (e.operation === null) break
+  entries.sort((a, b) => Number(a.ord) - Number(b.ord))
+  for (const e of entries) {
+    // Entries of unregistered tables were dropped in SQL.
     if (e.table_name === null || e.id === null) continue
     tableNames.add(e.table_name)
     if (e.operation === OP_DELETE) {
