@@ -16,11 +16,11 @@ import type { RequestDeadline } from '../limits/deadline.js'
 import { runGated, runGatedThen } from '../request/gated.js'
 import { openRequest, type RequestTx } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
-import { trimRfc3339 } from '../util/time.js'
+import { rfc3339FromJson } from '../util/time.js'
 import { advanceSql, type CheckHead, checkSql, readAhead, takeAhead, unchangedSince, withinDeadline } from './ahead.js'
 import { cachedPageSql, type PageHead, type PageRow, pageHeadOf } from './page.js'
 import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from './record.js'
-import { recordUnrenderable, rejectNul, type Unrenderable, unique, wireUpdatedAt } from './rows.js'
+import { recordUnrenderable, rejectNul, type Unrenderable, unique, wirePageUpdatedAt } from './rows.js'
 
 /** POST /sync/pull (PROTOCOL.md §1.5, §3 D; Decisions 1, 5, 8, 9, 10, 14, 19). */
 export async function pull(
@@ -307,7 +307,7 @@ function pageOf(
       unrenderable.push({ table: e.table_name, id: e.id, operation: e.operation })
       continue
     }
-    changes.push(textRecord(e.id, e.table_name, r.data, wireUpdatedAt(r), trimRfc3339(r.deleted_at) || undefined))
+    changes.push(textRecord(e.id, e.table_name, r.data, wirePageUpdatedAt(r), rfc3339FromJson(r.deleted_at)))
   }
   return {
     changes,

@@ -4,7 +4,7 @@ import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { safeErrorFacts } from '../util/log.js'
 import { quoteIdent } from '../util/sql.js'
-import { sqlRfc3339, trimRfc3339 } from '../util/time.js'
+import { rfc3339FromJson, sqlRfc3339Json, trimRfc3339 } from '../util/time.js'
 
 /** Alias of the application table in every row-rendering query (`to_json(_s.*)` is unambiguous even with a column `_s`). */
 export const ROW_ALIAS = '_s'
@@ -79,8 +79,8 @@ export function dataTextSql(t: ResolvedTable, contract: SchemaContract, alias: s
 }
 
 /**
- * The select list every row-returning query shares: `id` (PK as text), `data`, `updated_at`, `deleted_at`
- * (both timestamps as µs RFC 3339 text, never through a JS Date).
+ * The select list of a pull page's rows: `id` (PK as text), `data`, `updated_at`, `deleted_at` (both timestamps as
+ * `sqlRfc3339Json` text, never through a JS Date: `wireTimestamp` renders them).
  */
 export function recordColumnsSql(
   t: ResolvedTable,
@@ -91,9 +91,11 @@ export function recordColumnsSql(
   return [
     `${alias}.${t.q.id}::text AS id`,
     `${dataTextSql(t, contract, alias)} AS data`,
-    `${sqlRfc3339(`${alias}.${t.q.updatedAt}`)} AS updated_at`,
+    `${sqlRfc3339Json(`${alias}.${t.q.updatedAt}`)} AS updated_at`,
     // Snapshots only read live rows: no need to format a column known to be NULL.
-    opts.deletedAt === false ? 'NULL::text AS deleted_at' : `${sqlRfc3339(`${alias}.${t.q.deletedAt}`)} AS deleted_at`,
+    opts.deletedAt === false
+      ? 'NULL::text AS deleted_at'
+      : `${sqlRfc3339Json(`${alias}.${t.q.deletedAt}`)} AS deleted_at`,
   ].join(',\n       ')
 }
 
@@ -105,7 +107,12 @@ export interface RecordRow {
   deleted_at: string | null
 }
 
-/** Wire form of `updated_at`. */
+/** Wire form of a `recordColumnsSql` row's `updated_at`. */
+export function wirePageUpdatedAt(row: { updated_at: string | null }): string {
+  return rfc3339FromJson(row.updated_at) ?? ZERO_TIMESTAMP
+}
+
+/** Wire form of `updated_at` (`sqlRfc3339` text). */
 export function wireUpdatedAt(row: { updated_at: string | null }): string {
   return trimRfc3339(row.updated_at) ?? ZERO_TIMESTAMP
 }
