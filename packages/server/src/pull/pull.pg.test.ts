@@ -269,6 +269,22 @@ describe('§3 D pull', () => {
     expect(r.body.deletes).toEqual([{ id: o, table_name: 'orders' }])
   })
 
+  it('37b changes come in changelog order (a deduplicated record at its last entry), not in (table, id) order', async () => {
+    const c = await client()
+    const from = await maxSeq()
+    const orders = [await insertOrder(c.user), await insertOrder(c.user), await insertOrder(c.user)].sort().reverse()
+    const x = randomUUID()
+    await app.db.pool.query(`INSERT INTO categories (id, user_id, name) VALUES ($1, $2, 'mine')`, [x, c.user])
+    const [o1, o2, o3] = orders as [string, string, string]
+    await entry(`user:${c.user}`, 'orders', o3, 1)
+    await entry(`user:${c.user}`, 'orders', o1, 1)
+    await entry(`user:${c.user}`, 'categories', x, 1)
+    await entry(`user:${c.user}`, 'orders', o2, 1)
+    await entry(`user:${c.user}`, 'orders', o3, 2)
+    const r = await c.pull({ checkpoint: from })
+    expect(r.body.changes.map((ch: { id: string }) => ch.id)).toEqual([o1, x, o2, o3])
+  })
+
   it('38 bucket isolation: A gets only A’s records', async () => {
     const a = await client()
     const b = await client()
