@@ -23,4 +23,6 @@ export interface EngineContext {
   limits: { maxJsonDepth: number; maxClientsPerUser: number }
   /** Snapshot rows read ahead of the page that read them, for the same client's next page (snapshot/). */
   snapshotCache: ReadAheadCache
+  /** Whether pull pages are read ahead (EngineOptions.pullReadAhead; pull/ahead.ts). */
+  pullReadAhead: boolean
 }

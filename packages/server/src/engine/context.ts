@@ -46,6 +46,7 @@ export function engineContext(options: EngineOptions): EngineContext {
       ),
       ttlMs: positiveInt(options.snapshotReadAhead?.ttlMs, DEFAULT_READ_AHEAD.ttlMs, 'snapshotReadAhead.ttlMs', 0),
     }),
+    pullReadAhead: options.pullReadAhead === true,
     compaction: {
       intervalMs: options.compaction?.intervalMs,
       staleThresholdMs: options.compaction?.staleThresholdMs ?? 7 * DAY_MS,

@@ -33,10 +33,18 @@ export interface EngineOptions {
    * (default 9 000; 0 = off) and keeps them in this instance's memory for the same user's and client's next page
    * (which still checks the client and the schema first), for at most `ttlMs` (default 30 000). All clients' rows
    * together stay within `maxBytes` (default 64 MiB, text counted at 2 bytes a character); above half of it pages
-   * read only their own rows. Pull pages are read ahead the same way (pull/ahead.ts: the next page, kept `ttlMs`, all
-   * of them within a quarter of `maxBytes`; `ttlMs` 0 turns both off).
+   * read only their own rows.
    */
   snapshotReadAhead?: { rows?: number; maxBytes?: number; ttlMs?: number }
+  /**
+   * Pull read-ahead (default false): after a page with more, the next page of the same client is read in the
+   * background and served when that client asks for exactly it (pull/ahead.ts; kept `snapshotReadAhead.ttlMs`, all
+   * pages within a quarter of its `maxBytes`). It hides the server's time behind the client's: worth it for clients
+   * far from the server or slow to apply a page. A page served this way costs the database more than a page read on
+   * request (a check statement and a commit of its own), and a client that asks back to back gains nothing —
+   * measured 0.91–0.99× the throughput without it; with a 5 ms pause per page, 1.16–1.26× (docs/performance.md).
+   */
+  pullReadAhead?: boolean
   /** Active clients one user may register (default 100); a new client_id beyond → 403. 0 = unbounded. */
   maxClientsPerUser?: number
   /**

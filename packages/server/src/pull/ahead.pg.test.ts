@@ -10,7 +10,7 @@ let app: TestApp
 beforeAll(async () => {
   app = await createTestApp({
     seed: true,
-    engine: { hooks: { onStaleClient: ({ clientId }) => !clientId.startsWith('reject-') } },
+    engine: { pullReadAhead: true, hooks: { onStaleClient: ({ clientId }) => !clientId.startsWith('reject-') } },
   })
 })
 afterAll(async () => {
@@ -156,9 +156,13 @@ describe('pull read-ahead', () => {
     expect(gone.body).toMatchObject({ snapshot_required: true, snapshot_reason: 'checkpoint_before_retention' })
   })
 
-  it('none when the read-ahead TTL is 0, nor for a page above the byte cap (a quarter of snapshotReadAhead.maxBytes)', async () => {
-    for (const snapshotReadAhead of [{ ttlMs: 0 }, { maxBytes: 1_000 }]) {
-      const other = await createTestApp({ seed: true, engine: { snapshotReadAhead } })
+  it('none by default, nor when the read-ahead TTL is 0, nor for a page above the byte cap (a quarter of maxBytes)', async () => {
+    for (const engine of [
+      {},
+      { pullReadAhead: true, snapshotReadAhead: { ttlMs: 0 } },
+      { pullReadAhead: true, snapshotReadAhead: { maxBytes: 1_000 } },
+    ]) {
+      const other = await createTestApp({ seed: true, engine })
       try {
         const { c, next } = await afterFirstPage(undefined, other)
         expect(address(await c.pull({ checkpoint: next }))).toEqual([CHANGED])

@@ -168,8 +168,9 @@ function aheadRequest(a: PullArgs) {
   }
 }
 
-/** Reads the page after `a` ahead (ahead.ts) when `contract` is the current one the last opened pull found. */
+/** Reads the page after `a` ahead (ahead.ts, when enabled) when `contract` is the current one the last opened pull found. */
 function startReadAhead(ctx: EngineContext, a: PullArgs, contract: SchemaContract): void {
+  if (!ctx.pullReadAhead) return
   const known = lastOpened.get(ctx)
   if (known?.contract !== contract || ctx.contracts.cachedFor(known.fingerprint) !== contract) return
   readAhead(ctx, aheadRequest(a), contract, known.fingerprint)
