@@ -23,8 +23,20 @@ export type Outcome =
   /** The outcome needs the row's data but only its stamps were read: load it locked and decide again. */
   | { kind: 'reload' }
 
-/** Runs the conflict resolver; undefined when it failed (the record is then answered `internal_error`). */
-export type Resolve = (input: ConflictInput) => Promise<ConflictDecision | undefined>
+/**
+ * Runs the conflict resolver; undefined when it failed (the record is then answered `internal_error`). A resolver
+ * that decides synchronously (both built-ins do) answers without a promise: see `andThen`.
+ */
+export type Resolve = (input: ConflictInput) => ConflictDecision | undefined | Promise<ConflictDecision | undefined>
+
+/**
+ * `f(value)`, after `value` settled when it is a promise. The per-record steps of a push are synchronous in the common
+ * case (a new id, a stamps-only resolver): not awaiting them there saves a few promises and microtask turns per record
+ * (≈ 600 per 100-record push).
+ */
+export function andThen<T, R>(value: T | Promise<T>, f: (v: T) => R | Promise<R>): R | Promise<R> {
+  return value instanceof Promise ? value.then(f) : f(value)
+}
 
 export function isFull(row: OwnRow): row is FullRow {
   return row.data !== undefined
@@ -44,12 +56,12 @@ const EXISTS: RecordFailure = { status: 'conflict', reasonCode: 'record_exists',
 const DELETED: RecordFailure = { status: 'conflict', reasonCode: 'record_deleted', message: 'record is deleted' }
 
 /** `row`: the state of the record's row, or undefined when no such row is visible. */
-export async function decide(
+export function decide(
   item: Item,
   row: RowState | undefined,
   userId: string,
   resolve: Resolve,
-): Promise<Outcome> {
+): Outcome | Promise<Outcome> {
   switch (item.op) {
     case 'create':
       return decideCreate(item, row, userId, resolve)
@@ -60,7 +72,12 @@ export async function decide(
   }
 }
 
-async function decideCreate(item: Item, row: RowState | undefined, userId: string, resolve: Resolve): Promise<Outcome> {
+function decideCreate(
+  item: Item,
+  row: RowState | undefined,
+  userId: string,
+  resolve: Resolve,
+): Outcome | Promise<Outcome> {
   const { info } = item
   const t = info.t
   if (!row) {
@@ -79,13 +96,19 @@ async function decideCreate(item: Item, row: RowState | undefined, userId: strin
     if (!isFull(row)) return { kind: 'reload' }
     return { kind: 'fail', failure: EXISTS, serverVersion: serverVersion(info, row, false) }
   }
-  const decision = await resolve(conflictInput(item, row, 'create', userId))
-  if (!decision) return { kind: 'fail', failure: failureInternal() }
-  if (decision.winner === 'server') return serverWon(item, row, decision)
-  return write('resurrect', updateEntries(item), row)
+  return andThen(resolve(conflictInput(item, row, 'create', userId)), (decision): Outcome => {
+    if (!decision) return { kind: 'fail', failure: failureInternal() }
+    if (decision.winner === 'server') return serverWon(item, row, decision)
+    return write('resurrect', updateEntries(item), row)
+  })
 }
 
-async function decideUpdate(item: Item, row: RowState | undefined, userId: string, resolve: Resolve): Promise<Outcome> {
+function decideUpdate(
+  item: Item,
+  row: RowState | undefined,
+  userId: string,
+  resolve: Resolve,
+): Outcome | Promise<Outcome> {
   // Decision 6: another user's row (or a global one) → forbidden; only a row that does not exist is not found.
   if (!row) return { kind: 'fail', failure: NOT_FOUND }
   if (!row.writable) return { kind: 'fail', failure: FORBIDDEN }
@@ -93,13 +116,14 @@ async function decideUpdate(item: Item, row: RowState | undefined, userId: strin
     if (!isFull(row)) return { kind: 'reload' }
     return { kind: 'fail', failure: DELETED, serverVersion: serverVersion(item.info, row, true) }
   }
-  const decision = await resolve(conflictInput(item, row, 'update', userId))
-  if (!decision) return { kind: 'fail', failure: failureInternal() }
-  if (decision.winner === 'server') return serverWon(item, row, decision)
-  const entries = updateEntries(item)
-  // Decision 29: nothing writable → applied, updated_at untouched, no server_updated_at.
-  if (entries.length === 1) return { kind: 'applied' }
-  return write('update', entries, row)
+  return andThen(resolve(conflictInput(item, row, 'update', userId)), (decision): Outcome => {
+    if (!decision) return { kind: 'fail', failure: failureInternal() }
+    if (decision.winner === 'server') return serverWon(item, row, decision)
+    const entries = updateEntries(item)
+    // Decision 29: nothing writable → applied, updated_at untouched, no server_updated_at.
+    if (entries.length === 1) return { kind: 'applied' }
+    return write('update', entries, row)
+  })
 }
 
 function decideDelete(item: Item, row: RowState | undefined): Outcome {
@@ -165,14 +189,29 @@ export function serverVersion(info: TableInfo, row: FullRow, withDeleted: boolea
  * Whether the outcome of `item` on a writable row read without data will need that row (a conflict answer
  * carries it as `server_version`). Only for a stamps-only resolver: calling it here is free of effects.
  */
-export async function needsRow(item: Item, row: OwnRow, userId: string, resolver: ConflictResolver): Promise<boolean> {
+export function needsRow(
+  item: Item,
+  row: OwnRow,
+  userId: string,
+  resolver: ConflictResolver,
+): boolean | Promise<boolean> {
   if (isFull(row) || item.op === 'delete') return false
   if (item.op === 'create' && row.deletedAt === null) return true
   if (item.op === 'update' && row.deletedAt !== null) return true
+  let decision: ConflictDecision | Promise<ConflictDecision>
   try {
-    const decision = await resolver.resolve(conflictInput(item, row, item.op, userId))
-    return decision.winner === 'server'
+    decision = resolver.resolve(conflictInput(item, row, item.op, userId))
   } catch {
     return false // the decision reports it
   }
+  if (!isThenable(decision)) return decision.winner === 'server'
+  return Promise.resolve(decision).then(
+    (d) => d.winner === 'server',
+    () => false,
+  )
+}
+
+/** A resolver's answer that is to be awaited (a promise or any thenable, as `await` would take it). */
+export function isThenable<T>(v: T | PromiseLike<T>): v is PromiseLike<T> {
+  return typeof (v as { then?: unknown } | null)?.then === 'function'
 }

@@ -37,19 +37,33 @@ export function serverSetVersion(item: Item, stored: string, updatedAt: string):
   return { id: item.key, table_name: info.t.tableName, data, updated_at: trimRfc3339(updatedAt) }
 }
 
-/** The record of `serverSetVersion` with `data` parsed (exactly) on first read; an own enumerable property. */
+/**
+ * The record of `serverSetVersion` with `data` parsed (exactly) on first read; an own enumerable property, in the
+ * place a plain record has it (the JSON bytes are the same). Every such record shares one getter (`lazyData`): a
+ * getter created per record (an object literal's `get data()`) gives each record a map of its own, allocated in the
+ * old generation and pointing at the young record — a 100-record push then kept its returned rows alive through two
+ * scavenges each, and scavenges took ≈ 10 ms (bench/push under `--trace-gc`).
+ */
 function lazyVersion(item: Item, stored: string, updatedAt: string): SyncRecord {
-  const { info } = item
-  let parsed: { [column: string]: unknown } | undefined
-  return {
-    id: item.key,
-    table_name: info.t.tableName,
-    get data(): { [column: string]: unknown } {
-      parsed ??= syncedData(info, parseJsonLossless(stored) as { [column: string]: unknown })
-      return parsed
-    },
-    updated_at: trimRfc3339(updatedAt),
-  }
+  const rec = { id: item.key, table_name: item.info.t.tableName } as SyncRecord
+  Object.defineProperty(rec, 'data', lazyData)
+  rec.updated_at = trimRfc3339(updatedAt)
+  unparsed.set(rec, { info: item.info, stored })
+  return rec
+}
+
+/** Each lazy record's stored text, and its `data` once read. */
+const unparsed = new WeakMap<object, { info: Item['info']; stored: string; data?: { [column: string]: unknown } }>()
+
+const lazyData: PropertyDescriptor = {
+  enumerable: true,
+  configurable: true,
+  get(this: SyncRecord): { [column: string]: unknown } {
+    // Only lazyVersion defines this getter, always with the record's entry.
+    const u = unparsed.get(this) as { info: Item['info']; stored: string; data?: { [column: string]: unknown } }
+    u.data ??= syncedData(u.info, parseJsonLossless(u.stored) as { [column: string]: unknown })
+    return u.data
+  },
 }
 
 /** JSON value equality; object keys in any order (jsonb sorts them), numbers by their exact text. */

@@ -22,12 +22,15 @@ export function idKindOf(dbType: string): IdKind {
 
 // PostgreSQL's uuid_in: optional braces, groups of 4 hex digits optionally separated by '-'.
 const UUID_RE = /^(\{)?[0-9a-fA-F]{4}(-?[0-9a-fA-F]{4}){7}(\})?$/
+// Already PostgreSQL's rendering (what clients send): returned as is, without rebuilding it.
+const CANONICAL_UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /** The canonical text of `raw` for an id column of `dbType`, or undefined when PostgreSQL would reject it. */
 export function canonicalId(raw: string, kind: IdKind, dbType: string): string | undefined {
   if (raw.includes('\u0000')) return undefined
   switch (kind) {
     case 'uuid': {
+      if (CANONICAL_UUID_RE.test(raw)) return raw
       const m = UUID_RE.exec(raw)
       if (!m || Boolean(m[1]) !== Boolean(m[3])) return undefined
       const hex = raw.replace(/[{}-]/g, '').toLowerCase()

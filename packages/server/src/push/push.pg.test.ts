@@ -936,6 +936,40 @@ describe.each(MODES)('push ($name)', (mode) => {
       }
     })
 
+    it('a resolver answering with a promise decides as a synchronous one; one that rejects → internal_error', async () => {
+      const { call: c } = await makeCaller({
+        conflictResolver: {
+          name: 'async',
+          stampsOnly: true,
+          resolve: async (input) => {
+            await new Promise((r) => setTimeout(r, 1))
+            if (input.clientData.ship_address === 'boom') throw new Error('resolver down')
+            return input.clientData.ship_address === 'mine'
+              ? { winner: 'client', reason: 'client' }
+              : { winner: 'server', reason: 'kept by the server' }
+          },
+        },
+      })
+      const u = randomUUID()
+      const ids = [(await createOrder(u)).id, (await createOrder(u)).id, (await createOrder(u)).id]
+      const r = await pushAs(
+        u,
+        ['mine', 'theirs', 'boom'].map((a, i) => upd(ids[i] as string, { data: { ship_address: a } })),
+        c,
+      )
+      expect(r.status).toBe(200)
+      expect(r.body.accepted).toEqual([expect.objectContaining({ id: ids[0], status: 'applied' })])
+      expect(r.body.rejected).toEqual([
+        expect.objectContaining({ id: ids[1], status: 'conflict', message: 'kept by the server' }),
+        expect.objectContaining({ id: ids[2], status: 'rejected_retryable', reason_code: 'internal_error' }),
+      ])
+      expect(r.body.rejected[0].server_version).toMatchObject({
+        id: ids[1],
+        data: { ship_address: expect.any(String) },
+      })
+      expect((await row('orders', ids[0] as string))?.ship_address).toBe('mine')
+    })
+
     it('a custom resolver (not stamps-only) sees the stored row in serverData; its server wins answer carries it', async () => {
       const inputs: ConflictInput[] = []
       const { call: c } = await makeCaller({

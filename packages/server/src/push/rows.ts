@@ -71,6 +71,11 @@ export class RowStates {
   }
 
   /** Re-reads the row (locked) when it was written since it was read. */
+  /** Whether row `k` was written since it was read (`refresh` re-reads it). */
+  isDirty(k: string): boolean {
+    return this.#dirty.has(k)
+  }
+
   async refresh(info: TableInfo, key: string): Promise<void> {
     const k = rowKey(info, key)
     if (!this.#dirty.has(k)) return

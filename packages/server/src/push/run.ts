@@ -5,7 +5,7 @@ import type { EngineContext } from '../core/context.js'
 import { emitHook } from '../core/hooks.js'
 import type { SchemaContract } from '../schema/contract.js'
 import type { FinalCommit } from './commit.js'
-import { decide, needsRow, type Resolve } from './decide.js'
+import { andThen, decide, isThenable, needsRow, type Outcome, type Resolve } from './decide.js'
 import { FORBIDDEN, sqlState } from './errors.js'
 import { PushResults } from './results.js'
 import { type LockRow, RowStates, rowKey } from './rows.js'
@@ -90,8 +90,9 @@ export class PushRun {
       const k = rowKey(item.info, item.key)
       // A second record for a row in the unflushed batch: write the batch first so this one sees its effect.
       if (this.#writer.pending(k)) await this.#writer.flush()
-      await this.#rows.refresh(item.info, item.key)
-      await this.#decide(item)
+      if (this.#rows.isDirty(k)) await this.#rows.refresh(item.info, item.key)
+      const decided = this.#decide(item)
+      if (decided instanceof Promise) await decided
     }
     await this.#writer.flush(true)
     return this.#results.finish(changes)
@@ -124,7 +125,9 @@ export class PushRun {
       if (seen.has(k)) continue
       seen.add(k)
       const row = this.#rows.get(it.info, it.key)
-      if (!row?.writable || !(await needsRow(it, row, this.userId, this.ctx.conflictResolver))) continue
+      if (!row?.writable) continue
+      const needs = needsRow(it, row, this.userId, this.ctx.conflictResolver)
+      if (!(needs instanceof Promise ? await needs : needs)) continue
       const e = full.get(it.info.t.tableName) ?? { info: it.info, keys: [] }
       e.keys.push(it.key)
       full.set(it.info.t.tableName, e)
@@ -132,36 +135,54 @@ export class PushRun {
     for (const { info, keys } of full.values()) await this.#rows.load(info, keys)
   }
 
-  /** Decides `item` on its row's current state and carries the outcome out. */
-  async #decide(item: Item): Promise<void> {
-    const outcome = await decide(item, this.#rows.get(item.info, item.key), this.userId, this.#resolve)
+  /** Decides `item` on its row's current state and carries the outcome out; a promise only when that has to wait. */
+  #decide(item: Item): void | Promise<void> {
+    return andThen(decide(item, this.#rows.get(item.info, item.key), this.userId, this.#resolve), (outcome) =>
+      this.#carryOut(item, outcome),
+    )
+  }
+
+  #carryOut(item: Item, outcome: Outcome): void | Promise<void> {
     switch (outcome.kind) {
       case 'fail': {
         const extra = outcome.serverVersion ? { server_version: outcome.serverVersion } : {}
-        return this.#results.fail(item, outcome.failure, extra)
+        this.#results.fail(item, outcome.failure, extra)
+        return
       }
       case 'applied': {
         const extra = outcome.reasonCode ? { reason_code: outcome.reasonCode, message: outcome.message } : {}
-        return this.#results.applied(item, extra)
+        this.#results.applied(item, extra)
+        return
       }
       case 'write':
         return this.#writer.enqueue(item, outcome.write, outcome.entries, outcome.guard, this.#again.has(item))
       case 'reload':
         // Only stamps were read: load the row locked (its data is the answer) and decide on the newest version.
-        await this.#rows.load(item.info, [item.key])
-        return this.#decide(item)
+        return this.#rows.load(item.info, [item.key]).then(() => this.#decide(item))
     }
   }
 
-  /** Runs the resolver; undefined when a custom resolver throws (that record → internal_error, retryable). */
-  async #runResolver(input: ConflictInput): Promise<ConflictDecision | undefined> {
-    let decision: ConflictDecision
-    try {
-      decision = await this.ctx.conflictResolver.resolve(input)
-    } catch (err) {
+  /**
+   * Runs the resolver; undefined when a custom resolver throws (that record → internal_error, retryable). Without a
+   * promise when the resolver answered synchronously.
+   */
+  #runResolver(input: ConflictInput): ConflictDecision | undefined | Promise<ConflictDecision | undefined> {
+    const failed = (err: unknown) => {
       this.ctx.logger.warn({ table: input.table, code: sqlState(err) }, 'conflict resolver failed')
       return undefined
     }
+    let decision: ConflictDecision | PromiseLike<ConflictDecision>
+    try {
+      decision = this.ctx.conflictResolver.resolve(input)
+    } catch (err) {
+      return failed(err)
+    }
+    if (isThenable(decision)) return Promise.resolve(decision).then((d) => this.#hooked(input, d), failed)
+    return this.#hooked(input, decision)
+  }
+
+  /** The onConflict hook sees every decision. */
+  #hooked(input: ConflictInput, decision: ConflictDecision): ConflictDecision {
     try {
       emitHook(this.ctx, 'onConflict', () => ({ input, decision }))
     } catch (err) {

@@ -97,15 +97,26 @@ export class BatchWriter {
     return this.#pendingKeys.has(k)
   }
 
-  async enqueue(item: Item, kind: WriteKind, entries: [string, unknown][], guard: string | null, again: boolean) {
+  /** Adds a write to the batch; a promise only when the batch had to be written first (another shape, or full). */
+  enqueue(
+    item: Item,
+    kind: WriteKind,
+    entries: [string, unknown][],
+    guard: string | null,
+    again: boolean,
+  ): void | Promise<void> {
     // Only consecutive records share a statement: a later record may depend on an earlier one (a child
     // created under a parent created just before), so request order is kept between statements.
     if (
       this.#pending &&
       (!fits(this.#pending, item, kind, entries) || this.#pending.writes.length >= MAX_STATEMENT_ROWS)
     ) {
-      await this.flush()
+      return this.flush().then(() => this.#add(item, kind, entries, guard, again))
     }
+    this.#add(item, kind, entries, guard, again)
+  }
+
+  #add(item: Item, kind: WriteKind, entries: [string, unknown][], guard: string | null, again: boolean): void {
     if (!this.#pending) {
       const t = item.info.t
       const cols = entries
