@@ -1,12 +1,11 @@
 import type { PushRecord, PushResult } from '@synchro/protocol'
 import type pg from 'pg'
-import type { ConflictDecision, ConflictInput } from '../conflict/types.js'
 import type { EngineContext } from '../core/context.js'
-import { emitHook } from '../core/hooks.js'
 import type { SchemaContract } from '../schema/contract.js'
 import type { FinalCommit } from './commit.js'
-import { andThen, decide, isThenable, needsRow, type Outcome, type Resolve } from './decide.js'
-import { FORBIDDEN, sqlState } from './errors.js'
+import { andThen, decide, needsRow, type Outcome, type Resolve } from './decide.js'
+import { FORBIDDEN } from './errors.js'
+import { resolverOf } from './resolve.js'
 import { PushResults } from './results.js'
 import { type LockRow, RowStates, rowKey } from './rows.js'
 import { type Item, isItem, type TableInfo, validateRecord } from './validate.js'
@@ -56,7 +55,7 @@ export class PushRun {
       (i, w) => this.#decideAgain(i, w),
       commit,
     )
-    this.#resolve = (input) => this.#runResolver(input)
+    this.#resolve = resolverOf(ctx)
   }
 
   /** Validates every record (no database access); `run` decides the valid ones. Idempotent. */
@@ -117,21 +116,7 @@ export class PushRun {
       if (read) await this.#rows.loaded(info, [...probe], read, probe)
       else await this.#rows.load(info, [...probe], probe, false)
     }
-    // Records whose outcome needs the stored row: only the first record of each row (later ones re-read it).
-    const full = new Map<string, { info: TableInfo; keys: string[] }>()
-    const seen = new Set<string>()
-    for (const it of items) {
-      const k = rowKey(it.info, it.key)
-      if (seen.has(k)) continue
-      seen.add(k)
-      const row = this.#rows.get(it.info, it.key)
-      if (!row?.writable) continue
-      const needs = needsRow(it, row, this.userId, this.ctx.conflictResolver)
-      if (!(needs instanceof Promise ? await needs : needs)) continue
-      const e = full.get(it.info.t.tableName) ?? { info: it.info, keys: [] }
-      e.keys.push(it.key)
-      full.set(it.info.t.tableName, e)
-    }
+    const full = await rowsNeeded(items, this.#rows, this.userId, this.ctx)
     for (const { info, keys } of full.values()) await this.#rows.load(info, keys)
   }
 
@@ -163,36 +148,6 @@ export class PushRun {
   }
 
   /**
-   * Runs the resolver; undefined when a custom resolver throws (that record → internal_error, retryable). Without a
-   * promise when the resolver answered synchronously.
-   */
-  #runResolver(input: ConflictInput): ConflictDecision | undefined | Promise<ConflictDecision | undefined> {
-    const failed = (err: unknown) => {
-      this.ctx.logger.warn({ table: input.table, code: sqlState(err) }, 'conflict resolver failed')
-      return undefined
-    }
-    let decision: ConflictDecision | PromiseLike<ConflictDecision>
-    try {
-      decision = this.ctx.conflictResolver.resolve(input)
-    } catch (err) {
-      return failed(err)
-    }
-    if (isThenable(decision)) return Promise.resolve(decision).then((d) => this.#hooked(input, d), failed)
-    return this.#hooked(input, decision)
-  }
-
-  /** The onConflict hook sees every decision. */
-  #hooked(input: ConflictInput, decision: ConflictDecision): ConflictDecision {
-    try {
-      emitHook(this.ctx, 'onConflict', () => ({ input, decision }))
-    } catch (err) {
-      // Informational hook: its failure must not change the outcome.
-      this.ctx.logger.warn({ table: input.table, code: sqlState(err) }, 'onConflict hook failed')
-    }
-    return decision
-  }
-
-  /**
    * Loads the rows of `writes` locked and decides their records again, in request order; their writes (a
    * resurrection where a create met a deleted row, an update after a concurrent one) are flushed before
    * anything later in the request. A write decided this way that misses again is answered as retryable.
@@ -212,6 +167,33 @@ export class PushRun {
     }
     await this.#writer.flush()
   }
+}
+
+/**
+ * The rows, by table, whose stored data the decision of a record needs (conflicts: `server_version`, resolvers that
+ * read `serverData`): only the first record of each row counts (later ones re-read it).
+ */
+async function rowsNeeded(
+  items: readonly Item[],
+  rows: RowStates,
+  userId: string,
+  ctx: EngineContext,
+): Promise<Map<string, { info: TableInfo; keys: string[] }>> {
+  const full = new Map<string, { info: TableInfo; keys: string[] }>()
+  const seen = new Set<string>()
+  for (const it of items) {
+    const k = rowKey(it.info, it.key)
+    if (seen.has(k)) continue
+    seen.add(k)
+    const row = rows.get(it.info, it.key)
+    if (!row?.writable) continue
+    const needs = needsRow(it, row, userId, ctx.conflictResolver)
+    if (!(needs instanceof Promise ? await needs : needs)) continue
+    const e = full.get(it.info.t.tableName) ?? { info: it.info, keys: [] }
+    e.keys.push(it.key)
+    full.set(it.info.t.tableName, e)
+  }
+  return full
 }
 
 /** One stamp query of the optimistic pre-load: the update / delete ids of one table. */

@@ -147,7 +147,7 @@ export class BatchWriter {
         pushBatchAttributes(g.info.t.tableName, g.kind, g.writes.length),
         () => savepointAndRun<WriteRow>(this.db, SAVEPOINT, stmt, paramsOf(g, g.writes)),
       )
-      this.#record(g, g.writes, rows, recheck)
+      answer(this, g, g.writes, rows, recheck)
     } catch (err) {
       await this.db.query(ROLLBACK_TO)
       await resyncPrepared(this.db, stmt)
@@ -159,7 +159,7 @@ export class BatchWriter {
           await this.db.query(SAVEPOINT)
           try {
             const { rows } = await runStatement<WriteRow>(this.db, stmt, paramsOf(g, [w]))
-            this.#record(g, [w], rows, recheck)
+            answer(this, g, [w], rows, recheck)
           } catch (err) {
             await this.db.query(ROLLBACK_TO)
             this.#failed(g, w, err)
@@ -191,7 +191,7 @@ export class BatchWriter {
     )
     this.committed = true
     const recheck: Write[] = []
-    this.#record(g, g.writes, rows, recheck)
+    answer(this, g, g.writes, rows, recheck)
     // A strict statement answers every row (or fails): nothing can be left to decide again.
     for (const w of recheck) this.results.fail(w.item, retryableFailure(g.kind))
     return true
@@ -205,31 +205,37 @@ export class BatchWriter {
     )
     this.results.fail(w.item, failure)
   }
+}
 
-  /**
-   * Turns the rows a write statement returned (numbered from 1 in input order) into results. A write that matched
-   * nothing goes to `recheck` when its row may simply have been unknown or changed: a create over an existing id
-   * (not pre-loaded, invisible, or committed concurrently), a guarded write whose stamp moved, or any write on a
-   * row that was not locked. A write decided on a locked row, or already decided twice, cannot be helped: retryable.
-   */
-  #record(g: Group, writes: readonly Write[], rows: readonly WriteRow[], recheck: Write[]): void {
-    const byN = new Map<number, WriteRow>()
-    for (const r of rows) byN.set(r.n, r)
-    for (const [i, w] of writes.entries()) {
-      const r = byN.get(i + 1)
-      if (r && r.u !== null) {
-        const extra: Partial<PushResult> = { server_updated_at: trimRfc3339(r.u) }
-        if (g.kind === 'delete' && r.d) extra.server_deleted_at = trimRfc3339(r.d)
-        const sv = r.data ? serverSetVersion(w.item, r.data, r.u) : undefined
-        if (sv) extra.server_version = sv
-        this.results.applied(w.item, extra)
-      } else if (g.kind === 'create' && r?.ok === false) {
-        this.results.fail(w.item, FORBIDDEN)
-      } else if (!w.again && (g.kind === 'create' || this.optimistic)) {
-        recheck.push(w)
-      } else {
-        this.results.fail(w.item, retryableFailure(g.kind))
-      }
+/**
+ * Turns the rows a write statement returned (numbered from 1 in input order) into results. A write that matched
+ * nothing goes to `recheck` when its row may simply have been unknown or changed: a create over an existing id
+ * (not pre-loaded, invisible, or committed concurrently), a guarded write whose stamp moved, or any write on a
+ * row that was not locked. A write decided on a locked row, or already decided twice, cannot be helped: retryable.
+ */
+function answer(
+  writer: { results: PushResults; optimistic: boolean },
+  g: Group,
+  writes: readonly Write[],
+  rows: readonly WriteRow[],
+  recheck: Write[],
+): void {
+  const byN = new Map<number, WriteRow>()
+  for (const r of rows) byN.set(r.n, r)
+  for (const [i, w] of writes.entries()) {
+    const r = byN.get(i + 1)
+    if (r && r.u !== null) {
+      const extra: Partial<PushResult> = { server_updated_at: trimRfc3339(r.u) }
+      if (g.kind === 'delete' && r.d) extra.server_deleted_at = trimRfc3339(r.d)
+      const sv = r.data ? serverSetVersion(w.item, r.data, r.u) : undefined
+      if (sv) extra.server_version = sv
+      writer.results.applied(w.item, extra)
+    } else if (g.kind === 'create' && r?.ok === false) {
+      writer.results.fail(w.item, FORBIDDEN)
+    } else if (!w.again && (g.kind === 'create' || writer.optimistic)) {
+      recheck.push(w)
+    } else {
+      writer.results.fail(w.item, retryableFailure(g.kind))
     }
   }
 }
