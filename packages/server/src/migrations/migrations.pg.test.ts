@@ -78,3 +78,29 @@ it('a database created before keeps its rows and loses only the unused indexes b
   const cl = await db.pool.query('SELECT bucket_id, table_name, record_id, operation FROM sync_changelog')
   expect(cl.rows).toEqual([{ bucket_id: 'user:a', table_name: 't', record_id: '1', operation: 1 }])
 })
+
+it('a migration chosen as a deadlock victim next to a running instance is run again', async () => {
+  await runMigrations(db.pool)
+  // A running instance's transaction: it holds sync_clients, then wants to write sync_changelog — which the
+  // migration's `CREATE INDEX IF NOT EXISTS` holds while it waits for sync_clients. Its own deadlock_timeout is long,
+  // so the migration, waiting first, is the one PostgreSQL aborts.
+  const app = await db.pool.connect()
+  try {
+    await app.query(`SET deadlock_timeout = '10s'`)
+    await app.query('BEGIN')
+    await app.query('LOCK TABLE sync_clients IN ROW EXCLUSIVE MODE')
+    const migrating = runMigrations(db.pool)
+    for (let i = 0; i < 200; i++) {
+      const { rows } = await db.pool.query(
+        `SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = 'sync_clients'::regclass`,
+      )
+      if (rows[0].n > 0) break
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    await app.query('LOCK TABLE sync_changelog IN ROW EXCLUSIVE MODE')
+    await app.query('COMMIT')
+    await expect(migrating).resolves.toBeUndefined()
+  } finally {
+    app.release()
+  }
+})

@@ -106,11 +106,30 @@ function summary(sql: string): string {
   return (sql.split('(')[0] ?? sql).replace(/\s+/g, ' ').trim()
 }
 
-/** Runs the infrastructure migrations idempotently, serialised across processes by an advisory lock. */
+/** Attempts of the migration transaction when PostgreSQL aborts it as a deadlock victim. */
+const MIGRATION_ATTEMPTS = 5
+
+/**
+ * Runs the infrastructure migrations idempotently, serialised across processes by an advisory lock. Even when
+ * everything exists, `CREATE INDEX IF NOT EXISTS` and `ALTER TABLE … IF NOT EXISTS` lock their tables before they
+ * find out, so an instance starting next to running ones (which write those tables) can be chosen as a deadlock's
+ * victim (SQLSTATE 40P01, seen with three daemons starting at once): the whole transaction is then run again.
+ */
 export async function runMigrations(
   pool: pg.Pool,
   opts: { onProgress?: (p: MigrationProgress) => void } = {},
 ): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrateOnce(pool, opts)
+    } catch (err) {
+      if ((err as { code?: string }).code !== '40P01' || attempt >= MIGRATION_ATTEMPTS) throw err
+      await new Promise((r) => setTimeout(r, 50 * attempt + Math.random() * 100))
+    }
+  }
+}
+
+async function migrateOnce(pool: pg.Pool, opts: { onProgress?: (p: MigrationProgress) => void }): Promise<void> {
   const client = await pool.connect()
   try {
     await client.query('BEGIN')
