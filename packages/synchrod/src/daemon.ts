@@ -313,6 +313,7 @@ async function startEngine(db: Database, registry: Registry, o: Options, metrics
     },
     migrate: false, // done in prepareDatabase
     live: { listen: o.liveListen, frames: o.liveFrames as LiveFrames },
+    pullReadAhead: o.pullReadAhead,
   })
   metrics.instrument(engine)
   return engine

@@ -63,6 +63,13 @@ describe('options table', () => {
     expect(() => parseArgs(['--apply', 'token'])).toThrow(/does not apply/)
   })
 
+  it('pull read-ahead is off unless asked for (flag, env or config)', () => {
+    expect(resolveOptions('serve', {}, {}).pullReadAhead).toBe(false)
+    expect(resolveOptions('serve', parseArgs(['serve', '--pull-read-ahead']).flags, {}).pullReadAhead).toBe(true)
+    expect(resolveOptions('serve', {}, { PULL_READ_AHEAD: 'true' }).pullReadAhead).toBe(true)
+    expect(resolveOptions('serve', {}, {}, { pullReadAhead: true }).pullReadAhead).toBe(true)
+  })
+
   it('parses booleans with --no- and rejects unknown or misplaced flags', () => {
     expect(parseArgs(['serve', '--no-consumer']).flags.consumer).toBe(false)
     expect(parseArgs(['--demo']).flags.demo).toBe(true)

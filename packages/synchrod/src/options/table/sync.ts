@@ -89,6 +89,17 @@ export const SYNC_OPTIONS = [
       'Live data frames (rows on the event stream, docs/live-frames.md): `shared` renders a range once for all streams when its tables have no owner or parent rule; `per-user` when your own RLS policies make such tables user-dependent; `off` sends pokes only.',
   },
   {
+    name: 'pullReadAhead',
+    flag: 'pull-read-ahead',
+    env: 'PULL_READ_AHEAD',
+    config: 'pullReadAhead',
+    kind: 'boolean',
+    default: false,
+    commands: ['serve'],
+    description:
+      'Read the next pull page of a catching-up client in the background while it handles the current one: for clients far from the server or slow to apply pages (a client asking back to back gains nothing and the database works more; docs/architecture.md).',
+  },
+  {
     name: 'minClientVersion',
     flag: 'min-client-version',
     env: 'MIN_CLIENT_VERSION',
