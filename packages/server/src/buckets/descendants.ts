@@ -1,7 +1,8 @@
 import type pg from 'pg'
 import type { ResolvedTable } from '../registry/registry.js'
+import { memo } from '../util/memo.js'
 import { quoteIdent } from '../util/sql.js'
-import { type BucketResolver, memo } from './resolver.js'
+import type { BucketResolver } from './resolver.js'
 
 /** A record whose inherited buckets changed (e.g. an order whose owner changed) and what they are now. */
 export interface RebucketRoot {

@@ -63,16 +63,6 @@ export function bucketsFromValue(value: string | null, rule: Extract<BucketRule,
   return [rule.prefix + value]
 }
 
-/** The value cached in `m` for `k`, made by `make` on first use. */
-export function memo<K, V>(m: { get(k: K): V | undefined; set(k: K, v: V): unknown }, k: K, make: () => V): V {
-  let v = m.get(k)
-  if (v === undefined) {
-    v = make()
-    m.set(k, v)
-  }
-  return v
-}
-
 /** Rules per resolver and table: the registry is frozen once in use, so a table's rule never changes. */
 const ruleCache = new WeakMap<BucketResolver, Map<ResolvedTable, BucketRule>>()
 

@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto'
 import { bucketEntries, HISTORY_CTE } from '../changelog/reader.js'
 import { advancePullCte, type ClientColumns } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
 import { deadlineSettings, RequestDeadline } from '../limits/deadline.js'
 import { runGated } from '../request/gated.js'
 import type { SchemaContract } from '../schema/contract.js'
+import { memo } from '../util/memo.js'
+import { preparedName } from '../util/sql.js'
 import {
   CLIENT_HEAD,
   cachedPageSql,
@@ -213,22 +214,15 @@ const checkSqlCache = new WeakMap<EngineContext, Map<string, PageSql>>()
  * client row and the retention facts, writing nothing. $1 user id, $2 checkpoint, $3 client id. One row: the head.
  */
 export function checkSql(ctx: EngineContext, fingerprint: string): PageSql {
-  let byFp = checkSqlCache.get(ctx)
-  if (!byFp) {
-    byFp = new Map()
-    checkSqlCache.set(ctx, byFp)
-  }
-  let sql = byFp.get(fingerprint)
-  if (!sql) {
+  const byFp = memo(checkSqlCache, ctx, () => new Map<string, PageSql>())
+  return memo(byFp, fingerprint, () => {
     const facts = ['ok', ...CLIENT_HEAD, 'last_push_at', 'subs'].map((c) => `'${c}', o.${c}`)
     const text = `
 WITH ${openingCte(ctx, fingerprint, { user: '$1', from: '$2', client: '$3' })},${HISTORY_CTE}
 SELECT json_build_object(${facts.join(', ')}, 'compacted', h.compacted::text, 'issued', h.issued::text)::text AS head
   FROM o CROSS JOIN h`
-    sql = { text, name: `synchro_pull_check_${createHash('sha256').update(text).digest('hex').slice(0, 24)}` }
-    byFp.set(fingerprint, sql)
-  }
-  return sql
+    return { text, name: preparedName('synchro_pull_check', text) }
+  })
 }
 
 /**

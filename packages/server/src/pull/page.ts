@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { OP_DELETE } from '@synchro/protocol'
 import { bucketEntries, HISTORY_CTE, historyServes } from '../changelog/reader.js'
 import {
@@ -11,6 +10,8 @@ import {
 import type { EngineContext } from '../core/context.js'
 import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
+import { memo } from '../util/memo.js'
+import { preparedName } from '../util/sql.js'
 import { sqlRfc3339 } from '../util/time.js'
 import { idTypeOf, ROW_ALIAS, recordColumnsSql } from './rows.js'
 
@@ -194,22 +195,14 @@ export function cachedPageSql(
   filtered: boolean,
   mode: PageMode,
 ): PageSql {
-  let byCtx = pageSqlCache.get(contract)
-  if (!byCtx) {
-    byCtx = new Map()
-    pageSqlCache.set(contract, byCtx)
-  }
-  let byKey = byCtx.get(ctx)
-  if (!byKey) {
-    byKey = new Map()
-    byCtx.set(ctx, byKey)
-  }
+  const byKey = memo(
+    memo(pageSqlCache, contract, () => new WeakMap()),
+    ctx,
+    () => new Map<string, PageSql>(),
+  )
   const key = `${filtered}/${mode.kind}/${mode.kind === 'opened' ? '' : mode.fingerprint}`
-  let sql = byKey.get(key)
-  if (!sql) {
+  return memo(byKey, key, () => {
     const text = pageSql(ctx, contract, filtered, mode)
-    sql = { text, name: `synchro_pull_${createHash('sha256').update(text).digest('hex').slice(0, 24)}` }
-    byKey.set(key, sql)
-  }
-  return sql
+    return { text, name: preparedName('synchro_pull', text) }
+  })
 }

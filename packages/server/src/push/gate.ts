@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import type { PushRecord, PushRequest, PushResult } from '@synchro/protocol'
 import type pg from 'pg'
 import { touchClientForPush } from '../clients/clients.js'
@@ -7,6 +6,8 @@ import { DeadlineExceededError, deadlineSettings, type RequestDeadline, watchPro
 import { type CommitQuery, lostPreparedStatement } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { EXACT_JSON_TYPES } from '../util/json.js'
+import { memo } from '../util/memo.js'
+import { preparedName } from '../util/sql.js'
 import { executeCall, quoteLiteral } from './roundtrip.js'
 import type { LockRow } from './rows.js'
 import { PushRun, type StampRead } from './run.js'
@@ -152,15 +153,13 @@ const gates = new WeakMap<EngineContext, Statement>()
  * catalog fingerprint of the tables $3 is $4 and the client row exists and is active.
  */
 function gateStatement(ctx: EngineContext): Statement {
-  let s = gates.get(ctx)
-  if (s) return s
-  const params = ['$1', '$2']
-  const source = touchClientForPush('', '')(() => params.shift() as string)
-  const text = `WITH ${source.with}
+  return memo(gates, ctx, () => {
+    const params = ['$1', '$2']
+    const source = touchClientForPush('', '')(() => params.shift() as string)
+    const text = `WITH ${source.with}
 SELECT ${ctx.contracts.fingerprintSql('$3')} = $4 AND c.is_active IS TRUE AS ok
   FROM (SELECT 1) one
   ${source.join}`
-  s = { name: `synchro_push_gate_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`, text }
-  gates.set(ctx, s)
-  return s
+    return { name: preparedName('synchro_push_gate', text), text }
+  })
 }

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
 import { accessPredicate } from '../rls/rls.js'
-import { quoteIdent } from '../util/sql.js'
+import { memo } from '../util/memo.js'
+import { preparedName, quoteIdent } from '../util/sql.js'
 import { sqlRfc3339 } from '../util/time.js'
 import type { IdKind } from './ids.js'
 import type { TableInfo } from './validate.js'
@@ -25,18 +25,11 @@ export interface Statement {
 const caches = new WeakMap<Registry, Map<string, Statement>>()
 
 function statement(registry: Registry, key: string, build: () => string): Statement {
-  let cache = caches.get(registry)
-  if (!cache) {
-    cache = new Map()
-    caches.set(registry, cache)
-  }
-  let s = cache.get(key)
-  if (!s) {
+  const cache = memo(caches, registry, () => new Map<string, Statement>())
+  return memo(cache, key, () => {
     const text = build()
-    s = { name: `synchro_push_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`, text }
-    cache.set(key, s)
-  }
-  return s
+    return { name: preparedName('synchro_push', text), text }
+  })
 }
 
 /** `id = ANY($n)` keeps the primary-key index; ids of unknown types are compared as text (never a cast error). */
