@@ -36,7 +36,7 @@ export {
   type TableIndex,
   tableIndexes,
 } from './migrations/indexes.js'
-export { type MigrationProgress, runMigrations } from './migrations/migrations.js'
+export { type MigrationProgress, type MigrationResult, runMigrations } from './migrations/migrations.js'
 export {
   Registry,
   RegistryError,
@@ -45,6 +45,7 @@ export {
   type TableConfig,
 } from './registry/registry.js'
 export { applyRlsPolicies, type RlsOptions, rlsStatements } from './rls/rls.js'
+export type { DdlWatchInstall } from './schema/ddl-watch.js'
 export {
   ensurePublication,
   ensureReplicaIdentityFull,

@@ -132,7 +132,13 @@ export async function prepareDatabase(
     try {
       await setup.query('SELECT pg_advisory_lock($1)', [SETUP_LOCK])
       if (o.demo) await setup.query(DEMO_SCHEMA_SQL)
-      await runMigrations(db.pool)
+      const { ddlWatch } = await runMigrations(db.pool)
+      if (!ddlWatch.installed) {
+        log.warn(
+          { reason: ddlWatch.reason, sql: ddlWatch.sql.join(';\n') },
+          'no DDL watch (needs a superuser): every request reads the catalogs to notice schema changes — run the sql as a superuser to avoid that',
+        )
+      }
       const tables = registry.tables()
       const missing = await missingTables(
         db.pool,

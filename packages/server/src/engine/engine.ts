@@ -25,6 +25,7 @@ import { register } from '../register/register.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import { applyRlsPolicies, type RlsOptions, rlsStatements } from '../rls/rls.js'
 import { tableMetaOf } from '../schema/contract.js'
+import { findDdlWatch } from '../schema/ddl-watch.js'
 import { snapshot } from '../snapshot/snapshot.js'
 import { pullAttributes, pullResult, pushAttributes, pushResult, snapshotResult } from '../telemetry/attributes.js'
 import { clientRebuild } from '../telemetry/events.js'
@@ -188,13 +189,13 @@ export class Engine implements SyncService {
   }
 }
 
-/** An integer option ≥ `min`, or its default when absent; anything else is a configuration error. */
 /** Validates the registry, runs migrations (unless `migrate: false`) and returns a ready engine. */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const engine = new Engine(options)
   guardPool(options.pool, engine.ctx.logger)
   if (options.migrate !== false) {
-    await runMigrations(options.pool)
+    const { ddlWatch } = await runMigrations(options.pool)
+    if (!ddlWatch.installed) warnNoDdlWatch(engine.ctx.logger, ddlWatch)
     // The (owner, id) indexes per-user snapshots need; a table created later gets its index on the next start.
     const indexes = await ensureTableIndexes(options.pool, engine.ctx.registry)
     if (indexes.created.length > 0) engine.ctx.logger.info({ indexes: indexes.created }, 'created table indexes')
@@ -202,6 +203,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       engine.ctx.logger.warn({ index: f.name, error: f.error, sql: f.sql }, 'could not create a table index: run it')
     }
   }
+  // Schema changes are noticed through the DDL watch when there is one to trust, else from the catalogs per request.
+  engine.ctx.contracts.useDdlWatch(await findDdlWatch(options.pool))
   // Without logical replication pulls silently return nothing: say so loudly (the WAL consumer, wherever it runs,
   // refuses to start for the same reason). Not fatal: the engine itself can serve.
   const problems = await replicationProblems(options.pool, { role: false }).catch(() => [])
@@ -210,4 +213,12 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   }
   engine.startBackgroundTasks()
   return engine
+}
+
+/** Said once at start when the DDL watch could not be installed (see schema/ddl-watch.ts). */
+function warnNoDdlWatch(logger: EngineContext['logger'], w: { reason: string; sql: string[] }): void {
+  logger.warn(
+    { reason: w.reason, sql: w.sql.join(';\n') },
+    'no DDL watch (needs a superuser): every request reads the catalogs to notice schema changes — run the sql as a superuser to avoid that',
+  )
 }

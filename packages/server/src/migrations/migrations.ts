@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import { type DdlWatchInstall, installDdlWatch } from '../schema/ddl-watch.js'
 
 /** Advisory lock key serialising migrations across processes. */
 export const MIGRATION_LOCK = 91110041
@@ -85,6 +86,13 @@ CREATE TABLE IF NOT EXISTS sync_compaction_state (
   updated_at            timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO sync_compaction_state (id) VALUES (true) ON CONFLICT DO NOTHING;
+
+-- Committed DDL, counted per backend by an event trigger (schema/ddl-watch.ts): requests read this instead of the
+-- catalogs to notice schema changes. The trigger itself needs a superuser and is installed separately.
+CREATE TABLE IF NOT EXISTS sync_ddl_epoch (
+  pid  integer PRIMARY KEY,
+  n    bigint NOT NULL
+);
 `
 
 export interface MigrationProgress {
@@ -106,6 +114,14 @@ function summary(sql: string): string {
   return (sql.split('(')[0] ?? sql).replace(/\s+/g, ' ').trim()
 }
 
+export interface MigrationResult {
+  /**
+   * Whether the DDL watch (an event trigger; needs a superuser) is installed. Without it the engine works, reading
+   * the catalogs on every request to notice schema changes; `sql` is what a superuser can run to install it.
+   */
+  ddlWatch: DdlWatchInstall
+}
+
 /** Attempts of the migration transaction when PostgreSQL aborts it as a deadlock victim. */
 const MIGRATION_ATTEMPTS = 5
 
@@ -118,7 +134,7 @@ const MIGRATION_ATTEMPTS = 5
 export async function runMigrations(
   pool: pg.Pool,
   opts: { onProgress?: (p: MigrationProgress) => void } = {},
-): Promise<void> {
+): Promise<MigrationResult> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await migrateOnce(pool, opts)
@@ -129,7 +145,10 @@ export async function runMigrations(
   }
 }
 
-async function migrateOnce(pool: pg.Pool, opts: { onProgress?: (p: MigrationProgress) => void }): Promise<void> {
+async function migrateOnce(
+  pool: pg.Pool,
+  opts: { onProgress?: (p: MigrationProgress) => void },
+): Promise<MigrationResult> {
   const client = await pool.connect()
   try {
     await client.query('BEGIN')
@@ -145,7 +164,9 @@ async function migrateOnce(pool: pg.Pool, opts: { onProgress?: (p: MigrationProg
       }
       opts.onProgress({ done: statements.length, total: statements.length, statement: '' })
     }
+    const ddlWatch = await installDdlWatch(client)
     await client.query('COMMIT')
+    return { ddlWatch }
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {})
     throw err

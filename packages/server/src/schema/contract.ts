@@ -3,6 +3,7 @@ import type { LogicalType, SchemaColumn, SchemaTable, TableMeta } from '@synchro
 import type pg from 'pg'
 import { SchemaContractError } from '../errors.js'
 import type { ResolvedTable } from '../registry/registry.js'
+import { type DdlWatch, epochExpr } from './ddl-watch.js'
 import { defaultKind, logicalTypeOf, sqliteDefault } from './types.js'
 
 /** Advisory lock key under which manifest versions are assigned (§2.2.4). */
@@ -81,8 +82,6 @@ SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM (
   UNION ALL SELECT 'y' || y.oid || ':' || y.xmin FROM pg_type y WHERE y.oid = ANY((SELECT oids FROM y)::oid[])
 ) s)`
 }
-
-const FINGERPRINT_SQL = `SELECT ${fingerprintExpr('$1')} AS fp`
 
 /** Go's json.Marshal escapes <, >, & and U+2028/2029; the hash must match the reference byte for byte. */
 export function goJson(value: unknown): string {
@@ -249,14 +248,17 @@ export async function manifestVersion(pool: pg.Pool, hash: string): Promise<numb
 }
 
 /**
- * Caches the contract and rebuilds it only when the catalog fingerprint changes (Decision 12): one small catalog
- * query per request instead of a full rebuild.
+ * Caches the contract and rebuilds it only when the catalog fingerprint changes (Decision 12). What a request reads
+ * to check it is the *token*: with a DDL watch (schema/ddl-watch.ts) the DDL epoch, one small table; without one the
+ * catalog fingerprint itself. A new epoch costs one catalog read (epoch and fingerprint in one statement, so the pair
+ * is consistent); the contract is rebuilt only when the fingerprint changed too.
  */
 export class SchemaContractCache {
-  #current: { fp: string; contract: SchemaContract } | undefined
-  #building: Promise<SchemaContract> | undefined
-  #buildingFp: string | undefined
+  #current: { token: string | null; fp: string; contract: SchemaContract } | undefined
+  #resolving: Promise<SchemaContract> | undefined
+  #resolvingToken: string | null | undefined
   #fingerprintParam: string[] | undefined
+  #watch: DdlWatch | undefined
   readonly #versions = new Map<string, number>()
 
   constructor(
@@ -264,19 +266,34 @@ export class SchemaContractCache {
     private readonly tables: readonly ResolvedTable[],
   ) {}
 
-  /** The current contract (fingerprint-checked). */
+  /**
+   * Trusts `watch` from now on (the engine sets it once at start, before serving). Statements built before keep
+   * reading the catalog fingerprint: still correct, and they never match an epoch token.
+   */
+  useDdlWatch(watch: DdlWatch | undefined): void {
+    this.#watch = watch
+  }
+
+  /** Whether requests read the DDL epoch (true) or the catalog fingerprint (false). */
+  get watchingDdl(): boolean {
+    return this.#watch !== undefined
+  }
+
+  /** The current contract (token-checked). */
   async get(): Promise<SchemaContract> {
-    const { rows } = await this.pool.query<{ fp: string }>(FINGERPRINT_SQL, [this.fingerprintParam()])
-    return this.forFingerprint(rows[0]?.fp ?? '')
+    const { rows } = await this.pool.query<{ fp: string | null }>(`SELECT ${this.fingerprintSql('$1')} AS fp`, [
+      this.fingerprintParam(),
+    ])
+    return this.forFingerprint(rows[0]?.fp ?? null)
   }
 
   /**
-   * SQL expression (text) computing the catalog fingerprint, for callers that fold the check into a statement they
-   * run anyway (one round trip less per request). Bind `fingerprintParam()` to `param`, then pass the value to
+   * SQL expression (text) computing the token, for callers that fold the check into a statement they run anyway
+   * (one round trip less per request). Bind `fingerprintParam()` to `param`, then pass the value to
    * `forFingerprint`. The check is as fresh as with `get()`: the statement runs after the request arrived.
    */
   fingerprintSql(param: string): string {
-    return fingerprintExpr(param)
+    return this.#watch ? epochExpr(param, this.#watch) : fingerprintExpr(param)
   }
 
   /** The value to bind to the parameter of `fingerprintSql`. */
@@ -285,24 +302,29 @@ export class SchemaContractCache {
     return this.#fingerprintParam
   }
 
-  /** The cached contract when it was built for fingerprint `fp`, without touching the database. */
-  cachedFor(fp: string): SchemaContract | undefined {
-    return this.#current?.fp === fp ? this.#current.contract : undefined
+  /** The cached contract when it was built for (or checked at) token `fp`, without touching the database. */
+  cachedFor(fp: string | null): SchemaContract | undefined {
+    return fp && this.#current?.token === fp ? this.#current.contract : undefined
   }
 
-  /** The contract for a fingerprint just read from the catalog: the cached one, or a fresh build when it changed. */
-  async forFingerprint(fp: string): Promise<SchemaContract> {
-    if (this.#current && this.#current.fp === fp) return this.#current.contract
-    if (this.#building && this.#buildingFp === fp) return this.#building
-    const building = this.#build(fp)
-    this.#building = building
-    this.#buildingFp = fp
+  /**
+   * The contract for a token just read by a request: the cached one, or — when the token is new — the one the
+   * catalog now describes (rebuilt only if its fingerprint changed). A NULL or empty token (the DDL watch stopped
+   * firing, see ddl-watch.ts) is never cached: every request then checks the catalog.
+   */
+  async forFingerprint(fp: string | null): Promise<SchemaContract> {
+    const cached = this.cachedFor(fp)
+    if (cached) return cached
+    if (this.#resolving && this.#resolvingToken === fp && fp) return this.#resolving
+    const resolving = this.#resolve(fp)
+    this.#resolving = resolving
+    this.#resolvingToken = fp
     try {
-      return await building
+      return await resolving
     } finally {
-      if (this.#building === building) {
-        this.#building = undefined
-        this.#buildingFp = undefined
+      if (this.#resolving === resolving) {
+        this.#resolving = undefined
+        this.#resolvingToken = undefined
       }
     }
   }
@@ -312,7 +334,22 @@ export class SchemaContractCache {
     return this.#current?.contract
   }
 
-  async #build(fp: string): Promise<SchemaContract> {
+  /** The catalog fingerprint (and, with a watch, the epoch read in the same snapshot), then the contract for it. */
+  async #resolve(token: string | null): Promise<SchemaContract> {
+    let fp = token ?? ''
+    if (this.#watch) {
+      const { rows } = await this.pool.query<{ token: string | null; fp: string }>(
+        `SELECT ${epochExpr('$1', this.#watch)} AS token, ${fingerprintExpr('$1')} AS fp`,
+        [this.fingerprintParam()],
+      )
+      fp = rows[0]?.fp ?? ''
+      token = rows[0]?.token ?? null
+    }
+    const current = this.#current
+    if (current && current.fp === fp) {
+      current.token = token
+      return current.contract
+    }
     const built = await buildSchemaTables(this.pool, this.tables)
     const hash = schemaHash(built.tables)
     let version = this.#versions.get(hash)
@@ -321,7 +358,7 @@ export class SchemaContractCache {
       this.#versions.set(hash, version)
     }
     const contract: SchemaContract = { version, hash, ...built }
-    this.#current = { fp, contract }
+    this.#current = { token, fp, contract }
     return contract
   }
 }

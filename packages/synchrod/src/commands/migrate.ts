@@ -1,5 +1,5 @@
 import { ensureTableIndexes, type Registry, runMigrations, tableIndexes } from '@synchro/server'
-import { INFRASTRUCTURE_SQL } from '@synchro/server/internal'
+import { ddlWatchSql, INFRASTRUCTURE_SQL } from '@synchro/server/internal'
 import { buildRegistry, type Settings } from '../config.js'
 import { describeUrl, openDatabase } from '../database.js'
 import type { Log } from '../logger.js'
@@ -15,18 +15,28 @@ export async function migrate(settings: Settings, log: Log): Promise<void> {
   if (!o.apply) {
     const indexes = registry ? tableIndexes(registry).map((ix) => `${ix.sql({ concurrently: true })};\n`) : []
     const header = indexes.length > 0 ? ['\n-- Indexes the configured tables need (per-user snapshot reads).\n'] : []
-    process.stdout.write([`${INFRASTRUCTURE_SQL.trim()}\n`, ...header, ...indexes].join(''))
+    const watch = [
+      '\n-- The DDL watch (needs a superuser; without it every request reads the catalogs to notice schema changes).\n',
+      '-- Written for sync_* tables in schema public (the first of the search_path): adjust if yours differ.\n',
+      ...ddlWatchSql('public').map((s) => `${s};\n`),
+    ]
+    process.stdout.write([`${INFRASTRUCTURE_SQL.trim()}\n`, ...watch, ...header, ...indexes].join(''))
     return
   }
   const db = await openDatabase({ databaseUrl: o.databaseUrl, dataDir: o.dataDir, log })
   try {
     const line = progressLine()
-    await runMigrations(db.pool, {
+    const { ddlWatch } = await runMigrations(db.pool, {
       onProgress: ({ done, total, statement }) => line.update(`migrate: ${done}/${total} ${statement}`.trimEnd()),
     })
     line.done()
     const where = db.embedded ? 'the embedded PostgreSQL' : describeUrl(db.url)
     process.stdout.write(`migrations applied to ${where}\n`)
+    if (!ddlWatch.installed) {
+      process.stdout.write(
+        `no DDL watch (${ddlWatch.reason}): schema changes are checked in the catalogs on every request; as a superuser run:\n${ddlWatch.sql.join(';\n')};\n`,
+      )
+    }
     if (registry) {
       const r = await ensureTableIndexes(db.pool, registry)
       for (const name of r.created) process.stdout.write(`created index ${name}\n`)

@@ -1,0 +1,144 @@
+import { createAppRolePool, createTestDatabase, type TestDatabase } from '@synchro/test-harness'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createEngine, type Engine } from '../engine/engine.js'
+import { Registry } from '../registry/registry.js'
+import { ddlWatchTrigger, findDdlWatch, installDdlWatch } from './ddl-watch.js'
+
+const TABLE = `CREATE TABLE notes (
+  id uuid PRIMARY KEY, user_id text NOT NULL, body text,
+  updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`
+
+let db: TestDatabase
+let engine: Engine
+beforeAll(async () => {
+  db = await createTestDatabase()
+  await db.pool.query(TABLE)
+  engine = await createEngine({
+    pool: db.pool,
+    registry: new Registry().register({ tableName: 'notes', bucketByColumn: 'user_id' }),
+  })
+})
+afterAll(async () => {
+  await engine?.close()
+  await db?.drop()
+})
+
+async function token(): Promise<string | null> {
+  const sql = `SELECT ${engine.ctx.contracts.fingerprintSql('$1')} AS t`
+  const { rows } = await db.pool.query<{ t: string | null }>(sql, [engine.ctx.contracts.fingerprintParam()])
+  return rows[0]?.t ?? null
+}
+
+describe('DDL watch (Decision 12: DDL noticed without reading the catalogs per request)', () => {
+  it('migrations install it and the engine trusts it: requests read the epoch, not the catalog fingerprint', async () => {
+    expect(await findDdlWatch(db.pool)).toBeDefined()
+    expect(engine.ctx.contracts.watchingDdl).toBe(true)
+    expect(await token()).toMatch(/^ddl \d+$/)
+  })
+
+  it('the epoch moves with committed DDL only: not with a rollback, not with temporary tables alone', async () => {
+    const before = await token()
+    expect(await token()).toBe(before)
+    await db.pool.query('BEGIN; ALTER TABLE notes ADD COLUMN tmp int; ROLLBACK')
+    expect(await token()).toBe(before)
+    await db.pool.query('BEGIN; CREATE TEMP TABLE scratch (a int); COMMIT')
+    expect(await token()).toBe(before)
+    await db.pool.query('CREATE TABLE unrelated (a int)')
+    const after = await token()
+    expect(after).not.toBe(before)
+    // DDL elsewhere: a new epoch, the same contract (checked once against the catalog, not rebuilt).
+    const contract = await engine.ctx.contracts.get()
+    await db.pool.query('DROP TABLE unrelated')
+    expect(await engine.ctx.contracts.get()).toBe(contract)
+  })
+
+  it('DDL on a registered table gives a new contract at once', async () => {
+    const before = await engine.ctx.contracts.get()
+    await db.pool.query('ALTER TABLE notes ADD COLUMN color text')
+    const after = await engine.ctx.contracts.get()
+    expect(after.hash).not.toBe(before.hash)
+    expect(after.columns.get('notes')?.map((c) => c.name)).toContain('color')
+    await db.pool.query('ALTER TABLE notes DROP COLUMN color')
+    expect((await engine.ctx.contracts.get()).hash).toBe(before.hash)
+  })
+
+  it('concurrent DDL transactions do not wait on one another (one counter row per backend)', async () => {
+    const a = await db.pool.connect()
+    const b = await db.pool.connect()
+    try {
+      await a.query('BEGIN')
+      await a.query('CREATE TABLE held_a (x int)')
+      // With one shared counter row, b's bump would wait for a's COMMIT and hit the lock timeout.
+      await b.query('BEGIN')
+      await b.query(`SET LOCAL lock_timeout = '2s'`)
+      await b.query('CREATE TABLE held_b (x int)')
+      await b.query('COMMIT')
+      await a.query('COMMIT')
+    } finally {
+      a.release()
+      b.release()
+    }
+    await db.pool.query('DROP TABLE held_a, held_b')
+  })
+
+  it('a disabled trigger makes the epoch NULL, and DDL is still noticed (from the catalogs)', async () => {
+    const trigger = ddlWatchTrigger('public')
+    const before = await engine.ctx.contracts.get()
+    await db.pool.query(`ALTER EVENT TRIGGER ${trigger} ENABLE`) // fires only for origin sessions: not trusted
+    try {
+      expect(await token()).toBeNull()
+      await db.pool.query(`ALTER EVENT TRIGGER ${trigger} DISABLE`)
+      await db.pool.query('ALTER TABLE notes ADD COLUMN shade text') // no bump: the trigger is off
+      expect(await token()).toBeNull()
+      const during = await engine.ctx.contracts.get()
+      expect(during.hash).not.toBe(before.hash)
+      expect(engine.ctx.contracts.cachedFor(null)).toBeUndefined()
+      expect(await findDdlWatch(db.pool)).toBeUndefined()
+    } finally {
+      await db.pool.query(`ALTER EVENT TRIGGER ${trigger} ENABLE ALWAYS`)
+      await db.pool.query('ALTER TABLE notes DROP COLUMN IF EXISTS shade')
+    }
+    expect((await engine.ctx.contracts.get()).hash).toBe(before.hash)
+  })
+
+  it('without the privilege: not installed, the reason and the SQL to run are reported, the migration goes on', async () => {
+    const other = await createTestDatabase()
+    try {
+      const app = await createAppRolePool(other)
+      const c = await app.connect()
+      try {
+        await c.query('BEGIN')
+        const r = await installDdlWatch(c)
+        expect(r.installed).toBe(false)
+        if (r.installed) return
+        expect(r.reason).toMatch(/permission denied/)
+        expect(r.sql.join('\n')).toContain('CREATE EVENT TRIGGER "sync_ddl_epoch" ON ddl_command_end')
+        await c.query('SELECT 1') // the transaction is still usable (savepoint)
+        await c.query('COMMIT')
+      } finally {
+        c.release()
+        await app.end()
+      }
+      expect(await findDdlWatch(other.pool)).toBeUndefined()
+    } finally {
+      await other.drop()
+    }
+  })
+
+  it('a trigger bumping another schema’s counters is not trusted', async () => {
+    await db.pool.query(`CREATE SCHEMA elsewhere;
+      CREATE TABLE elsewhere.sync_ddl_epoch (pid integer PRIMARY KEY, n bigint NOT NULL)`)
+    const c = await db.pool.connect()
+    try {
+      await c.query('BEGIN')
+      await c.query('SET LOCAL search_path = elsewhere')
+      expect((await installDdlWatch(c)).installed).toBe(true)
+      expect(await findDdlWatch(c)).toMatchObject({ trigger: ddlWatchTrigger('elsewhere') })
+      await c.query(`DROP EVENT TRIGGER ${ddlWatchTrigger('elsewhere')}`)
+      expect(await findDdlWatch(c)).toBeUndefined() // public's trigger bumps public's counters, not these
+      await c.query('ROLLBACK')
+    } finally {
+      c.release()
+    }
+  })
+})

@@ -1,0 +1,116 @@
+import { createHash } from 'node:crypto'
+import type pg from 'pg'
+import { quoteIdent } from '../util/sql.js'
+
+/**
+ * The DDL watch (Decision 12): an event trigger that counts committed DDL, so a request can tell "no DDL since the
+ * contract was built" from one small table instead of reading the catalogs (pg_class, pg_attribute, pg_attrdef,
+ * pg_index, pg_type) on every request.
+ *
+ * `sync_ddl_epoch` holds one counter per backend pid. The trigger runs inside the DDL's own transaction and adds 1 to
+ * its session's row, so the bump commits (or rolls back) with the DDL, and the sum of the counters changes exactly when
+ * some DDL committed. Per-pid rows keep concurrent DDL transactions from waiting on one another (one shared row would
+ * serialise every DDL in the database behind the longest open migration, and could deadlock two of them). Live
+ * backends never share a pid, so two transactions never update the same row; the table holds at most one row per pid
+ * that ever ran DDL.
+ *
+ * Creating an event trigger needs a superuser (or a managed service's equivalent). Without one the engine keeps
+ * reading the catalog fingerprint on every request: correct, only slower. The trigger fires ALWAYS (also under
+ * `session_replication_role = replica`, which pg_restore's --disable-triggers sets); a disabled or dropped trigger
+ * makes the epoch read NULL, and NULL never matches a cached contract, so the engine falls back to the catalog rather
+ * than trusting a counter nobody bumps.
+ */
+/** The event trigger's name for the sync_* tables in `schema` (one per schema: installs in two schemas stay apart). */
+export function ddlWatchTrigger(schema: string): string {
+  return schema === 'public'
+    ? 'sync_ddl_epoch'
+    : `sync_ddl_epoch_${createHash('md5').update(schema).digest('hex').slice(0, 16)}`
+}
+
+/**
+ * The trigger function and the event trigger, for the schema the sync_* tables live in. Temporary objects alone do
+ * not count (apps that create temp tables per request would otherwise make every request read the catalogs); a DROP
+ * reports no created objects, so every DROP counts. Idempotent (printed by `synchrod migrate`). Should the counter table be gone, the function gives up quietly
+ * rather than failing every DDL in the database (the engine then finds no epoch and reads the catalogs).
+ */
+export function ddlWatchSql(schema: string): string[] {
+  const table = `${quoteIdent(schema)}.sync_ddl_epoch`
+  const fn = `${quoteIdent(schema)}.sync_ddl_epoch_bump`
+  const trigger = quoteIdent(ddlWatchTrigger(schema))
+  return [
+    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $sync$
+BEGIN
+  IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands())
+     AND NOT EXISTS (SELECT FROM pg_event_trigger_ddl_commands() WHERE schema_name IS DISTINCT FROM 'pg_temp') THEN
+    RETURN;
+  END IF;
+  INSERT INTO ${table} AS e (pid, n) VALUES (pg_backend_pid(), 1)
+    ON CONFLICT (pid) DO UPDATE SET n = e.n + 1;
+EXCEPTION WHEN undefined_table THEN
+  RETURN;
+END
+$sync$`,
+    `DROP EVENT TRIGGER IF EXISTS ${trigger}`,
+    `CREATE EVENT TRIGGER ${trigger} ON ddl_command_end EXECUTE FUNCTION ${fn}()`,
+    `ALTER EVENT TRIGGER ${trigger} ENABLE ALWAYS`,
+  ]
+}
+
+export type DdlWatchInstall = { installed: true } | { installed: false; reason: string; sql: string[] }
+
+/**
+ * Installs the trigger in the migration transaction `db` (under a savepoint: without the privilege the rest of the
+ * migration still commits). An existing trigger is left as it is — an administrator may have disabled it on purpose;
+ * the engine then reads the catalogs (see `findDdlWatch`).
+ */
+export async function installDdlWatch(db: pg.PoolClient): Promise<DdlWatchInstall> {
+  const schema = (await db.query<{ s: string }>('SELECT current_schema() AS s')).rows[0]?.s ?? 'public'
+  const found = await db.query('SELECT 1 FROM pg_event_trigger WHERE evtname = $1', [ddlWatchTrigger(schema)])
+  if (found.rows.length > 0) return { installed: true }
+  const sql = ddlWatchSql(schema)
+  await db.query('SAVEPOINT sync_ddl_watch')
+  try {
+    for (const statement of sql) await db.query(statement)
+    await db.query('RELEASE SAVEPOINT sync_ddl_watch')
+    return { installed: true }
+  } catch (err) {
+    await db.query('ROLLBACK TO SAVEPOINT sync_ddl_watch')
+    if ((err as { code?: string }).code !== '42501') throw err
+    return { installed: false, reason: (err as Error).message, sql }
+  }
+}
+
+/** A trigger the engine may trust: it fires always and bumps the counter table the engine's statements read. */
+export interface DdlWatch {
+  trigger: string
+  /** The trigger function's oid: a trigger re-pointed elsewhere no longer counts. */
+  fn: number
+}
+
+/**
+ * The DDL watch of the sync_* tables the engine's connections see (their search_path), or undefined when there is
+ * none to trust: no trigger, not firing always, or bumping another schema's counters.
+ */
+export async function findDdlWatch(db: pg.Pool | pg.PoolClient): Promise<DdlWatch | undefined> {
+  const { rows } = await db.query<{ evtname: string; fn: number }>(
+    `SELECT t.evtname::text, t.evtfoid::int AS fn
+       FROM pg_event_trigger t
+       JOIN pg_proc p ON p.oid = t.evtfoid AND p.proname = 'sync_ddl_epoch_bump'
+      WHERE t.evtenabled = 'A'
+        AND p.pronamespace = (SELECT relnamespace FROM pg_class WHERE oid = to_regclass('sync_ddl_epoch'))`,
+  )
+  const row = rows[0]
+  return row ? { trigger: row.evtname, fn: row.fn } : undefined
+}
+
+/**
+ * SQL expression (text): the DDL epoch, `'ddl <sum>'`, or NULL when `watch`'s trigger is gone, re-pointed or no
+ * longer firing always (then nothing may be trusted: see above). `param` (text[], the registered tables) is not
+ * needed for the epoch; it is still referenced so that statements binding it keep a typed parameter.
+ */
+export function epochExpr(param: string, watch: DdlWatch): string {
+  return `(SELECT CASE WHEN EXISTS (SELECT FROM pg_event_trigger WHERE evtname = '${watch.trigger}'
+     AND evtfoid = ${watch.fn} AND evtenabled = 'A') AND ${param}::text[] IS NOT NULL
+  THEN 'ddl ' || (SELECT coalesce(sum(n), 0) FROM sync_ddl_epoch) END)`
+}
