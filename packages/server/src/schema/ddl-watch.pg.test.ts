@@ -46,10 +46,15 @@ describe('DDL watch (Decision 12: DDL noticed without reading the catalogs per r
     await db.pool.query('CREATE TABLE unrelated (a int)')
     const after = await token()
     expect(after).not.toBe(before)
-    // DDL elsewhere: a new epoch, the same contract (checked once against the catalog, not rebuilt).
+    // DDL elsewhere: a new epoch, an equal contract (checked once against the catalog, not rebuilt) under a new
+    // identity, so that statement caches keyed by the old one (holding the old epoch) are collected with it.
     const contract = await engine.ctx.contracts.get()
-    await db.pool.query('DROP TABLE unrelated')
     expect(await engine.ctx.contracts.get()).toBe(contract)
+    await db.pool.query('DROP TABLE unrelated')
+    const next = await engine.ctx.contracts.get()
+    expect(next).not.toBe(contract)
+    expect(next).toEqual(contract)
+    expect(await engine.ctx.contracts.get()).toBe(next)
   })
 
   it('DDL on a registered table gives a new contract at once', async () => {
