@@ -5,7 +5,9 @@
 // workload, and decodes that same WAL (raw, then ours, from an emptied changelog/edge state); medians are reported. "Done" is
 // when the consumer's committed batches hold every change; the changelog rows are then counted and must match.
 // Env: BENCH_WAL_BATCH (consumer batchMaxEvents), BENCH_WAL_DEBUG=1 (per-batch log: pipelined, prep/write/commit
-// ms), BENCH_WAL_CPU=1 (CPU ms of this process and of the database's backends during the consumer phase).
+// ms, per batch and since the consumer started), BENCH_WAL_CPU=1 (CPU ms of this process and of the database's backends
+// during the consumer phase, and of the raw walsender), BENCH_WAL_PERF=<file> (`perf record -a -g` of the last round's
+// consumer phase into that file; run node with --perf-basic-prof for JS names).
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -63,7 +65,7 @@ try {
     await ensureSlot(pool, s.raw)
     const endLsn = await writeWorkload(pool)
     const raw = await rawDecode(pool, url, s.raw, endLsn)
-    const oursSeconds = await oursDecode(pool, url, registry, s.ours)
+    const oursSeconds = await oursDecode(pool, url, registry, s.ours, i === ROUNDS - 1)
     const round = { rawSeconds: raw.seconds, oursSeconds, ratio: raw.seconds / oursSeconds, tool: raw.tool }
     rounds.push(round)
     console.log(
@@ -147,6 +149,30 @@ async function rawDecode(
 ): Promise<{ seconds: number; tool: string }> {
   let tool = 'pg_recvlogical'
   const r0 = performance.now()
+  // BENCH_WAL_CPU=1: the raw walsender's CPU, sampled from /proc until it exits. Its pid is asked for until known
+  // (a query every 20 ms, normally one or two); then only the file is read, every 50 ms.
+  let rawCpu = 0
+  let polling = process.env.BENCH_WAL_CPU !== undefined
+  const poll = (async () => {
+    const { readFileSync } = await import('node:fs')
+    let pid: number | null | undefined
+    while (polling) {
+      if (!pid) {
+        const { rows } = await pool.query<{ pid: number | null }>(
+          'SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1',
+          [slot],
+        )
+        pid = rows[0]?.pid
+      }
+      if (pid) {
+        try {
+          const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+          rawCpu = (Number(f[11]) + Number(f[12])) * 10
+        } catch {}
+      }
+      await new Promise((r) => setTimeout(r, pid ? 50 : 20))
+    }
+  })()
   if (existsSync(RECVLOGICAL)) {
     await new Promise<void>((resolve, reject) => {
       const p = spawn(
@@ -180,6 +206,9 @@ async function rawDecode(
     )
   }
   const seconds = (performance.now() - r0) / 1000
+  polling = false
+  await poll
+  if (process.env.BENCH_WAL_CPU) console.log(`cpu raw walsender: ${rawCpu} ms (last sample)`)
   // Drop the raw slot now: pg_recvlogical may still hold it for a moment after exiting, and a slot left behind
   // would keep the database (and WAL) from being dropped at the end.
   for (let i = 0; i < 50; i++) {
@@ -197,7 +226,13 @@ async function rawDecode(
 }
 
 /** Ours: from consumer start until its committed batches hold every change; then the changelog rows are counted. */
-async function oursDecode(pool: pg.Pool, url: string, registry: Registry, slot: string): Promise<number> {
+async function oursDecode(
+  pool: pg.Pool,
+  url: string,
+  registry: Registry,
+  slot: string,
+  last: boolean,
+): Promise<number> {
   // BENCH_WAL_CPU=1: CPU time used during the consumer phase by this process and by the database's backends
   // (same host only: read from /proc).
   const cpuSample = async (): Promise<Map<string, number>> => {
@@ -226,8 +261,14 @@ async function oursDecode(pool: pg.Pool, url: string, registry: Registry, slot: 
     reached = resolve
   })
   const debug = process.env.BENCH_WAL_DEBUG !== undefined
-  const log = (o: unknown) => console.log(JSON.stringify(o))
-  const o0 = performance.now()
+  let o0 = performance.now()
+  const log = (o: unknown) => console.log(JSON.stringify({ t: Math.round(performance.now() - o0), ...(o as object) }))
+  const perf =
+    process.env.BENCH_WAL_PERF && last
+      ? spawn('perf', ['record', '-e', 'cpu-clock', '-a', '-g', '-o', process.env.BENCH_WAL_PERF], { stdio: 'ignore' })
+      : undefined
+  if (perf) await new Promise((r) => setTimeout(r, 500))
+  o0 = performance.now()
   const consumer = startWalConsumer({
     pool,
     registry,
@@ -251,6 +292,10 @@ async function oursDecode(pool: pg.Pool, url: string, registry: Registry, slot: 
   try {
     await allWritten
     seconds = (performance.now() - o0) / 1000
+    if (perf) {
+      perf.kill('SIGINT')
+      await new Promise((r) => perf.on('exit', r))
+    }
     if (cpu0) {
       const cpu1 = await cpuSample()
       for (const [k, v] of cpu1) console.log(`cpu ${k}: ${v - (cpu0.get(k) ?? 0)} ms`)

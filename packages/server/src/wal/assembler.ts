@@ -1,6 +1,6 @@
 import type { Change, WalTransaction } from '../changelog/changes.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
-import { decodePgoutput, type PgoutputMessage } from './pgoutput.js'
+import type { PgoutputMessage } from './pgoutput.js'
 import { Relations } from './relations.js'
 import { SpillFile } from './spill.js'
 import { ROW_TAGS, StreamedTransactions } from './streams.js'
@@ -45,8 +45,10 @@ export class TransactionAssembler {
      * once it has this many changes; the first ones stay in memory as its head.
      */
     readonly spillAfter = Number.POSITIVE_INFINITY,
+    /** The consumer's global bucket function, if any. */
+    globalFunction?: string,
   ) {
-    this.#relations = new Relations(oids, registry, events)
+    this.#relations = new Relations(oids, registry, events, globalFunction)
     this.#streams = new StreamedTransactions(this.#relations, events, () => this.spillDir())
   }
 
@@ -72,7 +74,7 @@ export class TransactionAssembler {
     }
     let msg: PgoutputMessage
     try {
-      msg = decodePgoutput(payload)
+      msg = this.#relations.decode(payload)
     } catch (err) {
       // A message we cannot decode is logged and skipped.
       this.events.skipped(err as Error)
@@ -97,7 +99,7 @@ export class TransactionAssembler {
       case 'insert':
       case 'update':
       case 'delete':
-        this.#push(this.#relations.rowChange(msg))
+        this.#push(this.#relations.rowChange(msg, payload))
         return
       case 'truncate':
         this.#push(this.#relations.truncate(msg))

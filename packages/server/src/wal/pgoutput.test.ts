@@ -95,6 +95,23 @@ describe('pgoutput protocol 1 (recorded)', () => {
     })
   })
 
+  it('decodes only the columns a mask keeps (the others are holes), in old and new tuples alike', () => {
+    const keep = new Uint8Array([1, 0, 1, 0])
+    const mask = (id: number) => (id === 0x617b ? keep : null)
+    const ins = decodePgoutput(hex(V1.insert), false, mask) as { newTuple: unknown[] }
+    expect(ins.newTuple).toHaveLength(4)
+    expect([0, 1, 2, 3].map((i) => i in ins.newTuple)).toEqual([true, false, true, false])
+    expect(ins.newTuple[0]).toBe(UUID1)
+    expect(ins.newTuple[2]).toBeNull()
+    const upd = decodePgoutput(hex(V1.update), false, mask) as { oldTuple: unknown[]; newTuple: unknown[] }
+    expect([...upd.oldTuple]).toEqual([UUID1, undefined, null, undefined])
+    expect([...upd.newTuple]).toEqual([UUID1, undefined, null, undefined])
+    const del = decodePgoutput(hex(V1.delete), false, mask) as { oldTuple: unknown[] }
+    expect([...del.oldTuple]).toEqual([UUID1, undefined, null, undefined])
+    // Another relation: every column.
+    expect(decodePgoutput(hex(V1.updateToast), false, mask)).toMatchObject({ newTuple: ['1', UNCHANGED, '1'] })
+  })
+
   it('decodes an unchanged TOAST column, a default replica identity and a truncate', () => {
     expect(decodePgoutput(hex(V1.relationT2))).toMatchObject({
       name: 't2',

@@ -112,20 +112,26 @@ class Reader {
   /**
    * A tuple's values. With `prev` (the old tuple of the same update, decoded by the previous call), a value whose
    * bytes equal the old value's reuses that string: an update's unchanged columns are decoded once, not twice.
+   * With `keep`, only the columns it marks (index < its length: always) are decoded; the others stay holes
+   * (undefined), so no string is made for a value nobody reads.
    */
-  tuple(prev: TupleValue[] | null = null): TupleValue[] {
+  tuple(prev: TupleValue[] | null = null, keep: Uint8Array | null = null): TupleValue[] {
     const n = this.i16()
     const out: TupleValue[] = new Array(n)
     const buf = this.buf
     for (let i = 0; i < n; i++) {
       const kind = this.u8()
-      if (kind === 0x6e /* n */) out[i] = null
-      else if (kind === 0x75 /* u */) out[i] = UNCHANGED
-      else if (kind === 0x74 /* t */ || kind === 0x62 /* b */) {
+      const skip = keep !== null && i < keep.length && keep[i] === 0
+      if (kind === 0x6e /* n */) {
+        if (!skip) out[i] = null
+      } else if (kind === 0x75 /* u */) {
+        if (!skip) out[i] = UNCHANGED
+      } else if (kind === 0x74 /* t */ || kind === 0x62 /* b */) {
         const len = this.i32()
         this.need(len)
         const start = this.pos
         this.pos += len
+        if (skip) continue
         if (prev !== null && i < prev.length && typeof prev[i] === 'string' && VALUE_LEN[i] === len) {
           if (sameBytes(buf, VALUE_START[i] as number, start, len)) {
             out[i] = prev[i] as string
@@ -159,23 +165,27 @@ function sameBytes(buf: Buffer, a: number, b: number, len: number): boolean {
   return true
 }
 
+/** Which columns of a relation's tuples to decode (see Reader.tuple); null: all of them. */
+export type ColumnMask = (relationId: number) => Uint8Array | null
+
 /**
  * Decodes one pgoutput message (the payload of an XLogData CopyData message). `inStream`: the message is inside a
- * Stream Start … Stop block (version 2), where data messages begin with the transaction id.
+ * Stream Start … Stop block (version 2), where data messages begin with the transaction id. `mask`: the columns to
+ * decode of a row message's tuples, by relation (the others are left out of the tuple arrays).
  */
-export function decodePgoutput(buf: Buffer, inStream = false): PgoutputMessage {
+export function decodePgoutput(buf: Buffer, inStream = false, mask?: ColumnMask): PgoutputMessage {
   const r = new Reader(buf)
   const tag = r.u8()
-  return decodeBody(r, tag, inStream)
+  return decodeBody(r, tag, inStream, mask)
 }
 
 /** Tags of the messages that carry a transaction id inside a stream block. */
 const STREAMED_XID_TAGS = new Set([0x52, 0x59, 0x49, 0x55, 0x44, 0x54, 0x4d])
 
-function decodeBody(r: Reader, tag: number, inStream: boolean): PgoutputMessage {
+function decodeBody(r: Reader, tag: number, inStream: boolean, mask?: ColumnMask): PgoutputMessage {
   if (inStream && STREAMED_XID_TAGS.has(tag)) {
     const xid = r.u32()
-    const msg = decodeBody(r, tag, false)
+    const msg = decodeBody(r, tag, false, mask)
     ;(msg as { xid?: number }).xid = xid
     return msg
   }
@@ -208,28 +218,34 @@ function decodeBody(r: Reader, tag: number, inStream: boolean): PgoutputMessage 
         const relationId = r.u32()
         const k = r.u8()
         if (k !== 0x4e) throw new WalDecodeError('insert without new tuple')
-        return { tag: 'insert', relationId, newTuple: r.tuple() }
+        return { tag: 'insert', relationId, newTuple: r.tuple(null, mask ? mask(relationId) : null) }
       }
     case 0x55 /* U */:
       {
         const relationId = r.u32()
+        const keep = mask ? mask(relationId) : null
         let k = r.u8()
         let oldTuple: TupleValue[] | null = null
         let oldKind: 'O' | 'K' | null = null
         if (k === 0x4b /* K */ || k === 0x4f /* O */) {
           oldKind = k === 0x4b ? 'K' : 'O'
-          oldTuple = r.tuple()
+          oldTuple = r.tuple(null, keep)
           k = r.u8()
         }
         if (k !== 0x4e) throw new WalDecodeError('update without new tuple')
-        return { tag: 'update', relationId, oldTuple, oldKind, newTuple: r.tuple(oldTuple) }
+        return { tag: 'update', relationId, oldTuple, oldKind, newTuple: r.tuple(oldTuple, keep) }
       }
     case 0x44 /* D */:
       {
         const relationId = r.u32()
         const k = r.u8()
         if (k !== 0x4b && k !== 0x4f) throw new WalDecodeError('delete without old tuple')
-        return { tag: 'delete', relationId, oldKind: k === 0x4b ? 'K' : 'O', oldTuple: r.tuple() }
+        return {
+          tag: 'delete',
+          relationId,
+          oldKind: k === 0x4b ? 'K' : 'O',
+          oldTuple: r.tuple(null, mask ? mask(relationId) : null),
+        }
       }
     case 0x54 /* T */:
       {

@@ -1,7 +1,15 @@
 import type { TextRow } from '../buckets/resolver.js'
 import type { Change, RowChange } from '../changelog/changes.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
-import { decodePgoutput, type PgoutputMessage, type RelationMessage, type TupleValue, UNCHANGED } from './pgoutput.js'
+import {
+  type ColumnMask,
+  decodePgoutput,
+  type PgoutputMessage,
+  type RelationMessage,
+  type TupleValue,
+  UNCHANGED,
+} from './pgoutput.js'
+import { needsWholeRow, type Projection, projection } from './projection.js'
 import type { SpillDecoder } from './spill.js'
 
 /** json and jsonb type OIDs: their text is JSON, handed to bucket functions as JSON values. */
@@ -11,7 +19,11 @@ export interface RelationInfo {
   table: ResolvedTable | null
   rel: RelationMessage
   jsonColumns: Set<string>
+  /** The columns decoded of its row changes (null: all). */
+  projection: Projection | null
 }
+
+type Lookup = (id: number) => RelationInfo | undefined
 
 /**
  * The session's relation map (the server describes each table before its first change, and again after it changes)
@@ -23,15 +35,31 @@ export class Relations {
   readonly #oids: Map<number, ResolvedTable>
   readonly #registry: Registry
   readonly #events: { skipped(err: Error | null, table?: string): void }
+  readonly #globalFunction: string | undefined
+  readonly #lookup: Lookup = (id) => this.#byId.get(id)
+  readonly #columns: ColumnMask = Relations.#mask(this.#lookup)
 
   constructor(
     oids: Map<number, ResolvedTable>,
     registry: Registry,
     events: { skipped(err: Error | null, table?: string): void },
+    /** The consumer's global bucket function (tables using it decode every column). */
+    globalFunction?: string,
   ) {
     this.#oids = oids
     this.#registry = registry
     this.#events = events
+    this.#globalFunction = globalFunction
+  }
+
+  /** The columns to decode of each relation's row messages. */
+  static #mask(lookup: Lookup): ColumnMask {
+    return (id) => lookup(id)?.projection?.keep ?? null
+  }
+
+  /** Decodes one message; row changes of registered tables only in the columns capture reads (see projection.ts). */
+  decode(payload: Buffer, inStream = false, columns = this.#columns): PgoutputMessage {
+    return decodePgoutput(payload, inStream, columns)
   }
 
   /** A relation message: the table as described from here on. */
@@ -46,29 +74,36 @@ export class Relations {
   replayDecoder(inStream: boolean): SpillDecoder {
     const own = new Map<number, RelationInfo>()
     const lookup = (id: number) => own.get(id) ?? this.#byId.get(id)
+    const columns = Relations.#mask(lookup)
     return (payload) => {
       let msg: PgoutputMessage
       try {
-        msg = decodePgoutput(payload, inStream)
+        msg = this.decode(payload, inStream, columns)
       } catch (err) {
         this.#events.skipped(err as Error)
         return null
       }
       if (msg.tag === 'relation') own.set(msg.relationId, this.#info(msg))
-      else if (msg.tag === 'insert' || msg.tag === 'update' || msg.tag === 'delete') return this.rowChange(msg, lookup)
-      else if (msg.tag === 'truncate') return this.truncate(msg, lookup)
+      else if (msg.tag === 'insert' || msg.tag === 'update' || msg.tag === 'delete') {
+        return this.rowChange(msg, payload, inStream, lookup)
+      } else if (msg.tag === 'truncate') return this.truncate(msg, lookup)
       return null
     }
   }
 
   #info(rel: RelationMessage): RelationInfo {
-    return relationInfo(rel, this.#oids, this.#registry)
+    return relationInfo(rel, this.#oids, this.#registry, this.#globalFunction)
   }
 
-  rowChange(msg: RowMessage, lookup = (id: number) => this.#byId.get(id)): RowChange | null {
+  /** The change of a row message decoded by {@link decode} from `payload` (decoded again whole when needed). */
+  rowChange(msg: RowMessage, payload: Buffer, inStream = false, lookup = this.#lookup): RowChange | null {
     const info = lookup(msg.relationId)
     if (!info?.table) return null
-    const change = rowChange(msg, info, info.table)
+    let change = rowChange(msg, info, info.table)
+    const p = info.projection
+    if (change && p && needsWholeRow(change, p)) {
+      change = rowChange(decodePgoutput(payload, inStream) as RowMessage, info, info.table)
+    }
     if (!change) this.#events.skipped(null, info.table.tableName)
     return change
   }
@@ -84,7 +119,12 @@ export class Relations {
   }
 }
 
-function relationInfo(rel: RelationMessage, oids: Map<number, ResolvedTable>, registry: Registry): RelationInfo {
+function relationInfo(
+  rel: RelationMessage,
+  oids: Map<number, ResolvedTable>,
+  registry: Registry,
+  globalFunction: string | undefined,
+): RelationInfo {
   // By OID first (exact, follows search_path); by name for a table recreated since the session started.
   const table =
     oids.get(rel.relationId) ??
@@ -92,7 +132,7 @@ function relationInfo(rel: RelationMessage, oids: Map<number, ResolvedTable>, re
     (rel.namespace === 'public' ? registry.get(rel.name) : undefined) ??
     null
   const jsonColumns = new Set(rel.columns.filter((c) => JSON_OIDS.has(c.typeOid)).map((c) => c.name))
-  return { table, rel, jsonColumns }
+  return { table, rel, jsonColumns, projection: table ? projection(registry, table, rel, globalFunction) : null }
 }
 
 export type RowMessage = Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>
@@ -127,7 +167,9 @@ function toRow(
   const row: TextRow = {}
   for (let i = 0; i < cols.length && i < tuple.length; i++) {
     const name = (cols[i] as { name: string }).name
-    let v = tuple[i] as TupleValue
+    let v = tuple[i] as TupleValue | undefined
+    // Not decoded (projection).
+    if (v === undefined) continue
     if (v === UNCHANGED) {
       const old = fallback?.[i]
       if (old !== undefined && old !== UNCHANGED) v = old

@@ -93,6 +93,7 @@ export async function runSession(host: SessionHost): Promise<boolean> {
       return spillDir.path
     },
     o.batchMaxEvents,
+    o.bucketFunction,
   )
   const cleanUp = () => {
     assembler.dispose()

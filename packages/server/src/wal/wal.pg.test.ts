@@ -369,8 +369,10 @@ describe('Decision 16 and bucket functions', () => {
     const after = await newOrder(randomUUID())
     await settle()
     expect(await ops(bad)).toEqual([])
-    const failure = await q('SELECT error_text FROM sync_rule_failures WHERE record_id = $1', [bad])
+    const failure = await q('SELECT error_text, payload FROM sync_rule_failures WHERE record_id = $1', [bad])
     expect(failure.rows[0]?.error_text).toMatch(/bucket id longer than/)
+    // The payload is the whole row, columns the bucket rule does not read included (wal/projection.ts).
+    expect(failure.rows[0]?.payload).toMatchObject({ id: bad, tag: hugeTag, body: 'x' })
     expect((await ops(after)).length).toBe(1)
   })
 
