@@ -140,6 +140,7 @@ export function readAhead(ctx: EngineContext, r: AheadRequest, contract: SchemaC
     // Counted while held; a request that took it while it ran holds it instead (and a replaced one is garbage).
     if (cache.entries.get(slot) !== entry) return { rows, head }
     let chars = 0
+    for (const row of rows) chars += row.head?.length ?? 0
     for (const row of rows) chars += (row.id?.length ?? 0) + (row.data?.length ?? 0) + (row.updated_at?.length ?? 0)
     const bytes = chars * 2 + rows.length * ROW_OVERHEAD
     if (cache.bytes + bytes > maxBytes / 4) {

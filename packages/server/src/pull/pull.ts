@@ -280,35 +280,34 @@ function pageOf(
   const unrenderable: Unrenderable[] = []
   const tableNames = new Set<string>()
   let missing = 0
-  // The statement's rows come in no particular order: the entries (an operation), ordered by seq here, and the
-  // rows, by (table, id). The head row alone (LEFT JOIN) is neither when the page is empty.
-  const entries: (PageRow & { operation: number })[] = []
+  // The entries (entries of unregistered tables were dropped in SQL) come in seq order in the head; the rows, in no
+  // particular order, are found by (table, id).
   const found = new Map<string, PageRow>()
   for (const r of rows) {
-    if (r.operation !== null) entries.push(r as PageRow & { operation: number })
-    else if (r.table_name !== null && r.id !== null) found.set(`${r.table_name}\u0000${r.id}`, r)
+    if (r.head === null && r.table_name !== null && r.id !== null) found.set(`${r.table_name}\u0000${r.id}`, r)
   }
-  entries.sort((a, b) => Number(a.ord) - Number(b.ord))
-  for (const e of entries) {
-    // Entries of unregistered tables were dropped in SQL.
-    if (e.table_name === null || e.id === null) continue
-    tableNames.add(e.table_name)
-    if (e.operation === OP_DELETE) {
-      deletes.push({ id: e.id, table_name: e.table_name })
+  const { tables, ids, ops } = head
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i] as string
+    const table = tables[i] as string
+    const operation = ops[i] as number
+    tableNames.add(table)
+    if (operation === OP_DELETE) {
+      deletes.push({ id, table_name: table })
       continue
     }
     // No row: hard-deleted (§3 D 46) or not readable by the caller (Decision 5, §3 D 54) — silently absent. A row
     // that cannot be *read* fails the statement instead (Decision 10): error, no checkpoint advance.
-    const r = found.get(`${e.table_name}\u0000${e.id}`)
+    const r = found.get(`${table}\u0000${id}`)
     if (r === undefined || r.data === null) {
       missing++
       continue
     }
     if (jsonTextDeeperThan(r.data, ctx.limits.maxJsonDepth)) {
-      unrenderable.push({ table: e.table_name, id: e.id, operation: e.operation })
+      unrenderable.push({ table, id, operation })
       continue
     }
-    changes.push(textRecord(e.id, e.table_name, r.data, wirePageUpdatedAt(r), rfc3339FromJson(r.deleted_at)))
+    changes.push(textRecord(id, table, r.data, wirePageUpdatedAt(r), rfc3339FromJson(r.deleted_at)))
   }
   return {
     changes,
