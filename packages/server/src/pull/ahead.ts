@@ -10,6 +10,7 @@ import {
   CLIENT_HEAD,
   cachedPageSql,
   openingCte,
+  PAGE_PLAN,
   type PageHead,
   type PageRow,
   type PageSql,
@@ -133,6 +134,7 @@ export function readAhead(ctx: EngineContext, r: AheadRequest, contract: SchemaC
         values: [r.userId, r.from, r.limit, ctx.tables.map((t) => t.tableName), r.clientId],
         types: JSON_TEXT_TYPES,
         prepare: sql.name,
+        genericPlan: PAGE_PLAN,
       },
     )
     const head = rows && pageHeadOf(rows)

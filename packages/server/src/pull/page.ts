@@ -114,14 +114,15 @@ sk AS (
 )`
       : ''
   }${advance ? `,\n${advancePullCte('u', { rowId: gated ? '(SELECT client_row_id FROM o)' : '$5', stored, caughtUp, when: served })}` : ''}
-SELECT ${head}, NULL AS table_name, NULL AS id, NULL::text AS data, NULL AS updated_at, NULL AS deleted_at
+SELECT ${head}, ${relationSizes(ctx)} AS sizes,
+       NULL AS table_name, NULL AS id, NULL::text AS data, NULL AS updated_at, NULL AS deleted_at
   FROM h CROSS JOIN k${gated ? ' CROSS JOIN o' : ''}
  CROSS JOIN (SELECT coalesce(json_agg(table_name ORDER BY seq), '[]') AS tables,
                     coalesce(json_agg(record_id ORDER BY seq), '[]') AS ids,
                     coalesce(json_agg(operation ORDER BY seq), '[]') AS ops
                FROM d) x
  UNION ALL
-SELECT NULL, r.table_name, r.id, r.data, r.updated_at, r.deleted_at
+SELECT NULL, NULL, r.table_name, r.id, r.data, r.updated_at, r.deleted_at
   FROM r`
 }
 
@@ -129,6 +130,8 @@ SELECT NULL, r.table_name, r.id, r.data, r.updated_at, r.deleted_at
 export interface PageRow {
   /** The page facts and entries (`PageHead` as JSON), on one row only (`pageHeadOf`). */
   head: string | null
+  /** On the head row: the sizes of the relations the statement reads (`PAGE_PLAN`), a JSON array of bytes. */
+  sizes: string | null
   table_name: string | null
   id: string | null
   /** The row's JSON text as PostgreSQL rendered it (passed through to the response, see record.ts); null: no row. */
@@ -141,6 +144,26 @@ export interface PageRow {
 export function pageHeadOf(rows: readonly PageRow[]): PageHead | undefined {
   const text = rows.find((r) => r.head !== null)?.head
   return text ? (JSON.parse(text) as PageHead) : undefined
+}
+
+/**
+ * Page statements run with a generic plan (no planning per page), made again on a connection once a relation they read
+ * has outgrown the size it had then (request/statements.ts): the head row reports the sizes.
+ */
+export const PAGE_PLAN = {
+  sizes(rows: readonly object[]): number[] | undefined {
+    const text = (rows as readonly PageRow[]).find((r) => r.head !== null)?.sizes
+    return text ? (JSON.parse(text) as number[]) : undefined
+  },
+}
+
+/**
+ * The sizes (bytes) of the relations a page statement reads: the registered tables (hydrations, read predicates), the
+ * changelog and the clients table. `pg_relation_size` costs a `stat` per relation.
+ */
+function relationSizes(ctx: EngineContext): string {
+  const names = [...ctx.tables.map((t) => t.sqlName), 'sync_changelog', 'sync_clients']
+  return `json_build_array(${names.map((n) => `pg_relation_size('${n.replaceAll("'", "''")}'::regclass)`).join(', ')})::text`
 }
 
 /** The page facts, in one row's `head` (JSON text: one column instead of one per fact on every row). */

@@ -18,7 +18,7 @@ import { openRequest, type RequestTx } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { rfc3339FromJson } from '../util/time.js'
 import { advanceSql, type CheckHead, checkSql, readAhead, takeAhead, unchangedSince, withinDeadline } from './ahead.js'
-import { cachedPageSql, type PageHead, type PageRow, pageHeadOf } from './page.js'
+import { cachedPageSql, PAGE_PLAN, type PageHead, type PageRow, pageHeadOf } from './page.js'
 import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from './record.js'
 import { recordUnrenderable, rejectNul, type Unrenderable, unique, wirePageUpdatedAt } from './rows.js'
 
@@ -147,6 +147,7 @@ async function pullInOneTrip(ctx: EngineContext, a: PullArgs): Promise<Served | 
       values,
       types: JSON_TEXT_TYPES,
       prepare: sql.name,
+      genericPlan: PAGE_PLAN,
     },
   )
   const head = rows && headOf(rows)
@@ -254,6 +255,7 @@ export async function readPage(
     values: params,
     types: JSON_TEXT_TYPES,
     prepare: sql.name,
+    genericPlan: PAGE_PLAN,
   })
   return pageOf(ctx, rows, headOf(rows), from, limit)
 }

@@ -1,7 +1,8 @@
 import type pg from 'pg'
 import type { EngineContext } from '../core/context.js'
 import { DeadlineExceededError, deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
-import { type CommitQuery, inlined, inlinedCall, lostPreparedStatement, prepareAfter } from './open.js'
+import type { CommitQuery } from './open.js'
+import { inlined, inlinedCall, lostPreparedStatement, prepareAfter } from './statements.js'
 
 /**
  * A whole request transaction in one round trip (two under a finite deadline, see below), for a request whose work is one statement that makes the opening's
@@ -43,7 +44,8 @@ export async function runGated<R extends object>(
       opts.deadline?.beginCommit()
       await db.query('COMMIT')
     }
-    return results[results.length - (bounded ? 1 : 2)]?.rows ?? []
+    const rows = results[results.length - (bounded ? 1 : 2)]?.rows ?? []
+    return { result: rows, rows }
   })
 }
 
@@ -71,7 +73,7 @@ export async function runGatedThen<R extends object, C extends object, T>(
       write === undefined
         ? undefined
         : ((await db.query({ text: `${write};\nCOMMIT`, types: next?.commit.types })) as unknown as pg.QueryResult<C>[])
-    return next && done && next.accepted(done[0]?.rows ?? []) ? next.result : undefined
+    return { result: next && done && next.accepted(done[0]?.rows ?? []) ? next.result : undefined, rows: undefined }
   })
 }
 
@@ -84,7 +86,7 @@ async function onGatedConnection<T>(
   userId: string,
   opts: { settings?: { [name: string]: string }; deadline?: RequestDeadline },
   query: CommitQuery & { prepare: string },
-  run: (db: pg.PoolClient, begin: string) => Promise<T>,
+  run: (db: pg.PoolClient, begin: string) => Promise<{ result: T; rows: readonly object[] | undefined }>,
 ): Promise<T | undefined> {
   const db = await ctx.pool.connect()
   const unwatch = watchProgress(db, opts.deadline)
@@ -95,11 +97,11 @@ async function onGatedConnection<T>(
       db.release()
       return undefined
     }
-    const out = await run(db, begin)
+    const { result, rows } = await run(db, begin)
     unwatch()
-    await prepareAfter(db, query.prepare, query.text)
+    await prepareAfter(db, query.prepare, query.text, rows && query.genericPlan?.sizes(rows))
     db.release()
-    return out
+    return result
   } catch (err) {
     return rollBack(db, unwatch, err)
   }
@@ -122,7 +124,8 @@ function gatedBegin(
     `SELECT set_config('app.user_id', $1, true)${settings.map(([name], i) => `, set_config('${name}', $${i + 2}, true)`).join('')}`,
     [userId, ...settings.map(([, value]) => value)],
   )
-  const call = open === undefined ? undefined : inlinedCall(db, query.text, query.values, query.prepare)
+  const generic = query.genericPlan !== undefined
+  const call = open === undefined ? undefined : inlinedCall(db, query.text, query.values, query.prepare, generic)
   return open === undefined || call === undefined ? undefined : `BEGIN;\n${open};\n${call}`
 }
 
