@@ -16,6 +16,7 @@ import type { RequestDeadline } from '../limits/deadline.js'
 import { runGated, runGatedThen } from '../request/gated.js'
 import { openRequest, type RequestTx } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
+import { memo } from '../util/memo.js'
 import { rfc3339FromJson } from '../util/time.js'
 import { advanceSql, type CheckHead, checkSql, readAhead, takeAhead, unchangedSince, withinDeadline } from './ahead.js'
 import { cachedPageSql, PAGE_PLAN, type PageHead, type PageRow, pageHeadOf } from './page.js'
@@ -283,24 +284,31 @@ function pageOf(
   const tableNames = new Set<string>()
   let missing = 0
   // The entries (entries of unregistered tables were dropped in SQL) come in seq order in the head; the rows, in no
-  // particular order, are found by (table, id).
-  const found = new Map<string, PageRow>()
+  // particular order, are found by table, then id (one map per table: a `${table}\0${id}` key per lookup measured
+  // ≈ 0.5 ms more per 1 000 entries).
+  const found = new Map<string, Map<string, PageRow>>()
   for (const r of rows) {
-    if (r.head === null && r.table_name !== null && r.id !== null) found.set(`${r.table_name}\u0000${r.id}`, r)
+    if (r.head !== null || r.table_name === null || r.id === null) continue
+    memo(found, r.table_name, () => new Map<string, PageRow>()).set(r.id, r)
   }
   const { tables, ids, ops } = head
+  let table = ''
+  let byId: Map<string, PageRow> | undefined
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i] as string
-    const table = tables[i] as string
     const operation = ops[i] as number
-    tableNames.add(table)
+    if (tables[i] !== table) {
+      table = tables[i] as string
+      byId = found.get(table)
+      tableNames.add(table)
+    }
     if (operation === OP_DELETE) {
       deletes.push({ id, table_name: table })
       continue
     }
     // No row: hard-deleted (§3 D 46) or not readable by the caller (Decision 5, §3 D 54) — silently absent. A row
     // that cannot be *read* fails the statement instead (Decision 10): error, no checkpoint advance.
-    const r = found.get(`${table}\u0000${id}`)
+    const r = byId?.get(id)
     if (r === undefined || r.data === null) {
       missing++
       continue
