@@ -139,7 +139,8 @@ async function pullInOneTrip(ctx: EngineContext, a: PullArgs): Promise<Served | 
   const sql = cachedPageSql(ctx, contract, tables !== undefined, { kind: 'gated', fingerprint: known.fingerprint })
   const values: unknown[] = [userId, from, limit, ctx.tables.map((t) => t.tableName), req.client_id]
   if (tables) values.push(tables)
-  const rows = await runGated<PageRow>(
+  // The page is made from the rows while the COMMIT travels (runGated).
+  return runGated<PageRow, Served | undefined>(
     ctx,
     userId,
     { settings: SETTINGS, deadline },
@@ -150,12 +151,14 @@ async function pullInOneTrip(ctx: EngineContext, a: PullArgs): Promise<Served | 
       prepare: sql.name,
       genericPlan: PAGE_PLAN,
     },
+    (rows) => {
+      const head = headOf(rows)
+      if (!head.ok) return undefined
+      const client = clientRowOf(head as PageHead & ClientColumns, userId, req.client_id)
+      if (!client) return undefined
+      return { contract, client, page: pageOf(ctx, rows, head, from, limit) }
+    },
   )
-  const head = rows && headOf(rows)
-  if (!rows || !head?.ok) return undefined
-  const client = clientRowOf(head as PageHead & ClientColumns, userId, req.client_id)
-  if (!client) return undefined
-  return { contract, client, page: pageOf(ctx, rows, head, from, limit) }
 }
 
 /** What ahead.ts keys a page by: the request's user, client, checkpoint, limit and schema pair. */

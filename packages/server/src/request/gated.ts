@@ -18,14 +18,16 @@ import { inlined, inlinedCall, lostPreparedStatement, prepareAfter } from './sta
  * handler's default) the COMMIT goes in a round trip of its own, after checking the deadline: a stalled database is
  * answered 503 within the deadline and the late transaction rolls back, so the answer never contradicts the database
  * (reliability `stall` test). Without one, it travels with the statement. After a closed gate the fallback runs in
- * the deadline's commit phase, bounded by its transaction's statement timeout instead.
+ * the deadline's commit phase, bounded by its transaction's statement timeout instead. `shape` turns the rows into
+ * the answer (default: the rows), while the COMMIT travels when it has a round trip of its own.
  */
-export async function runGated<R extends object>(
+export async function runGated<R extends object, T = R[]>(
   ctx: EngineContext,
   userId: string,
   opts: { settings?: { [name: string]: string }; deadline?: RequestDeadline },
   query: CommitQuery & { prepare: string },
-): Promise<R[] | undefined> {
+  shape: (rows: R[]) => T = (rows) => rows as unknown as T,
+): Promise<T | undefined> {
   return onGatedConnection(ctx, userId, opts, query, async (db, begin) => {
     // Without a finite deadline the COMMIT travels with the statement. With one, it must stay cut-off-able until the
     // COMMIT: a database that stalls while the opening runs gets a 503 within the deadline, and the late statement
@@ -36,16 +38,25 @@ export async function runGated<R extends object>(
       text: `${begin}${bounded ? '' : ';\nCOMMIT'}`,
       types: query.types,
     })) as unknown as pg.QueryResult<R>[]
-    if (bounded) {
-      if (opts.deadline?.expired) {
-        await db.query('ROLLBACK')
-        throw new DeadlineExceededError()
-      }
-      opts.deadline?.beginCommit()
-      await db.query('COMMIT')
-    }
     const rows = results[results.length - (bounded ? 1 : 2)]?.rows ?? []
-    return { result: rows, rows }
+    if (!bounded) return { result: shape(rows), rows }
+    if (opts.deadline?.expired) {
+      await db.query('ROLLBACK')
+      throw new DeadlineExceededError()
+    }
+    opts.deadline?.beginCommit()
+    // `shape` (the caller's work on the rows: a pull page's records) runs while the COMMIT travels; its answer
+    // counts only once the COMMIT succeeded.
+    const commit = db.query('COMMIT')
+    let result: T
+    try {
+      result = shape(rows)
+    } catch (err) {
+      await commit
+      throw err
+    }
+    await commit
+    return { result, rows }
   })
 }
 
