@@ -10,6 +10,7 @@ import {
   CLIENT_HEAD,
   cachedPageSql,
   openingCte,
+  PAGE_PLAN,
   type PageHead,
   type PageRow,
   type PageSql,
@@ -133,6 +134,7 @@ export function readAhead(ctx: EngineContext, r: AheadRequest, contract: SchemaC
         values: [r.userId, r.from, r.limit, ctx.tables.map((t) => t.tableName), r.clientId],
         types: JSON_TEXT_TYPES,
         prepare: sql.name,
+        genericPlan: PAGE_PLAN,
       },
     )
     const head = rows && pageHeadOf(rows)
@@ -140,6 +142,7 @@ export function readAhead(ctx: EngineContext, r: AheadRequest, contract: SchemaC
     // Counted while held; a request that took it while it ran holds it instead (and a replaced one is garbage).
     if (cache.entries.get(slot) !== entry) return { rows, head }
     let chars = 0
+    for (const row of rows) chars += row.head?.length ?? 0
     for (const row of rows) chars += (row.id?.length ?? 0) + (row.data?.length ?? 0) + (row.updated_at?.length ?? 0)
     const bytes = chars * 2 + rows.length * ROW_OVERHEAD
     if (cache.bytes + bytes > maxBytes / 4) {

@@ -42,11 +42,12 @@ export type PageMode = { kind: 'opened' } | { kind: 'gated' | 'peek'; fingerprin
  * - `u`: served pulls only (retention check passed), the checkpoint advance — in the same statement, so it commits
  *   with exactly what was read, and a page that fails (Decision 10) advances nothing. The stored value is the last
  *   returned seq or, under a `tables` filter (Decision 9), just before the first skipped entry of an unlisted table.
- * Rows, not one aggregated JSON text: node-pg's per-row parsing measured faster than building and parsing one string
- * (string_agg / json_agg of the records: +30 % per page). The entries of `d` (`ord`: their seq), the page facts (and,
- * gated, the client row) as one JSON text in the one of the lowest seq (`k.first`), and the rows of `r`, which the
- * caller matches to their entries by (table, id), in no particular order: the caller orders the entries by `ord`
- * (sorting here moved every rendered row through a sort). No join of `d` and `r` in SQL: with a generic plan (or stale
+ * The rows of `r` as rows, not one aggregated JSON text: node-pg's per-row parsing measured faster than building and
+ * parsing one string (string_agg / json_agg of the records: +30 % per page). The entries of `d`, though, travel in the
+ * head row with the page facts (and, gated, the client row), as JSON arrays in seq order (`PageHead.entries`): one
+ * row per entry cost ≈ 2 ms of PostgreSQL and 2 ms of node-pg per 1 000-entry page, the arrays ≈ 0.3 ms to parse.
+ * The rows of `r` come in no particular order (sorting here moved every rendered row through a sort): the caller
+ * matches them to their entries by (table, id). No join of `d` and `r` in SQL: with a generic plan (or stale
  * statistics) the planner estimated one entry and rescanned every hydration once per entry (6.5 s for 1 000).
  * Parameters: $1 subscriptions / user id, $2 checkpoint, $3 limit, $4 table names (registration order), $5 client
  * row id / client id, [$6 tables filter].
@@ -77,7 +78,8 @@ function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean
     ...(gated ? [`'ok', o.ok`, ...CLIENT_HEAD.map((c) => `'${c}', o.${c}`)] : []),
     ...(advance ? [] : [`'last_push_at', o.last_push_at`]),
   ]
-  const head = `CASE WHEN d.seq IS NOT DISTINCT FROM k.first THEN json_build_object(${facts.join(', ')})::text END AS head`
+  const entries = `'tables', x.tables, 'ids', x.ids, 'ops', x.ops`
+  const head = `json_build_object(${facts.join(', ')}, ${entries})::text AS head`
   return `
 WITH ${gated ? `${openingCte(ctx, mode.fingerprint)},` : ''}${HISTORY_CTE},
 e AS MATERIALIZED (
@@ -100,7 +102,7 @@ d AS MATERIALIZED (
 r AS (
   ${hydrations.join('\n  UNION ALL\n  ')}
 ),
-k AS (SELECT (SELECT count(*) FROM e) AS fetched, (SELECT max(seq) FROM p) AS last, (SELECT min(seq) FROM d) AS first)${
+k AS (SELECT (SELECT count(*) FROM e) AS fetched, (SELECT max(seq) FROM p) AS last)${
     filtered
       ? `,
 sk AS (
@@ -112,23 +114,26 @@ sk AS (
 )`
       : ''
   }${advance ? `,\n${advancePullCte('u', { rowId: gated ? '(SELECT client_row_id FROM o)' : '$5', stored, caughtUp, when: served })}` : ''}
-SELECT ${head}, d.seq AS ord, d.table_name, d.record_id AS id, d.operation,
-       NULL::text AS data, NULL AS updated_at, NULL AS deleted_at
-  FROM h CROSS JOIN k${gated ? ' CROSS JOIN o' : ''} LEFT JOIN d ON true
+SELECT ${head}, ${relationSizes(ctx)} AS sizes,
+       NULL AS table_name, NULL AS id, NULL::text AS data, NULL AS updated_at, NULL AS deleted_at
+  FROM h CROSS JOIN k${gated ? ' CROSS JOIN o' : ''}
+ CROSS JOIN (SELECT coalesce(json_agg(table_name ORDER BY seq), '[]') AS tables,
+                    coalesce(json_agg(record_id ORDER BY seq), '[]') AS ids,
+                    coalesce(json_agg(operation ORDER BY seq), '[]') AS ops
+               FROM d) x
  UNION ALL
-SELECT NULL, NULL, r.table_name, r.id, NULL, r.data, r.updated_at, r.deleted_at
+SELECT NULL, NULL, r.table_name, r.id, r.data, r.updated_at, r.deleted_at
   FROM r`
 }
 
-/** One row of the page statement (page.ts): an entry (operation set) or a hydrated row (operation null). */
+/** One row of the page statement (page.ts): the head (the first) or a hydrated row (`head` null). */
 export interface PageRow {
-  /** The page facts (`PageHead` as JSON), on one row only (`pageHeadOf`). */
+  /** The page facts and entries (`PageHead` as JSON), on one row only (`pageHeadOf`). */
   head: string | null
-  /** Entries: their seq (int8 as text). */
-  ord: string | null
+  /** On the head row: the sizes of the relations the statement reads (`PAGE_PLAN`), a JSON array of bytes. */
+  sizes: string | null
   table_name: string | null
   id: string | null
-  operation: number | null
   /** The row's JSON text as PostgreSQL rendered it (passed through to the response, see record.ts); null: no row. */
   data: string | null
   updated_at: string | null
@@ -141,6 +146,26 @@ export function pageHeadOf(rows: readonly PageRow[]): PageHead | undefined {
   return text ? (JSON.parse(text) as PageHead) : undefined
 }
 
+/**
+ * Page statements run with a generic plan (no planning per page), made again on a connection once a relation they read
+ * has outgrown the size it had then (request/statements.ts): the head row reports the sizes.
+ */
+export const PAGE_PLAN = {
+  sizes(rows: readonly object[]): number[] | undefined {
+    const text = (rows as readonly PageRow[]).find((r) => r.head !== null)?.sizes
+    return text ? (JSON.parse(text) as number[]) : undefined
+  },
+}
+
+/**
+ * The sizes (bytes) of the relations a page statement reads: the registered tables (hydrations, read predicates), the
+ * changelog and the clients table. `pg_relation_size` costs a `stat` per relation.
+ */
+function relationSizes(ctx: EngineContext): string {
+  const names = [...ctx.tables.map((t) => t.sqlName), 'sync_changelog', 'sync_clients']
+  return `json_build_array(${names.map((n) => `pg_relation_size('${n.replaceAll("'", "''")}'::regclass)`).join(', ')})::text`
+}
+
 /** The page facts, in one row's `head` (JSON text: one column instead of one per fact on every row). */
 export interface PageHead extends Partial<ClientColumns> {
   /** Peeked pages: the client's `last_push_at` (RFC 3339 text) when the page was read. */
@@ -151,6 +176,10 @@ export interface PageHead extends Partial<ClientColumns> {
   last_seq: string | null
   /** Gated pages: whether the opening checks passed. */
   ok?: boolean
+  /** The page's entries after dedup, in seq order: table, record id and operation of each, by position. */
+  tables: string[]
+  ids: string[]
+  ops: number[]
 }
 
 /** The client row columns a gated page's head carries (`CLIENT_COLUMNS`). */

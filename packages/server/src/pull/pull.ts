@@ -16,9 +16,10 @@ import type { RequestDeadline } from '../limits/deadline.js'
 import { runGated, runGatedThen } from '../request/gated.js'
 import { openRequest, type RequestTx } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
+import { memo } from '../util/memo.js'
 import { rfc3339FromJson } from '../util/time.js'
 import { advanceSql, type CheckHead, checkSql, readAhead, takeAhead, unchangedSince, withinDeadline } from './ahead.js'
-import { cachedPageSql, type PageHead, type PageRow, pageHeadOf } from './page.js'
+import { cachedPageSql, PAGE_PLAN, type PageHead, type PageRow, pageHeadOf } from './page.js'
 import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from './record.js'
 import { recordUnrenderable, rejectNul, type Unrenderable, unique, wirePageUpdatedAt } from './rows.js'
 
@@ -138,7 +139,8 @@ async function pullInOneTrip(ctx: EngineContext, a: PullArgs): Promise<Served | 
   const sql = cachedPageSql(ctx, contract, tables !== undefined, { kind: 'gated', fingerprint: known.fingerprint })
   const values: unknown[] = [userId, from, limit, ctx.tables.map((t) => t.tableName), req.client_id]
   if (tables) values.push(tables)
-  const rows = await runGated<PageRow>(
+  // The page is made from the rows while the COMMIT travels (runGated).
+  return runGated<PageRow, Served | undefined>(
     ctx,
     userId,
     { settings: SETTINGS, deadline },
@@ -147,13 +149,16 @@ async function pullInOneTrip(ctx: EngineContext, a: PullArgs): Promise<Served | 
       values,
       types: JSON_TEXT_TYPES,
       prepare: sql.name,
+      genericPlan: PAGE_PLAN,
+    },
+    (rows) => {
+      const head = headOf(rows)
+      if (!head.ok) return undefined
+      const client = clientRowOf(head as PageHead & ClientColumns, userId, req.client_id)
+      if (!client) return undefined
+      return { contract, client, page: pageOf(ctx, rows, head, from, limit) }
     },
   )
-  const head = rows && headOf(rows)
-  if (!rows || !head?.ok) return undefined
-  const client = clientRowOf(head as PageHead & ClientColumns, userId, req.client_id)
-  if (!client) return undefined
-  return { contract, client, page: pageOf(ctx, rows, head, from, limit) }
 }
 
 /** What ahead.ts keys a page by: the request's user, client, checkpoint, limit and schema pair. */
@@ -254,6 +259,7 @@ export async function readPage(
     values: params,
     types: JSON_TEXT_TYPES,
     prepare: sql.name,
+    genericPlan: PAGE_PLAN,
   })
   return pageOf(ctx, rows, headOf(rows), from, limit)
 }
@@ -280,35 +286,41 @@ function pageOf(
   const unrenderable: Unrenderable[] = []
   const tableNames = new Set<string>()
   let missing = 0
-  // The statement's rows come in no particular order: the entries (an operation), ordered by seq here, and the
-  // rows, by (table, id). The head row alone (LEFT JOIN) is neither when the page is empty.
-  const entries: (PageRow & { operation: number })[] = []
-  const found = new Map<string, PageRow>()
+  // The entries (entries of unregistered tables were dropped in SQL) come in seq order in the head; the rows, in no
+  // particular order, are found by table, then id (one map per table: a `${table}\0${id}` key per lookup measured
+  // ≈ 0.5 ms more per 1 000 entries).
+  const found = new Map<string, Map<string, PageRow>>()
   for (const r of rows) {
-    if (r.operation !== null) entries.push(r as PageRow & { operation: number })
-    else if (r.table_name !== null && r.id !== null) found.set(`${r.table_name}\u0000${r.id}`, r)
+    if (r.head !== null || r.table_name === null || r.id === null) continue
+    memo(found, r.table_name, () => new Map<string, PageRow>()).set(r.id, r)
   }
-  entries.sort((a, b) => Number(a.ord) - Number(b.ord))
-  for (const e of entries) {
-    // Entries of unregistered tables were dropped in SQL.
-    if (e.table_name === null || e.id === null) continue
-    tableNames.add(e.table_name)
-    if (e.operation === OP_DELETE) {
-      deletes.push({ id: e.id, table_name: e.table_name })
+  const { tables, ids, ops } = head
+  let table = ''
+  let byId: Map<string, PageRow> | undefined
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i] as string
+    const operation = ops[i] as number
+    if (tables[i] !== table) {
+      table = tables[i] as string
+      byId = found.get(table)
+      tableNames.add(table)
+    }
+    if (operation === OP_DELETE) {
+      deletes.push({ id, table_name: table })
       continue
     }
     // No row: hard-deleted (§3 D 46) or not readable by the caller (Decision 5, §3 D 54) — silently absent. A row
     // that cannot be *read* fails the statement instead (Decision 10): error, no checkpoint advance.
-    const r = found.get(`${e.table_name}\u0000${e.id}`)
+    const r = byId?.get(id)
     if (r === undefined || r.data === null) {
       missing++
       continue
     }
     if (jsonTextDeeperThan(r.data, ctx.limits.maxJsonDepth)) {
-      unrenderable.push({ table: e.table_name, id: e.id, operation: e.operation })
+      unrenderable.push({ table, id, operation })
       continue
     }
-    changes.push(textRecord(e.id, e.table_name, r.data, wirePageUpdatedAt(r), rfc3339FromJson(r.deleted_at)))
+    changes.push(textRecord(id, table, r.data, wirePageUpdatedAt(r), rfc3339FromJson(r.deleted_at)))
   }
   return {
     changes,

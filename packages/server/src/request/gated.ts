@@ -1,7 +1,8 @@
 import type pg from 'pg'
 import type { EngineContext } from '../core/context.js'
 import { DeadlineExceededError, deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
-import { type CommitQuery, inlined, inlinedCall, lostPreparedStatement, prepareAfter } from './open.js'
+import type { CommitQuery } from './open.js'
+import { inlined, inlinedCall, lostPreparedStatement, prepareAfter } from './statements.js'
 
 /**
  * A whole request transaction in one round trip (two under a finite deadline, see below), for a request whose work is one statement that makes the opening's
@@ -17,14 +18,16 @@ import { type CommitQuery, inlined, inlinedCall, lostPreparedStatement, prepareA
  * handler's default) the COMMIT goes in a round trip of its own, after checking the deadline: a stalled database is
  * answered 503 within the deadline and the late transaction rolls back, so the answer never contradicts the database
  * (reliability `stall` test). Without one, it travels with the statement. After a closed gate the fallback runs in
- * the deadline's commit phase, bounded by its transaction's statement timeout instead.
+ * the deadline's commit phase, bounded by its transaction's statement timeout instead. `shape` turns the rows into
+ * the answer (default: the rows), while the COMMIT travels when it has a round trip of its own.
  */
-export async function runGated<R extends object>(
+export async function runGated<R extends object, T = R[]>(
   ctx: EngineContext,
   userId: string,
   opts: { settings?: { [name: string]: string }; deadline?: RequestDeadline },
   query: CommitQuery & { prepare: string },
-): Promise<R[] | undefined> {
+  shape: (rows: R[]) => T = (rows) => rows as unknown as T,
+): Promise<T | undefined> {
   return onGatedConnection(ctx, userId, opts, query, async (db, begin) => {
     // Without a finite deadline the COMMIT travels with the statement. With one, it must stay cut-off-able until the
     // COMMIT: a database that stalls while the opening runs gets a 503 within the deadline, and the late statement
@@ -35,15 +38,25 @@ export async function runGated<R extends object>(
       text: `${begin}${bounded ? '' : ';\nCOMMIT'}`,
       types: query.types,
     })) as unknown as pg.QueryResult<R>[]
-    if (bounded) {
-      if (opts.deadline?.expired) {
-        await db.query('ROLLBACK')
-        throw new DeadlineExceededError()
-      }
-      opts.deadline?.beginCommit()
-      await db.query('COMMIT')
+    const rows = results[results.length - (bounded ? 1 : 2)]?.rows ?? []
+    if (!bounded) return { result: shape(rows), rows }
+    if (opts.deadline?.expired) {
+      await db.query('ROLLBACK')
+      throw new DeadlineExceededError()
     }
-    return results[results.length - (bounded ? 1 : 2)]?.rows ?? []
+    opts.deadline?.beginCommit()
+    // `shape` (the caller's work on the rows: a pull page's records) runs while the COMMIT travels; its answer
+    // counts only once the COMMIT succeeded.
+    const commit = db.query('COMMIT')
+    let result: T
+    try {
+      result = shape(rows)
+    } catch (err) {
+      await commit
+      throw err
+    }
+    await commit
+    return { result, rows }
   })
 }
 
@@ -71,7 +84,7 @@ export async function runGatedThen<R extends object, C extends object, T>(
       write === undefined
         ? undefined
         : ((await db.query({ text: `${write};\nCOMMIT`, types: next?.commit.types })) as unknown as pg.QueryResult<C>[])
-    return next && done && next.accepted(done[0]?.rows ?? []) ? next.result : undefined
+    return { result: next && done && next.accepted(done[0]?.rows ?? []) ? next.result : undefined, rows: undefined }
   })
 }
 
@@ -84,7 +97,7 @@ async function onGatedConnection<T>(
   userId: string,
   opts: { settings?: { [name: string]: string }; deadline?: RequestDeadline },
   query: CommitQuery & { prepare: string },
-  run: (db: pg.PoolClient, begin: string) => Promise<T>,
+  run: (db: pg.PoolClient, begin: string) => Promise<{ result: T; rows: readonly object[] | undefined }>,
 ): Promise<T | undefined> {
   const db = await ctx.pool.connect()
   const unwatch = watchProgress(db, opts.deadline)
@@ -95,11 +108,11 @@ async function onGatedConnection<T>(
       db.release()
       return undefined
     }
-    const out = await run(db, begin)
+    const { result, rows } = await run(db, begin)
     unwatch()
-    await prepareAfter(db, query.prepare, query.text)
+    await prepareAfter(db, query.prepare, query.text, rows && query.genericPlan?.sizes(rows))
     db.release()
-    return out
+    return result
   } catch (err) {
     return rollBack(db, unwatch, err)
   }
@@ -122,7 +135,8 @@ function gatedBegin(
     `SELECT set_config('app.user_id', $1, true)${settings.map(([name], i) => `, set_config('${name}', $${i + 2}, true)`).join('')}`,
     [userId, ...settings.map(([, value]) => value)],
   )
-  const call = open === undefined ? undefined : inlinedCall(db, query.text, query.values, query.prepare)
+  const generic = query.genericPlan !== undefined
+  const call = open === undefined ? undefined : inlinedCall(db, query.text, query.values, query.prepare, generic)
   return open === undefined || call === undefined ? undefined : `BEGIN;\n${open};\n${call}`
 }
 

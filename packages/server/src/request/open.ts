@@ -21,6 +21,7 @@ import {
 } from '../errors.js'
 import { DeadlineExceededError, deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
 import type { SchemaContract } from '../schema/contract.js'
+import { inlined, inlinedCall, lostPreparedStatement, prepareAfter } from './statements.js'
 
 /** An open request transaction (see `openRequest`). */
 export interface RequestTx {
@@ -49,9 +50,15 @@ export interface CommitQuery {
   types?: pg.CustomTypesConfig
   /**
    * Run as the SQL prepared statement of this name (prepared once per connection: no parsing per request; planned
-   * for each run's values). The name must identify `text` (e.g. carry its hash).
+   * for each run's values unless `genericPlan`). The name must identify `text` (e.g. carry its hash).
    */
   prepare?: string
+  /**
+   * With `prepare`: one plan per connection, made at the first run and reused (`inlinedCall`), as long as the sizes
+   * (bytes) of the relations the statement reads — which it reports in its rows, found by `sizes` — have not outgrown
+   * those it was made for.
+   */
+  genericPlan?: { sizes(rows: readonly object[]): readonly number[] | undefined }
 }
 
 /** What the request does to its client row in the opening statement. */
@@ -146,7 +153,7 @@ export async function openRequest(
         const inline =
           begin === null || opts.deadline?.expired
             ? undefined
-            : inlinedCall(db, query.text, query.values, query.prepare)
+            : inlinedCall(db, query.text, query.values, query.prepare, query.genericPlan !== undefined)
         let rows: R[]
         try {
           if (inline === undefined) {
@@ -159,9 +166,10 @@ export async function openRequest(
             })) as unknown as pg.QueryResult<R>[]
             done = true
             unwatch()
-            await prepareAfter(db, query.prepare, query.text)
+            const page = results[results.length - 2]?.rows ?? []
+            await prepareAfter(db, query.prepare, query.text, query.genericPlan?.sizes(page))
             db.release()
-            return results[results.length - 2]?.rows ?? []
+            return page
           }
         } catch (err) {
           await finish('ROLLBACK')
@@ -228,108 +236,6 @@ async function runOpening(
     await db.query(begin)
   }
   return (await db.query<OpeningRow>(text, values)).rows
-}
-
-/** SQL prepared statements known to exist per connection (`CommitQuery.prepare`). */
-let preparedOn = new WeakMap<pg.PoolClient, Set<string>>()
-/** False once a prepared statement went missing: a transaction-mode pooler sits between us and PostgreSQL. */
-let preparing = true
-
-/**
- * True (and prepared statements off for the life of the process) when `err` says a statement this connection
- * prepared does not exist: behind a transaction-mode pooler (pgbouncer) a `PREPARE` stays on the server connection
- * that ran it, and the next transaction may get another one. The failed transaction wrote nothing; statements run
- * inlined from then on.
- */
-export function lostPreparedStatement(err: unknown): boolean {
-  if ((err as { code?: unknown } | null)?.code !== '26000') return false
-  preparing = false
-  preparedOn = new WeakMap()
-  return true
-}
-
-/**
- * `text` with its values inlined (see `inlined`) — or, with a `prepare` name the connection has prepared, the same
- * statement run as that SQL prepared statement: `SET LOCAL plan_cache_mode = force_custom_plan; EXECUTE name(…)`.
- * Always a custom plan: a generic one (no planning, ≈ 1–2 ms of PostgreSQL CPU less per pull page) keeps the access
- * paths chosen when it was made — in the client e2e suite, a pull plan made while the tables were small went on
- * scanning them once they had grown: 2.8 s per 1 000-entry page instead of ≈ 12 ms. A connection that has not
- * prepared it yet runs the statement as is, then `prepareAfter`.
- */
-export function inlinedCall(
-  db: pg.PoolClient,
-  text: string,
-  values: readonly unknown[],
-  prepare?: string,
-): string | undefined {
-  if (prepare === undefined || !preparing || !preparedOn.get(db)?.has(prepare)) return inlined(db, text, values)
-  const call = inlined(db, `EXECUTE ${prepare}(${values.map((_, i) => `$${i + 1}`).join(', ')})`, values)
-  return call === undefined ? undefined : `SET LOCAL plan_cache_mode = force_custom_plan;\n${call}`
-}
-
-/**
- * After a request's transaction ended on `db` (still checked out): `PREPARE name AS text` unless that was done (or
- * failed) before on this connection — one round trip, once per connection and statement. Its own statement outside
- * any transaction, so whether it exists is never in doubt; a failure is remembered and not retried.
- */
-export async function prepareAfter(db: pg.PoolClient, name: string | undefined, text: string): Promise<void> {
-  if (name === undefined || !preparing) return
-  let names = preparedOn.get(db)
-  if (!names) {
-    names = new Set()
-    preparedOn.set(db, names)
-  }
-  if (names.has(name) || names.has(`!${name}`)) return
-  const ok = await db.query(`PREPARE ${name} AS ${text}`).then(
-    () => true,
-    () => false,
-  )
-  names.add(ok ? name : `!${name}`)
-}
-
-/**
- * `text` with its `$n` parameters replaced by `values` as SQL literals, or undefined when a value cannot be one or a
- * quoted literal or identifier of `text` contains a `$` (it could be mistaken for a parameter).
- */
-export function inlined(db: pg.PoolClient, text: string, values: readonly unknown[]): string | undefined {
-  if (text.includes('$') && quotedDollar(text)) return undefined
-  const literals = values.map((v) => literal(db, v))
-  if (!literals.every((l) => l !== undefined)) return undefined
-  return text.replace(/\$(\d+)/g, (_, i: string) => literals[Number(i) - 1] as string)
-}
-
-/**
- * True when a `'…'` literal or `"…"` identifier of `text` contains what looks like a parameter (`$` and a digit; a
- * doubled quote just reopens it).
- */
-function quotedDollar(text: string): boolean {
-  let quote = 0
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (quote !== 0) {
-      if (c === quote) quote = 0
-      else if (c === 0x24 && isDigit(text.charCodeAt(i + 1))) return true
-    } else if (c === 0x27 || c === 0x22) quote = c
-  }
-  return false
-}
-
-function isDigit(c: number): boolean {
-  return c >= 0x30 && c <= 0x39
-}
-
-/** `value` as an SQL literal, or undefined when it cannot be one. */
-function literal(db: pg.PoolClient, value: unknown): string | undefined {
-  if (value === null) return 'NULL'
-  // A negative number in parentheses: `x-$1` must not become the comment `x--1`.
-  if (typeof value === 'number')
-    return Number.isSafeInteger(value) ? (value < 0 ? `(${value})` : String(value)) : undefined
-  if (typeof value === 'string') return value.includes('\u0000') ? undefined : db.escapeLiteral(value)
-  if (Array.isArray(value)) {
-    const items = value.map((v) => (typeof v === 'string' ? literal(db, v) : undefined))
-    return items.every((i) => i !== undefined) ? `ARRAY[${items.join(', ')}]::text[]` : undefined
-  }
-  return undefined
 }
 
 /** 409 unless the request's pair is the contract's (or, for `bootstrap`, the empty pair). */
