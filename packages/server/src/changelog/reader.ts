@@ -4,6 +4,9 @@ import type pg from 'pg'
 /** A pool or one of its connections (a request transaction). */
 export type Queryable = pg.Pool | pg.ClientBase
 
+/** SQL: the changelog's size in bytes (a pull page reports it, to notice when its generic plan went stale). */
+export const CHANGELOG_SIZE_SQL = "pg_relation_size('sync_changelog'::regclass)"
+
 /**
  * SQL fragment: a CTE `h(compacted, issued)` with the retention facts (Decisions 1, 8) — the highest seq compaction
  * removed, and the highest seq ever issued. The sequence's last value survives an empty changelog; it is read only

@@ -1,5 +1,5 @@
 import { OP_DELETE } from '@synchro/protocol'
-import { bucketEntries, HISTORY_CTE, historyServes } from '../changelog/reader.js'
+import { bucketEntries, CHANGELOG_SIZE_SQL, HISTORY_CTE, historyServes } from '../changelog/reader.js'
 import {
   advancePullCte,
   CLIENT_COLUMNS,
@@ -162,8 +162,9 @@ export const PAGE_PLAN = {
  * changelog and the clients table. `pg_relation_size` costs a `stat` per relation.
  */
 function relationSizes(ctx: EngineContext): string {
-  const names = [...ctx.tables.map((t) => t.sqlName), 'sync_changelog', 'sync_clients']
-  return `json_build_array(${names.map((n) => `pg_relation_size('${n.replaceAll("'", "''")}'::regclass)`).join(', ')})::text`
+  const names = [...ctx.tables.map((t) => t.sqlName), 'sync_clients']
+  const sizes = names.map((n) => `pg_relation_size('${n.replaceAll("'", "''")}'::regclass)`)
+  return `json_build_array(${[...sizes, CHANGELOG_SIZE_SQL].join(', ')})::text`
 }
 
 /** The page facts, in one row's `head` (JSON text: one column instead of one per fact on every row). */
