@@ -119,7 +119,7 @@ export function readAhead(ctx: EngineContext, r: AheadRequest, contract: SchemaC
   if (old) cache.drop(slot, old)
   if (ttlMs <= 0 || cache.reads >= MAX_READS || ctx.pool.waitingCount > 0 || ctx.pool.idleCount === 0) return
   cache.sweep(Date.now())
-  const sql = cachedPageSql(ctx, contract, false, { kind: 'peek', fingerprint })
+  const sql = cachedPageSql(ctx, contract, false, { kind: 'peek' })
   const entry: Entry = { key: keyOf(r), contract, read: Promise.resolve(undefined), expires: 0, bytes: 0 }
   cache.reads++
   entry.read = (async (): Promise<Peeked | undefined> => {
@@ -131,7 +131,7 @@ export function readAhead(ctx: EngineContext, r: AheadRequest, contract: SchemaC
       { settings: { jit: 'off', ...deadlineSettings(new RequestDeadline(ttlMs)) } },
       {
         text: sql.text,
-        values: [r.userId, r.from, r.limit, ctx.tables.map((t) => t.tableName), r.clientId],
+        values: [r.userId, r.from, r.limit, ctx.tables.map((t) => t.tableName), r.clientId, fingerprint],
         types: JSON_TEXT_TYPES,
         prepare: sql.name,
         genericPlan: PAGE_PLAN,
@@ -210,18 +210,18 @@ export interface CheckHead extends ClientColumns {
   issued: string
 }
 
-const checkSqlCache = new WeakMap<EngineContext, Map<string, PageSql>>()
+const checkSqlCache = new WeakMap<EngineContext, PageSql>()
 
 /**
  * The opening statement of a request served from a peeked page: the gate of a served pull (`openingCte`), the
- * client row and the retention facts, writing nothing. $1 user id, $2 checkpoint, $3 client id. One row: the head.
+ * client row and the retention facts, writing nothing. $1 user id, $2 checkpoint, $3 client id, $4 the schema token.
+ * One row: the head.
  */
-export function checkSql(ctx: EngineContext, fingerprint: string): PageSql {
-  const byFp = memo(checkSqlCache, ctx, () => new Map<string, PageSql>())
-  return memo(byFp, fingerprint, () => {
+export function checkSql(ctx: EngineContext): PageSql {
+  return memo(checkSqlCache, ctx, () => {
     const facts = ['ok', ...CLIENT_HEAD, 'last_push_at', 'subs'].map((c) => `'${c}', o.${c}`)
     const text = `
-WITH ${openingCte(ctx, fingerprint, { user: '$1', from: '$2', client: '$3' })},${HISTORY_CTE}
+WITH ${openingCte(ctx, '$4', { user: '$1', from: '$2', client: '$3' })},${HISTORY_CTE}
 SELECT json_build_object(${facts.join(', ')}, 'compacted', h.compacted::text, 'issued', h.issued::text)::text AS head
   FROM o CROSS JOIN h`
     return { text, name: preparedName('synchro_pull_check', text) }

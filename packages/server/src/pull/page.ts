@@ -20,13 +20,14 @@ import { idTypeOf, ROW_ALIAS, recordColumnsSql } from './rows.js'
  * - `opened`: the request transaction was opened first (`openRequest`): $1 the subscriptions, $5 the client row id
  *   (or a uuid no row has: no checkpoint advance).
  * - `gated`: nothing was checked yet (the opening rides in the page's round trip, see pull.ts): $1 the user id, $5
- *   the client id; the statement reads the client row and the catalog fingerprint itself, and reads and writes
- *   nothing unless the fingerprint is the one `contract` was built for, the client row exists and is active, and it
- *   is not a never-snapshotted client pulling from 0. Its head row reports that (`ok`) with the client row.
+ *   the client id, `tokenParam` the schema token `contract` was built for; the statement reads the client row and
+ *   the schema token itself, and reads and writes nothing unless the token is that one, the client row exists and
+ *   is active, and it is not a never-snapshotted client pulling from 0. The token travels as a parameter, not in the
+ *   text: the text, and so the statement prepared on each connection, stays the same when an epoch changes. Its head row reports that (`ok`) with the client row.
  * - `peek`: `gated` without the checkpoint advance (it writes nothing), its head also carrying the client's
  *   `last_push_at`: a page read ahead of the request that will ask for it (ahead.ts).
  */
-export type PageMode = { kind: 'opened' } | { kind: 'gated' | 'peek'; fingerprint: string }
+export type PageMode = { kind: 'opened' | 'gated' | 'peek' }
 
 /**
  * The whole page in ONE statement (one MVCC snapshot, one round trip, no ids shipped back and forth):
@@ -50,7 +51,7 @@ export type PageMode = { kind: 'opened' } | { kind: 'gated' | 'peek'; fingerprin
  * matches them to their entries by (table, id). No join of `d` and `r` in SQL: with a generic plan (or stale
  * statistics) the planner estimated one entry and rescanned every hydration once per entry (6.5 s for 1 000).
  * Parameters: $1 subscriptions / user id, $2 checkpoint, $3 limit, $4 table names (registration order), $5 client
- * row id / client id, [$6 tables filter].
+ * row id / client id, [$6 tables filter], then (gated, peek) the schema token (`tokenParam`).
  */
 function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean, mode: PageMode): string {
   const hydrations = ctx.tables.map((t, i) => {
@@ -81,7 +82,7 @@ function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean
   const entries = `'tables', x.tables, 'ids', x.ids, 'ops', x.ops`
   const head = `json_build_object(${facts.join(', ')}, ${entries})::text AS head`
   return `
-WITH ${gated ? `${openingCte(ctx, mode.fingerprint)},` : ''}${HISTORY_CTE},
+WITH ${gated ? `${openingCte(ctx, tokenParam(filtered))},` : ''}${HISTORY_CTE},
 e AS MATERIALIZED (
   SELECT c.seq, c.table_name, c.record_id, c.operation
     FROM ${buckets} AS b(id)
@@ -183,17 +184,22 @@ export interface PageHead extends Partial<ClientColumns> {
   ops: number[]
 }
 
+/** The placeholder of a gated or peek page's schema token: after the tables filter when there is one. */
+export function tokenParam(filtered: boolean): string {
+  return filtered ? '$7' : '$6'
+}
+
 /** The client row columns a gated page's head carries (`CLIENT_COLUMNS`). */
 export const CLIENT_HEAD = ['client_row_id', 'bucket_subs', 'last_pull_seq', 'last_sync_at', 'is_active']
 
 /**
- * `o`: the opening facts of a gated page — the catalog fingerprint compared with `fingerprint` (the contract's), the
+ * `o`: the opening facts of a gated page — the schema token compared with the placeholder `token` (the contract's), the
  * caller's client row (placeholders: user id $1, client id $5 unless `p` says otherwise; checkpoint $2), its
  * subscriptions, and `ok`, the gate.
  */
 export function openingCte(
   ctx: EngineContext,
-  fingerprint: string,
+  token: string,
   p: { user: string; from: string; client: string } = { user: '$1', from: '$2', client: '$5' },
 ): string {
   const tables = `ARRAY[${ctx.contracts
@@ -203,7 +209,7 @@ export function openingCte(
   return `
 o AS MATERIALIZED (
   SELECT ${CLIENT_COLUMNS}, ${sqlRfc3339('c.last_push_at')} AS last_push_at, ${clientSubscriptionsSql(p.user)} AS subs,
-         ${ctx.contracts.fingerprintSql(tables)} = '${fingerprint.replaceAll("'", "''")}'
+         ${ctx.contracts.fingerprintSql(tables)} = ${token}::text
            AND c.id IS NOT NULL AND c.is_active AND NOT (${p.from}::bigint = 0 AND c.last_pull_seq IS NULL) AS ok
     FROM (SELECT 1) one
     ${clientRowJoin(p.user, p.client)}
@@ -230,7 +236,7 @@ export function cachedPageSql(
     ctx,
     () => new Map<string, PageSql>(),
   )
-  const key = `${filtered}/${mode.kind}/${mode.kind === 'opened' ? '' : mode.fingerprint}`
+  const key = `${filtered}/${mode.kind}`
   return memo(byKey, key, () => {
     const text = pageSql(ctx, contract, filtered, mode)
     return { text, name: preparedName('synchro_pull', text) }

@@ -136,9 +136,10 @@ async function pullInOneTrip(ctx: EngineContext, a: PullArgs): Promise<Served | 
   if (!known || ctx.contracts.cachedFor(known.fingerprint) !== known.contract) return undefined
   const { contract } = known
   if (contract.version !== req.schema_version || contract.hash !== req.schema_hash) return undefined
-  const sql = cachedPageSql(ctx, contract, tables !== undefined, { kind: 'gated', fingerprint: known.fingerprint })
+  const sql = cachedPageSql(ctx, contract, tables !== undefined, { kind: 'gated' })
   const values: unknown[] = [userId, from, limit, ctx.tables.map((t) => t.tableName), req.client_id]
   if (tables) values.push(tables)
+  values.push(known.fingerprint) // tokenParam
   // The page is made from the rows while the COMMIT travels (runGated).
   return runGated<PageRow, Served | undefined>(
     ctx,
@@ -193,8 +194,8 @@ async function pullAhead(ctx: EngineContext, a: PullArgs): Promise<Served | unde
   const { contract, fingerprint } = known
   const ahead = takeAhead(ctx, aheadRequest(a), contract)
   if (!ahead) return undefined
-  const sql = checkSql(ctx, fingerprint)
-  const query = { text: sql.text, values: [a.userId, a.from, a.req.client_id], prepare: sql.name }
+  const sql = checkSql(ctx)
+  const query = { text: sql.text, values: [a.userId, a.from, a.req.client_id, fingerprint], prepare: sql.name }
   const opts = { settings: SETTINGS, deadline: a.deadline }
   return runGatedThen<{ head: string }, { ok: boolean }, Served>(ctx, a.userId, opts, query, async (rows) => {
     const text = rows[0]?.head

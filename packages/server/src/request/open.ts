@@ -186,6 +186,8 @@ export async function openRequest(
       const rows = await runOpening(db, begin, text, values)
       const r = rows[0]
       if (!r) throw new Error('request: opening statement returned no row')
+      // The DDL watch stopped firing (token NULL): the catalog fingerprint, read now, is the token (one more round trip).
+      if (r.fp == null) r.fp = await catalogFingerprint(ctx, db)
       const contract = ctx.contracts.cachedFor(r.fp) ?? (known?.fp === r.fp ? known.contract : undefined)
       if (!contract) {
         await tx.abort()
@@ -214,6 +216,13 @@ export async function openRequest(
       throw err
     }
   }
+}
+
+/** The catalog fingerprint of the registered tables, read on `db` (`SchemaContractCache.catalogFingerprintSql`). */
+async function catalogFingerprint(ctx: EngineContext, db: pg.PoolClient): Promise<string> {
+  const sql = `SELECT ${ctx.contracts.catalogFingerprintSql('$1')} AS fp`
+  const { rows } = await db.query<{ fp: string }>(sql, [ctx.contracts.fingerprintParam()])
+  return rows[0]?.fp ?? ''
 }
 
 /**

@@ -302,15 +302,27 @@ export class SchemaContractCache {
     return this.#fingerprintParam
   }
 
-  /** The cached contract when it was built for (or checked at) token `fp`, without touching the database. */
+  /**
+   * SQL expression (text): the catalog fingerprint itself, for a request whose token read NULL (the DDL watch stopped
+   * firing): it reads this next, in its own transaction, and passes it as its token. Bind `fingerprintParam()`.
+   */
+  catalogFingerprintSql(param: string): string {
+    return fingerprintExpr(param)
+  }
+
+  /**
+   * The cached contract when it was built for (or checked at) token `fp` — an epoch, or a catalog fingerprint read
+   * after the request arrived — without touching the database.
+   */
   cachedFor(fp: string | null): SchemaContract | undefined {
-    return fp && this.#current?.token === fp ? this.#current.contract : undefined
+    const current = this.#current
+    return fp && current && (current.token === fp || current.fp === fp) ? current.contract : undefined
   }
 
   /**
    * The contract for a token just read by a request: the cached one, or — when the token is new — the one the
-   * catalog now describes (rebuilt only if its fingerprint changed). A NULL or empty token (the DDL watch stopped
-   * firing, see ddl-watch.ts) is never cached: every request then checks the catalog.
+   * catalog now describes (rebuilt only if its fingerprint changed). A catalog fingerprint is taken as read (see
+   * `catalogFingerprintSql`). A NULL or empty token (the DDL watch stopped firing, see ddl-watch.ts) is never cached.
    */
   async forFingerprint(fp: string | null): Promise<SchemaContract> {
     const cached = this.cachedFor(fp)
@@ -337,7 +349,7 @@ export class SchemaContractCache {
   /** The catalog fingerprint (and, with a watch, the epoch read in the same snapshot), then the contract for it. */
   async #resolve(token: string | null): Promise<SchemaContract> {
     let fp = token ?? ''
-    if (this.#watch) {
+    if (this.#watch && (token === null || token === '' || token.startsWith('ddl '))) {
       const { rows } = await this.pool.query<{ token: string | null; fp: string }>(
         `SELECT ${epochExpr('$1', this.#watch)} AS token, ${fingerprintExpr('$1')} AS fp`,
         [this.fingerprintParam()],

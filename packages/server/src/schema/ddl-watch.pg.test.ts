@@ -33,7 +33,7 @@ describe('DDL watch (Decision 12: DDL noticed without reading the catalogs per r
   it('migrations install it and the engine trusts it: requests read the epoch, not the catalog fingerprint', async () => {
     expect(await findDdlWatch(db.pool)).toBeDefined()
     expect(engine.ctx.contracts.watchingDdl).toBe(true)
-    expect(await token()).toMatch(/^ddl \d+$/)
+    expect(await token()).toMatch(/^ddl \d+\/\d+\/\d+\/\d+\/\d+$/)
   })
 
   it('the epoch moves with committed DDL only: not with a rollback, not with temporary tables alone', async () => {
@@ -125,6 +125,87 @@ describe('DDL watch (Decision 12: DDL noticed without reading the catalogs per r
         await app.end()
       }
       expect(await findDdlWatch(other.pool)).toBeUndefined()
+    } finally {
+      await other.drop()
+    }
+  })
+
+  it('DDL while the trigger is off is noticed, even when no request saw it off (ENABLE/DISABLE in one transaction)', async () => {
+    const trigger = ddlWatchTrigger('public')
+    const before = await engine.ctx.contracts.get()
+    await db.pool.query(`BEGIN; ALTER EVENT TRIGGER ${trigger} DISABLE; ALTER TABLE notes ADD COLUMN hue text;
+      ALTER EVENT TRIGGER ${trigger} ENABLE ALWAYS; COMMIT`)
+    const after = await engine.ctx.contracts.get()
+    expect(after.columns.get('notes')?.map((c) => c.name)).toContain('hue')
+    await db.pool.query('ALTER TABLE notes DROP COLUMN hue')
+    expect((await engine.ctx.contracts.get()).hash).toBe(before.hash)
+  })
+
+  it('TRUNCATE of the counters (no event trigger fires) followed by DDL is noticed', async () => {
+    await db.pool.query('CREATE TABLE bump_once (a int)') // at least one counter row with n ≥ 1
+    const before = await engine.ctx.contracts.get()
+    await db.pool.query('TRUNCATE sync_ddl_epoch')
+    await db.pool.query('ALTER TABLE notes ADD COLUMN tint text') // the sum can be what it was before the TRUNCATE
+    expect((await engine.ctx.contracts.get()).columns.get('notes')?.map((c) => c.name)).toContain('tint')
+    await db.pool.query('ALTER TABLE notes DROP COLUMN tint; DROP TABLE bump_once')
+    expect((await engine.ctx.contracts.get()).hash).toBe(before.hash)
+  })
+
+  it('with the trigger off, a request reads the catalog fingerprint itself: DDL just made answers 409 to the old pair', async () => {
+    const trigger = ddlWatchTrigger('public')
+    const user = 'null-token-user'
+    const reg = await engine.register(user, {
+      client_id: 'c1',
+      platform: 'test',
+      app_version: '1.0.0',
+      schema_version: 0,
+      schema_hash: '',
+    })
+    await db.pool.query(`ALTER EVENT TRIGGER ${trigger} DISABLE`)
+    try {
+      await db.pool.query('ALTER TABLE notes ADD COLUMN mark text')
+      // The old schema pair is refused at once: the request read the catalog fingerprint, not a stale cache.
+      const stale = engine.snapshot(user, {
+        client_id: 'c1',
+        schema_version: reg.schema_version,
+        schema_hash: reg.schema_hash,
+      })
+      await expect(stale).rejects.toMatchObject({ name: 'SchemaMismatchError' })
+    } finally {
+      await db.pool.query(`ALTER EVENT TRIGGER ${trigger} ENABLE ALWAYS`)
+      await db.pool.query('ALTER TABLE notes DROP COLUMN IF EXISTS mark')
+    }
+  })
+
+  it('the trigger function runs as the counter table’s owner, not as the superuser who installed it', async () => {
+    const { rows } = await db.pool.query<{ fn: string; tbl: string }>(
+      `SELECT pg_get_userbyid(p.proowner) AS fn, pg_get_userbyid(c.relowner) AS tbl
+         FROM pg_proc p, pg_class c WHERE p.proname = 'sync_ddl_epoch_bump' AND c.oid = 'sync_ddl_epoch'::regclass`,
+    )
+    expect(rows[0]?.fn).toBe(rows[0]?.tbl)
+    const other = await createTestDatabase()
+    try {
+      const app = await createAppRolePool(other)
+      const owner = new URL(other.url)
+      await other.pool.query(`GRANT CREATE ON SCHEMA public TO "${`app_${other.name}`.slice(0, 63)}"`)
+      await app.query('CREATE TABLE sync_ddl_epoch (pid integer PRIMARY KEY, n bigint NOT NULL)')
+      await app.end()
+      const c = await other.pool.connect()
+      try {
+        await c.query('BEGIN')
+        expect((await installDdlWatch(c)).installed).toBe(true)
+        await c.query('COMMIT')
+      } finally {
+        c.release()
+      }
+      const r = await other.pool.query<{ fn: string }>(
+        `SELECT pg_get_userbyid(proowner) AS fn FROM pg_proc WHERE proname = 'sync_ddl_epoch_bump'`,
+      )
+      expect(r.rows[0]?.fn).toBe(`app_${other.name}`.slice(0, 63))
+      expect(r.rows[0]?.fn).not.toBe(owner.username)
+      await other.pool.query('CREATE TABLE counted (a int)') // the DDL of a superuser still bumps the counter
+      const n = await other.pool.query<{ n: string }>('SELECT sum(n)::text AS n FROM sync_ddl_epoch')
+      expect(Number(n.rows[0]?.n)).toBeGreaterThan(0)
     } finally {
       await other.drop()
     }

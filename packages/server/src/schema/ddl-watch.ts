@@ -28,15 +28,20 @@ export function ddlWatchTrigger(schema: string): string {
 }
 
 /**
- * The trigger function and the event trigger, for the schema the sync_* tables live in. Temporary objects alone do
- * not count (apps that create temp tables per request would otherwise make every request read the catalogs); a DROP
- * reports no created objects, so every DROP counts. Idempotent (printed by `synchrod migrate`). Should the counter table be gone, the function gives up quietly
- * rather than failing every DDL in the database (the engine then finds no epoch and reads the catalogs).
+ * The trigger function (`[0]`, with its owner: `[1]`) and the event trigger (`[2..]`), for the schema the sync_*
+ * tables live in. Idempotent (printed by `synchrod migrate`).
+ * - Temporary objects alone do not count (apps that create temp tables per request would otherwise make every
+ *   request read the catalogs); a DROP reports no created objects, so every DROP counts.
+ * - The function runs as the counter table's owner, not as the superuser who created it: the table's owner can put
+ *   triggers on the table, and those would otherwise run with superuser rights on every DDL.
+ * - Should the counter table be gone, it gives up quietly rather than failing every DDL in the database (the engine
+ *   then reads the catalogs). A check, not an EXCEPTION block: that would open a subtransaction per DDL.
  */
 export function ddlWatchSql(schema: string): string[] {
   const table = `${quoteIdent(schema)}.sync_ddl_epoch`
   const fn = `${quoteIdent(schema)}.sync_ddl_epoch_bump`
   const trigger = quoteIdent(ddlWatchTrigger(schema))
+  const tableText = table.replaceAll("'", "''")
   return [
     `CREATE OR REPLACE FUNCTION ${fn}() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $sync$
@@ -45,12 +50,17 @@ BEGIN
      AND NOT EXISTS (SELECT FROM pg_event_trigger_ddl_commands() WHERE schema_name IS DISTINCT FROM 'pg_temp') THEN
     RETURN;
   END IF;
+  IF to_regclass('${tableText}') IS NULL THEN
+    RETURN;
+  END IF;
   INSERT INTO ${table} AS e (pid, n) VALUES (pg_backend_pid(), 1)
     ON CONFLICT (pid) DO UPDATE SET n = e.n + 1;
-EXCEPTION WHEN undefined_table THEN
-  RETURN;
 END
 $sync$`,
+    `DO $sync$ BEGIN
+  EXECUTE format('ALTER FUNCTION ${fn.replaceAll("'", "''")}() OWNER TO %I',
+    (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = '${tableText}'::regclass));
+END $sync$`,
     `DROP EVENT TRIGGER IF EXISTS ${trigger}`,
     `CREATE EVENT TRIGGER ${trigger} ON ddl_command_end EXECUTE FUNCTION ${fn}()`,
     `ALTER EVENT TRIGGER ${trigger} ENABLE ALWAYS`,
@@ -60,24 +70,25 @@ $sync$`,
 export type DdlWatchInstall = { installed: true } | { installed: false; reason: string; sql: string[] }
 
 /**
- * Installs the trigger in the migration transaction `db` (under a savepoint: without the privilege the rest of the
- * migration still commits). An existing trigger is left as it is — an administrator may have disabled it on purpose;
- * the engine then reads the catalogs (see `findDdlWatch`).
+ * Installs (or updates) the watch in the migration transaction `db`, under a savepoint: without the privilege the
+ * rest of the migration still commits. The function is always brought up to date (its owner — the table's owner —
+ * may do that); an existing trigger is left as it is, as an administrator may have disabled it on purpose (the engine
+ * then reads the catalogs, see `findDdlWatch`).
  */
 export async function installDdlWatch(db: pg.PoolClient): Promise<DdlWatchInstall> {
   const schema = (await db.query<{ s: string }>('SELECT current_schema() AS s')).rows[0]?.s ?? 'public'
   const found = await db.query('SELECT 1 FROM pg_event_trigger WHERE evtname = $1', [ddlWatchTrigger(schema)])
-  if (found.rows.length > 0) return { installed: true }
   const sql = ddlWatchSql(schema)
+  const exists = found.rows.length > 0
   await db.query('SAVEPOINT sync_ddl_watch')
   try {
-    for (const statement of sql) await db.query(statement)
+    for (const statement of exists ? sql.slice(0, 2) : sql) await db.query(statement)
     await db.query('RELEASE SAVEPOINT sync_ddl_watch')
     return { installed: true }
   } catch (err) {
     await db.query('ROLLBACK TO SAVEPOINT sync_ddl_watch')
     if ((err as { code?: string }).code !== '42501') throw err
-    return { installed: false, reason: (err as Error).message, sql }
+    return exists ? { installed: true } : { installed: false, reason: (err as Error).message, sql }
   }
 }
 
@@ -105,12 +116,18 @@ export async function findDdlWatch(db: pg.Pool | pg.PoolClient): Promise<DdlWatc
 }
 
 /**
- * SQL expression (text): the DDL epoch, `'ddl <sum>'`, or NULL when `watch`'s trigger is gone, re-pointed or no
- * longer firing always (then nothing may be trusted: see above). `param` (text[], the registered tables) is not
- * needed for the epoch; it is still referenced so that statements binding it keep a typed parameter.
+ * SQL expression (text): the schema token of the DDL watch, or NULL when `watch`'s trigger is gone, re-pointed or no
+ * longer firing always (then nothing may be trusted: see above). The token holds
+ * - the sum and count of the counters (the sum changes exactly when DDL committed);
+ * - the trigger row's xmin: disabling the trigger, DDL, and enabling it again in between two requests changes it, as
+ *   does dropping and re-creating it;
+ * - the counter table's filenode: TRUNCATE (which fires no event trigger) changes it (rows must never be deleted);
+ * - the oid each registered name resolves to (`param`, text[]): a changed search_path (ALTER ROLE … SET fires no
+ *   event trigger) that makes a name mean another table changes it. Name lookups only: no catalog is scanned.
  */
 export function epochExpr(param: string, watch: DdlWatch): string {
-  return `(SELECT CASE WHEN EXISTS (SELECT FROM pg_event_trigger WHERE evtname = '${watch.trigger}'
-     AND evtfoid = ${watch.fn} AND evtenabled = 'A') AND ${param}::text[] IS NOT NULL
-  THEN 'ddl ' || (SELECT coalesce(sum(n), 0) FROM sync_ddl_epoch) END)`
+  return `(SELECT 'ddl ' || e.s || '/' || e.c || '/' || t.xmin || '/' || pg_relation_filenode('sync_ddl_epoch')
+     || '/' || (SELECT string_agg(coalesce(to_regclass(q)::oid::text, '-'), ',') FROM unnest(${param}::text[]) q)
+   FROM pg_event_trigger t, (SELECT coalesce(sum(n), 0) AS s, count(*) AS c FROM sync_ddl_epoch) e
+  WHERE t.evtname = '${watch.trigger}' AND t.evtfoid = ${watch.fn} AND t.evtenabled = 'A')`
 }
