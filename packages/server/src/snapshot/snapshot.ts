@@ -5,7 +5,7 @@ import type { EngineContext } from '../core/context.js'
 import { BadRequestError } from '../errors.js'
 import type { RequestDeadline } from '../limits/deadline.js'
 import { jsonTextDeeperThan, textRecord } from '../pull/record.js'
-import { recordUnrenderable, rejectNul, type Unrenderable, wireUpdatedAt } from '../pull/rows.js'
+import { recordUnrenderable, rejectNul, type Unrenderable, wirePageUpdatedAt } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { RequestTx } from '../request/open.js'
 import { prefetch, type Taken, takeAhead } from './ahead.js'
@@ -157,7 +157,7 @@ function addRecords(ctx: EngineContext, t: ResolvedTable, rows: readonly TextRow
       page.unrenderable.push({ table: t.tableName, id: row.id, operation: OP_INSERT })
       continue
     }
-    page.records.push(textRecord(row.id, t.tableName, row.data, wireUpdatedAt(row)))
+    page.records.push(textRecord(row.id, t.tableName, row.data, wirePageUpdatedAt(row)))
   }
 }
 
