@@ -21,7 +21,7 @@ import {
 } from '../errors.js'
 import { DeadlineExceededError, deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
 import type { SchemaContract } from '../schema/contract.js'
-import { inlined, inlinedCall, lostPreparedStatement, prepareAfter } from './statements.js'
+import { inlined, inlinedCall, lostPreparedStatement, prepareAfter, queryNamed } from './statements.js'
 
 /** An open request transaction (see `openRequest`). */
 export interface RequestTx {
@@ -243,8 +243,10 @@ async function runOpening(
       return results[1]?.rows ?? []
     }
     await db.query(begin)
+    return (await db.query<OpeningRow>(text, values)).rows
   }
-  return (await db.query<OpeningRow>(text, values)).rows
+  // No transaction (a snapshot page served from read-ahead rows): a named statement, not parsed and planned per page.
+  return queryNamed<OpeningRow>(db, text, values)
 }
 
 /** 409 unless the request's pair is the contract's (or, for `bootstrap`, the empty pair). */

@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import { preparedName } from '../util/sql.js'
 
 /**
  * How request statements travel: values inlined as literals (one simple-protocol query can then carry BEGIN, the
@@ -9,6 +10,27 @@ import type pg from 'pg'
 let preparedOn = new WeakMap<pg.PoolClient, Map<string, Prepared>>()
 /** False once a prepared statement went missing: a transaction-mode pooler sits between us and PostgreSQL. */
 let preparing = true
+
+/**
+ * `text` run with `values` on `db` as a protocol-level named statement (parsed and planned once per connection; the
+ * name is a hash of the text), unless prepared statements are off. Behind a transaction-mode pooler the name may be
+ * unknown to the server connection we get: then prepared statements go off (`lostPreparedStatement`) and the
+ * statement runs unnamed. Only for a statement outside a transaction block, which a failure cannot abort.
+ */
+export async function queryNamed<R extends pg.QueryResultRow>(
+  db: pg.PoolClient,
+  text: string,
+  values: unknown[],
+): Promise<R[]> {
+  if (preparing) {
+    try {
+      return (await db.query<R>({ name: preparedName('synchro_q', text), text, values })).rows
+    } catch (err) {
+      if (!lostPreparedStatement(err)) throw err
+    }
+  }
+  return (await db.query<R>(text, values)).rows
+}
 
 /**
  * True (and prepared statements off for the life of the process) when `err` says a statement this connection
