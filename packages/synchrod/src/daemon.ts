@@ -17,6 +17,7 @@ import {
   startWalConsumer,
   type WalConsumer,
 } from '@synchro/server'
+import { warnNoDdlWatch } from '@synchro/server/internal'
 import type pg from 'pg'
 import { databaseLabel, readStatus } from './commands/status.js'
 import { buildRegistry, type Settings } from './config.js'
@@ -132,13 +133,7 @@ export async function prepareDatabase(
     try {
       await setup.query('SELECT pg_advisory_lock($1)', [SETUP_LOCK])
       if (o.demo) await setup.query(DEMO_SCHEMA_SQL)
-      const { ddlWatch } = await runMigrations(db.pool)
-      if (!ddlWatch.installed) {
-        log.warn(
-          { reason: ddlWatch.reason, sql: ddlWatch.sql.join(';\n') },
-          'no DDL watch (needs a superuser): every request reads the catalogs to notice schema changes — run the sql as a superuser to avoid that',
-        )
-      }
+      warnNoDdlWatch(log, (await runMigrations(db.pool)).ddlWatch)
       const tables = registry.tables()
       const missing = await missingTables(
         db.pool,

@@ -25,7 +25,7 @@ import { register } from '../register/register.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import { applyRlsPolicies, type RlsOptions, rlsStatements } from '../rls/rls.js'
 import { tableMetaOf } from '../schema/contract.js'
-import { findDdlWatch } from '../schema/ddl-watch.js'
+import { findDdlWatch, warnNoDdlWatch } from '../schema/ddl-watch.js'
 import { snapshot } from '../snapshot/snapshot.js'
 import { pullAttributes, pullResult, pushAttributes, pushResult, snapshotResult } from '../telemetry/attributes.js'
 import { clientRebuild } from '../telemetry/events.js'
@@ -194,8 +194,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const engine = new Engine(options)
   guardPool(options.pool, engine.ctx.logger)
   if (options.migrate !== false) {
-    const { ddlWatch } = await runMigrations(options.pool)
-    if (!ddlWatch.installed) warnNoDdlWatch(engine.ctx.logger, ddlWatch)
+    warnNoDdlWatch(engine.ctx.logger, (await runMigrations(options.pool)).ddlWatch)
     // The (owner, id) indexes per-user snapshots need; a table created later gets its index on the next start.
     const indexes = await ensureTableIndexes(options.pool, engine.ctx.registry)
     if (indexes.created.length > 0) engine.ctx.logger.info({ indexes: indexes.created }, 'created table indexes')
@@ -213,12 +212,4 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   }
   engine.startBackgroundTasks()
   return engine
-}
-
-/** Said once at start when the DDL watch could not be installed (see schema/ddl-watch.ts). */
-function warnNoDdlWatch(logger: EngineContext['logger'], w: { reason: string; sql: string[] }): void {
-  logger.warn(
-    { reason: w.reason, sql: w.sql.join(';\n') },
-    'no DDL watch (needs a superuser): every request reads the catalogs to notice schema changes — run the sql as a superuser to avoid that',
-  )
 }

@@ -359,12 +359,8 @@ export class SchemaContractCache {
     }
     const current = this.#current
     if (current && current.fp === fp) {
-      if (current.token === token) return current.contract
-      // Same schema, new epoch (DDL elsewhere): an equal contract under a new identity. Statement texts cached per
-      // contract may hold the token (a gated pull page compares it as a literal); keyed by the old object, they are
-      // collected with it instead of piling up with every DDL the database sees.
-      this.#current = { token, fp, contract: { ...current.contract } }
-      return this.#current.contract
+      current.token = token // same schema, new epoch (DDL elsewhere): the same contract, checked at the new token
+      return current.contract
     }
     const built = await buildSchemaTables(this.pool, this.tables)
     const hash = schemaHash(built.tables)

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
+import type { Logger } from '../util/log.js'
 import { quoteIdent } from '../util/sql.js'
 
 /**
@@ -68,6 +69,15 @@ END $sync$`,
 }
 
 export type DdlWatchInstall = { installed: true } | { installed: false; reason: string; sql: string[] }
+
+/** Said once at start (engine, synchrod) when the migration could not install the watch. */
+export function warnNoDdlWatch(logger: Pick<Logger, 'warn'>, install: DdlWatchInstall): void {
+  if (install.installed) return
+  logger.warn(
+    { reason: install.reason, sql: install.sql.join(';\n') },
+    'no DDL watch (needs a superuser): every request reads the catalogs to notice schema changes — run the sql as a superuser to avoid that',
+  )
+}
 
 /**
  * Installs (or updates) the watch in the migration transaction `db`, under a savepoint: without the privilege the
