@@ -45,6 +45,7 @@ export function engineContext(options: EngineOptions): EngineContext {
         0,
       ),
       ttlMs: positiveInt(options.snapshotReadAhead?.ttlMs, DEFAULT_READ_AHEAD.ttlMs, 'snapshotReadAhead.ttlMs', 0),
+      parallel: flag(options.snapshotReadAhead?.parallel, DEFAULT_READ_AHEAD.parallel, 'snapshotReadAhead.parallel'),
     }),
     pullReadAhead: options.pullReadAhead === true,
     compaction: {
@@ -53,6 +54,14 @@ export function engineContext(options: EngineOptions): EngineContext {
       batchSize: options.compaction?.batchSize ?? 10_000,
     },
   }
+}
+
+function flag(value: boolean | undefined, fallback: boolean, name: string): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') {
+    throw new ConfigurationError(`createEngine: ${name} must be true or false, got ${JSON.stringify(value)}`)
+  }
+  return value
 }
 
 function positiveInt(value: number | undefined, fallback: number, name: string, min = 1): number {

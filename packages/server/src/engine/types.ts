@@ -33,9 +33,10 @@ export interface EngineOptions {
    * (default 9 000; 0 = off) and keeps them in this instance's memory for the same user's and client's next page
    * (which still checks the client and the schema first), for at most `ttlMs` (default 30 000). All clients' rows
    * together stay within `maxBytes` (default 64 MiB, text counted at 2 bytes a character); above half of it pages
-   * read only their own rows.
+   * read only their own rows. With `parallel` (default true) the rows after those are read at the same time on a
+   * second pool connection (two backends render at once), unless a request waits for a connection.
    */
-  snapshotReadAhead?: { rows?: number; maxBytes?: number; ttlMs?: number }
+  snapshotReadAhead?: { rows?: number; maxBytes?: number; ttlMs?: number; parallel?: boolean }
   /**
    * Pull read-ahead (default false): after a page with more, the next page of the same client is read in the
    * background and served when that client asks for exactly it (pull/ahead.ts; kept `snapshotReadAhead.ttlMs`, all

@@ -66,6 +66,27 @@ describe('snapshot read-ahead', () => {
     }
   })
 
+  it('rows added and removed while pages are read ahead on two connections: the others exactly once, in key order', async () => {
+    const c = await client()
+    const steady = await orders(c.user, 40)
+    const gone = steady.splice(5, 10) // removed one by one while the snapshot goes on
+    const seen: string[] = []
+    let cursor: Cursor | undefined
+    for (let i = 0; ; i++) {
+      const r = await c.snap({ cursor, limit: 3 })
+      expect(r.status).toBe(200)
+      for (const x of r.body.records) if (x.table_name === 'orders') seen.push(x.id)
+      if (!r.body.has_more) break
+      cursor = r.body.cursor
+      await orders(c.user, 2) // new rows anywhere in key order, also inside ranges being read
+      if (gone[i]) await app.db.pool.query(`UPDATE orders SET deleted_at = now() WHERE id = $1`, [gone[i]])
+      if (i % 2 === 0) await settle()
+    }
+    expect(seen).toEqual([...seen].sort()) // key order, so no row twice
+    expect(new Set(seen).size).toBe(seen.length)
+    for (const id of steady) expect(seen).toContain(id)
+  })
+
   it('a page served from read-ahead rows still refuses a client removed in between (404)', async () => {
     const c = await client()
     await orders(c.user, 6)

@@ -15,7 +15,7 @@ function ahead(n: number, from = 0): AheadRows {
 }
 
 function cache(opts: Partial<{ rows: number; maxBytes: number; ttlMs: number }> = {}, now = () => 0) {
-  return new ReadAheadCache({ rows: 100, maxBytes: 1_000_000, ttlMs: 1000, ...opts }, now)
+  return new ReadAheadCache({ rows: 100, maxBytes: 1_000_000, ttlMs: 1000, parallel: true, ...opts }, now)
 }
 
 describe('ReadAheadCache', () => {
@@ -99,6 +99,9 @@ describe('ReadAheadCache', () => {
     expect(c.aheadRows()).toBe(0)
     c.take('u1', 'c', cursor('r0'))
     expect(c.aheadRows()).toBe(10)
+    c.take('u2', 'c', cursor('r0'))
+    c.put('u3', 'c', cursor('r0'), { ...ahead(1), pending, further: Promise.resolve(undefined) })
+    expect(c.bytes).toBe(perRow * (1 + 10 + 10)) // a second read under way reserves its room too
   })
 
   it('served rows (before `from`) are not counted; nothing is kept when nothing is left', () => {

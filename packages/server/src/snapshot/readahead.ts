@@ -31,6 +31,16 @@ export interface AheadRows extends RowChunk {
   rowBytes: number
   /** The table's next rows after the last of `rows`, being read in the background (resolves undefined on failure). */
   pending?: Promise<RowChunk | undefined>
+  /**
+   * The rows after those `pending` brings, read at the same time on another connection: they start after the row
+   * where `pending`'s read should end (`after`), and are served only if it did end there (see `takeAhead`).
+   */
+  further?: Promise<LaterChunk | undefined>
+}
+
+/** A chunk read from a start found in the database: the id its rows follow. */
+export interface LaterChunk extends RowChunk {
+  after: string
 }
 
 interface Entry extends AheadRows {
@@ -46,10 +56,17 @@ export interface ReadAheadOptions {
   maxBytes: number
   /** An entry not taken within this time is dropped. */
   ttlMs: number
+  /** Two background reads at once per client (each on its own connection), or one after another. */
+  parallel: boolean
 }
 
 /** Defaults of `EngineOptions.snapshotReadAhead`. */
-export const DEFAULT_READ_AHEAD: ReadAheadOptions = { rows: 9_000, maxBytes: 64 * 1024 * 1024, ttlMs: 30_000 }
+export const DEFAULT_READ_AHEAD: ReadAheadOptions = {
+  rows: 9_000,
+  maxBytes: 64 * 1024 * 1024,
+  ttlMs: 30_000,
+  parallel: true,
+}
 
 /** Per-row overhead counted on top of a row's text (object, array slot, string headers). */
 const ROW_OVERHEAD = 96
@@ -106,8 +123,9 @@ export class ReadAheadCache {
     if (old) this.#drop(key, old)
     const left = rows.rows.length - rows.from
     if ((left === 0 && !rows.pending) || this.options.ttlMs <= 0) return
-    // A read under way will bring up to `options.rows` more rows: their room is reserved now.
-    const bytes = (left + (rows.pending ? this.options.rows : 0)) * rows.rowBytes
+    // Reads under way will bring up to `options.rows` more rows each: their room is reserved now.
+    const reading = (rows.pending ? 1 : 0) + (rows.further ? 1 : 0)
+    const bytes = (left + reading * this.options.rows) * rows.rowBytes
     if (bytes > this.options.maxBytes) return
     this.#sweep()
     for (const [k, e] of this.#entries) {

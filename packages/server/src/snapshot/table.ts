@@ -100,25 +100,62 @@ export async function readTable(
   afterId: string,
   limit: number,
 ): Promise<TextRow[]> {
-  const keyset = keysetFor(t, idTypeOf(t, contract))
-  const where = [`${ROW_ALIAS}.${t.q.deletedAt} IS NULL`]
-  const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS, contractColumnTypes(contract))
-  if (read) where.push(read)
-  const params: unknown[] = [limit]
-  if (afterId !== '') {
-    params.push(afterId)
-    where.push(keyset.after('$2', afterId))
-  }
+  const { keyset, where, params } = liveRowsAfter(ctx, contract, t, afterId, limit)
   // Render JSON only for the rows of the page: the inner query pages by the key, the outer one renders.
   return run({
     text: `SELECT ${pageColumnsSql(t, contract)}
        FROM (SELECT ${ROW_ALIAS}.*
                FROM ${t.sqlName} ${ROW_ALIAS}
-              WHERE ${where.join('\n                AND ')}
+              WHERE ${where}
               ORDER BY ${keyset.order}
               LIMIT $1) ${ROW_ALIAS}
       ORDER BY ${keyset.order}`,
     values: params,
     types: JSON_TEXT_TYPES,
   })
+}
+
+/**
+ * The id (as `readTable` returns ids) of the `skip`-th live row of `t` the caller may read after `afterId`, or
+ * undefined when there are fewer: where a read of `skip` rows after `afterId` ends, found by walking the key index
+ * without rendering a row.
+ */
+export async function rowAfter(
+  ctx: EngineContext,
+  db: pg.ClientBase,
+  contract: SchemaContract,
+  t: ResolvedTable,
+  afterId: string,
+  skip: number,
+): Promise<string | undefined> {
+  const { keyset, where, params } = liveRowsAfter(ctx, contract, t, afterId, skip - 1)
+  const { rows } = await db.query<{ id: string }>({
+    text: `SELECT ${ROW_ALIAS}.${t.q.id}::text AS id
+             FROM ${t.sqlName} ${ROW_ALIAS}
+            WHERE ${where}
+            ORDER BY ${keyset.order}
+           OFFSET $1 LIMIT 1`,
+    values: params,
+  })
+  return rows[0]?.id
+}
+
+/** The keyset and WHERE clause of `t`'s live readable rows after `afterId`; parameters: `$1` = `first`, `$2` = `afterId`. */
+function liveRowsAfter(
+  ctx: EngineContext,
+  contract: SchemaContract,
+  t: ResolvedTable,
+  afterId: string,
+  first: unknown,
+): { keyset: Keyset; where: string; params: unknown[] } {
+  const keyset = keysetFor(t, idTypeOf(t, contract))
+  const where = [`${ROW_ALIAS}.${t.q.deletedAt} IS NULL`]
+  const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS, contractColumnTypes(contract))
+  if (read) where.push(read)
+  const values: unknown[] = [first]
+  if (afterId !== '') {
+    values.push(afterId)
+    where.push(keyset.after('$2', afterId))
+  }
+  return { keyset, where: where.join('\n                AND '), params: values }
 }
