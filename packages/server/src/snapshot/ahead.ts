@@ -3,8 +3,8 @@ import { RequestDeadline } from '../limits/deadline.js'
 import { errorFacts } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
-import { type AheadRows, type LaterChunk, type RowChunk, rowBytesOf, type TextRow } from './readahead.js'
-import { openPage, readTable, rowAfter } from './table.js'
+import { type AheadRows, type BackgroundRead, type RowChunk, rowBytesOf, type TextRow } from './readahead.js'
+import { boundAfter, openPage, readTable } from './table.js'
 
 /** Rows of a page taken from read-ahead rows, what is left of them, and whether the table may continue after. */
 export interface Taken {
@@ -21,7 +21,7 @@ export interface Taken {
 export async function takeAhead(ahead: AheadRows, want: number): Promise<Taken> {
   let a = ahead
   if (a.rows.length - a.from < want && !a.exhausted && a.pending) {
-    const chunk = await a.pending
+    const chunk = await a.pending.chunk
     a = chunk
       ? {
           ...a,
@@ -29,7 +29,8 @@ export async function takeAhead(ahead: AheadRows, want: number): Promise<Taken> 
           from: 0,
           exhausted: chunk.exhausted,
           rowBytes: Math.max(a.rowBytes, rowBytesOf(chunk.rows)),
-          pending: following(a.further, chunk),
+          // The next read starts at this one's bound: it follows on unless this one stopped short of it.
+          pending: chunk.cut ? undefined : a.further,
           further: undefined,
         }
       : { ...a, pending: undefined, further: undefined }
@@ -39,25 +40,15 @@ export async function takeAhead(ahead: AheadRows, want: number): Promise<Taken> 
 }
 
 /**
- * The read that went on after `chunk`, as the read under way once `chunk` is appended. Its rows are used only if they
- * start exactly at `chunk`'s last row: the two reads ran in separate transactions, and a row of the range added or
- * deleted in between moves the point where the second one started (a gap or an overlap). Then the database serves
- * those rows instead.
- */
-function following(further: Promise<LaterChunk | undefined> | undefined, chunk: RowChunk) {
-  const last = chunk.rows[chunk.rows.length - 1]
-  if (!further || chunk.exhausted || !last) return undefined
-  return further.then((later) => (later?.after === last.id ? later : undefined))
-}
-
-/**
- * Starts reading, in the background, the rows of table `tableIdx` after `afterId` (the last of `rest`'s rows) that
- * follow `rest` (the configured read-ahead amount), so that they are ready when the client's pages reach them:
- * PostgreSQL renders the next rows while this process serves the current ones. With `parallel`, the amount after
- * those is read at the same time on a second connection, so that two backends render at once. Only when the table
- * goes on, the cache has room and no request waits for a pool connection. Each read opens its own request
- * transaction (client row and schema checked as for a page; statement and lock timeouts of the cache's TTL) and
- * gives up, resolving undefined, on any failure or when the schema changed.
+ * Starts reading, in the background, the rows of table `tableIdx` that follow `rest` (whose last row is `afterId`),
+ * so that they are ready when the client's pages reach them: PostgreSQL renders the next rows while this process
+ * serves the current ones. With `parallel`, the rows after those are read at the same time on a second connection,
+ * so that two backends render at once. Only when the table goes on, the cache has room and no request waits for a
+ * pool connection.
+ *
+ * Each read covers a key range: it first finds the id `n` rows further on (`boundAfter`, the key index only) and
+ * reads the live rows up to it; the next read starts at that bound. Ranges tile the table whatever rows are added
+ * or deleted between the reads (separate transactions): nothing is skipped or served twice.
  */
 export function prefetch(
   ctx: EngineContext,
@@ -71,43 +62,54 @@ export function prefetch(
   const { options } = ctx.snapshotCache
   const n = ctx.snapshotCache.aheadRows()
   if (n === 0 || options.ttlMs <= 0) return
-  const read = (skip: number) => readInBackground(ctx, userId, req, rest.contract, tableIdx, afterId, n, skip)
-  rest.pending ??= read(0)
-  // `pending` reads the n rows after `afterId` (or, taken over from an earlier `further`, is reading them now).
-  if (options.parallel && !rest.further && ctx.pool.waitingCount === 0) rest.further = read(n)
+  const read = (from: Promise<string | null | undefined>) =>
+    readRange(ctx, userId, req, rest.contract, ctx.tables[tableIdx] as ResolvedTable, from, n)
+  rest.pending ??= read(Promise.resolve(afterId))
+  if (options.parallel && !rest.further && ctx.pool.waitingCount === 0) rest.further = read(rest.pending.bound)
 }
 
-/** `n` rows of the table after the `skip`-th row after `afterId` (after `afterId` itself when `skip` is 0). */
-function readInBackground(
+/**
+ * A background read of up to `n` live rows of `t` after `from` (once known; nothing when it is null or undefined),
+ * in its own request transaction: client row and schema checked as for a page, statement and lock timeouts of the
+ * cache's TTL (rows not taken by then are dropped anyway). Any failure, or a schema change, resolves undefined.
+ */
+function readRange(
   ctx: EngineContext,
   userId: string,
   req: { client_id: string; schema_version?: number; schema_hash?: string },
   contract: SchemaContract,
-  tableIdx: number,
-  afterId: string,
+  t: ResolvedTable,
+  from: Promise<string | null | undefined>,
   n: number,
-  skip: number,
-): Promise<LaterChunk | undefined> {
-  return (async (): Promise<LaterChunk | undefined> => {
-    // Bounded like a request: statement and lock timeouts of one TTL (rows not taken by then are dropped anyway).
-    const deadline = new RequestDeadline(ctx.snapshotCache.options.ttlMs)
-    const tx = await openPage(ctx, userId, req, true, deadline)
-    const t = ctx.tables[tableIdx] as ResolvedTable
-    let after: string | undefined = afterId
+): BackgroundRead {
+  let settle: (bound: string | null | undefined) => void = () => {}
+  const bound = new Promise<string | null | undefined>((resolve) => {
+    settle = resolve
+  })
+  const chunk = (async (): Promise<RowChunk | undefined> => {
+    const after = await from
+    if (after == null) return undefined
+    const tx = await openPage(ctx, userId, req, true, new RequestDeadline(ctx.snapshotCache.options.ttlMs))
+    let upTo: string | undefined
     try {
-      if (tx.contract === contract && skip > 0) after = await rowAfter(ctx, tx.db, contract, t, afterId, skip)
+      if (tx.contract === contract) upTo = await boundAfter(ctx, tx.db, contract, t, after, n)
     } catch (err) {
       await tx.abort()
       throw err
     }
-    if (tx.contract !== contract || after === undefined) {
+    if (tx.contract !== contract) {
       await tx.commit()
       return undefined
     }
-    const rows = await readTable(ctx, tx.queryThenCommit, contract, t, after, n)
-    return { after, rows, exhausted: rows.length < n }
+    settle(upTo ?? null)
+    const rows = await readTable(ctx, tx.queryThenCommit, contract, t, after, n, upTo)
+    const full = rows.length === n
+    // One snapshot: the range holds at most `n` live rows, and without a bound the table ends within them.
+    return { rows, exhausted: upTo === undefined && !full, cut: full && upTo !== undefined && rows[n - 1]?.id !== upTo }
   })().catch((err: unknown) => {
     ctx.logger.debug({ err: errorFacts(err) }, 'snapshot read-ahead failed')
     return undefined
   })
+  void chunk.then(() => settle(undefined)) // a read that ended without a bound: the read after it does nothing
+  return { bound, chunk }
 }

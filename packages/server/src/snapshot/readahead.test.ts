@@ -93,14 +93,14 @@ describe('ReadAheadCache', () => {
     const c = cache({ rows: 10, maxBytes: perRow * 40 })
     c.put('u1', 'c', cursor('r0'), ahead(10))
     expect(c.aheadRows()).toBe(10)
-    const pending = Promise.resolve(undefined)
+    const pending = { bound: Promise.resolve(null), chunk: Promise.resolve(undefined) }
     c.put('u2', 'c', cursor('r0'), { ...ahead(1), pending }) // 1 row held + 10 reserved
     expect(c.bytes).toBe(perRow * 21)
     expect(c.aheadRows()).toBe(0)
     c.take('u1', 'c', cursor('r0'))
     expect(c.aheadRows()).toBe(10)
     c.take('u2', 'c', cursor('r0'))
-    c.put('u3', 'c', cursor('r0'), { ...ahead(1), pending, further: Promise.resolve(undefined) })
+    c.put('u3', 'c', cursor('r0'), { ...ahead(1), pending, further: pending })
     expect(c.bytes).toBe(perRow * (1 + 10 + 10)) // a second read under way reserves its room too
   })
 

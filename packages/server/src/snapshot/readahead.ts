@@ -19,6 +19,23 @@ export interface RowChunk {
   rows: TextRow[]
   /** True when the table has no rows after the last of `rows` (the read returned fewer rows than it asked for). */
   exhausted: boolean
+  /**
+   * True when a bounded background read stopped at its row limit short of its bound: rows between its last row and
+   * the bound were not read, so the read that starts at the bound cannot follow it. (Bound and rows come from one
+   * snapshot, where the range holds at most as many live rows as the read asks for: a guard, not an expected case.)
+   */
+  cut?: boolean
+}
+
+/** A read of a table's next rows under way in the background (`snapshot/ahead.ts`). */
+export interface BackgroundRead {
+  /**
+   * The id its rows end at, at the latest — where the read after it starts; null when the table ends within its
+   * rows, undefined when it failed.
+   */
+  bound: Promise<string | null | undefined>
+  /** Its rows (undefined when it failed). */
+  chunk: Promise<RowChunk | undefined>
 }
 
 /** Rows read ahead of one client's snapshot cursor (see `ReadAheadCache`). */
@@ -29,18 +46,10 @@ export interface AheadRows extends RowChunk {
   from: number
   /** Estimated bytes a row holds (text at 2 bytes a character plus object overhead). */
   rowBytes: number
-  /** The table's next rows after the last of `rows`, being read in the background (resolves undefined on failure). */
-  pending?: Promise<RowChunk | undefined>
-  /**
-   * The rows after those `pending` brings, read at the same time on another connection: they start after the row
-   * where `pending`'s read should end (`after`), and are served only if it did end there (see `takeAhead`).
-   */
-  further?: Promise<LaterChunk | undefined>
-}
-
-/** A chunk read from a start found in the database: the id its rows follow. */
-export interface LaterChunk extends RowChunk {
-  after: string
+  /** The table's next rows after the last of `rows`, being read in the background. */
+  pending?: BackgroundRead
+  /** The rows after those of `pending`, read at the same time on another connection (from `pending`'s bound). */
+  further?: BackgroundRead
 }
 
 interface Entry extends AheadRows {

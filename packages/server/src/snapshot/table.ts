@@ -17,10 +17,14 @@ const TEXT_TYPES = /^(text|character varying(\(\d+\))?)$/
 const INT64_MIN = -(2n ** 63n)
 const INT64_MAX = 2n ** 63n - 1n
 
-/** How one table is walked: the ORDER BY key and the "after the cursor" condition for a given `after_id`. */
+/**
+ * How one table is walked: the ORDER BY key, the "after the cursor" condition for a given `after_id`, and the "up to"
+ * condition for a bound that is an id of the table (as `id::text` renders it).
+ */
 interface Keyset {
   order: string
   after(param: string, afterId: string): string
+  upTo(param: string): string
 }
 
 /**
@@ -40,9 +44,11 @@ function keysetFor(t: ResolvedTable, idType: string | undefined): Keyset {
     return {
       order: id,
       after: (p, afterId) => (UUID_RE.test(afterId) ? `${id} > ${p}::uuid` : `${asText} > ${p}`),
+      upTo: (p) => `${id} <= ${p}::uuid`,
     }
   }
-  if (idType && TEXT_TYPES.test(idType)) return { order: id, after: (p) => `${id} > ${p}` }
+  if (idType && TEXT_TYPES.test(idType))
+    return { order: id, after: (p) => `${id} > ${p}`, upTo: (p) => `${id} <= ${p}` }
   if (idType && INTEGER_TYPES.has(idType)) {
     return {
       order: id,
@@ -52,9 +58,10 @@ function keysetFor(t: ResolvedTable, idType: string | undefined): Keyset {
         if (n < INT64_MIN || n > INT64_MAX) throw new BadRequestError('invalid cursor')
         return `${id} > ${p}::bigint`
       },
+      upTo: (p) => `${id} <= ${p}::bigint`,
     }
   }
-  return { order: asText, after: (p) => `${asText} > ${p}` }
+  return { order: asText, after: (p) => `${asText} > ${p}`, upTo: (p) => `${asText} <= ${p}` }
 }
 
 /**
@@ -89,8 +96,9 @@ export function openPage(
 export type Run = (query: { text: string; values: unknown[]; types?: pg.CustomTypesConfig }) => Promise<TextRow[]>
 
 /**
- * Up to `limit` live rows of `t` the caller may read (Decision 5), after `afterId` in keyset order. One row per
- * record: node-pg's per-row parsing measured faster than one aggregated JSON text (string_agg / json_agg, +30 %).
+ * Up to `limit` live rows of `t` the caller may read (Decision 5), after `afterId` in keyset order — and, with
+ * `upTo` (an id of the table), none after it. One row per record: node-pg's per-row parsing measured faster than one
+ * aggregated JSON text (string_agg / json_agg, +30 %).
  */
 export async function readTable(
   ctx: EngineContext,
@@ -99,14 +107,19 @@ export async function readTable(
   t: ResolvedTable,
   afterId: string,
   limit: number,
+  upTo?: string,
 ): Promise<TextRow[]> {
-  const { keyset, where, params } = liveRowsAfter(ctx, contract, t, afterId, limit)
+  const { keyset, where, params } = rowsAfter(ctx, contract, t, afterId, limit, true)
+  if (upTo !== undefined) {
+    params.push(upTo)
+    where.push(keyset.upTo(`$${params.length}`))
+  }
   // Render JSON only for the rows of the page: the inner query pages by the key, the outer one renders.
   return run({
     text: `SELECT ${pageColumnsSql(t, contract)}
        FROM (SELECT ${ROW_ALIAS}.*
                FROM ${t.sqlName} ${ROW_ALIAS}
-              WHERE ${where}
+              WHERE ${where.join('\n                AND ')}
               ORDER BY ${keyset.order}
               LIMIT $1) ${ROW_ALIAS}
       ORDER BY ${keyset.order}`,
@@ -116,11 +129,12 @@ export async function readTable(
 }
 
 /**
- * The id (as `readTable` returns ids) of the `skip`-th live row of `t` the caller may read after `afterId`, or
- * undefined when there are fewer: where a read of `skip` rows after `afterId` ends, found by walking the key index
- * without rendering a row.
+ * The id (as `readTable` returns ids) of the `skip`-th row of `t` the caller may read after `afterId`, deleted rows
+ * counted too, or undefined when there are fewer: a bound such that the rows after `afterId` up to it hold at most
+ * `skip` live rows. Soft-deleted rows count so that the walk needs nothing but the key index (an index-only scan
+ * where the owner and the key share one: no row is fetched or rendered).
  */
-export async function rowAfter(
+export async function boundAfter(
   ctx: EngineContext,
   db: pg.ClientBase,
   contract: SchemaContract,
@@ -128,11 +142,11 @@ export async function rowAfter(
   afterId: string,
   skip: number,
 ): Promise<string | undefined> {
-  const { keyset, where, params } = liveRowsAfter(ctx, contract, t, afterId, skip - 1)
+  const { keyset, where, params } = rowsAfter(ctx, contract, t, afterId, skip - 1, false)
   const { rows } = await db.query<{ id: string }>({
     text: `SELECT ${ROW_ALIAS}.${t.q.id}::text AS id
              FROM ${t.sqlName} ${ROW_ALIAS}
-            WHERE ${where}
+            WHERE ${where.join('\n              AND ')}
             ORDER BY ${keyset.order}
            OFFSET $1 LIMIT 1`,
     values: params,
@@ -140,22 +154,27 @@ export async function rowAfter(
   return rows[0]?.id
 }
 
-/** The keyset and WHERE clause of `t`'s live readable rows after `afterId`; parameters: `$1` = `first`, `$2` = `afterId`. */
-function liveRowsAfter(
+/**
+ * The keyset and WHERE conditions of `t`'s rows the caller may read (only live ones with `live`) after `afterId`;
+ * parameters: `$1` = `first`, `$2` = `afterId`.
+ */
+function rowsAfter(
   ctx: EngineContext,
   contract: SchemaContract,
   t: ResolvedTable,
   afterId: string,
   first: unknown,
-): { keyset: Keyset; where: string; params: unknown[] } {
+  live: boolean,
+): { keyset: Keyset; where: string[]; params: unknown[] } {
   const keyset = keysetFor(t, idTypeOf(t, contract))
-  const where = [`${ROW_ALIAS}.${t.q.deletedAt} IS NULL`]
+  const where = live ? [`${ROW_ALIAS}.${t.q.deletedAt} IS NULL`] : []
   const read = accessPredicate(ctx.registry, t, 'read', ROW_ALIAS, contractColumnTypes(contract))
   if (read) where.push(read)
-  const values: unknown[] = [first]
+  const params: unknown[] = [first]
   if (afterId !== '') {
-    values.push(afterId)
+    params.push(afterId)
     where.push(keyset.after('$2', afterId))
   }
-  return { keyset, where: where.join('\n                AND '), params: values }
+  if (where.length === 0) where.push('true')
+  return { keyset, where, params }
 }
