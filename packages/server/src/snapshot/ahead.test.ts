@@ -62,6 +62,6 @@ describe('takeAhead', () => {
 
     const e = await takeAhead(held(2, done({ rows: rows(2, 1), exhausted: true }), done(undefined)), 10)
     expect(ids(e.rows)).toEqual(['r000', 'r001', 'r002'])
-    expect(e.more).toBe(false)
+    expect([e.more, e.rest.pending]).toEqual([false, undefined])
   })
 })

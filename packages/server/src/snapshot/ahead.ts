@@ -30,7 +30,7 @@ export async function takeAhead(ahead: AheadRows, want: number): Promise<Taken> 
           exhausted: chunk.exhausted,
           rowBytes: Math.max(a.rowBytes, rowBytesOf(chunk.rows)),
           // The next read starts at this one's bound: it follows on unless this one stopped short of it.
-          pending: chunk.cut ? undefined : a.further,
+          pending: chunk.cut || chunk.exhausted ? undefined : a.further,
           further: undefined,
         }
       : { ...a, pending: undefined, further: undefined }
