@@ -25,11 +25,12 @@ import { register } from '../register/register.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import { applyRlsPolicies, type RlsOptions, rlsStatements } from '../rls/rls.js'
 import { tableMetaOf } from '../schema/contract.js'
-import { findDdlWatch, warnNoDdlWatch } from '../schema/ddl-watch.js'
+import { findDdlWatch, foldDdlEpoch, warnNoDdlWatch } from '../schema/ddl-watch.js'
 import { snapshot } from '../snapshot/snapshot.js'
 import { pullAttributes, pullResult, pushAttributes, pushResult, snapshotResult } from '../telemetry/attributes.js'
 import { clientRebuild } from '../telemetry/events.js'
 import { withSpan } from '../telemetry/tracing.js'
+import { safeErrorFacts } from '../util/log.js'
 import { guardPool } from '../util/pool.js'
 import { nowRfc3339 } from '../util/time.js'
 import { replicationProblems } from '../wal/setup.js'
@@ -203,7 +204,14 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     }
   }
   // Schema changes are noticed through the DDL watch when there is one to trust, else from the catalogs per request.
-  engine.ctx.contracts.useDdlWatch(await findDdlWatch(options.pool))
+  const watch = await findDdlWatch(options.pool)
+  engine.ctx.contracts.useDdlWatch(watch)
+  if (watch) {
+    // Counters of exited backends fold into one row (best effort: e.g. a role without DELETE on it just keeps them).
+    await foldDdlEpoch(options.pool).catch((err: unknown) => {
+      engine.ctx.logger.warn({ err: safeErrorFacts(err, false) }, 'could not fold the DDL counters of exited backends')
+    })
+  }
   // Without logical replication pulls silently return nothing: say so loudly (the WAL consumer, wherever it runs,
   // refuses to start for the same reason). Not fatal: the engine itself can serve.
   const problems = await replicationProblems(options.pool, { role: false }).catch(() => [])

@@ -1,8 +1,9 @@
 import { createAppRolePool, createTestDatabase, type TestDatabase } from '@synchro/test-harness'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createEngine, type Engine } from '../engine/engine.js'
 import { Registry } from '../registry/registry.js'
-import { ddlWatchTrigger, findDdlWatch, installDdlWatch } from './ddl-watch.js'
+import { ddlWatchTrigger, findDdlWatch, foldDdlEpoch, installDdlWatch } from './ddl-watch.js'
 
 const TABLE = `CREATE TABLE notes (
   id uuid PRIMARY KEY, user_id text NOT NULL, body text,
@@ -65,6 +66,67 @@ describe('DDL watch (Decision 12: DDL noticed without reading the catalogs per r
     expect(after.columns.get('notes')?.map((c) => c.name)).toContain('color')
     await db.pool.query('ALTER TABLE notes DROP COLUMN color')
     expect((await engine.ctx.contracts.get()).hash).toBe(before.hash)
+  })
+
+  it('counters of exited backends fold into one row: the sum stays, tokens never repeat, a locked row is skipped', async () => {
+    const sum = async () =>
+      (
+        await db.pool.query<{ s: string; c: number }>(
+          'SELECT sum(n)::text AS s, count(*)::int AS c FROM sync_ddl_epoch',
+        )
+      ).rows[0]
+    const exited = async (pid: number | undefined) => {
+      for (let i = 0; i < 200; i++) {
+        const r = await db.pool.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])
+        if (r.rowCount === 0) return
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      throw new Error(`backend ${pid} did not exit`)
+    }
+    const pidOf = async (c: pg.Client) => (await c.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]?.p
+    // Three sessions run DDL and exit: three rows of pids no backend has any more.
+    for (let i = 0; i < 3; i++) {
+      const c = new pg.Client({ connectionString: db.url })
+      await c.connect()
+      await c.query(`CREATE TABLE gone_${i} (a int); DROP TABLE gone_${i}`)
+      const pid = await pidOf(c)
+      await c.end()
+      await exited(pid)
+    }
+    // A session still alive keeps its row.
+    const alive = new pg.Client({ connectionString: db.url })
+    await alive.connect()
+    await alive.query('CREATE TABLE alive_t (a int)')
+    const before = await sum()
+    const tokenBefore = await token()
+    expect(await foldDdlEpoch(db.pool)).toBeGreaterThanOrEqual(3)
+    const after = await sum()
+    expect(after?.s).toBe(before?.s)
+    expect(after?.c).toBeLessThanOrEqual((before?.c ?? 0) - 2)
+    expect(await token()).not.toBe(tokenBefore)
+    const alivePid = await pidOf(alive)
+    const kept = await db.pool.query('SELECT 1 FROM sync_ddl_epoch WHERE pid = $1', [alivePid])
+    expect(kept.rowCount).toBe(1)
+    // DDL after the fold still moves the sum; a second fold has nothing left of exited backends but keeps it.
+    await alive.query('DROP TABLE alive_t')
+    await alive.end()
+    await exited(alivePid)
+    const moved = await sum()
+    expect(BigInt(moved?.s ?? 0)).toBe(BigInt(after?.s ?? 0) + 1n)
+    // A row locked by an open transaction is skipped, not waited for.
+    const holder = await db.pool.connect()
+    try {
+      await holder.query('BEGIN')
+      await holder.query('SELECT * FROM sync_ddl_epoch WHERE pid = $1 FOR UPDATE', [alivePid])
+      expect(await foldDdlEpoch(db.pool)).toBe(0)
+      expect((await sum())?.s).toBe(moved?.s)
+    } finally {
+      await holder.query('ROLLBACK')
+      holder.release()
+    }
+    expect(await foldDdlEpoch(db.pool)).toBe(1)
+    expect((await sum())?.s).toBe(moved?.s)
+    expect(await engine.ctx.contracts.get()).toBeDefined()
   })
 
   it('concurrent DDL transactions do not wait on one another (one counter row per backend)', async () => {

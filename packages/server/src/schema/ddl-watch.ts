@@ -12,8 +12,8 @@ import { quoteIdent } from '../util/sql.js'
  * its session's row, so the bump commits (or rolls back) with the DDL, and the sum of the counters changes exactly when
  * some DDL committed. Per-pid rows keep concurrent DDL transactions from waiting on one another (one shared row would
  * serialise every DDL in the database behind the longest open migration, and could deadlock two of them). Live
- * backends never share a pid, so two transactions never update the same row; the table holds at most one row per pid
- * that ever ran DDL.
+ * backends never share a pid, so two transactions never update the same row; the table holds one row per pid that ran
+ * DDL since an engine last folded the rows of exited backends (`foldDdlEpoch`).
  *
  * Creating an event trigger needs a superuser (or a managed service's equivalent). Without one the engine keeps
  * reading the catalog fingerprint on every request: correct, only slower. The trigger fires ALWAYS (also under
@@ -100,6 +100,31 @@ export async function installDdlWatch(db: pg.PoolClient): Promise<DdlWatchInstal
     if ((err as { code?: string }).code !== '42501') throw err
     return exists ? { installed: true } : { installed: false, reason: (err as Error).message, sql }
   }
+}
+
+/**
+ * Folds the counters of backends that have exited into one row (pid 0), keeping their sum, and returns how many rows
+ * went. Without it the table keeps one row per pid that ever ran DDL — with connections that come and go, thousands —
+ * and every request's token sums them all. The sum is what tells DDL apart (it grows by one per committed DDL and a
+ * fold keeps it), so no token of the past can come back; the count changes, which costs each engine one catalog read.
+ * Rows locked by a prepared (two-phase) transaction are skipped, never waited for; a backend that reuses a folded pid
+ * starts a fresh row.
+ */
+export async function foldDdlEpoch(db: pg.Pool | pg.PoolClient): Promise<number> {
+  const { rows } = await db.query<{ folded: number }>(
+    `WITH gone AS (
+       DELETE FROM sync_ddl_epoch
+        WHERE pid IN (SELECT e.pid FROM sync_ddl_epoch e
+                       WHERE e.pid <> 0 AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = e.pid)
+                         FOR UPDATE SKIP LOCKED)
+       RETURNING n
+     ), base AS (
+       INSERT INTO sync_ddl_epoch AS e (pid, n) SELECT 0, sum(n) FROM gone HAVING count(*) > 0
+         ON CONFLICT (pid) DO UPDATE SET n = e.n + EXCLUDED.n
+     )
+     SELECT count(*)::int AS folded FROM gone`,
+  )
+  return rows[0]?.folded ?? 0
 }
 
 /** A trigger the engine may trust: it fires always and bumps the counter table the engine's statements read. */
