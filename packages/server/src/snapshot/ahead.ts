@@ -43,8 +43,8 @@ export async function takeAhead(ahead: AheadRows, want: number): Promise<Taken> 
  * Starts reading, in the background, the rows of table `tableIdx` that follow `rest` (whose last row is `afterId`),
  * so that they are ready when the client's pages reach them: PostgreSQL renders the next rows while this process
  * serves the current ones. With `parallel`, the rows after those are read at the same time on a second connection,
- * so that two backends render at once. Only when the table goes on, the cache has room and no request waits for a
- * pool connection.
+ * so that two backends render at once. Only when the table goes on, the cache has room (for a second read: more
+ * room, `secondRead`) and no request waits for a pool connection.
  *
  * Each read covers a key range: it first finds the id `n` rows further on (`boundAfter`, the key index only) and
  * reads the live rows up to it; the next read starts at that bound. Ranges tile the table whatever rows are added
@@ -59,13 +59,14 @@ export function prefetch(
   afterId: string,
 ): void {
   if (rest.exhausted || ctx.pool.waitingCount > 0) return
-  const { options } = ctx.snapshotCache
   const n = ctx.snapshotCache.aheadRows()
-  if (n === 0 || options.ttlMs <= 0) return
+  if (n === 0 || ctx.snapshotCache.options.ttlMs <= 0) return
   const read = (from: Promise<string | null | undefined>) =>
     readRange(ctx, userId, req, rest.contract, ctx.tables[tableIdx] as ResolvedTable, from, n)
   rest.pending ??= read(Promise.resolve(afterId))
-  if (options.parallel && !rest.further && ctx.pool.waitingCount === 0) rest.further = read(rest.pending.bound)
+  if (!rest.further && ctx.snapshotCache.secondRead() && ctx.pool.waitingCount === 0) {
+    rest.further = read(rest.pending.bound)
+  }
 }
 
 /**

@@ -14,7 +14,10 @@ function ahead(n: number, from = 0): AheadRows {
   return { contract, rows: r, from: 0, exhausted: false, rowBytes: rowBytesOf(r) }
 }
 
-function cache(opts: Partial<{ rows: number; maxBytes: number; ttlMs: number }> = {}, now = () => 0) {
+function cache(
+  opts: Partial<{ rows: number; maxBytes: number; ttlMs: number; parallel: boolean }> = {},
+  now = () => 0,
+) {
   return new ReadAheadCache({ rows: 100, maxBytes: 1_000_000, ttlMs: 1000, parallel: true, ...opts }, now)
 }
 
@@ -102,6 +105,15 @@ describe('ReadAheadCache', () => {
     c.take('u2', 'c', cursor('r0'))
     c.put('u3', 'c', cursor('r0'), { ...ahead(1), pending, further: pending })
     expect(c.bytes).toBe(perRow * (1 + 10 + 10)) // a second read under way reserves its room too
+  })
+
+  it('a second read per client only while less than a quarter of maxBytes is in use, and only with parallel', () => {
+    const perRow = ahead(1).rowBytes
+    const c = cache({ rows: 10, maxBytes: perRow * 40 })
+    expect(c.secondRead()).toBe(true)
+    c.put('u1', 'c', cursor('r0'), ahead(10))
+    expect([c.secondRead(), c.aheadRows()]).toEqual([false, 10])
+    expect(cache({ parallel: false }).secondRead()).toBe(false)
   })
 
   it('served rows (before `from`) are not counted; nothing is kept when nothing is left', () => {

@@ -114,6 +114,14 @@ export class ReadAheadCache {
     return this.#bytes * 2 < this.options.maxBytes ? this.options.rows : 0
   }
 
+  /**
+   * Whether a client may have a second read under way (`parallel`): while less than a quarter of the cap is in use,
+   * so that under memory pressure clients first fall back to one read at a time, then to none.
+   */
+  secondRead(): boolean {
+    return this.options.parallel && this.#bytes * 4 < this.options.maxBytes
+  }
+
   /** The entry of `user`'s `client` when it continues exactly `cursor` (removed in any case). */
   take(user: string, client: string, cursor: AheadCursor): AheadRows | undefined {
     const key = slot(user, client)
