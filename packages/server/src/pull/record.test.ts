@@ -24,6 +24,27 @@ describe('page records (row JSON text passed through)', () => {
     expect(stringifyJsonLossless(r)).toBe(stringifyJsonLossless(plain))
   })
 
+  it('records are plain objects sharing one data getter; copies and clones carry no text', () => {
+    const a = textRecord('a', 'orders', DATA, '2026-01-01T00:00:00Z')
+    const b = textRecord('b', 'orders', '{"x":1}', '2026-01-01T00:00:00Z')
+    const plain = { id: 'b', table_name: 'orders', data: { x: 1 }, updated_at: '2026-01-01T00:00:00Z' }
+    expect(Object.getPrototypeOf(b)).toBe(Object.prototype)
+    expect(b).toStrictEqual(plain)
+    expect(structuredClone(b)).toStrictEqual(plain)
+    const da = Object.getOwnPropertyDescriptor(a, 'data')
+    const db = Object.getOwnPropertyDescriptor(b, 'data')
+    expect(da).toMatchObject({ enumerable: true, configurable: true, set: undefined })
+    // One getter for all records: they share a hidden class instead of each being a dictionary-mode object.
+    expect(da?.get).toBe(db?.get)
+    expect(Object.create(b).data).toEqual({ x: 1 })
+    // A copy with its own data renders that data, not the text the original was made from.
+    const copy = { ...b, data: { x: 2 } }
+    expect(renderJson({ records: [b, copy] })).toBe(
+      '{"records":[{"id":"b","table_name":"orders","data":{"x":1},"updated_at":"2026-01-01T00:00:00Z"},' +
+        '{"id":"b","table_name":"orders","data":{"x":2},"updated_at":"2026-01-01T00:00:00Z"}]}',
+    )
+  })
+
   it('renderJson splices the text: same value as rendering the parsed records, numbers exact, envelope intact', () => {
     const records = [
       textRecord('a"b', 'orders', DATA, '2026-01-01T00:00:00.5Z'),

@@ -23,30 +23,60 @@ export const JSON_TEXT_TYPES = {
 } as pg.CustomTypesConfig
 
 /**
- * The JSON text of a page record's `data` lives only in its getter's closure, read back through the getter itself:
- * while `peeking`, the getter hands its text to `peeked` instead of parsing. No side table: a WeakMap of the records
- * (the way before) cost a set per record plus ephemeron work in every GC. A copy (`{ ...r }`, a spread that replaces
- * `data`) has a plain `data` property and renders as any object. The record stays a plain object literal: a
- * per-instance accessor defined with defineProperty, or private fields, measured 2–4× the cost of the literal.
+ * The JSON text of a page record's `data` (and its parse, once read) lives in private fields the record is stamped
+ * with (`Stamped`): invisible to keys, spread, JSON.stringify, deep equality and structuredClone, read back with a
+ * brand check. A copy (`{ ...r }`, a spread that replaces `data`) carries no stamp and renders as any object.
+ *
+ * The record stays a plain object (prototype Object.prototype) whose `data` is an own enumerable accessor, the *same*
+ * getter for every record (`DATA`): all records share one fast hidden class. A getter closure per record (the object
+ * literal `{ get data() {…} }` of before, or one defined with defineProperty) puts every record in dictionary mode:
+ * ≈ 610 bytes and 450–550 ns per record, against ≈ 90 bytes and 160–230 ns here (1 000-record pages, node 20).
  */
-let peeking = false
-let peeked: string | undefined
-
-/** The JSON text of `r.data` when `r` was made by `textRecord`, else undefined. */
-function textOf(r: unknown): string | undefined {
-  if (typeof r !== 'object' || r === null) return undefined
-  peeking = true
-  peeked = undefined
-  try {
-    void (r as SyncRecord).data
-  } finally {
-    peeking = false
+class Identity {
+  constructor(o: object) {
+    // biome-ignore lint/correctness/noConstructorReturn: returning `o` makes the subclass add its private fields to it.
+    return o
   }
-  return peeked
 }
 
-/** What the getter returns while peeking (never seen outside `textOf`). */
-const EMPTY: { [column: string]: unknown } = Object.freeze({})
+class Stamped extends Identity {
+  #text: string
+  #parsed: { [column: string]: unknown } | undefined
+
+  /** Stamps `r` (returned as itself) with its `data` text. */
+  constructor(r: SyncRecord, text: string) {
+    super(r)
+    this.#text = text
+  }
+
+  /** The JSON text of `r.data` when `r` was made by `textRecord`, else undefined. */
+  static textOf(r: unknown): string | undefined {
+    return typeof r === 'object' && r !== null && #text in r ? (r as Stamped).#text : undefined
+  }
+
+  /** The parsed data of the stamped object `o` or of the nearest stamped object on its prototype chain. */
+  static dataOf(o: object): { [column: string]: unknown } | undefined {
+    for (let p: object | null = o; p !== null; p = Object.getPrototypeOf(p)) {
+      if (#text in p) {
+        const s = p as Stamped
+        if (s.#parsed === undefined) s.#parsed = parseJsonLossless(s.#text) as { [column: string]: unknown }
+        return s.#parsed
+      }
+    }
+    return undefined
+  }
+}
+
+/** `data` of every page record: own, enumerable, configurable, getter only (as an object literal's getter is). */
+const DATA: PropertyDescriptor = {
+  get(this: object) {
+    return Stamped.dataOf(this)
+  },
+  enumerable: true,
+  configurable: true,
+}
+
+const textOf = Stamped.textOf
 
 /** The record's wire JSON, `data` spliced in as PostgreSQL rendered it (key order as on the wire). */
 function wire(r: SyncRecord, text: string): string {
@@ -74,23 +104,12 @@ export function textRecord(
   updatedAt: string,
   deletedAt?: string,
 ): SyncRecord {
-  let parsed: { [column: string]: unknown } | undefined
   // `data` is an own enumerable accessor in the wire's key order: spread, JSON.stringify and deep equality see it.
-  const r: SyncRecord = {
-    id,
-    table_name: tableName,
-    get data(): { [column: string]: unknown } {
-      if (peeking) {
-        peeked = dataText
-        return EMPTY
-      }
-      if (parsed === undefined) parsed = parseJsonLossless(dataText) as { [column: string]: unknown }
-      return parsed
-    },
-    updated_at: updatedAt,
-  }
+  const r = { id, table_name: tableName } as SyncRecord
+  Object.defineProperty(r, 'data', DATA)
+  r.updated_at = updatedAt
   if (deletedAt !== undefined) r.deleted_at = deletedAt
-  return r
+  return new Stamped(r, dataText) as unknown as SyncRecord
 }
 
 /**
