@@ -1,7 +1,7 @@
 import { parseJsonLossless, stringifyJsonLossless } from '@synchro/protocol'
 import { describe, expect, it } from 'vitest'
 import { nestedDeeperThan } from '../limits/limits.js'
-import { jsonTextDeeperThan, renderJson, textRecord } from './record.js'
+import { jsonTextDeeperThan, renderJson, renderJsonBytes, textRecord } from './record.js'
 
 const DATA =
   '{"id": 7, "big": 12345678901234567890, "num": 3.14159265358979323846, "s": "a\\"{[\\\\", "j": {"k": [1, {"x": null}]}}'
@@ -58,6 +58,27 @@ describe('page records (row JSON text passed through)', () => {
     // Bodies without page records render as before.
     expect(renderJson({ changes: [], n: 1n })).toBe('{"changes":[],"n":1}')
     expect(renderJson([1, 2])).toBe('[1,2]')
+  })
+
+  it('renderJsonBytes is renderJson in UTF-8, across chunks and when the text outgrows the expected size', () => {
+    const wide = '{"s": "ü😀€ \\u0000 \\" ok", "n": 1}'
+    const bodies: unknown[] = [
+      { error: 'x' },
+      [1, 2],
+      { records: [textRecord('a', 'orders', DATA, '2026-01-01T00:00:00Z')], checkpoint: 1n },
+      {
+        changes: Array.from({ length: 3000 }, (_, i) =>
+          textRecord(`id-${i}"é`, 'orders', i % 2 ? wide : DATA, '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z'),
+        ),
+        deletes: [{ id: 'd', table_name: 'orders' }],
+        checkpoint: 9,
+      },
+      // Nearly all 3-byte characters: the buffer sized from the text length grows.
+      { records: Array.from({ length: 500 }, (_, i) => textRecord(`${i}`, 't', `{"x":"${'€'.repeat(300)}"}`, 'u')) },
+    ]
+    for (const body of bodies) {
+      expect(Buffer.from(renderJsonBytes(body)).toString('utf8')).toBe(renderJson(body))
+    }
   })
 
   it('jsonTextDeeperThan agrees with nestedDeeperThan, brackets inside strings ignored', () => {
