@@ -49,6 +49,8 @@ describe('page records (row JSON text passed through)', () => {
     const records = [
       textRecord('a"b', 'orders', DATA, '2026-01-01T00:00:00.5Z'),
       textRecord('r2', 'orders', '{}', '2026-01-01T00:00:00Z', '2026-01-03T00:00:00Z'),
+      textRecord('r3', 'odd "table"', '{"a":1}', '2026-01-01T00:00:00Z'),
+      textRecord('r4', 'orders', '{"a":2}', '2026-01-01T00:00:00Z'),
     ]
     const body = { records, checkpoint: 5, has_more: true, cursor: { checkpoint: 5, table_idx: 0, after_id: 'r2' } }
     const text = renderJson(body)
