@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto'
 import { NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import type pg from 'pg'
 import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'
-import { renderJson } from '../../packages/server/src/pull/record.js'
+import { renderJsonBytes } from '../../packages/server/src/pull/record.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
 import { createBenchDatabase, envInt, handlerOptions, updateSummary, writeResult } from '../lib.js'
 
@@ -62,8 +62,8 @@ async function oursCatchUp(
       { client_id: clientId, checkpoint, limit: page, schema_version: pair.v, schema_hash: pair.h },
       handlerOptions(),
     )
-    // What the handler sends for the page: the response body as text (row data spliced, record.ts).
-    renderJson(r)
+    // What the handler sends for the page: the response body, UTF-8 (row data spliced, record.ts).
+    renderJsonBytes(r)
     ours.records += r.changes.length
     ours.pages++
     checkpoint = r.checkpoint

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { NORTHWIND_SQL, NORTHWIND_TABLES } from '@synchro/test-harness/northwind'
 import type pg from 'pg'
 import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'
-import { renderJson } from '../../packages/server/src/pull/record.js'
+import { renderJsonBytes } from '../../packages/server/src/pull/record.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
 import { copyOut, createBenchDatabase, handlerOptions, updateSummary, writeResult } from '../lib.js'
 
@@ -66,8 +66,8 @@ async function ours(engine: Engine, user: string, clientId: string, pair: { v: n
       },
       handlerOptions(),
     )
-    // What the handler sends for the page: the response body as text (row data spliced, record.ts).
-    bytes += renderJson(r).length
+    // What the handler sends for the page: the response body, UTF-8 (row data spliced, record.ts).
+    bytes += renderJsonBytes(r).byteLength
     rows += r.records.length
     pages++
     if (!r.has_more) break

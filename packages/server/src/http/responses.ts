@@ -1,13 +1,13 @@
 import { HEADERS, type SchemaMismatchBody, WIRE_ERRORS, type WireErrorCode } from '@synchro/protocol'
 import { SchemaMismatchError, wireCodeOf } from '../errors.js'
-import { renderJson } from '../pull/record.js'
+import { renderJsonBytes } from '../pull/record.js'
 
 /** The one status that is not a wire error of its own: an unexpected failure outside any endpoint. */
 export const INTERNAL_ERROR_STATUS = 500
 
-/** A JSON response with the protocol's content type. */
+/** A JSON response with the protocol's content type (a UTF-8 body: see renderJsonBytes). */
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(renderJson(body), {
+  return new Response(renderJsonBytes(body), {
     status,
     headers: { 'content-type': 'application/json', ...headers },
   })

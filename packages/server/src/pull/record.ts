@@ -23,36 +23,60 @@ export const JSON_TEXT_TYPES = {
 } as pg.CustomTypesConfig
 
 /**
- * The JSON text of a page record's `data` lives only in its getter's closure, read back through the getter itself:
- * while `peeking`, the getter hands its text to `peeked` instead of parsing. No side table: a WeakMap of the records
- * (the way before) cost a set per record plus ephemeron work in every GC. A copy (`{ ...r }`, a spread that replaces
- * `data`) has a plain `data` property and renders as any object. The record stays a plain object literal: a
- * per-instance accessor defined with defineProperty, or private fields, measured 2–4× the cost of the literal.
+ * The JSON text of a page record's `data` (and its parse, once read) lives in private fields the record is stamped
+ * with (`Stamped`): invisible to keys, spread, JSON.stringify, deep equality and structuredClone, read back with a
+ * brand check. A copy (`{ ...r }`, a spread that replaces `data`) carries no stamp and renders as any object.
+ *
+ * The record stays a plain object (prototype Object.prototype) whose `data` is an own enumerable accessor, the *same*
+ * getter for every record (`DATA`): all records share one fast hidden class. A getter closure per record (the object
+ * literal `{ get data() {…} }` of before, or one defined with defineProperty) puts every record in dictionary mode:
+ * ≈ 610 bytes and 450–550 ns per record, against ≈ 90 bytes and 160–230 ns here (1 000-record pages, node 20).
  */
-let peeking = false
-let peeked: string | undefined
-
-/** The JSON text of `r.data` when `r` was made by `textRecord`, else undefined. */
-function textOf(r: unknown): string | undefined {
-  if (typeof r !== 'object' || r === null) return undefined
-  peeking = true
-  peeked = undefined
-  try {
-    void (r as SyncRecord).data
-  } finally {
-    peeking = false
+class Identity {
+  constructor(o: object) {
+    // biome-ignore lint/correctness/noConstructorReturn: returning `o` makes the subclass add its private fields to it.
+    return o
   }
-  return peeked
 }
 
-/** What the getter returns while peeking (never seen outside `textOf`). */
-const EMPTY: { [column: string]: unknown } = Object.freeze({})
+class Stamped extends Identity {
+  #text: string
+  #parsed: { [column: string]: unknown } | undefined
 
-/** The record's wire JSON, `data` spliced in as PostgreSQL rendered it (key order as on the wire). */
-function wire(r: SyncRecord, text: string): string {
-  const deleted = r.deleted_at === undefined ? '' : `,"deleted_at":${jsonString(r.deleted_at)}`
-  return `{"id":${jsonString(r.id)},"table_name":${jsonString(r.table_name)},"data":${text},"updated_at":${jsonString(r.updated_at)}${deleted}}`
+  /** Stamps `r` (returned as itself) with its `data` text. */
+  constructor(r: SyncRecord, text: string) {
+    super(r)
+    this.#text = text
+  }
+
+  /** The JSON text of `r.data` when `r` was made by `textRecord`, else undefined. */
+  static textOf(r: unknown): string | undefined {
+    return typeof r === 'object' && r !== null && #text in r ? (r as Stamped).#text : undefined
+  }
+
+  /** The parsed data of the stamped object `o` or of the nearest stamped object on its prototype chain. */
+  static dataOf(o: object): { [column: string]: unknown } | undefined {
+    for (let p: object | null = o; p !== null; p = Object.getPrototypeOf(p)) {
+      if (#text in p) {
+        const s = p as Stamped
+        if (s.#parsed === undefined) s.#parsed = parseJsonLossless(s.#text) as { [column: string]: unknown }
+        return s.#parsed
+      }
+    }
+    return undefined
+  }
 }
+
+/** `data` of every page record: own, enumerable, configurable, getter only (as an object literal's getter is). */
+const DATA: PropertyDescriptor = {
+  get(this: object) {
+    return Stamped.dataOf(this)
+  },
+  enumerable: true,
+  configurable: true,
+}
+
+const textOf = Stamped.textOf
 
 /** Characters a JSON string literal must escape (or that JSON.stringify escapes: lone surrogates). */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what must be escaped.
@@ -74,23 +98,12 @@ export function textRecord(
   updatedAt: string,
   deletedAt?: string,
 ): SyncRecord {
-  let parsed: { [column: string]: unknown } | undefined
   // `data` is an own enumerable accessor in the wire's key order: spread, JSON.stringify and deep equality see it.
-  const r: SyncRecord = {
-    id,
-    table_name: tableName,
-    get data(): { [column: string]: unknown } {
-      if (peeking) {
-        peeked = dataText
-        return EMPTY
-      }
-      if (parsed === undefined) parsed = parseJsonLossless(dataText) as { [column: string]: unknown }
-      return parsed
-    },
-    updated_at: updatedAt,
-  }
+  const r = { id, table_name: tableName } as SyncRecord
+  Object.defineProperty(r, 'data', DATA)
+  r.updated_at = updatedAt
   if (deletedAt !== undefined) r.deleted_at = deletedAt
-  return r
+  return new Stamped(r, dataText) as unknown as SyncRecord
 }
 
 /**
@@ -98,32 +111,136 @@ export function textRecord(
  * `records`) rendered by splicing each record's text: no parse, no re-serialisation of row data.
  */
 export function renderJson(body: unknown): string {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return stringifyJsonLossless(body)
-  const spliced: string[] = []
+  const out: Out = { parts: [] }
+  return renderInto(body, out) ? out.parts.join('') : stringifyJsonLossless(body)
+}
+
+/**
+ * `renderJson` as UTF-8, the body a response sends. Encoded a chunk of records at a time into one buffer sized from
+ * the records' text: no page-sized string (a large-object allocation), no second encoding pass. A string body costs
+ * the HTTP layer a byte count, a copy (joined with the headers) and an encoding pass over the whole page; rendering
+ * a 1 000-record snapshot page (≈ 550 kB) this way measured ≈ 0.3 ms against ≈ 0.7 ms for join + encode.
+ */
+export function renderJsonBytes(body: unknown): Uint8Array<ArrayBuffer> {
+  const out = new ByteOut()
+  return renderInto(body, out) ? out.end() : ENCODER.encode(stringifyJsonLossless(body))
+}
+
+/** Where a render puts its text: `parts`, in order; `flush`, when given, takes them every ≈ FLUSH_CHARS. */
+interface Out {
+  parts: string[]
+  flush?(): void
+  /** Told once, before any part, about how many characters the render will have. */
+  expect?(chars: number): void
+}
+
+/** Characters of records joined and encoded at a time: a chunk (≈ 64 kB) that stays in the CPU cache meanwhile. */
+const FLUSH_CHARS = 64 * 1024
+
+/** Characters a record adds to its data text, about: id, table name, timestamps, keys. */
+const RECORD_CHARS = 128
+
+const ENCODER = new TextEncoder()
+
+/** Encodes the parts a render flushes into one buffer, grown (doubled) only when the expected size falls short. */
+class ByteOut implements Out {
+  parts: string[] = []
+  #buf = new Uint8Array(0)
+  #used = 0
+
+  expect(chars: number): void {
+    this.#buf = new Uint8Array(chars)
+  }
+
+  flush(): void {
+    let s = this.parts.join('')
+    this.parts.length = 0
+    for (;;) {
+      const { read, written } = ENCODER.encodeInto(s, this.#buf.subarray(this.#used))
+      this.#used += written
+      if (read === s.length) return
+      s = s.slice(read)
+      const grown = new Uint8Array(Math.max(2 * this.#buf.length, this.#used + 3 * s.length))
+      grown.set(this.#buf.subarray(0, this.#used))
+      this.#buf = grown
+    }
+  }
+
+  end(): Uint8Array<ArrayBuffer> {
+    this.flush()
+    return this.#buf.subarray(0, this.#used)
+  }
+}
+
+/** Renders `body` into `out` (see renderJson); false, with nothing rendered, when it holds no page records. */
+function renderInto(body: unknown, out: Out): boolean {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false
+  const pages: SyncRecord[][] = []
   let envelope: { [key: string]: unknown } | undefined
   for (const [key, value] of Object.entries(body)) {
     if (!Array.isArray(value) || textOf(value[0]) === undefined) continue
     envelope ??= { ...body }
-    let parts = '['
-    for (let i = 0; i < value.length; i++) {
-      const r: SyncRecord = value[i]
-      const text = textOf(r)
-      if (i > 0) parts += ','
-      parts += text === undefined ? stringifyJsonLossless(r) : wire(r, text)
-    }
-    envelope[key] = SPLICE + spliced.length
-    spliced.push(`${parts}]`)
+    envelope[key] = SPLICE + pages.length
+    pages.push(value)
   }
-  if (!envelope) return stringifyJsonLossless(body)
+  if (!envelope) return false
   const text = stringifyJsonLossless(envelope)
-  const out: string[] = []
+  if (out.expect) {
+    let chars = text.length
+    for (const records of pages) for (const r of records) chars += (textOf(r)?.length ?? 0) + RECORD_CHARS
+    out.expect(chars)
+  }
   let from = 0
   for (const m of text.matchAll(SPLICE_RE)) {
-    out.push(text.slice(from, m.index), spliced[Number(m[1])] as string)
+    out.parts.push(text.slice(from, m.index))
+    pushRecords(out, pages[Number(m[1])] as SyncRecord[])
     from = m.index + m[0].length
   }
-  out.push(text.slice(from))
-  return out.join('')
+  out.parts.push(text.slice(from))
+  return true
+}
+
+/**
+ * Pushes a page's records (`[…]`) onto `out`: a text record's wire JSON as pieces (key order as on the wire, `data`
+ * spliced in as PostgreSQL rendered it), any other as any object. Pieces rather than one string per record (a tree of
+ * cons strings the join flattens), the table name escaped once per run of one table's records: a 1 000-record page
+ * renders in ≈ 0.4 ms instead of ≈ 0.55 ms.
+ */
+function pushRecords(out: Out, records: readonly SyncRecord[]): void {
+  const { parts } = out
+  let table: string | undefined
+  let tableKey = '' // `,"table_name":…,"data":` of `table`: rendered once per run of records of one table
+  let chars = 0
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i] as SyncRecord
+    const text = textOf(r)
+    if (text === undefined) {
+      const json = stringifyJsonLossless(r)
+      parts.push(i === 0 ? '[' : ',', json)
+      chars += json.length
+    } else {
+      if (r.table_name !== table) {
+        table = r.table_name
+        tableKey = `,"table_name":${jsonString(table)},"data":`
+      }
+      parts.push(
+        i === 0 ? '[{"id":' : ',{"id":',
+        jsonString(r.id),
+        tableKey,
+        text,
+        ',"updated_at":',
+        jsonString(r.updated_at),
+      )
+      if (r.deleted_at !== undefined) parts.push(',"deleted_at":', jsonString(r.deleted_at))
+      parts.push('}')
+      chars += text.length
+    }
+    if (out.flush && chars >= FLUSH_CHARS) {
+      out.flush()
+      chars = 0
+    }
+  }
+  parts.push(']')
 }
 
 /** Placeholder of a spliced array in the envelope (a string no other envelope value can equal: see renderJson). */
