@@ -63,8 +63,15 @@ export function prefetch(
   if (n === 0 || ctx.snapshotCache.options.ttlMs <= 0) return
   const read = (from: Promise<string | null | undefined>) =>
     readRange(ctx, userId, req, rest.contract, ctx.tables[tableIdx] as ResolvedTable, from, n)
-  rest.pending ??= read(Promise.resolve(afterId))
-  if (!rest.further && ctx.snapshotCache.secondRead() && ctx.pool.waitingCount === 0) {
+  // Only reads whose room the entry can reserve (`ReadAheadCache.put` refuses an entry larger than the cap, and its
+  // reads would run for nothing, their rows unaccounted).
+  const fits = (reads: number) =>
+    (rest.rows.length - rest.from + reads * n) * rest.rowBytes <= ctx.snapshotCache.options.maxBytes
+  if (!rest.pending) {
+    if (!fits(1)) return
+    rest.pending = read(Promise.resolve(afterId))
+  }
+  if (!rest.further && fits(2) && ctx.snapshotCache.secondRead() && ctx.pool.waitingCount === 0) {
     rest.further = read(rest.pending.bound)
   }
 }
