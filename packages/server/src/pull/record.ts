@@ -49,9 +49,23 @@ class Stamped extends Identity {
     this.#text = text
   }
 
-  /** The JSON text of `r.data` when `r` was made by `textRecord`, else undefined. */
+  /**
+   * The JSON text of `r.data` when `r` was made by `textRecord` and its `data` is still the stamp's getter, else
+   * undefined: a record whose `data` was deleted or redefined (e.g. redacted by a SyncService wrapper) renders as what
+   * it holds. The getter is read in peek mode (no parse, no allocation).
+   */
   static textOf(r: unknown): string | undefined {
-    return typeof r === 'object' && r !== null && #text in r ? (r as Stamped).#text : undefined
+    if (typeof r !== 'object' || r === null || !(#text in r)) return undefined
+    peeking = true
+    peeked = undefined
+    try {
+      void (r as { data?: unknown }).data
+    } finally {
+      peeking = false
+    }
+    const ours = peeked === r
+    peeked = undefined // holds no record
+    return ours ? (r as Stamped).#text : undefined
   }
 
   /** The parsed data of the stamped object `o` or of the nearest stamped object on its prototype chain. */
@@ -67,9 +81,17 @@ class Stamped extends Identity {
   }
 }
 
+/** While `textOf` peeks, the getter only says which object it was read on. */
+let peeking = false
+let peeked: object | undefined
+
 /** `data` of every page record: own, enumerable, configurable, getter only (as an object literal's getter is). */
 const DATA: PropertyDescriptor = {
   get(this: object) {
+    if (peeking) {
+      peeked = this
+      return undefined
+    }
     return Stamped.dataOf(this)
   },
   enumerable: true,
