@@ -96,7 +96,8 @@ function readRange(
   })
   const chunk = (async (): Promise<RowChunk | undefined> => {
     const after = await from
-    if (after == null) return undefined
+    // The second read asks for its connection only once the first knows its bound: not if requests wait by then.
+    if (after == null || ctx.pool.waitingCount > 0) return undefined
     const tx = await openPage(ctx, userId, req, true, new RequestDeadline(ctx.snapshotCache.options.ttlMs))
     let upTo: string | undefined
     try {
