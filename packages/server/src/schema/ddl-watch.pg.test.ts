@@ -129,6 +129,41 @@ describe('DDL watch (Decision 12: DDL noticed without reading the catalogs per r
     expect(await engine.ctx.contracts.get()).toBeDefined()
   })
 
+  it('concurrent folds and DDL sessions: the sum counts every DDL exactly once; one base row', async () => {
+    const sum = async () =>
+      BigInt(
+        (await db.pool.query<{ s: string }>('SELECT coalesce(sum(n), 0)::text AS s FROM sync_ddl_epoch')).rows[0]?.s ??
+          0,
+      )
+    const ddlSession = async (i: number) => {
+      const c = new pg.Client({ connectionString: db.url })
+      await c.connect()
+      await c.query(`CREATE TABLE fold_${i} (a int)`)
+      await c.query(`DROP TABLE fold_${i}`)
+      await c.end()
+    }
+    const start = await sum()
+    const folds = Array.from({ length: 4 }, () => new pg.Pool({ connectionString: db.url, max: 1 }))
+    try {
+      let folded = 0
+      const sessions = 24
+      const work: Promise<unknown>[] = []
+      for (let i = 0; i < sessions; i++) {
+        work.push(ddlSession(i))
+        if (i % 3 === 0) for (const p of folds) work.push(foldDdlEpoch(p).then((n) => (folded += n)))
+      }
+      await Promise.all(work)
+      await new Promise((r) => setTimeout(r, 300)) // sessions exit
+      for (const p of folds) folded += await foldDdlEpoch(p)
+      expect(await sum()).toBe(start + BigInt(sessions * 2))
+      const rows = await db.pool.query<{ pid: number }>('SELECT pid FROM sync_ddl_epoch')
+      expect(rows.rows.filter((r) => r.pid === 0)).toHaveLength(1)
+      expect(folded).toBeGreaterThan(0) // not one per session: a session may reuse an exited one's pid (and row)
+    } finally {
+      await Promise.all(folds.map((p) => p.end()))
+    }
+  })
+
   it('concurrent DDL transactions do not wait on one another (one counter row per backend)', async () => {
     const a = await db.pool.connect()
     const b = await db.pool.connect()

@@ -65,15 +65,12 @@ export function prefetch(
     readRange(ctx, userId, req, rest.contract, ctx.tables[tableIdx] as ResolvedTable, from, n)
   // Only reads whose room the entry can reserve (`ReadAheadCache.put` refuses an entry larger than the cap, and its
   // reads would run for nothing, their rows unaccounted).
-  const fits = (reads: number) =>
-    (rest.rows.length - rest.from + reads * n) * rest.rowBytes <= ctx.snapshotCache.options.maxBytes
+  const fits = (reads: number) => ctx.snapshotCache.fits(rest.rows.length - rest.from, reads, rest.rowBytes)
   if (!rest.pending) {
     if (!fits(1)) return
     rest.pending = read(Promise.resolve(afterId))
   }
-  if (!rest.further && fits(2) && ctx.snapshotCache.secondRead() && ctx.pool.waitingCount === 0) {
-    rest.further = read(rest.pending.bound)
-  }
+  if (!rest.further && fits(2) && ctx.snapshotCache.secondRead()) rest.further = read(rest.pending.bound)
 }
 
 /**
@@ -99,16 +96,16 @@ function readRange(
     // The second read asks for its connection only once the first knows its bound: not if requests wait by then.
     if (after == null || ctx.pool.waitingCount > 0) return undefined
     const tx = await openPage(ctx, userId, req, true, new RequestDeadline(ctx.snapshotCache.options.ttlMs))
-    let upTo: string | undefined
-    try {
-      if (tx.contract === contract) upTo = await boundAfter(ctx, tx.db, contract, t, after, n)
-    } catch (err) {
-      await tx.abort()
-      throw err
-    }
     if (tx.contract !== contract) {
       await tx.commit()
       return undefined
+    }
+    let upTo: string | undefined
+    try {
+      upTo = await boundAfter(ctx, tx.db, contract, t, after, n)
+    } catch (err) {
+      await tx.abort()
+      throw err
     }
     settle(upTo ?? null)
     const rows = await readTable(ctx, tx.queryThenCommit, contract, t, after, n, upTo)

@@ -122,6 +122,14 @@ export class ReadAheadCache {
     return this.options.parallel && this.#bytes * 4 < this.options.maxBytes
   }
 
+  /**
+   * Whether an entry with `left` rows of `rowBytes` each, and `reads` reads under way, is small enough to be held:
+   * each read reserves room for the configured amount of rows.
+   */
+  fits(left: number, reads: number, rowBytes: number): boolean {
+    return (left + reads * this.options.rows) * rowBytes <= this.options.maxBytes
+  }
+
   /** The entry of `user`'s `client` when it continues exactly `cursor` (removed in any case). */
   take(user: string, client: string, cursor: AheadCursor): AheadRows | undefined {
     const key = slot(user, client)
@@ -142,8 +150,8 @@ export class ReadAheadCache {
     if ((left === 0 && !rows.pending) || this.options.ttlMs <= 0) return
     // Reads under way will bring up to `options.rows` more rows each: their room is reserved now.
     const reading = (rows.pending ? 1 : 0) + (rows.further ? 1 : 0)
+    if (!this.fits(left, reading, rows.rowBytes)) return
     const bytes = (left + reading * this.options.rows) * rows.rowBytes
-    if (bytes > this.options.maxBytes) return
     this.#sweep()
     for (const [k, e] of this.#entries) {
       if (this.#bytes + bytes <= this.options.maxBytes) break
