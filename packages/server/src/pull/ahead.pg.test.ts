@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { createTestApp, type TestApp } from '@synchro/test-harness'
+import { createTestApp, databaseIdle, type TestApp } from '@synchro/test-harness'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 // Pull read-ahead (ahead.ts): after a page with more, the next page is read in the background and served to the
@@ -18,20 +18,6 @@ afterAll(async () => {
 })
 
 const CHANGED = 'changed after the read-ahead'
-
-/** Waits until the background read a pull started has finished (no other statement runs in the database). */
-async function settled(on: TestApp): Promise<void> {
-  await new Promise((r) => setTimeout(r, 50))
-  for (let i = 0; i < 100; i++) {
-    const { rows } = await on.db.pool.query(
-      `SELECT count(*)::int AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND state <> 'idle' AND pid <> pg_backend_pid()`,
-    )
-    if (rows[0].n === 0) return
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  throw new Error('background read did not finish')
-}
 
 async function bootstrapped(user: string, clientId?: string, on: TestApp = app) {
   const reg = await on.registerClient(user, clientId)
@@ -68,7 +54,7 @@ async function afterFirstPage(clientId?: string, on: TestApp = app) {
   const first = await c.pull({ checkpoint: from })
   expect(first.status).toBe(200)
   expect([first.body.changes.map((r: { id: string }) => r.id), first.body.has_more]).toEqual([[orders[0]], true])
-  await settled(on)
+  await databaseIdle(on.db.pool)
   await on.db.pool.query(`UPDATE orders SET ship_address = $2 WHERE id = $1`, [orders[1], CHANGED])
   return { user, c, orders, next: first.body.checkpoint as number }
 }

@@ -84,6 +84,12 @@ export interface OpenOptions {
   /** Transaction-local settings (`set_config(name, value, true)`). */
   settings?: { [name: string]: string }
   deadline?: RequestDeadline
+  /**
+   * Work the engine starts on its own for a client (snapshot read-ahead), outside any request of it: a deactivated
+   * client is refused (`StaleClientRejectedError`) instead of being put to the onStaleClient hook — user code runs for
+   * the client's own requests only, and its next one asks the hook.
+   */
+  background?: boolean
 }
 
 interface OpeningRow extends ClientColumns {
@@ -199,6 +205,7 @@ export async function openRequest(
       const client = clientRowOf(r, userId, req.client_id)
       if (!client) throw missing()
       if (!client.isActive && ctx.hooks.onStaleClient && !staleAccepted) {
+        if (opts.background) throw new StaleClientRejectedError()
         // User code: never run it while holding a connection in an open transaction (a hook querying the same small
         // pool would wait forever). Rare path (deactivated clients): release, ask, start over.
         await tx.abort()

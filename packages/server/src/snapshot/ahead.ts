@@ -75,8 +75,9 @@ export function prefetch(
 
 /**
  * A background read of up to `n` live rows of `t` after `from` (once known; nothing when it is null or undefined),
- * in its own request transaction: client row and schema checked as for a page, statement and lock timeouts of the
- * cache's TTL (rows not taken by then are dropped anyway). Any failure, or a schema change, resolves undefined.
+ * in its own request transaction: client row and schema checked as for a page (a client deactivated meanwhile ends
+ * the read: the onStaleClient hook runs for the client's requests only), statement and lock timeouts of the cache's
+ * TTL (rows not taken by then are dropped anyway). Any failure, or a schema change, resolves undefined.
  */
 function readRange(
   ctx: EngineContext,
@@ -95,7 +96,7 @@ function readRange(
     const after = await from
     // The second read asks for its connection only once the first knows its bound: not if requests wait by then.
     if (after == null || ctx.pool.waitingCount > 0) return undefined
-    const tx = await openPage(ctx, userId, req, true, new RequestDeadline(ctx.snapshotCache.options.ttlMs))
+    const tx = await openPage(ctx, userId, req, true, new RequestDeadline(ctx.snapshotCache.options.ttlMs), true)
     if (tx.contract !== contract) {
       await tx.commit()
       return undefined

@@ -130,7 +130,7 @@ export async function snapshot(
   if (next) {
     out.cursor = { checkpoint, table_idx: next.tableIdx, after_id: next.afterId }
     if (rest) {
-      // Not for a deactivated client: its opening would run the onStaleClient hook again, outside any request.
+      // Not for a deactivated client: its reads would be refused (the onStaleClient hook is for its requests only).
       if (client.isActive) prefetch(ctx, userId, req, rest, next.tableIdx, lastIdOf(rest))
       cache.put(userId, req.client_id, out.cursor, rest)
     }

@@ -76,6 +76,7 @@ const PAGE_SETTINGS = { enable_seqscan: 'off', enable_sort: 'off', jit: 'off' }
 /**
  * A snapshot page's request transaction (`openRequest`: client row, schema pair), REPEATABLE READ READ ONLY with
  * the page settings — or, without `transaction`, the opening statement alone (a page served from read-ahead rows).
+ * `background`: a read-ahead read, not a request of the client (`OpenOptions.background`).
  */
 export function openPage(
   ctx: EngineContext,
@@ -83,12 +84,14 @@ export function openPage(
   req: { client_id: string; schema_version?: number; schema_hash?: string },
   transaction: boolean,
   deadline?: RequestDeadline,
+  background = false,
 ): Promise<RequestTx> {
   return openRequest(ctx, userId, req, {
     access: 'read',
     begin: transaction ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : null,
     settings: transaction ? PAGE_SETTINGS : undefined,
     deadline,
+    background,
   })
 }
 
