@@ -37,12 +37,33 @@ export class ChangelogNotifier {
   #ticking = false
   /** A tick was requested while one ran: run again right after. */
   #again = false
+  /** The head read `ready` waits for, while one is under way. */
+  #head: Promise<void> | undefined
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly options: NotifierOptions,
     private readonly logger: Logger,
   ) {}
+
+  /**
+   * Resolves once the head is known (read now if no head read has completed since the notifier was idle). A
+   * subscriber that joins after it is told about every later change as an exact range (a live data frame): without
+   * it, a change committed before the first head read of a just-started notifier reached the first subscriber only as
+   * a plain poke (its range unknown). A failed read just leaves the head unknown.
+   */
+  async ready(): Promise<void> {
+    if (this.#last !== undefined) return
+    this.#head ??= headSeq(this.pool)
+      .then((seq) => {
+        if (this.#last === undefined) this.#last = seq
+      })
+      .catch(() => {})
+      .finally(() => {
+        this.#head = undefined
+      })
+    await this.#head
+  }
 
   /**
    * Calls `notify(seq)` whenever one of `buckets` gets new entries; returns the unsubscribe function. With `since`

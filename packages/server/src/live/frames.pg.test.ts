@@ -121,6 +121,63 @@ const productId = async () =>
   (await app.db.pool.query<{ id: string }>('SELECT id::text AS id FROM products LIMIT 1')).rows[0]?.id
 
 describe('live data frames (GET /sync/events?frames=1)', () => {
+  // First in the file: the engine's notifier has not started yet.
+  it('a change committed after the stream is ready arrives as a frame, however late the first head read returns', async () => {
+    const u = randomUUID()
+    const a = await caughtUp(u)
+    const id = await productId()
+    // Hold the notifier's first head read until released.
+    const pool = app.engine.ctx.pool
+    const query = pool.query
+    let release = () => {}
+    const released = new Promise<void>((r) => {
+      release = r
+    })
+    let held = false
+    pool.query = ((...args: unknown[]) => {
+      const q = args[0] as string | { text?: string }
+      const text = typeof q === 'string' ? q : q?.text
+      if (!held && text === 'SELECT coalesce(max(seq), 0)::text AS seq FROM sync_changelog') {
+        held = true
+        return released.then(() => (query as (...a: unknown[]) => unknown).apply(pool, args))
+      }
+      return (query as (...a: unknown[]) => unknown).apply(pool, args)
+    }) as typeof pool.query
+    const update = () =>
+      change(
+        "UPDATE products SET name = 'first', updated_at = now() WHERE id = $1 RETURNING id::text",
+        [id],
+        [{ bucket: 'global', table: 'products' }],
+      )
+    try {
+      const opened = open(u, `client_id=${a.clientId}&checkpoint=${a.checkpoint}&frames=1`).then(async (s) => {
+        await s.next(1)
+        return s
+      })
+      const first = await Promise.race([
+        opened.then(() => 'ready' as const),
+        new Promise<'held'>((r) => setTimeout(() => r('held'), 300)),
+      ])
+      let seq: number
+      if (first === 'ready') {
+        // Ready while the head is still unknown: the change commits before the notifier reads the head.
+        seq = await update()
+        release()
+      } else {
+        release()
+        await opened
+        seq = await update()
+      }
+      const s = await opened
+      const [, event] = await s.next(2)
+      expect(event).toMatchObject({ event: 'page', data: { from: a.checkpoint, to: seq } })
+      s.close()
+    } finally {
+      release()
+      pool.query = query
+    }
+  })
+
   it('a shared-bucket change reaches every stream as one page, equal to the pull from the same checkpoint', async () => {
     const [u1, u2] = [randomUUID(), randomUUID()]
     const a = await caughtUp(u1)

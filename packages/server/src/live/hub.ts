@@ -26,6 +26,7 @@ export class LiveHub {
     const opening = { access: 'read', schema: 'none', begin: null } as const
     const client = await inRequest(this.ctx, userId, { client_id: clientId }, opening, async (tx) => tx.client)
     this.#notifier ??= new ChangelogNotifier(this.ctx.pool, this.options, this.ctx.logger)
+    await this.#notifier.ready()
     return this.#notifier.subscribe(client.bucketSubs, onChange, since, onEnd)
   }
 
