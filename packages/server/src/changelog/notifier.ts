@@ -37,8 +37,6 @@ export class ChangelogNotifier {
   #ticking = false
   /** A tick was requested while one ran: run again right after. */
   #again = false
-  /** The head read `ready` waits for, while one is under way. */
-  #head: Promise<void> | undefined
 
   constructor(
     private readonly pool: pg.Pool,
@@ -47,28 +45,16 @@ export class ChangelogNotifier {
   ) {}
 
   /**
-   * Resolves once the head is known (read now if no head read has completed since the notifier was idle). A
-   * subscriber that joins after it is told about every later change as an exact range (a live data frame): without
-   * it, a change committed before the first head read of a just-started notifier reached the first subscriber only as
-   * a plain poke (its range unknown). A failed read just leaves the head unknown.
+   * Resolves once the head is known, read now when the notifier is idle (no subscriber: the read pokes nobody). A
+   * failed read is logged and leaves it unknown.
    */
   async ready(): Promise<void> {
-    if (this.#last !== undefined) return
-    this.#head ??= headSeq(this.pool)
-      .then((seq) => {
-        if (this.#last === undefined) this.#last = seq
-      })
-      .catch(() => {})
-      .finally(() => {
-        this.#head = undefined
-      })
-    await this.#head
+    if (this.#last === undefined) await this.#tick()
   }
 
   /**
-   * Calls `notify(seq)` whenever one of `buckets` gets new entries; returns the unsubscribe function. With `since`
-   * (the client's checkpoint), entries that landed before the subscription started also cause one poke, so nothing
-   * falls between the client's last pull and the stream opening.
+   * Calls `notify(seq)` whenever one of `buckets` gets new entries; returns the unsubscribe function. With `since` (the
+   * client's checkpoint), entries that landed before the subscription also cause one poke: none falls in between.
    */
   subscribe(buckets: readonly string[], notify: PokeFn, since?: number, end?: () => void): () => void {
     const sub: Subscriber = { buckets: new Set(buckets), notify, since, end }
@@ -139,9 +125,9 @@ export class ChangelogNotifier {
   }
 
   #onPoke(p: ChangelogPoke): void {
-    // Already covered by a head read. Otherwise the head read (re-run if under way) takes the range's buckets from
-    // the changelog itself rather than from the payload: a notification lost meanwhile (LISTEN reconnect, a writer
-    // that does not NOTIFY) must widen the range, never hide it — live data frames rely on every range being exact.
+    // Already covered by a head read. Otherwise the head read (re-run if under way) takes the range's buckets from the
+    // changelog, not the payload: a notification lost meanwhile (LISTEN reconnect, a writer without NOTIFY) must widen
+    // the range, never hide it — live data frames rely on every range being exact.
     if (this.#last !== undefined && p.seq <= this.#last) return
     void this.#tick()
   }

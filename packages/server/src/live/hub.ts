@@ -26,6 +26,8 @@ export class LiveHub {
     const opening = { access: 'read', schema: 'none', begin: null } as const
     const client = await inRequest(this.ctx, userId, { client_id: clientId }, opening, async (tx) => tx.client)
     this.#notifier ??= new ChangelogNotifier(this.ctx.pool, this.options, this.ctx.logger)
+    // `ready` is sent once the head is known: a change committed after it arrives as an exact range (a frame), not as
+    // a plain poke because a just-started notifier's first head read came back after it.
     await this.#notifier.ready()
     return this.#notifier.subscribe(client.bucketSubs, onChange, since, onEnd)
   }
