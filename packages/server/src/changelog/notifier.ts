@@ -34,7 +34,8 @@ export class ChangelogNotifier {
   #listener: ChangelogListener | undefined
   /** Newest head this instance has acted on (poll or notification). */
   #last: number | undefined
-  #ticking = false
+  /** The head reads under way (`#tick`): a `ready` waits for them. */
+  #ticking: Promise<void> | undefined
   /** A tick was requested while one ran: run again right after. */
   #again = false
 
@@ -44,10 +45,7 @@ export class ChangelogNotifier {
     private readonly logger: Logger,
   ) {}
 
-  /**
-   * Resolves once the head is known, read now when the notifier is idle (no subscriber: the read pokes nobody). A
-   * failed read is logged and leaves it unknown.
-   */
+  /** Resolves once the head is known (read now if idle: it pokes nobody; else the read under way), or it failed. */
   async ready(): Promise<void> {
     if (this.#last === undefined) await this.#tick()
   }
@@ -138,12 +136,16 @@ export class ChangelogNotifier {
     sub.since = undefined
   }
 
-  async #tick(): Promise<void> {
+  #tick(): Promise<void> {
     if (this.#ticking) {
       this.#again = true
-      return
+      return this.#ticking
     }
-    this.#ticking = true
+    this.#ticking = this.#ticks()
+    return this.#ticking
+  }
+
+  async #ticks(): Promise<void> {
     try {
       do {
         this.#again = false
@@ -153,7 +155,7 @@ export class ChangelogNotifier {
       // A failed poll only delays pokes; clients still sync on their timer.
       this.logger.warn({ err: safeErrorFacts(err, false) }, 'changelog poll failed')
     } finally {
-      this.#ticking = false
+      this.#ticking = undefined // at once as the loop ends: a tick asked for later starts anew
     }
   }
 

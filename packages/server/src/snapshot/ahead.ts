@@ -96,7 +96,10 @@ function readRange(
     const after = await from
     // The second read asks for its connection only once the first knows its bound: not if requests wait by then.
     if (after == null || ctx.pool.waitingCount > 0) return undefined
-    const tx = await openPage(ctx, userId, req, true, new RequestDeadline(ctx.snapshotCache.options.ttlMs), true)
+    const tx = await openPage(ctx, userId, req, true, {
+      deadline: new RequestDeadline(ctx.snapshotCache.options.ttlMs),
+      background: true,
+    })
     if (tx.contract !== contract) {
       await tx.commit()
       return undefined

@@ -127,7 +127,12 @@ export class ReadAheadCache {
    * each read reserves room for the configured amount of rows.
    */
   fits(left: number, reads: number, rowBytes: number): boolean {
-    return (left + reads * this.options.rows) * rowBytes <= this.options.maxBytes
+    return this.#entryBytes(left, reads, rowBytes) <= this.options.maxBytes
+  }
+
+  /** Bytes an entry reserves: its `left` rows and, for each read under way, the configured amount of rows. */
+  #entryBytes(left: number, reads: number, rowBytes: number): number {
+    return (left + reads * this.options.rows) * rowBytes
   }
 
   /** The entry of `user`'s `client` when it continues exactly `cursor` (removed in any case). */
@@ -150,8 +155,8 @@ export class ReadAheadCache {
     if ((left === 0 && !rows.pending) || this.options.ttlMs <= 0) return
     // Reads under way will bring up to `options.rows` more rows each: their room is reserved now.
     const reading = (rows.pending ? 1 : 0) + (rows.further ? 1 : 0)
-    if (!this.fits(left, reading, rows.rowBytes)) return
-    const bytes = (left + reading * this.options.rows) * rows.rowBytes
+    const bytes = this.#entryBytes(left, reading, rows.rowBytes)
+    if (bytes > this.options.maxBytes) return
     this.#sweep()
     for (const [k, e] of this.#entries) {
       if (this.#bytes + bytes <= this.options.maxBytes) break

@@ -40,7 +40,7 @@ export async function snapshot(
   const limit = clampLimit(req.limit)
   const cursor = req.cursor
   const cache = ctx.snapshotCache
-  const open = (transaction: boolean) => openPage(ctx, userId, req, transaction, deadline)
+  const open = (transaction: boolean) => openPage(ctx, userId, req, transaction, { deadline })
   const page: PageRecords = { records: [], unrenderable: [] }
   const cached = cursor ? cache.take(userId, req.client_id, cursor) : undefined
   let tx: RequestTx

@@ -83,8 +83,7 @@ export function openPage(
   userId: string,
   req: { client_id: string; schema_version?: number; schema_hash?: string },
   transaction: boolean,
-  deadline?: RequestDeadline,
-  background = false,
+  { deadline, background = false }: { deadline?: RequestDeadline; background?: boolean } = {},
 ): Promise<RequestTx> {
   return openRequest(ctx, userId, req, {
     access: 'read',
