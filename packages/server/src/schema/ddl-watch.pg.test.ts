@@ -3,7 +3,14 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createEngine, type Engine } from '../engine/engine.js'
 import { Registry } from '../registry/registry.js'
-import { ddlWatchTrigger, findDdlWatch, foldDdlEpoch, installDdlWatch } from './ddl-watch.js'
+import {
+  type DdlWatchInstall,
+  ddlDropTrigger,
+  ddlWatchTrigger,
+  findDdlWatch,
+  foldDdlEpoch,
+  installDdlWatch,
+} from './ddl-watch.js'
 
 const TABLE = `CREATE TABLE notes (
   id uuid PRIMARY KEY, user_id text NOT NULL, body text,
@@ -23,6 +30,19 @@ afterAll(async () => {
   await engine?.close()
   await db?.drop()
 })
+
+/** `installDdlWatch` as a migration runs it: in a transaction of its own, committed. */
+async function installInTransaction(pool: pg.Pool): Promise<DdlWatchInstall> {
+  const c = await pool.connect()
+  try {
+    await c.query('BEGIN')
+    const r = await installDdlWatch(c)
+    await c.query('COMMIT')
+    return r
+  } finally {
+    c.release()
+  }
+}
 
 async function token(): Promise<string | null> {
   const sql = `SELECT ${engine.ctx.contracts.fingerprintSql('$1')} AS t`
@@ -56,6 +76,56 @@ describe('DDL watch (Decision 12: DDL noticed without reading the catalogs per r
     expect(next).toBe(contract)
     expect(next).toEqual(contract)
     expect(await engine.ctx.contracts.get()).toBe(next)
+  })
+
+  it('dropping temporary objects leaves the epoch; dropping a permanent table moves it, once', async () => {
+    const sum = async () =>
+      (await db.pool.query<{ s: string }>('SELECT sum(n)::text AS s FROM sync_ddl_epoch')).rows[0]?.s
+    const c = await db.pool.connect() // temporary objects live in one session
+    try {
+      const before = await token()
+      await c.query(`CREATE TEMP TABLE scratch2 (a int PRIMARY KEY, b serial); CREATE INDEX scratch2_b ON scratch2 (b);
+        CREATE TEMP VIEW scratch2_v AS SELECT a FROM scratch2; CREATE TEMP SEQUENCE scratch2_s`)
+      await c.query('DROP VIEW scratch2_v; DROP INDEX scratch2_b; DROP SEQUENCE scratch2_s; DROP TABLE scratch2')
+      expect(await token()).toBe(before)
+      await c.query('CREATE TABLE perm_drop (a int); CREATE TEMP TABLE temp_drop (a int)')
+      const created = await token()
+      expect(created).not.toBe(before)
+      const n = BigInt((await sum()) ?? 0)
+      await c.query('DROP TABLE temp_drop, perm_drop') // one of them permanent: counts
+      expect(await token()).not.toBe(created)
+      expect(BigInt((await sum()) ?? 0)).toBe(n + 1n)
+    } finally {
+      c.release()
+    }
+  })
+
+  it('while the sql_drop trigger is missing or not firing always, every DROP counts (temporary ones too)', async () => {
+    const drop = ddlDropTrigger('public')
+    const tempDropMoves = async () => {
+      const c = await db.pool.connect()
+      try {
+        await c.query('CREATE TEMP TABLE scratch3 (a int)')
+        const before = await token()
+        await c.query('DROP TABLE scratch3')
+        return (await token()) !== before
+      } finally {
+        c.release()
+      }
+    }
+    expect(await tempDropMoves()).toBe(false)
+    await db.pool.query(`ALTER EVENT TRIGGER ${drop} ENABLE`) // origin sessions only: not relied on
+    try {
+      expect(await tempDropMoves()).toBe(true)
+    } finally {
+      await db.pool.query(`ALTER EVENT TRIGGER ${drop} ENABLE ALWAYS`)
+    }
+    // An install from before the sql_drop trigger: the next migration adds it, and temporary drops stop counting.
+    await db.pool.query(`DROP EVENT TRIGGER ${drop}`)
+    expect(await tempDropMoves()).toBe(true)
+    expect((await installInTransaction(db.pool)).installed).toBe(true)
+    expect(await tempDropMoves()).toBe(false)
+    expect(await findDdlWatch(db.pool)).toMatchObject({ trigger: ddlWatchTrigger('public') })
   })
 
   it('DDL on a registered table gives a new contract at once', async () => {
@@ -287,14 +357,7 @@ describe('DDL watch (Decision 12: DDL noticed without reading the catalogs per r
       await other.pool.query(`GRANT CREATE ON SCHEMA public TO "${`app_${other.name}`.slice(0, 63)}"`)
       await app.query('CREATE TABLE sync_ddl_epoch (pid integer PRIMARY KEY, n bigint NOT NULL)')
       await app.end()
-      const c = await other.pool.connect()
-      try {
-        await c.query('BEGIN')
-        expect((await installDdlWatch(c)).installed).toBe(true)
-        await c.query('COMMIT')
-      } finally {
-        c.release()
-      }
+      expect((await installInTransaction(other.pool)).installed).toBe(true)
       const r = await other.pool.query<{ fn: string }>(
         `SELECT pg_get_userbyid(proowner) AS fn FROM pg_proc WHERE proname = 'sync_ddl_epoch_bump'`,
       )

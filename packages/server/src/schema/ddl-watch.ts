@@ -32,7 +32,12 @@ export function ddlWatchTrigger(schema: string): string {
  * The trigger function (`[0]`, with its owner: `[1]`) and the event trigger (`[2..]`), for the schema the sync_*
  * tables live in. Idempotent (printed by `synchrod migrate`).
  * - Temporary objects alone do not count (apps that create temp tables per request would otherwise make every
- *   request read the catalogs); a DROP reports no created objects, so every DROP counts.
+ *   request read the catalogs). A DROP reports no created objects at `ddl_command_end`: the drops of `DROP_TAGS` are
+ *   counted by a second trigger, on `sql_drop`, which sees what went (`pg_event_trigger_dropped_objects`) and counts
+ *   only when an object the command named was permanent (what went with it depends on it, so is temporary too —
+ *   except that PostgreSQL reports a temporary view's rule as permanent). The first trigger leaves them to it only while that trigger exists and fires
+ *   always (checked at each DROP); otherwise every DROP counts, as before. No flag passes between the two: a session
+ *   could forge one and hide real DDL.
  * - The function runs as the counter table's owner, not as the superuser who created it: the table's owner can put
  *   triggers on the table, and those would otherwise run with superuser rights on every DDL.
  * - Should the counter table be gone, it gives up quietly rather than failing every DDL in the database (the engine
@@ -42,12 +47,24 @@ export function ddlWatchSql(schema: string): string[] {
   const table = `${quoteIdent(schema)}.sync_ddl_epoch`
   const fn = `${quoteIdent(schema)}.sync_ddl_epoch_bump`
   const trigger = quoteIdent(ddlWatchTrigger(schema))
+  const drop = quoteIdent(ddlDropTrigger(schema))
+  const dropTrigger = ddlDropTrigger(schema).replaceAll("'", "''")
+  const fnText = fn.replaceAll("'", "''")
   const tableText = table.replaceAll("'", "''")
   return [
     `CREATE OR REPLACE FUNCTION ${fn}() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $sync$
 BEGIN
-  IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands())
+  IF TG_EVENT = 'sql_drop' THEN
+    IF TG_TAG NOT IN (${DROP_TAGS}) OR NOT EXISTS (SELECT FROM pg_event_trigger_dropped_objects() WHERE original AND NOT is_temporary) THEN
+      RETURN;
+    END IF;
+  ELSIF TG_TAG IN (${DROP_TAGS}) THEN
+    IF EXISTS (SELECT FROM pg_event_trigger WHERE evtname = '${dropTrigger}' AND evtevent = 'sql_drop'
+                AND evtenabled = 'A' AND evtfoid = '${fnText}()'::regprocedure) THEN
+      RETURN;
+    END IF;
+  ELSIF EXISTS (SELECT FROM pg_event_trigger_ddl_commands())
      AND NOT EXISTS (SELECT FROM pg_event_trigger_ddl_commands() WHERE schema_name IS DISTINCT FROM 'pg_temp') THEN
     RETURN;
   END IF;
@@ -65,7 +82,24 @@ END $sync$`,
     `DROP EVENT TRIGGER IF EXISTS ${trigger}`,
     `CREATE EVENT TRIGGER ${trigger} ON ddl_command_end EXECUTE FUNCTION ${fn}()`,
     `ALTER EVENT TRIGGER ${trigger} ENABLE ALWAYS`,
+    `DROP EVENT TRIGGER IF EXISTS ${drop}`,
+    `CREATE EVENT TRIGGER ${drop} ON sql_drop WHEN TAG IN (${DROP_TAGS}) EXECUTE FUNCTION ${fn}()`,
+    `ALTER EVENT TRIGGER ${drop} ENABLE ALWAYS`,
   ]
+}
+
+/** The statements of `ddlWatchSql` that (re)create the `sql_drop` trigger. */
+const DROP_TRIGGER_STATEMENTS = 3
+
+/**
+ * DROP commands whose drops the `sql_drop` trigger counts (only when a permanent object went): the ones a temporary
+ * table, its indexes, sequences and views are dropped with.
+ */
+const DROP_TAGS = ['DROP TABLE', 'DROP INDEX', 'DROP SEQUENCE', 'DROP VIEW'].map((t) => `'${t}'`).join(', ')
+
+/** The `sql_drop` trigger of the watch for `schema` (see `ddlWatchSql`). */
+export function ddlDropTrigger(schema: string): string {
+  return `${ddlWatchTrigger(schema)}_drop`
 }
 
 export type DdlWatchInstall = { installed: true } | { installed: false; reason: string; sql: string[] }
@@ -83,22 +117,37 @@ export function warnNoDdlWatch(logger: Pick<Logger, 'warn'>, install: DdlWatchIn
  * Installs (or updates) the watch in the migration transaction `db`, under a savepoint: without the privilege the
  * rest of the migration still commits. The function is always brought up to date (its owner — the table's owner —
  * may do that); an existing trigger is left as it is, as an administrator may have disabled it on purpose (the engine
- * then reads the catalogs, see `findDdlWatch`).
+ * then reads the catalogs, see `findDdlWatch`). An install from before the `sql_drop` trigger gets it when the
+ * migration may create it; until then the function counts every DROP.
  */
 export async function installDdlWatch(db: pg.PoolClient): Promise<DdlWatchInstall> {
   const schema = (await db.query<{ s: string }>('SELECT current_schema() AS s')).rows[0]?.s ?? 'public'
-  const found = await db.query('SELECT 1 FROM pg_event_trigger WHERE evtname = $1', [ddlWatchTrigger(schema)])
+  const { rows } = await db.query<{ name: string }>(
+    'SELECT evtname::text AS name FROM pg_event_trigger WHERE evtname = ANY($1)',
+    [[ddlWatchTrigger(schema), ddlDropTrigger(schema)]],
+  )
+  const found = new Set(rows.map((r) => r.name))
   const sql = ddlWatchSql(schema)
-  const exists = found.rows.length > 0
+  if (!found.has(ddlWatchTrigger(schema))) {
+    const denied = await underSavepoint(db, sql)
+    return denied === undefined ? { installed: true } : { installed: false, reason: denied, sql }
+  }
+  await underSavepoint(db, sql.slice(0, 2))
+  if (!found.has(ddlDropTrigger(schema))) await underSavepoint(db, sql.slice(-DROP_TRIGGER_STATEMENTS))
+  return { installed: true }
+}
+
+/** Runs `statements` under a savepoint; the message of a missing privilege (42501), rolled back, else undefined. */
+async function underSavepoint(db: pg.PoolClient, statements: readonly string[]): Promise<string | undefined> {
   await db.query('SAVEPOINT sync_ddl_watch')
   try {
-    for (const statement of exists ? sql.slice(0, 2) : sql) await db.query(statement)
+    for (const statement of statements) await db.query(statement)
     await db.query('RELEASE SAVEPOINT sync_ddl_watch')
-    return { installed: true }
+    return undefined
   } catch (err) {
     await db.query('ROLLBACK TO SAVEPOINT sync_ddl_watch')
     if ((err as { code?: string }).code !== '42501') throw err
-    return exists ? { installed: true } : { installed: false, reason: (err as Error).message, sql }
+    return (err as Error).message
   }
 }
 
@@ -143,7 +192,7 @@ export async function findDdlWatch(db: pg.Pool | pg.PoolClient): Promise<DdlWatc
     `SELECT t.evtname::text, t.evtfoid::int AS fn
        FROM pg_event_trigger t
        JOIN pg_proc p ON p.oid = t.evtfoid AND p.proname = 'sync_ddl_epoch_bump'
-      WHERE t.evtenabled = 'A'
+      WHERE t.evtenabled = 'A' AND t.evtevent = 'ddl_command_end'
         AND p.pronamespace = (SELECT relnamespace FROM pg_class WHERE oid = to_regclass('sync_ddl_epoch'))`,
   )
   const row = rows[0]
