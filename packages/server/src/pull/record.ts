@@ -68,8 +68,13 @@ class Stamped extends Identity {
     return ours ? (r as Stamped).#text : undefined
   }
 
-  /** The parsed data of the stamped object `o` or of the nearest stamped object on its prototype chain. */
-  static dataOf(o: object): { [column: string]: unknown } | undefined {
+  /**
+   * The parsed data of the stamped object `o` or of the nearest stamped object on its prototype chain. Read through
+   * an object that carries no stamp — a Proxy of a record (private fields do not pass through proxies) or a copy made
+   * from its property descriptors — the text is out of reach: that throws rather than answer undefined, which a
+   * wrapper would pass on as a record without its data.
+   */
+  static dataOf(o: object): { [column: string]: unknown } {
     for (let p: object | null = o; p !== null; p = Object.getPrototypeOf(p)) {
       if (#text in p) {
         const s = p as Stamped
@@ -77,9 +82,13 @@ class Stamped extends Identity {
         return s.#parsed
       }
     }
-    return undefined
+    throw new TypeError(UNREACHABLE_DATA)
   }
 }
+
+const UNREACHABLE_DATA =
+  "synchro: a page record's data was read through a Proxy or a copy of its property descriptors, which cannot reach " +
+  'it; copy the record with a spread ({ ...record }) or read record.data from the record itself'
 
 /** While `textOf` peeks, the getter only says which object it was read on. */
 let peeking = false
