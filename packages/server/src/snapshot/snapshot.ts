@@ -10,7 +10,7 @@ import type { ResolvedTable } from '../registry/registry.js'
 import type { RequestTx } from '../request/open.js'
 import { prefetch, type Taken, takeAhead } from './ahead.js'
 import { type AheadRows, rowBytesOf, type TextRow } from './readahead.js'
-import { openPage, type Run, readTable } from './table.js'
+import { isTableRewritten, openPage, type Run, readTable } from './table.js'
 
 /**
  * POST /sync/snapshot (PROTOCOL.md §1.5, §3 E; Decisions 5, 7, 14). Stateless on the wire: the cursor {checkpoint,
@@ -31,6 +31,29 @@ import { openPage, type Run, readTable } from './table.js'
  * further table, then COMMIT.
  */
 export async function snapshot(
+  ctx: EngineContext,
+  userId: string,
+  req: SnapshotRequest,
+  deadline?: RequestDeadline,
+): Promise<SnapshotResponse> {
+  try {
+    return await snapshotPage(ctx, userId, req, deadline)
+  } catch (err) {
+    // A table rewritten while the page read it (table.ts, `notRewritten`): once more, on a fresh snapshot. Twice in
+    // a row is a busy migration: the client retries later (503).
+    if (!isTableRewritten(err)) throw err
+    try {
+      return await snapshotPage(ctx, userId, req, deadline)
+    } catch (again) {
+      if (isTableRewritten(again))
+        throw Object.assign(new Error('snapshot: table rewritten twice', { cause: again }), { code: '40001' })
+      throw again
+    }
+  }
+}
+
+/** One attempt at a snapshot page (see `snapshot`). */
+async function snapshotPage(
   ctx: EngineContext,
   userId: string,
   req: SnapshotRequest,

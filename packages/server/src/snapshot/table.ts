@@ -116,6 +116,7 @@ export async function readTable(
     params.push(upTo)
     where.push(keyset.upTo(`$${params.length}`))
   }
+  where.push(notRewritten(t))
   // Render JSON only for the rows of the page: the inner query pages by the key, the outer one renders.
   return run({
     text: `SELECT ${pageColumnsSql(t, contract)}
@@ -128,6 +129,31 @@ export async function readTable(
     values: params,
     types: JSON_TEXT_TYPES,
   })
+}
+
+/** What the statement of a page whose table was rewritten fails with (see `notRewritten`). */
+const REWRITTEN = 'synchro: table rewritten since the page began: '
+
+/**
+ * A condition that fails the statement when `t` was rewritten (ALTER TABLE forms that rewrite, SET LOGGED, …) after
+ * the page's snapshot was taken. Such a rewrite is not MVCC-safe: an older snapshot sees the new file empty, so the
+ * page would read no rows, take the table for done and move on — the rest of the table never reaching the client.
+ * The transaction snapshot predates the table lock (the opening statement reads no application table), so a rewrite
+ * can commit in between. The table's pg_class row as the snapshot sees it names the file it had then; the relation
+ * cache names the current one. One lookup per statement (an InitPlan); a partitioned parent has no file of its own
+ * (0 both ways: its partitions are not checked).
+ */
+function notRewritten(t: ResolvedTable): string {
+  const rel = `'${t.sqlName.replaceAll("'", "''")}'::regclass`
+  return `(SELECT CASE WHEN c.relfilenode = pg_relation_filenode(${rel}) THEN true
+                ELSE ('${REWRITTEN}' || c.relname)::int = 0 END
+           FROM pg_class c WHERE c.oid = ${rel})`
+}
+
+/** True when `err` is the failure of `notRewritten`: the page should start again on a fresh snapshot. */
+export function isTableRewritten(err: unknown): boolean {
+  const message = (err as { message?: unknown } | null)?.message
+  return typeof message === 'string' && message.includes(REWRITTEN)
 }
 
 /**
