@@ -109,7 +109,7 @@ export function warnNoDdlWatch(logger: Pick<Logger, 'warn'>, install: DdlWatchIn
   if (install.installed) return
   logger.warn(
     { reason: install.reason, sql: install.sql.join(';\n') },
-    'no DDL watch (needs a superuser): every request reads the catalogs to notice schema changes — run the sql as a superuser to avoid that',
+    'no DDL watch (needs a superuser): every request reads the catalogs to notice schema changes — run the sql as a superuser, then restart, to avoid that (an engine looks for the watch when it starts)',
   )
 }
 
