@@ -135,19 +135,20 @@ export async function readTable(
 const REWRITTEN = 'synchro: table rewritten since the page began: '
 
 /**
- * A condition that fails the statement when `t` was rewritten (ALTER TABLE forms that rewrite, SET LOGGED, …) after
- * the page's snapshot was taken. Such a rewrite is not MVCC-safe: an older snapshot sees the new file empty, so the
- * page would read no rows, take the table for done and move on — the rest of the table never reaching the client.
- * The transaction snapshot predates the table lock (the opening statement reads no application table), so a rewrite
- * can commit in between. The table's pg_class row as the snapshot sees it names the file it had then; the relation
- * cache names the current one. One lookup per statement (an InitPlan); a partitioned parent has no file of its own
- * (0 both ways: its partitions are not checked).
+ * A condition that fails the statement when `t` (or one of its partitions) was rewritten (ALTER TABLE forms that
+ * rewrite, SET LOGGED, …) after the page's snapshot was taken. Such a rewrite is not MVCC-safe: an older snapshot sees
+ * the new file empty, so the page would read no rows, take the table for done and move on — the rest of the table
+ * never reaching the client. The transaction snapshot predates the table lock (the opening statement reads no
+ * application table), so a rewrite can commit in between. A relation's pg_class row as the snapshot sees it names the
+ * file it had then; the relation cache names the current one. One InitPlan per statement; relations without a file
+ * of their own (a partitioned parent, a view) are skipped; `pg_partition_tree` lists nothing for a plain table.
  */
 function notRewritten(t: ResolvedTable): string {
   const rel = `'${t.sqlName.replaceAll("'", "''")}'::regclass`
-  return `(SELECT CASE WHEN c.relfilenode = pg_relation_filenode(${rel}) THEN true
-                ELSE ('${REWRITTEN}' || c.relname)::int = 0 END
-           FROM pg_class c WHERE c.oid = ${rel})`
+  return `(SELECT CASE WHEN count(*) = 0 THEN true ELSE ('${REWRITTEN}' || min(c.relname))::int = 0 END
+           FROM pg_class c
+          WHERE (c.oid = ${rel} OR c.oid IN (SELECT relid FROM pg_partition_tree(${rel})))
+            AND c.relfilenode <> 0 AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid))`
 }
 
 /** True when `err` is the failure of `notRewritten`: the page should start again on a fresh snapshot. */
