@@ -141,14 +141,16 @@ const REWRITTEN = 'synchro: table rewritten since the page began: '
  * never reaching the client. The transaction snapshot predates the table lock (the opening statement reads no
  * application table), so a rewrite can commit in between. A relation's pg_class row as the snapshot sees it names the
  * file it had then; the relation cache names the current one. One InitPlan per statement; relations without a file
- * of their own (a partitioned parent, a view) are skipped; `pg_partition_tree` lists nothing for a plain table.
+ * of their own (a partitioned parent, a view) are skipped; a partitioned table is checked through its partitions (one
+ * level: those of a sub-partitioned partition are not). Index lookups only (the `UNION ALL`: an `OR` of the two
+ * made PostgreSQL scan pg_class).
  */
 function notRewritten(t: ResolvedTable): string {
   const rel = `'${t.sqlName.replaceAll("'", "''")}'::regclass`
   return `(SELECT CASE WHEN count(*) = 0 THEN true ELSE ('${REWRITTEN}' || min(c.relname))::int = 0 END
-           FROM pg_class c
-          WHERE (c.oid = ${rel} OR c.oid IN (SELECT relid FROM pg_partition_tree(${rel})))
-            AND c.relfilenode <> 0 AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid))`
+           FROM (SELECT ${rel}::oid AS oid UNION ALL SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = ${rel}) r
+           JOIN pg_class c ON c.oid = r.oid
+          WHERE c.relfilenode <> 0 AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid))`
 }
 
 /** True when `err` is the failure of `notRewritten`: the page should start again on a fresh snapshot. */
