@@ -1,4 +1,4 @@
-import { OP_DELETE } from '@synchro/protocol'
+import { OP_DELETE, OP_UPDATE } from '@synchro/protocol'
 import { bucketEntries, CHANGELOG_SIZE_SQL, HISTORY_CTE, historyServes } from '../changelog/reader.js'
 import {
   advancePullCte,
@@ -37,7 +37,10 @@ export type PageMode = { kind: 'opened' | 'gated' | 'peek' }
  *   either sort every matching entry or walk the whole seq index. Skipped when the retention check fails.
  * - `d`: dedup by (table, id), the last entry wins (a hashed anti-join: sorting by (table, id) compared every text
  *   under the collation); entries of tables no longer registered are dropped (they can be neither hydrated nor
- *   applied by a client).
+ *   applied by a client). An op 3 whose record is still in one of the caller's buckets (its edges) is a change, not
+ *   a delete: a record that moves between two buckets the caller subscribes to (a global row given to the user, the
+ *   user's row made global) is written op 1 where it enters, then op 3 where it leaves, and the client must keep it.
+ *   The op 1 comes first, so the client has it or gets it on this page; a record that left every bucket has no edge.
  * - `r`: per registered table, one index lookup of the ids still to hydrate, rendered to JSON by PostgreSQL and
  *   filtered by the caller's read predicate (Decision 5).
  * - `u`: served pulls only (retention check passed), the checkpoint advance — in the same statement, so it commits
@@ -95,7 +98,12 @@ e AS MATERIALIZED (
 ),
 p AS MATERIALIZED (SELECT * FROM e ORDER BY seq LIMIT $3),
 d AS MATERIALIZED (
-  SELECT p.seq, p.table_name, p.record_id, p.operation
+  SELECT p.seq, p.table_name, p.record_id,
+         CASE WHEN p.operation = ${OP_DELETE} AND EXISTS (
+                SELECT 1 FROM sync_bucket_edges g
+                 WHERE g.table_name = p.table_name AND g.record_id = p.record_id
+                   AND g.bucket_id IN (SELECT b.id FROM ${buckets} AS b(id)))
+              THEN ${OP_UPDATE} ELSE p.operation END AS operation
     FROM p
    WHERE p.table_name = ANY($4::text[])
      AND NOT EXISTS (SELECT 1 FROM p l WHERE l.table_name = p.table_name AND l.record_id = p.record_id AND l.seq > p.seq)
