@@ -274,6 +274,40 @@ describe('end to end against @synchro/server', () => {
     expect(conflicts).toEqual([])
   })
 
+  it('an undelete made while its delete is being pushed: the row ends live and restored on both sides', async () => {
+    const user = randomUUID()
+    // One step per push request, in order, run before it is sent: a local write, or a throw (the network drops it).
+    const beforePush: (() => Promise<unknown>)[] = []
+    const hooked: FetchLike = async (input, init) => {
+      if (String(input).endsWith('/sync/push')) await beforePush.shift()?.()
+      return fetch(input, init)
+    }
+    const c = newClient(user, { fetch: hooked, maxRetryAttempts: 0, pushDebounce: 3600 })
+    const conflicts: unknown[] = []
+    c.onConflict((e) => conflicts.push(e))
+    await startSynced(c)
+    const id = randomUUID()
+    await insertOrder(c, user, id, 'v1')
+    await c.syncNow()
+    await c.execute('DELETE FROM orders WHERE id = ?', [id])
+    beforePush.push(
+      () => c.execute(`UPDATE orders SET deleted_at = NULL, ship_address = 'restored' WHERE id = ?`, [id]),
+      () => Promise.reject(new TypeError('fetch failed (offline)')),
+    )
+    // The delete is applied; the push that restores the row cannot be sent: locally it stays restored meanwhile.
+    await expect(c.syncNow()).rejects.toBeInstanceOf(NetworkError)
+    const sql = 'SELECT ship_address, deleted_at FROM orders WHERE id = ?'
+    expect(await c.queryOne(sql, [id])).toEqual({ ship_address: 'restored', deleted_at: null })
+    await c.syncNow()
+    await walCaughtUp()
+    await c.syncNow()
+    const srv = await serverOrders(user)
+    expect(srv).toEqual([{ id, ship_address: 'restored', total_cents: 100, deleted: false }])
+    expect(await localOrders(c)).toEqual(srv)
+    expect(await c.pendingChangeCount()).toBe(0)
+    expect(conflicts).toEqual([])
+  })
+
   it('live: with the timer off, a write on A reaches B through the event stream (no syncNow on B)', async () => {
     const user = randomUUID()
     const a = newClient(user)

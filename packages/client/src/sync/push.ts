@@ -297,7 +297,10 @@ export async function applyPushResults(
           const local =
             sv.id === e.record_id ? sv : { ...sv, id: e.record_id, data: { ...sv.data, [t.pk]: e.record_id } }
           await upsertServerRecord(tx, t, { ...local, table_name: t.name })
-        } else await writeServerStamps(tx, t, r.id, r.server_updated_at, r.server_deleted_at)
+        } else {
+          // A delete undone meanwhile: the server's deleted_at would delete the restored row again (nothing queued).
+          await writeServerStamps(tx, t, r.id, r.server_updated_at, removed ? r.server_deleted_at : undefined)
+        }
         await supersedeRejections(tx, e.table_name, e.record_id, e.write_seq)
         outcome.settled.push({ table: e.table_name, recordID: e.record_id, writeSeq: e.write_seq, rejection: null })
         break
@@ -371,8 +374,9 @@ function rejected(r: PushResult): RejectedPush {
 
 /**
  * An accepted change whose queue entry was rewritten during the request: the server now has the record, so a queued
- * `create` becomes an `update` based on the new server stamp. If the entry vanished because a queued create was
- * followed by a local delete, the server's copy must still be deleted: queue that delete.
+ * `create` becomes an `update` based on the new server stamp — unless what was applied is a delete: the record is
+ * now deleted on the server and only a `create` (a resurrection) brings the undeleted row back. If the entry vanished
+ * because a queued create was followed by a local delete, the server's copy must still be deleted: queue that delete.
  */
 async function rebaseChangedEntry(
   tx: SqliteExecutor,
@@ -382,10 +386,10 @@ async function rebaseChangedEntry(
 ): Promise<void> {
   const upd = await tx.run(
     `UPDATE _synchro_pending_changes
-     SET operation = CASE WHEN operation = 'create' THEN 'update' ELSE operation END,
+     SET operation = CASE WHEN operation = 'create' AND ? <> 'delete' THEN 'update' ELSE operation END,
          base_updated_at = COALESCE(?, base_updated_at)
      WHERE table_name = ? AND record_id = ?`,
-    [serverUpdatedAt ?? null, e.table_name, e.record_id],
+    [e.operation, serverUpdatedAt ?? null, e.table_name, e.record_id],
   )
   if (upd.changes > 0 || e.operation !== 'create') return
   const rows = await tx.all<{ d: unknown }>(
