@@ -5,8 +5,12 @@
  * @example
  * registerDriverTests('better-sqlite3', () => openBetterSqlite3(tmpFile()))
  */
+import type { SchemaColumn } from '@synchro/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Row, SqliteDriver } from './driver.js'
+import { migrateToSchema } from './schema/migrate.js'
+import { toClientSchema } from './schema/synced-table.js'
+import { LOCAL_TABLES_SQL } from './schema/triggers.js'
 
 /** Returns a driver over a fresh, empty database on every call. */
 export type DriverTestFactory = () => SqliteDriver | Promise<SqliteDriver>
@@ -197,6 +201,22 @@ function transactionAndTriggerTests(fresh: () => Promise<SqliteDriver>): void {
     expect(await d.all('SELECT n FROM temp.counters')).toEqual([{ n: 2 }])
   })
 
+  it("refuses an upper-case uuid id with the SDK trigger's message and keeps nothing of the write", async () => {
+    const d = await fresh()
+    await d.exec(LOCAL_TABLES_SQL)
+    await d.transaction((tx) => migrateToSchema(tx, UUID_KEYED))
+    const upper = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'
+    const refused = 'synchro: t.id is a uuid: write it in lower case'
+    await expect(d.run('INSERT INTO t (id) VALUES (?)', [upper])).rejects.toThrow(refused)
+    await expect(d.transaction((tx) => tx.run('INSERT INTO t (id) VALUES (?)', [upper]))).rejects.toThrow(refused)
+    expect(await d.all('SELECT id FROM t')).toEqual([])
+    expect(await d.all('SELECT record_id FROM _synchro_pending_changes')).toEqual([])
+    await d.run('INSERT INTO t (id) VALUES (?)', [upper.toLowerCase()])
+    await expect(d.run('UPDATE t SET id = ?', [upper])).rejects.toThrow(refused)
+    expect(await d.all('SELECT id FROM t')).toEqual([{ id: upper.toLowerCase() }])
+    expect(await d.all('SELECT record_id FROM _synchro_pending_changes')).toEqual([{ record_id: upper.toLowerCase() }])
+  })
+
   it('runs ON CONFLICT upserts (the apply path relies on them)', async () => {
     const d = await fresh()
     await d.exec('CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT)')
@@ -205,4 +225,30 @@ function transactionAndTriggerTests(fresh: () => Promise<SqliteDriver>): void {
     await d.run(sql, ['a', '2'])
     expect(await d.all('SELECT * FROM t')).toEqual([{ id: 'a', v: '2' }])
   })
+}
+
+/** One synced table keyed by a uuid, as `GET /sync/schema` describes it. */
+const UUID_KEYED = toClientSchema({
+  schema_version: 1,
+  schema_hash: 'conformance',
+  server_time: '',
+  tables: [
+    {
+      table_name: 't',
+      push_policy: 'owner_only',
+      updated_at_column: 'updated_at',
+      deleted_at_column: 'deleted_at',
+      primary_key: ['id'],
+      columns: [
+        column('id', 'uuid', 'string'),
+        column('updated_at', 'timestamp with time zone', 'datetime'),
+        column('deleted_at', 'timestamp with time zone', 'datetime'),
+      ],
+    },
+  ],
+})
+
+function column(name: string, db_type: string, logical_type: SchemaColumn['logical_type']): SchemaColumn {
+  const pk = name === 'id'
+  return { name, db_type, logical_type, nullable: !pk, default_kind: 'none', is_primary_key: pk }
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cleanupTempDirs, makeClient, startSynced, waitFor } from '../test/helpers.js'
 import { type PgServer, startPgServer, switchableFetch } from '../test/pg-server.js'
 import type { SynchroClient } from './client.js'
-import { NetworkError } from './errors.js'
+import { DatabaseError, NetworkError } from './errors.js'
 import type { FetchLike } from './sync/transport.js'
 
 let server: PgServer
@@ -306,6 +306,45 @@ describe('end to end against @synchro/server', () => {
     expect(await localOrders(c)).toEqual(srv)
     expect(await c.pendingChangeCount()).toBe(0)
     expect(conflicts).toEqual([])
+  })
+
+  it('an upper-case uuid is refused at the local write, so a pulled edit never lands in a second row to be overwritten', async () => {
+    const user = randomUUID()
+    const a = newClient(user)
+    const b = newClient(user)
+    await startSynced(a)
+    await startSynced(b)
+    // iOS `UUID().uuidString` is upper case; the server would store (and send back) the id in lower case.
+    const upper = randomUUID().toUpperCase()
+    const refused = insertOrder(a, user, upper, 'a-1')
+    await expect(refused).rejects.toBeInstanceOf(DatabaseError)
+    await expect(refused).rejects.toThrow(
+      'synchro: orders.id is a uuid: write it in lower case (the server stores uuids in lower case',
+    )
+    expect(await localOrders(a)).toEqual([])
+    expect(await a.pendingChangeCount()).toBe(0)
+    await a.syncNow()
+    expect(await serverOrders(user)).toEqual([])
+
+    // The scenario of the bug, with the id written as the error says: one row everywhere, nobody's edit lost.
+    const id = upper.toLowerCase()
+    await insertOrder(a, user, id, 'a-1')
+    await a.syncNow()
+    await walCaughtUp()
+    await b.syncNow()
+    await b.execute(`UPDATE orders SET ship_address = 'b-edit' WHERE id = ?`, [id])
+    await b.syncNow()
+    await walCaughtUp()
+    await a.syncNow()
+    expect(await localOrders(a)).toEqual([{ id, ship_address: 'b-edit', total_cents: 100, deleted: false }])
+    await a.execute(`UPDATE orders SET total_cents = 7 WHERE id = ?`, [id])
+    await a.syncNow()
+    await walCaughtUp()
+    await b.syncNow()
+    const srv = await serverOrders(user)
+    expect(srv).toEqual([{ id, ship_address: 'b-edit', total_cents: 7, deleted: false }])
+    expect(await localOrders(a)).toEqual(srv)
+    expect(await localOrders(b)).toEqual(srv)
   })
 
   it('live: with the timer off, a write on A reaches B through the event stream (no syncNow on B)', async () => {

@@ -40,6 +40,12 @@ export function toSyncedTable(t: SchemaTable): SyncedTable {
   }
 }
 
+/** True when the primary key is a PostgreSQL `uuid` (which the server stores and sends in lower case). */
+export function pkIsUuid(t: SyncedTable): boolean {
+  const pk = t.columns.find((c) => c.name === t.pk)
+  return pk?.db_type.trim().toLowerCase() === 'uuid'
+}
+
 /** The loaded server schema. */
 export interface ClientSchema {
   version: number

@@ -1,8 +1,9 @@
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
-import { testSchema } from '../../test/fake-server.js'
+import { col, table, testSchema } from '../../test/fake-server.js'
 import { cleanupTempDirs, tempDriver } from '../../test/helpers.js'
 import type { SqliteDriver } from '../driver.js'
+import { withSyncLock } from '../store/database.js'
 import { markAttempted, readPushBatch } from '../sync/push.js'
 import { migrateToSchema } from './migrate.js'
 import { type ClientSchema, toClientSchema } from './synced-table.js'
@@ -260,7 +261,137 @@ describe('CDC triggers and queue merge rules (§4.2)', () => {
       '_synchro_cdc_insert_lists',
       '_synchro_cdc_update_items',
       '_synchro_cdc_update_lists',
+      '_synchro_uuid_insert_items',
+      '_synchro_uuid_insert_lists',
+      '_synchro_uuid_update_items',
+      '_synchro_uuid_update_lists',
     ])
+    await d.close()
+  })
+})
+
+describe('uuid primary keys are written in lower case (the server stores them so)', () => {
+  const UPPER = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'
+  const LOWER = UPPER.toLowerCase()
+  const OTHER = 'B0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'
+  const REFUSED =
+    'synchro: lists.id is a uuid: write it in lower case (the server stores uuids in lower case, so an upper-case id would not match the rows it sends back)'
+  // A table keyed by text: any id is the app's business.
+  const notes = table('notes', [col('body', 'string', { db: 'text' })])
+  notes.columns[0] = col('id', 'string', { db: 'text', nullable: false, pk: true })
+  const schema = toClientSchema({
+    schema_version: 1,
+    schema_hash: 'h',
+    server_time: '',
+    tables: [...testSchema(), notes],
+  })
+
+  async function fresh(): Promise<SqliteDriver> {
+    const d = await tempDriver()
+    await d.exec(LOCAL_TABLES_SQL)
+    await d.transaction((tx) => migrateToSchema(tx, schema))
+    return d
+  }
+  const state = async (d: SqliteDriver) => ({
+    rows: await d.all(`SELECT id, name FROM lists ORDER BY id`),
+    queue: await d.all(`SELECT table_name, record_id, operation FROM _synchro_pending_changes ORDER BY record_id`),
+    writeSeq: await d.all(`SELECT value FROM _synchro_meta WHERE key = 'write_seq'`),
+  })
+
+  it('an insert with an upper- or mixed-case uuid fails with an error saying what to do, writing and queueing nothing', async () => {
+    const d = await fresh()
+    const before = await state(d)
+    expect(before.rows).toEqual([])
+    const mixed = `${LOWER.slice(0, 9)}${UPPER.slice(9)}`
+    for (const sql of [
+      `INSERT INTO lists (id, name) VALUES (?, 'x')`,
+      `INSERT OR REPLACE INTO lists (id, name) VALUES (?, 'x')`,
+      `INSERT INTO lists (id, name) VALUES (?, 'x') ON CONFLICT (id) DO UPDATE SET name = excluded.name`,
+    ]) {
+      for (const id of [UPPER, mixed]) await expect(d.run(sql, [id])).rejects.toThrow(REFUSED)
+    }
+    // A statement inside a transaction fails the same way; the caller's transaction rolls back.
+    await expect(
+      d.transaction(async (tx) => {
+        await tx.run(`INSERT INTO lists (id, name) VALUES (?, 'first')`, [LOWER])
+        await tx.run(`INSERT INTO items (id, list_id) VALUES (?, ?)`, [UPPER, LOWER])
+      }),
+    ).rejects.toThrow('synchro: items.id is a uuid: write it in lower case')
+    expect(await state(d)).toEqual(before)
+    expect(await d.all(`SELECT id FROM items`)).toEqual([])
+
+    await d.run(`INSERT INTO lists (id, name) VALUES (?, 'x')`, [LOWER])
+    expect(await state(d)).toMatchObject({
+      rows: [{ id: LOWER, name: 'x' }],
+      queue: [{ table_name: 'lists', record_id: LOWER, operation: 'create' }],
+    })
+    await d.close()
+  })
+
+  it('changing a uuid primary key to upper case is refused; the row and its queue entry stay as they were', async () => {
+    const d = await fresh()
+    await d.run(`INSERT INTO lists (id, name) VALUES (?, 'x')`, [LOWER])
+    const before = await state(d)
+    await expect(d.run(`UPDATE lists SET id = ?, name = 'y' WHERE id = ?`, [UPPER, LOWER])).rejects.toThrow(REFUSED)
+    expect(await state(d)).toEqual(before)
+    // Naming the id in an update without changing it is fine (ORMs write every column).
+    await d.run(`UPDATE lists SET id = ?, name = 'y' WHERE id = ?`, [LOWER, LOWER])
+    expect((await state(d)).rows).toEqual([{ id: LOWER, name: 'y' }])
+    await d.close()
+  })
+
+  it('a table whose primary key is not a uuid accepts ids in any case', async () => {
+    const d = await fresh()
+    await d.run(`INSERT INTO notes (id, body) VALUES ('Note-A', 'x')`)
+    await d.run(`UPDATE notes SET id = 'NOTE-B' WHERE id = 'Note-A'`)
+    expect(await d.all(`SELECT id, body FROM notes`)).toEqual([{ id: 'NOTE-B', body: 'x' }])
+    expect(await d.all(`SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%uuid%notes'`)).toEqual([])
+    await d.close()
+  })
+
+  it('leaves server data (sync lock held) alone and goes with the CDC triggers when a table stops syncing', async () => {
+    const d = await fresh()
+    await d.transaction((tx) => withSyncLock(tx, () => tx.run(`INSERT INTO lists (id, name) VALUES (?, 's')`, [UPPER])))
+    expect(await state(d)).toMatchObject({ rows: [{ id: UPPER, name: 's' }], queue: [] })
+    // Re-running the migration re-creates the guard (once); a table no longer synced loses it with its other triggers.
+    await d.transaction((tx) => migrateToSchema(tx, schema))
+    await expect(d.run(`INSERT INTO lists (id, name) VALUES (?, 'x')`, [OTHER])).rejects.toThrow(REFUSED)
+    const withoutLists = toClientSchema({ schema_version: 2, schema_hash: 'h2', server_time: '', tables: [notes] })
+    await d.transaction((tx) => migrateToSchema(tx, withoutLists))
+    expect(await d.all(`SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'lists'`)).toEqual([])
+    await d.run(`INSERT INTO lists (id, name) VALUES (?, 'local')`, [OTHER])
+    await d.close()
+  })
+})
+
+describe('upserting a row the server already has', () => {
+  const SERVER_STAMP = '2026-01-01T00:00:00.000000+00:00'
+  async function synced(): Promise<SqliteDriver> {
+    const d = await tempDriver()
+    await setup(d)
+    await d.transaction((tx) =>
+      withSyncLock(tx, () =>
+        tx.run(`INSERT INTO lists (id, name, updated_at) VALUES ('l1', 'srv', ?)`, [SERVER_STAMP]),
+      ),
+    )
+    return d
+  }
+
+  it('INSERT … ON CONFLICT (id) DO UPDATE is queued as an update based on the server stamp (docs/client.md)', async () => {
+    const d = await synced()
+    await d.run(
+      `INSERT INTO lists (id, name) VALUES ('l1', 'mine') ON CONFLICT (id) DO UPDATE SET name = excluded.name`,
+    )
+    expect(await d.all(`SELECT id, name FROM lists`)).toEqual([{ id: 'l1', name: 'mine' }])
+    expect(await queue(d)).toEqual([{ op: 'update', base: SERVER_STAMP, attempted: false }])
+    await d.close()
+  })
+
+  it('INSERT OR REPLACE is queued as a create: REPLACE fires no delete trigger (the pitfall in docs/client.md)', async () => {
+    const d = await synced()
+    await d.run(`INSERT OR REPLACE INTO lists (id, name) VALUES ('l1', 'mine')`)
+    expect(await d.all(`SELECT id, name FROM lists`)).toEqual([{ id: 'l1', name: 'mine' }])
+    expect(await queue(d)).toEqual([{ op: 'create', base: null, attempted: false }])
     await d.close()
   })
 })

@@ -28,11 +28,13 @@
  *
  * base_updated_at keeps the oldest non-null base; client_updated_at is refreshed on every write. All triggers are
  * inert while `_synchro_meta.sync_lock = '1'` (server data being applied).
+ *
+ * A table keyed by a `uuid` also gets two guards that refuse an id not in lower case (see `uuidGuardSql`).
  */
 import type { SqliteDriver, SqliteExecutor } from '../driver.js'
 import { quoteIdent, quoteLiteral } from '../store/sql.js'
 import { REJECTIONS_SQL } from '../sync/rejections-sql.js'
-import type { SyncedTable } from './synced-table.js'
+import { pkIsUuid, type SyncedTable } from './synced-table.js'
 
 export const PENDING_TABLE = '_synchro_pending_changes'
 export const META_TABLE = '_synchro_meta'
@@ -95,17 +97,57 @@ const SEQ = `(SELECT CAST(value AS INTEGER) FROM _synchro_meta WHERE key = 'writ
 /** A new write to a record waiting for a retry makes it pushable at once, with a fresh attempt budget. */
 const RESET_RETRY = `write_seq = excluded.write_seq, retry_count = 0, retry_at = NULL`
 
-export function triggerNames(table: string): { insert: string; update: string; delete: string } {
+/** Every trigger the SDK may install on a synced table (the uuid guards only when its primary key is a uuid). */
+export function triggerNames(table: string): {
+  insert: string
+  update: string
+  delete: string
+  uuidInsert: string
+  uuidUpdate: string
+} {
   return {
     insert: `_synchro_cdc_insert_${table}`,
     update: `_synchro_cdc_update_${table}`,
     delete: `_synchro_cdc_delete_${table}`,
+    uuidInsert: `_synchro_uuid_insert_${table}`,
+    uuidUpdate: `_synchro_uuid_update_${table}`,
   }
 }
 
 export function dropTriggersSql(table: string): string {
-  const n = triggerNames(table)
-  return [n.insert, n.update, n.delete].map((x) => `DROP TRIGGER IF EXISTS ${quoteIdent(x)};`).join('\n')
+  return Object.values(triggerNames(table))
+    .map((x) => `DROP TRIGGER IF EXISTS ${quoteIdent(x)};`)
+    .join('\n')
+}
+
+/**
+ * The server stores a uuid in lower case (PostgreSQL's output form) and sends it back so, while a local TEXT key is
+ * case-sensitive: a row written with an upper-case id (iOS `UUID().uuidString`) would never match the server's copy
+ * of itself, a pull would add it as a second row, and the app's next write to its own row would overwrite other
+ * devices' edits. So a local write with such an id fails, with a message that says what to do. Server data (sync
+ * lock held) is not checked; rows already stored are left as they are, and naming an unchanged id in an UPDATE passes.
+ */
+function uuidGuardSql(t: SyncedTable): string {
+  const n = triggerNames(t.name)
+  const tbl = quoteIdent(t.name)
+  const pk = quoteIdent(t.pk)
+  const notLower = `NEW.${pk} <> lower(NEW.${pk})`
+  const refuse = `SELECT RAISE(ABORT, ${quoteLiteral(
+    `synchro: ${t.name}.${t.pk} is a uuid: write it in lower case (the server stores uuids in lower case, so an upper-case id would not match the rows it sends back)`,
+  )});`
+  return `
+CREATE TRIGGER ${quoteIdent(n.uuidInsert)} BEFORE INSERT ON ${tbl}
+WHEN ${notLower} AND ${UNLOCKED}
+BEGIN
+  ${refuse}
+END;
+
+CREATE TRIGGER ${quoteIdent(n.uuidUpdate)} BEFORE UPDATE OF ${pk} ON ${tbl}
+WHEN NEW.${pk} IS NOT OLD.${pk} AND ${notLower} AND ${UNLOCKED}
+BEGIN
+  ${refuse}
+END;
+`
 }
 
 export function createTriggersSql(t: SyncedTable): string {
@@ -168,12 +210,12 @@ BEGIN
   UPDATE ${tbl} SET ${del} = ${NOW} WHERE ${quoteIdent(t.pk)} = OLD.${quoteIdent(t.pk)} AND ${del} IS NULL;
   SELECT RAISE(IGNORE);
 END;
-`
+${pkIsUuid(t) ? uuidGuardSql(t) : ''}`
 }
 
 /**
- * Runs `fn` (bulk server data being applied, sync lock held) with the CDC triggers of `tables` dropped, inside the
- * caller's write transaction, and puts them back — the exact SQL they were stored with — before returning.
+ * Runs `fn` (bulk server data being applied, sync lock held) with the triggers of `tables` (CDC, uuid guards) dropped,
+ * inside the caller's write transaction, and puts them back — the exact SQL they were stored with — before returning.
  *
  * Under the sync lock the triggers do nothing, but SQLite still enters each one and evaluates its WHEN subquery for
  * every applied row: a fifth of the cost of a large pull. Dropping them is exact: the transaction holds the
