@@ -75,3 +75,38 @@ it('a subscriber joining while a range is read gets a plain poke for it, never t
     notifier.stop()
   }
 })
+
+it('a bucket read that fails does not hide its range: the subscribers get a plain poke for it', async () => {
+  let failNext = false
+  const pool = {
+    options: db.pool.options,
+    query: async (text: string, values?: unknown[]) => {
+      if (failNext && text.includes('DISTINCT bucket_id')) {
+        failNext = false
+        throw Object.assign(new Error('connection reset'), { code: '08006' })
+      }
+      return db.pool.query(text, values)
+    },
+  } as unknown as pg.Pool
+  const notifier = new ChangelogNotifier(pool, { listen: false, pollMs: 20, fallbackPollMs: 20 }, silent)
+  const got: { seq: number; range?: PokeRange }[] = []
+  await notifier.ready()
+  const stop = notifier.subscribe(['b'], (seq, range) => got.push({ seq, range }))
+  try {
+    await settle(100)
+    const before = got.length
+    failNext = true
+    const lost = await insert('b')
+    await settle(200)
+    await insert('b')
+    await settle(200)
+    // Each poke either has no range (the client pulls) or a range that holds `lost`; at least one covers it.
+    const after = got.slice(before)
+    const covers = (p: { seq: number; range?: PokeRange }) =>
+      p.seq >= lost && (p.range === undefined || p.range.prev < lost)
+    expect(after.some(covers), JSON.stringify(after)).toBe(true)
+  } finally {
+    stop()
+    notifier.stop()
+  }
+})
