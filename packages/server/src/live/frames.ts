@@ -109,7 +109,7 @@ export class FrameRenderer {
       // The page statement alone: nothing is written, the transaction is rolled back below.
       const query = { queryThenCommit: async <R extends object>(q: pg.QueryConfig) => (await db.query<R>(q)).rows }
       const page = contract
-        ? await readPage(ctx, query, contract, buckets, NO_CLIENT, prev, FRAME_MAX_ENTRIES, undefined)
+        ? await readPage(ctx, query, contract, buckets, NO_CLIENT, prev, FRAME_MAX_ENTRIES, undefined, to)
         : undefined
       // A change whose row did not come back is sent as a poke: the pull answers it as it always has (a row hidden
       // or hard-deleted is left out there too), and a frame never stands for a row it could not read.

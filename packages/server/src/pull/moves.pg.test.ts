@@ -99,4 +99,27 @@ describe('a record moving between two buckets one client subscribes to', () => {
     await pull()
     expect(held.has(id)).toBe(false)
   })
+
+  it('a live frame of a range stands for that range only: a move committed after it is not read as a delete', async () => {
+    const { user } = await replica()
+    const head = async () =>
+      Number((await app.db.pool.query('SELECT coalesce(max(seq), 0)::text AS s FROM sync_changelog')).rows[0].s)
+    const x = randomUUID()
+    await app.db.pool.query(`INSERT INTO categories (id, user_id, name) VALUES ($1, NULL, 'x')`, [x])
+    await captured(x, 1)
+    const prev = await head()
+    const y = randomUUID()
+    await app.db.pool.query(`INSERT INTO categories (id, user_id, name) VALUES ($1, NULL, 'y')`, [y])
+    await captured(y, 1)
+    const to = await head() // the range (prev, to] touched `global` only
+    // Before that range is rendered, X moves from `global` to the user's bucket: op 1 there, op 3 in `global`.
+    await app.db.pool.query('UPDATE categories SET user_id = $2 WHERE id = $1', [x, user])
+    await captured(x, 3)
+    const body = await app.engine.liveFrame(user, ['global'], prev, to)
+    expect(body).toBeDefined()
+    const frame = JSON.parse(`{${new TextDecoder().decode(body).trim()}`)
+    expect(frame.to).toBe(to)
+    expect(frame.changes.map((c: { id: string }) => c.id)).toEqual([y])
+    expect(frame.deletes).toEqual([])
+  })
 })

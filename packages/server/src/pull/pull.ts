@@ -240,7 +240,10 @@ async function pullOpened(ctx: EngineContext, a: PullArgs): Promise<Served> {
   }
 }
 
-/** One page of `subs` after `from` (no checkpoint advance unless `clientRowId` is a client's row id). */
+/**
+ * One page of `subs` after `from` (no checkpoint advance unless `clientRowId` is a client's row id), with `upTo` no
+ * entry after that seq (`PageMode.capped`).
+ */
 export async function readPage(
   ctx: EngineContext,
   tx: Pick<RequestTx, 'queryThenCommit'>,
@@ -250,11 +253,13 @@ export async function readPage(
   from: number,
   limit: number,
   tables: string[] | undefined,
+  upTo?: number,
 ): Promise<Page | { reason: SnapshotReason }> {
   const params: unknown[] = [subs, from, limit, ctx.tables.map((t) => t.tableName), clientRowId]
   if (tables) params.push(tables)
+  if (upTo !== undefined) params.push(upTo)
   // The page statement and COMMIT travel together: one round trip for the whole page after the opening one.
-  const sql = cachedPageSql(ctx, contract, tables !== undefined, { kind: 'opened' })
+  const sql = cachedPageSql(ctx, contract, tables !== undefined, { kind: 'opened', capped: upTo !== undefined })
   const rows = await tx.queryThenCommit<PageRow>({
     text: sql.text,
     values: params,
