@@ -88,6 +88,30 @@ async function setup() {
   return { bus, a, b, ca, cb }
 }
 
+/** `setup()` plus more tabs (`names`) that know the owner. */
+async function setupMore<N extends string>(...names: N[]) {
+  const s = await setup()
+  const file = s.a.raw.name
+  const tabs = {} as Record<N, { tab: MemTab; client: SynchroClient }>
+  for (const name of names) {
+    const tab = new MemTab(name, s.bus, file)
+    const client = tab.client()
+    expect(await client.query('SELECT n FROM counter')).toEqual([{ n: 0 }])
+    tabs[name] = { tab, client }
+  }
+  return { ...s, ...tabs }
+}
+
+/** Watches `SELECT n FROM counter` in `client`; `current()` is the last result, as JSON. */
+async function watchCounter(client: SynchroClient): Promise<() => string> {
+  let seen: unknown[] = []
+  client.watch('SELECT n FROM counter', [], ['counter'], (rows) => {
+    seen = rows
+  })
+  await waitFor(() => JSON.stringify(seen) === '[{"n":0}]', 2000, 'the initial result')
+  return () => JSON.stringify(seen)
+}
+
 /** Loses a's answer to b's next `end` (or, with `request`, b's `end` itself) and runs `then` right after. */
 function loseEnd(bus: Bus, then: () => void, what: 'answer' | 'request'): void {
   let endRid = -1
@@ -104,6 +128,33 @@ function loseEnd(bus: Bus, then: () => void, what: 'answer' | 'request'): void {
     return false
   }
 }
+
+describe('watches across a handover', () => {
+  it("a write made by the next owner during the handover reaches a third tab's watch", async () => {
+    const { a, b, cb, c } = await setupMore('c')
+    const seen = await watchCounter(c.client)
+    a.die()
+    const write = cb.execute('UPDATE counter SET n = 1')
+    await new Promise((r) => setTimeout(r, 20))
+    b.becomeOwner()
+    await write
+    expect(await c.client.query('SELECT n FROM counter')).toEqual([{ n: 1 }])
+    await waitFor(() => seen() === '[{"n":1}]', 2000, "c's watch to show n = 1")
+  })
+
+  it("another tab's write retried on the next owner before the watcher re-registers reaches the watch", async () => {
+    // d before c: d hears of the new owner first, so its write reaches b ahead of c's `observe`.
+    const { a, b, d, c } = await setupMore('d', 'c')
+    const seen = await watchCounter(c.client)
+    a.die()
+    const write = d.client.execute('UPDATE counter SET n = 1')
+    await new Promise((r) => setTimeout(r, 20))
+    b.becomeOwner()
+    await write
+    expect(await c.client.query('SELECT n FROM counter')).toEqual([{ n: 1 }])
+    await waitFor(() => seen() === '[{"n":1}]', 2000, "c's watch to show n = 1")
+  })
+})
 
 describe('owner lost around a commit', () => {
   it('committed, answer lost: the new owner confirms the commit and the write counts once', async () => {

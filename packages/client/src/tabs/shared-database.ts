@@ -33,7 +33,7 @@ export class SharedDatabase implements ClientDatabase {
   ) {
     this.link = new OwnerLink(coord)
     this.link.onNewOwner = (id) => {
-      if (id !== coord.selfId) this.sendObserved(id)
+      if (id !== coord.selfId) this.sendObserved(id, true)
     }
     this.stopMessages = coord.onMessage((m: TabMessage) => {
       // Changes committed by the owner (its own writes, other tabs' writes, sync) reach every other tab.
@@ -87,8 +87,14 @@ export class SharedDatabase implements ClientDatabase {
     }
   }
 
-  private sendObserved(owner: string): void {
-    this.link.request(owner, { kind: 'observe', tables: [...this.observed.keys()] }).catch(() => {})
+  /**
+   * With `rerun` (a new owner): it reports changes only to tables it knows we observe, so what it committed before
+   * this request was never reported here — once the request is accepted, every observed table counts as changed.
+   */
+  private sendObserved(owner: string, rerun = false): void {
+    const tables = [...this.observed.keys()]
+    const done = () => rerun && tables.length > 0 && this.emit(tables, 'sync')
+    this.link.request(owner, { kind: 'observe', tables }).then(done, () => {})
   }
 
   addListener(l: ChangeListener): () => void {
