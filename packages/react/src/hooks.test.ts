@@ -6,7 +6,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { SynchroClient } from '@synchro/client'
+import { type FetchLike, SynchroClient, type SynchroClientConfig } from '@synchro/client'
 import { openBetterSqlite3 } from '@synchro/client/better-sqlite3'
 import { act, cleanup, render, renderHook, waitFor } from '@testing-library/react'
 import { createElement, type ReactNode } from 'react'
@@ -23,7 +23,7 @@ afterAll(async () => {
 })
 
 let n = 0
-async function newClient(): Promise<SynchroClient> {
+async function newClient(over: Partial<SynchroClientConfig> = {}): Promise<SynchroClient> {
   const client = new SynchroClient({
     driver: await openBetterSqlite3(path.join(dir, `db-${n++}.sqlite`)),
     // Never contacted: these tests do not start sync.
@@ -31,6 +31,7 @@ async function newClient(): Promise<SynchroClient> {
     userID: 'u1',
     clientID: `c-${n}`,
     appVersion: '1.0.0',
+    ...over,
   })
   clients.push(client)
   await client.createTable('notes', [
@@ -155,6 +156,34 @@ describe('provider', () => {
     const client = await newClient()
     const { result } = renderHook(() => useSyncStatus(), { wrapper: wrapper(client) })
     expect(result.current).toMatchObject({ status: 'stopped', syncing: false, lastSyncedAt: null, error: null })
+  })
+})
+
+describe('useSyncStatus', () => {
+  it('is online again once the server answers, even with an error', async () => {
+    let mode: 'down' | '500' = 'down'
+    const fetch: FetchLike = async () => {
+      if (mode === 'down') throw new TypeError('fetch failed')
+      return new Response(JSON.stringify({ error: 'boom' }), {
+        status: 500,
+        headers: { 'content-type': 'application/json' },
+      })
+    }
+    const client = await newClient({ fetch, syncInterval: 0, live: false, maxRetryAttempts: 0 })
+    const { result } = renderHook(() => useSyncStatus(), { wrapper: wrapper(client) })
+    await act(async () => {
+      await client.start().catch(() => {})
+      await client.syncNow().catch(() => {})
+    })
+    await waitFor(() => expect(result.current).toMatchObject({ status: 'error', online: false }))
+    expect(result.current.error?.code).toBe('NETWORK_ERROR')
+    mode = '500'
+    await act(async () => {
+      await client.syncNow().catch(() => {})
+    })
+    await waitFor(() => expect(result.current.status).toBe('error'))
+    expect(result.current.error?.code).toBe('SERVER_ERROR')
+    expect(result.current.online).toBe(true)
   })
 })
 

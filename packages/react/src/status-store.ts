@@ -4,7 +4,7 @@ import type { ExternalStore } from './store.js'
 export interface SyncState {
   /** The client's sync state machine: idle, connecting, syncing, error or stopped. */
   status: SyncStatus
-  /** False after a request failed for want of a network, true again once one reaches the server. */
+  /** False after a request failed for want of a network, true again once one reaches the server (even if it fails there). */
   online: boolean
   /** True while connecting or running a sync cycle. */
   syncing: boolean
@@ -18,12 +18,29 @@ export interface SyncState {
   progress: SyncProgress | null
 }
 
+/** Error codes that come from a server's answer (an HTTP response, even a failing one), not from its absence. */
+const ANSWERED: ReadonlySet<string> = new Set([
+  'SERVER_ERROR',
+  'UPGRADE_REQUIRED',
+  'SCHEMA_MISMATCH',
+  'SNAPSHOT_REQUIRED',
+  'PUSH_REJECTED',
+  'INVALID_RESPONSE',
+])
+
+/** No answer → offline; any answer (a completed cycle, progress, an HTTP error) → online; else unchanged. */
+function isOnline(prev: SyncState | null, e: StatusEvent): boolean {
+  const code = e.status === 'error' ? e.error?.code : undefined
+  if (code === 'NETWORK_ERROR') return false
+  if (e.status === 'idle' || (e.status === 'syncing' && e.progress !== undefined)) return true
+  if (code !== undefined && ANSWERED.has(code)) return true
+  return prev?.online ?? true
+}
+
 function next(prev: SyncState | null, e: StatusEvent, now: Date): SyncState {
-  const networkDown = e.status === 'error' && e.error?.code === 'NETWORK_ERROR'
-  const reached = e.status === 'idle' || (e.status === 'syncing' && e.progress !== undefined)
   return {
     status: e.status,
-    online: networkDown ? false : reached ? true : (prev?.online ?? true),
+    online: isOnline(prev, e),
     syncing: e.status === 'syncing' || e.status === 'connecting',
     // `idle` is only ever entered after a cycle completed.
     lastSyncedAt: e.status === 'idle' && prev?.status !== 'idle' ? now : (prev?.lastSyncedAt ?? null),
