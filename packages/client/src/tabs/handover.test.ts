@@ -7,7 +7,9 @@ import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { cleanupTempDirs, tempDir, waitFor } from '../../test/helpers.js'
 import { SynchroClient } from '../client.js'
+import type { SynchroClientConfig } from '../config.js'
 import { betterSqlite3Driver } from '../drivers/better-sqlite3/index.js'
+import type { FetchLike } from '../sync/transport.js'
 import type { TabCoordination, TabMessage } from './types.js'
 
 afterAll(cleanupTempDirs)
@@ -67,9 +69,16 @@ class MemTab implements TabCoordination {
     for (const cb of this.goneCbs.splice(0)) cb()
   }
 
-  client(): SynchroClient {
+  client(over: Partial<SynchroClientConfig> = {}): SynchroClient {
     const driver = { ...betterSqlite3Driver(this.raw), tabs: this as TabCoordination }
-    return new SynchroClient({ driver, serverURL: 'http://127.0.0.1:9', userID: 'u', clientID: 'c', appVersion: '1' })
+    return new SynchroClient({
+      driver,
+      serverURL: 'http://127.0.0.1:9',
+      userID: 'u',
+      clientID: 'c',
+      appVersion: '1',
+      ...over,
+    })
   }
 }
 
@@ -153,6 +162,32 @@ describe('watches across a handover', () => {
     await write
     expect(await c.client.query('SELECT n FROM counter')).toEqual([{ n: 1 }])
     await waitFor(() => seen() === '[{"n":1}]', 2000, "c's watch to show n = 1")
+  })
+})
+
+describe('start() across tabs', () => {
+  it("the owner's own start() after another tab's succeeds and sync runs once; a second one is ALREADY_STARTED", async () => {
+    const file = path.join(tempDir(), 'shared.sqlite')
+    const bus = new Bus()
+    const a = new MemTab('a', bus, file)
+    const b = new MemTab('b', bus, file)
+    a.becomeOwner()
+    let requests = 0
+    const fetch: FetchLike = async () => {
+      requests++
+      throw new TypeError('fetch failed')
+    }
+    const quiet = { fetch, syncInterval: 0, live: false, maxRetryAttempts: 0 }
+    const ca = a.client(quiet)
+    const cb = b.client(quiet)
+    await cb.start()
+    await ca.start()
+    await waitFor(() => ca.status.status === 'error', 2000, 'the first cycle to fail')
+    expect(requests).toBe(1)
+    await expect(ca.start()).rejects.toMatchObject({ code: 'ALREADY_STARTED' })
+    await expect(cb.start()).rejects.toMatchObject({ code: 'ALREADY_STARTED' })
+    await cb.close()
+    await ca.close()
   })
 })
 

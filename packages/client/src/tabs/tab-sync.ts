@@ -30,7 +30,10 @@ function fromWireStatus(w: WireStatus): StatusEvent {
 }
 
 export class TabSync {
+  /** Sync should run while this tab owns the database (its own start(), or another tab's reaching it as owner). */
   private wantSync = false
+  /** This client called start(): ALREADY_STARTED is about that, not about another tab's start(). */
+  private startedHere = false
   private host: TabHost | null = null
   private hostReady!: () => void
   /** Resolves once this tab owns the database and serves the others. */
@@ -115,7 +118,8 @@ export class TabSync {
    * resolves once the owner has started. Either way sync continues in whichever tab owns the database next.
    */
   async start(): Promise<void> {
-    if (this.wantSync) throw new AlreadyStartedError()
+    if (this.startedHere) throw new AlreadyStartedError()
+    this.startedHere = true
     this.wantSync = true
     for (;;) {
       const owner = await this.db.link.owner()
@@ -134,6 +138,7 @@ export class TabSync {
 
   async stop(): Promise<void> {
     this.wantSync = false
+    this.startedHere = false
     await this.engine.stop()
   }
 
