@@ -12,7 +12,7 @@ import { act, cleanup, render, renderHook, waitFor } from '@testing-library/reac
 import { createElement, type ReactNode } from 'react'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { SynchroProvider, useQuery, useSynchroClient, useSyncStatus } from './index.js'
-import { tablesOf } from './use-query.js'
+import { tablesOf } from './tables-of.js'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'synchro-react-'))
 const clients: SynchroClient[] = []
@@ -141,6 +141,53 @@ describe('useQuery', () => {
       'order_details',
     ])
     expect(tablesOf('select x from (select * from a) left join b using (id)')).toEqual(['a', 'b'])
+  })
+
+  it('finds every table of a comma-separated FROM list, with or without aliases', () => {
+    expect(tablesOf('SELECT o.id FROM orders o, customers c WHERE c.id = o.customer_id')).toEqual([
+      'orders',
+      'customers',
+    ])
+    expect(tablesOf('SELECT * FROM orders, customers')).toEqual(['orders', 'customers'])
+    expect(tablesOf('SELECT * FROM orders AS o, "order items" AS i, [legacy] l, `x` WHERE 1')).toEqual([
+      'orders',
+      'order items',
+      'legacy',
+      'x',
+    ])
+    expect(tablesOf('SELECT * FROM a JOIN b ON a.id = b.id, c LEFT OUTER JOIN d USING (id) ORDER BY a.x, b.y')).toEqual(
+      ['a', 'b', 'c', 'd'],
+    )
+    expect(tablesOf('SELECT * FROM (SELECT * FROM a) s, b WHERE s.id IN (SELECT id FROM c)')).toEqual(['a', 'b', 'c'])
+    expect(tablesOf('SELECT * FROM (a JOIN b ON a.id = b.id), c')).toEqual(['a', 'b', 'c'])
+  })
+
+  it('takes the table of a schema-qualified name', () => {
+    expect(tablesOf('SELECT * FROM main.orders')).toEqual(['orders'])
+    expect(tablesOf('SELECT * FROM temp."scratch" t JOIN main.customers c ON 1, main.items')).toEqual([
+      'scratch',
+      'customers',
+      'items',
+    ])
+  })
+
+  it('ignores FROM in strings, comments and IS DISTINCT FROM, and table-valued functions', () => {
+    expect(tablesOf(`SELECT 'FROM x' AS s FROM a -- FROM y\n WHERE a.v IS DISTINCT FROM 'z'`)).toEqual(['a'])
+    expect(tablesOf('SELECT j.value FROM notes n, json_each(n.tags) j')).toEqual(['notes'])
+  })
+
+  it('falls back to every name in the SQL when a FROM clause has a form it does not understand', () => {
+    expect(tablesOf('SELECT * FROM ? AS t JOIN orders o ON o.id = t.id')).toEqual([
+      'SELECT',
+      'FROM',
+      'AS',
+      't',
+      'JOIN',
+      'orders',
+      'o',
+      'ON',
+      'id',
+    ])
   })
 })
 

@@ -2,11 +2,12 @@ import type { Row, SqlParam } from '@synchro/client'
 import { useMemo, useSyncExternalStore } from 'react'
 import { useSynchroClient } from './provider.js'
 import { externalStore } from './store.js'
+import { tablesOf } from './tables-of.js'
 
 export interface UseQueryOptions {
   /**
-   * Tables whose changes re-run the query (local writes and pulled changes alike). Default: the tables named after
-   * FROM and JOIN in `sql` — name them here when the query reads through a view.
+   * Tables whose changes re-run the query (local writes and pulled changes alike). Default: the tables in the FROM clauses
+   * of `sql` (joins, comma lists, subqueries) — name them here when the query reads through a view.
    */
   tables?: readonly string[]
 }
@@ -18,15 +19,6 @@ export interface QueryResult<T> {
   isLoading: boolean
   /** The failure of the latest run, if it failed (`data` then keeps the rows of the last good run). */
   error: Error | null
-}
-
-const TABLE_RE = /\b(?:FROM|JOIN)\s+(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_]*))/gi
-
-/** The table names after FROM and JOIN (subqueries included); never empty for a plain SELECT. */
-export function tablesOf(sql: string): string[] {
-  const out = new Set<string>()
-  for (const m of sql.matchAll(TABLE_RE)) out.add(m[1] !== undefined ? m[1].replaceAll('""', '"') : (m[2] as string))
-  return [...out]
 }
 
 const LOADING: QueryResult<never> = { data: [], isLoading: true, error: null }
