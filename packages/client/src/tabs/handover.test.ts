@@ -3,12 +3,14 @@
  * tabs.web.test.ts) over one SQLite file, where the test decides which message is lost and when a tab dies.
  */
 import path from 'node:path'
+import { JsonDecimal } from '@synchro/protocol'
 import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { cleanupTempDirs, tempDir, waitFor } from '../../test/helpers.js'
 import { SynchroClient } from '../client.js'
 import type { SynchroClientConfig } from '../config.js'
 import { betterSqlite3Driver } from '../drivers/better-sqlite3/index.js'
+import type { SyncEngine } from '../sync/engine.js'
 import type { FetchLike } from '../sync/transport.js'
 import type { TabCoordination, TabMessage } from './types.js'
 
@@ -186,6 +188,40 @@ describe('start() across tabs', () => {
     expect(requests).toBe(1)
     await expect(ca.start()).rejects.toMatchObject({ code: 'ALREADY_STARTED' })
     await expect(cb.start()).rejects.toMatchObject({ code: 'ALREADY_STARTED' })
+    await cb.close()
+    await ca.close()
+  })
+})
+
+describe('conflicts across tabs', () => {
+  it('the owner relays a conflict to the other tabs exactly, numbers past 2^53 included', async () => {
+    const file = path.join(tempDir(), 'shared.sqlite')
+    const bus = new Bus()
+    const a = new MemTab('a', bus, file)
+    const b = new MemTab('b', bus, file)
+    a.becomeOwner()
+    const fetch: FetchLike = async () => {
+      throw new TypeError('fetch failed')
+    }
+    const quiet = { fetch, syncInterval: 0, live: false, maxRetryAttempts: 0 }
+    const ca = a.client(quiet)
+    const cb = b.client(quiet)
+    await ca.start()
+    const seen: unknown[] = []
+    cb.onConflict((e) => seen.push(e))
+    const event = {
+      table: 'orders',
+      id: 'x',
+      // As the client parses server answers: integers past 2^53 as bigint, long decimals as JsonDecimal.
+      serverData: {
+        total_cents: 12345678901234567890n,
+        price: new JsonDecimal('0.12345678901234567890123'),
+        tags: ['a'],
+      },
+    }
+    for (const l of (ca as unknown as { engine: SyncEngine }).engine.conflictListeners) l(event as never)
+    await waitFor(() => seen.length === 1, 2000, 'the conflict in tab b')
+    expect(seen[0]).toEqual(event)
     await cb.close()
     await ca.close()
   })

@@ -3,6 +3,7 @@
  * tab means "sync while I own the database"; the owner relays status and conflicts to the others, runs their
  * `syncNow()`, and syncs at once when the browser reports the network is back.
  */
+import { parseJsonLossless, stringifyJsonLossless } from '@synchro/protocol'
 import { AlreadyStartedError } from '../errors.js'
 import type { LocalDatabase } from '../store/database.js'
 import type { StatusEvent, SyncEngine } from '../sync/engine.js'
@@ -82,7 +83,8 @@ export class TabSync {
       this.remoteStatus = fromWireStatus(m.status)
       for (const l of [...this.engine.statusListeners]) l(this.remoteStatus)
     } else if (m.t === 'conflict') {
-      for (const l of [...this.engine.conflictListeners]) l(m.event as never)
+      const event = parseJsonLossless(m.event) as never
+      for (const l of [...this.engine.conflictListeners]) l(event)
     }
   }
 
@@ -90,8 +92,8 @@ export class TabSync {
   private relay(): void {
     const self = this.coord.selfId
     const onStatus = (e: StatusEvent) => this.coord.post({ t: 'status', from: self, status: toWireStatus(e) })
-    const onConflict = (e: object) =>
-      this.coord.post({ t: 'conflict', from: self, event: JSON.parse(JSON.stringify(e)) })
+    // As exact JSON text: a conflict's data may hold numbers past 2^53 (JsonDecimal), which plain JSON refuses.
+    const onConflict = (e: object) => this.coord.post({ t: 'conflict', from: self, event: stringifyJsonLossless(e) })
     this.engine.statusListeners.add(onStatus)
     this.engine.conflictListeners.add(onConflict)
     this.stops.push(

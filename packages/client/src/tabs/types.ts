@@ -57,4 +57,4 @@ export type TabMessage =
   | { t: 'res'; from: string; to: string; rid: number; ok: false; error: WireError }
   | { t: 'changed'; from: string; tables: string[]; origin: 'local' | 'sync' }
   | { t: 'status'; from: string; status: WireStatus }
-  | { t: 'conflict'; from: string; event: object }
+  | { t: 'conflict'; from: string; event: string }
