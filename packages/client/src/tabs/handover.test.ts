@@ -167,25 +167,29 @@ describe('watches across a handover', () => {
   })
 })
 
+/** Tabs a (the owner) and b on one file, their clients offline (every request fails; `requests` counts them). */
+function offlineTabs() {
+  const file = path.join(tempDir(), 'shared.sqlite')
+  const bus = new Bus()
+  const a = new MemTab('a', bus, file)
+  const b = new MemTab('b', bus, file)
+  a.becomeOwner()
+  let requests = 0
+  const fetch: FetchLike = async () => {
+    requests++
+    throw new TypeError('fetch failed')
+  }
+  const quiet = { fetch, syncInterval: 0, live: false, maxRetryAttempts: 0 }
+  return { ca: a.client(quiet), cb: b.client(quiet), requests: () => requests }
+}
+
 describe('start() across tabs', () => {
   it("the owner's own start() after another tab's succeeds and sync runs once; a second one is ALREADY_STARTED", async () => {
-    const file = path.join(tempDir(), 'shared.sqlite')
-    const bus = new Bus()
-    const a = new MemTab('a', bus, file)
-    const b = new MemTab('b', bus, file)
-    a.becomeOwner()
-    let requests = 0
-    const fetch: FetchLike = async () => {
-      requests++
-      throw new TypeError('fetch failed')
-    }
-    const quiet = { fetch, syncInterval: 0, live: false, maxRetryAttempts: 0 }
-    const ca = a.client(quiet)
-    const cb = b.client(quiet)
+    const { ca, cb, requests } = offlineTabs()
     await cb.start()
     await ca.start()
     await waitFor(() => ca.status.status === 'error', 2000, 'the first cycle to fail')
-    expect(requests).toBe(1)
+    expect(requests()).toBe(1)
     await expect(ca.start()).rejects.toMatchObject({ code: 'ALREADY_STARTED' })
     await expect(cb.start()).rejects.toMatchObject({ code: 'ALREADY_STARTED' })
     await cb.close()
@@ -195,17 +199,7 @@ describe('start() across tabs', () => {
 
 describe('conflicts across tabs', () => {
   it('the owner relays a conflict to the other tabs exactly, numbers past 2^53 included', async () => {
-    const file = path.join(tempDir(), 'shared.sqlite')
-    const bus = new Bus()
-    const a = new MemTab('a', bus, file)
-    const b = new MemTab('b', bus, file)
-    a.becomeOwner()
-    const fetch: FetchLike = async () => {
-      throw new TypeError('fetch failed')
-    }
-    const quiet = { fetch, syncInterval: 0, live: false, maxRetryAttempts: 0 }
-    const ca = a.client(quiet)
-    const cb = b.client(quiet)
+    const { ca, cb } = offlineTabs()
     await ca.start()
     const seen: unknown[] = []
     cb.onConflict((e) => seen.push(e))
