@@ -165,6 +165,17 @@ describe('watches across a handover', () => {
     expect(await c.client.query('SELECT n FROM counter')).toEqual([{ n: 1 }])
     await waitFor(() => seen() === '[{"n":1}]', 2000, "c's watch to show n = 1")
   })
+
+  it("the next owner's own watch re-runs: a change the old owner reported too late for it is not missed", async () => {
+    const { bus, a, b, cb } = await setupMore()
+    const seen = await watchCounter(cb)
+    bus.drop = (m) => m.t === 'changed' // a's report of the write never reaches b (late, then ignored by an owner)
+    await a.client().execute('UPDATE counter SET n = 1')
+    a.die()
+    bus.drop = () => false
+    b.becomeOwner()
+    await waitFor(() => seen() === '[{"n":1}]', 2000, "b's watch to show n = 1")
+  })
 })
 
 /** Tabs a (the owner) and b on one file, their clients offline (every request fails; `requests` counts them). */

@@ -32,9 +32,9 @@ export class SharedDatabase implements ClientDatabase {
     private readonly closeDriver: () => Promise<void>,
   ) {
     this.link = new OwnerLink(coord)
-    this.link.onNewOwner = (id) => {
-      if (id !== coord.selfId) this.sendObserved(id, true)
-    }
+    // Another tab owns it: it learns what we observe. We own it: a late `changed` of the last owner is ignored. Re-run.
+    this.link.onNewOwner = (id) =>
+      id === coord.selfId ? this.emit([...this.observed.keys()], 'sync') : this.sendObserved(id, true)
     this.stopMessages = coord.onMessage((m: TabMessage) => {
       // Changes committed by the owner (its own writes, other tabs' writes, sync) reach every other tab.
       if (m.t === 'changed' && !this.link.isSelfOwner) this.emit(m.tables, m.origin)
