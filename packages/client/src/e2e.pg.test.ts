@@ -4,8 +4,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { cleanupTempDirs, makeClient, startSynced, waitFor } from '../test/helpers.js'
-import { type PgServer, startPgServer, switchableFetch } from '../test/pg-server.js'
+import { makeClient, startSynced, waitFor } from '../test/helpers.js'
+import { type PgServer, startPgServer, stopAll, switchableFetch } from '../test/pg-server.js'
 import type { SynchroClient } from './client.js'
 import { DatabaseError, NetworkError } from './errors.js'
 import type { FetchLike } from './sync/transport.js'
@@ -48,11 +48,7 @@ beforeAll(async () => {
   url = server.url
 }, 120_000)
 
-afterAll(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => {})
-  await server?.stop()
-  cleanupTempDirs()
-}, 60_000)
+afterAll(() => stopAll(clients, server), 60_000)
 
 interface OrderRow {
   id: string

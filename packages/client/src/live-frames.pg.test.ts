@@ -4,8 +4,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { cleanupTempDirs, makeClient, waitFor } from '../test/helpers.js'
-import { type PgServer, startPgServer } from '../test/pg-server.js'
+import { makeClient, waitFor } from '../test/helpers.js'
+import { type PgServer, startPgServer, stopAll } from '../test/pg-server.js'
 import type { SynchroClient } from './client.js'
 import { type LiveFrame, LivePosition } from './sync/frames.js'
 import type { FetchLike } from './sync/transport.js'
@@ -16,11 +16,7 @@ const clients: SynchroClient[] = []
 beforeAll(async () => {
   server = await startPgServer('synchro_live_frames')
 }, 120_000)
-afterAll(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => {})
-  await server?.stop()
-  cleanupTempDirs()
-}, 60_000)
+afterAll(() => stopAll(clients, server), 60_000)
 
 /** Counts pulls; forwards the event stream block by block, dropping the next `page` when asked to. */
 function tap() {

@@ -5,8 +5,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { cleanupTempDirs, makeClient, manualClock, startSynced } from '../test/helpers.js'
-import { type PgServer, startPgServer, switchableFetch } from '../test/pg-server.js'
+import { makeClient, manualClock, startSynced } from '../test/helpers.js'
+import { type PgServer, startPgServer, stopAll, switchableFetch } from '../test/pg-server.js'
 import type { SynchroClient } from './client.js'
 import type { Rejection } from './sync/rejections.js'
 import type { FetchLike } from './sync/transport.js'
@@ -24,11 +24,7 @@ beforeAll(async () => {
   server = await startPgServer('synchro_client_reject')
 }, 120_000)
 
-afterAll(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => {})
-  await server?.stop()
-  cleanupTempDirs()
-}, 60_000)
+afterAll(() => stopAll(clients, server), 60_000)
 
 function collect(c: SynchroClient): Rejection[] {
   const out: Rejection[] = []

@@ -2,9 +2,10 @@
  * A real server for end-to-end tests: a fresh PostgreSQL database with the Northwind schema, the engine behind
  * node:http on a random port, and the WAL consumer feeding the changelog.
  */
-import { Registry } from '@synchro/server'
+import { type EngineOptions, Registry } from '@synchro/server'
 import { createTestDatabase, type TestDatabase } from '@synchro/test-harness/pg'
 import type { FetchLike } from '../src/sync/transport.js'
+import { cleanupTempDirs } from './helpers.js'
 import { NORTHWIND_DDL, NORTHWIND_SEED, NORTHWIND_TABLES } from './northwind.js'
 import { startSyncStack } from './sync-stack.js'
 
@@ -16,13 +17,13 @@ export interface PgServer {
   stop(): Promise<void>
 }
 
-export async function startPgServer(name: string): Promise<PgServer> {
+export async function startPgServer(name: string, options: Partial<EngineOptions> = {}): Promise<PgServer> {
   const db = await createTestDatabase(name)
   await db.pool.query(NORTHWIND_DDL)
   await db.pool.query(NORTHWIND_SEED)
   const registry = new Registry()
   for (const t of NORTHWIND_TABLES) registry.register(t)
-  const stack = await startSyncStack(db, registry, name)
+  const stack = await startSyncStack(db, registry, name, options)
   return {
     db,
     url: stack.url,
@@ -42,4 +43,11 @@ export function switchableFetch(): { fetch: FetchLike; online: { value: boolean 
     fetch: (input, init) =>
       online.value ? fetch(input, init) : Promise.reject(new TypeError('fetch failed (offline)')),
   }
+}
+
+/** A test file's teardown: its clients closed, its server stopped, its temporary folders removed. */
+export async function stopAll(clients: { close(): Promise<unknown> }[], server: PgServer | undefined): Promise<void> {
+  for (const c of clients.splice(0)) await c.close().catch(() => {})
+  await server?.stop()
+  cleanupTempDirs()
 }

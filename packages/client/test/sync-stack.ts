@@ -4,7 +4,14 @@
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createEngine, createSyncHandler, headerAuth, type Registry, startWalConsumer } from '@synchro/server'
+import {
+  createEngine,
+  createSyncHandler,
+  type EngineOptions,
+  headerAuth,
+  type Registry,
+  startWalConsumer,
+} from '@synchro/server'
 import { toNodeListener } from '@synchro/server/node'
 import type { TestDatabase } from '@synchro/test-harness/pg'
 import { waitFor } from './helpers.js'
@@ -16,13 +23,19 @@ export interface SyncStack {
   close(): Promise<void>
 }
 
-export async function startSyncStack(db: TestDatabase, registry: Registry, name: string): Promise<SyncStack> {
+export async function startSyncStack(
+  db: TestDatabase,
+  registry: Registry,
+  name: string,
+  options: Partial<EngineOptions> = {},
+): Promise<SyncStack> {
   const log = (o: object, m?: string) => console.error('[server]', m, o)
   const engine = await createEngine({
     pool: db.pool,
     registry,
     live: { pollIntervalMs: 20 },
     logger: { debug() {}, info() {}, warn: log, error: log },
+    ...options,
   })
   const httpServer = http.createServer(toNodeListener(createSyncHandler(engine, { authenticate: headerAuth() })))
   await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', () => r()))

@@ -11,6 +11,22 @@ afterAll(cleanupTempDirs)
 const schemaOf = (tables: SchemaTable[], version = 1) =>
   toClientSchema({ schema_version: version, schema_hash: `h${version}`, server_time: '', tables })
 
+describe('tables synced again', () => {
+  it('a table the server stops syncing and later syncs again is reported as adopted (its rows need a snapshot)', async () => {
+    const d = await tempDriver()
+    await d.exec(LOCAL_TABLES_SQL)
+    const all = testSchema()
+    const first = await d.transaction((tx) => migrateToSchema(tx, schemaOf(all)))
+    expect(first.adoptedTables).toEqual([])
+    const without = all.filter((t) => t.table_name !== 'lists')
+    const second = await d.transaction((tx) => migrateToSchema(tx, schemaOf(without, 2)))
+    expect(second.unsyncedTables).toEqual(['lists'])
+    const again = await d.transaction((tx) => migrateToSchema(tx, schemaOf(all, 3)))
+    expect(again.createdTables).toEqual([])
+    expect(again.adoptedTables).toEqual(['lists'])
+  })
+})
+
 describe('schema migration (additive, Decision 22)', () => {
   it('adds tables and columns, recreates triggers, keeps data and queue, never touches local-only tables', async () => {
     const d = await tempDriver()

@@ -12,6 +12,8 @@ import { createTriggersSql, dropTriggersSql } from './triggers.js'
 
 export interface MigrationResult {
   createdTables: string[]
+  /** Tables that existed locally but were not synced before (a table the server syncs again, or a local one adopted). */
+  adoptedTables: string[]
   addedColumns: { table: string; column: string }[]
   /** Tables the server no longer syncs: their triggers are gone, their rows stay as local data. */
   unsyncedTables: string[]
@@ -30,7 +32,7 @@ export async function readSyncedTableNames(ex: SqliteExecutor): Promise<string[]
 
 /** Brings the local database to `schema` (inside the caller's transaction) and stores the schema pair. */
 export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema): Promise<MigrationResult> {
-  const result: MigrationResult = { createdTables: [], addedColumns: [], unsyncedTables: [] }
+  const result: MigrationResult = { createdTables: [], adoptedTables: [], addedColumns: [], unsyncedTables: [] }
   const previous = await readSyncedTableNames(tx)
   const existing = new Set(
     (await tx.all<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table'`)).map((r) => r.name),
@@ -42,6 +44,7 @@ export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema):
       ddl.push(`${createTableSql(t)};`)
       result.createdTables.push(t.name)
     } else {
+      if (!previous.includes(t.name)) result.adoptedTables.push(t.name)
       const cols = new Set(
         (await tx.all<{ name: string }>('SELECT name FROM pragma_table_info(?)', [t.name])).map((r) => r.name),
       )

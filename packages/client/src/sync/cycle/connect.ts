@@ -10,9 +10,11 @@ export async function connect(ctx: CycleContext): Promise<void> {
   await ctx.db.transaction(async (tx) => {
     const wasComplete = (await getMeta(tx, 'snapshot_complete')) === '1'
     const result = await migrateToSchema(tx, schema)
-    // A table new to this database has server rows that no changelog entry will ever bring: re-snapshot
-    // (which keeps queued changes, Decision 21).
-    if (wasComplete && result.createdTables.length > 0) await setMeta(tx, 'snapshot_complete', '0')
+    // Server data no changelog entry will ever bring: the rows of a table new to this database or synced again
+    // (nothing was logged while it was not), the values of columns added to existing rows (ADD COLUMN logs nothing).
+    // Re-snapshot (which keeps queued changes, Decision 21).
+    const unseen = result.createdTables.length + result.adoptedTables.length + result.addedColumns.length
+    if (wasComplete && unseen > 0) await setMeta(tx, 'snapshot_complete', '0')
   }, 'sync')
   ctx.db.schemaChanged()
   ctx.schema = schema

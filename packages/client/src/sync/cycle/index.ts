@@ -35,10 +35,13 @@ export async function runCycle(ctx: CycleContext): Promise<number | null> {
     } catch (err) {
       const stale =
         err instanceof SchemaMismatchError ||
-        (err instanceof ServerError && err.status === 404 && /client not registered/.test(err.message))
+        (err instanceof ServerError && err.status === 404 && /client not registered/.test(err.message)) ||
+        (err instanceof ServerError && err.status === 403 && /client rejected as stale/.test(err.message))
       if (stale && refreshes < MAX_SCHEMA_REFRESHES) {
         // 409: fetch the new schema, migrate additively, register with the new pair, retry (no data is dropped).
         // 404 "client not registered": the server lost our registration; registering again is all it takes.
+        // 403 "client rejected as stale": registering again reactivates the client (a pull too far behind is then
+        // answered snapshot_required, as for any client).
         refreshes++
         ctx.connected = false
         continue

@@ -1,0 +1,75 @@
+/**
+ * Server-side changes a client meets mid-life, end to end (real PostgreSQL, the real server, SQLite files): a column
+ * added to a synced table, and a client deactivated for staleness whose server refuses it (403).
+ */
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { makeClient, startSynced } from '../test/helpers.js'
+import { type PgServer, startPgServer, stopAll } from '../test/pg-server.js'
+import type { SynchroClient } from './client.js'
+
+let server: PgServer
+const clients: SynchroClient[] = []
+
+beforeAll(async () => {
+  // A deactivated client is refused (403) rather than let through by the stale-client hook.
+  server = await startPgServer('synchro_client_server_changes', { hooks: { onStaleClient: () => false } })
+}, 120_000)
+
+afterAll(() => stopAll(clients, server), 60_000)
+
+function newClient(userID: string): SynchroClient {
+  const c = makeClient(server.url, { userID, clientID: `client-${randomUUID()}`, maxRetryAttempts: 1 })
+  clients.push(c)
+  return c
+}
+
+async function syncedOrder(c: SynchroClient, user: string): Promise<string> {
+  const id = randomUUID()
+  await c.execute(
+    `INSERT INTO orders (id, user_id, ship_address, metadata, total_cents) VALUES (?, ?, 'v1', '{}', 1)`,
+    [id, user],
+  )
+  await c.syncNow()
+  await server.walCaughtUp()
+  await c.syncNow()
+  return id
+}
+
+describe('server-side changes', () => {
+  it('a column added on the server reaches the rows the client already had; a later local edit keeps it', async () => {
+    const user = randomUUID()
+    const c = newClient(user)
+    await startSynced(c)
+    const id = await syncedOrder(c, user)
+    // ADD COLUMN with a volatile default writes every row, but logs no change: only a snapshot brings the values.
+    await server.db.pool.query(`ALTER TABLE orders ADD COLUMN reviewed_at timestamptz DEFAULT now()`)
+    const { rows } = await server.db.pool.query(`SELECT reviewed_at::text AS r FROM orders WHERE id = $1`, [id])
+    await c.syncNow() // 409: migrate, then a re-snapshot
+    const local = await c.queryOne<{ reviewed_at: string | null }>('SELECT reviewed_at FROM orders WHERE id = ?', [id])
+    expect(local?.reviewed_at).not.toBeNull()
+    await c.execute(`UPDATE orders SET ship_address = 'v2' WHERE id = ?`, [id])
+    await c.syncNow()
+    const after = await server.db.pool.query(`SELECT ship_address, reviewed_at::text AS r FROM orders WHERE id = $1`, [
+      id,
+    ])
+    expect(after.rows[0]).toEqual({ ship_address: 'v2', r: rows[0].r })
+  })
+
+  it('a client refused as stale (403) registers again on its own and pushes what it queued', async () => {
+    const user = randomUUID()
+    const c = newClient(user)
+    await startSynced(c)
+    await syncedOrder(c, user)
+    await server.db.pool.query(`UPDATE sync_clients SET is_active = false WHERE user_id = $1`, [user])
+    const id = randomUUID()
+    await c.execute(
+      `INSERT INTO orders (id, user_id, ship_address, metadata, total_cents) VALUES (?, ?, 'late', '{}', 1)`,
+      [id, user],
+    )
+    await c.syncNow()
+    expect(await c.pendingChangeCount()).toBe(0)
+    const { rows } = await server.db.pool.query(`SELECT ship_address FROM orders WHERE id = $1`, [id])
+    expect(rows).toEqual([{ ship_address: 'late' }])
+  })
+})
