@@ -72,4 +72,39 @@ describe('server-side changes', () => {
     const { rows } = await server.db.pool.query(`SELECT ship_address FROM orders WHERE id = $1`, [id])
     expect(rows).toEqual([{ ship_address: 'late' }])
   })
+
+  it('a row with a queued edit when the server added and backfilled a column keeps the server value', async () => {
+    const user = randomUUID()
+    const c = newClient(user)
+    await startSynced(c)
+    const id = await syncedOrder(c, user)
+    await server.db.pool.query(`ALTER TABLE orders ADD COLUMN priority integer`)
+    await server.db.pool.query(`UPDATE orders SET priority = 5 WHERE id = $1`, [id])
+    await server.walCaughtUp()
+    // Edited before the client learns of the column: its push meets 409, the client migrates and pushes again.
+    await c.execute(`UPDATE orders SET ship_address = 'edited' WHERE id = ?`, [id])
+    await c.syncNow()
+    await server.walCaughtUp()
+    await c.syncNow()
+    const srv = await server.db.pool.query(`SELECT ship_address, priority FROM orders WHERE id = $1`, [id])
+    expect(srv.rows[0]).toEqual({ ship_address: 'edited', priority: 5 })
+    expect(await c.queryOne('SELECT ship_address, priority FROM orders WHERE id = ?', [id])).toEqual({
+      ship_address: 'edited',
+      priority: 5,
+    })
+    expect(await c.pendingChangeCount()).toBe(0)
+  })
+
+  it('an edit after the server added a NOT NULL DEFAULT now() column is applied, not rejected', async () => {
+    const user = randomUUID()
+    const c = newClient(user)
+    await startSynced(c)
+    const id = await syncedOrder(c, user)
+    await server.db.pool.query(`ALTER TABLE orders ADD COLUMN packed_at timestamptz NOT NULL DEFAULT now()`)
+    await c.execute(`UPDATE orders SET ship_address = 'packed' WHERE id = ?`, [id])
+    await c.syncNow()
+    const srv = await server.db.pool.query(`SELECT ship_address FROM orders WHERE id = $1`, [id])
+    expect(srv.rows[0]).toEqual({ ship_address: 'packed' })
+    expect(await c.rejections()).toEqual([])
+  })
 })

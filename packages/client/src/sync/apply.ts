@@ -6,6 +6,7 @@
  * The hot path (pull/snapshot pages) is one prepared upsert per table run once per row (`runMany`), with value
  * converters precomputed per column and one IN-list query per table and page for the read-your-own-writes check.
  */
+
 import type { DeleteEntry, PullResponse, SyncRecord } from '@synchro/protocol'
 import { runMany, type SqliteExecutor, type SqlParam, type SqlValue } from '../driver.js'
 import type { SyncedTable } from '../schema/synced-table.js'
@@ -13,6 +14,7 @@ import { withCdcTriggersSuspended } from '../schema/triggers.js'
 import { getMeta, setMeta } from '../store/database.js'
 import { quoteIdent } from '../store/sql.js'
 import { compareTimestamps } from '../timestamps.js'
+import { fillUnreceived, readUnreceived, type Unreceived } from './unreceived.js'
 import { wireToSqlite } from './values.js'
 
 type Converter = (rec: SyncRecord) => SqlValue
@@ -258,6 +260,7 @@ export async function applySnapshotPage(
   tx: SqliteExecutor,
   tables: ReadonlyMap<string, SyncedTable>,
   records: readonly SyncRecord[],
+  unreceived: Unreceived = new Map(),
 ): Promise<ApplyStats> {
   const stats: ApplyStats = { upserted: 0, skipped: 0, deleted: 0 }
   if (records.length === 0) return stats
@@ -270,9 +273,14 @@ export async function applySnapshotPage(
     }
     const pend = pending.get(name)
     const apply: SyncRecord[] = []
+    const fill = unreceived.get(name)
     for (const [id, rec] of recs) {
-      if (pend?.has(id)) stats.skipped++
-      else apply.push(rec)
+      if (!pend?.has(id)) apply.push(rec)
+      else {
+        stats.skipped++
+        // Kept for its queued change; the server's values of columns it never received are still taken.
+        if (fill) await fillUnreceived(tx, t, fill, id, recordParams(t, rec))
+      }
     }
     await upsertRows(tx, t, apply)
     stats.upserted += apply.length
@@ -286,8 +294,9 @@ export async function applySnapshotGroup(
   tables: ReadonlyMap<string, SyncedTable>,
   pages: readonly (readonly SyncRecord[])[],
 ): Promise<void> {
+  const unreceived = await readUnreceived(tx)
   await withCdcTriggersSuspended(tx, bulkTables(tables, pages), async () => {
-    for (const records of pages) await applySnapshotPage(tx, tables, records)
+    for (const records of pages) await applySnapshotPage(tx, tables, records, unreceived)
   })
 }
 

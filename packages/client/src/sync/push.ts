@@ -16,6 +16,7 @@ import {
   type ServerAnswer,
   supersedeRejections,
 } from './rejections.js'
+import { readUnreceived } from './unreceived.js'
 import { readColumnSql, sqliteToWire } from './values.js'
 
 export type Operation = 'create' | 'update' | 'delete'
@@ -111,6 +112,7 @@ export async function readPushBatch(
     )
     .then((rows) => rows.filter((e) => !skip.has(queueKey(e.table_name, e.record_id))).slice(0, limit))
   const batch: PushBatch = { changes: [], sent: [], dropped: [] }
+  const unreceived = await readUnreceived(ex)
   const rowsByTable = new Map<string, Map<string, Row>>()
   for (const [name, ids] of groupIds(entries)) {
     const t = tables.get(name)
@@ -131,7 +133,12 @@ export async function readPushBatch(
     let data: { [column: string]: unknown } | null = null
     if (row) {
       data = {}
-      for (const c of t.columns) data[c.name] = sqliteToWire(c, row[c.name])
+      const notYet = unreceived.get(t.name)
+      for (const c of t.columns) {
+        // A column added on the server whose value has not arrived yet: left out, the server keeps its own.
+        if (row[c.name] === null && notYet?.has(c.name)) continue
+        data[c.name] = sqliteToWire(c, row[c.name])
+      }
     }
     const rec: PushRecord = {
       id: e.record_id,

@@ -1,6 +1,7 @@
 import { migrateToSchema } from '../../schema/migrate.js'
 import { toClientSchema } from '../../schema/synced-table.js'
 import { getMeta, setMeta } from '../../store/database.js'
+import { addUnreceived } from '../unreceived.js'
 import type { CycleContext } from './context.js'
 
 /** Schema → additive migration → register; the session's first step and the answer to a 409. */
@@ -15,6 +16,7 @@ export async function connect(ctx: CycleContext): Promise<void> {
     // Re-snapshot (which keeps queued changes, Decision 21).
     const unseen = result.createdTables.length + result.adoptedTables.length + result.addedColumns.length
     if (wasComplete && unseen > 0) await setMeta(tx, 'snapshot_complete', '0')
+    if (wasComplete) await addUnreceived(tx, result.addedColumns)
   }, 'sync')
   ctx.db.schemaChanged()
   ctx.schema = schema

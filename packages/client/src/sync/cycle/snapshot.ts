@@ -5,6 +5,7 @@ import { type DeferredCheckpoints, withDeferredCheckpoints } from '../../store/c
 import { setMeta, withSyncLock } from '../../store/database.js'
 import { applySnapshotGroup } from '../apply.js'
 import type { SyncProgress } from '../status.js'
+import { clearUnreceived } from '../unreceived.js'
 import { APPLY_GROUP_ROWS, type CycleContext, requireSchema, schemaPair } from './context.js'
 import { pushAll } from './push-all.js'
 
@@ -60,6 +61,7 @@ async function snapshotPages(ctx: CycleContext, checkpoints: DeferredCheckpoints
             if (!res.has_more) {
               await setMeta(tx, 'checkpoint', String(res.checkpoint))
               await setMeta(tx, 'snapshot_complete', '1')
+              await clearUnreceived(tx)
             }
           }),
         'sync',
