@@ -281,8 +281,10 @@ describe('synchrod daemon (spawned binary, real PostgreSQL)', () => {
     daemons.push(worker)
     expect((await health(api)).body.consumer).toEqual({ enabled: false })
     await poll(async () => (await health(worker)).body.consumer.leader === true)
-    // The consumer process serves only health and metrics.
+    // The consumer process serves only health and metrics: no sync API, no status page (it has no authentication).
     expect((await fetch(`${worker.url}/sync/tables`)).status).toBe(404)
+    expect((await fetch(`${worker.url}/status`)).status).toBe(404)
+    expect((await fetch(`${worker.url}/status.json`)).status).toBe(404)
     expect(await (await fetch(`${worker.url}/metrics`)).text()).toMatch(/synchro_wal_consumer_leader 1/)
 
     const call = client(api.url, randomUUID())

@@ -232,15 +232,19 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
           maxBodyBytesInFlight: o.maxBodyBytesInFlight,
         })
       : undefined
-    const status = statusPageRoutes({
-      readReport: () =>
-        readStatus(db.pool, o.slotName, databaseLabel(db, o), { staleThresholdMs: o.compactionStaleThresholdMs }),
-      stats: metrics.stats,
-      liveStreams: () => metrics.liveStreams,
-      consumer: () => consumer?.status() ?? null,
-      adminToken: o.adminToken,
-      devHeaderAuth,
-    })
+    // `consume` has no authentication (its options are serve's): no status page there, only health and metrics.
+    const status =
+      mode !== 'serve'
+        ? async () => null
+        : statusPageRoutes({
+            readReport: () =>
+              readStatus(db.pool, o.slotName, databaseLabel(db, o), { staleThresholdMs: o.compactionStaleThresholdMs }),
+            stats: metrics.stats,
+            liveStreams: () => metrics.liveStreams,
+            consumer: () => consumer?.status() ?? null,
+            adminToken: o.adminToken,
+            devHeaderAuth,
+          })
     const routes = async (request: Request, path: string) => (await status(request, path)) ?? web?.(request, path)
     // One history point every 2 s for the status page's request-rate chart.
     setInterval(() => metrics.stats.tick(), 2_000).unref()
