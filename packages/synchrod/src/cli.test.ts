@@ -68,6 +68,11 @@ describe('synchrod CLI (spawned binary)', () => {
         env: { WAL_SPILL_DIR: path.join(tmpdir(), 'no-such-spill-dir') },
         expect: /--wal-spill-dir \(WAL_SPILL_DIR\) .*no-such-spill-dir: not a writable directory/,
       },
+      {
+        file: { tables: [table] },
+        env: { REPLICATION_URL: 'postgres://x@127.0.0.1:1/app' },
+        expect: /REPLICATION_URL is set but DATABASE_URL is not: set both, to the same database/,
+      },
       { args: ['--listen'], expect: /--listen needs a value/ },
       { args: ['--no-such-flag'], expect: /unknown flag --no-such-flag/ },
       { args: ['--config', path.join(tmpdir(), 'does-not-exist.json')], expect: /cannot read it \(ENOENT\)/ },

@@ -273,6 +273,18 @@ describe('synchrod daemon (spawned binary, real PostgreSQL)', () => {
     expect((await follower?.exited)?.code).toBe(0)
   })
 
+  it('a REPLICATION_URL that reaches another database fails the start, naming both', async () => {
+    const db = await freshDb()
+    const other = new URL(db.url)
+    other.pathname = '/postgres'
+    const env = { DATABASE_URL: db.url, REPLICATION_URL: other.toString(), LISTEN_ADDR: '127.0.0.1:0' }
+    const r = await run(['serve', '--demo'], { env: { ...env, SLOT_NAME: slotFor(db.url) }, cwd })
+    expect(r.code).not.toBe(0)
+    expect(r.stderr).toMatch(
+      /REPLICATION_URL .*reaches database "postgres".* not ".*" of DATABASE_URL: it must be the same/,
+    )
+  })
+
   it('split deployment: serve --no-consumer plus synchrod consume', async () => {
     const db = await freshDb()
     const env = { DATABASE_URL: db.url, LISTEN_ADDR: '127.0.0.1:0', SLOT_NAME: slotFor(db.url) }

@@ -23,6 +23,7 @@ import { databaseLabel, readStatus } from './commands/status.js'
 import { buildRegistry, type Settings } from './config.js'
 import {
   assertLogical,
+  checkReplicationTarget,
   checkUrl,
   createPool,
   type Database,
@@ -170,6 +171,8 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
   const listen = parseListenAddr(o.listenAddr)
   if (o.databaseUrl) checkUrl(o.databaseUrl, 'DATABASE_URL')
   if (o.replicationUrl) checkUrl(o.replicationUrl, 'REPLICATION_URL')
+  if (o.replicationUrl && !o.databaseUrl)
+    throw new StartupError('REPLICATION_URL is set but DATABASE_URL is not: set both, to the same database')
   // Validate everything that needs no database first: config mistakes fail in milliseconds.
   buildRegistry(settings)
   if (mode === 'consume' || o.consumer !== false) checkSpillDir(o.walSpillDir)
@@ -207,6 +210,7 @@ export async function runDaemon(settings: Settings, mode: 'serve' | 'consume', l
       engine = await startEngine(db, registry, o, metrics, log)
     }
     if (withConsumer) {
+      if (o.replicationUrl) await checkReplicationTarget(db.pool, o.replicationUrl)
       consumer = startWalConsumer({
         pool: db.pool,
         registry,

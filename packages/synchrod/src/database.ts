@@ -237,3 +237,33 @@ export async function missingTables(pool: pg.Pool, names: readonly string[]): Pr
   )
   return rows.map((r) => r.name)
 }
+
+/**
+ * REPLICATION_URL must reach the database DATABASE_URL names: the slot, the leader lock and the changelog live there.
+ * One reaching another database (a typo, the cluster's `postgres` database) would start, report healthy, and never
+ * capture a change. Compared by database name and by the cluster's system identifier where the role may read it.
+ */
+export async function checkReplicationTarget(pool: pg.Pool, replicationUrl: string): Promise<void> {
+  const sql = `SELECT current_database() AS db,
+    (SELECT system_identifier::text FROM pg_control_system() WHERE pg_has_role('pg_monitor', 'USAGE')) AS sys`
+  const fallback = 'SELECT current_database() AS db, NULL::text AS sys'
+  const read = async (q: (text: string) => Promise<pg.QueryResult<{ db: string; sys: string | null }>>) =>
+    (await q(sql).catch(() => q(fallback))).rows[0]
+  const other = new pg.Client({ connectionString: replicationUrl })
+  let theirs: { db: string; sys: string | null } | undefined
+  try {
+    await other.connect()
+    theirs = await read((t) => other.query(t))
+  } catch (err) {
+    throw new StartupError(`REPLICATION_URL ${describeUrl(replicationUrl)}: cannot connect (${(err as Error).message})`)
+  } finally {
+    await other.end().catch(() => {})
+  }
+  const ours = await read((t) => pool.query(t))
+  const sameCluster = !ours?.sys || !theirs?.sys || ours.sys === theirs.sys
+  if (ours?.db !== theirs?.db || !sameCluster) {
+    throw new StartupError(
+      `REPLICATION_URL ${describeUrl(replicationUrl)} reaches database "${theirs?.db}"${sameCluster ? '' : ' of another cluster'}, not "${ours?.db}" of DATABASE_URL: it must be the same database`,
+    )
+  }
+}
