@@ -33,7 +33,8 @@ export const DATABASE_OPTIONS = [
     secret: true,
     defaultText: 'DATABASE_URL',
     commands: RUNNERS,
-    description: 'Connection string for the replication and leader-lock connections: the same database as DATABASE_URL (checked at start), set only with it.',
+    description:
+      'Connection string for the replication and leader-lock connections: the same database as DATABASE_URL (checked at start), set only with it.',
   },
   {
     name: 'dataDir',
