@@ -244,8 +244,7 @@ export async function missingTables(pool: pg.Pool, names: readonly string[]): Pr
  * capture a change. Compared by database name and by the cluster's system identifier where the role may read it.
  */
 export async function checkReplicationTarget(pool: pg.Pool, replicationUrl: string): Promise<void> {
-  const sql = `SELECT current_database() AS db,
-    (SELECT system_identifier::text FROM pg_control_system() WHERE pg_has_role('pg_monitor', 'USAGE')) AS sys`
+  const sql = 'SELECT current_database() AS db, (SELECT system_identifier::text FROM pg_control_system()) AS sys'
   const fallback = 'SELECT current_database() AS db, NULL::text AS sys'
   const read = async (q: (text: string) => Promise<pg.QueryResult<{ db: string; sys: string | null }>>) =>
     (await q(sql).catch(() => q(fallback))).rows[0]

@@ -14,18 +14,25 @@ const KEY = 'unreceived_columns'
 
 export type Unreceived = ReadonlyMap<string, ReadonlySet<string>>
 
-export async function readUnreceived(ex: SqliteExecutor): Promise<Unreceived> {
+/** The stored lists, by table. */
+async function stored(ex: SqliteExecutor): Promise<{ [table: string]: string[] }> {
   const raw = await getMeta(ex, KEY)
-  const parsed = raw ? (JSON.parse(raw) as { [table: string]: string[] }) : {}
-  return new Map(Object.entries(parsed).map(([t, cols]) => [t, new Set(cols)]))
+  return raw ? (JSON.parse(raw) as { [table: string]: string[] }) : {}
+}
+
+export async function readUnreceived(ex: SqliteExecutor): Promise<Unreceived> {
+  return new Map(Object.entries(await stored(ex)).map(([t, cols]) => [t, new Set(cols)]))
 }
 
 /** Adds `added` (a migration's new columns of existing tables) to the columns not received yet. */
 export async function addUnreceived(ex: SqliteExecutor, added: readonly { table: string; column: string }[]) {
   if (added.length === 0) return
-  const all = new Map([...(await readUnreceived(ex))].map(([t, s]) => [t, new Set(s)]))
-  for (const { table, column } of added) all.set(table, (all.get(table) ?? new Set()).add(column))
-  await setMeta(ex, KEY, JSON.stringify(Object.fromEntries([...all].map(([t, s]) => [t, [...s]]))))
+  const all = await stored(ex)
+  for (const { table, column } of added) {
+    const cols = all[table] ?? []
+    if (!cols.includes(column)) all[table] = [...cols, column]
+  }
+  await setMeta(ex, KEY, JSON.stringify(all))
 }
 
 /** The rebuild brought every value: a NULL means NULL again. */
@@ -33,7 +40,7 @@ export async function clearUnreceived(ex: SqliteExecutor): Promise<void> {
   await setMeta(ex, KEY, '{}')
 }
 
-/** Fills, in the row `id` of `t` (one with queued changes), the not-received columns still NULL from `values`. */
+/** Fills, in the row `id` of `t` (one with queued changes), the not-received columns still NULL, from `values`. */
 export async function fillUnreceived(
   tx: SqliteExecutor,
   t: SyncedTable,
@@ -41,12 +48,13 @@ export async function fillUnreceived(
   id: string,
   values: readonly SqlValue[],
 ): Promise<void> {
+  const sets: string[] = []
+  const params: SqlValue[] = []
   for (const [i, c] of t.columns.entries()) {
-    if (!columns.has(c.name) || values[i] === null || values[i] === undefined) continue
-    const col = quoteIdent(c.name)
-    await tx.run(`UPDATE ${quoteIdent(t.name)} SET ${col} = ? WHERE ${quoteIdent(t.pk)} = ? AND ${col} IS NULL`, [
-      values[i] as SqlValue,
-      id,
-    ])
+    if (!columns.has(c.name)) continue
+    sets.push(`${quoteIdent(c.name)} = coalesce(${quoteIdent(c.name)}, ?)`)
+    params.push(values[i] ?? null)
   }
+  if (sets.length === 0) return
+  await tx.run(`UPDATE ${quoteIdent(t.name)} SET ${sets.join(', ')} WHERE ${quoteIdent(t.pk)} = ?`, [...params, id])
 }

@@ -26,9 +26,10 @@ import { idTypeOf, ROW_ALIAS, recordColumnsSql } from './rows.js'
  *   text: the text, and so the statement prepared on each connection, stays the same when an epoch changes. Its head row reports that (`ok`) with the client row.
  * - `peek`: `gated` without the checkpoint advance (it writes nothing), its head also carrying the client's
  *   `last_push_at`: a page read ahead of the request that will ask for it (ahead.ts).
- * `capped` (`opened` only): no entry after `capParam` — a live frame stands for a range (prev, to] of the buckets that
- * range touched; entries after `to` may belong to a change whose other entries are in buckets the range did not
- * touch (a move's op 1 elsewhere), which the frame's page would then misread.
+ * `capped` (`opened` only, whose pages have no schema token: the last seq takes its placeholder, `tokenParam`): no
+ * entry after it — a live frame stands for a range (prev, to] of the buckets that range touched; entries after `to`
+ * may belong to a change whose other entries are in buckets the range did not touch (a move's op 1 elsewhere), which
+ * the frame's page would then misread.
  */
 export type PageMode = { kind: 'opened' | 'gated' | 'peek'; capped?: boolean }
 
@@ -93,7 +94,7 @@ e AS MATERIALIZED (
   SELECT c.seq, c.table_name, c.record_id, c.operation
     FROM ${buckets} AS b(id)
    CROSS JOIN LATERAL (
-         ${bucketEntries('seq, table_name, record_id, operation', `${filtered ? ' AND table_name = ANY($6::text[])' : ''}${mode.capped ? ` AND seq <= ${capParam(filtered)}::bigint` : ''}`)}
+         ${bucketEntries('seq, table_name, record_id, operation', `${filtered ? ' AND table_name = ANY($6::text[])' : ''}${mode.capped ? ` AND seq <= ${tokenParam(filtered)}::bigint` : ''}`)}
           LIMIT $3 + 1) c
    WHERE ${served}
    ORDER BY c.seq
@@ -198,11 +199,6 @@ export interface PageHead extends Partial<ClientColumns> {
 /** The placeholder of a gated or peek page's schema token: after the tables filter when there is one. */
 export function tokenParam(filtered: boolean): string {
   return filtered ? '$7' : '$6'
-}
-
-/** The placeholder of a capped page's last seq (`PageMode.capped`; opened pages have no schema token). */
-export function capParam(filtered: boolean): string {
-  return tokenParam(filtered)
 }
 
 /** The client row columns a gated page's head carries (`CLIENT_COLUMNS`). */

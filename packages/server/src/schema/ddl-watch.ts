@@ -35,9 +35,9 @@ export function ddlWatchTrigger(schema: string): string {
  *   request read the catalogs). A DROP reports no created objects at `ddl_command_end`: the drops of `DROP_TAGS` are
  *   counted by a second trigger, on `sql_drop`, which sees what went (`pg_event_trigger_dropped_objects`) and counts
  *   only when an object the command named was permanent (what went with it depends on it, so is temporary too —
- *   except that PostgreSQL reports a temporary view's rule as permanent). The first trigger leaves them to it only while that trigger exists and fires
- *   always (checked at each DROP); otherwise every DROP counts, as before. No flag passes between the two: a session
- *   could forge one and hide real DDL.
+ *   except that PostgreSQL reports a temporary view's rule as permanent). The first trigger leaves them to it only
+ *   while that trigger exists and fires always (checked at each DROP); otherwise every DROP counts, as before. No flag
+ *   passes between the two: a session could forge one and hide real DDL.
  * - The function runs as the counter table's owner, not as the superuser who created it: the table's owner can put
  *   triggers on the table, and those would otherwise run with superuser rights on every DDL.
  * - Should the counter table be gone, it gives up quietly rather than failing every DDL in the database (the engine

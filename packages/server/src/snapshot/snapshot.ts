@@ -36,18 +36,15 @@ export async function snapshot(
   req: SnapshotRequest,
   deadline?: RequestDeadline,
 ): Promise<SnapshotResponse> {
-  try {
-    return await snapshotPage(ctx, userId, req, deadline)
-  } catch (err) {
-    // A table rewritten while the page read it (table.ts, `notRewritten`): once more, on a fresh snapshot. Twice in
-    // a row is a busy migration: the client retries later (503).
-    if (!isTableRewritten(err)) throw err
+  // A table rewritten while the page read it (table.ts, `notRewritten`): once more, on a fresh snapshot. Twice in a
+  // row is a busy migration: the client retries later (40001 → 503).
+  for (let attempt = 1; ; attempt++) {
     try {
       return await snapshotPage(ctx, userId, req, deadline)
-    } catch (again) {
-      if (isTableRewritten(again))
-        throw Object.assign(new Error('snapshot: table rewritten twice', { cause: again }), { code: '40001' })
-      throw again
+    } catch (err) {
+      if (!isTableRewritten(err)) throw err
+      if (attempt === 2)
+        throw Object.assign(new Error('snapshot: table rewritten twice', { cause: err }), { code: '40001' })
     }
   }
 }
