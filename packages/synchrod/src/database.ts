@@ -248,7 +248,12 @@ export async function checkReplicationTarget(pool: pg.Pool, replicationUrl: stri
   const fallback = 'SELECT current_database() AS db, NULL::text AS sys'
   const read = async (q: (text: string) => Promise<pg.QueryResult<{ db: string; sys: string | null }>>) =>
     (await q(sql).catch(() => q(fallback))).rows[0]
-  const other = new pg.Client({ connectionString: replicationUrl })
+  // Bounded as the pool's connections are: a host that does not answer fails the start instead of holding it.
+  const other = new pg.Client({
+    connectionString: replicationUrl,
+    connectionTimeoutMillis: 10_000,
+    query_timeout: 10_000,
+  })
   let theirs: { db: string; sys: string | null } | undefined
   try {
     await other.connect()
