@@ -66,7 +66,7 @@ describe('push: the last write commits with its statement', () => {
   const count = async (ids: string[]) =>
     (await app.db.pool.query('SELECT count(*)::int AS n FROM orders WHERE id = ANY($1)', [ids])).rows[0].n
 
-  it('a push of creates: opening, then the write and COMMIT in one round trip (no separate COMMIT)', async () => {
+  it('a push of creates: opening, write and COMMIT in one round trip', async () => {
     await push([create(randomUUID(), 'warm')]) // prepares the statement on the connection
     sent.length = 0
     const ids = [randomUUID(), randomUUID(), randomUUID()]
@@ -74,9 +74,10 @@ describe('push: the last write commits with its statement', () => {
     expect(res.accepted.map((r) => r.id)).toEqual(ids)
     // Defaults the server set come back as server_version (the stored row).
     expect(res.accepted[0]?.server_version?.data.created_at).toEqual(expect.any(String))
-    expect(sent).toHaveLength(2)
-    expect(sent[0]).toMatch(/^BEGIN;\s/)
-    expect(sent[1]).toMatch(/^EXECUTE synchro_push_\w+\([\s\S]*;\nCOMMIT$/)
+    expect(sent).toHaveLength(1)
+    expect(sent[0]).toMatch(
+      /^BEGIN;\nSELECT set_config\('app\.user_id'[\s\S]*;\nEXECUTE synchro_push_gate_\w+\([\s\S]*;\nEXECUTE synchro_push_\w+\([\s\S]*;\nCOMMIT$/,
+    )
     expect(await count(ids)).toBe(3)
     const touched = await app.db.pool.query('SELECT last_push_at FROM sync_clients WHERE client_id = $1', [
       pair.client_id,
@@ -114,6 +115,21 @@ describe('push: the last write commits with its statement', () => {
     expect(res.accepted.map((r) => r.id)).toEqual(ids)
     expect(res.rejected).toEqual([expect.objectContaining({ id: bad.id, reason_code: 'invalid_data' })])
     expect(await count([...ids, bad.id])).toBe(2)
+  })
+
+  it('a first round trip that fails before the last write (a bad record in an earlier batch): answered the usual way', async () => {
+    await push([create(randomUUID(), 'warm')])
+    const good = randomUUID()
+    const bad = { ...create(randomUUID(), 'x'), data: { ship_address: 'x', status: 'no-such-status' } }
+    const last = randomUUID()
+    sent.length = 0
+    // Two shapes, two statements: the first (with the opening) fails; the request starts over the usual way.
+    const res = await push([bad, create(good, 'g'), create(last, 'l')] as ReturnType<typeof create>[])
+    expect(res.accepted.map((r) => r.id)).toEqual([good, last])
+    expect(res.rejected).toEqual([expect.objectContaining({ id: bad.id, reason_code: 'invalid_data' })])
+    expect(sent[0]).toMatch(/^BEGIN;\n[\s\S]*EXECUTE synchro_push_gate_[\s\S]*SAVEPOINT synchro_push;/)
+    expect(sent).toContain('ROLLBACK')
+    expect(await count([good, bad.id, last])).toBe(2)
   })
 
   it('quotes, backslashes and $n in the data reach the row exactly (inlined literals)', async () => {

@@ -9,27 +9,30 @@ import type { SchemaContract } from '../schema/contract.js'
 import { EXACT_JSON_TYPES } from '../util/json.js'
 import { memo } from '../util/memo.js'
 import { preparedName } from '../util/sql.js'
+import { CommitMiss } from './commit.js'
+import { DeferredOpening } from './opening.js'
 import { executeCall, quoteLiteral } from './roundtrip.js'
 import type { LockRow } from './rows.js'
 import { PushRun, type StampRead } from './run.js'
 import { type Statement, stampStatement } from './sql.js'
 
 /**
- * A push whose opening rides in the round trip of its first reads (request/gated.ts does the same for a pull page):
+ * A push whose opening rides in the round trip of its first statement (request/gated.ts does the same for a pull page):
  *
- *   BEGIN; SELECT set_config('app.user_id', …), <timeouts>; EXECUTE gate(…); [EXECUTE stamps(…) per table]
+ *   BEGIN; SELECT set_config('app.user_id', …), <timeouts>; EXECUTE gate(…); <first statement>
  *
- * then the writes, the last one with COMMIT (commit.ts). The gate statement marks the push on the client row and
- * reports whether the catalog fingerprint is still the one the contract was built for and the client row is there
- * and active. `openRequest` spends a round trip of its own on that (and plans its statement every time: the
- * fingerprint's plan alone is ≈ 0.3 ms of PostgreSQL time); here it is a prepared statement, and the optimistic
- * pre-load's stamp reads (push/run.ts), which only depend on the request, run behind it in the same round trip: a push
- * of updates costs two round trips instead of three.
+ * The first statement is the optimistic pre-load's stamp reads (push/run.ts: updates, deletes), or for a push of
+ * creates its write, which commits in the same round trip (commit.ts): one round trip for the whole push, two for
+ * updates. The gate statement marks the push on the client row and raises unless the catalog fingerprint is still the
+ * one the contract was built for and the client row is there and active. `openRequest` spends a round trip of its own
+ * on that (and plans its statement every time: the fingerprint's plan alone is ≈ 0.3 ms of PostgreSQL time); here it
+ * is a prepared statement.
  *
  * Taken only when the last opened push found the cached contract current and the request carries its schema pair, no
- * onPushAccepted hook runs after the writes, and the values travel as literals. When the gate is closed (DDL, missing or
- * deactivated client) or the opening fails, the transaction rolls back and push takes the `openRequest` path, which
- * answers exactly as always (409, 404, the stale-client hook, a contract rebuild). Answers `undefined` then.
+ * onPushAccepted hook runs after the writes, and the values travel as literals (`undefined` otherwise). When the gate
+ * is closed (DDL, missing or deactivated client) or that first round trip fails, the transaction rolls back and
+ * CommitMiss sends push to the `openRequest` path, which answers exactly as always (409, 404, the stale-client hook, a
+ * contract rebuild).
  */
 export async function pushInOneTrip(
   ctx: EngineContext,
@@ -77,20 +80,21 @@ export async function pushInOneTrip(
     db.release()
     return results[results.length - 2]?.rows ?? []
   }
+  let opening: DeferredOpening | undefined
   try {
     deadline?.check() // answered 503 while waiting for a connection: do nothing
+    opening = new DeferredOpening(db, ...openingOf(ctx, db, userId, req.client_id, known.fingerprint, deadline))
     const run = new PushRun(ctx, db, contract, userId, commit)
-    const reads = run.stampReads(changes)
-    const stamps = await open(ctx, db, userId, req.client_id, known.fingerprint, reads, deadline)
-    if (!(stamps instanceof Map)) {
-      await end('ROLLBACK', stamps === 'failed')
-      deadline?.check() // answered 503 meanwhile (a stalled or timed-out opening): no second attempt
-      return
-    }
+    // The stamp reads go with the opening; without them (creates) the first write does (opening.ts).
+    const stamps = await readStamps(ctx, db, run.stampReads(changes))
     const results = await run.run(changes, stamps)
     await end('COMMIT')
     return { contract, results }
   } catch (err) {
+    opening?.restore()
+    // A prepared statement gone missing: a transaction-mode pooler sits in between (request/open.ts), where a
+    // statement prepared in one transaction may be missing in the next. No more gates in this process.
+    if (err instanceof CommitMiss && lostPreparedStatement(err.cause)) gating = false
     await end('ROLLBACK', true).catch(() => {})
     throw err
   }
@@ -108,43 +112,39 @@ export function rememberOpened(ctx: EngineContext, fingerprint: string, contract
 }
 
 /**
- * The opening round trip: the stamp rows by table name when the gate was open. `failed`: a database error (the
- * connection's prepared statements are then in doubt); the `openRequest` path meets the same error, or not, as it
- * always would.
+ * The opening of the request transaction: BEGIN, the settings, the gate (which raises when closed), as one text for
+ * DeferredOpening, and the number of results it gives.
  */
-async function open(
+function openingOf(
   ctx: EngineContext,
   db: pg.PoolClient,
   userId: string,
   clientId: string,
   fingerprint: string,
-  reads: readonly StampRead[],
   deadline: RequestDeadline | undefined,
-): Promise<Map<string, LockRow[]> | 'closed' | 'failed'> {
+): [string, number] {
   const settings = Object.entries(deadlineSettings(deadline))
     .map(([name, value]) => `, set_config('${name}', ${quoteLiteral(value)}, true)`)
     .join('')
-  const parts = [
-    'BEGIN',
-    `SELECT set_config('app.user_id', ${quoteLiteral(userId)}, true)${settings}`,
-    executeCall(db, gateStatement(ctx), [userId, clientId, ctx.contracts.fingerprintParam(), fingerprint]),
-    ...reads.map((r) => executeCall(db, stampStatement(ctx.registry, r.info.t, r.info.idKind), [r.keys])),
-  ]
-  let results: pg.QueryResult[]
-  try {
-    results = (await db.query({ text: parts.join(';\n'), types: EXACT_JSON_TYPES })) as unknown as pg.QueryResult[]
-  } catch (err) {
-    // A prepared statement gone missing: a transaction-mode pooler sits in between (request/open.ts), where a
-    // statement prepared in one transaction may be missing in the next. No more gates in this process.
-    if (lostPreparedStatement(err)) gating = false
-    return 'failed'
-  }
+  const gate = executeCall(db, gateStatement(ctx), [userId, clientId, ctx.contracts.fingerprintParam(), fingerprint])
+  const text = `BEGIN;\nSELECT set_config('app.user_id', ${quoteLiteral(userId)}, true)${settings};\n${gate}`
+  return [text, gate.startsWith('PREPARE') ? 4 : 3]
+}
+
+/** The optimistic pre-load's stamp reads in one round trip (the opening's, when they are the first): rows by table. */
+async function readStamps(
+  ctx: EngineContext,
+  db: pg.PoolClient,
+  reads: readonly StampRead[],
+): Promise<Map<string, LockRow[]> | undefined> {
+  if (reads.length === 0) return
+  const parts = reads.map((r) => executeCall(db, stampStatement(ctx.registry, r.info.t, r.info.idKind), [r.keys]))
+  const answer = (await db.query({ text: parts.join(';\n'), types: EXACT_JSON_TYPES })) as unknown
+  const results = (Array.isArray(answer) ? answer : [answer]) as pg.QueryResult[]
   // One result per statement; an EXECUTE's is the last of its part (a part may begin with PREPARE).
   const ends: number[] = []
   for (const p of parts) ends.push((ends.at(-1) ?? -1) + (p.startsWith('PREPARE') ? 2 : 1))
-  const rowsOf = (part: number) => results[ends[part] as number]?.rows ?? []
-  if (rowsOf(2)[0]?.ok !== true) return 'closed'
-  return new Map(reads.map((r, i) => [r.info.t.tableName, rowsOf(i + 3) as LockRow[]]))
+  return new Map(reads.map((r, i) => [r.info.t.tableName, (results[ends[i] as number]?.rows ?? []) as LockRow[]]))
 }
 
 const gates = new WeakMap<EngineContext, Statement>()
@@ -158,7 +158,8 @@ function gateStatement(ctx: EngineContext): Statement {
     const params = ['$1', '$2']
     const source = touchClientForPush('', '')(() => params.shift() as string)
     const text = `WITH ${source.with}
-SELECT ${ctx.contracts.fingerprintSql('$3')} = $4 AND c.is_active IS TRUE AS ok
+SELECT CASE WHEN ${ctx.contracts.fingerprintSql('$3')} = $4 AND c.is_active IS TRUE THEN true
+       ELSE ('synchro push gate closed: ' || coalesce(c.is_active::text, 'no client'))::boolean END AS ok
   FROM (SELECT 1) one
   ${source.join}`
     return { name: preparedName('synchro_push_gate', text), text }
