@@ -106,8 +106,9 @@ export const WIRE_ERRORS = {
     status: 503,
     message: 'service temporarily unavailable',
     meaning:
-      'The database is unreachable or did not answer within the request deadline, a transient error occurred, or ' +
-      'the server is at its in-flight bound (maxInFlight, maxBodyBytesInFlight).',
+      'The database is unreachable or did not answer within the request deadline, a transient error occurred (the ' +
+      'JWKS endpoint could not be read and no key set was read before), or the server is at its in-flight bound ' +
+      '(maxInFlight, maxBodyBytesInFlight).',
     fix: 'Retry after the number of seconds in Retry-After.',
   },
   register_failed: {

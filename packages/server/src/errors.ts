@@ -108,6 +108,7 @@ const TRANSIENT_CODES = new Set([
   '57014', // query_canceled: the request's statement_timeout (its deadline) passed
   '55P03', // lock_not_available: the request's lock_timeout passed
   'deadline_exceeded', // DeadlineExceededError: the request's own deadline
+  'key_set_unavailable', // KeySetUnavailableError (auth/): the JWKS endpoint could not be read
 ])
 
 const TRANSIENT_MESSAGES = [

@@ -3,7 +3,14 @@
  * `@synchro/server/node`; helpers for synchrod, benchmarks and tests in `@synchro/server/internal` (no stability
  * promise).
  */
-export { AuthError, type Authenticator, headerAuth, type JwtAuthOptions, jwtAuth } from './auth/auth.js'
+export {
+  AuthError,
+  type Authenticator,
+  headerAuth,
+  type JwtAuthOptions,
+  jwtAuth,
+  KeySetUnavailableError,
+} from './auth/auth.js'
 export { GLOBAL_BUCKET } from './buckets/index.js'
 export type { CompactionProgress, CompactionResult } from './changelog/index.js'
 export { lastWriteWins, serverWins } from './conflict/lww.js'

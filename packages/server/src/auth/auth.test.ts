@@ -1,8 +1,9 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AuthError, headerAuth, jwtAuth } from './auth.js'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { identify } from '../http/identity.js'
+import { AuthError, headerAuth, jwtAuth, KeySetUnavailableError } from './auth.js'
 
 const req = (headers: Record<string, string>) => new Request('http://x/sync/pull', { headers })
 
@@ -72,6 +73,60 @@ describe('JWKS mode (RS/ES only)', () => {
     expect(await failure(auth(req({ authorization: `Bearer ${t}` })))).toBe('invalid token')
     const t2 = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'RS256', kid: 'rsa1' }).sign(other.privateKey)
     expect(await failure(auth(req({ authorization: `Bearer ${t2}` })))).toBe('invalid token')
+  })
+})
+
+describe('JWKS mode: the endpoint failing', () => {
+  let server: http.Server
+  let url: string
+  let rsa: CryptoKey
+  /** What the endpoint answers: the key set, or a 500. */
+  let up = true
+  beforeAll(async () => {
+    const r = await generateKeyPair('RS256')
+    rsa = r.privateKey
+    const keys = [{ ...(await exportJWK(r.publicKey)), kid: 'rsa1', alg: 'RS256', use: 'sig' }]
+    server = http.createServer((_q, s) => {
+      s.statusCode = up ? 200 : 500
+      s.setHeader('content-type', 'application/json')
+      s.end(up ? JSON.stringify({ keys }) : '{"error":"down"}')
+    })
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res))
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`
+  })
+  afterEach(() => {
+    vi.useRealTimers()
+    up = true
+  })
+  afterAll(async () => {
+    await new Promise((r) => server.close(r))
+  })
+  const token = (sub: string, kid = 'rsa1') => new SignJWT({ sub }).setProtectedHeader({ alg: 'RS256', kid }).sign(rsa)
+  const unavailable = () => new Response(null, { status: 503 })
+  const logger = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} } as never
+
+  it('never read (endpoint down, or nothing listening): 503 for the handler, not 401', async () => {
+    up = false
+    const auth = jwtAuth({ jwksUrl: url })
+    const request = req({ authorization: `Bearer ${await token('alice')}` })
+    await expect(auth(request)).rejects.toBeInstanceOf(KeySetUnavailableError)
+    expect(((await identify(request, auth, logger, unavailable)) as Response).status).toBe(503)
+    const closed = jwtAuth({ jwksUrl: 'http://127.0.0.1:1/jwks.json' })
+    expect(((await identify(request, closed, logger, unavailable)) as Response).status).toBe(503)
+  })
+
+  it('down after a successful read: the last key set still verifies; an unknown key is still 401', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    const auth = jwtAuth({ jwksUrl: url })
+    expect(await auth(req({ authorization: `Bearer ${await token('alice')}` }))).toBe('alice')
+    up = false
+    vi.setSystemTime(Date.now() + 60 * 60_000) // past jose's cache age and cooldown: the next token refetches
+    expect(await auth(req({ authorization: `Bearer ${await token('bob')}` }))).toBe('bob')
+    const other = await generateKeyPair('RS256')
+    const forged = await new SignJWT({ sub: 'x' })
+      .setProtectedHeader({ alg: 'RS256', kid: 'nope' })
+      .sign(other.privateKey)
+    expect(await failure(auth(req({ authorization: `Bearer ${forged}` })))).toBe('invalid token')
   })
 })
 

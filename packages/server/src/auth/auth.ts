@@ -1,5 +1,5 @@
 import { HEADERS, WIRE_ERRORS } from '@synchro/protocol'
-import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose'
+import { createLocalJWKSet, createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose'
 import { SynchroError } from '../errors.js'
 
 /** The wire codes of a failed authentication (all HTTP 401). */
@@ -72,7 +72,7 @@ export function jwtAuth(opts: JwtAuthOptions): Authenticator {
   if (!opts.secret && !opts.jwksUrl) throw new SynchroError('configuration', 'jwtAuth: secret or jwksUrl is required')
   const claim = opts.userClaim || 'sub'
   const key = opts.secret ? new TextEncoder().encode(opts.secret) : undefined
-  const jwks = opts.jwksUrl ? createRemoteJWKSet(new URL(opts.jwksUrl)) : undefined
+  const jwks = opts.jwksUrl ? remoteKeys(opts.jwksUrl) : undefined
   const algorithms = key ? HS : ASYM
   // Verified tokens are cached briefly (keyed by the token, never past `exp`): HS verification dominates the hot path.
   const cache = new Map<string, { sub: string; until: number }>()
@@ -88,8 +88,9 @@ export function jwtAuth(opts: JwtAuthOptions): Authenticator {
       const verifyOpts = { algorithms, audience: opts.audience, issuer: opts.issuer, clockTolerance: 0 }
       payload = key
         ? (await jwtVerify(token, key, verifyOpts)).payload
-        : (await jwtVerify(token, jwks as ReturnType<typeof createRemoteJWKSet>, verifyOpts)).payload
-    } catch {
+        : (await jwtVerify(token, jwks as JWTVerifyGetKey, verifyOpts)).payload
+    } catch (err) {
+      if (err instanceof KeySetUnavailableError) throw err
       throw new AuthError(WIRE_ERRORS.invalid_token.message)
     }
     const sub = payload[claim]
@@ -103,4 +104,46 @@ export function jwtAuth(opts: JwtAuthOptions): Authenticator {
     if (nbfOk) cache.set(token, { sub, until })
     return sub
   }
+}
+
+/**
+ * The JWKS endpoint could not be read (unreachable, timed out, not 200, not a key set) and no key set was read before:
+ * the server's problem, not the token's. The handler answers 503 + Retry-After (`isTransientError`), never 401, which
+ * would tell the client its credentials are bad.
+ */
+export class KeySetUnavailableError extends SynchroError {
+  constructor(cause: unknown) {
+    super('key_set_unavailable', 'JWKS endpoint unavailable', { cause })
+  }
+}
+
+/**
+ * The keys of a JWKS endpoint (jose's remote set: cached, refetched when stale or on an unknown `kid`). When a refetch
+ * fails, the last key set read still verifies tokens — an identity provider's outage does not sign every client out —
+ * and without one the failure is KeySetUnavailableError. A token's own problems (no matching key) stay 401.
+ */
+function remoteKeys(url: string): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(new URL(url))
+  // The last key set read, as a local set: built at the first failed refetch, dropped at the next success.
+  let fallback: JWTVerifyGetKey | undefined
+  return async (header, token) => {
+    try {
+      const key = await remote(header, token)
+      fallback = undefined
+      return key
+    } catch (err) {
+      if (!fetchFailed(err)) throw err
+      const keys = remote.jwks() // the set of the last successful fetch, if any
+      if (!keys) throw new KeySetUnavailableError(err)
+      fallback ??= createLocalJWKSet(keys)
+      return fallback(header, token)
+    }
+  }
+}
+
+/** Whether jose failed to read the key set (rather than to find a key in it). */
+function fetchFailed(err: unknown): boolean {
+  if (!(err instanceof errors.JOSEError)) return true // fetch's own errors (connection refused, DNS)
+  // The bare JOSEError: a status other than 200, or a body that is not JSON.
+  return err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || err.code === 'ERR_JOSE_GENERIC'
 }

@@ -132,6 +132,8 @@ export function configurationMarkdown(): string {
     '',
     '- `JWT_SECRET`: Bearer JWTs signed with HS256/384/512; the user id is the `JWT_USER_CLAIM` claim.',
     '- `JWKS_URL`: Bearer JWTs signed with RS*/ES* keys from the JWKS endpoint (fetched once at startup to fail fast).',
+    '  When a later refetch fails (a new `kid`, the cached set grown stale), the last key set read keeps verifying',
+    '  tokens; with none read the answer is 503 + Retry-After, never 401 (which would tell clients their token is bad).',
     '- Neither: the user id is taken from the `X-User-ID` header, unauthenticated. The daemon logs a warning at',
     '  startup. Use it for local development only. `--dev-header-auth` asks for this mode explicitly (an error together',
     '  with `JWT_SECRET` or `JWKS_URL`); `SYNCHRO_DEV_HEADER_AUTH=false` makes a missing JWT configuration a startup',
