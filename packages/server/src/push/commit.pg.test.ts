@@ -17,6 +17,7 @@ describe('push: the last write commits with its statement', () => {
   let engine: Engine
   const sent: string[] = []
   const spied = new WeakSet<pg.PoolClient>()
+  let connections = 0
   const user = randomUUID()
   const stale: string[] = []
   let pair: { client_id: string; schema_version: number; schema_hash: string }
@@ -24,6 +25,7 @@ describe('push: the last write commits with its statement', () => {
   beforeAll(async () => {
     app = await createTestApp()
     pool = new pg.Pool({ connectionString: app.db.url, max: 2 })
+    pool.on('connect', () => connections++)
     // Every statement text the engine's connections send, in order.
     pool.on('acquire', (c) => {
       if (spied.has(c)) return
@@ -214,5 +216,19 @@ describe('push: the last write commits with its statement', () => {
       c.pair.client_id,
     ])
     expect(row.rows[0].last_push_at).toBeNull()
+  })
+
+  it('a closed gate keeps its connection: a deactivated client pushing again and again opens none', async () => {
+    const c = await client()
+    await c.push([c.change('create', randomUUID(), 'warm')])
+    await app.db.pool.query('UPDATE sync_clients SET is_active = false WHERE client_id = $1', [c.pair.client_id])
+    const hook = stale.length
+    const before = connections
+    // The onStaleClient hook here rejects: each push meets the closed gate, then the usual path answers 403.
+    for (let i = 0; i < 3; i++) {
+      await expect(c.push([c.change('create', randomUUID(), 'x')])).rejects.toBeInstanceOf(StaleClientRejectedError)
+    }
+    expect(stale.length).toBe(hook + 3)
+    expect(connections).toBe(before)
   })
 })

@@ -24,7 +24,7 @@ export class CommitMiss extends Error {
 }
 
 /** A PostgreSQL error (the statement or COMMIT failed) rather than the deadline or the connection. */
-function isDatabaseError(err: unknown): boolean {
+export function isDatabaseError(err: unknown): boolean {
   const e = err as { code?: unknown; severity?: unknown }
   return typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && typeof e.severity === 'string'
 }

@@ -2,15 +2,14 @@ import type { PushRecord, PushRequest, PushResult } from '@synchro/protocol'
 import type pg from 'pg'
 import { touchClientForPush } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
-import { DeadlineExceededError, deadlineSettings, type RequestDeadline, watchProgress } from '../limits/deadline.js'
-import type { CommitQuery } from '../request/open.js'
+import { deadlineSettings, type RequestDeadline } from '../limits/deadline.js'
 import { lostPreparedStatement } from '../request/statements.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { EXACT_JSON_TYPES } from '../util/json.js'
 import { memo } from '../util/memo.js'
 import { preparedName } from '../util/sql.js'
 import { CommitMiss } from './commit.js'
-import { DeferredOpening } from './opening.js'
+import { GatedTx } from './gated-tx.js'
 import { executeCall, quoteLiteral } from './roundtrip.js'
 import type { LockRow } from './rows.js'
 import { PushRun, type StampRead } from './run.js'
@@ -22,8 +21,8 @@ import { type Statement, stampStatement } from './sql.js'
  *   BEGIN; SELECT set_config('app.user_id', …), <timeouts>; EXECUTE gate(…); <first statement>
  *
  * The first statement is the optimistic pre-load's stamp reads (push/run.ts: updates, deletes), or for a push of
- * creates its write, which commits in the same round trip (commit.ts): one round trip for the whole push, two for
- * updates. The gate statement marks the push on the client row and raises unless the catalog fingerprint is still the
+ * creates its write: two round trips (with COMMIT on its own under a request deadline, gated-tx.ts), one for a push
+ * of creates without a deadline. The gate statement marks the push on the client row and raises unless the catalog fingerprint is still the
  * one the contract was built for and the client row is there and active. `openRequest` spends a round trip of its own
  * on that (and plans its statement every time: the fingerprint's plan alone is ≈ 0.3 ms of PostgreSQL time); here it
  * is a prepared statement.
@@ -48,54 +47,20 @@ export async function pushInOneTrip(
   if (contract.version !== req.schema_version || contract.hash !== req.schema_hash) return
   if (userId.includes('\u0000') || req.client_id.includes('\u0000')) return
   const db = await ctx.pool.connect()
-  const unwatch = watchProgress(db, deadline)
-  let ended = false
-  /** `discard`: the connection's prepared statements are in doubt; it is not reused. */
-  const end = async (command: 'COMMIT' | 'ROLLBACK', discard = false): Promise<void> => {
-    if (ended) return
-    ended = true
-    const expired = command === 'COMMIT' && deadline?.expired === true
-    if (command === 'COMMIT' && !expired) deadline?.beginCommit()
-    let failed: { err: unknown } | undefined
-    try {
-      await db.query(expired ? 'ROLLBACK' : command)
-    } catch (err) {
-      failed = { err }
-      if (command === 'COMMIT') await db.query('ROLLBACK').catch(() => {})
-    }
-    unwatch()
-    db.release(failed || discard ? true : undefined)
-    if (expired) throw new DeadlineExceededError()
-    if (failed && command === 'COMMIT') throw failed.err
-  }
-  const commit = async <R extends object>(query: CommitQuery): Promise<R[]> => {
-    if (deadline?.expired) throw new DeadlineExceededError()
-    deadline?.beginCommit()
-    const results = (await db.query({
-      text: `${query.text};\nCOMMIT`,
-      types: query.types,
-    })) as unknown as pg.QueryResult<R>[]
-    ended = true
-    unwatch()
-    db.release()
-    return results[results.length - 2]?.rows ?? []
-  }
-  let opening: DeferredOpening | undefined
+  const tx = new GatedTx(db, deadline, openingOf(ctx, db, userId, req.client_id, known.fingerprint, deadline))
   try {
     deadline?.check() // answered 503 while waiting for a connection: do nothing
-    opening = new DeferredOpening(db, ...openingOf(ctx, db, userId, req.client_id, known.fingerprint, deadline))
-    const run = new PushRun(ctx, db, contract, userId, commit)
+    const run = new PushRun(ctx, tx.db, contract, userId, tx.commit)
     // The stamp reads go with the opening; without them (creates) the first write does (opening.ts).
-    const stamps = await readStamps(ctx, db, run.stampReads(changes))
+    const stamps = await readStamps(ctx, tx.db, run.stampReads(changes))
     const results = await run.run(changes, stamps)
-    await end('COMMIT')
+    await tx.end('COMMIT')
     return { contract, results }
   } catch (err) {
-    opening?.restore()
     // A prepared statement gone missing: a transaction-mode pooler sits in between (request/open.ts), where a
     // statement prepared in one transaction may be missing in the next. No more gates in this process.
     if (err instanceof CommitMiss && lostPreparedStatement(err.cause)) gating = false
-    await end('ROLLBACK', true).catch(() => {})
+    await tx.abandon(err)
     throw err
   }
 }

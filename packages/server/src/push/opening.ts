@@ -5,8 +5,7 @@ type Query = pg.PoolClient['query']
 
 /**
  * A transaction's opening statements (BEGIN, settings, the push gate) sent in the round trip of the first statement the
- * push runs on the connection, instead of a round trip of their own: a push of creates is then one round trip in
- * all (opening, write, COMMIT). While the opening is pending, `db.query` is shadowed on the connection object itself
+ * push runs on the connection, instead of a round trip of their own (gated-tx.ts says when COMMIT joins them). While the opening is pending, `db.query` is shadowed on the connection object itself
  * (the prepared-statement bookkeeping of roundtrip.ts is keyed by that object, so a wrapper would not do; a `query` the
 object had of its own is put back):
  *
@@ -39,6 +38,11 @@ export class DeferredOpening {
   /** Whether the opening reached the server (a transaction is open, or aborted). */
   get sent(): boolean {
     return this.#state !== 'pending'
+  }
+
+  /** Sends the opening in a round trip of its own when it is still pending (throws CommitMiss as `query` would). */
+  async send(): Promise<void> {
+    if (this.#state === 'pending') await this.#first('SELECT 1')
   }
 
   /** Gives the connection its own `query` back; call before ROLLBACK / release on every path. */

@@ -113,3 +113,9 @@ export async function resyncPrepared(db: pg.PoolClient, stmt: Statement): Promis
   )
   if (rows[0]?.n === 0) prepared.get(db)?.delete(name)
 }
+
+/** After a rolled-back request whose statements may or may not have run: what is prepared, read back from the server. */
+export async function resyncAllPrepared(db: pg.PoolClient): Promise<void> {
+  const { rows } = await db.query<{ name: string }>('SELECT name FROM pg_prepared_statements')
+  prepared.set(db, new Set(rows.map((r) => r.name)))
+}
