@@ -183,4 +183,18 @@ describe('LivePosition', () => {
     p.reset()
     expect(p.decide(frame(15, 16))).toBe('pull')
   })
+
+  it('a stream reopened during a snapshot rebuild stands nowhere until the next pull', () => {
+    const p = new LivePosition()
+    p.opened(10)
+    p.reset() // the rebuild starts
+    p.opened(10) // the stream reopens with the checkpoint of the data being replaced
+    const epoch = p.epoch
+    p.reset() // the rebuild ends: its snapshot may be newer than frames from 10
+    expect(p.decide(frame(10, 12))).toBe('pull')
+    p.opened(10, epoch) // a checkpoint read before that reset
+    expect(p.decide(frame(10, 12))).toBe('pull')
+    p.pulled(20, 0)
+    expect(p.decide(frame(20, 21))).toBe('apply')
+  })
 })

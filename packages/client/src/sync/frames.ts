@@ -40,10 +40,21 @@ export class LivePosition {
   /** Newest changelog head the stream announced (poke or frame). */
   heard = 0
   #complete: number | undefined
+  #epoch = 0
 
-  /** The stream (re)opened with our stored checkpoint: the server's frames start there. */
-  opened(checkpoint: number): void {
-    this.#complete = checkpoint
+  /** Changes with every `reset`: what a stream reopening reads its checkpoint in (see `opened`). */
+  get epoch(): number {
+    return this.#epoch
+  }
+
+  /**
+   * The stream (re)opened with our stored checkpoint, read in `epoch`: the server's frames start there. A checkpoint
+   * read before a reset, or a claim made while a rebuild runs (undone by the reset that ends it), names the data
+   * the rebuild replaces: frames from it may be older than the snapshot, and applied after it they would bring back
+   * row states no pull repairs (the rebuild stored a checkpoint past them).
+   */
+  opened(checkpoint: number, epoch = this.#epoch): void {
+    if (epoch === this.#epoch) this.#complete = checkpoint
   }
 
   hear(seq: number): void {
@@ -55,9 +66,10 @@ export class LivePosition {
     this.#complete = Math.max(this.#complete ?? 0, checkpoint, heardAtStart)
   }
 
-  /** A snapshot replaced the data: unknown until the next pull. */
+  /** A snapshot rebuild starts or ends (done or not): the data is being replaced, unknown until the next pull. */
   reset(): void {
     this.#complete = undefined
+    this.#epoch++
   }
 
   /** `apply` when we are complete up to exactly `from`; `skip` when we already hold all of it; else `pull`. */

@@ -140,8 +140,9 @@ export function openLiveChannel(
       scheduler.request().catch(() => {})
     },
     async () => {
+      const epoch = ctx.position.epoch
       const checkpoint = Number((await ctx.db.run((ex) => getMeta(ex, 'checkpoint'))) ?? '0') || 0
-      ctx.position.opened(checkpoint)
+      ctx.position.opened(checkpoint, epoch)
       return checkpoint
     },
     ctx.cfg.timers,

@@ -16,12 +16,18 @@ import { pushAll } from './push-all.js'
  */
 export async function snapshotRebuild(ctx: CycleContext, approval: boolean, reason: string): Promise<void> {
   const schema = requireSchema(ctx)
+  // The live stream's position is unknown from here until the next pull; reset again at the end, because a stream
+  // that reopens meanwhile stands at the stored checkpoint of the data being replaced (LivePosition.opened).
   ctx.position?.reset()
-  // What could not be pushed stays queued, and its rows survive the rebuild.
-  await pushAll(ctx)
-  if (approval && !(await approveSnapshot(ctx))) throw new SnapshotRequiredError(reason)
-  await ctx.db.transaction((tx) => withSyncLock(tx, () => clearForRebuild(tx, schema)), 'sync')
-  await withDeferredCheckpoints(ctx.db, (checkpoints) => snapshotPages(ctx, checkpoints))
+  try {
+    // What could not be pushed stays queued, and its rows survive the rebuild.
+    await pushAll(ctx)
+    if (approval && !(await approveSnapshot(ctx))) throw new SnapshotRequiredError(reason)
+    await ctx.db.transaction((tx) => withSyncLock(tx, () => clearForRebuild(tx, schema)), 'sync')
+    await withDeferredCheckpoints(ctx.db, (checkpoints) => snapshotPages(ctx, checkpoints))
+  } finally {
+    ctx.position?.reset()
+  }
 }
 
 /** Pages /sync/snapshot into the cleared tables, one transaction per group; the last one completes the rebuild. */
