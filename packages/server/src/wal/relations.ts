@@ -69,11 +69,13 @@ export class Relations {
 
   /**
    * Decodes a committed stream's recorded messages when the writer reads them: its own relation messages first
-   * (in order), the session's relation map for the rest.
+   * (in order), the session's relation map as it is now (at its commit) for the rest. The writer may read them
+   * after later messages arrived: a relation message of a table altered since describes those, not this one.
    */
   replayDecoder(inStream: boolean): SpillDecoder {
     const own = new Map<number, RelationInfo>()
-    const lookup = (id: number) => own.get(id) ?? this.#byId.get(id)
+    const before = new Map(this.#byId)
+    const lookup = (id: number) => own.get(id) ?? before.get(id)
     const columns = Relations.#mask(lookup)
     return (payload) => {
       let msg: PgoutputMessage

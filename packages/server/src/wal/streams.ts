@@ -107,9 +107,9 @@ export class StreamedTransactions {
         this.#byXid.delete(msg.xid)
         const txn: WalTransaction = { endLsn: msg.endLsn, changes: [], xid: msg.xid, commitTime: msg.commitTime }
         if (open) {
-          open.spill.seal(this.#relations.replayDecoder(true))
           // The server counts a relation described inside a committed stream as described for what follows.
           for (const rel of open.relations) this.#relations.describe(rel)
+          open.spill.seal(this.#relations.replayDecoder(true))
           txn.spill = open.spill
         }
         this.#events.commit(txn)
