@@ -153,7 +153,6 @@ class Consumer implements WalConsumer {
       sawServerEnd: (walEnd) => {
         if (this.#serverEnd === null || walEnd > this.#serverEnd) this.#serverEnd = walEnd
       },
-      serverEnd: () => this.#serverEnd,
       probeLock: () => this.#lock.probe(),
       applied: (batch, ack) => this.#applied(batch, ack),
     }

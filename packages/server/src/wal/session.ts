@@ -34,7 +34,6 @@ export interface SessionHost {
   setRunning(running: boolean): void
   /** The server's WAL end as seen in a message. */
   sawServerEnd(walEnd: bigint): void
-  serverEnd(): bigint | null
   /** Probes the leader-lock connection. */
   probeLock(): void
   /** A batch committed. */
@@ -57,6 +56,13 @@ export async function runSession(host: SessionHost): Promise<boolean> {
     settle = resolve
   })
   let stream: ReplicationStream | undefined
+  // The server's WAL end as this session's messages show it. Not the consumer's: what an earlier session received
+  // but did not write is sent again, and is not "nothing in flight" until this session has it.
+  let serverEnd: bigint | null = null
+  const saw = (walEnd: bigint) => {
+    if (serverEnd === null || walEnd > serverEnd) serverEnd = walEnd
+    host.sawServerEnd(walEnd)
+  }
   const queue = new BatchQueue(o.batchMaxEvents, { pause: () => stream?.pause(), resume: () => stream?.resume() })
   const ack = (replyRequested = false) => {
     const durable = host.durable.lsn
@@ -112,11 +118,11 @@ export async function runSession(host: SessionHost): Promise<boolean> {
       logicalDecodingWorkMem: o.logicalDecodingWorkMem,
       handlers: {
         onData: (walEnd, payload) => {
-          host.sawServerEnd(walEnd)
+          saw(walEnd)
           if (!failure) assembler.onMessage(payload)
         },
         onKeepalive: (walEnd, replyRequested) => {
-          host.sawServerEnd(walEnd)
+          saw(walEnd)
           // Nothing in flight: everything up to walEnd is either applied or irrelevant to us, so let the
           // server recycle that WAL (otherwise an idle slot pins WAL forever).
           if (idle()) host.durable.advance(walEnd)
@@ -136,7 +142,6 @@ export async function runSession(host: SessionHost): Promise<boolean> {
     (err: unknown) => fail(err instanceof Error ? err : new Error(String(err))),
   )
   const timer = setInterval(() => {
-    const serverEnd = host.serverEnd()
     if (idle() && serverEnd !== null) host.durable.advance(serverEnd)
     ack()
     // Probe the lock session so a silently dead leader connection is noticed within one interval.
