@@ -2,7 +2,7 @@ import type { Change, WalTransaction } from '../changelog/changes.js'
 import type { Registry, ResolvedTable } from '../registry/registry.js'
 import type { PgoutputMessage } from './pgoutput.js'
 import { Relations } from './relations.js'
-import { SpillFile } from './spill.js'
+import { type SpillDecoder, SpillFile } from './spill.js'
 import { ROW_TAGS, StreamedTransactions } from './streams.js'
 
 export interface AssemblerEvents {
@@ -29,8 +29,11 @@ export class TransactionAssembler {
   #xid: number | undefined
   /** Streamed transactions (protocol 2) not committed yet. */
   readonly #streams: StreamedTransactions
-  /** The transaction being received (Begin … Commit) once it outgrew `spillAfter` changes. */
-  #spill: SpillFile | null = null
+  /**
+   * The transaction being received (Begin … Commit) once it outgrew `spillAfter` changes, and the decoder of its
+   * records (they are decoded when the writer reads them, with the relations as they were where they begin).
+   */
+  #spill: { file: SpillFile; decode: SpillDecoder } | null = null
 
   constructor(
     readonly oids: Map<number, ResolvedTable>,
@@ -60,7 +63,7 @@ export class TransactionAssembler {
   /** Frees the spill files of streamed transactions that did not commit (the session ends). */
   dispose(): void {
     this.#streams.dispose()
-    this.#spill?.dispose()
+    this.#spill?.file.dispose()
     this.#spill = null
   }
 
@@ -69,7 +72,7 @@ export class TransactionAssembler {
     if (this.#streams.accept(payload)) return
     const tag = payload[0] as number
     if (this.#spill && ROW_TAGS.has(tag)) {
-      this.#spill.append(0, payload, true)
+      this.#spill.file.append(0, payload, true)
       return
     }
     let msg: PgoutputMessage
@@ -94,7 +97,7 @@ export class TransactionAssembler {
       case 'relation':
         this.#relations.describe(msg)
         // A spilled transaction's changes are decoded later: they need the relation as it was here.
-        this.#spill?.append(0, payload, false)
+        this.#spill?.file.append(0, payload, false)
         return
       case 'insert':
       case 'update':
@@ -109,8 +112,8 @@ export class TransactionAssembler {
         this.#current = null
         const txn: WalTransaction = { endLsn: msg.endLsn, changes, xid: this.#xid, commitTime: msg.commitTime }
         if (this.#spill) {
-          this.#spill.seal(this.#relations.replayDecoder(false))
-          txn.spill = this.#spill
+          this.#spill.file.seal(this.#spill.decode)
+          txn.spill = this.#spill.file
           txn.changes = []
           this.#spill = null
         }
@@ -127,7 +130,9 @@ export class TransactionAssembler {
     if (!c || !cur) return
     cur.push(c)
     if (cur.length >= this.spillAfter) {
-      this.#spill = new SpillFile(this.spillDir(), this.#xid ?? 0, false, cur)
+      // Relations described from here on (a table altered inside the transaction) are recorded in the file.
+      const file = new SpillFile(this.spillDir(), this.#xid ?? 0, false, cur)
+      this.#spill = { file, decode: this.#relations.replayDecoder(false) }
       this.#current = []
     }
   }

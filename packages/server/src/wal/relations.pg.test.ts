@@ -111,3 +111,28 @@ it('a spilled transaction read after a DROP COLUMN and a later change of its tab
   expect(await countInBucket(after)).toEqual([{ op: 1, n: 1 }])
   expect(errors).toEqual([])
 })
+
+it('a spilled transaction that alters its table keeps the columns of its changes from before the ALTER', async () => {
+  const [big, after] = [randomUUID(), randomUUID()]
+  await q('INSERT INTO orders (user_id) SELECT $1::uuid FROM generate_series(1, 200)', [big])
+  await marker()
+  const c = await db.pool.connect()
+  try {
+    // A migration in one transaction: 200 updates (150 of them in the spill file), a column dropped, then a change
+    // of the table, sent with the new relation message.
+    await c.query('BEGIN')
+    await c.query('UPDATE orders SET total_cents = 2 WHERE user_id = $1', [big])
+    await c.query('ALTER TABLE orders DROP COLUMN required_date')
+    await c.query('INSERT INTO orders (user_id) VALUES ($1)', [after])
+    await c.query('COMMIT')
+  } finally {
+    c.release()
+  }
+  await marker()
+  expect(await countInBucket(big)).toEqual([
+    { op: 1, n: 200 },
+    { op: 2, n: 200 },
+  ])
+  expect(await countInBucket(after)).toEqual([{ op: 1, n: 1 }])
+  expect(errors).toEqual([])
+})

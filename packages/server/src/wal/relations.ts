@@ -68,9 +68,10 @@ export class Relations {
   }
 
   /**
-   * Decodes a committed stream's recorded messages when the writer reads them: its own relation messages first
-   * (in order), the session's relation map as it is now (at its commit) for the rest. The writer may read them
-   * after later messages arrived: a relation message of a table altered since describes those, not this one.
+   * Decodes a spilled transaction's recorded messages when the writer reads them: its own relation messages first
+   * (in order), for the rest the session's relation map as it is now, where the records begin (a stream: at its
+   * commit, its own relations counted). The writer reads them later: a relation message received meanwhile (a table
+   * altered since) describes later messages, not these.
    */
   replayDecoder(inStream: boolean): SpillDecoder {
     const own = new Map<number, RelationInfo>()
