@@ -168,13 +168,13 @@ async function setUp(host: SessionHost) {
   const o = host.o
   const { pool, registry, slotName } = o
   await assertLogicalWal(pool)
+  const oids = await tableOids(pool, registry) // before anything is changed: a table capture cannot serve fails here
   await ensurePublication(pool, registry, o.publicationName)
   const changed = await ensureReplicaIdentityFull(pool, registry)
   if (changed.length > 0) host.log.info({ tables: changed }, 'wal consumer: set REPLICA IDENTITY FULL')
   const catalog = await ColumnCatalog.load(pool, registry)
   const applier = new BatchApplier(pool, new BucketResolver(registry, catalog, o.bucketFunction), slotName, host.log)
   applier.spillPart = o.batchMaxEvents
-  const oids = await tableOids(pool, registry)
   const stored = await applier.storedLsn()
   const slot = await ensureSlot(pool, slotName)
   if (slot.created && stored > 0n) host.report(new WalSlotRecreatedError(slotName, bigintToLsn(stored)))
