@@ -106,7 +106,9 @@ export async function runSession(host: SessionHost): Promise<boolean> {
     queue.dispose()
     spillDir?.remove()
   }
-  const idle = () => pipeline.idle && !assembler.inTransaction
+  // Nothing in flight. Never once the session failed: it drops the messages that still arrive (onData), so a
+  // keepalive's WAL end may lie past changes nobody wrote.
+  const idle = () => !failure && pipeline.idle && !assembler.inTransaction
 
   try {
     stream = await ReplicationStream.start({
