@@ -3,7 +3,7 @@
  * is reconciled to the server's state, and the app is told (`onRejected`, `rejections()`). Nothing is dropped
  * silently: a write ends on the server or here.
  */
-import type { SyncRecord } from '@synchro/protocol'
+import { JsonDecimal, type SyncRecord } from '@synchro/protocol'
 import type { SqliteExecutor } from '../driver.js'
 import type { SyncedTable } from '../schema/synced-table.js'
 import { setMeta } from '../store/database.js'
@@ -83,10 +83,26 @@ interface RejectionRow {
   rejected_at: string
 }
 
-/** JSON that survives 64-bit integers read as bigint. */
+/**
+ * Plain JSON for a row in wire form, whose exact numbers (int64 beyond 2^53 as bigint, numerics and jsonb numbers
+ * beyond a double as JsonDecimal) become their exact decimal text: the stored rejection, and what `rejections()`
+ * returns, stay plain JSON without rounding anything. A JsonDecimal must be converted before `JSON.stringify` sees
+ * it (its `toJSON` throws rather than round, and runs before any replacer): a throw here would fail the whole push
+ * transaction, and every later cycle would push the same change into the same throw.
+ */
 function toJson(v: unknown): string | null {
   if (v == null) return null
-  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))
+  return JSON.stringify(exactAsText(v))
+}
+
+function exactAsText(v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString()
+  if (v instanceof JsonDecimal) return v.text
+  if (Array.isArray(v)) return v.map(exactAsText)
+  if (v !== null && typeof v === 'object') {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, exactAsText(x)]))
+  }
+  return v
 }
 
 function fromRow(r: RejectionRow): Rejection {
