@@ -35,6 +35,14 @@ interface Order {
   deleted: boolean
 }
 
+async function serverOrder(id: string): Promise<Order | undefined> {
+  const { rows } = await server.db.pool.query<{ ship_address: string; total_cents: string; deleted: boolean }>(
+    'SELECT ship_address, total_cents::text, deleted_at IS NOT NULL AS deleted FROM orders WHERE id = $1',
+    [id],
+  )
+  return rows[0] && { ...rows[0], total_cents: Number(rows[0].total_cents) }
+}
+
 async function localOrder(c: SynchroClient, id: string): Promise<Order | undefined> {
   const row = await c.queryOne<{ ship_address: string; total_cents: number; deleted: number }>(
     'SELECT ship_address, total_cents, deleted_at IS NOT NULL AS deleted FROM orders WHERE id = ?',
@@ -43,7 +51,55 @@ async function localOrder(c: SynchroClient, id: string): Promise<Order | undefin
   return row ? { ...row, deleted: row.deleted === 1 } : undefined
 }
 
+async function insertOrder(c: SynchroClient, user: string, id: string, address: string): Promise<void> {
+  await c.execute('INSERT INTO orders (id, user_id, ship_address, total_cents) VALUES (?, ?, ?, 1)', [
+    id,
+    user,
+    address,
+  ])
+}
+
 describe('the write path against a real server', () => {
+  it('an undelete of a row whose delete the server confirmed brings the row back on the server', async () => {
+    const user = randomUUID()
+    const c = newClient(user)
+    await startSynced(c)
+    const id = randomUUID()
+    await insertOrder(c, user, id, 'v1')
+    await c.syncNow()
+    await c.execute('DELETE FROM orders WHERE id = ?', [id])
+    await c.syncNow()
+    expect(await serverOrder(id)).toMatchObject({ deleted: true })
+    // Nothing queued any more: the undelete is the only write the queue knows of.
+    await c.execute(`UPDATE orders SET deleted_at = NULL, ship_address = 'restored' WHERE id = ?`, [id])
+    await c.syncNow()
+    await server.walCaughtUp()
+    await c.syncNow()
+    expect(await c.rejections()).toEqual([])
+    expect(await serverOrder(id)).toEqual({ ship_address: 'restored', total_cents: 1, deleted: false })
+    expect(await localOrder(c, id)).toEqual(await serverOrder(id))
+  })
+
+  it('a row created, deleted and undeleted before any push reaches the server live', async () => {
+    const user = randomUUID()
+    const c = newClient(user)
+    await startSynced(c)
+    const id = randomUUID()
+    await c.writeTransaction(async (tx) => {
+      await tx.execute('INSERT INTO orders (id, user_id, ship_address, total_cents) VALUES (?, ?, ?, 1)', [
+        id,
+        user,
+        'v1',
+      ])
+      await tx.execute('DELETE FROM orders WHERE id = ?', [id])
+      await tx.execute(`UPDATE orders SET deleted_at = NULL, ship_address = 'back' WHERE id = ?`, [id])
+    })
+    await c.syncNow()
+    expect(await c.rejections()).toEqual([])
+    expect(await serverOrder(id)).toEqual({ ship_address: 'back', total_cents: 1, deleted: false })
+    expect(await localOrder(c, id)).toEqual(await serverOrder(id))
+  })
+
   it('a conflict on a row holding a number a double cannot hold is recorded, and sync goes on', async () => {
     const user = randomUUID()
     const c = newClient(user)

@@ -139,7 +139,12 @@ describe('CDC triggers and queue merge rules (§4.2)', () => {
                 if (!m.exists || !m.deleted) continue
                 await d.run(`UPDATE lists SET deleted_at = NULL WHERE id = ?`, [id])
                 m.deleted = false
-                m.queue = expectQueue(m, 'update', old)
+                // Nothing queued but edits of the tombstone: it is the server's (or never reached it), so only a create
+                // restores it.
+                m.queue =
+                  m.queue === null || m.queue.op === 'update'
+                    ? { op: 'create', base: m.queue?.base ?? old, attempted: m.queue?.attempted ?? false }
+                    : expectQueue(m, 'update', old)
                 break
               case 'sendLost': {
                 // The engine's own read-and-mark step of a push whose answer is then lost (the queue is kept).

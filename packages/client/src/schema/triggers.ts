@@ -4,9 +4,9 @@
  *
  * | queued \ new | create            | update            | delete                      |
  * |--------------|-------------------|-------------------|-----------------------------|
- * | (none)       | create            | update (base=OLD) | delete (base=OLD)           |
+ * | (none)       | create            | update / create § | delete (base=OLD)           |
  * | create       | create            | create            | (removed) / delete (†)      |
- * | update       | update            | update            | delete                      |
+ * | update       | update            | update / create § | delete                      |
  * | delete       | update / create ‡ | update (*) / ‡    | delete                      |
  *
  * `attempted` (local-only column) is 1 once the entry was part of a push request that was sent: the request may have
@@ -25,6 +25,12 @@
  * before it) may or may not have landed, and only a create works in every case (a resurrection if the server row is
  * deleted, `record_exists` → re-queued as an update by the push if it is live, a plain create if it never arrived).
  * An `update` would be `record_deleted`/`record_not_found` and lose the row. Not attempted: `update`, as §4.2 says.
+ *
+ * (§) An undelete (deleted_at set → NULL) with nothing queued, or only an `update` (an edit of the tombstone), is a
+ * `create` (base=OLD): the tombstone is the server's (a delete it confirmed, or one pulled), or a create + delete that
+ * never reached it. An `update` would be answered `record_deleted` (the restored row deleted again, the write a
+ * conflict) or `record_not_found` (the row removed); a create resurrects the row (LWW with OLD's stamp as base), or
+ * creates it. Updates take base=OLD too.
  *
  * base_updated_at keeps the oldest non-null base; client_updated_at is refreshed on every write. All triggers are
  * inert while `_synchro_meta.sync_lock = '1'` (server data being applied).
@@ -158,6 +164,7 @@ export function createTriggersSql(t: SyncedTable): string {
   const del = quoteIdent(t.deletedAt)
   const upd = quoteIdent(t.updatedAt)
   const isDelete = `(OLD.${del} IS NULL AND NEW.${del} IS NOT NULL)`
+  const isUndelete = `(OLD.${del} IS NOT NULL AND NEW.${del} IS NULL)`
   return `
 CREATE TRIGGER ${quoteIdent(n.insert)} AFTER INSERT ON ${tbl}
 WHEN ${UNLOCKED}
@@ -180,7 +187,8 @@ WHEN ${UNLOCKED}
 BEGIN
   ${BUMP_SEQ}
   INSERT INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at, write_seq)
-  SELECT ${id('NEW')}, ${name}, CASE WHEN ${isDelete} THEN 'delete' ELSE 'update' END, OLD.${upd}, ${NOW}, ${SEQ}
+  SELECT ${id('NEW')}, ${name},
+    CASE WHEN ${isDelete} THEN 'delete' WHEN ${isUndelete} THEN 'create' ELSE 'update' END, OLD.${upd}, ${NOW}, ${SEQ}
   WHERE NOT (${isDelete} AND EXISTS (
     SELECT 1 FROM _synchro_pending_changes
     WHERE table_name = ${name} AND record_id = ${id('NEW')} AND operation = 'create' AND attempted = 0))
@@ -193,6 +201,8 @@ BEGIN
       WHEN operation = 'delete' AND NEW.${del} IS NOT NULL THEN 'delete'
       -- Undelete after a delete (or create) that may have landed: only a create is right in every case.
       WHEN operation = 'delete' AND attempted = 1 THEN 'create'
+      -- Undelete of a delete the server has never seen: its row is live there.
+      WHEN operation = 'delete' THEN 'update'
       ELSE excluded.operation
     END,
     base_updated_at = COALESCE(base_updated_at, excluded.base_updated_at),
