@@ -4,9 +4,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeClient, startSynced } from '../test/helpers.js'
+import { makeClient, startSynced, waitFor } from '../test/helpers.js'
 import { type PgServer, startPgServer, stopAll } from '../test/pg-server.js'
 import type { SynchroClient } from './client.js'
+import { NetworkError } from './errors.js'
+import type { FetchLike } from './sync/transport.js'
 
 let server: PgServer
 const clients: SynchroClient[] = []
@@ -16,6 +18,29 @@ beforeAll(async () => {
 }, 120_000)
 
 afterAll(() => stopAll(clients, server), 60_000)
+
+/** One step per push request, run before it is sent: a local write, or a throw (the network drops it). */
+function hookedFetch(): { fetch: FetchLike; beforePush: (() => Promise<unknown>)[]; loseNextPush: () => void } {
+  const beforePush: (() => Promise<unknown>)[] = []
+  let lose = false
+  return {
+    beforePush,
+    loseNextPush: () => {
+      lose = true
+    },
+    fetch: async (input, init) => {
+      const push = String(input).endsWith('/sync/push')
+      if (push) await beforePush.shift()?.()
+      const res = await fetch(input, init)
+      if (push && lose) {
+        lose = false
+        await res.text()
+        throw new TypeError('fetch failed (connection reset after the server answered)')
+      }
+      return res
+    },
+  }
+}
 
 function newClient(userID: string, over: Parameters<typeof makeClient>[1] = {}): SynchroClient {
   const c = makeClient(server.url, {
@@ -97,6 +122,108 @@ describe('the write path against a real server', () => {
     await c.syncNow()
     expect(await c.rejections()).toEqual([])
     expect(await serverOrder(id)).toEqual({ ship_address: 'back', total_cents: 1, deleted: false })
+    expect(await localOrder(c, id)).toEqual(await serverOrder(id))
+  })
+
+  it('an update whose answer was lost is not a conflict with itself when pushed again', async () => {
+    const user = randomUUID()
+    const net = hookedFetch()
+    const c = newClient(user, { fetch: net.fetch })
+    const conflicts: unknown[] = []
+    c.onConflict((e) => conflicts.push(e))
+    await startSynced(c)
+    const id = randomUUID()
+    await insertOrder(c, user, id, 'v1')
+    await c.syncNow()
+    await c.execute(`UPDATE orders SET ship_address = 'v2' WHERE id = ?`, [id])
+    net.loseNextPush()
+    await expect(c.syncNow()).rejects.toBeInstanceOf(NetworkError)
+    expect(await serverOrder(id)).toMatchObject({ ship_address: 'v2' })
+    await c.syncNow()
+    await server.walCaughtUp()
+    await c.syncNow()
+    expect(conflicts).toEqual([])
+    expect(await c.rejections()).toEqual([])
+    await expect(c.confirmed('orders', id)).resolves.toBeUndefined()
+    expect(await localOrder(c, id)).toEqual(await serverOrder(id))
+  })
+
+  it('a write made while an update is in flight survives the loss of its answer', async () => {
+    const user = randomUUID()
+    const net = hookedFetch()
+    const c = newClient(user, { fetch: net.fetch })
+    await startSynced(c)
+    const id = randomUUID()
+    await insertOrder(c, user, id, 'v1')
+    await c.syncNow()
+    await c.execute(`UPDATE orders SET ship_address = 'v2' WHERE id = ?`, [id])
+    // Written after the request was read from the queue, before the server applied it; then the answer is lost.
+    net.beforePush.push(() => c.execute('UPDATE orders SET total_cents = 5 WHERE id = ?', [id]))
+    net.loseNextPush()
+    await expect(c.syncNow()).rejects.toBeInstanceOf(NetworkError)
+    expect(await serverOrder(id)).toMatchObject({ ship_address: 'v2', total_cents: 1 })
+    await c.syncNow()
+    await server.walCaughtUp()
+    await c.syncNow()
+    expect(await c.rejections()).toEqual([])
+    expect(await serverOrder(id)).toEqual({ ship_address: 'v2', total_cents: 5, deleted: false })
+    expect(await localOrder(c, id)).toEqual(await serverOrder(id))
+  })
+
+  it('an update pushed by a client closed before the answer came is not a conflict for the reopened client', async () => {
+    const user = randomUUID()
+    // The server applies the push; its answer never reaches the app, which is closed meanwhile (the request aborted).
+    let hang = false
+    const hanging: FetchLike = async (input, init) => {
+      const res = await fetch(input, init)
+      if (!hang || !String(input).endsWith('/sync/push')) return res
+      await res.text()
+      return new Promise<Response>((_resolve, reject) =>
+        init?.signal?.addEventListener('abort', () => reject(new TypeError('fetch failed (aborted)'))),
+      )
+    }
+    const c = newClient(user, { fetch: hanging })
+    await startSynced(c)
+    const id = randomUUID()
+    await insertOrder(c, user, id, 'v1')
+    await c.syncNow()
+    await c.execute(`UPDATE orders SET ship_address = 'v2' WHERE id = ?`, [id])
+    hang = true
+    const pushed = c.syncNow().catch(() => {})
+    await waitFor(async () => (await serverOrder(id))?.ship_address === 'v2', 5000, 'the push applied')
+    await c.close()
+    await pushed
+    const c2 = newClient(user, { dbPath: c.getPath()! })
+    const conflicts: unknown[] = []
+    c2.onConflict((e) => conflicts.push(e))
+    await startSynced(c2)
+    await c2.execute('UPDATE orders SET total_cents = 7 WHERE id = ?', [id])
+    await c2.syncNow()
+    expect(conflicts).toEqual([])
+    expect(await c2.rejections()).toEqual([])
+    expect(await serverOrder(id)).toEqual({ ship_address: 'v2', total_cents: 7, deleted: false })
+    expect(await localOrder(c2, id)).toEqual(await serverOrder(id))
+  })
+
+  it("another device's write after an update whose answer was lost is still a conflict the server wins", async () => {
+    const user = randomUUID()
+    const net = hookedFetch()
+    const c = newClient(user, { fetch: net.fetch })
+    await startSynced(c)
+    const id = randomUUID()
+    await insertOrder(c, user, id, 'v1')
+    await c.syncNow()
+    await c.execute(`UPDATE orders SET ship_address = 'v2' WHERE id = ?`, [id])
+    net.loseNextPush()
+    await expect(c.syncNow()).rejects.toBeInstanceOf(NetworkError)
+    // Newer than anything this client writes: the server keeps it.
+    await server.db.pool.query(
+      `UPDATE orders SET ship_address = 'other device', updated_at = now() + interval '1 hour' WHERE id = $1`,
+      [id],
+    )
+    await c.syncNow()
+    expect(await c.rejections()).toMatchObject([{ status: 'conflict', reasonCode: 'server_won_conflict' }])
+    expect(await serverOrder(id)).toMatchObject({ ship_address: 'other device' })
     expect(await localOrder(c, id)).toEqual(await serverOrder(id))
   })
 

@@ -242,6 +242,24 @@ describe('CDC triggers and queue merge rules (§4.2)', () => {
     await d.close()
   })
 
+  it('upgrades a queue without `attempted_data`: column added, entries kept as they were', async () => {
+    const d = await tempDriver()
+    // The queue as the SDK version before attempted_data created it.
+    await d.exec(`CREATE TABLE _synchro_pending_changes (
+      record_id TEXT NOT NULL, table_name TEXT NOT NULL, operation TEXT NOT NULL, base_updated_at TEXT,
+      client_updated_at TEXT NOT NULL, attempted INTEGER NOT NULL DEFAULT 0, write_seq INTEGER NOT NULL DEFAULT 0,
+      retry_count INTEGER NOT NULL DEFAULT 0, retry_at INTEGER, PRIMARY KEY (table_name, record_id))`)
+    await d.run(
+      `INSERT INTO _synchro_pending_changes VALUES ('a', 'lists', 'update', NULL, '2026-01-01T00:00:00Z', 1, 4, 0, NULL)`,
+    )
+    await ensureLocalTables(d)
+    await ensureLocalTables(d)
+    expect(
+      await d.all(`SELECT record_id, operation, attempted, attempted_data, write_seq FROM _synchro_pending_changes`),
+    ).toEqual([{ record_id: 'a', operation: 'update', attempted: 1, attempted_data: null, write_seq: 4 }])
+    await d.close()
+  })
+
   it('creates tables with §2.3 types, PK, NOT NULL and portable defaults', async () => {
     const d = await tempDriver()
     await setup(d)

@@ -47,7 +47,9 @@ export const META_TABLE = '_synchro_meta'
 
 /**
  * Local bookkeeping tables as §4.1, seeded with sync_lock and checkpoint. `attempted` is ours (local-only, never
- * sent): see the merge table above.
+ * sent): see the merge table above. So is `attempted_data`: the row as the last push request that carried the entry
+ * sent it (JSON, exact numbers; NULL for a delete), kept through merges, so that a conflict answered later can tell
+ * that request's own write, applied with its answer lost, from another device's (see the push module).
  */
 export const LOCAL_TABLES_SQL = `
 CREATE TABLE IF NOT EXISTS _synchro_pending_changes (
@@ -57,6 +59,7 @@ CREATE TABLE IF NOT EXISTS _synchro_pending_changes (
   base_updated_at TEXT,
   client_updated_at TEXT NOT NULL,
   attempted INTEGER NOT NULL DEFAULT 0,
+  attempted_data TEXT,
   write_seq INTEGER NOT NULL DEFAULT 0,
   retry_count INTEGER NOT NULL DEFAULT 0,
   retry_at INTEGER,
@@ -82,16 +85,22 @@ export async function ensureLocalTables(d: SqliteDriver): Promise<void> {
       (c) => c.name,
     ),
   )
-  if (cols.has('attempted') && cols.has('write_seq')) return
+  if (cols.has('attempted') && cols.has('write_seq') && cols.has('attempted_data')) return
   await d.transaction(async (tx) => {
     if (!cols.has('attempted')) {
       await tx.exec(`ALTER TABLE _synchro_pending_changes ADD COLUMN attempted INTEGER NOT NULL DEFAULT 0`)
       await tx.run(`UPDATE _synchro_pending_changes SET attempted = 1`)
     }
-    // Per-record confirmation and retry bookkeeping (see the push module); old entries start at 0.
-    await tx.exec(`ALTER TABLE _synchro_pending_changes ADD COLUMN write_seq INTEGER NOT NULL DEFAULT 0;
-      ALTER TABLE _synchro_pending_changes ADD COLUMN retry_count INTEGER NOT NULL DEFAULT 0;
-      ALTER TABLE _synchro_pending_changes ADD COLUMN retry_at INTEGER;`)
+    if (!cols.has('write_seq')) {
+      // Per-record confirmation and retry bookkeeping (see the push module); old entries start at 0.
+      await tx.exec(`ALTER TABLE _synchro_pending_changes ADD COLUMN write_seq INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE _synchro_pending_changes ADD COLUMN retry_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE _synchro_pending_changes ADD COLUMN retry_at INTEGER;`)
+    }
+    // Entries an earlier SDK pushed have no data of that push: a conflict answered for them stays a conflict.
+    if (!cols.has('attempted_data')) {
+      await tx.exec(`ALTER TABLE _synchro_pending_changes ADD COLUMN attempted_data TEXT`)
+    }
   })
 }
 

@@ -1,7 +1,13 @@
 /**
  * Push: reading a batch from the queue (PROTOCOL.md §4.3 step 3) and applying the server's results.
  */
-import type { PushRecord, PushResponse, PushResult } from '@synchro/protocol'
+import {
+  type PushRecord,
+  type PushResponse,
+  type PushResult,
+  parseJsonLossless,
+  stringifyJsonLossless,
+} from '@synchro/protocol'
 import { type Row, runMany, type SqliteExecutor } from '../driver.js'
 import type { RejectedPush } from '../errors.js'
 import type { SyncedTable } from '../schema/synced-table.js'
@@ -17,7 +23,7 @@ import {
   supersedeRejections,
 } from './rejections.js'
 import { readUnreceived } from './unreceived.js'
-import { readColumnSql, sqliteToWire } from './values.js'
+import { readColumnSql, sameWireValue, sqliteToWire } from './values.js'
 
 export type Operation = 'create' | 'update' | 'delete'
 
@@ -32,6 +38,8 @@ export interface QueueEntry {
    * been applied); 0 when the server has certainly never seen it. The value as read, before this push marks it.
    */
   attempted: number
+  /** The data the last push request that carried the entry sent (JSON), as read before this push replaces it. */
+  attempted_data: string | null
   /** The durable counter of the entry's latest write (see confirm.ts). */
   write_seq: number
   /** `rejected_retryable` answers so far (reset by a new local write). */
@@ -103,7 +111,8 @@ export async function readPushBatch(
       : `CASE table_name ${[...ranks].map(([n, r]) => `WHEN ${quoteLiteral(n)} THEN ${r}`).join(' ')} ELSE 0 END`
   const entries = await ex
     .all<QueueEntry>(
-      `SELECT record_id, table_name, operation, base_updated_at, client_updated_at, attempted, write_seq, retry_count
+      `SELECT record_id, table_name, operation, base_updated_at, client_updated_at, attempted, attempted_data, write_seq,
+       retry_count
      FROM _synchro_pending_changes
      WHERE retry_at IS NULL OR retry_at <= ?
      ORDER BY ${rankCase}, client_updated_at, table_name, record_id
@@ -161,14 +170,19 @@ export async function nextRetryAt(ex: SqliteExecutor): Promise<number | null> {
 }
 
 /**
- * Marks the entries of a batch as attempted. Must run before the request is sent (in the same transaction as the read,
- * so no local write slips in between): once sent, a request whose answer is lost may still have been applied.
+ * Marks the entries of a batch as attempted and keeps the data each is sent with (`attempted_data`, see
+ * `ownEarlierWrite`). Must run before the request is sent (in the same transaction as the read, so no local write
+ * slips in between): once sent, a request whose answer is lost may still have been applied.
  */
 export async function markAttempted(ex: SqliteExecutor, sent: readonly SentChange[]): Promise<void> {
   await runMany(
     ex,
-    'UPDATE _synchro_pending_changes SET attempted = 1 WHERE table_name = ? AND record_id = ? AND attempted = 0',
-    sent.filter((s) => !s.entry.attempted).map((s) => [s.entry.table_name, s.entry.record_id]),
+    'UPDATE _synchro_pending_changes SET attempted = 1, attempted_data = ? WHERE table_name = ? AND record_id = ?',
+    sent.map((s) => [
+      s.entry.operation === 'delete' || s.clientData === null ? null : stringifyJsonLossless(s.clientData),
+      s.entry.table_name,
+      s.entry.record_id,
+    ]),
   )
 }
 
@@ -291,11 +305,14 @@ export async function applyPushResults(
     const t = tables.get(r.table_name)
     if (!s || !t) continue
     const e = s.entry
-    switch (r.status) {
+    const own = ownEarlierWrite(t, s, r)
+    switch (own === 'applied' ? 'applied' : r.status) {
       case 'applied': {
         outcome.applied++
+        // A conflict with our own earlier write (see ownEarlierWrite) carries the server's stamp in its row.
+        const serverUpdatedAt = own === 'applied' ? r.server_version?.updated_at : r.server_updated_at
         const removed = await removeIfUnchanged(tx, e)
-        if (!removed) await rebaseChangedEntry(tx, t, e, r.server_updated_at)
+        if (!removed) await rebaseChangedEntry(tx, t, e, serverUpdatedAt)
         // The server set columns we did not (defaults, triggers, generated columns): store its row at once, unless
         // the app wrote the row again meanwhile (that newer write stays; the next pull brings the server's columns).
         // Keyed by the local id as the app wrote it (the server renders ids canonically, e.g. lower-case uuids).
@@ -306,7 +323,7 @@ export async function applyPushResults(
           await upsertServerRecord(tx, t, { ...local, table_name: t.name })
         } else {
           // A delete undone meanwhile: the server's deleted_at would delete the restored row again (nothing queued).
-          await writeServerStamps(tx, t, r.id, r.server_updated_at, removed ? r.server_deleted_at : undefined)
+          await writeServerStamps(tx, t, r.id, serverUpdatedAt, removed ? r.server_deleted_at : undefined)
         }
         await supersedeRejections(tx, e.table_name, e.record_id, e.write_seq)
         outcome.settled.push({ table: e.table_name, recordID: e.record_id, writeSeq: e.write_seq, rejection: null })
@@ -328,11 +345,11 @@ export async function applyPushResults(
         break
       }
       default: {
-        if (e.operation === 'create' && e.attempted && isRecordExists(r)) {
-          // Our own earlier create landed and its answer was lost: the server's copy is that create, older than the
-          // local row. Keep the local row and push it as an update based on the server's stamp (LWW applies a base
-          // equal to the server's updated_at whatever the clocks say). One conversion per entry: it is no longer a
-          // create. A delete queued meanwhile stays a delete.
+        if ((e.operation === 'create' && e.attempted && isRecordExists(r)) || own === 'requeue') {
+          // Our own earlier create (or update, see ownEarlierWrite) landed and its answer was lost: the server's copy
+          // is that write, older than the local row. Keep the local row and push it as an update based on the
+          // server's stamp (LWW applies a base equal to the server's updated_at whatever the clocks say). One
+          // conversion per entry: it is no longer a create. A delete queued meanwhile stays a delete.
           outcome.requeued++
           await tx.run(
             `UPDATE _synchro_pending_changes
@@ -358,6 +375,43 @@ export async function applyPushResults(
     }
   }
   return outcome
+}
+
+/** Columns the server keeps on every update whatever is pushed (PROTOCOL §2.5), besides the id and the stamps. */
+const SERVER_KEPT = new Set(['created_at', 'updated_at', 'deleted_at'])
+
+/**
+ * Whether a conflict was decided against this client's own earlier write. An update whose answer was lost (the
+ * connection dropped after the server committed, or the app was closed mid-push) is pushed again with its old base;
+ * the server holds that very update by now, stamped later than the client's clock stamped it, so LWW answers
+ * `server_won_conflict` against ourselves — a false rejection, and the local row, with any write made since, replaced
+ * by the older copy. Recognised only when the server's row equals, column for column, what this request pushed
+ * (`applied`: the write is there) or what the previous request carried (`attempted_data`; `requeue`: push the local
+ * row again, based on the server's stamp). A row another device wrote differs, and stays a conflict.
+ */
+function ownEarlierWrite(t: SyncedTable, s: SentChange, r: PushResult): 'applied' | 'requeue' | null {
+  const e = s.entry
+  const sv = r.server_version
+  if (!e.attempted || e.operation !== 'update' || r.status !== 'conflict' || !sv || sv.deleted_at) return null
+  if (s.clientData && sameRowData(t, sv.data, s.clientData)) return 'applied'
+  if (e.attempted_data && sameRowData(t, sv.data, parseJsonLossless(e.attempted_data) as typeof sv.data)) {
+    return 'requeue'
+  }
+  return null
+}
+
+/** The columns an update writes hold the same values in `server` and `pushed` (columns left out of a push skipped). */
+function sameRowData(
+  t: SyncedTable,
+  server: { [column: string]: unknown },
+  pushed: { [column: string]: unknown },
+): boolean {
+  for (const c of t.columns) {
+    if (c.name === t.pk || c.name === t.updatedAt || c.name === t.deletedAt || SERVER_KEPT.has(c.name)) continue
+    if (!Object.hasOwn(pushed, c.name)) continue
+    if (!Object.hasOwn(server, c.name) || !sameWireValue(c, server[c.name], pushed[c.name])) return false
+  }
+  return true
 }
 
 function droppedResult(): ServerAnswer {

@@ -1,7 +1,7 @@
 import { JsonDecimal, type SchemaColumn } from '@synchro/protocol'
 import { describe, expect, it } from 'vitest'
 import { sqliteColumnType } from '../schema/synced-table.js'
-import { sqliteToWire, wireToSqlite } from './values.js'
+import { sameWireValue, sqliteToWire, wireToSqlite } from './values.js'
 
 function col(name: string, logical_type: SchemaColumn['logical_type'], db_type: string): SchemaColumn {
   return { name, db_type, logical_type, nullable: true, default_kind: 'none', is_primary_key: false }
@@ -34,5 +34,23 @@ describe('exact numbers between the wire and SQLite', () => {
     expect(sqliteColumnType(col('a', 'float', 'numeric(10,2)'))).toBe('REAL')
     expect(sqliteColumnType(col('a', 'float', 'double precision'))).toBe('REAL')
     expect(sqliteColumnType(col('a', 'int64', 'bigint'))).toBe('INTEGER')
+  })
+})
+
+describe('sameWireValue', () => {
+  it('compares timestamps as instants, JSON by value and numbers by their exact text', () => {
+    const ts = col('t', 'datetime', 'timestamptz')
+    expect(sameWireValue(ts, '2026-01-01T10:00:00.5Z', '2026-01-01T11:00:00.500000+01:00')).toBe(true)
+    expect(sameWireValue(ts, '2026-01-01T10:00:00.5Z', '2026-01-01T10:00:00.500001Z')).toBe(false)
+    expect(sameWireValue(ts, 'not a time', 'nor this')).toBe(false)
+    const j = col('j', 'json', 'jsonb')
+    expect(sameWireValue(j, { b: [1, { c: null }], a: 'x' }, { a: 'x', b: [1, { c: null }] })).toBe(true)
+    expect(sameWireValue(j, { a: 1 }, { a: 1, b: null })).toBe(false)
+    expect(sameWireValue(j, [1, 2], { 0: 1, 1: 2 })).toBe(false)
+    const n = col('n', 'int64', 'bigint')
+    expect(sameWireValue(n, 12345678901234567890n, 12345678901234567890n)).toBe(true)
+    expect(sameWireValue(n, 12345678901234567890n, 12345678901234567891n)).toBe(false)
+    expect(sameWireValue(col('d', 'float', 'numeric'), new JsonDecimal('0.1000000000000000000001'), 0.1)).toBe(false)
+    expect(sameWireValue(col('s', 'string', 'text'), '1', 1)).toBe(false)
   })
 })

@@ -15,7 +15,7 @@ import {
 } from '@synchro/protocol'
 import type { SqlValue } from '../driver.js'
 import { quoteIdent } from '../store/sql.js'
-import { toRfc3339 } from '../timestamps.js'
+import { parseInstant, toRfc3339 } from '../timestamps.js'
 
 const HEX = '0123456789abcdef'
 
@@ -131,4 +131,37 @@ export function sqliteToWire(col: SchemaColumn, value: unknown): unknown {
       if (value instanceof Uint8Array) return bytesToPgHex(value)
       return value
   }
+}
+
+/**
+ * Whether two wire values of `col` are the same value: timestamps as instants (PostgreSQL renders an offset where
+ * the app may have written `Z`), JSON by value (jsonb orders object keys its own way), numbers by their exact text
+ * (a number, bigint or JsonDecimal depending on its size). False when unsure: callers treat that as "different".
+ */
+export function sameWireValue(col: SchemaColumn, a: unknown, b: unknown): boolean {
+  if (col.logical_type === 'datetime' && typeof a === 'string' && typeof b === 'string' && a !== b) {
+    const x = parseInstant(a)
+    const y = parseInstant(b)
+    return x !== null && y !== null && x.seconds === y.seconds && x.nanos === y.nanos
+  }
+  return sameJson(a, b)
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (isExactNumber(a) || isExactNumber(b)) {
+    return isExactNumber(a) && isExactNumber(b) && stringifyJsonLossless(a) === stringifyJsonLossless(b)
+  }
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => sameJson(x, b[i]))
+  }
+  const x = a as { [k: string]: unknown }
+  const y = b as { [k: string]: unknown }
+  const keys = Object.keys(x)
+  return keys.length === Object.keys(y).length && keys.every((k) => Object.hasOwn(y, k) && sameJson(x[k], y[k]))
+}
+
+function isExactNumber(v: unknown): boolean {
+  return typeof v === 'number' || typeof v === 'bigint' || v instanceof JsonDecimal
 }
