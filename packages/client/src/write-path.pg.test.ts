@@ -227,6 +227,31 @@ describe('the write path against a real server', () => {
     expect(await localOrder(c, id)).toEqual(await serverOrder(id))
   })
 
+  it('a conflict the server won while the app wrote another column: the server keeps its value, the write goes on', async () => {
+    const user = randomUUID()
+    const net = hookedFetch()
+    const c = newClient(user, { fetch: net.fetch })
+    await startSynced(c)
+    const id = randomUUID()
+    await insertOrder(c, user, id, 'v1')
+    await c.syncNow()
+    // Another device's newer address (its stamp ahead of anything this client writes next).
+    await server.db.pool.query(
+      `UPDATE orders SET ship_address = 'other device', updated_at = now() + interval '1 hour' WHERE id = $1`,
+      [id],
+    )
+    await c.execute(`UPDATE orders SET ship_address = 'mine' WHERE id = ?`, [id])
+    // While that push is in flight the app changes another column only.
+    net.beforePush.push(() => c.execute('UPDATE orders SET total_cents = 9 WHERE id = ?', [id]))
+    await c.syncNow()
+    await server.walCaughtUp()
+    await c.syncNow()
+    expect(await c.rejections()).toMatchObject([{ status: 'conflict', reasonCode: 'server_won_conflict' }])
+    // The address the server kept stays; the app's later write of the other column is applied.
+    expect(await serverOrder(id)).toEqual({ ship_address: 'other device', total_cents: 9, deleted: false })
+    expect(await localOrder(c, id)).toEqual(await serverOrder(id))
+  })
+
   it('a conflict on a row holding a number a double cannot hold is recorded, and sync goes on', async () => {
     const user = randomUUID()
     const c = newClient(user)

@@ -6,9 +6,10 @@ import {
   type PushResponse,
   type PushResult,
   parseJsonLossless,
+  type SyncRecord,
   stringifyJsonLossless,
 } from '@synchro/protocol'
-import { type Row, runMany, type SqliteExecutor } from '../driver.js'
+import { type Row, runMany, type SqliteExecutor, type SqlValue } from '../driver.js'
 import type { RejectedPush } from '../errors.js'
 import type { SyncedTable } from '../schema/synced-table.js'
 import { quoteIdent, quoteLiteral } from '../store/sql.js'
@@ -23,7 +24,7 @@ import {
   supersedeRejections,
 } from './rejections.js'
 import { readUnreceived } from './unreceived.js'
-import { readColumnSql, sameWireValue, sqliteToWire } from './values.js'
+import { readColumnSql, sameWireValue, sqliteToWire, wireToSqlite } from './values.js'
 
 export type Operation = 'create' | 'update' | 'delete'
 
@@ -274,6 +275,7 @@ export async function applyPushResults(
         e.table_name,
         e.record_id,
       ])
+      if (t) await mergeServerVersion(tx, t, s, r.server_version)
     }
     const rejection = await recordRejection(
       tx,
@@ -375,6 +377,37 @@ export async function applyPushResults(
     }
   }
   return outcome
+}
+
+/**
+ * The server refused a change (conflict) while the app wrote the record again: that newer write stays queued and is
+ * pushed next, as a whole row based on the server's stamp, so it is applied. The columns it did not touch still hold
+ * the refused values, which would then overwrite the server's — the conflict the server won, reversed. So those
+ * columns (the local value still the one pushed) take the server's values; the columns the app wrote meanwhile keep
+ * the app's (a three-way merge against what was pushed). Runs under the sync lock: nothing is queued by it.
+ */
+async function mergeServerVersion(tx: SqliteExecutor, t: SyncedTable, s: SentChange, sv: SyncRecord): Promise<void> {
+  const pushed = s.clientData
+  if (!pushed) return
+  const pk = quoteIdent(t.pk)
+  const rows = await tx.all<Row>(
+    `SELECT ${t.columns.map(readColumnSql).join(', ')} FROM ${quoteIdent(t.name)} WHERE ${pk} = ?`,
+    [s.entry.record_id],
+  )
+  const row = rows[0]
+  if (!row) return
+  const sets: string[] = []
+  const params: SqlValue[] = []
+  for (const c of t.columns) {
+    if (c.name === t.pk || c.name === t.updatedAt || c.name === t.deletedAt) continue
+    if (!Object.hasOwn(pushed, c.name) || !Object.hasOwn(sv.data, c.name)) continue
+    const sent = pushed[c.name]
+    if (sameWireValue(c, sv.data[c.name], sent) || !sameWireValue(c, sqliteToWire(c, row[c.name]), sent)) continue
+    sets.push(`${quoteIdent(c.name)} = ?`)
+    params.push(wireToSqlite(c.logical_type, sv.data[c.name]))
+  }
+  if (sets.length === 0) return
+  await tx.run(`UPDATE ${quoteIdent(t.name)} SET ${sets.join(', ')} WHERE ${pk} = ?`, [...params, s.entry.record_id])
 }
 
 /** Columns the server keeps on every update whatever is pushed (PROTOCOL §2.5), besides the id and the stamps. */

@@ -23,7 +23,8 @@ export type RejectionStatus = 'rejected_terminal' | 'conflict' | 'quarantined'
  * What happened to the local row: `server_version` — replaced by the server's copy from the answer; `removed` — the
  * server has no copy this user can see, so the local row was deleted; `refetch` — the server has a copy the answer
  * did not carry, so the local data is downloaded again (snapshot; queued changes are kept); `kept` — the app wrote
- * the record again while the push was in flight, and that newer write is pushed next.
+ * the record again while the push was in flight, and that newer write is pushed next (after a conflict, the columns
+ * it did not write take the server's values first: see the push module).
  */
 export type RejectionResolution = 'server_version' | 'removed' | 'refetch' | 'kept'
 
