@@ -252,6 +252,41 @@ describe('the write path against a real server', () => {
     expect(await localOrder(c, id)).toEqual(await serverOrder(id))
   })
 
+  it('a write made while a rebuild downloads the data again is not lost', async () => {
+    const user = randomUUID()
+    const beforeSnapshot: (() => Promise<unknown>)[] = []
+    const hooked: FetchLike = async (input, init) => {
+      if (String(input).endsWith('/sync/snapshot')) await beforeSnapshot.shift()?.()
+      return fetch(input, init)
+    }
+    const c = newClient(user, { fetch: hooked })
+    await startSynced(c)
+    const [id, gone] = [randomUUID(), randomUUID()]
+    await insertOrder(c, user, id, 'v1')
+    await insertOrder(c, user, gone, 'v1')
+    await c.syncNow()
+    // Gone from the server without a change this client pulls: the rebuild removes it, once it has the data.
+    await server.db.pool.query('DELETE FROM orders WHERE id = $1', [gone])
+    // A write to a read-only table is rejected without the server's row: the data is downloaded again (refetch).
+    await c.execute(`UPDATE products SET name = 'mine' WHERE id = '00000000-0000-4000-8000-000000000001'`)
+    let affected = -1
+    let during: unknown[] = []
+    beforeSnapshot.push(async () => {
+      during = await c.query('SELECT id FROM orders ORDER BY id')
+      affected = (await c.execute(`UPDATE orders SET ship_address = 'edited during rebuild' WHERE id = ?`, [id]))
+        .rowsAffected
+    })
+    await c.syncNow()
+    expect(during).toEqual([{ id }, { id: gone }].sort((a, b) => (a.id < b.id ? -1 : 1)))
+    expect(await c.query('SELECT id FROM orders')).toEqual([{ id }])
+    await server.walCaughtUp()
+    await c.syncNow()
+    expect((await c.rejections()).map((r) => r.resolution)).toEqual(['refetch'])
+    expect(affected).toBe(1)
+    expect(await serverOrder(id)).toMatchObject({ ship_address: 'edited during rebuild' })
+    expect(await localOrder(c, id)).toEqual(await serverOrder(id))
+  })
+
   it('a conflict on a row holding a number a double cannot hold is recorded, and sync goes on', async () => {
     const user = randomUUID()
     const c = newClient(user)

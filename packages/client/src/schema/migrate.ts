@@ -4,11 +4,11 @@
  * is ever lost. Tables the SDK did not create from the server schema (local-only tables, SQLite's own tables) are
  * never touched (Decision 22): the set of synced tables is recorded in `_synchro_meta.synced_tables`.
  */
-import type { SqliteExecutor } from '../driver.js'
+import { runMany, type SqliteExecutor } from '../driver.js'
 import { getMeta, setMeta } from '../store/database.js'
 import { quoteIdent } from '../store/sql.js'
 import { addColumnSql, type ClientSchema, createTableSql } from './synced-table.js'
-import { createTriggersSql, dropTriggersSql } from './triggers.js'
+import { createTriggersSql, dropTriggersSql, SNAPSHOT_STALE_TABLE as STALE } from './triggers.js'
 
 export interface MigrationResult {
   createdTables: string[]
@@ -69,18 +69,53 @@ export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema):
 }
 
 /**
- * Clears synced data for a snapshot rebuild, keeping every row that has a queued change (Decision 21), and resets
- * checkpoint, known buckets and the snapshot flag. Runs under the sync lock, so the hard deletes are not queued.
+ * Starts a snapshot rebuild: resets checkpoint, known buckets and the snapshot flag, and notes every synced row
+ * without a queued change as stale (`_synchro_snapshot_stale`). The rows themselves stay until the final page
+ * (`finishRebuild`): deleted now, they would be gone while the snapshot downloads — an app's UPDATE of a row it
+ * shows would change nothing (rowsAffected 0) and its write would be lost, and lists would show empty meanwhile.
+ * Runs under the sync lock.
  */
-export async function clearForRebuild(tx: SqliteExecutor, schema: ClientSchema): Promise<void> {
+export async function beginRebuild(tx: SqliteExecutor, schema: ClientSchema): Promise<void> {
+  await tx.run(`DELETE FROM ${STALE}`)
   for (const t of schema.tables.values()) {
+    const id = `CAST(${quoteIdent(t.pk)} AS TEXT)`
     await tx.run(
-      `DELETE FROM ${quoteIdent(t.name)} WHERE CAST(${quoteIdent(t.pk)} AS TEXT) NOT IN (
-         SELECT record_id FROM _synchro_pending_changes WHERE table_name = ?)`,
-      [t.name],
+      `INSERT OR IGNORE INTO ${STALE} (table_name, record_id)
+       SELECT ?, ${id} FROM ${quoteIdent(t.name)}
+        WHERE ${id} NOT IN (SELECT record_id FROM _synchro_pending_changes WHERE table_name = ?)`,
+      [t.name, t.name],
     )
   }
   await setMeta(tx, 'checkpoint', '0')
   await setMeta(tx, 'known_buckets', '[]')
   await setMeta(tx, 'snapshot_complete', '0')
+}
+
+/** Rows a snapshot page brought (applied, or kept for their queued change) are not stale. */
+export async function unmarkStale(tx: SqliteExecutor, records: readonly { table_name: string; id: string }[]) {
+  if (records.length === 0) return
+  const [row] = await tx.all(`SELECT 1 FROM ${STALE} LIMIT 1`)
+  if (!row) return
+  await runMany(
+    tx,
+    `DELETE FROM ${STALE} WHERE table_name = ? AND record_id = ?`,
+    records.map((r) => [r.table_name, r.id]),
+  )
+}
+
+/**
+ * With the final snapshot page: deletes the rows the snapshot did not bring (the server no longer has them for this
+ * user), except rows with a queued change — also those written while the snapshot downloaded (Decision 21).
+ */
+export async function finishRebuild(tx: SqliteExecutor, schema: ClientSchema): Promise<void> {
+  for (const t of schema.tables.values()) {
+    const id = `CAST(${quoteIdent(t.pk)} AS TEXT)`
+    await tx.run(
+      `DELETE FROM ${quoteIdent(t.name)}
+        WHERE ${id} IN (SELECT record_id FROM ${STALE} WHERE table_name = ?)
+          AND ${id} NOT IN (SELECT record_id FROM _synchro_pending_changes WHERE table_name = ?)`,
+      [t.name, t.name],
+    )
+  }
+  await tx.run(`DELETE FROM ${STALE}`)
 }

@@ -44,6 +44,8 @@ import { pkIsUuid, type SyncedTable } from './synced-table.js'
 
 export const PENDING_TABLE = '_synchro_pending_changes'
 export const META_TABLE = '_synchro_meta'
+/** Rows a running snapshot rebuild has not brought yet (see migrate.ts, `beginRebuild`). */
+export const SNAPSHOT_STALE_TABLE = '_synchro_snapshot_stale'
 
 /**
  * Local bookkeeping tables as §4.1, seeded with sync_lock and checkpoint. `attempted` is ours (local-only, never
@@ -70,6 +72,11 @@ CREATE TABLE IF NOT EXISTS _synchro_meta (
   value TEXT NOT NULL
 );
 INSERT OR IGNORE INTO _synchro_meta (key, value) VALUES ('sync_lock', '0'), ('checkpoint', '0'), ('write_seq', '0');
+CREATE TABLE IF NOT EXISTS _synchro_snapshot_stale (
+  table_name TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  PRIMARY KEY (table_name, record_id)
+) WITHOUT ROWID;
 ${REJECTIONS_SQL}
 `
 

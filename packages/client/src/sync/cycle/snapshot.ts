@@ -1,6 +1,6 @@
 import type { SnapshotCursor, SnapshotResponse } from '@synchro/protocol'
 import { InvalidResponseError, SnapshotRequiredError } from '../../errors.js'
-import { clearForRebuild } from '../../schema/migrate.js'
+import { beginRebuild, finishRebuild, unmarkStale } from '../../schema/migrate.js'
 import { type DeferredCheckpoints, withDeferredCheckpoints } from '../../store/checkpoints.js'
 import { setMeta, withSyncLock } from '../../store/database.js'
 import { applySnapshotGroup } from '../apply.js'
@@ -10,9 +10,10 @@ import { APPLY_GROUP_ROWS, type CycleContext, requireSchema, schemaPair } from '
 import { pushAll } from './push-all.js'
 
 /**
- * Snapshot rebuild (§4.3 step 5 + Decision 21): push the queue first, ask for approval when required, clear synced
- * rows except those with queued changes, then page /sync/snapshot. The checkpoint and snapshot_complete are stored
- * with the final page only, so an interrupted rebuild starts over.
+ * Snapshot rebuild (§4.3 step 5 + Decision 21): push the queue first, ask for approval when required, then page
+ * /sync/snapshot over the local rows; with the final page, the rows it did not bring are deleted, except those with
+ * queued changes (migrate.ts, `beginRebuild`). The checkpoint and snapshot_complete are stored with the final page
+ * only, so an interrupted rebuild starts over.
  */
 export async function snapshotRebuild(ctx: CycleContext, approval: boolean, reason: string): Promise<void> {
   const schema = requireSchema(ctx)
@@ -23,7 +24,7 @@ export async function snapshotRebuild(ctx: CycleContext, approval: boolean, reas
     // What could not be pushed stays queued, and its rows survive the rebuild.
     await pushAll(ctx)
     if (approval && !(await approveSnapshot(ctx))) throw new SnapshotRequiredError(reason)
-    await ctx.db.transaction((tx) => withSyncLock(tx, () => clearForRebuild(tx, schema)), 'sync')
+    await ctx.db.transaction((tx) => withSyncLock(tx, () => beginRebuild(tx, schema)), 'sync')
     await withDeferredCheckpoints(ctx.db, (checkpoints) => snapshotPages(ctx, checkpoints))
   } finally {
     ctx.position?.reset()
@@ -64,7 +65,12 @@ async function snapshotPages(ctx: CycleContext, checkpoints: DeferredCheckpoints
               schema.tables,
               pagesToApply.map((p) => p.records),
             )
+            await unmarkStale(
+              tx,
+              pagesToApply.flatMap((p) => p.records),
+            )
             if (!res.has_more) {
+              await finishRebuild(tx, schema)
               await setMeta(tx, 'checkpoint', String(res.checkpoint))
               await setMeta(tx, 'snapshot_complete', '1')
               await clearUnreceived(tx)
