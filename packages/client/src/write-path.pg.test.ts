@@ -287,6 +287,37 @@ describe('the write path against a real server', () => {
     expect(await localOrder(c, id)).toEqual(await serverOrder(id))
   })
 
+  it('a pulled delete does not delete again a row the app restored meanwhile', async () => {
+    const user = randomUUID()
+    const beforePull: (() => Promise<unknown>)[] = []
+    const hooked: FetchLike = async (input, init) => {
+      if (String(input).endsWith('/sync/pull')) await beforePull.shift()?.()
+      return fetch(input, init)
+    }
+    const c = newClient(user, { fetch: hooked })
+    await startSynced(c)
+    const id = randomUUID()
+    await insertOrder(c, user, id, 'v1')
+    await c.syncNow()
+    await c.execute('DELETE FROM orders WHERE id = ?', [id])
+    // The delete is applied; the pull that would bring its changelog entry back fails.
+    beforePull.push(() => Promise.reject(new TypeError('fetch failed (offline)')))
+    await expect(c.syncNow()).rejects.toBeInstanceOf(NetworkError)
+    // The next pull brings that delete; the app restores the row just before it arrives.
+    beforePull.push(async () => {
+      await server.walCaughtUp()
+      await c.execute(`UPDATE orders SET deleted_at = NULL, ship_address = 'back' WHERE id = ?`, [id])
+    })
+    await c.syncNow()
+    expect(await localOrder(c, id)).toEqual({ ship_address: 'back', total_cents: 1, deleted: false })
+    await c.syncNow()
+    await server.walCaughtUp()
+    await c.syncNow()
+    expect(await c.rejections()).toEqual([])
+    expect(await serverOrder(id)).toEqual({ ship_address: 'back', total_cents: 1, deleted: false })
+    expect(await localOrder(c, id)).toEqual(await serverOrder(id))
+  })
+
   it('a conflict on a row holding a number a double cannot hold is recorded, and sync goes on', async () => {
     const user = randomUUID()
     const c = newClient(user)

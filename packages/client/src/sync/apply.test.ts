@@ -64,6 +64,10 @@ describe('applying pull pages', () => {
     const s = await apply([rec('a', '2027-01-01T00:00:00Z', { name: 'server' })])
     expect(s.skipped).toBe(1)
     expect(await names()).toEqual([{ id: 'a', name: 'mine' }])
+    // Nor deletes it: the queued change meets the server's state when it is pushed.
+    const del = await apply([], [{ id: 'a', table_name: 'lists' }])
+    expect(del).toEqual({ upserted: 0, skipped: 1, deleted: 0 })
+    expect(await d.all(`SELECT deleted_at FROM lists WHERE id = 'a'`)).toEqual([{ deleted_at: null }])
   })
 
   it('applies deletes as soft deletes (only where still live) and keeps records carrying deleted_at as tombstones', async () => {

@@ -172,7 +172,7 @@ function groupByTable(records: readonly SyncRecord[]): Map<string, Map<string, S
  * Applies pulled changes and deletes (PROTOCOL.md §4.3 step 4). Upserts skip a record when the row has a queued local
  * change or when the local updated_at is strictly after the record's (read-your-own-writes), compared as instants.
  * A change whose record carries `deleted_at` is stored as a soft-deleted row. Deletes are soft: deleted_at = now
- * where still NULL. Records of unknown tables are ignored.
+ * where still NULL, and skip rows with a queued local change too. Records of unknown tables are ignored.
  */
 export async function applyPullPage(
   tx: SqliteExecutor,
@@ -183,7 +183,7 @@ export async function applyPullPage(
   newRows: Map<string, boolean> = new Map(),
 ): Promise<ApplyStats> {
   const stats: ApplyStats = { upserted: 0, skipped: 0, deleted: 0 }
-  const pending = changes.length > 0 ? await pendingIds(tx) : new Map<string, Set<string>>()
+  const pending = changes.length > 0 || deletes.length > 0 ? await pendingIds(tx) : new Map<string, Set<string>>()
   for (const [name, recs] of groupByTable(changes)) {
     const t = tables.get(name)
     if (!t) {
@@ -236,6 +236,14 @@ export async function applyPullPage(
   if (deletes.length > 0) {
     const byTable = new Map<string, SqlParam[][]>()
     for (const d of deletes) {
+      // A row with a queued change keeps it: the push meets the server's state (record_deleted, a resurrection). The
+      // delete may be older than that change (the app restored the row after a delete it pushed, whose changelog
+      // entry arrives now): applied, it would delete the restored row again, and the accepted push would not undo
+      // that locally.
+      if (pending.get(d.table_name)?.has(d.id)) {
+        stats.skipped++
+        continue
+      }
       let l = byTable.get(d.table_name)
       if (!l) {
         l = []
