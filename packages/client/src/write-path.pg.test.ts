@@ -287,6 +287,66 @@ describe('the write path against a real server', () => {
     expect(await localOrder(c, id)).toEqual(await serverOrder(id))
   })
 
+  describe('a write made while a push of the same row is in flight ends on the server', () => {
+    const upsert = `INSERT INTO orders (id, user_id, ship_address, total_cents) VALUES (?, ?, 're', 7)
+      ON CONFLICT (id) DO UPDATE SET deleted_at = NULL, ship_address = excluded.ship_address,
+        total_cents = excluded.total_cents`
+    type Step = (c: SynchroClient, user: string, id: string) => Promise<unknown>
+    const pushed: [string, Step][] = [
+      ['create', (c, user, id) => insertOrder(c, user, id, 'v1')],
+      ['update', (c, _user, id) => c.execute(`UPDATE orders SET ship_address = 'a' WHERE id = ?`, [id])],
+      ['delete', (c, _user, id) => c.execute('DELETE FROM orders WHERE id = ?', [id])],
+    ]
+    const during: [string, Step][] = [
+      ['same column', (c, _user, id) => c.execute(`UPDATE orders SET ship_address = 'during' WHERE id = ?`, [id])],
+      ['other column', (c, _user, id) => c.execute('UPDATE orders SET total_cents = 42 WHERE id = ?', [id])],
+      ['delete', (c, _user, id) => c.execute('DELETE FROM orders WHERE id = ?', [id])],
+      [
+        'undelete',
+        (c, _user, id) => c.execute(`UPDATE orders SET deleted_at = NULL, ship_address = 'back' WHERE id = ?`, [id]),
+      ],
+      [
+        'delete and re-create',
+        async (c, user, id) => {
+          await c.execute('DELETE FROM orders WHERE id = ?', [id])
+          await c.execute(upsert, [id, user])
+        },
+      ],
+    ]
+    for (const [op, push] of pushed) {
+      for (const [what, write] of during) {
+        it(`${op} in flight, then ${what}`, async () => {
+          const user = randomUUID()
+          const net = hookedFetch()
+          const c = newClient(user, { fetch: net.fetch })
+          await startSynced(c)
+          const id = randomUUID()
+          if (op !== 'create') {
+            await insertOrder(c, user, id, 'v1')
+            await c.syncNow()
+          }
+          await push(c, user, id)
+          let intended: Order | undefined
+          net.beforePush.push(async () => {
+            await write(c, user, id)
+            intended = await localOrder(c, id)
+          })
+          await c.syncNow()
+          expect(intended).toBeDefined()
+          await c.syncNow()
+          await server.walCaughtUp()
+          await c.syncNow()
+          expect(await c.rejections()).toEqual([])
+          expect(await c.pendingChangeCount()).toBe(0)
+          // An edit of a row that is still deleted is not pushed (a tombstone's columns do not matter).
+          const shown = (o: Order | undefined) => (o?.deleted ? { deleted: true } : o)
+          expect(shown(await localOrder(c, id))).toEqual(shown(intended))
+          expect(shown(await serverOrder(id))).toEqual(shown(intended))
+        })
+      }
+    }
+  })
+
   it('a pulled delete does not delete again a row the app restored meanwhile', async () => {
     const user = randomUUID()
     const beforePull: (() => Promise<unknown>)[] = []
