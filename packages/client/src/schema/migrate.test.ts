@@ -92,3 +92,47 @@ describe('schema migration (additive, Decision 22)', () => {
     await d.close()
   })
 })
+
+describe('a column the server retyped', () => {
+  const retyped = (version: number) => {
+    const tables = testSchema()
+    const items = tables.find((t) => t.table_name === 'items')!
+    const qty = items.columns.findIndex((c) => c.name === 'qty')
+    items.columns[qty] = col('qty', 'string', { db: 'text', nullable: false, def: "'1'" })
+    return schemaOf(tables, version)
+  }
+
+  it('gets the new type in place: values kept, app index kept, nothing queued, triggers back', async () => {
+    const d = await tempDriver()
+    await d.exec(LOCAL_TABLES_SQL)
+    await d.transaction((tx) => migrateToSchema(tx, schemaOf(testSchema())))
+    await d.run(`INSERT INTO items (id, qty) VALUES ('i1', 7)`)
+    await d.run(`DELETE FROM _synchro_pending_changes`)
+    await d.exec('CREATE INDEX app_items_qty ON items (qty, title)')
+    const res = await d.transaction((tx) => migrateToSchema(tx, retyped(2)))
+    expect(res.retypedColumns).toEqual([{ table: 'items', column: 'qty' }])
+    const info = await d.all(`SELECT type, "notnull", dflt_value FROM pragma_table_info('items') WHERE name = 'qty'`)
+    expect(info).toEqual([{ type: 'TEXT', notnull: 1, dflt_value: "'1'" }])
+    expect(await d.all(`SELECT name FROM pragma_index_info('app_items_qty')`)).toEqual([
+      { name: 'qty' },
+      { name: 'title' },
+    ])
+    expect(await d.all('SELECT * FROM _synchro_pending_changes')).toEqual([])
+    // The affinity no longer turns a code into a number.
+    await d.run(`UPDATE items SET qty = '007' WHERE id = 'i1'`)
+    expect(await d.all(`SELECT qty, typeof(qty) AS t FROM items`)).toEqual([{ qty: '007', t: 'text' }])
+    expect(await d.all('SELECT operation FROM _synchro_pending_changes')).toEqual([{ operation: 'update' }])
+  })
+
+  it('stays as it was where SQLite refuses the rebuild (a view of the app names it)', async () => {
+    const d = await tempDriver()
+    await d.exec(LOCAL_TABLES_SQL)
+    await d.transaction((tx) => migrateToSchema(tx, schemaOf(testSchema())))
+    await d.exec('CREATE VIEW app_qty AS SELECT id, qty FROM items')
+    const res = await d.transaction((tx) => migrateToSchema(tx, retyped(2)))
+    expect(res.retypedColumns).toEqual([])
+    expect(await d.all(`SELECT type FROM pragma_table_info('items') WHERE name = 'qty'`)).toEqual([{ type: 'INTEGER' }])
+    await d.run(`INSERT INTO items (id, qty) VALUES ('i1', 7)`)
+    expect(await d.all('SELECT operation FROM _synchro_pending_changes')).toEqual([{ operation: 'create' }])
+  })
+})

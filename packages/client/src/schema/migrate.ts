@@ -1,13 +1,13 @@
 /**
  * Creating and migrating synced tables from the server schema. Migration is additive only: missing tables and
  * columns are added and the CDC triggers re-created; nothing is dropped, so no local data — and no queued change —
- * is ever lost. Tables the SDK did not create from the server schema (local-only tables, SQLite's own tables) are
+ * is ever lost. A column the server retyped to another SQLite affinity is rebuilt in place (`retypeColumn`). Tables the SDK did not create from the server schema (local-only tables, SQLite's own tables) are
  * never touched (Decision 22): the set of synced tables is recorded in `_synchro_meta.synced_tables`.
  */
 import { runMany, type SqliteExecutor } from '../driver.js'
 import { getMeta, setMeta } from '../store/database.js'
 import { quoteIdent } from '../store/sql.js'
-import { addColumnSql, type ClientSchema, createTableSql } from './synced-table.js'
+import { addColumnSql, type ClientSchema, createTableSql, type SyncedTable, sqliteColumnType } from './synced-table.js'
 import { createTriggersSql, dropTriggersSql, SNAPSHOT_STALE_TABLE as STALE } from './triggers.js'
 
 export interface MigrationResult {
@@ -15,6 +15,8 @@ export interface MigrationResult {
   /** Tables that existed locally but were not synced before (a table the server syncs again, or a local one adopted). */
   adoptedTables: string[]
   addedColumns: { table: string; column: string }[]
+  /** Columns whose local type no longer stores the server's values faithfully, rebuilt with the new type. */
+  retypedColumns: { table: string; column: string }[]
   /** Tables the server no longer syncs: their triggers are gone, their rows stay as local data. */
   unsyncedTables: string[]
 }
@@ -32,7 +34,13 @@ export async function readSyncedTableNames(ex: SqliteExecutor): Promise<string[]
 
 /** Brings the local database to `schema` (inside the caller's transaction) and stores the schema pair. */
 export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema): Promise<MigrationResult> {
-  const result: MigrationResult = { createdTables: [], adoptedTables: [], addedColumns: [], unsyncedTables: [] }
+  const result: MigrationResult = {
+    createdTables: [],
+    adoptedTables: [],
+    addedColumns: [],
+    retypedColumns: [],
+    unsyncedTables: [],
+  }
   const previous = await readSyncedTableNames(tx)
   const existing = new Set(
     (await tx.all<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table'`)).map((r) => r.name),
@@ -45,11 +53,19 @@ export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema):
       result.createdTables.push(t.name)
     } else {
       if (!previous.includes(t.name)) result.adoptedTables.push(t.name)
-      const cols = new Set(
-        (await tx.all<{ name: string }>('SELECT name FROM pragma_table_info(?)', [t.name])).map((r) => r.name),
+      const cols = new Map(
+        (await tx.all<{ name: string; type: string }>('SELECT name, type FROM pragma_table_info(?)', [t.name])).map(
+          (r) => [r.name, r.type],
+        ),
       )
       for (const c of t.columns) {
-        if (cols.has(c.name)) continue
+        const declared = cols.get(c.name)
+        if (declared !== undefined) {
+          if (c.name !== t.pk && affinity(declared) !== affinity(sqliteColumnType(c))) {
+            if (await retypeColumn(tx, t, c.name)) result.retypedColumns.push({ table: t.name, column: c.name })
+          }
+          continue
+        }
         ddl.push(`${addColumnSql(t.name, c)};`)
         result.addedColumns.push({ table: t.name, column: c.name })
       }
@@ -66,6 +82,56 @@ export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema):
   await setMeta(tx, 'schema_version', String(schema.version))
   await setMeta(tx, 'schema_hash', schema.hash)
   return result
+}
+
+/** SQLite's affinity of a declared column type (https://sqlite.org/datatype3.html §3.1). */
+function affinity(declared: string): 'INTEGER' | 'TEXT' | 'BLOB' | 'REAL' | 'NUMERIC' {
+  const d = declared.toUpperCase()
+  if (d.includes('INT')) return 'INTEGER'
+  if (/CHAR|CLOB|TEXT/.test(d)) return 'TEXT'
+  if (d === '' || d.includes('BLOB')) return 'BLOB'
+  if (/REAL|FLOA|DOUB/.test(d)) return 'REAL'
+  return 'NUMERIC'
+}
+
+/**
+ * Rebuilds column `name` of `t` with the type the server schema now gives it. SQLite cannot change a column's type,
+ * and the old affinity converts every value stored into it: a text column that was an integer turns `'007'` into 7, a
+ * numeric that was a bigint rounds a long decimal to a double — and the next push of the row, which sends every
+ * column, writes that value back over the server's. So the values move to a new column of the new type, which takes
+ * the old one's name and place in the app's indexes (the CDC triggers are dropped first: the copy is no local write).
+ * Where SQLite refuses (a view or trigger of the app names the column, a SQLite without DROP COLUMN) the column stays
+ * as it was, as before. Returns whether it was rebuilt.
+ */
+async function retypeColumn(tx: SqliteExecutor, t: SyncedTable, name: string): Promise<boolean> {
+  const c = t.columns.find((x) => x.name === name)!
+  const tbl = quoteIdent(t.name)
+  const tmp = `_synchro_retype_${name}`
+  const indexes = await tx.all<{ name: string; sql: string }>(
+    `SELECT m.name, m.sql FROM sqlite_master m
+      WHERE m.type = 'index' AND m.tbl_name = ? AND m.sql IS NOT NULL
+        AND EXISTS (SELECT 1 FROM pragma_index_info(m.name) WHERE name = ?)`,
+    [t.name, name],
+  )
+  await tx.exec('SAVEPOINT _synchro_retype')
+  try {
+    await tx.exec(
+      [
+        dropTriggersSql(t.name),
+        ...indexes.map((i) => `DROP INDEX ${quoteIdent(i.name)};`),
+        `${addColumnSql(t.name, { ...c, name: tmp })};`,
+        `UPDATE ${tbl} SET ${quoteIdent(tmp)} = ${quoteIdent(name)};`,
+        `ALTER TABLE ${tbl} DROP COLUMN ${quoteIdent(name)};`,
+        `ALTER TABLE ${tbl} RENAME COLUMN ${quoteIdent(tmp)} TO ${quoteIdent(name)};`,
+        ...indexes.map((i) => `${i.sql};`),
+      ].join('\n'),
+    )
+    await tx.exec('RELEASE _synchro_retype')
+    return true
+  } catch {
+    await tx.exec('ROLLBACK TO _synchro_retype; RELEASE _synchro_retype')
+    return false
+  }
 }
 
 /**

@@ -12,9 +12,14 @@ export async function connect(ctx: CycleContext): Promise<void> {
     const wasComplete = (await getMeta(tx, 'snapshot_complete')) === '1'
     const result = await migrateToSchema(tx, schema)
     // Server data no changelog entry will ever bring: the rows of a table new to this database or synced again
-    // (nothing was logged while it was not), the values of columns added to existing rows (ADD COLUMN logs nothing).
+    // (nothing was logged while it was not), the values of columns added to existing rows (ADD COLUMN logs nothing)
+    // or retyped (ALTER COLUMN … TYPE rewrites every row, logging nothing; a USING clause may change the values).
     // Re-snapshot (which keeps queued changes, Decision 21).
-    const unseen = result.createdTables.length + result.adoptedTables.length + result.addedColumns.length
+    const unseen =
+      result.createdTables.length +
+      result.adoptedTables.length +
+      result.addedColumns.length +
+      result.retypedColumns.length
     if (wasComplete && unseen > 0) await setMeta(tx, 'snapshot_complete', '0')
     if (wasComplete) await addUnreceived(tx, result.addedColumns)
   }, 'sync')
