@@ -146,3 +146,27 @@ describe('a column retyped on the server', () => {
     expect(srv.rows[0]).toEqual({ ship_address: 'after retype', code: '007' })
   })
 })
+
+describe('a NOT NULL column the server added with a default SQLite cannot add', () => {
+  it('a row the app creates afterwards without the column reaches the server with the server default', async () => {
+    const user = randomUUID()
+    const c = newClient(user)
+    await startSynced(c)
+    await syncedOrder(c, user)
+    await server.db.pool.query(`ALTER TABLE orders ADD COLUMN picked_at timestamptz NOT NULL DEFAULT now()`)
+    await c.syncNow() // 409: migrate (the column is nullable locally, no default), then a re-snapshot
+    // The app's code does not know the column (a fresh install has it NOT NULL DEFAULT CURRENT_TIMESTAMP).
+    const id = randomUUID()
+    await c.execute(
+      `INSERT INTO orders (id, user_id, ship_address, metadata, total_cents) VALUES (?, ?, 'new', '{}', 1)`,
+      [id, user],
+    )
+    await c.syncNow()
+    expect(await c.rejections()).toEqual([])
+    const srv = await server.db.pool.query(
+      `SELECT ship_address, picked_at IS NOT NULL AS p FROM orders WHERE id = $1`,
+      [id],
+    )
+    expect(srv.rows).toEqual([{ ship_address: 'new', p: true }])
+  })
+})

@@ -139,8 +139,12 @@ export async function readPushBatch(
       data = {}
       const notYet = unreceived.get(t.name)
       for (const c of t.columns) {
-        // A column added on the server whose value has not arrived yet: left out, the server keeps its own.
-        if (row[c.name] === null && notYet?.has(c.name)) continue
+        // A column added on the server whose value has not arrived yet: left out, the server keeps its own. So is a
+        // NULL the server can never store (NOT NULL with a default): the column was added later as nullable, SQLite
+        // refusing its default (`NOT NULL DEFAULT now()`), and an app unaware of it writes rows without it; pushed,
+        // that NULL is a constraint_violation, left out a create gets the server's default (a database created with
+        // the column filled it from its local default) and an update keeps the server's value.
+        if (row[c.name] === null && (notYet?.has(c.name) || (!c.nullable && c.default_kind !== 'none'))) continue
         data[c.name] = sqliteToWire(c, row[c.name])
       }
     }
