@@ -43,10 +43,9 @@ afterAll(async () => {
 }, 60_000)
 
 describe('a local table the server starts syncing', () => {
-  // Known bug, not fixed here: connect reports the table as adopted and re-snapshots; beginRebuild marks its rows
-  // stale like any synced row, and finishRebuild deletes those the snapshot did not bring — the app's local rows,
-  // never queued (the table had no CDC triggers), go without a trace (no queue entry, no rejection).
-  it.fails('keeps the rows the app wrote in it before (or pushes them), instead of deleting them', async () => {
+  // connect reports the table as adopted and re-snapshots; the rows the snapshot does not bring were the app's, never
+  // queued (the table had no CDC triggers): finishRebuild queues them as creates instead of deleting them.
+  it('keeps the rows the app wrote in it before and pushes them, instead of deleting them', async () => {
     const user = randomUUID()
     const toNotes = { value: false }
     const fetchVia: FetchLike = (input, init) =>
@@ -69,6 +68,7 @@ describe('a local table the server starts syncing', () => {
     expect(await c.rejections()).toEqual([])
     const local = await c.query('SELECT body FROM notes WHERE id = ?', [id])
     const srv = await server.db.pool.query('SELECT body FROM notes WHERE id = $1', [id])
-    expect({ local, srv: srv.rows }).not.toEqual({ local: [], srv: [] })
+    expect(local).toEqual([{ body: 'written offline' }])
+    expect(srv.rows).toEqual([{ body: 'written offline' }])
   })
 })

@@ -8,7 +8,7 @@ import { runMany, type SqliteExecutor } from '../driver.js'
 import { getMeta, setMeta } from '../store/database.js'
 import { quoteIdent } from '../store/sql.js'
 import { addColumnSql, type ClientSchema, createTableSql, type SyncedTable, sqliteColumnType } from './synced-table.js'
-import { createTriggersSql, dropTriggersSql, SNAPSHOT_STALE_TABLE as STALE } from './triggers.js'
+import { BUMP_SEQ, createTriggersSql, dropTriggersSql, NOW, SEQ, SNAPSHOT_STALE_TABLE as STALE } from './triggers.js'
 
 export interface MigrationResult {
   createdTables: string[]
@@ -22,7 +22,16 @@ export interface MigrationResult {
 }
 
 export async function readSyncedTableNames(ex: SqliteExecutor): Promise<string[]> {
-  const raw = await getMeta(ex, 'synced_tables')
+  return readNames(ex, 'synced_tables')
+}
+
+/** Tables adopted by a migration whose snapshot rebuild has not completed yet (see `finishRebuild`). */
+function readAdoptedTables(ex: SqliteExecutor): Promise<string[]> {
+  return readNames(ex, 'adopted_tables')
+}
+
+async function readNames(ex: SqliteExecutor, key: string): Promise<string[]> {
+  const raw = await getMeta(ex, key)
   if (!raw) return []
   try {
     const v: unknown = JSON.parse(raw)
@@ -78,6 +87,11 @@ export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema):
     ddl.push(dropTriggersSql(name))
   }
   if (ddl.length > 0) await tx.exec(ddl.join('\n'))
+  if (result.adoptedTables.length > 0) {
+    // Until the rebuild that follows completes (a restart redoes it): their rows are the app's (`finishRebuild`).
+    const adopted = new Set([...(await readAdoptedTables(tx)), ...result.adoptedTables])
+    await setMeta(tx, 'adopted_tables', JSON.stringify([...adopted]))
+  }
   await setMeta(tx, 'synced_tables', JSON.stringify([...schema.tables.keys()]))
   await setMeta(tx, 'schema_version', String(schema.version))
   await setMeta(tx, 'schema_hash', schema.hash)
@@ -172,16 +186,35 @@ export async function unmarkStale(tx: SqliteExecutor, records: readonly { table_
 /**
  * With the final snapshot page: deletes the rows the snapshot did not bring (the server no longer has them for this
  * user), except rows with a queued change — also those written while the snapshot downloaded (Decision 21).
+ *
+ * In a table this rebuild adopted (a local table the server now syncs, or one it syncs again after it stopped), such
+ * rows are the app's own, written while no trigger recorded them: the live ones are queued as creates instead, stamped
+ * with their `updated_at` when it is a timestamp (a row the server deleted since then loses to that deletion as a
+ * conflict the app is told of, rather than coming back), and pushed. Deleting them would lose them without a trace.
  */
 export async function finishRebuild(tx: SqliteExecutor, schema: ClientSchema): Promise<void> {
+  const adopted = new Set(await readAdoptedTables(tx))
   for (const t of schema.tables.values()) {
     const id = `CAST(${quoteIdent(t.pk)} AS TEXT)`
-    await tx.run(
-      `DELETE FROM ${quoteIdent(t.name)}
-        WHERE ${id} IN (SELECT record_id FROM ${STALE} WHERE table_name = ?)
-          AND ${id} NOT IN (SELECT record_id FROM _synchro_pending_changes WHERE table_name = ?)`,
-      [t.name, t.name],
-    )
+    const stale = `${id} IN (SELECT record_id FROM ${STALE} WHERE table_name = ?)
+          AND ${id} NOT IN (SELECT record_id FROM _synchro_pending_changes WHERE table_name = ?)`
+    if (adopted.has(t.name)) await queueAsCreates(tx, t, stale)
+    await tx.run(`DELETE FROM ${quoteIdent(t.name)} WHERE ${stale}`, [t.name, t.name])
   }
   await tx.run(`DELETE FROM ${STALE}`)
+  if (adopted.size > 0) await setMeta(tx, 'adopted_tables', '[]')
+}
+
+/** Queues the live rows of `t` matching `where` (two parameters: the table name twice) as creates. */
+async function queueAsCreates(tx: SqliteExecutor, t: SyncedTable, where: string): Promise<void> {
+  const upd = quoteIdent(t.updatedAt)
+  const stamp = `CASE WHEN typeof(${upd}) = 'text' AND ${upd} GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T*'
+    THEN ${upd} ELSE ${NOW} END`
+  await tx.exec(BUMP_SEQ)
+  await tx.run(
+    `INSERT INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at, write_seq)
+     SELECT CAST(${quoteIdent(t.pk)} AS TEXT), ?, 'create', NULL, ${stamp}, ${SEQ}
+       FROM ${quoteIdent(t.name)} WHERE ${quoteIdent(t.deletedAt)} IS NULL AND ${where}`,
+    [t.name, t.name, t.name],
+  )
 }

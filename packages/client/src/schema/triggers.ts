@@ -112,10 +112,10 @@ export async function ensureLocalTables(d: SqliteDriver): Promise<void> {
 }
 
 const UNLOCKED = `(SELECT value FROM _synchro_meta WHERE key = 'sync_lock') = '0'`
-const NOW = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`
+export const NOW = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`
 /** Every local write takes the next number of a durable counter: `confirmed()` and `flush()` wait on it. */
-const BUMP_SEQ = `UPDATE _synchro_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'write_seq';`
-const SEQ = `(SELECT CAST(value AS INTEGER) FROM _synchro_meta WHERE key = 'write_seq')`
+export const BUMP_SEQ = `UPDATE _synchro_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'write_seq';`
+export const SEQ = `(SELECT CAST(value AS INTEGER) FROM _synchro_meta WHERE key = 'write_seq')`
 /** A new write to a record waiting for a retry makes it pushable at once, with a fresh attempt budget. */
 const RESET_RETRY = `write_seq = excluded.write_seq, retry_count = 0, retry_at = NULL`
 
