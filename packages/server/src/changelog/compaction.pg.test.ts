@@ -176,6 +176,33 @@ describe('§3 I compaction', () => {
     expect(await boundary(app)).toBe(top)
   })
 
+  it('Decision 1: a snapshot taken while compaction has emptied the changelog is followed by normal pulls', async () => {
+    // Every active client caught up, so compaction deleted the whole changelog (a quiet system). A new device then
+    // takes its initial snapshot: the checkpoint it gets must not lie below the retention boundary, or every pull
+    // from it answers checkpoint_before_retention and the device rebuilds again and again.
+    const c = await client(app)
+    const seqs = await entries(app, c.user, 2)
+    const top = seqs[1] as number
+    await app.db.pool.query(`UPDATE sync_clients SET is_active = false`)
+    await c.set(`is_active = true, last_pull_seq = $1, last_sync_at = now()`, [top])
+    await app.engine.runCompaction()
+    expect((await app.db.pool.query(`SELECT count(*)::int AS n FROM sync_changelog`)).rows[0].n).toBe(0)
+    const fresh = await client(app)
+    let cursor: unknown
+    let checkpoint = -1
+    for (let i = 0; i < 20; i++) {
+      const s = await fresh.snap({ cursor, limit: 1000 })
+      expect(s.status).toBe(200)
+      checkpoint = s.body.checkpoint
+      if (!s.body.has_more) break
+      cursor = s.body.cursor
+    }
+    expect(checkpoint).toBeGreaterThanOrEqual(await boundary(app))
+    const p = await fresh.pull({ checkpoint })
+    expect(p.status).toBe(200)
+    expect(p.body).not.toHaveProperty('snapshot_required')
+  })
+
   it('117 a deactivated client may still pull; register or a completed snapshot reactivates it', async () => {
     const c = await client(app)
     await c.set(`is_active = false, last_pull_seq = $1`, [await boundary(app)])

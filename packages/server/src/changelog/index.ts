@@ -23,6 +23,7 @@ export {
   historyGap,
   historyServes,
   type Queryable,
+  snapshotHeadSeq,
 } from './reader.js'
 export { type ChangelogStats, type ChangelogStatsOptions, changelogInstalled, changelogStats } from './stats.js'
 export { type ApplyOptions, type ApplyResult, BatchApplier, PreparedBatch } from './writer.js'

@@ -69,6 +69,21 @@ export async function headSeq(db: Queryable): Promise<number> {
   return Number(rows[0]?.seq ?? 0)
 }
 
+/**
+ * The checkpoint a snapshot captures (Decision 7): the head, or the retention boundary when it is higher — compaction
+ * may have deleted every entry (all active clients caught up), and a head of 0 below the boundary would make every pull
+ * from the snapshot answer checkpoint_before_retention, so the client would rebuild again and again. Every seq up to the
+ * boundary was committed, and its change was visible, before compaction deleted it: rows read in the same snapshot
+ * as this hold it.
+ */
+export async function snapshotHeadSeq(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ seq: string }>(
+    `SELECT GREATEST((SELECT max(seq) FROM sync_changelog),
+                     (SELECT max_compacted_seq FROM sync_compaction_state LIMIT 1), 0)::text AS seq`,
+  )
+  return Number(rows[0]?.seq ?? 0)
+}
+
 /** The buckets that got entries with `after < seq <= upTo`. */
 export async function bucketsBetween(db: Queryable, after: number, upTo: number): Promise<Set<string>> {
   const { rows } = await db.query<{ bucket_id: string }>(

@@ -1,5 +1,5 @@
 import { clampLimit, OP_INSERT, type SnapshotRequest, type SnapshotResponse, type SyncRecord } from '@synchro/protocol'
-import { headSeq } from '../changelog/reader.js'
+import { snapshotHeadSeq } from '../changelog/reader.js'
 import { completeSnapshot } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
 import { BadRequestError } from '../errors.js'
@@ -79,8 +79,9 @@ async function snapshotPage(
   let rest: AheadRows | undefined
   try {
     if (cursor && (cursor.table_idx < 0 || cursor.checkpoint < 0)) throw new BadRequestError('invalid cursor')
-    // Decision 7: the changelog head, captured once on the first page; later pages carry it in the cursor (even 0).
-    checkpoint = cursor ? cursor.checkpoint : await headSeq(tx.db)
+    // Decision 7: the changelog head (never below the retention boundary), captured once on the first page; later
+    // pages carry it in the cursor (even 0).
+    checkpoint = cursor ? cursor.checkpoint : await snapshotHeadSeq(tx.db)
     let tableIdx = cursor?.table_idx ?? 0
     let afterId = cursor?.after_id ?? ''
     while (tableIdx < ctx.tables.length) {
