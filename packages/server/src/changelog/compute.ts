@@ -1,7 +1,13 @@
 import type pg from 'pg'
 import { type Descendant, findDescendants, inheritingChildren, type RebucketRoot } from '../buckets/descendants.js'
 import { applyRowChange, type EdgeEntry, type EdgeState, isDeleted, moveTo } from '../buckets/edges.js'
-import { type BucketRequest, type BucketResolver, type BucketResult, bucketsFromValue } from '../buckets/resolver.js'
+import {
+  type BucketRequest,
+  type BucketResolver,
+  type BucketResult,
+  bucketsFromValue,
+  type TextRow,
+} from '../buckets/resolver.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import { quoteIdent } from '../util/sql.js'
 import type { Change, RowChange, WalTransaction } from './changes.js'
@@ -123,9 +129,22 @@ async function computeSegment(
       jsonColumns: c.jsonColumns,
     })
   }
+  // A row written before the capture started (an application adopting Synchro has rows already; the snapshot gives
+  // them to clients) has no edges: the capture never recorded its buckets. An update that moves it must still leave
+  // the buckets it was in, or their clients keep it for good — so for a live old row without edges, the buckets
+  // its old row names stand in for the edges, as a delete without edges falls back to them (§3 J 122).
+  const oldIdx: number[] = []
+  for (let i = 0; i < n; i++) {
+    const c = changes[i] as RowChange
+    if (c.kind !== 'update' || (entries[i] as EdgeEntry).cur.size > 0 || !liveOldRow(c)) continue
+    oldIdx.push(i)
+    reqs.push({ table: c.table, op: 'delete', row: c.oldRow as TextRow, oldRow: null, jsonColumns: c.jsonColumns })
+  }
   const resolved = await resolver.resolve(db, reqs)
   const results: (BucketResult | undefined)[] = new Array(n)
   for (let j = 0; j < reqIdx.length; j++) results[reqIdx[j] as number] = resolved[j]
+  const olds: (BucketResult | undefined)[] = new Array(n)
+  for (let j = 0; j < oldIdx.length; j++) olds[oldIdx[j] as number] = resolved[reqIdx.length + j]
 
   // Decision 15: updates that change what descendants inherit re-bucket them.
   const roots: RebucketRoot[] = []
@@ -152,15 +171,28 @@ async function computeSegment(
 
   for (let i = 0; i < n; i++) {
     const c = changes[i] as RowChange
-    applyRowChange(c, results[i], entries[i] as EdgeEntry, out, isDeleted(c))
+    const e = entries[i] as EdgeEntry
+    // Still without edges here (an earlier change of the segment may have given it some): see `oldIdx`. A failed
+    // resolution of the old row is no rule failure: the record is then handled as before.
+    const old = olds[i]
+    if (old?.ok && e.cur.size === 0) e.cur = old.set ?? new Set(old.buckets)
+    const before = e.cur
+    applyRowChange(c, results[i], e, out, isDeleted(c))
     const root = rootOf[i]
     if (root === undefined) continue
     const target = (roots[root] as RebucketRoot).buckets
     for (const d of byRoot.get(root) ?? []) {
       const de = state.get(d.table.tableName, d.id) as EdgeEntry
+      // A live descendant without edges (written before the capture started) inherited the buckets the root was in.
+      if (!d.deleted && de.cur.size === 0) de.cur = before
       moveTo(de, d.deleted ? [] : target, out)
     }
   }
+}
+
+/** An update's old row is known in full (REPLICA IDENTITY FULL) and was not soft-deleted. */
+function liveOldRow(c: RowChange): boolean {
+  return c.oldRow !== null && c.oldRow[c.table.deletedAtColumn] === null
 }
 
 /**
