@@ -142,6 +142,49 @@ describe('pull read-ahead', () => {
     expect(gone.body).toMatchObject({ snapshot_required: true, snapshot_reason: 'checkpoint_before_retention' })
   })
 
+  it('an entry being written while the page was read ahead: has_more, as a pull now answers', async () => {
+    // The capture draws seqs inside its batch transaction: while a batch is being written, the highest seq issued is
+    // past every entry a page can see. An entry of that batch commits after the read-ahead and must still count.
+    const user = randomUUID()
+    const c = await bootstrapped(user)
+    const orders = [randomUUID(), randomUUID(), randomUUID()]
+    const entry = `INSERT INTO sync_changelog (bucket_id, table_name, record_id, operation) VALUES ($1, 'orders', $2, 1)
+                   RETURNING seq::int`
+    let from: number | undefined
+    for (const id of orders) {
+      await app.db.pool.query(`INSERT INTO orders (id, user_id) VALUES ($1, $2)`, [id, user])
+      if (id === orders[2]) break
+      const { rows } = await app.db.pool.query(entry, [`user:${user}`, id])
+      from ??= rows[0].seq - 1
+    }
+    const batch = await app.db.pool.connect()
+    let next = 0
+    try {
+      await batch.query('BEGIN')
+      await batch.query(entry, [`user:${user}`, orders[2]]) // not committed yet
+      const first = await c.pull({ checkpoint: from })
+      expect([first.body.changes.map((r: { id: string }) => r.id), first.body.has_more]).toEqual([[orders[0]], true])
+      next = first.body.checkpoint
+      // The page after it is read ahead now (limit 1: orders[1], nothing after it yet); wait until it has run.
+      for (let i = 0; ; i++) {
+        const { rows } = await app.db.pool.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND state NOT IN ('idle', 'idle in transaction')
+              AND pid <> pg_backend_pid()`,
+        )
+        if (rows[0].n === 0) break
+        if (i > 200) throw new Error('the read-ahead did not finish')
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      await batch.query('COMMIT')
+    } finally {
+      batch.release()
+    }
+    const second = await c.pull({ checkpoint: next })
+    expect(second.body.changes.map((r: { id: string }) => r.id)).toEqual([orders[1]])
+    expect(second.body.has_more).toBe(true) // orders[2]'s entry is there now
+  })
+
   it('none by default, nor when the read-ahead TTL is 0, nor for a page above the byte cap (a quarter of maxBytes)', async () => {
     for (const engine of [
       {},

@@ -31,7 +31,8 @@ import { errorFacts } from './rows.js'
  * - the history still serving the checkpoint (compaction meanwhile → the ordinary path's snapshot_required);
  * - the same client row (id), subscriptions and `last_push_at` as the peek saw: a client re-registered, resubscribed,
  *   or that pushed since (its own writes must show in what it pulls next) reads afresh;
- * - no changelog entry in any subscribed bucket after the highest seq issued when the peek ran.
+ * - no changelog entry in any subscribed bucket after the highest seq visible when the peek ran (not the highest seq
+ *   issued: a capture batch being written then has drawn seqs up to it, and its entries commit after the peek).
  * So the entries, `has_more` and the checkpoint are exactly what a request now would get, and the rows are what a
  * request at the peek's moment got: a row changed since then has a changelog entry after the page (seqs only grow;
  * the capture writes it once the change commits), which a later page brings. When the opening statement ran before
@@ -242,16 +243,16 @@ export function unchangedSince(now: CheckHead, peek: PageHead): boolean {
 
 /**
  * The statement sent with the COMMIT of a request served from a peeked page: the checkpoint advance of client row
- * `rowId` to `stored` (`caughtUp`: Decision 36), only when no subscribed bucket got a changelog entry after `issued`,
- * the highest seq issued when the peek ran. One row: `ok`, whether it advanced. The probe walks the (bucket_id, seq)
- * index in order (`bucketEntries`): without the ORDER BY the planner expected an early hit and scanned the whole
- * changelog, 6 ms on 100k entries, finding none.
+ * `rowId` to `stored` (`caughtUp`: Decision 36), only when no subscribed bucket got a changelog entry after `visible`,
+ * the highest seq visible when the peek ran (`PageHead.visible`). One row: `ok`, whether it advanced. The probe walks
+ * the (bucket_id, seq) index in order (`bucketEntries`): without the ORDER BY the planner expected an early hit and
+ * scanned the whole changelog, 6 ms on 100k entries, finding none.
  */
 export function advanceSql(
   rowId: string,
   stored: number,
   caughtUp: boolean,
-  issued: string,
+  visible: string,
   subs: string[],
 ): { text: string; values: unknown[] } {
   const text = `
@@ -264,5 +265,5 @@ WITH f AS (
 ),
 ${advancePullCte('u', { rowId: '$1', stored: '$2', caughtUp: '$3::boolean', when: '(SELECT ok FROM f)' })}
 SELECT ok FROM f`
-  return { text, values: [rowId, stored, String(caughtUp), issued, subs] }
+  return { text, values: [rowId, stored, String(caughtUp), visible, subs] }
 }

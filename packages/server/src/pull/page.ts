@@ -84,7 +84,13 @@ function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean
   const facts = [
     `'compacted', h.compacted::text, 'issued', h.issued::text, 'fetched', k.fetched, 'last_seq', k.last::text`,
     ...(gated ? [`'ok', o.ok`, ...CLIENT_HEAD.map((c) => `'${c}', o.${c}`)] : []),
-    ...(advance ? [] : [`'last_push_at', o.last_push_at`]),
+    // Peeks: the highest seq the page could see (in-flight batches have drawn seqs past it, not yet visible).
+    ...(advance
+      ? []
+      : [
+          `'last_push_at', o.last_push_at`,
+          `'visible', GREATEST((SELECT max(seq) FROM sync_changelog), h.compacted)::text`,
+        ]),
   ]
   const entries = `'tables', x.tables, 'ids', x.ids, 'ops', x.ops`
   const head = `json_build_object(${facts.join(', ')}, ${entries})::text AS head`
@@ -184,6 +190,11 @@ function relationSizes(ctx: EngineContext): string {
 export interface PageHead extends Partial<ClientColumns> {
   /** Peeked pages: the client's `last_push_at` (RFC 3339 text) when the page was read. */
   last_push_at?: string | null
+  /**
+   * Peeked pages: the highest seq visible when the page was read (the changelog head, or the retention boundary when
+   * higher). Every entry committed later has a higher seq: the capture writes one batch at a time.
+   */
+  visible?: string
   compacted: string
   issued: string
   fetched: number

@@ -208,8 +208,9 @@ async function pullAhead(ctx: EngineContext, a: PullArgs): Promise<Served | unde
     const page = pageOf(ctx, peeked.rows, peeked.head, a.from, a.limit)
     if ('reason' in page) return undefined
     const { head } = peeked
+    if (head.visible === undefined) return undefined
     return {
-      commit: advanceSql(client.id, page.checkpoint, head.fetched <= a.limit, head.issued, now.subs),
+      commit: advanceSql(client.id, page.checkpoint, head.fetched <= a.limit, head.visible, now.subs),
       accepted: (done) => done[0]?.ok === true,
       result: { contract, client, page },
     }
