@@ -13,11 +13,15 @@ let consumer: WalConsumer
 const EARLY_USER = randomUUID()
 const EARLY_ORDER = randomUUID()
 const EARLY_DETAIL = randomUUID()
+const EARLY_ORDER2 = randomUUID()
+const EARLY_DETAIL2 = randomUUID()
 beforeAll(async () => {
   app = await createTestApp({
     seed: true,
     extraSql: `INSERT INTO orders (id, user_id) VALUES ('${EARLY_ORDER}', '${EARLY_USER}');
-               INSERT INTO order_details (id, order_id) VALUES ('${EARLY_DETAIL}', '${EARLY_ORDER}');`,
+               INSERT INTO order_details (id, order_id) VALUES ('${EARLY_DETAIL}', '${EARLY_ORDER}');
+               INSERT INTO orders (id, user_id) VALUES ('${EARLY_ORDER2}', '${EARLY_USER}');
+               INSERT INTO order_details (id, order_id) VALUES ('${EARLY_DETAIL2}', '${EARLY_ORDER2}');`,
   })
   consumer = startWalConsumer({
     pool: app.db.pool,
@@ -163,6 +167,18 @@ describe('a row that predates the capture', () => {
     expect(next.held.has(EARLY_DETAIL)).toBe(true)
     expect(old.held.has(EARLY_ORDER)).toBe(false)
     expect(old.held.has(EARLY_DETAIL)).toBe(false)
+  })
+
+  // Not fixed: the detail's hard delete (ON DELETE CASCADE) falls back to the buckets of its old row, found through
+  // its parent — deleted in the same transaction, so none: a rule failure, no op 3. Rows with edges are not affected.
+  it.fails('a hard delete cascading to a detail reaches the replica (known gap: rows without edges)', async () => {
+    const old = await replica(undefined, EARLY_USER)
+    expect(old.held.has(EARLY_DETAIL2)).toBe(true)
+    await app.db.pool.query('DELETE FROM orders WHERE id = $1', [EARLY_ORDER2])
+    await caughtUp()
+    await old.pull()
+    expect(old.held.has(EARLY_ORDER2)).toBe(false)
+    expect(old.held.has(EARLY_DETAIL2)).toBe(false)
   })
 
   // Not fixed: a TRUNCATE names no rows, and the capture sends op 3 to the edges it knows of — none for rows that
