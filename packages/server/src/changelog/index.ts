@@ -24,6 +24,7 @@ export {
   historyServes,
   type Queryable,
   snapshotHeadSeq,
+  VISIBLE_HEAD_SQL,
 } from './reader.js'
 export { type ChangelogStats, type ChangelogStatsOptions, changelogInstalled, changelogStats } from './stats.js'
 export { type ApplyOptions, type ApplyResult, BatchApplier, PreparedBatch } from './writer.js'

@@ -24,6 +24,13 @@ h AS (
            0) AS issued
 )`
 
+/**
+ * SQL expression over `HISTORY_CTE`'s `h`: the highest seq the statement can see — the head, or the retention boundary
+ * when higher. Every entry committed later has a higher seq (the capture writes one batch at a time), which the highest
+ * seq *issued* does not tell: a batch being written has drawn seqs up to it, and its entries commit afterwards.
+ */
+export const VISIBLE_HEAD_SQL = 'GREATEST((SELECT max(seq) FROM sync_changelog), (SELECT compacted FROM h))'
+
 /** The retention facts `HISTORY_CTE` yields, as numbers. */
 export interface History {
   compacted: number

@@ -1,5 +1,5 @@
 import { OP_DELETE, OP_UPDATE } from '@synchro/protocol'
-import { bucketEntries, CHANGELOG_SIZE_SQL, HISTORY_CTE, historyServes } from '../changelog/reader.js'
+import { bucketEntries, CHANGELOG_SIZE_SQL, HISTORY_CTE, historyServes, VISIBLE_HEAD_SQL } from '../changelog/reader.js'
 import {
   advancePullCte,
   CLIENT_COLUMNS,
@@ -85,12 +85,7 @@ function pageSql(ctx: EngineContext, contract: SchemaContract, filtered: boolean
     `'compacted', h.compacted::text, 'issued', h.issued::text, 'fetched', k.fetched, 'last_seq', k.last::text`,
     ...(gated ? [`'ok', o.ok`, ...CLIENT_HEAD.map((c) => `'${c}', o.${c}`)] : []),
     // Peeks: the highest seq the page could see (in-flight batches have drawn seqs past it, not yet visible).
-    ...(advance
-      ? []
-      : [
-          `'last_push_at', o.last_push_at`,
-          `'visible', GREATEST((SELECT max(seq) FROM sync_changelog), h.compacted)::text`,
-        ]),
+    ...(advance ? [] : [`'last_push_at', o.last_push_at`, `'visible', (${VISIBLE_HEAD_SQL})::text`]),
   ]
   const entries = `'tables', x.tables, 'ids', x.ids, 'ops', x.ops`
   const head = `json_build_object(${facts.join(', ')}, ${entries})::text AS head`
