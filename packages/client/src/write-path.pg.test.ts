@@ -105,6 +105,33 @@ describe('the write path against a real server', () => {
     expect(await localOrder(c, id)).toEqual(await serverOrder(id))
   })
 
+  // The undelete is queued as a create (triggers.ts §): right while the server's row is deleted, but another device
+  // may have restored it before this one pulled that. A create of a live row is `record_exists`: the newer write was
+  // a conflict the server won. The push now sends it again as the update of the live row it is (LWW applies it).
+  it('an undelete made after another device restored the row (not pulled yet) is applied, not a conflict', async () => {
+    const user = randomUUID()
+    const c = newClient(user)
+    await startSynced(c)
+    const id = randomUUID()
+    await insertOrder(c, user, id, 'v1')
+    await c.syncNow()
+    await c.execute('DELETE FROM orders WHERE id = ?', [id])
+    await c.syncNow()
+    // Another device restores the row; this device has not pulled that yet.
+    await server.db.pool.query(
+      `UPDATE orders SET deleted_at = NULL, ship_address = 'other device', updated_at = now()
+        WHERE id = $1`,
+      [id],
+    )
+    await c.execute(`UPDATE orders SET deleted_at = NULL, ship_address = 'restored here' WHERE id = ?`, [id])
+    await c.syncNow()
+    await server.walCaughtUp()
+    await c.syncNow()
+    expect(await c.rejections()).toEqual([])
+    expect(await serverOrder(id)).toEqual({ ship_address: 'restored here', total_cents: 1, deleted: false })
+    expect(await localOrder(c, id)).toEqual(await serverOrder(id))
+  })
+
   it('a row created, deleted and undeleted before any push reaches the server live', async () => {
     const user = randomUUID()
     const c = newClient(user)

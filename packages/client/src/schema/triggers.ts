@@ -30,7 +30,8 @@
  * `create` (base=OLD): the tombstone is the server's (a delete it confirmed, or one pulled), or a create + delete that
  * never reached it. An `update` would be answered `record_deleted` (the restored row deleted again, the write a
  * conflict) or `record_not_found` (the row removed); a create resurrects the row (LWW with OLD's stamp as base), or
- * creates it. Updates take base=OLD too.
+ * creates it. Updates take base=OLD too. Should another device have restored the row meanwhile, the create meets a
+ * live row (`record_exists`): the push sends it again as an update from that base (see the push module).
  *
  * base_updated_at keeps the oldest non-null base; client_updated_at is refreshed on every write. All triggers are
  * inert while `_synchro_meta.sync_lock = '1'` (server data being applied).

@@ -345,7 +345,13 @@ export async function applyPushResults(
         break
       }
       default: {
-        if ((e.operation === 'create' && e.attempted && isRecordExists(r)) || own === 'requeue') {
+        const ownLanded = (e.operation === 'create' && e.attempted && isRecordExists(r)) || own === 'requeue'
+        // An undelete is queued as a create (triggers.ts §), but another device may have restored the row before
+        // this one pulled that: the create meets a live row. It is an update of that row made from the tombstone's
+        // stamp, as it was queued before: pushed as one, LWW decides, instead of a false record_exists conflict.
+        const restoredElsewhere =
+          e.operation === 'create' && !e.attempted && e.base_updated_at !== null && isRecordExists(r)
+        if (ownLanded || restoredElsewhere) {
           // Our own earlier create (or update, see ownEarlierWrite) landed and its answer was lost: the server's copy
           // is that write, older than the local row. Keep the local row and push it as an update based on the
           // server's stamp (LWW applies a base equal to the server's updated_at whatever the clocks say). One
@@ -356,7 +362,7 @@ export async function applyPushResults(
              SET operation = CASE WHEN operation = 'create' THEN 'update' ELSE operation END,
                  base_updated_at = COALESCE(?, base_updated_at)
              WHERE table_name = ? AND record_id = ?`,
-            [normaliseTimestamp(r.server_version?.updated_at ?? null), e.table_name, e.record_id],
+            [ownLanded ? normaliseTimestamp(r.server_version?.updated_at ?? null) : null, e.table_name, e.record_id],
           )
           break
         }
