@@ -72,3 +72,38 @@ describe('a local table the server starts syncing', () => {
     expect(srv.rows).toEqual([{ body: 'written offline' }])
   })
 })
+
+describe('a table the server syncs again after it stopped', () => {
+  // The row was the server's (pushed while notes was synced); the server hard-deleted it while it did not sync notes,
+  // so no changelog entry ever reaches the device. finishRebuild took every live row the snapshot did not bring for
+  // one the app wrote meanwhile and pushed it as a create: the deleted row was created again on the server, silently
+  // (no tombstone to lose to). The rows held when syncing stopped are now noted as the server's (noteServerRows).
+  it('does not create again on the server a row the server deleted while it did not sync the table', async () => {
+    const user = randomUUID()
+    const toNotes = { value: true }
+    const fetchVia: FetchLike = (input, init) =>
+      fetch(toNotes.value ? String(input).replace(server.url, notesURL) : input, init)
+    const c = makeClient(server.url, { userID: user, clientID: `client-${randomUUID()}`, fetch: fetchVia })
+    clients.push(c)
+    await startSynced(c)
+    const id = randomUUID()
+    await c.execute(`INSERT INTO notes (id, user_id, body) VALUES (?, ?, 'synced once')`, [id, user])
+    await c.syncNow()
+    expect((await server.db.pool.query('SELECT 1 FROM notes WHERE id = $1', [id])).rowCount).toBe(1)
+    toNotes.value = false // the server stops syncing notes: the row stays as local data
+    await c.syncNow()
+    await server.db.pool.query('DELETE FROM notes WHERE id = $1', [id])
+    expect((await server.db.pool.query('SELECT 1 FROM notes WHERE id = $1', [id])).rowCount).toBe(0)
+    const mine = randomUUID()
+    await c.execute(`INSERT INTO notes (id, user_id, body) VALUES (?, ?, 'written while unsynced')`, [mine, user])
+    toNotes.value = true // and syncs it again
+    await c.syncNow()
+    await c.syncNow()
+    expect(await c.rejections()).toEqual([])
+    expect((await server.db.pool.query('SELECT 1 FROM notes WHERE id = $1', [id])).rowCount).toBe(0)
+    expect(await c.query('SELECT id FROM notes WHERE id = ?', [id])).toEqual([])
+    // The app's own row, written while the table was not synced, still reaches the server.
+    const srv = await server.db.pool.query('SELECT body FROM notes WHERE id = $1', [mine])
+    expect(srv.rows).toEqual([{ body: 'written while unsynced' }])
+  })
+})

@@ -8,7 +8,15 @@ import { runMany, type SqliteExecutor } from '../driver.js'
 import { getMeta, setMeta } from '../store/database.js'
 import { quoteIdent } from '../store/sql.js'
 import { addColumnSql, type ClientSchema, createTableSql, type SyncedTable, sqliteColumnType } from './synced-table.js'
-import { BUMP_SEQ, createTriggersSql, dropTriggersSql, NOW, SEQ, SNAPSHOT_STALE_TABLE as STALE } from './triggers.js'
+import {
+  BUMP_SEQ,
+  createTriggersSql,
+  dropTriggersSql,
+  NOW,
+  SEQ,
+  SNAPSHOT_STALE_TABLE as STALE,
+  UNSYNCED_ROWS_TABLE as UNSYNCED_ROWS,
+} from './triggers.js'
 
 export interface MigrationResult {
   createdTables: string[]
@@ -85,6 +93,7 @@ export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema):
     if (schema.tables.has(name)) continue
     result.unsyncedTables.push(name)
     ddl.push(dropTriggersSql(name))
+    await noteServerRows(tx, name)
   }
   if (ddl.length > 0) await tx.exec(ddl.join('\n'))
   if (result.adoptedTables.length > 0) {
@@ -96,6 +105,21 @@ export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema):
   await setMeta(tx, 'schema_version', String(schema.version))
   await setMeta(tx, 'schema_hash', schema.hash)
   return result
+}
+
+/**
+ * Notes the rows of a table the server stops syncing: they are the server's, as last synced. Should it sync the table
+ * again, those the snapshot does not bring were deleted on the server meanwhile (or left the user's buckets), and are
+ * deleted, not pushed back as the app's own rows (`finishRebuild`).
+ */
+async function noteServerRows(tx: SqliteExecutor, table: string): Promise<void> {
+  const [pk] = await tx.all<{ name: string }>('SELECT name FROM pragma_table_info(?) WHERE pk = 1', [table])
+  if (!pk) return
+  await tx.run(
+    `INSERT OR IGNORE INTO ${UNSYNCED_ROWS} (table_name, record_id)
+     SELECT ?, CAST(${quoteIdent(pk.name)} AS TEXT) FROM ${quoteIdent(table)}`,
+    [table],
+  )
 }
 
 /** SQLite's affinity of a declared column type (https://sqlite.org/datatype3.html §3.1). */
@@ -191,6 +215,8 @@ export async function unmarkStale(tx: SqliteExecutor, records: readonly { table_
  * rows are the app's own, written while no trigger recorded them: the live ones are queued as creates instead, stamped
  * with their `updated_at` when it is a timestamp (a row the server deleted since then loses to that deletion as a
  * conflict the app is told of, rather than coming back), and pushed. Deleting them would lose them without a trace.
+ * Rows the table held when the server stopped syncing it are the server's (`noteServerRows`): not brought, they were
+ * deleted there meanwhile (a hard delete leaves nothing a create would lose to) and are deleted here too.
  */
 export async function finishRebuild(tx: SqliteExecutor, schema: ClientSchema): Promise<void> {
   const adopted = new Set(await readAdoptedTables(tx))
@@ -202,7 +228,10 @@ export async function finishRebuild(tx: SqliteExecutor, schema: ClientSchema): P
     await tx.run(`DELETE FROM ${quoteIdent(t.name)} WHERE ${stale}`, [t.name, t.name])
   }
   await tx.run(`DELETE FROM ${STALE}`)
-  if (adopted.size > 0) await setMeta(tx, 'adopted_tables', '[]')
+  if (adopted.size > 0) {
+    await setMeta(tx, 'adopted_tables', '[]')
+    for (const name of adopted) await tx.run(`DELETE FROM ${UNSYNCED_ROWS} WHERE table_name = ?`, [name])
+  }
 }
 
 /** Queues the live rows of `t` matching `where` (two parameters: the table name twice) as creates. */
@@ -214,7 +243,8 @@ async function queueAsCreates(tx: SqliteExecutor, t: SyncedTable, where: string)
   await tx.run(
     `INSERT INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at, write_seq)
      SELECT CAST(${quoteIdent(t.pk)} AS TEXT), ?, 'create', NULL, ${stamp}, ${SEQ}
-       FROM ${quoteIdent(t.name)} WHERE ${quoteIdent(t.deletedAt)} IS NULL AND ${where}`,
-    [t.name, t.name, t.name],
+       FROM ${quoteIdent(t.name)} WHERE ${quoteIdent(t.deletedAt)} IS NULL AND ${where}
+        AND CAST(${quoteIdent(t.pk)} AS TEXT) NOT IN (SELECT record_id FROM ${UNSYNCED_ROWS} WHERE table_name = ?)`,
+    [t.name, t.name, t.name, t.name],
   )
 }

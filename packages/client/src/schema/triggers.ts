@@ -47,6 +47,8 @@ export const PENDING_TABLE = '_synchro_pending_changes'
 export const META_TABLE = '_synchro_meta'
 /** Rows a running snapshot rebuild has not brought yet (see migrate.ts, `beginRebuild`). */
 export const SNAPSHOT_STALE_TABLE = '_synchro_snapshot_stale'
+/** Rows a table held when the server stopped syncing it: the server's, not the app's (see migrate.ts). */
+export const UNSYNCED_ROWS_TABLE = '_synchro_unsynced_rows'
 
 /**
  * Local bookkeeping tables as §4.1, seeded with sync_lock and checkpoint. `attempted` is ours (local-only, never
@@ -74,6 +76,11 @@ CREATE TABLE IF NOT EXISTS _synchro_meta (
 );
 INSERT OR IGNORE INTO _synchro_meta (key, value) VALUES ('sync_lock', '0'), ('checkpoint', '0'), ('write_seq', '0');
 CREATE TABLE IF NOT EXISTS _synchro_snapshot_stale (
+  table_name TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  PRIMARY KEY (table_name, record_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _synchro_unsynced_rows (
   table_name TEXT NOT NULL,
   record_id TEXT NOT NULL,
   PRIMARY KEY (table_name, record_id)
