@@ -198,6 +198,18 @@ export async function runStall(o: StallOptions): Promise<StallReport> {
     signalAll(frozen, 'SIGSTOP')
     stoppedAt = performance.now()
     log(`PostgreSQL frozen (${frozen.length} processes) for ${o.stallMs} ms`)
+    // The loops may all be waiting on requests sent just before the freeze (a COMMIT under way is waited for): one more
+    // push and pull sent well inside the stall make sure requests sent while frozen are answered 503 in time.
+    const probe = (async () => {
+      await sleep(Math.min(1_000, o.stallMs / 4))
+      const u = users[0] as string
+      const id = randomUUID()
+      const changes = [{ id, table_name: 'orders', operation: 'create', data: { ship_address: 'stall probe' } }]
+      const p = await send(u, 'POST', '/sync/push', { client_id: 'dev', ...pair, changes })
+      if (p?.status === 200 && p.body.accepted?.[0]?.id === id) acked.add(id)
+      else if (p?.status === 503) refused.add(id)
+      await send(u, 'POST', '/sync/pull', { client_id: 'dev', checkpoint: answered.get(u), ...pair })
+    })()
     await sleep(o.stallMs)
     signalAll(frozen, 'SIGCONT')
     frozen = []
@@ -210,7 +222,7 @@ export async function runStall(o: StallOptions): Promise<StallReport> {
     ).catch((err: Error) => violations.push(err.message))
     const recoveryMs = Math.round(Math.max(...[...lastOk.values()].map((t) => Math.min(t.push, t.pull))) - resumedAt)
     stop = true
-    await Promise.all(loops)
+    await Promise.all([...loops, probe])
     if (stallLatencies.length === 0) violations.push('no request was sent while PostgreSQL was frozen')
 
     // Nothing lost, nothing applied that was answered 503.
