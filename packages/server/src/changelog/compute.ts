@@ -169,6 +169,7 @@ async function computeSegment(
     }
   }
 
+  const gone = new Map<string, ReadonlySet<string>>() // hard deletes of the segment: the buckets each record was in
   for (let i = 0; i < n; i++) {
     const c = changes[i] as RowChange
     const e = entries[i] as EdgeEntry
@@ -176,8 +177,10 @@ async function computeSegment(
     // resolution of the old row is no rule failure: the record is then handled as before.
     const old = olds[i]
     if (old?.ok && e.cur.size === 0) e.cur = old.set ?? new Set(old.buckets)
+    if (c.kind === 'delete') inheritFromDeletedParent(c, results[i], e, gone)
     const before = e.cur
     applyRowChange(c, results[i], e, out, isDeleted(c))
+    if (c.kind === 'delete') gone.set(recordKey(c.table.tableName, c.id), deletedFrom(before, results[i]))
     const root = rootOf[i]
     if (root === undefined) continue
     const target = (roots[root] as RebucketRoot).buckets
@@ -188,6 +191,35 @@ async function computeSegment(
       moveTo(de, d.deleted ? [] : target, out)
     }
   }
+}
+
+/**
+ * A hard delete of a record without edges whose buckets come from its parent, and the parent is gone: deleted earlier
+ * in the segment, as `ON DELETE CASCADE` does (the parent's delete comes first in the WAL). Such a record predates the
+ * capture (no edges) and its resolution fails (parent not found): it was in the buckets its parent was in, so those
+ * stand in for its edges and it leaves them (op 3) instead of ending as a rule failure the devices never hear of.
+ */
+function inheritFromDeletedParent(
+  c: RowChange,
+  r: BucketResult | undefined,
+  e: EdgeEntry,
+  gone: ReadonlyMap<string, ReadonlySet<string>>,
+): void {
+  const t = c.table
+  if (e.cur.size > 0 || r?.ok !== false || !t.parentTable || !t.parentFkColumn) return
+  const fk = c.row[t.parentFkColumn]
+  const parent = fk == null ? undefined : gone.get(recordKey(t.parentTable, String(fk)))
+  if (parent && parent.size > 0) e.cur = new Set(parent)
+}
+
+/** The buckets a deleted record was in: its edges, else its resolved buckets. */
+function deletedFrom(edges: ReadonlySet<string>, r: BucketResult | undefined): ReadonlySet<string> {
+  if (edges.size > 0) return edges
+  return r?.ok ? (r.set ?? new Set(r.buckets)) : edges
+}
+
+function recordKey(table: string, id: string): string {
+  return `${table}\u0000${id}`
 }
 
 /** An update's old row is known in full (REPLICA IDENTITY FULL) and was not soft-deleted. */
