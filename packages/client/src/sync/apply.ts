@@ -6,7 +6,6 @@
  * The hot path (pull/snapshot pages) is one prepared upsert per table run once per row (`runMany`), with value
  * converters precomputed per column and one IN-list query per table and page for the read-your-own-writes check.
  */
-
 import type { DeleteEntry, PullResponse, SyncRecord } from '@synchro/protocol'
 import { runMany, type SqliteExecutor, type SqlParam, type SqlValue } from '../driver.js'
 import type { SyncedTable } from '../schema/synced-table.js'

@@ -84,10 +84,7 @@ export async function headSeq(db: Queryable): Promise<number> {
  * as this hold it.
  */
 export async function snapshotHeadSeq(db: Queryable): Promise<number> {
-  const { rows } = await db.query<{ seq: string }>(
-    `SELECT GREATEST((SELECT max(seq) FROM sync_changelog),
-                     (SELECT max_compacted_seq FROM sync_compaction_state LIMIT 1), 0)::text AS seq`,
-  )
+  const { rows } = await db.query<{ seq: string }>(`WITH ${HISTORY_CTE} SELECT (${VISIBLE_HEAD_SQL})::text AS seq`)
   return Number(rows[0]?.seq ?? 0)
 }
 
