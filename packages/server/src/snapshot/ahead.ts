@@ -4,7 +4,7 @@ import { errorFacts } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { type AheadRows, type BackgroundRead, type RowChunk, rowBytesOf, type TextRow } from './readahead.js'
-import { boundAfter, openPage, readTable } from './table.js'
+import { boundAfter, openPage, readTable, readTableWire } from './table.js'
 
 /** Rows of a page taken from read-ahead rows, what is left of them, and whether the table may continue after. */
 export interface Taken {
@@ -112,7 +112,18 @@ function readRange(
       throw err
     }
     settle(upTo ?? null)
-    const rows = await readTable(ctx, tx.queryThenCommit, contract, t, after, n, upTo)
+    let rows: TextRow[]
+    let wire: TextRow[] | undefined
+    try {
+      wire = await readTableWire(ctx, tx.db, contract, t, after, n, upTo)
+    } catch (err) {
+      await tx.abort()
+      throw err
+    }
+    if (wire) {
+      rows = wire
+      await tx.commit()
+    } else rows = await readTable(ctx, tx.queryThenCommit, contract, t, after, n, upTo)
     const full = rows.length === n
     // One snapshot: the range holds at most `n` live rows, and without a bound the table ends within them.
     return { rows, exhausted: upTo === undefined && !full, cut: full && upTo !== undefined && rows[n - 1]?.id !== upTo }

@@ -1,4 +1,5 @@
 import type { SchemaContract } from '../schema/contract.js'
+import { BlockRow } from './block.js'
 
 /** A row of a snapshot page statement: `data` is the JSON text PostgreSQL rendered (see record.ts). */
 export interface TextRow {
@@ -186,8 +187,13 @@ function cursorKey(c: AheadCursor): string {
   return JSON.stringify([c.checkpoint, c.table_idx, c.after_id])
 }
 
-/** Average bytes a row of `rows` holds: its text at 2 bytes a character plus `ROW_OVERHEAD`. */
+/**
+ * Average bytes a row of `rows` holds: its text at 2 bytes a character plus `ROW_OVERHEAD` — for converted rows (all
+ * of one block, as a read returns them), their bytes.
+ */
 export function rowBytesOf(rows: readonly TextRow[]): number {
+  const first = rows[0]
+  if (first instanceof BlockRow) return Math.ceil(first.block.bytes.length / first.block.count) + ROW_OVERHEAD
   let chars = 0
   for (const r of rows) chars += r.id.length + r.data.length + (r.updated_at?.length ?? 0)
   return rows.length === 0 ? ROW_OVERHEAD : Math.ceil((chars * 2) / rows.length) + ROW_OVERHEAD

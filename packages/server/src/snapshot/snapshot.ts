@@ -9,6 +9,7 @@ import { recordUnrenderable, rejectNul, type Unrenderable, wirePageUpdatedAt } f
 import type { ResolvedTable } from '../registry/registry.js'
 import type { RequestTx } from '../request/open.js'
 import { prefetch, type Taken, takeAhead } from './ahead.js'
+import { BlockRow } from './block.js'
 import { type AheadRows, rowBytesOf, type TextRow } from './readahead.js'
 import { isTableRewritten, openPage, type Run, readTable } from './table.js'
 
@@ -173,6 +174,11 @@ interface PageRecords {
 /** Appends the records of `rows` (of table `t`) to `page`. */
 function addRecords(ctx: EngineContext, t: ResolvedTable, rows: readonly TextRow[], page: PageRecords): void {
   for (const row of rows) {
+    if (row instanceof BlockRow) {
+      if (row.deep) page.unrenderable.push({ table: t.tableName, id: row.id, operation: OP_INSERT })
+      else page.records.push(row.record(t.tableName))
+      continue
+    }
     // Decision 35: a row too deeply nested to render is left out (and recorded), never fails the page.
     if (jsonTextDeeperThan(row.data, ctx.limits.maxJsonDepth)) {
       page.unrenderable.push({ table: t.tableName, id: row.id, operation: OP_INSERT })

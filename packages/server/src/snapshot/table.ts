@@ -6,8 +6,12 @@ import { JSON_TEXT_TYPES } from '../pull/record.js'
 import { idTypeOf, ROW_ALIAS } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import { openRequest, type RequestTx } from '../request/open.js'
+import { inlined } from '../request/statements.js'
 import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
+import { blockRows } from './block.js'
+import { convertRows, recordPlan } from './convert.js'
+import { copyOut } from './copy-out.js'
 import type { TextRow } from './readahead.js'
 import { pageColumnsSql } from './render.js'
 
@@ -111,6 +115,52 @@ export async function readTable(
   limit: number,
   upTo?: string,
 ): Promise<TextRow[]> {
+  const query = pageQuery(ctx, contract, t, pageColumnsSql(t, contract), afterId, limit, upTo)
+  return run({ ...query, types: JSON_TEXT_TYPES })
+}
+
+/**
+ * `readTable` with the records rendered in this process (snapshot/convert.ts): the rows' plain text output read by
+ * one `COPY … TO STDOUT` (values inlined, DateStyle ISO for it) on `db`, inside its transaction. Undefined, with
+ * nothing run, when the table's records or a value cannot take that path (`recordPlan`, `inlined`).
+ */
+export async function readTableWire(
+  ctx: EngineContext,
+  db: pg.PoolClient,
+  contract: SchemaContract,
+  t: ResolvedTable,
+  afterId: string,
+  limit: number,
+  upTo?: string,
+): Promise<TextRow[] | undefined> {
+  const plan = wireIdType(t, contract) ? recordPlan(t, contract, ROW_ALIAS) : undefined
+  if (!plan) return undefined
+  const query = pageQuery(ctx, contract, t, plan.select, afterId, limit, upTo)
+  const text = inlined(db, query.text, query.values)
+  if (text === undefined) return undefined
+  const bytes = await copyOut(db, `SET LOCAL DateStyle = 'ISO, MDY';\nCOPY (${text}) TO STDOUT`)
+  return blockRows(convertRows(bytes, plan, ctx.limits.maxJsonDepth))
+}
+
+/**
+ * True when `t`'s ids render the same whatever the session's DateStyle (uuid, text, integers: the keysets an index
+ * serves), so that ids read under `readTableWire`'s DateStyle are those every other statement reads.
+ */
+export function wireIdType(t: ResolvedTable, contract: SchemaContract): boolean {
+  const idType = idTypeOf(t, contract)
+  return idType !== undefined && (idType === 'uuid' || TEXT_TYPES.test(idType) || INTEGER_TYPES.has(idType))
+}
+
+/** The statement of `readTable` selecting `select` (from the rows aliased `ROW_ALIAS`). */
+function pageQuery(
+  ctx: EngineContext,
+  contract: SchemaContract,
+  t: ResolvedTable,
+  select: string,
+  afterId: string,
+  limit: number,
+  upTo?: string,
+): { text: string; values: unknown[] } {
   const { keyset, where, params } = rowsAfter(ctx, contract, t, afterId, limit, true)
   if (upTo !== undefined) {
     params.push(upTo)
@@ -118,8 +168,8 @@ export async function readTable(
   }
   where.push(notRewritten(t))
   // Render JSON only for the rows of the page: the inner query pages by the key, the outer one renders.
-  return run({
-    text: `SELECT ${pageColumnsSql(t, contract)}
+  return {
+    text: `SELECT ${select}
        FROM (SELECT ${ROW_ALIAS}.*
                FROM ${t.sqlName} ${ROW_ALIAS}
               WHERE ${where.join('\n                AND ')}
@@ -127,8 +177,7 @@ export async function readTable(
               LIMIT $1) ${ROW_ALIAS}
       ORDER BY ${keyset.order}`,
     values: params,
-    types: JSON_TEXT_TYPES,
-  })
+  }
 }
 
 /** What the statement of a page whose table was rewritten fails with (see `notRewritten`). */

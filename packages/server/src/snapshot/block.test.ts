@@ -1,0 +1,137 @@
+import type { SyncRecord } from '@synchro/protocol'
+import { describe, expect, it } from 'vitest'
+import { renderJson, renderJsonBytes, textRecord } from '../pull/record.js'
+import type { ResolvedTable } from '../registry/registry.js'
+import type { SchemaContract } from '../schema/contract.js'
+import { blockRows } from './block.js'
+import { convertRows, recordPlan } from './convert.js'
+
+// Records built from converted rows (`BlockRow.record`) read as any page record, and a response body splices their
+// bytes only while they still say what their bytes say.
+const t = {
+  tableName: 'notes',
+  updatedAtColumn: 'updated_at',
+  q: { id: '"id"', updatedAt: '"updated_at"' },
+} as unknown as ResolvedTable
+const contract = {
+  columns: new Map([
+    [
+      'notes',
+      [
+        { name: 'id', db_type: 'text' },
+        { name: 'n', db_type: 'bigint' },
+        { name: 'body', db_type: 'text' },
+        { name: 'updated_at', db_type: 'timestamp with time zone' },
+      ],
+    ],
+  ]),
+} as unknown as SchemaContract
+const plan = recordPlan(t, contract, '_s')
+if (!plan) throw new Error('no plan')
+// COPY text rows: id::text, then the columns id, n, body, updated_at (ISO), then updated_at AT TIME ZONE 'UTC'.
+const copy = [
+  'a\ta\t12345678901234567890\thi\\tthere\t2026-01-02 03:04:05.5+00\t2026-01-02 03:04:05.5',
+  'b\tb\t\\N\t"q"\t2026-01-02 03:04:05+00\t2026-01-02 03:04:05',
+  'c\tc\t-1\t\t2026-01-02 03:04:05+01\t2026-01-02 02:04:05',
+]
+const block = convertRows(new TextEncoder().encode(`${copy.join('\n')}\n`), plan, 64)
+const rows = blockRows(block)
+const fresh = () => rows.map((r) => r.record('notes'))
+const plain = [
+  {
+    id: 'a',
+    table_name: 'notes',
+    data: { id: 'a', n: 12345678901234567890n, body: 'hi\tthere', updated_at: '2026-01-02T03:04:05.5+00:00' },
+    updated_at: '2026-01-02T03:04:05.5Z',
+  },
+  {
+    id: 'b',
+    table_name: 'notes',
+    data: { id: 'b', n: null, body: '"q"', updated_at: '2026-01-02T03:04:05+00:00' },
+    updated_at: '2026-01-02T03:04:05Z',
+  },
+  {
+    id: 'c',
+    table_name: 'notes',
+    data: { id: 'c', n: -1, body: '', updated_at: '2026-01-02T03:04:05+01:00' },
+    updated_at: '2026-01-02T02:04:05Z',
+  },
+]
+const wireText = (rs: unknown[]) =>
+  `{"records":[${rs.map((r) => JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? `#${v}#` : v)).replace(/"#(-?\d+)#"/g, '$1')).join(',')}]}`
+
+describe('records of converted rows', () => {
+  it('read as plain records: ids, stamps, data (exact numbers), spread, JSON', () => {
+    const recs = fresh()
+    expect(rows.map((r) => r.id)).toEqual(['a', 'b', 'c'])
+    expect(recs).toEqual(plain)
+    expect({ ...recs[1] }).toEqual(plain[1])
+    expect(JSON.parse(JSON.stringify(recs[2]))).toEqual(plain[2])
+  })
+
+  it('a page of them renders as its bytes: the same body as plain records', () => {
+    const body = renderJson({ records: fresh() })
+    expect(body).toBe(wireText(plain))
+    expect(Buffer.from(renderJsonBytes({ records: fresh(), has_more: false })).toString()).toBe(
+      `${wireText(plain).slice(0, -1)},"has_more":false}`,
+    )
+  })
+
+  it('reordered, partial or mixed pages render record by record', () => {
+    const [a, b, c] = fresh() as [SyncRecord, SyncRecord, SyncRecord]
+    expect(renderJson({ records: [c, a] })).toBe(wireText([plain[2], plain[0]]))
+    expect(renderJson({ records: [b, c] })).toBe(wireText([plain[1], plain[2]]))
+    const other = { id: 'z', table_name: 'x', data: { v: 1 }, updated_at: '2026-01-01T00:00:00Z' }
+    const text = textRecord('y', 'notes', '{"v":2}', '2026-01-01T00:00:00Z')
+    expect(renderJson({ records: [a, other, text, b, c] })).toBe(
+      wireText([plain[0], other, { ...other, id: 'y', table_name: 'notes', data: { v: 2 } }, plain[1], plain[2]]),
+    )
+  })
+
+  it('a record changed after it was made renders as what it holds', () => {
+    const recs = fresh() as [SyncRecord, SyncRecord, SyncRecord]
+    recs[0].id = 'renamed'
+    recs[1].updated_at = '2030-01-01T00:00:00Z'
+    delete (recs[2] as { data?: unknown }).data
+    ;(recs[2] as { data?: unknown }).data = { redacted: true }
+    expect(renderJson({ records: recs })).toBe(
+      wireText([
+        { ...plain[0], id: 'renamed' },
+        { ...plain[1], updated_at: '2030-01-01T00:00:00Z' },
+        { id: 'c', table_name: 'notes', updated_at: '2026-01-02T02:04:05Z', data: { redacted: true } },
+      ]),
+    )
+  })
+
+  it('refuses text that does not have the columns of its plan (a row short of a field)', () => {
+    const short = new TextEncoder().encode('d\t1\tx\t2026-01-02 03:04:05+00\t2026-01-02 03:04:05\n')
+    expect(() => convertRows(short, plan, 64)).toThrow(/columns of its plan/)
+    const unterminated = new TextEncoder().encode(copy[0] as string)
+    expect(() => convertRows(unterminated, plan, 64)).toThrow(/final newline/)
+  })
+
+  it('flags a row nested deeper than the limit', () => {
+    const enc = new TextEncoder()
+    const deep = convertRows(enc.encode('d\td\t1\tx\t2026-01-02 03:04:05+00\t2026-01-02 03:04:05\n'), plan, 1)
+    expect(blockRows(deep)[0]?.deep).toBe(false) // the data object alone is depth 1
+    const jsonPlan = recordPlan(
+      t,
+      {
+        columns: new Map([
+          [
+            'notes',
+            [
+              { name: 'j', db_type: 'jsonb' },
+              { name: 'updated_at', db_type: 'timestamp with time zone' },
+            ],
+          ],
+        ]),
+      } as unknown as SchemaContract,
+      '_s',
+    )
+    if (!jsonPlan) throw new Error('no plan')
+    const src = 'd\t{"a": [1, "]]]"]}\t2026-01-02 03:04:05+00\t2026-01-02 03:04:05\n'
+    expect(blockRows(convertRows(enc.encode(src), jsonPlan, 3))[0]?.deep).toBe(false)
+    expect(blockRows(convertRows(enc.encode(src), jsonPlan, 2))[0]?.deep).toBe(true)
+  })
+})
