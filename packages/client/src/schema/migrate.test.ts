@@ -136,3 +136,37 @@ describe('a column the server retyped', () => {
     expect(await d.all('SELECT operation FROM _synchro_pending_changes')).toEqual([{ operation: 'create' }])
   })
 })
+
+describe('a column the server drops', () => {
+  it('stays with its values; NOT NULL without a default, it becomes nullable (with its index), so inserts work', async () => {
+    const d = await tempDriver()
+    await d.exec(LOCAL_TABLES_SQL)
+    const v1 = testSchema()
+    v1[0]!.columns.splice(2, 0, col('code', 'string', { db: 'text', nullable: false }))
+    v1[0]!.columns.splice(2, 0, col('kind', 'string', { db: 'text', nullable: false, def: "'a'" }))
+    await d.transaction((tx) => migrateToSchema(tx, schemaOf(v1)))
+    await d.exec(`CREATE INDEX lists_code ON lists (code)`)
+    await d.run(`INSERT INTO lists (id, name, code) VALUES ('l1', 'x', 'c1')`)
+    await d.transaction((tx) => migrateToSchema(tx, schemaOf(testSchema(), 2)))
+    const cols = await d.all(
+      `SELECT name, "notnull", dflt_value FROM pragma_table_info('lists') WHERE name IN ('code', 'kind') ORDER BY name`,
+    )
+    // `kind` has a default: inserts without it work as they are, it is left alone.
+    expect(cols).toEqual([
+      { name: 'code', notnull: 0, dflt_value: null },
+      { name: 'kind', notnull: 1, dflt_value: "'a'" },
+    ])
+    await d.run(`INSERT INTO lists (id, name) VALUES ('l2', 'y')`)
+    expect(await d.all(`SELECT id, code, kind FROM lists ORDER BY id`)).toEqual([
+      { id: 'l1', code: 'c1', kind: 'a' },
+      { id: 'l2', code: null, kind: 'a' },
+    ])
+    expect(await d.all(`SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'lists_code'`)).toHaveLength(1)
+    // The triggers are back (the rebuild drops them), noting the write of the column the server no longer has.
+    await d.run(`UPDATE lists SET code = 'c2' WHERE id = 'l1'`)
+    expect(await d.all(`SELECT written_columns AS w FROM _synchro_pending_changes WHERE record_id = 'l1'`)).toEqual([
+      { w: '"name","code",' },
+    ])
+    await d.close()
+  })
+})

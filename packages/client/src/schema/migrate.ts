@@ -70,11 +70,11 @@ export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema):
       result.createdTables.push(t.name)
     } else {
       if (!previous.includes(t.name)) result.adoptedTables.push(t.name)
-      const cols = new Map(
-        (await tx.all<{ name: string; type: string }>('SELECT name, type FROM pragma_table_info(?)', [t.name])).map(
-          (r) => [r.name, r.type],
-        ),
+      const local = await tx.all<LocalColumn>(
+        'SELECT name, type, "notnull", dflt_value, pk FROM pragma_table_info(?)',
+        [t.name],
       )
+      const cols = new Map(local.map((r) => [r.name, r.type]))
       for (const c of t.columns) {
         const declared = cols.get(c.name)
         if (declared !== undefined) {
@@ -86,8 +86,19 @@ export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema):
         ddl.push(`${addColumnSql(t.name, c)};`)
         result.addedColumns.push({ table: t.name, column: c.name })
       }
+      for (const c of local) {
+        // A column the server dropped or renamed stays, with its values; NOT NULL without a default it would refuse
+        // every insert by code that no longer knows it (a renamed column's new name is added beside it).
+        if (!t.columnNames.has(c.name) && c.notnull && c.dflt_value === null && !c.pk) {
+          await rebuildColumn(
+            tx,
+            t.name,
+            c.name,
+            (tmp) => `ALTER TABLE ${quoteIdent(t.name)} ADD COLUMN ${quoteIdent(tmp)} ${c.type}`,
+          )
+        }
+      }
     }
-    ddl.push(dropTriggersSql(t.name), createTriggersSql(t))
   }
   for (const name of previous) {
     if (schema.tables.has(name)) continue
@@ -96,6 +107,8 @@ export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema):
     await noteServerRows(tx, name)
   }
   if (ddl.length > 0) await tx.exec(ddl.join('\n'))
+  const triggers = await triggersSql(tx, schema)
+  if (triggers) await tx.exec(triggers)
   if (result.adoptedTables.length > 0) {
     // Until the rebuild that follows completes (a restart redoes it): their rows are the app's (`finishRebuild`).
     const adopted = new Set([...(await readAdoptedTables(tx)), ...result.adoptedTables])
@@ -105,6 +118,29 @@ export async function migrateToSchema(tx: SqliteExecutor, schema: ClientSchema):
   await setMeta(tx, 'schema_version', String(schema.version))
   await setMeta(tx, 'schema_hash', schema.hash)
   return result
+}
+
+/**
+ * The CDC triggers of every synced table, made once its columns are in place: they note writes of every local column
+ * (`written_columns`), also of those the server no longer has, with the column's local default.
+ */
+async function triggersSql(tx: SqliteExecutor, schema: ClientSchema): Promise<string> {
+  const out: string[] = []
+  for (const t of schema.tables.values()) {
+    if (t.name.startsWith('_synchro_') || t.name.startsWith('sqlite_')) continue
+    const local = await tx.all<{ name: string; dflt_value: string | null }>(
+      'SELECT name, dflt_value FROM pragma_table_info(?)',
+      [t.name],
+    )
+    out.push(
+      dropTriggersSql(t.name),
+      createTriggersSql(
+        t,
+        local.map((c) => ({ name: c.name, dflt: c.dflt_value })),
+      ),
+    )
+  }
+  return out.join('\n')
 }
 
 /**
@@ -122,6 +158,14 @@ async function noteServerRows(tx: SqliteExecutor, table: string): Promise<void> 
   )
 }
 
+interface LocalColumn {
+  name: string
+  type: string
+  notnull: number
+  dflt_value: string | null
+  pk: number
+}
+
 /** SQLite's affinity of a declared column type (https://sqlite.org/datatype3.html §3.1). */
 function affinity(declared: string): 'INTEGER' | 'TEXT' | 'BLOB' | 'REAL' | 'NUMERIC' {
   const d = declared.toUpperCase()
@@ -136,28 +180,41 @@ function affinity(declared: string): 'INTEGER' | 'TEXT' | 'BLOB' | 'REAL' | 'NUM
  * Rebuilds column `name` of `t` with the type the server schema now gives it. SQLite cannot change a column's type,
  * and the old affinity converts every value stored into it: a text column that was an integer turns `'007'` into 7, a
  * numeric that was a bigint rounds a long decimal to a double — and the next push of the row, which sends every
- * column, writes that value back over the server's. So the values move to a new column of the new type, which takes
- * the old one's name and place in the app's indexes (the CDC triggers are dropped first: the copy is no local write).
- * Where SQLite refuses (a view or trigger of the app names the column, a SQLite without DROP COLUMN) the column stays
- * as it was, as before. Returns whether it was rebuilt.
+ * column, writes that value back over the server's. Returns whether it was rebuilt (see `rebuildColumn`).
  */
-async function retypeColumn(tx: SqliteExecutor, t: SyncedTable, name: string): Promise<boolean> {
+function retypeColumn(tx: SqliteExecutor, t: SyncedTable, name: string): Promise<boolean> {
   const c = t.columns.find((x) => x.name === name)!
-  const tbl = quoteIdent(t.name)
+  return rebuildColumn(tx, t.name, name, (tmp) => addColumnSql(t.name, { ...c, name: tmp }))
+}
+
+/**
+ * Rebuilds column `name` of `table` as `add` (the ALTER TABLE … ADD COLUMN of a column of the name given) defines it:
+ * the values move to the new column, which takes the old one's name and place in the app's indexes (the CDC triggers
+ * are dropped first: the copy is no local write; `migrateToSchema` makes them again). Where SQLite refuses (a view or
+ * trigger of the app names the column, a SQLite without DROP COLUMN) the column stays as it was. Returns whether it
+ * was rebuilt.
+ */
+async function rebuildColumn(
+  tx: SqliteExecutor,
+  table: string,
+  name: string,
+  add: (tmp: string) => string,
+): Promise<boolean> {
+  const tbl = quoteIdent(table)
   const tmp = `_synchro_retype_${name}`
   const indexes = await tx.all<{ name: string; sql: string }>(
     `SELECT m.name, m.sql FROM sqlite_master m
       WHERE m.type = 'index' AND m.tbl_name = ? AND m.sql IS NOT NULL
         AND EXISTS (SELECT 1 FROM pragma_index_info(m.name) WHERE name = ?)`,
-    [t.name, name],
+    [table, name],
   )
   await tx.exec('SAVEPOINT _synchro_retype')
   try {
     await tx.exec(
       [
-        dropTriggersSql(t.name),
+        dropTriggersSql(table),
         ...indexes.map((i) => `DROP INDEX ${quoteIdent(i.name)};`),
-        `${addColumnSql(t.name, { ...c, name: tmp })};`,
+        `${add(tmp)};`,
         `UPDATE ${tbl} SET ${quoteIdent(tmp)} = ${quoteIdent(name)};`,
         `ALTER TABLE ${tbl} DROP COLUMN ${quoteIdent(name)};`,
         `ALTER TABLE ${tbl} RENAME COLUMN ${quoteIdent(tmp)} TO ${quoteIdent(name)};`,

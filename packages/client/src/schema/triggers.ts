@@ -36,12 +36,17 @@
  * base_updated_at keeps the oldest non-null base; client_updated_at is refreshed on every write. All triggers are
  * inert while `_synchro_meta.sync_lock = '1'` (server data being applied).
  *
+ * `written_columns` (local-only) names the columns the entry's writes set, the union over its merged writes: how a
+ * push tells a write of a column the server has dropped or renamed since from that column's old value (see
+ * written-columns.ts).
+ *
  * A table keyed by a `uuid` also gets two guards that refuse an id not in lower case (see `uuidGuardSql`).
  */
 import type { SqliteDriver, SqliteExecutor } from '../driver.js'
 import { quoteIdent, quoteLiteral } from '../store/sql.js'
 import { REJECTIONS_SQL } from '../sync/rejections-sql.js'
 import { pkIsUuid, type SyncedTable } from './synced-table.js'
+import { mergeWrittenSql, type TrackedColumn, writtenSql } from './written-columns.js'
 
 export const PENDING_TABLE = '_synchro_pending_changes'
 export const META_TABLE = '_synchro_meta'
@@ -68,6 +73,7 @@ CREATE TABLE IF NOT EXISTS _synchro_pending_changes (
   write_seq INTEGER NOT NULL DEFAULT 0,
   retry_count INTEGER NOT NULL DEFAULT 0,
   retry_at INTEGER,
+  written_columns TEXT,
   PRIMARY KEY (table_name, record_id)
 );
 CREATE TABLE IF NOT EXISTS _synchro_meta (
@@ -100,7 +106,8 @@ export async function ensureLocalTables(d: SqliteDriver): Promise<void> {
       (c) => c.name,
     ),
   )
-  if (cols.has('attempted') && cols.has('write_seq') && cols.has('attempted_data')) return
+  if (cols.has('attempted') && cols.has('write_seq') && cols.has('attempted_data') && cols.has('written_columns'))
+    return
   await d.transaction(async (tx) => {
     if (!cols.has('attempted')) {
       await tx.exec(`ALTER TABLE _synchro_pending_changes ADD COLUMN attempted INTEGER NOT NULL DEFAULT 0`)
@@ -115,6 +122,10 @@ export async function ensureLocalTables(d: SqliteDriver): Promise<void> {
     // Entries an earlier SDK pushed have no data of that push: a conflict answered for them stays a conflict.
     if (!cols.has('attempted_data')) {
       await tx.exec(`ALTER TABLE _synchro_pending_changes ADD COLUMN attempted_data TEXT`)
+    }
+    // Entries queued before: which columns they wrote is not known (NULL, see written-columns.ts).
+    if (!cols.has('written_columns')) {
+      await tx.exec(`ALTER TABLE _synchro_pending_changes ADD COLUMN written_columns TEXT`)
     }
   })
 }
@@ -180,7 +191,14 @@ END;
 `
 }
 
-export function createTriggersSql(t: SyncedTable): string {
+/**
+ * The CDC triggers of `t`. `tracked` are the table's local columns (by default the schema's): those of them a write
+ * sets are noted in `written_columns`, including columns the server no longer has.
+ */
+export function createTriggersSql(
+  t: SyncedTable,
+  tracked: readonly TrackedColumn[] = t.columns.map((c) => ({ name: c.name, dflt: c.sqlite_default_sql || null })),
+): string {
   const n = triggerNames(t.name)
   const tbl = quoteIdent(t.name)
   const name = quoteLiteral(t.name)
@@ -194,8 +212,9 @@ CREATE TRIGGER ${quoteIdent(n.insert)} AFTER INSERT ON ${tbl}
 WHEN ${UNLOCKED}
 BEGIN
   ${BUMP_SEQ}
-  INSERT INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at, write_seq)
-  VALUES (${id('NEW')}, ${name}, 'create', NULL, ${NOW}, ${SEQ})
+  INSERT INTO _synchro_pending_changes
+    (record_id, table_name, operation, base_updated_at, client_updated_at, write_seq, written_columns)
+  VALUES (${id('NEW')}, ${name}, 'create', NULL, ${NOW}, ${SEQ}, ${writtenSql(t, tracked, 'insert')})
   ON CONFLICT (table_name, record_id) DO UPDATE SET
     operation = CASE
       WHEN operation = 'delete' AND attempted = 1 THEN 'create'
@@ -203,6 +222,7 @@ BEGIN
       ELSE operation
     END,
     client_updated_at = excluded.client_updated_at,
+    ${mergeWrittenSql(t, tracked, 'insert')},
     ${RESET_RETRY};
 END;
 
@@ -210,9 +230,11 @@ CREATE TRIGGER ${quoteIdent(n.update)} AFTER UPDATE ON ${tbl}
 WHEN ${UNLOCKED}
 BEGIN
   ${BUMP_SEQ}
-  INSERT INTO _synchro_pending_changes (record_id, table_name, operation, base_updated_at, client_updated_at, write_seq)
+  INSERT INTO _synchro_pending_changes
+    (record_id, table_name, operation, base_updated_at, client_updated_at, write_seq, written_columns)
   SELECT ${id('NEW')}, ${name},
-    CASE WHEN ${isDelete} THEN 'delete' WHEN ${isUndelete} THEN 'create' ELSE 'update' END, OLD.${upd}, ${NOW}, ${SEQ}
+    CASE WHEN ${isDelete} THEN 'delete' WHEN ${isUndelete} THEN 'create' ELSE 'update' END, OLD.${upd}, ${NOW}, ${SEQ},
+    ${writtenSql(t, tracked, 'update')}
   WHERE NOT (${isDelete} AND EXISTS (
     SELECT 1 FROM _synchro_pending_changes
     WHERE table_name = ${name} AND record_id = ${id('NEW')} AND operation = 'create' AND attempted = 0))
@@ -231,6 +253,7 @@ BEGIN
     END,
     base_updated_at = COALESCE(base_updated_at, excluded.base_updated_at),
     client_updated_at = excluded.client_updated_at,
+    ${mergeWrittenSql(t, tracked, 'update')},
     ${RESET_RETRY};
   -- create + delete before any push: the record never reached the server, so nothing stays queued at all.
   DELETE FROM _synchro_pending_changes

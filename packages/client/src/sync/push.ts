@@ -18,6 +18,7 @@ import {
   supersedeRejections,
 } from './rejections.js'
 import { readUnreceived } from './unreceived.js'
+import { readUnsyncedWrites, recordUnsyncedWrite, type UnsyncedValues } from './unsynced-columns.js'
 import { readColumnSql, sqliteToWire } from './values.js'
 
 export type Operation = 'create' | 'update' | 'delete'
@@ -39,12 +40,16 @@ export interface QueueEntry {
   write_seq: number
   /** `rejected_retryable` answers so far (reset by a new local write). */
   retry_count: number
+  /** The columns the entry's writes set; null when not known (schema/written-columns.ts). */
+  written_columns: string | null
 }
 
 export interface SentChange {
   entry: QueueEntry
   /** The local row as pushed (wire form), for conflict events (Decision 24). Null for deletes of missing rows. */
   clientData: { [column: string]: unknown } | null
+  /** Values written to columns the server no longer has: not pushed, reported once answered (unsynced-columns.ts). */
+  unsynced?: UnsyncedValues | undefined
 }
 
 export interface PushBatch {
@@ -107,7 +112,7 @@ export async function readPushBatch(
   const entries = await ex
     .all<QueueEntry>(
       `SELECT record_id, table_name, operation, base_updated_at, client_updated_at, attempted, attempted_data, write_seq,
-       retry_count
+       retry_count, written_columns
      FROM _synchro_pending_changes
      WHERE retry_at IS NULL OR retry_at <= ?
      ORDER BY ${rankCase}, client_updated_at, table_name, record_id
@@ -118,6 +123,7 @@ export async function readPushBatch(
   const batch: PushBatch = { changes: [], sent: [], dropped: [] }
   const unreceived = await readUnreceived(ex)
   const rowsByTable = new Map<string, Map<string, Row>>()
+  const unsynced = new Map<string, UnsyncedValues>()
   for (const [name, ids] of groupIds(entries)) {
     const t = tables.get(name)
     if (!t) continue
@@ -126,6 +132,7 @@ export async function readPushBatch(
       ids,
     )
     rowsByTable.set(name, new Map(rows.map((r) => [r.__synchro_id, r])))
+    for (const [id, values] of await readUnsyncedWrites(ex, t, entries)) unsynced.set(queueKey(name, id), values)
   }
   for (const e of entries) {
     const t = tables.get(e.table_name)
@@ -157,7 +164,7 @@ export async function readPushBatch(
       base_updated_at: normaliseTimestamp(e.base_updated_at) ?? undefined,
     }
     batch.changes.push(rec)
-    batch.sent.push({ entry: e, clientData: data })
+    batch.sent.push({ entry: e, clientData: data, unsynced: unsynced.get(queueKey(e.table_name, e.record_id)) })
   }
   return batch
 }
@@ -291,6 +298,7 @@ export async function applyPushResults(
       status,
     )
     outcome.rejections.push(rejection)
+    if (dequeued && s.unsynced) outcome.rejections.push(await recordUnsyncedWrite(tx, e, s.unsynced))
     outcome.settled.push({ table: e.table_name, recordID: e.record_id, writeSeq: e.write_seq, rejection })
   }
   for (const e of batch.dropped) {
@@ -326,7 +334,10 @@ export async function applyPushResults(
           await writeServerStamps(tx, t, r.id, serverUpdatedAt, removed ? r.server_deleted_at : undefined)
         }
         await supersedeRejections(tx, e.table_name, e.record_id, e.write_seq)
-        outcome.settled.push({ table: e.table_name, recordID: e.record_id, writeSeq: e.write_seq, rejection: null })
+        // Applied without the values of columns the server no longer has: reported now (still queued: later).
+        const lost = removed && s.unsynced ? await recordUnsyncedWrite(tx, e, s.unsynced) : null
+        if (lost) outcome.rejections.push(lost)
+        outcome.settled.push({ table: e.table_name, recordID: e.record_id, writeSeq: e.write_seq, rejection: lost })
         break
       }
       case 'rejected_retryable': {

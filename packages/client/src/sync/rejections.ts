@@ -24,7 +24,8 @@ export type RejectionStatus = 'rejected_terminal' | 'conflict' | 'quarantined'
  * server has no copy this user can see, so the local row was deleted; `refetch` — the server has a copy the answer
  * did not carry, so the local data is downloaded again (snapshot; queued changes are kept); `kept` — the app wrote
  * the record again while the push was in flight, and that newer write is pushed next (after a conflict, the columns
- * it did not write take the server's values first: see the push module).
+ * it did not write take the server's values first: see the push module), or (`column_dropped`) the values of columns
+ * the server no longer has stay in the local row (unsynced-columns.ts).
  */
 export type RejectionResolution = 'server_version' | 'removed' | 'refetch' | 'kept'
 
@@ -149,8 +150,25 @@ export async function recordRejection(
     await setMeta(tx, 'snapshot_complete', '0')
     resolution = 'refetch'
   }
-  const reasonCode = result.reason_code ?? (status === 'quarantined' ? 'retryable' : result.status)
-  const message = result.message ?? defaultMessage(status)
+  return insertRejection(tx, {
+    table: c.tableName,
+    recordID: c.recordID,
+    operation: c.operation,
+    status,
+    reasonCode: result.reason_code ?? (status === 'quarantined' ? 'retryable' : result.status),
+    message: result.message ?? defaultMessage(status),
+    resolution,
+    serverData: sv?.data ?? null,
+    clientData: c.clientData,
+    writeSeq: c.writeSeq,
+  })
+}
+
+/** Stores a rejection (`writeSeq`: the write counter of the queue entry it is about). */
+export async function insertRejection(
+  tx: SqliteExecutor,
+  r: Omit<Rejection, 'id' | 'rejectedAt'> & { writeSeq: number },
+): Promise<Rejection> {
   const rows = await tx.all<RejectionRow>(
     `INSERT INTO _synchro_rejections
        (table_name, record_id, operation, status, reason_code, message, resolution, server_data, client_data,
@@ -159,16 +177,16 @@ export async function recordRejection(
      RETURNING id, table_name, record_id, operation, status, reason_code, message, resolution, server_data,
        client_data, rejected_at`,
     [
-      c.tableName,
-      c.recordID,
-      c.operation,
-      status,
-      reasonCode,
-      message,
-      resolution,
-      toJson(sv?.data ?? null),
-      toJson(c.clientData),
-      c.writeSeq,
+      r.table,
+      r.recordID,
+      r.operation,
+      r.status,
+      r.reasonCode,
+      r.message,
+      r.resolution,
+      toJson(r.serverData),
+      toJson(r.clientData),
+      r.writeSeq,
     ],
   )
   return fromRow(rows[0]!)
