@@ -110,3 +110,56 @@ it('a bucket read that fails does not hide its range: the subscribers get a plai
     notifier.stop()
   }
 })
+
+it('a range compaction trimmed before the notifier read it is not hidden: the subscribers get a plain poke for it', async () => {
+  // Compaction no longer waits for a stale client; an entry every active client has pulled can be removed before the
+  // notifier reads its range. The bucket read waits at a gate (before it runs) while compaction removes it.
+  let gated = false
+  let pending: (() => void) | undefined
+  let reached: (() => void) | undefined
+  const atGate = new Promise<void>((r) => {
+    reached = r
+  })
+  const pool = {
+    options: db.pool.options,
+    query: async (text: string, values?: unknown[]) => {
+      if (gated && text.includes('DISTINCT bucket_id')) {
+        gated = false
+        reached?.()
+        await new Promise<void>((r) => {
+          pending = r
+        })
+      }
+      return db.pool.query(text, values)
+    },
+  } as unknown as pg.Pool
+  const notifier = new ChangelogNotifier(pool, { listen: false, pollMs: 20, fallbackPollMs: 20 }, silent)
+  const got: { seq: number; range?: PokeRange }[] = []
+  await notifier.ready()
+  const stop = notifier.subscribe(['trimmed'], (seq, range) => got.push({ seq, range }))
+  try {
+    await settle(100)
+    gated = true
+    const removed = await insert('trimmed') // a delete or move out of the subscriber's bucket, say
+    await insert('elsewhere') // the rest of the range: another bucket
+    await atGate
+    // One compaction batch (compaction.ts): the entries up to `removed` and the boundary, in one statement.
+    await db.pool.query(
+      `WITH d AS (DELETE FROM sync_changelog WHERE seq <= $1 RETURNING seq)
+       UPDATE sync_compaction_state SET max_compacted_seq = (SELECT max(seq) FROM d)`,
+      [removed],
+    )
+    pending?.()
+    await settle(200)
+    // The subscriber heard of the range, without its buckets (a frame would stand for the removed entry).
+    expect(
+      got.some((p) => p.seq >= removed && p.range === undefined),
+      JSON.stringify(got),
+    ).toBe(true)
+  } finally {
+    gated = false
+    pending?.()
+    stop()
+    notifier.stop()
+  }
+})

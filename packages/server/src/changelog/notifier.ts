@@ -171,7 +171,8 @@ export class ChangelogNotifier {
     }
     if (last === undefined || seq <= last) return
     let buckets: Set<string> | undefined
-    // A range whose buckets could not be read is not skipped: everyone gets a plain poke for it (they pull).
+    // A range whose buckets could not be read (a failed read, or compaction removed some of its entries before it)
+    // is not skipped: everyone gets a plain poke for it (they pull).
     if (seq - last <= MAX_SCAN) buckets = await bucketsBetween(this.pool, last, seq).catch(() => undefined)
     this.#subs.poke(buckets, seq, last)
   }

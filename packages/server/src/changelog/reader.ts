@@ -88,11 +88,20 @@ export async function snapshotHeadSeq(db: Queryable): Promise<number> {
   return Number(rows[0]?.seq ?? 0)
 }
 
-/** The buckets that got entries with `after < seq <= upTo`. */
-export async function bucketsBetween(db: Queryable, after: number, upTo: number): Promise<Set<string>> {
-  const { rows } = await db.query<{ bucket_id: string }>(
-    'SELECT DISTINCT bucket_id FROM sync_changelog WHERE seq > $1 AND seq <= $2',
+/**
+ * The buckets that got entries with `after < seq <= upTo` — or undefined when they can no longer be told: compaction
+ * has removed entries after `after` (its boundary, read in the same statement, is past it), and the buckets of those
+ * entries are gone with them. Compaction stops waiting for a client gone stale, and an entry every active client has
+ * pulled can be removed before the live notifier read its range: a stream of that stale client (still open, still
+ * applying frames) would then never hear of it — a delete or move out of its buckets missed, the row kept.
+ */
+export async function bucketsBetween(db: Queryable, after: number, upTo: number): Promise<Set<string> | undefined> {
+  const { rows } = await db.query<{ compacted: string; buckets: string[] }>(
+    `SELECT coalesce((SELECT max_compacted_seq FROM sync_compaction_state LIMIT 1), 0)::text AS compacted,
+            ARRAY(SELECT DISTINCT bucket_id FROM sync_changelog WHERE seq > $1 AND seq <= $2) AS buckets`,
     [after, upTo],
   )
-  return new Set(rows.map((r) => r.bucket_id))
+  const row = rows[0]
+  if (!row || Number(row.compacted) > after) return undefined
+  return new Set(row.buckets)
 }

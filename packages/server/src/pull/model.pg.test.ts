@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { createTestApp, type TestApp } from '@synchro/test-harness'
 import { waitFor } from '@synchro/test-harness/wal-fixtures'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bucketsBetween } from '../changelog/reader.js'
 import { startWalConsumer, type WalConsumer } from '../wal/index.js'
 
 // Model test: random application writes (owner changes, moves between global and user buckets, children re-parented,
@@ -87,8 +88,10 @@ async function replica(user: string) {
       if (!r.body.has_more) return
     }
   }
-  // Live frames as a stream sends them (docs/live-frames.md): the notifier's ranges (last, head], told about those that
-  // touch our buckets; a frame applies when we hold everything up to its `from`, otherwise (a poke) we pull.
+  // Live frames as a stream sends them (docs/live-frames.md): the notifier's ranges (last, head], their buckets read as
+  // the notifier reads them (`bucketsBetween`), told about those that touch our buckets — or about every range whose
+  // buckets are unknown (compaction trimmed it first: this device may have been made stale) with a poke; a frame
+  // applies when we hold everything up to its `from`, otherwise (a poke) we pull.
   const subs = [`user:${user}`, 'global']
   let last: number | undefined
   let told = 0
@@ -101,21 +104,15 @@ async function replica(user: string) {
       last ??= head
       return
     }
-    const { rows } = await app.db.pool.query<{ b: string }>(
-      'SELECT DISTINCT bucket_id AS b FROM sync_changelog WHERE seq > $1 AND seq <= $2 AND bucket_id = ANY($3)',
-      [last, head, subs],
-    )
+    // The notifier's read: none when compaction removed entries of the range first (everyone is poked).
+    const touched = await bucketsBetween(app.db.pool, last, head)
+    const buckets = touched && subs.filter((b) => touched.has(b))
     const prev = last
     last = head
-    if (rows.length === 0) return
+    if (buckets?.length === 0) return
     const from = told
     told = head
-    const body = await app.engine.liveFrame(
-      user,
-      rows.map((r) => r.b),
-      prev,
-      head,
-    )
+    const body = buckets && (await app.engine.liveFrame(user, buckets, prev, head))
     if (body && position === from) {
       const frame = JSON.parse(`{"from":${from},${new TextDecoder().decode(body).trim()}`)
       apply(frame)
