@@ -42,10 +42,11 @@ class Identity {
 class Stamped extends Identity {
   #text: string | undefined
   #parsed: { [column: string]: unknown } | undefined
-  /** Or the record's whole wire JSON: `#wire`'s record `#index`, as it was made (`#id`, `#updatedAt`). */
+  /** Or the record's whole wire JSON: `#wire`'s record `#index`, as it was made (`#id`, `#tableName`, `#updatedAt`). */
   #wire: WireRecords | undefined
   #index = 0
   #id = ''
+  #tableName = ''
   #updatedAt = ''
 
   /** Stamps `r` (returned as itself) with its `data` text, or with its place among wire records. */
@@ -56,6 +57,7 @@ class Stamped extends Identity {
       this.#wire = wire
       this.#index = index
       this.#id = r.id
+      this.#tableName = r.table_name
       this.#updatedAt = r.updated_at
     }
   }
@@ -88,9 +90,9 @@ class Stamped extends Identity {
    * The wire records and index of a wire record whose id, table name and stamp are still those it was made with
    * (its bytes carry them), else undefined: it renders from its properties then.
    */
-  static wire(s: Stamped, r: SyncRecord, tableName: string): [WireRecords, number] | undefined {
+  static wire(s: Stamped, r: SyncRecord): [WireRecords, number] | undefined {
     const wire = s.#wire
-    if (!wire || r.id !== s.#id || r.updated_at !== s.#updatedAt || r.table_name !== tableName) return undefined
+    if (!wire || r.id !== s.#id || r.updated_at !== s.#updatedAt || r.table_name !== s.#tableName) return undefined
     return r.deleted_at === undefined ? [wire, s.#index] : undefined
   }
 
@@ -317,7 +319,7 @@ function renderInto(body: unknown, out: Out): boolean {
 function stampChars(s: Stamped): number {
   const text = Stamped.text(s)
   if (text !== undefined) return text.length
-  const [w, i] = Stamped.wire(s, s as unknown as SyncRecord, (s as unknown as SyncRecord).table_name) ?? []
+  const [w, i] = Stamped.wire(s, s as unknown as SyncRecord) ?? []
   return w ? (w.offsets[4 * (i as number) + 3] as number) - (w.offsets[4 * (i as number)] as number) : 0
 }
 
@@ -337,7 +339,7 @@ function pushRecords(out: Out, records: readonly SyncRecord[], stamps: readonly 
     const r = records[i] as SyncRecord
     const s = stamps[i]
     const text = s && Stamped.text(s)
-    const wire = s && text === undefined ? Stamped.wire(s, r, r.table_name) : undefined
+    const wire = s && text === undefined ? Stamped.wire(s, r) : undefined
     if (wire) {
       // The longest run of the records after it that are the next ones of the same buffer.
       const [w, first] = wire
@@ -345,7 +347,7 @@ function pushRecords(out: Out, records: readonly SyncRecord[], stamps: readonly 
       let last = first
       while (i + 1 < records.length) {
         const ns = stamps[i + 1]
-        const next = ns && Stamped.wire(ns, records[i + 1] as SyncRecord, r.table_name)
+        const next = ns && Stamped.wire(ns, records[i + 1] as SyncRecord)
         if (!next || next[0] !== w || next[1] !== last + 1) break
         last++
         i++

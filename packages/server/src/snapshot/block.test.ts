@@ -103,6 +103,15 @@ describe('records of converted rows', () => {
     )
   })
 
+  it('a record moved to another table renders with the table it names, not the one its bytes carry', () => {
+    const recs = fresh() as [SyncRecord, SyncRecord, SyncRecord]
+    recs[1].table_name = 'archived_notes' // e.g. a SyncService wrapper mapping table names
+    expect(renderJson({ records: recs })).toBe(
+      wireText([plain[0], { ...plain[1], table_name: 'archived_notes' }, plain[2]]),
+    )
+    expect(Buffer.from(renderJsonBytes({ records: recs })).toString()).toBe(renderJson({ records: recs }))
+  })
+
   it('refuses text that does not have the columns of its plan (a row short of a field)', () => {
     const short = new TextEncoder().encode('d\t1\tx\t2026-01-02 03:04:05+00\t2026-01-02 03:04:05\n')
     expect(() => convertRows(short, plan, 64)).toThrow(/columns of its plan/)
