@@ -112,6 +112,35 @@ describe('records of converted rows', () => {
     expect(Buffer.from(renderJsonBytes({ records: recs })).toString()).toBe(renderJson({ records: recs }))
   })
 
+  it('makes room for column names that escape to many bytes (their keys outgrow the values)', () => {
+    // 100 integer columns whose 63-byte names are mostly quotes (`\"` in JSON: 130-byte keys), all NULL.
+    const names = Array.from({ length: 100 }, (_, i) => `${'"'.repeat(60)}${String(i).padStart(3, '0')}`)
+    const wide = recordPlan(
+      t,
+      {
+        columns: new Map([
+          [
+            'notes',
+            [
+              ...names.map((name) => ({ name, db_type: 'integer' })),
+              { name: 'updated_at', db_type: 'timestamp with time zone' },
+            ],
+          ],
+        ]),
+      } as unknown as SchemaContract,
+      '_s',
+    )
+    if (!wide) throw new Error('no plan')
+    const data = Object.fromEntries([...names.map((n) => [n, null]), ['updated_at', '2026-01-02T03:04:05+00:00']])
+    for (const count of [1, 2, 3]) {
+      const line = ['x', ...names.map(() => '\\N'), '2026-01-02 03:04:05+00', '2026-01-02 03:04:05'].join('\t')
+      const wideBlock = convertRows(new TextEncoder().encode(`${line}\n`.repeat(count)), wide, 64)
+      const recs = blockRows(wideBlock).map((r) => r.record('notes'))
+      const expected = { id: 'x', table_name: 'notes', data, updated_at: '2026-01-02T03:04:05Z' }
+      expect(JSON.parse(renderJson({ records: recs }))).toEqual({ records: Array(count).fill(expected) })
+    }
+  })
+
   it('refuses text that does not have the columns of its plan (a row short of a field)', () => {
     const short = new TextEncoder().encode('d\t1\tx\t2026-01-02 03:04:05+00\t2026-01-02 03:04:05\n')
     expect(() => convertRows(short, plan, 64)).toThrow(/columns of its plan/)

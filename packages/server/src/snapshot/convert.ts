@@ -77,6 +77,8 @@ export interface RecordPlan {
   readonly keys: readonly Uint8Array[]
   /** `,"table_name":"…","data":` */
   readonly tableKey: Uint8Array
+  /** Bytes of `keys` and `tableKey` together: what a record adds to its row's text besides values and punctuation. */
+  readonly keyBytes: number
 }
 
 /**
@@ -98,12 +100,10 @@ export function recordPlan(t: ResolvedTable, contract: SchemaContract, alias: st
     select.push(kind === undefined ? `to_json(${col})::text` : col)
   }
   select.push(`${alias}.${t.q.updatedAt} AT TIME ZONE 'UTC'`)
-  return {
-    select: select.join(', '),
-    kinds,
-    keys: columns.map((c, i) => ENC.encode(`${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`)),
-    tableKey: ENC.encode(`,"table_name":${JSON.stringify(t.tableName)},"data":`),
-  }
+  const keys = columns.map((c, i) => ENC.encode(`${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`))
+  const tableKey = ENC.encode(`,"table_name":${JSON.stringify(t.tableName)},"data":`)
+  const keyBytes = keys.reduce((sum, k) => sum + k.length, tableKey.length)
+  return { select: select.join(', '), kinds, keys, tableKey, keyBytes }
 }
 
 /**
@@ -150,8 +150,9 @@ export function convertRows(src: Uint8Array, plan: RecordPlan, maxDepth: number)
   let o = 0
   let p = 0
   while (p < src.length) {
-    // Room for the worst case of this row: every byte escaped as \u00XX, plus keys.
-    const need = o + (input.indexOf(NEWLINE, p) - p) * 6 + 1024 + 64 * n + tableKey.length
+    // Room for the worst case of this row: every byte escaped as \u00XX, plus keys (a column name JSON escapes can
+    // take 6 bytes a character: no bound per column), plus the record's own keys and a NULL stamp's zero time.
+    const need = o + (input.indexOf(NEWLINE, p) - p) * 6 + plan.keyBytes + 1024
     if (need > out.length) {
       const grown = new Uint8Array(Math.max(out.length * 2, need))
       grown.set(out.subarray(0, o))
