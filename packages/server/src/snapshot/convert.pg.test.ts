@@ -26,7 +26,7 @@ beforeAll(async () => {
         "n2" numeric(12,3), "t" text, "vc" varchar(20), "ch" char(3), "u" uuid, "iv" interval, "j" json, "jb" jsonb,
         "by" bytea, "dt" date, "tm" time, "tm3" time(3), "ttz" time with time zone, "ts" timestamp,
         "ts2" timestamp(2), "tstz" timestamptz, "tstz0" timestamptz(0), "arr" integer[], "tarr" text[],
-        "mood" conv_mood, "doc" conv_doc, "it's" text, "with space" int, "ünï" text, "back\\slash" text,
+        "mood" conv_mood, "it's" text, "with space" int, "ünï" text, "back\\slash" text,
         updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
       INSERT INTO conv_all (id) VALUES ('00000000-0000-4000-8000-000000000001');
       INSERT INTO conv_all VALUES ('00000000-0000-4000-8000-000000000002', true, -32768, 2147483647,
@@ -34,7 +34,7 @@ beforeAll(async () => {
         'x''y', 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 day 02:03:04', E'{"a": [1,\\n\\t2 ], "s":"\\\\u00e9\\\\n"}',
         '{"z": 1, "a": {"b": null}, "big": 12345678901234567890.5}', '\\x00ff', 'infinity', '24:00:00', '10:00:00.1234',
         '10:00:00+05:30', '-infinity', '2026-01-02 03:04:05.678', '2026-01-02 03:04:05.678901+02', '2026-01-02 03:04:05+05:45',
-        '{1,NULL,3}', '{"a,b",NULL,"\\"q\\""}', 'it''s "fine"', '{"k": [true]}', 'x', 1, 'ünï', E'\\\\', now(), NULL);
+        '{1,NULL,3}', '{"a,b",NULL,"\\"q\\""}', 'it''s "fine"', 'x', 1, 'ünï', E'\\\\', now(), NULL);
       INSERT INTO conv_all (id, b, r, d, n, tstz, dt, ts, ttz, updated_at) VALUES ('00000000-0000-4000-8000-000000000003',
         false, 'Infinity', 1e308, '-Infinity', '0044-03-15 10:00:00+00 BC', '4713-01-01 BC', '0001-01-01 00:00:00 BC',
         '23:59:59.999999-12', '0044-03-15 10:00:00+00 BC');
@@ -54,6 +54,11 @@ beforeAll(async () => {
       CREATE TABLE conv_naive (id uuid PRIMARY KEY, v text, updated_at timestamp NOT NULL DEFAULT now(),
         deleted_at timestamp);
       INSERT INTO conv_naive VALUES (gen_random_uuid(), 'x', now(), NULL);
+      CREATE TABLE conv_ranges (id uuid PRIMARY KEY, spans tstzrange[], days daterange[], moods conv_mood[],
+        at timestamptz[], doc conv_doc, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+      INSERT INTO conv_ranges VALUES ('00000000-0000-4000-8000-000000000001',
+        ARRAY[tstzrange('2026-01-02 03:04:05+00', '2026-02-03 00:00:00+00')], ARRAY[daterange('2026-01-02', NULL)],
+        ARRAY['ok']::conv_mood[], ARRAY['2026-01-02 03:04:05+00']::timestamptz[], '{"k": [true]}', now(), NULL);
       CREATE TABLE conv_date_id (id date PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now(),
         deleted_at timestamptz);
       INSERT INTO conv_date_id VALUES ('2026-01-01', now(), NULL);`,
@@ -63,6 +68,7 @@ beforeAll(async () => {
       { tableName: 'conv odd', pushPolicy: 'disabled' },
       { tableName: 'conv_text_id', pushPolicy: 'disabled' },
       { tableName: 'conv_naive', pushPolicy: 'disabled' },
+      { tableName: 'conv_ranges', pushPolicy: 'disabled' },
       { tableName: 'conv_date_id', pushPolicy: 'disabled' },
     ],
   })
@@ -234,6 +240,27 @@ describe('snapshot records rendered from COPY text', () => {
       '00000000-0000-4000-8000-000000000006',
       '00000000-0000-4000-8000-000000000007',
     ])
+  })
+
+  it.each([
+    ['ISO, DMY', true],
+    ['SQL, DMY', false],
+    ['German', false],
+  ])('columns whose to_json follows DateStyle (arrays of ranges) under DateStyle %s: wire %s', async (style, wire) => {
+    // to_json formats a bare date or timestamp itself, but a range through its output function, which follows the
+    // session's DateStyle: rendered under the COPY's DateStyle they would differ from what pages and pulls send.
+    const db = await app.db.pool.connect()
+    try {
+      await db.query(`SET DateStyle = '${style}'`)
+      const both = await bothWays(db, table('conv_ranges'))
+      const a = records(table('conv_ranges'), both.sql)
+      const b = records(table('conv_ranges'), both.wire ?? both.sql)
+      expect(renderJson({ records: b.records })).toBe(renderJson({ records: a.records }))
+      expect(both.wire !== undefined).toBe(wire) // the SQL rendering, unless the session's DateStyle is ISO already
+    } finally {
+      await db.query('RESET DateStyle')
+      db.release()
+    }
   })
 
   it('tables whose records it cannot render exactly take the SQL path', async () => {

@@ -13,6 +13,7 @@
  */
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
+import { logicalTypeOf } from '../schema/types.js'
 import { quoteIdent } from '../util/sql.js'
 
 /** How a column's COPY text becomes its JSON (the `to_json` rule for its type). */
@@ -65,6 +66,19 @@ function kindOf(dbType: string): Kind | undefined {
   return m ? KINDS[`${m[1]} ${m[2]} time zone`] : undefined
 }
 
+/**
+ * True when `to_json` of column `c` (a type `kindOf` leaves to it) may follow DateStyle, which `readTableWire` sets to
+ * ISO for the COPY: `to_json` writes a date or timestamp itself whatever DateStyle, but a range (or a composite or
+ * type holding one) through its output function, which follows it — `to_json(tstzrange[])` under DateStyle SQL
+ * writes `02/01/2026 03:04:05 UTC`. Scalars, enums, domains over them and arrays of supported scalars cannot hold
+ * one; arrays of other types, and domains that are JSON, may (domains over json or jsonb counted in: not told apart).
+ */
+function followsDateStyle(c: { db_type: string; logical_type?: string }): boolean {
+  const element = c.db_type.replace(/(\[\])+$/, '')
+  if (element !== c.db_type) return logicalTypeOf(element) === undefined
+  return logicalTypeOf(c.db_type) === undefined && c.logical_type === 'json'
+}
+
 const ENC = new TextEncoder()
 
 /** How the rows of one table are read (`select`, after the id) and converted (`convertRows`). */
@@ -79,6 +93,11 @@ export interface RecordPlan {
   readonly tableKey: Uint8Array
   /** Bytes of `keys` and `tableKey` together: what a record adds to its row's text besides values and punctuation. */
   readonly keyBytes: number
+  /**
+   * True when a column's `to_json` may follow DateStyle (`followsDateStyle`): the rows are rendered here only when the
+   * session's DateStyle is ISO already, as the COPY's.
+   */
+  readonly followsDateStyle: boolean
 }
 
 /**
@@ -93,17 +112,19 @@ export function recordPlan(t: ResolvedTable, contract: SchemaContract, alias: st
   if (t.syncColumns || columns.length === 0) return undefined
   const kinds: Kind[] = []
   const select = [`${alias}.${t.q.id}::text`]
+  let dateStyle = false
   for (const c of columns) {
     const col = `${alias}.${quoteIdent(c.name)}`
     const kind = kindOf(c.db_type)
     kinds.push(kind ?? Kind.Json)
+    dateStyle ||= kind === undefined && followsDateStyle(c)
     select.push(kind === undefined ? `to_json(${col})::text` : col)
   }
   select.push(`${alias}.${t.q.updatedAt} AT TIME ZONE 'UTC'`)
   const keys = columns.map((c, i) => ENC.encode(`${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`))
   const tableKey = ENC.encode(`,"table_name":${JSON.stringify(t.tableName)},"data":`)
   const keyBytes = keys.reduce((sum, k) => sum + k.length, tableKey.length)
-  return { select: select.join(', '), kinds, keys, tableKey, keyBytes }
+  return { select: select.join(', '), kinds, keys, tableKey, keyBytes, followsDateStyle: dateStyle }
 }
 
 /**

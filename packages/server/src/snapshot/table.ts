@@ -122,7 +122,8 @@ export async function readTable(
 /**
  * `readTable` with the records rendered in this process (snapshot/convert.ts): the rows' plain text output read by
  * one `COPY … TO STDOUT` (values inlined, DateStyle ISO for it) on `db`, inside its transaction. Undefined, with
- * nothing run, when the table's records or a value cannot take that path (`recordPlan`, `inlined`).
+ * nothing changed, when the table's records or a value cannot take that path (`recordPlan`, `inlined`), or when a
+ * column's `to_json` may follow DateStyle (`RecordPlan.followsDateStyle`) and the session's is not ISO.
  */
 export async function readTableWire(
   ctx: EngineContext,
@@ -138,8 +139,15 @@ export async function readTableWire(
   const query = pageQuery(ctx, contract, t, plan.select, afterId, limit, upTo)
   const text = inlined(db, query.text, query.values)
   if (text === undefined) return undefined
+  if (plan.followsDateStyle && !(await isoDateStyle(db))) return undefined
   const bytes = await copyOut(db, `SET LOCAL DateStyle = 'ISO, MDY';\nCOPY (${text}) TO STDOUT`)
   return blockRows(convertRows(bytes, plan, ctx.limits.maxJsonDepth))
+}
+
+/** True when the DateStyle of `db`'s session (in its transaction) writes ISO dates. */
+async function isoDateStyle(db: pg.PoolClient): Promise<boolean> {
+  const { rows } = await db.query<{ style: string }>(`SELECT current_setting('DateStyle') AS style`)
+  return /^\s*ISO\b/i.test(rows[0]?.style ?? '')
 }
 
 /**
