@@ -5,6 +5,7 @@ import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { blockRows } from './block.js'
 import { convertRows, recordPlan } from './convert.js'
+import { rowBytesOf } from './readahead.js'
 
 // Records built from converted rows (`BlockRow.record`) read as any page record, and a response body splices their
 // bytes only while they still say what their bytes say.
@@ -139,6 +140,13 @@ describe('records of converted rows', () => {
       const expected = { id: 'x', table_name: 'notes', data, updated_at: '2026-01-02T03:04:05Z' }
       expect(JSON.parse(renderJson({ records: recs }))).toEqual({ records: Array(count).fill(expected) })
     }
+  })
+
+  it('read-ahead counts the memory converted rows hold: a buffer of their size', () => {
+    // The conversion sizes its buffer for the worst case (escapes), several times what these rows take.
+    const retained = block.bytes.buffer.byteLength + block.offsets.byteLength + block.deep.byteLength
+    expect(block.bytes.buffer.byteLength).toBe(block.bytes.length)
+    expect(rowBytesOf(rows) * block.count).toBeGreaterThanOrEqual(retained)
   })
 
   it('refuses text that does not have the columns of its plan (a row short of a field)', () => {

@@ -232,8 +232,12 @@ export function convertRows(src: Uint8Array, plan: RecordPlan, maxDepth: number)
     out[o++] = 0x2c
     deep.push(opened > maxDepth && deeperThan(out, idEnd + tableKey.length, dataEnd, maxDepth) ? 1 : 0)
   }
+  // The buffer was sized for the worst case (up to twice what the records take): read-ahead holds the records for a
+  // while and counts their bytes (`rowBytesOf`), so they keep a copy of their own size (one memcpy).
+  const bytes = Buffer.allocUnsafeSlow(o)
+  bytes.set(out.subarray(0, o))
   return {
-    bytes: Buffer.from(out.buffer, out.byteOffset, o),
+    bytes,
     offsets: Int32Array.from(offsets),
     deep: Uint8Array.from(deep),
     count: deep.length,

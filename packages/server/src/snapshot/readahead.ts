@@ -189,11 +189,14 @@ function cursorKey(c: AheadCursor): string {
 
 /**
  * Average bytes a row of `rows` holds: its text at 2 bytes a character plus `ROW_OVERHEAD` — for converted rows (all
- * of one block, as a read returns them), their bytes.
+ * of one block, as a read returns them), the block's buffers (records, offsets, flags).
  */
 export function rowBytesOf(rows: readonly TextRow[]): number {
   const first = rows[0]
-  if (first instanceof BlockRow) return Math.ceil(first.block.bytes.length / first.block.count) + ROW_OVERHEAD
+  if (first instanceof BlockRow) {
+    const { bytes, offsets, deep, count } = first.block
+    return Math.ceil((bytes.buffer.byteLength + offsets.byteLength + deep.byteLength) / count) + ROW_OVERHEAD
+  }
   let chars = 0
   for (const r of rows) chars += r.id.length + r.data.length + (r.updated_at?.length ?? 0)
   return rows.length === 0 ? ROW_OVERHEAD : Math.ceil((chars * 2) / rows.length) + ROW_OVERHEAD
