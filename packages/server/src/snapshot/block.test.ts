@@ -154,6 +154,26 @@ describe('records of converted rows', () => {
     expect(() => convertRows(short, plan, 64)).toThrow(/columns of its plan/)
     const unterminated = new TextEncoder().encode(copy[0] as string)
     expect(() => convertRows(unterminated, plan, 64)).toThrow(/final newline/)
+    // A backslash escaping the final newline (text, then JSON): refused, not read past the end (an endless loop).
+    const dangling = new TextEncoder().encode('d\td\t1\tx\\\n')
+    expect(() => convertRows(dangling, plan, 64)).toThrow(/backslash at the end of a row/)
+    const jsonPlan = recordPlan(
+      t,
+      {
+        columns: new Map([
+          [
+            'notes',
+            [
+              { name: 'j', db_type: 'json' },
+              { name: 'updated_at', db_type: 'timestamp with time zone' },
+            ],
+          ],
+        ]),
+      } as unknown as SchemaContract,
+      '_s',
+    )
+    if (!jsonPlan) throw new Error('no plan')
+    expect(() => convertRows(new TextEncoder().encode('d\t[1\\\n'), jsonPlan, 64)).toThrow(/backslash/)
   })
 
   it('flags a row nested deeper than the limit', () => {

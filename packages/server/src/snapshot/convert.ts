@@ -277,9 +277,14 @@ function putQuoted(src: Uint8Array, p: number, out: Uint8Array, o: number): numb
   return o
 }
 
-/** The byte a COPY text escape `\x` stands for (COPY TO writes \b \f \n \r \t \v and \\ only). */
+/**
+ * The byte a COPY text escape `\x` stands for (COPY TO writes \b \f \n \r \t \v and \\ only). A backslash before the
+ * newline ending a row is not COPY text: read on, the field's loop would pass the end of `src` and never stop.
+ */
 function unescaped(b: number): number {
   switch (b) {
+    case NEWLINE:
+      throw new Error('synchro: COPY text with a backslash at the end of a row')
     case 0x62:
       return 0x08
     case 0x66:
