@@ -58,6 +58,16 @@ const plain = [
     updated_at: '2026-01-02T02:04:05Z',
   },
 ]
+/** The plan of a `notes` table with one JSON column `j` of type `dbType` (and its stamp). */
+function jsonColumnPlan(dbType: 'json' | 'jsonb') {
+  const columns = [
+    { name: 'j', db_type: dbType },
+    { name: 'updated_at', db_type: 'timestamp with time zone' },
+  ]
+  const p = recordPlan(t, { columns: new Map([['notes', columns]]) } as unknown as SchemaContract, '_s')
+  if (!p) throw new Error('no plan')
+  return p
+}
 const wireText = (rs: unknown[]) =>
   `{"records":[${rs.map((r) => JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? `#${v}#` : v)).replace(/"#(-?\d+)#"/g, '$1')).join(',')}]}`
 
@@ -157,22 +167,7 @@ describe('records of converted rows', () => {
     // A backslash escaping the final newline (text, then JSON): refused, not read past the end (an endless loop).
     const dangling = new TextEncoder().encode('d\td\t1\tx\\\n')
     expect(() => convertRows(dangling, plan, 64)).toThrow(/backslash at the end of a row/)
-    const jsonPlan = recordPlan(
-      t,
-      {
-        columns: new Map([
-          [
-            'notes',
-            [
-              { name: 'j', db_type: 'json' },
-              { name: 'updated_at', db_type: 'timestamp with time zone' },
-            ],
-          ],
-        ]),
-      } as unknown as SchemaContract,
-      '_s',
-    )
-    if (!jsonPlan) throw new Error('no plan')
+    const jsonPlan = jsonColumnPlan('json')
     expect(() => convertRows(new TextEncoder().encode('d\t[1\\\n'), jsonPlan, 64)).toThrow(/backslash/)
   })
 
@@ -180,22 +175,7 @@ describe('records of converted rows', () => {
     const enc = new TextEncoder()
     const deep = convertRows(enc.encode('d\td\t1\tx\t2026-01-02 03:04:05+00\t2026-01-02 03:04:05\n'), plan, 1)
     expect(blockRows(deep)[0]?.deep).toBe(false) // the data object alone is depth 1
-    const jsonPlan = recordPlan(
-      t,
-      {
-        columns: new Map([
-          [
-            'notes',
-            [
-              { name: 'j', db_type: 'jsonb' },
-              { name: 'updated_at', db_type: 'timestamp with time zone' },
-            ],
-          ],
-        ]),
-      } as unknown as SchemaContract,
-      '_s',
-    )
-    if (!jsonPlan) throw new Error('no plan')
+    const jsonPlan = jsonColumnPlan('jsonb')
     const src = 'd\t{"a": [1, "]]]"]}\t2026-01-02 03:04:05+00\t2026-01-02 03:04:05\n'
     expect(blockRows(convertRows(enc.encode(src), jsonPlan, 3))[0]?.deep).toBe(false)
     expect(blockRows(convertRows(enc.encode(src), jsonPlan, 2))[0]?.deep).toBe(true)

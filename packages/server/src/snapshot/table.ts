@@ -154,7 +154,7 @@ async function isoDateStyle(db: pg.PoolClient): Promise<boolean> {
  * True when `t`'s ids render the same whatever the session's DateStyle (uuid, text, integers: the keysets an index
  * serves), so that ids read under `readTableWire`'s DateStyle are those every other statement reads.
  */
-export function wireIdType(t: ResolvedTable, contract: SchemaContract): boolean {
+function wireIdType(t: ResolvedTable, contract: SchemaContract): boolean {
   const idType = idTypeOf(t, contract)
   return idType !== undefined && (idType === 'uuid' || TEXT_TYPES.test(idType) || INTEGER_TYPES.has(idType))
 }
