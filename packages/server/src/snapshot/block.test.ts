@@ -180,4 +180,25 @@ describe('records of converted rows', () => {
     expect(blockRows(convertRows(enc.encode(src), jsonPlan, 3))[0]?.deep).toBe(false)
     expect(blockRows(convertRows(enc.encode(src), jsonPlan, 2))[0]?.deep).toBe(true)
   })
+
+  it('grows its output when rows escape to more than twice their text, and keeps converting afterwards', () => {
+    // Control characters COPY writes raw become \u00XX (6 bytes each): 2 000 rows of 100 of them, 200 kB of text,
+    // about 1.2 MB of records, past the room a conversion starts with. Then a small block on the same memory.
+    const body = '\u0001'.repeat(100)
+    const line = `e\te\t7\t${body}\t2026-01-02 03:04:05+00\t2026-01-02 03:04:05\n`
+    const big = convertRows(new TextEncoder().encode(line.repeat(2000)), plan, 64)
+    expect(big.count).toBe(2000)
+    const recs = blockRows(big).map((r) => r.record('notes'))
+    const expected = {
+      id: 'e',
+      table_name: 'notes',
+      data: { id: 'e', n: 7, body, updated_at: '2026-01-02T03:04:05+00:00' },
+      updated_at: '2026-01-02T03:04:05Z',
+    }
+    const parsed = JSON.parse(renderJson({ records: recs })) as { records: unknown[] }
+    expect(parsed.records).toHaveLength(2000)
+    expect(parsed.records[1999]).toEqual(expected)
+    const again = convertRows(new TextEncoder().encode(`${copy.join('\n')}\n`), plan, 64)
+    expect(Buffer.from(again.bytes).equals(Buffer.from(block.bytes))).toBe(true)
+  })
 })

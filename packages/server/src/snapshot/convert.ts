@@ -15,6 +15,7 @@ import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { logicalTypeOf } from '../schema/types.js'
 import { quoteIdent } from '../util/sql.js'
+import { CONVERT_WASM } from './convert-wasm.js'
 
 /** How a column's COPY text becomes its JSON (the `to_json` rule for its type). */
 enum Kind {
@@ -98,6 +99,8 @@ export interface RecordPlan {
    * session's DateStyle is ISO already, as the COPY's.
    */
   readonly followsDateStyle: boolean
+  /** The plan as `convertRows`' module reads it (assembly/convert.ts, `convert`). */
+  readonly wasm: Uint8Array
 }
 
 /**
@@ -124,7 +127,29 @@ export function recordPlan(t: ResolvedTable, contract: SchemaContract, alias: st
   const keys = columns.map((c, i) => ENC.encode(`${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`))
   const tableKey = ENC.encode(`,"table_name":${JSON.stringify(t.tableName)},"data":`)
   const keyBytes = keys.reduce((sum, k) => sum + k.length, tableKey.length)
-  return { select: select.join(', '), kinds, keys, tableKey, keyBytes, followsDateStyle: dateStyle }
+  const wasm = wasmPlan(kinds, keys, tableKey)
+  return { select: select.join(', '), kinds, keys, tableKey, keyBytes, followsDateStyle: dateStyle, wasm }
+}
+
+/**
+ * The plan's bytes for the module: the kinds (a byte each, padded to 4), then per key (each column's, then the table
+ * key) its offset from the plan's start and its length as two u32, then the keys' bytes.
+ */
+function wasmPlan(kinds: readonly Kind[], keys: readonly Uint8Array[], tableKey: Uint8Array): Uint8Array {
+  const all = [...keys, tableKey]
+  const table = (kinds.length + 3) & ~3
+  const size = all.reduce((sum, k) => sum + k.length, table + 8 * all.length)
+  const out = new Uint8Array(size)
+  const view = new DataView(out.buffer)
+  out.set(kinds, 0)
+  let at = table + 8 * all.length
+  all.forEach((k, i) => {
+    view.setUint32(table + 8 * i, at, true)
+    view.setUint32(table + 8 * i + 4, k.length, true)
+    out.set(k, at)
+    at += k.length
+  })
+  return out
 }
 
 /**
@@ -142,279 +167,89 @@ export interface RecordBytes {
   tableKeyLength: number
 }
 
-const NULL = ENC.encode('null')
-const TRUE = ENC.encode('true')
-const FALSE = ENC.encode('false')
-const ID_KEY = ENC.encode('{"id":')
-const UPDATED_KEY = ENC.encode(',"updated_at":')
-/** The wire `updated_at` of a row without one, or an infinite one (`wirePageUpdatedAt`). */
-const ZERO_TIMESTAMP = ENC.encode('"0001-01-01T00:00:00Z"')
-const HEX = ENC.encode('0123456789abcdef')
-const TAB = 0x09
 const NEWLINE = 0x0a
-const BACKSLASH = 0x5c
-const QUOTE = 0x22
+
+/** What the module exports (assembly/convert.ts). */
+interface Module {
+  memory: WebAssembly.Memory
+  heapBase(): number
+  convert(...args: number[]): number
+  stopP: WebAssembly.Global
+  stopO: WebAssembly.Global
+  stopRows: WebAssembly.Global
+}
+
+/** `convert`'s statuses. */
+const NEEDS_ROOM = 1
+const BAD_COLUMNS = -1
+const BACKSLASH_AT_END = -2
+
+const COMPILED = new WebAssembly.Module(Buffer.from(CONVERT_WASM, 'base64'))
+/** One instance for every conversion (they run one at a time); dropped when a conversion grew its memory past this. */
+let instance: Module | undefined
+const KEEP_MEMORY = 64 * 1024 * 1024
+
+/** `a` rounded up to a multiple of 16. */
+const align = (a: number) => (a + 15) & ~15
+
+/** Grows `m`'s memory to at least `bytes`. */
+function reserve(m: Module, bytes: number): void {
+  const short = bytes - m.memory.buffer.byteLength
+  if (short > 0) m.memory.grow(Math.ceil(short / 65536))
+}
 
 /**
  * Converts the COPY text `src` (rows of `plan.select`; default delimiter, NULL `\N`, every row ending in a newline)
- * into wire records. A record whose data nests deeper than `maxDepth` is still written but flagged in `deep`. One
- * pass: each field is copied, escaped or reshaped up to the tab or newline that ends it.
+ * into wire records. A record whose data nests deeper than `maxDepth` is still written but flagged in `deep`.
+ *
+ * The conversion runs in WebAssembly (assembly/convert.ts, one pass: each field copied, escaped or reshaped up to the
+ * tab or newline that ends it): the same loop in JavaScript took 2.5 times as long, and it is most of the CPU a
+ * snapshot costs this process. Memory, laid out here: the plan, the text, four offsets and a flag per row (at most
+ * one row per `columns + 2` bytes: a row has that many delimiters), then the output, grown when a row might not fit.
  */
 export function convertRows(src: Uint8Array, plan: RecordPlan, maxDepth: number): RecordBytes {
   if (src.length > 0 && src[src.length - 1] !== NEWLINE) throw new Error('synchro: COPY text without a final newline')
-  let out = new Uint8Array(Math.ceil(src.length * 1.9) + 4096)
-  const input = Buffer.from(src.buffer, src.byteOffset, src.length) // Buffer#indexOf: a native scan
-  const offsets: number[] = []
-  const deep: number[] = []
-  const { keys, kinds, tableKey } = plan
-  const n = kinds.length
-  let o = 0
-  let p = 0
-  while (p < src.length) {
-    // Room for the worst case of this row: every byte escaped as \u00XX, plus keys (a column name JSON escapes can
-    // take 6 bytes a character: no bound per column), plus the record's own keys and a NULL stamp's zero time.
-    const need = o + (input.indexOf(NEWLINE, p) - p) * 6 + plan.keyBytes + 1024
-    if (need > out.length) {
-      const grown = new Uint8Array(Math.max(out.length * 2, need))
-      grown.set(out.subarray(0, o))
-      out = grown
-    }
-    const start = o
-    o = put(out, o, ID_KEY)
-    o = putString(src, p, out, o)
-    p = after(src, TAB)
-    const idEnd = o
-    o = put(out, o, tableKey)
-    opened = 1 // the data object; each `{` / `[` of a JSON value may open one more level
-    for (let c = 0; c < n; c++) {
-      o = put(out, o, keys[c] as Uint8Array)
-      if (src[p] === BACKSLASH && src[p + 1] === 0x4e && (src[p + 2] === TAB || src[p + 2] === NEWLINE)) {
-        o = put(out, o, NULL)
-        next = p + 2
-      } else {
-        switch (kinds[c]) {
-          case Kind.Int:
-            o = putVerbatim(src, p, out, o)
-            break
-          case Kind.Float: {
-            // NaN, Infinity, -Infinity: not JSON numbers, quoted (to_json's IsValidJsonNumber).
-            const f = src[p]
-            if (f === 0x4e || f === 0x49 || (f === 0x2d && src[p + 1] === 0x49)) o = putQuoted(src, p, out, o)
-            else o = putVerbatim(src, p, out, o)
-            break
-          }
-          case Kind.Bool:
-            o = put(out, o, src[p] === 0x74 ? TRUE : FALSE)
-            next = p + 1
-            break
-          case Kind.Str:
-            o = putString(src, p, out, o)
-            break
-          case Kind.Quoted:
-            o = putQuoted(src, p, out, o)
-            break
-          case Kind.Json:
-            o = putJson(src, p, out, o)
-            break
-          default:
-            o = putTimestamp(src, p, out, o, kinds[c] === Kind.Tstz)
-        }
-      }
-      p = after(src, TAB)
-    }
-    out[o++] = 0x7d
-    const dataEnd = o
-    o = put(out, o, UPDATED_KEY)
-    o = putWireTimestamp(src, p, out, o)
-    p = after(src, NEWLINE)
-    out[o++] = 0x7d
-    offsets.push(start, idEnd, dataEnd, o)
-    out[o++] = 0x2c
-    deep.push(opened > maxDepth && deeperThan(out, idEnd + tableKey.length, dataEnd, maxDepth) ? 1 : 0)
+  instance ??= new WebAssembly.Instance(COMPILED).exports as unknown as Module
+  const m = instance
+  const n = plan.kinds.length
+  const maxRows = Math.floor(src.length / (n + 2)) + 1
+  const planAt = align(m.heapBase())
+  const srcAt = align(planAt + plan.wasm.length)
+  const offsetsAt = align(srcAt + src.length + 16)
+  const deepAt = offsetsAt + 16 * maxRows
+  const outAt = align(deepAt + maxRows)
+  let outEnd = outAt + 2 * src.length + plan.keyBytes + 65536
+  reserve(m, outEnd)
+  let mem = new Uint8Array(m.memory.buffer)
+  mem.set(plan.wasm, planAt)
+  mem.set(src, srcAt)
+  let p = srcAt
+  let o = outAt
+  let rows = 0
+  for (;;) {
+    const args = [planAt, n, p, srcAt + src.length, outAt, o, outEnd, offsetsAt, deepAt, rows, maxDepth]
+    const status = m.convert(...args)
+    p = m.stopP.value
+    o = m.stopO.value
+    rows = m.stopRows.value
+    if (status === BAD_COLUMNS) throw new Error('synchro: COPY text does not have the columns of its plan')
+    if (status === BACKSLASH_AT_END) throw new Error('synchro: COPY text with a backslash at the end of a row')
+    if (status !== NEEDS_ROOM) break
+    // Room for the worst case of every row left: each byte escaped as \u00XX, plus keys.
+    outEnd = Math.max(outAt + 2 * (outEnd - outAt), o + 6 * (srcAt + src.length - p) + plan.keyBytes + 1024)
+    reserve(m, outEnd)
+    mem = new Uint8Array(m.memory.buffer)
   }
-  // The buffer was sized for the worst case (up to twice what the records take): read-ahead holds the records for a
-  // while and counts their bytes (`rowBytesOf`), so they keep a copy of their own size (one memcpy).
-  const bytes = Buffer.allocUnsafeSlow(o)
-  bytes.set(out.subarray(0, o))
-  return {
+  // Copies of their own size: read-ahead holds the records for a while and counts their bytes (`rowBytesOf`).
+  const bytes = Buffer.allocUnsafeSlow(o - outAt)
+  bytes.set(mem.subarray(outAt, o))
+  const result: RecordBytes = {
     bytes,
-    offsets: Int32Array.from(offsets),
-    deep: Uint8Array.from(deep),
-    count: deep.length,
-    tableKeyLength: tableKey.length,
+    offsets: new Int32Array(m.memory.buffer, offsetsAt, 4 * rows).slice(),
+    deep: mem.slice(deepAt, deepAt + rows),
+    count: rows,
+    tableKeyLength: plan.tableKey.length,
   }
-}
-
-/** Where the field a `put…` function read ends (its tab or newline): they return the output position. */
-let next = 0
-
-/** Where the next field starts, the field just read having ended with `delimiter` (else the text is not our rows). */
-function after(src: Uint8Array, delimiter: number): number {
-  if (src[next] !== delimiter) throw new Error('synchro: COPY text does not have the columns of its plan')
-  return next + 1
-}
-/** `{` and `[` met in JSON values of the current row (`putJson`), plus one. */
-let opened = 0
-
-function put(out: Uint8Array, o: number, bytes: Uint8Array): number {
-  const n = bytes.length
-  for (let i = 0; i < n; i++) out[o + i] = bytes[i] as number
-  return o + n
-}
-
-/** The field at `p` as it is. */
-function putVerbatim(src: Uint8Array, p: number, out: Uint8Array, o: number): number {
-  for (let b = src[p] as number; b !== TAB && b !== NEWLINE; b = src[++p] as number) out[o++] = b
-  next = p
-  return o
-}
-
-/** The field at `p` in quotes (text with nothing to escape). */
-function putQuoted(src: Uint8Array, p: number, out: Uint8Array, o: number): number {
-  out[o++] = QUOTE
-  o = putVerbatim(src, p, out, o)
-  out[o++] = QUOTE
-  return o
-}
-
-/**
- * The byte a COPY text escape `\x` stands for (COPY TO writes \b \f \n \r \t \v and \\ only). A backslash before the
- * newline ending a row is not COPY text: read on, the field's loop would pass the end of `src` and never stop.
- */
-function unescaped(b: number): number {
-  switch (b) {
-    case NEWLINE:
-      throw new Error('synchro: COPY text with a backslash at the end of a row')
-    case 0x62:
-      return 0x08
-    case 0x66:
-      return 0x0c
-    case 0x6e:
-      return 0x0a
-    case 0x72:
-      return 0x0d
-    case 0x74:
-      return 0x09
-    case 0x76:
-      return 0x0b
-    default:
-      return b
-  }
-}
-
-/** JSON text (COPY-escaped) at `p`, unescaped; its brackets counted in `opened`. */
-function putJson(src: Uint8Array, p: number, out: Uint8Array, o: number): number {
-  for (let b = src[p] as number; b !== TAB && b !== NEWLINE; b = src[++p] as number) {
-    if (b === BACKSLASH) b = unescaped(src[++p] as number)
-    else if (b === 0x7b || b === 0x5b) opened++
-    out[o++] = b
-  }
-  next = p
-  return o
-}
-
-/** The text at `p` (COPY-escaped) as a JSON string, with escape_json's escapes (bytes ≥ 0x80 as they are). */
-function putString(src: Uint8Array, p: number, out: Uint8Array, o: number): number {
-  out[o++] = QUOTE
-  for (let b = src[p] as number; b !== TAB && b !== NEWLINE; b = src[++p] as number) {
-    if (b === BACKSLASH) b = unescaped(src[++p] as number)
-    if (b >= 0x20 && b !== QUOTE && b !== BACKSLASH) {
-      out[o++] = b
-      continue
-    }
-    out[o++] = BACKSLASH
-    if (b === QUOTE || b === BACKSLASH) out[o++] = b
-    else if (b === 0x08) out[o++] = 0x62
-    else if (b === 0x0c) out[o++] = 0x66
-    else if (b === 0x0a) out[o++] = 0x6e
-    else if (b === 0x0d) out[o++] = 0x72
-    else if (b === 0x09) out[o++] = 0x74
-    else {
-      out[o++] = 0x75
-      out[o++] = 0x30
-      out[o++] = 0x30
-      out[o++] = HEX[b >> 4] as number
-      out[o++] = HEX[b & 15] as number
-    }
-  }
-  out[o++] = QUOTE
-  next = p
-  return o
-}
-
-/** True when `out[o - 3, o)` is " BC" (an era suffix). */
-function endsBc(out: Uint8Array, from: number, o: number): boolean {
-  return o - from > 3 && out[o - 3] === 0x20 && out[o - 2] === 0x42 && out[o - 1] === 0x43
-}
-
-/**
- * A timestamp(tz) in to_json's XSD form, from its ISO text at `p`: `T` for the space between date and time, a
- * whole-hour offset `±HH` written `±HH:00`; an era suffix " BC" and `infinity` / `-infinity` kept as they are.
- */
-function putTimestamp(src: Uint8Array, p: number, out: Uint8Array, o: number, tz: boolean): number {
-  out[o++] = QUOTE
-  let b = src[p] as number
-  for (; b !== 0x20 && b !== TAB && b !== NEWLINE; b = src[++p] as number) out[o++] = b
-  if (b === 0x20) {
-    out[o++] = 0x54 // T
-    const time = o
-    let sign = -1 // where the offset's sign was written
-    for (b = src[++p] as number; b !== TAB && b !== NEWLINE; b = src[++p] as number) {
-      if ((b === 0x2b || b === 0x2d) && sign < 0) sign = o
-      out[o++] = b
-    }
-    const bc = endsBc(out, time, o)
-    const stop = bc ? o - 3 : o
-    if (tz && sign >= 0 && stop - sign === 3) {
-      // ±HH → ±HH:00, before the era suffix if any.
-      if (bc) out.copyWithin(stop + 3, stop, o)
-      out[stop] = 0x3a
-      out[stop + 1] = 0x30
-      out[stop + 2] = 0x30
-      o += 3
-    }
-  }
-  out[o++] = QUOTE
-  next = p
-  return o
-}
-
-/**
- * The wire `updated_at` from the text of `updated_at AT TIME ZONE 'UTC'` (a timestamp) at `p`: `"…Z"`, an era suffix
- * dropped; NULL or infinite → the zero time (what `wirePageUpdatedAt` makes of the SQL rendering).
- */
-function putWireTimestamp(src: Uint8Array, p: number, out: Uint8Array, o: number): number {
-  const first = src[p]
-  if (first === BACKSLASH || first === 0x69 || first === 0x2d) {
-    while (src[p] !== TAB && src[p] !== NEWLINE) p++
-    next = p
-    return put(out, o, ZERO_TIMESTAMP)
-  }
-  out[o++] = QUOTE
-  const from = o
-  let b = src[p] as number
-  for (; b !== 0x20 && b !== TAB && b !== NEWLINE; b = src[++p] as number) out[o++] = b
-  if (b === 0x20) {
-    out[o++] = 0x54 // T
-    for (b = src[++p] as number; b !== TAB && b !== NEWLINE; b = src[++p] as number) out[o++] = b
-  }
-  if (endsBc(out, from, o)) o -= 3
-  out[o++] = 0x5a // Z
-  out[o++] = QUOTE
-  next = p
-  return o
-}
-
-/** True when the JSON text `text[a, b)` nests deeper than `max` (`jsonTextDeeperThan` on bytes). */
-function deeperThan(text: Uint8Array, a: number, b: number, max: number): boolean {
-  let depth = 0
-  for (let i = a; i < b; i++) {
-    const c = text[i]
-    if (c === QUOTE) {
-      for (i++; i < b && text[i] !== QUOTE; i++) if (text[i] === BACKSLASH) i++
-    } else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max) return true
-    } else if (c === 0x7d || c === 0x5d) depth--
-  }
-  return false
+  if (m.memory.buffer.byteLength > KEEP_MEMORY) instance = undefined
+  return result
 }
