@@ -140,8 +140,8 @@ export async function readTableWire(
   const text = inlined(db, query.text, query.values)
   if (text === undefined) return undefined
   if (plan.followsDateStyle && !(await isoDateStyle(db))) return undefined
-  const bytes = await copyOut(db, `SET LOCAL DateStyle = 'ISO, MDY';\nCOPY (${text}) TO STDOUT`)
-  return blockRows(convertRows(bytes, plan, ctx.limits.maxJsonDepth))
+  const sql = `SET LOCAL DateStyle = 'ISO, MDY';\nCOPY (${text}) TO STDOUT`
+  return blockRows(await copyOut(db, sql, (bytes) => convertRows(bytes, plan, ctx.limits.maxJsonDepth)))
 }
 
 /** True when the DateStyle of `db`'s session (in its transaction) writes ISO dates. */
