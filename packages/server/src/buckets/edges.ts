@@ -114,6 +114,11 @@ export class EdgeState {
     for (const m of this.#tables.values()) yield* m.values()
   }
 
+  /** Every edge of the table is in memory: a TRUNCATE of it was computed in this state. */
+  loadedWhole(table: string): boolean {
+    return this.#full.has(table)
+  }
+
   ofTable(table: string): Iterable<EdgeEntry> {
     return this.#tables.get(table)?.values() ?? []
   }

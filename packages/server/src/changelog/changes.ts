@@ -1,3 +1,4 @@
+import type { BackfillChunk } from '../buckets/backfill.js'
 import type { TextRow } from '../buckets/resolver.js'
 import type { ResolvedTable } from '../registry/registry.js'
 
@@ -37,6 +38,11 @@ export interface WalTransaction {
    * Written in parts inside one database transaction (visible at once, or not at all).
    */
   spill?: SpilledChanges
+  /**
+   * Not a source transaction: edges for rows the capture never saw written (a backfill chunk), to be applied at this
+   * place in the stream. No changes, `endLsn` 0; never skipped as already applied, never prepared ahead.
+   */
+  backfill?: BackfillChunk
 }
 
 /** The changes of one big transaction, kept outside the heap (a file) until they are written. */

@@ -14,8 +14,12 @@ export interface SpillTarget {
   readonly slotName: string
   /** Changes per part when the spilled transaction is read back. */
   readonly spillPart: number
-  /** The position lock is held: a pipelined batch prepared before can no longer be used. */
-  begun(): void
+  /** The position lock is held (the stored LSN read under it): a pipelined batch prepared before can no longer be used. */
+  begun(stored: bigint): void
+  /** A part's changes are computed (its edge state is final). */
+  computed(state: EdgeState): void
+  /** The transaction committed with the position at `lsn`. */
+  committed(lsn: bigint): void
 }
 
 /** The result for a batch whose transactions the stored position already covers (nothing written). */
@@ -47,7 +51,7 @@ export async function applySpilled(
   let ok = false
   try {
     const stored = await beginBatch(client, target.slotName)
-    target.begun()
+    target.begun(stored)
     if (txn.endLsn <= stored) {
       await client.query('ROLLBACK')
       ok = true
@@ -63,6 +67,7 @@ export async function applySpilled(
       const state = new EdgeState()
       const out = new BatchOutput()
       await computeChanges(client, target.resolver, part, state, out)
+      target.computed(state)
       const tw = performance.now()
       await writeBatch(client, out, state, copyEdges)
       timings.prep += tw - tp
@@ -74,6 +79,7 @@ export async function applySpilled(
     const tc = performance.now()
     await commitBatch(client, target.slotName, txn.endLsn, changelogRows > 0 ? buckets.values() : undefined)
     ok = true
+    target.committed(txn.endLsn)
     timings.commit = performance.now() - tc
     for (const k of ['prep', 'write', 'commit'] as const) timings[k] = Math.round(timings[k])
     return { lsn: txn.endLsn, changelogRows, ruleFailures, skippedTransactions: 0, pipelined: false, timings }

@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import { BackfillWatch, mergeChunk } from '../buckets/backfill.js'
 import { EdgeState } from '../buckets/edges.js'
 import type { BucketResolver } from '../buckets/resolver.js'
 import type { Logger } from '../util/log.js'
@@ -64,6 +65,8 @@ export class BatchApplier {
   #committed: { batch: PreparedBatch; lsn: bigint } | undefined
   /** Changes per part when a spilled transaction is read back: bounds the memory one part needs. */
   spillPart = 10_000
+  /** Backfill chunks waiting for their place in the stream learn here which records each batch touched. */
+  readonly backfill = new BackfillWatch()
 
   constructor(
     readonly pool: pg.Pool,
@@ -78,16 +81,19 @@ export class BatchApplier {
       'SELECT confirmed_lsn::text AS lsn FROM sync_wal_position WHERE slot_name = $1',
       [this.slotName],
     )
-    return rows[0] ? BigInt(rows[0].lsn) : 0n
+    const lsn = rows[0] ? BigInt(rows[0].lsn) : 0n
+    this.backfill.read(lsn)
+    return lsn
   }
 
   /**
    * Computes a batch ahead of time on top of `base` (the batch being written: call this from its `onReady`).
    * Read-only towards the sync tables; returns undefined when the batch must be computed under the lock instead
-   * (a TRUNCATE, whose "every edge of the table" cannot be layered on an uncommitted batch; or any error).
+   * (a TRUNCATE, whose "every edge of the table" cannot be layered on an uncommitted batch; a backfill chunk, whose
+   * progress is checked under the lock; or any error).
    */
   async prepare(txns: readonly WalTransaction[], base: PreparedBatch): Promise<PreparedBatch | undefined> {
-    if (txns.some((t) => t.changes.some((c) => c.kind === 'truncate'))) return undefined
+    if (txns.some((t) => t.backfill || t.changes.some((c) => c.kind === 'truncate'))) return undefined
     let client: pg.PoolClient | undefined
     try {
       client = await this.pool.connect()
@@ -96,6 +102,7 @@ export class BatchApplier {
       const state = new EdgeState(base.state)
       const out = new BatchOutput()
       await computeBatch(client, this.resolver, txns, state, out)
+      this.backfill.touched(state)
       await client.query('COMMIT')
       state.dropBase()
       client.release()
@@ -139,31 +146,19 @@ export class BatchApplier {
     const t0 = performance.now()
     try {
       const stored = await beginBatch(client, this.slotName)
+      this.backfill.locked(stored)
       const maxLsn = txns.reduce((m, t) => biggerLsn(m, t.endLsn), stored)
       const p = options.prepared
-      const committed = this.#committed
+      const pipelined = p !== undefined && usable(p, txns, this.#committed, stored)
       let batch: PreparedBatch
-      let pipelined = false
-      if (
-        p &&
-        p.txns === txns &&
-        p.base !== undefined &&
-        committed?.batch === p.base &&
-        committed.lsn === stored &&
-        txns.every((t) => t.endLsn > stored)
-      ) {
-        batch = p
-        pipelined = true
-      } else {
-        const todo = txns.filter((t) => t.endLsn > stored)
+      if (pipelined) batch = p
+      else {
+        const todo = txns.filter((t) => t.endLsn > stored || t.backfill)
         if (todo.length === 0) {
           await client.query('ROLLBACK')
           return skippedBatch(stored, txns.length, t0)
         }
-        const state = new EdgeState()
-        const out = new BatchOutput()
-        await computeBatch(client, this.resolver, todo, state, out)
-        batch = new PreparedBatch(todo, out, state, undefined)
+        batch = await computeLocked(client, this.resolver, this.backfill, todo)
       }
       options.onReady?.(batch)
       const tw = performance.now()
@@ -171,6 +166,7 @@ export class BatchApplier {
       const tc = performance.now()
       await commitBatch(client, this.slotName, maxLsn, batch.out.clRows > 0 ? batch.out.buckets : undefined)
       this.#committed = { batch, lsn: maxLsn }
+      this.backfill.committed(maxLsn)
       return {
         lsn: maxLsn,
         changelogRows: batch.out.clRows,
@@ -200,9 +196,46 @@ export class BatchApplier {
       resolver: this.resolver,
       slotName: this.slotName,
       spillPart: this.spillPart,
-      begun: () => {
+      begun: (stored) => {
         this.#committed = undefined
+        this.backfill.locked(stored)
       },
+      computed: (state) => this.backfill.touched(state),
+      committed: (lsn) => this.backfill.committed(lsn),
     }
   }
+}
+
+/**
+ * Whether a batch prepared ahead can be written as it is: it was built on the batch this applier committed last, at
+ * the LSN stored now (nobody wrote in between), and none of its transactions is already applied.
+ */
+function usable(
+  p: PreparedBatch,
+  txns: readonly WalTransaction[],
+  committed: { batch: PreparedBatch; lsn: bigint } | undefined,
+  stored: bigint,
+): boolean {
+  return (
+    p.txns === txns &&
+    p.base !== undefined &&
+    committed?.batch === p.base &&
+    committed.lsn === stored &&
+    txns.every((t) => t.endLsn > stored)
+  )
+}
+
+/** Computes a batch under the position lock, from the database's edges; applies the backfill chunks it carries. */
+async function computeLocked(
+  client: pg.ClientBase,
+  resolver: BucketResolver,
+  watch: BackfillWatch,
+  todo: readonly WalTransaction[],
+): Promise<PreparedBatch> {
+  const state = new EdgeState()
+  const out = new BatchOutput()
+  await computeBatch(client, resolver, todo, state, out)
+  watch.touched(state)
+  for (const t of todo) if (t.backfill) t.backfill.added = await mergeChunk(client, state, t.backfill)
+  return new PreparedBatch(todo, out, state, undefined)
 }

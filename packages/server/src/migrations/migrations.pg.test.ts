@@ -22,6 +22,7 @@ it('migrations create the §2.1 tables and indexes, and re-running them (also co
     'sync_clients',
     'sync_compaction_state',
     'sync_ddl_epoch',
+    'sync_edge_backfill',
     'sync_rule_failures',
     'sync_schema_manifest',
     'sync_wal_position',

@@ -60,6 +60,14 @@ CREATE TABLE IF NOT EXISTS sync_bucket_edges (
 -- §2.1 also listed an index (bucket_id, table_name, record_id). No query reads edges by bucket, and it was a third of
 -- the capture's edge-write cost (docs/performance.md, WAL), so databases created before are rid of it.
 DROP INDEX IF EXISTS idx_sync_bucket_edges_bucket;
+-- Rows written while no capture recorded their buckets (before the slot existed, or before their table was
+-- registered) get their edges from a backfill, in chunks of keys: per registered table, the last key done.
+CREATE TABLE IF NOT EXISTS sync_edge_backfill (
+  table_name text PRIMARY KEY,
+  after_key  text,
+  done       boolean NOT NULL DEFAULT false,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
 
 CREATE TABLE IF NOT EXISTS sync_rule_failures (
   id         bigserial PRIMARY KEY,

@@ -62,7 +62,8 @@ export class CaptureLag {
   ) {}
 
   observe(txns: readonly { commitTime?: bigint }[], lsn: string, lagBytes: number | null, now = Date.now()): void {
-    const commitTime = txns.at(-1)?.commitTime
+    // The newest source transaction (a backfill chunk in the batch has no commit time).
+    const commitTime = txns.findLast((t) => t.commitTime !== undefined)?.commitTime
     if (!(this.thresholdMs > 0) || commitTime === undefined) return
     const lagMs = Math.max(0, Math.round(now - (PG_EPOCH_MS + Number(commitTime / 1000n))))
     if (lagMs > this.thresholdMs) {

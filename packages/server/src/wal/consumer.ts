@@ -41,6 +41,7 @@ class Consumer implements WalConsumer {
   #serverEnd: bigint | null = null
   #lastError: string | null = null
   #abortSession: ((err?: Error) => void) | undefined
+  #backfilling: string[] = []
 
   constructor(o: WalConsumerOptions) {
     const slotName = o.slotName ?? 'synchro_slot'
@@ -75,6 +76,7 @@ class Consumer implements WalConsumer {
       lastLsn: durable === null ? null : bigintToLsn(durable),
       lagBytes: lag === null ? null : Number(lag > 0n ? lag : 0n),
       lastError: this.#lastError,
+      backfilling: this.#backfilling,
     }
   }
 
@@ -155,6 +157,9 @@ class Consumer implements WalConsumer {
       },
       probeLock: () => this.#lock.probe(),
       applied: (batch, ack) => this.#applied(batch, ack),
+      backfilling: (tables) => {
+        this.#backfilling = tables
+      },
     }
   }
 

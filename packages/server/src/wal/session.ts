@@ -1,14 +1,24 @@
+import { prepareBackfill } from '../buckets/backfill.js'
 import { ColumnCatalog } from '../buckets/catalog.js'
 import { BucketResolver } from '../buckets/resolver.js'
+import type { WalTransaction } from '../changelog/changes.js'
 import { BatchApplier } from '../changelog/writer.js'
 import type { Logger } from '../util/log.js'
 import { TransactionAssembler } from './assembler.js'
+import { EdgeBackfill } from './backfill.js'
 import type { DurablePosition } from './durable.js'
 import { WalConnectionError, WalSlotRecreatedError } from './errors.js'
 import { bigintToLsn, maxLsn } from './lsn.js'
 import { type AppliedBatch, ApplyPipeline } from './pipeline.js'
 import { BatchQueue } from './queue.js'
-import { assertLogicalWal, ensurePublication, ensureReplicaIdentityFull, ensureSlot, tableOids } from './setup.js'
+import {
+  assertLogicalWal,
+  ensurePublication,
+  ensureReplicaIdentityFull,
+  ensureSlot,
+  slotExists,
+  tableOids,
+} from './setup.js'
 import { SpillDirectory } from './spill.js'
 import { ReplicationStream } from './stream.js'
 import type { WalConsumerOptions } from './types.js'
@@ -38,6 +48,8 @@ export interface SessionHost {
   probeLock(): void
   /** A batch committed. */
   applied(batch: AppliedBatch, ack: () => void): void
+  /** The registered tables whose rows the capture never saw written are not all given edges yet (see backfill.ts). */
+  backfilling(tables: string[]): void
 }
 
 const noop = () => {}
@@ -46,7 +58,8 @@ const noop = () => {}
 export async function runSession(host: SessionHost): Promise<boolean> {
   const o = host.o
   const { registry, slotName } = o
-  const { applier, oids, start, streaming } = await setUp(host)
+  const setup = await setUp(host)
+  const { applier, oids, start, streaming } = setup
   host.durable.advance(start)
   if (host.stopping()) return false
 
@@ -73,7 +86,16 @@ export async function runSession(host: SessionHost): Promise<boolean> {
     pipeline.stop()
     settle()
   }
-  const pipeline = new ApplyPipeline(applier, queue, o.pipelining, (b) => host.applied(b, ack), fail)
+  const pipeline = new ApplyPipeline(applier, queue, o.pipelining, (b) => applied(b), fail)
+  const backfill = sessionBackfill(host, setup, (txn) => {
+    queue.push(txn)
+    pipeline.kick()
+  })
+  const applied = (b: AppliedBatch) => {
+    backfill.applied(b.txns)
+    host.applied(b, ack)
+    backfill.durable(host.durable.lsn)
+  }
   host.setAbort(fail)
   let spillDir: SpillDirectory | undefined
   const assembler = new TransactionAssembler(
@@ -87,6 +109,7 @@ export async function runSession(host: SessionHost): Promise<boolean> {
         }
         queue.push(txn)
         pipeline.kick()
+        backfill.saw(txn.endLsn)
       },
       aborted: (xid, bytes) => host.log.debug({ xid, bytes }, 'wal: streamed transaction aborted'),
       skipped: (err, table) => {
@@ -125,16 +148,20 @@ export async function runSession(host: SessionHost): Promise<boolean> {
         },
         onKeepalive: (walEnd, replyRequested) => {
           saw(walEnd)
+          // Every transaction that ends before walEnd was sent before this keepalive, so it is queued.
+          backfill.saw(walEnd)
           // Nothing in flight: everything up to walEnd is either applied or irrelevant to us, so let the
           // server recycle that WAL (otherwise an idle slot pins WAL forever).
           if (idle()) host.durable.advance(walEnd)
           if (replyRequested || idle()) ack(replyRequested)
+          backfill.durable(host.durable.lsn)
         },
       },
     })
   } catch (err) {
     host.setAbort(undefined)
     cleanUp()
+    await backfill.stop()
     throw err
   }
   host.setRunning(true)
@@ -145,7 +172,9 @@ export async function runSession(host: SessionHost): Promise<boolean> {
   )
   const timer = setInterval(() => {
     if (idle() && serverEnd !== null) host.durable.advance(serverEnd)
-    ack()
+    backfill.durable(host.durable.lsn)
+    // A backfill chunk waiting for the stream to pass its position asks for a keepalive (the server's send position).
+    ack(backfill.waitingForStream)
     // Probe the lock session so a silently dead leader connection is noticed within one interval.
     host.probeLock()
   }, o.statusIntervalMs)
@@ -155,6 +184,7 @@ export async function runSession(host: SessionHost): Promise<boolean> {
     clearInterval(timer)
     host.setRunning(false)
     host.setAbort(undefined)
+    await backfill.stop()
     // Let an in-flight batch finish (its transaction commits or rolls back as a unit), then ack what is durable.
     await pipeline.settled()
     ack()
@@ -163,6 +193,31 @@ export async function runSession(host: SessionHost): Promise<boolean> {
   }
   if (failure && !host.stopping()) throw failure
   return true
+}
+
+/** The session's edge backfill; `push` queues a chunk behind the transactions queued so far. */
+function sessionBackfill(
+  host: SessionHost,
+  setup: Awaited<ReturnType<typeof setUp>>,
+  push: (txn: WalTransaction) => void,
+): EdgeBackfill {
+  const { applier } = setup
+  const backfill = new EdgeBackfill(
+    {
+      pool: host.o.pool,
+      resolver: applier.resolver,
+      watch: applier.backfill,
+      chunkRows: host.o.batchMaxEvents,
+      log: host.log,
+      report: (err) => host.report(err),
+      push,
+      pending: (tables) => host.backfilling(tables),
+    },
+    setup.backfillTables,
+    setup.backlogEnd,
+  )
+  host.backfilling(backfill.tables)
+  return backfill
 }
 
 /** The session's setup: publication, replica identity, catalog, the stored and the slot's position. */
@@ -178,6 +233,8 @@ async function setUp(host: SessionHost) {
   const applier = new BatchApplier(pool, new BucketResolver(registry, catalog, o.bucketFunction), slotName, host.log)
   applier.spillPart = o.batchMaxEvents
   const stored = await applier.storedLsn()
+  // Before the slot is created: rows written while none existed were not captured, every table starts over.
+  const backfillTables = await prepareBackfill(pool, registry, !(await slotExists(pool, slotName)), host.log)
   const slot = await ensureSlot(pool, slotName)
   if (slot.created && stored > 0n) host.report(new WalSlotRecreatedError(slotName, bigintToLsn(stored)))
   // Resume after whichever is further: our stored position (covers a crash between commit and ack) or the
@@ -186,9 +243,16 @@ async function setUp(host: SessionHost) {
   // Batches use two connections at once (one writes, one prepares the next batch): open them now, not while
   // the first batch waits.
   const [version] = await Promise.all([
-    pool.query<{ v: string }>('SELECT current_setting($1) AS v', ['server_version_num']),
+    // A WAL record of ours marks the backlog's end: the stream passes exactly its end (see buckets/backfill.ts).
+    pool.query<{ v: string; lsn: string }>(
+      `SELECT current_setting($1) AS v,
+              (pg_logical_emit_message(true, 'synchro', 'capture start') - '0/0'::pg_lsn)::text AS lsn`,
+      ['server_version_num'],
+    ),
     pool.query('SELECT 1'),
   ])
   const streaming = o.streaming && Number(version.rows[0]?.v) >= 140000
-  return { applier, oids, start, streaming }
+  // The backlog: the backfill starts once the capture has written it.
+  const backlogEnd = BigInt(version.rows[0]?.lsn ?? '0')
+  return { applier, oids, start, streaming, backfillTables, backlogEnd }
 }

@@ -182,6 +182,11 @@ export async function ensureSlot(db: Queryable, slotName: string): Promise<SlotI
   return { created: true, confirmedFlushLsn: (await readSlot(db, slotName)) ?? 0n }
 }
 
+/** Whether the slot exists (it is checked to be a pgoutput slot of this database). */
+export async function slotExists(db: Queryable, slotName: string): Promise<boolean> {
+  return (await readSlot(db, slotName)) !== null
+}
+
 async function readSlot(db: Queryable, slotName: string): Promise<bigint | null> {
   const { rows } = await db.query<{ plugin: string; same_db: boolean; lsn: string | null }>(
     `SELECT plugin, database = current_database() AS same_db,

@@ -19,7 +19,10 @@ export interface WalConsumerOptions {
   statusIntervalMs?: number
   /** How often a non-leader retries the leader lock; default 1 000 ms. */
   leaderRetryMs?: number
-  /** Most row changes per changelog transaction (whole source transactions are never split); default 10 000. */
+  /**
+   * Most row changes per changelog transaction (whole source transactions are never split); default 10 000. Also the
+   * keys per chunk of the edge backfill (rows written before the capture started are given their bucket edges).
+   */
   batchMaxEvents?: number
   /**
    * Compute the next batch (edge reads, bucket resolution, changelog rows) on a second pool connection while the
@@ -57,6 +60,12 @@ export interface WalConsumerStatus {
   /** Server send position minus the durable position, in bytes. */
   lagBytes: number | null
   lastError: string | null
+  /**
+   * Registered tables whose rows the capture never saw written (written before the slot existed, or before the
+   * table was registered) are still being given their bucket edges; empty once done (or when not the leader).
+   * Until then a TRUNCATE of such a table does not remove those rows from devices.
+   */
+  backfilling: string[]
 }
 
 export interface WalConsumer {
