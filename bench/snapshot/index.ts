@@ -15,6 +15,7 @@ import type pg from 'pg'
 import { createEngine, type Engine } from '../../packages/server/src/engine/engine.js'
 import { renderJsonBytes } from '../../packages/server/src/pull/record.js'
 import { Registry } from '../../packages/server/src/registry/registry.js'
+import { snapshotRecordCount } from '../../packages/server/src/snapshot/records.js'
 import { copyOut, createBenchDatabase, handlerOptions, updateSummary, writeResult } from '../lib.js'
 
 interface ChildResult {
@@ -68,7 +69,7 @@ async function ours(engine: Engine, user: string, clientId: string, pair: { v: n
     )
     // What the handler sends for the page: the response body, UTF-8 (row data spliced, record.ts).
     bytes += renderJsonBytes(r).byteLength
-    rows += r.records.length
+    rows += snapshotRecordCount(r) // not r.records: the handler never builds them (snapshot/records.ts)
     pages++
     if (!r.has_more) break
     cursor = r.cursor

@@ -1,4 +1,5 @@
 import type { Engine } from '@synchro/server'
+import { snapshotRecordCount } from '@synchro/server/internal'
 import type { Counter } from 'prom-client'
 
 /** The counters and gauge state an instrumented engine feeds (a Metrics instance). */
@@ -44,7 +45,7 @@ export function instrumentEngine(engine: Engine, m: EngineCounters): void {
   }
   engine.snapshot = async (userId, req, opts) => {
     const res = await snapshot(userId, req, opts)
-    m.snapshotRecords.inc(res.records.length)
+    m.snapshotRecords.inc(snapshotRecordCount(res))
     return res
   }
 }

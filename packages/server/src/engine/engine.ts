@@ -26,6 +26,7 @@ import type { ResolvedTable } from '../registry/registry.js'
 import { applyRlsPolicies, type RlsOptions, rlsStatements } from '../rls/rls.js'
 import { tableMetaOf } from '../schema/contract.js'
 import { findDdlWatch, foldDdlEpoch, warnNoDdlWatch } from '../schema/ddl-watch.js'
+import { snapshotRecordCount } from '../snapshot/records.js'
 import { snapshot } from '../snapshot/snapshot.js'
 import { pullAttributes, pullResult, pushAttributes, pushResult, snapshotResult } from '../telemetry/attributes.js'
 import { clientRebuild } from '../telemetry/events.js'
@@ -110,7 +111,7 @@ export class Engine implements SyncService {
     emitHook(this.ctx, 'onSnapshotPage', () => ({
       userId,
       clientId: req.client_id,
-      records: res.records.length,
+      records: snapshotRecordCount(res),
       final: !res.has_more,
     }))
     return res

@@ -13,6 +13,7 @@ import { type ClientColumns, type ClientRow, clientRowOf } from '../clients/clie
 import type { EngineContext } from '../core/context.js'
 import { emitHook } from '../core/hooks.js'
 import type { RequestDeadline } from '../limits/deadline.js'
+import { jsonTextDeeperThan } from '../limits/limits.js'
 import { runGated, runGatedThen } from '../request/gated.js'
 import { openRequest, type RequestTx } from '../request/open.js'
 import type { SchemaContract } from '../schema/contract.js'
@@ -20,7 +21,7 @@ import { memo } from '../util/memo.js'
 import { rfc3339FromJson } from '../util/time.js'
 import { advanceSql, type CheckHead, checkSql, readAhead, takeAhead, unchangedSince, withinDeadline } from './ahead.js'
 import { cachedPageSql, PAGE_PLAN, type PageHead, type PageRow, pageHeadOf } from './page.js'
-import { JSON_TEXT_TYPES, jsonTextDeeperThan, textRecord } from './record.js'
+import { JSON_TEXT_TYPES, textRecord } from './record.js'
 import { recordUnrenderable, rejectNul, type Unrenderable, unique, wirePageUpdatedAt } from './rows.js'
 
 /** POST /sync/pull (PROTOCOL.md §1.5, §3 D; Decisions 1, 5, 8, 9, 10, 14, 19). */

@@ -1,7 +1,7 @@
 import { parseJsonLossless, stringifyJsonLossless } from '@synchro/protocol'
 import { describe, expect, it } from 'vitest'
-import { nestedDeeperThan } from '../limits/limits.js'
-import { jsonTextDeeperThan, renderJson, renderJsonBytes, textRecord } from './record.js'
+import { jsonTextDeeperThan, nestedDeeperThan } from '../limits/limits.js'
+import { renderJson, renderJsonBytes, textRecord } from './record.js'
 
 const DATA =
   '{"id": 7, "big": 12345678901234567890, "num": 3.14159265358979323846, "s": "a\\"{[\\\\", "j": {"k": [1, {"x": null}]}}'

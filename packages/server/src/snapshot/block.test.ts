@@ -1,11 +1,13 @@
-import type { SyncRecord } from '@synchro/protocol'
+import { OP_INSERT, type SnapshotResponse, type SyncRecord } from '@synchro/protocol'
 import { describe, expect, it } from 'vitest'
+import type { EngineContext } from '../core/context.js'
 import { renderJson, renderJsonBytes, textRecord } from '../pull/record.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { blockRows } from './block.js'
 import { convertRows, recordPlan } from './convert.js'
 import { rowBytesOf } from './readahead.js'
+import { addRecords, type PageRecords, setRecords, snapshotRecordCount } from './records.js'
 
 // Records built from converted rows (`BlockRow.record`) read as any page record, and a response body splices their
 // bytes only while they still say what their bytes say.
@@ -200,5 +202,64 @@ describe('records of converted rows', () => {
     expect(parsed.records[1999]).toEqual(expected)
     const again = convertRows(new TextEncoder().encode(`${copy.join('\n')}\n`), plan, 64)
     expect(Buffer.from(again.bytes).equals(Buffer.from(block.bytes))).toBe(true)
+  })
+})
+
+describe('a snapshot page of converted rows: records built only when read', () => {
+  const ctx = { limits: { maxJsonDepth: 64 } } as unknown as EngineContext
+  const y = { id: 'y', table_name: 'notes', data: { v: 2 }, updated_at: '2026-01-01T00:00:00Z' }
+  /** A page: a row read as text, then rows a, c of a block whose row b is too deep (two runs), then a again. */
+  function page(): { res: SnapshotResponse; page: PageRecords } {
+    const p: PageRecords = { segments: [], count: 0, unrenderable: [] }
+    addRecords(ctx, t, [{ id: 'y', data: '{"v":2}', updated_at: '"2026-01-01T00:00:00"' }], p)
+    addRecords(ctx, t, blockRows({ ...block, deep: Uint8Array.of(0, 1, 0) }), p)
+    addRecords(ctx, t, rows.slice(0, 1), p)
+    const res: SnapshotResponse = { records: [], checkpoint: 5, has_more: true, schema_version: 1, schema_hash: 'h' }
+    setRecords(res, p)
+    res.cursor = { checkpoint: 5, table_idx: 0, after_id: 'a' }
+    return { res, page: p }
+  }
+  const envelope = ',"checkpoint":5,"has_more":true,"schema_version":1,"schema_hash":"h"'
+  const tail = `${envelope},"cursor":{"checkpoint":5,"table_idx":0,"after_id":"a"}}`
+  const text = (records: unknown[], end = tail) => `${wireText(records).slice(0, -1)}${end}`
+  const unread = (res: SnapshotResponse) => Object.getOwnPropertyDescriptor(res, 'records')?.get !== undefined
+
+  it('renders byte for byte as its records do once read, without building them', () => {
+    const { res, page: p } = page()
+    expect(p.segments).toHaveLength(4) // the text record and three runs: [a], [c], [a]
+    expect(p.unrenderable).toEqual([{ table: 'notes', id: 'b', operation: OP_INSERT }])
+    const lazy = Buffer.from(renderJsonBytes(res)).toString()
+    expect(renderJson(res)).toBe(lazy)
+    expect(snapshotRecordCount(res)).toBe(4)
+    expect(unread(res)).toBe(true)
+    expect(lazy).toBe(text([y, plain[0], plain[2], plain[0]]))
+    // Read: the records a page built before (wire records), a plain data property in its place among the keys.
+    expect(res.records).toEqual([y, plain[0], plain[2], plain[0]])
+    expect(unread(res)).toBe(false)
+    expect(res.records).toBe(res.records)
+    expect(Object.keys(res)).toEqual(['records', 'checkpoint', 'has_more', 'schema_version', 'schema_hash', 'cursor'])
+    expect(Buffer.from(renderJsonBytes(res)).toString()).toBe(lazy)
+    expect(snapshotRecordCount(res)).toBe(4)
+  })
+
+  it('a wrapper that reads, changes, replaces or copies the records renders what it holds', () => {
+    const read = page().res
+    read.records.pop()
+    ;(read.records[1] as SyncRecord).table_name = 'archived'
+    expect(renderJson(read)).toBe(text([y, { ...plain[0], table_name: 'archived' }, plain[2]]))
+    const assigned = page().res
+    assigned.records = [y]
+    expect(snapshotRecordCount(assigned)).toBe(1)
+    expect(renderJson(assigned)).toBe(text([y]))
+    const redefined = page().res
+    Object.defineProperty(redefined, 'records', { value: [], enumerable: true })
+    expect(renderJson(redefined)).toBe(`{"records":[]${tail}`)
+    const copied = page().res
+    const copy = { ...copied, cursor: undefined, extra: 1 }
+    expect(renderJson(copy)).toBe(text([y, plain[0], plain[2], plain[0]], `${envelope},"extra":1}`))
+    expect(renderJson(copied)).toBe(text([y, plain[0], plain[2], plain[0]]))
+    const frozen = Object.freeze(page().res)
+    expect(frozen.records).toBe(frozen.records)
+    expect(renderJson(frozen)).toBe(text([y, plain[0], plain[2], plain[0]]))
   })
 })

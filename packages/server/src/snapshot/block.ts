@@ -21,16 +21,7 @@ export class BlockRow implements TextRow {
 
   /** The id, as `id::text` renders it. */
   get id(): string {
-    if (this.#id === undefined) {
-      const at = 4 * this.index
-      const { bytes, offsets } = this.block
-      const a = (offsets[at] as number) + ID_AT
-      const b = offsets[at + 1] as number
-      // A JSON string without escapes holds its text as it is.
-      let escaped = false
-      for (let i = a + 1; i < b - 1 && !escaped; i++) escaped = bytes[i] === 0x5c
-      this.#id = escaped ? (JSON.parse(bytes.toString('utf8', a, b)) as string) : bytes.toString('utf8', a + 1, b - 1)
-    }
+    this.#id ??= blockId(this.block, this.index)
     return this.#id
   }
 
@@ -45,9 +36,7 @@ export class BlockRow implements TextRow {
 
   /** The wire `updated_at`. */
   get wireUpdatedAt(): string {
-    const at = 4 * this.index
-    const { bytes, offsets } = this.block
-    return bytes.toString('latin1', (offsets[at + 2] as number) + STAMP_AT + 1, (offsets[at + 3] as number) - 2)
+    return blockStamp(this.block, this.index)
   }
 
   /** True when its data nests deeper than the limit it was converted with (left out of pages, Decision 35). */
@@ -59,6 +48,23 @@ export class BlockRow implements TextRow {
   record(tableName: string): SyncRecord {
     return wireRecord(this.block, this.index, this.id, tableName, this.wireUpdatedAt)
   }
+}
+
+/** The id of record `i` of `block`, as `id::text` renders it. */
+export function blockId(block: RecordBytes, i: number): string {
+  const { bytes, offsets } = block
+  const a = (offsets[4 * i] as number) + ID_AT
+  const b = offsets[4 * i + 1] as number
+  // A JSON string without escapes holds its text as it is.
+  let escaped = false
+  for (let j = a + 1; j < b - 1 && !escaped; j++) escaped = bytes[j] === 0x5c
+  return escaped ? (JSON.parse(bytes.toString('utf8', a, b)) as string) : bytes.toString('utf8', a + 1, b - 1)
+}
+
+/** The wire `updated_at` of record `i` of `block`. */
+export function blockStamp(block: RecordBytes, i: number): string {
+  const { bytes, offsets } = block
+  return bytes.toString('latin1', (offsets[4 * i + 2] as number) + STAMP_AT + 1, (offsets[4 * i + 3] as number) - 2)
 }
 
 /** The rows of `block`, in order. */

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto'
 import type { SnapshotRequest } from '@synchro/protocol'
 import { createTestApp, type TestApp } from '@synchro/test-harness'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { renderJsonBytes } from '../pull/record.js'
+import { snapshotRecordCount } from './records.js'
 
 type Cursor = NonNullable<SnapshotRequest['cursor']>
 
@@ -90,6 +92,26 @@ describe('snapshot read-ahead', () => {
     expect(new Set(seen).size).toBe(seen.length)
     for (const id of steady) expect(seen).toContain(id)
     for (const id of before) expect(seen).not.toContain(id)
+  })
+
+  it('pages of rows converted here render the same bytes unread as once their records are read', async () => {
+    const c = await client()
+    await orders(c.user, 30)
+    const req = { client_id: c.reg.clientId, schema_version: c.reg.version, schema_hash: c.reg.hash, limit: 3 }
+    let cursor: Cursor | undefined
+    let unread = 0
+    for (;;) {
+      const res = await app.engine.snapshot(c.user, { ...req, cursor })
+      const body = Buffer.from(renderJsonBytes(res))
+      // Still unread after the render: the page held runs of converted rows (snapshot/records.ts).
+      if (Object.getOwnPropertyDescriptor(res, 'records')?.get) unread++
+      expect(snapshotRecordCount(res)).toBe(res.records.length)
+      expect(Buffer.from(renderJsonBytes(res)).equals(body)).toBe(true)
+      if (!res.has_more) break
+      cursor = res.cursor
+      await settle()
+    }
+    expect(unread).toBeGreaterThan(5)
   })
 
   it('a page served from read-ahead rows still refuses a client removed in between (404)', async () => {

@@ -1,16 +1,15 @@
-import { clampLimit, OP_INSERT, type SnapshotRequest, type SnapshotResponse, type SyncRecord } from '@synchro/protocol'
+import { clampLimit, type SnapshotRequest, type SnapshotResponse } from '@synchro/protocol'
 import { snapshotHeadSeq } from '../changelog/reader.js'
 import { completeSnapshot } from '../clients/clients.js'
 import type { EngineContext } from '../core/context.js'
 import { BadRequestError } from '../errors.js'
 import type { RequestDeadline } from '../limits/deadline.js'
-import { jsonTextDeeperThan, textRecord } from '../pull/record.js'
-import { recordUnrenderable, rejectNul, type Unrenderable, wirePageUpdatedAt } from '../pull/rows.js'
+import { recordUnrenderable, rejectNul } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { RequestTx } from '../request/open.js'
 import { prefetch, type Taken, takeAhead } from './ahead.js'
-import { BlockRow } from './block.js'
 import { type AheadRows, rowBytesOf, type TextRow } from './readahead.js'
+import { addRecords, clearRecords, type PageRecords, setRecords } from './records.js'
 import { isTableRewritten, openPage, type Run, readTable } from './table.js'
 
 /**
@@ -62,10 +61,10 @@ async function snapshotPage(
   const cursor = req.cursor
   const cache = ctx.snapshotCache
   const open = (transaction: boolean) => openPage(ctx, userId, req, transaction, { deadline })
-  const page: PageRecords = { records: [], unrenderable: [] }
+  const page: PageRecords = { segments: [], count: 0, unrenderable: [] }
   const cached = cursor ? cache.take(userId, req.client_id, cursor) : undefined
   let tx: RequestTx
-  let taken: Taken | undefined // the page's rows taken from read-ahead rows (their records built already)
+  let taken: Taken | undefined // the page's rows taken from read-ahead rows (in `page` already)
   if (cached && cursor) {
     ;({ tx, taken } = await fromAhead(ctx, open(false), cached, ctx.tables[cursor.table_idx], limit, page))
   } else {
@@ -74,7 +73,6 @@ async function snapshotPage(
   // `first`: a transaction whose first table statement commits it; `open`: one that commits at the end; `none`: none.
   let mode: 'first' | 'open' | 'none' = cached === undefined ? 'first' : 'none'
   const { contract, client } = tx
-  const { records, unrenderable } = page
   let checkpoint = 0
   let next: { tableIdx: number; afterId: string } | undefined
   let rest: AheadRows | undefined
@@ -87,7 +85,7 @@ async function snapshotPage(
     let afterId = cursor?.after_id ?? ''
     while (tableIdx < ctx.tables.length) {
       const t = ctx.tables[tableIdx] as ResolvedTable
-      const want = taken ? limit : limit - records.length // `taken`'s records are in `records` already
+      const want = taken ? limit : limit - page.count // `taken`'s records are in `page` already
       let rows: TextRow[]
       let more: boolean // the table may have rows after `rows`
       if (taken) {
@@ -143,12 +141,13 @@ async function snapshotPage(
   await tx.commit() // a no-op when the page's statement already committed
 
   const out: SnapshotResponse = {
-    records,
+    records: [], // set below (setRecords), in its place among the keys
     checkpoint,
     has_more: next !== undefined,
     schema_version: contract.version,
     schema_hash: contract.hash,
   }
+  setRecords(out, page)
   if (next) {
     out.cursor = { checkpoint, table_idx: next.tableIdx, after_id: next.afterId }
     if (rest) {
@@ -160,36 +159,13 @@ async function snapshotPage(
     // Committing the read-only page started the commit phase (openRequest): this write is part of it.
     await completeSnapshot(ctx.pool, client.id, checkpoint)
   }
-  await recordUnrenderable(ctx, unrenderable)
-  ctx.logger.debug({ records: records.length, final: next === undefined }, 'snapshot page served')
+  await recordUnrenderable(ctx, page.unrenderable)
+  ctx.logger.debug({ records: page.count, final: next === undefined }, 'snapshot page served')
   return out
 }
 
-/** The records of a page so far, and the rows left out of it. */
-interface PageRecords {
-  records: SyncRecord[]
-  unrenderable: Unrenderable[]
-}
-
-/** Appends the records of `rows` (of table `t`) to `page`. */
-function addRecords(ctx: EngineContext, t: ResolvedTable, rows: readonly TextRow[], page: PageRecords): void {
-  for (const row of rows) {
-    if (row instanceof BlockRow) {
-      if (row.deep) page.unrenderable.push({ table: t.tableName, id: row.id, operation: OP_INSERT })
-      else page.records.push(row.record(t.tableName))
-      continue
-    }
-    // Decision 35: a row too deeply nested to render is left out (and recorded), never fails the page.
-    if (jsonTextDeeperThan(row.data, ctx.limits.maxJsonDepth)) {
-      page.unrenderable.push({ table: t.tableName, id: row.id, operation: OP_INSERT })
-      continue
-    }
-    page.records.push(textRecord(row.id, t.tableName, row.data, wirePageUpdatedAt(row)))
-  }
-}
-
 /**
- * A page that starts on read-ahead rows: their records are built while the opening statement (`opening`, already
+ * A page that starts on read-ahead rows: their records are added while the opening statement (`opening`, already
  * started) is on its way — nothing is answered before it succeeds, its error is the page's error. When the rows were
  * rendered under another contract than the current one they are dropped and the page reads from the database.
  */
@@ -210,8 +186,7 @@ async function fromAhead(
   }
   const tx = await opening
   if (tx.contract !== cached.contract) {
-    page.records.length = 0
-    page.unrenderable.length = 0
+    clearRecords(page)
     taken = undefined
   }
   return { tx, taken }

@@ -5,6 +5,7 @@
 import type { Attributes } from '@opentelemetry/api'
 import type { PullRequest, PullResponse, PushRequest, PushResponse, SnapshotResponse } from '@synchro/protocol'
 import type { CompactionResult } from '../changelog/compaction.js'
+import { snapshotRecordCount } from '../snapshot/records.js'
 import { bigintToLsn } from '../wal/lsn.js'
 
 export function pullAttributes(req: PullRequest): Attributes {
@@ -31,7 +32,7 @@ export function pushResult(res: PushResponse): Attributes {
 }
 
 export function snapshotResult(res: SnapshotResponse): Attributes {
-  return { 'synchro.records': res.records.length, 'synchro.has_more': res.has_more }
+  return { 'synchro.records': snapshotRecordCount(res), 'synchro.has_more': res.has_more }
 }
 
 export function compactionResult(res: CompactionResult): Attributes {
