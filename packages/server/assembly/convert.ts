@@ -24,12 +24,18 @@ const QUOTED: u32 = 4
 const JSON: u32 = 5
 const TS: u32 = 6
 const TSTZ: u32 = 7
+/** The record's id again: its JSON string as written at the record's start (no field of its own in the text). */
+const ID_STRING: u32 = 8
+/** The record's id again, without its quotes (an integer id). */
+const ID_NUMBER: u32 = 9
 
 /** Statuses of `convert`. */
 const DONE: i32 = 0
 const NEEDS_ROOM: i32 = 1
 const BAD_COLUMNS: i32 = -1
 const BACKSLASH_AT_END: i32 = -2
+/** The stamp comes from the updated-at column (`stampColumn` ≥ 0) and a row's is not at offset +00. */
+const NOT_UTC: i32 = -3
 
 /** Where the field a `put…` function read ends (its tab or newline). */
 let next: usize = 0
@@ -181,6 +187,32 @@ function putWireTimestamp(p: usize, o: usize): usize {
   return o
 }
 
+/**
+ * The wire `updated_at` from the updated-at column's own text at `p` (a timestamptz, DateStyle ISO): what
+ * `putWireTimestamp` makes of `updated_at AT TIME ZONE 'UTC'`, which is that text without its offset when the
+ * offset is +00. Any other offset: `failed` (NOT_UTC), the caller reads the rows again with the UTC column.
+ */
+function putColumnStamp(p: usize, o: usize): usize {
+  const first = at(p)
+  if (first == BACKSLASH || first == 0x69 || first == 0x2d) return put(o, ZERO_TIMESTAMP, 22)
+  let end = p
+  while (at(end) != TAB && at(end) != NEWLINE) end++
+  const bc = end - p > 3 && at(end - 3) == 0x20 && at(end - 2) == 0x42 && at(end - 1) == 0x43
+  const zone = bc ? end - 6 : end - 3
+  if (zone <= p || at(zone) != 0x2b || at(zone + 1) != 0x30 || at(zone + 2) != 0x30) {
+    failed = NOT_UTC
+    return o
+  }
+  store<u8>(o++, <u8>QUOTE)
+  for (; p < zone; p++) {
+    const b = at(p)
+    store<u8>(o++, b == 0x20 ? 0x54 : <u8>b) // the one space, between date and time: T
+  }
+  store<u8>(o++, 0x5a) // Z
+  store<u8>(o++, <u8>QUOTE)
+  return o
+}
+
 /** True when the JSON text `[a, b)` nests deeper than `max`. */
 function deeperThan(a: usize, b: usize, max: i32): bool {
   let depth = 0
@@ -209,7 +241,8 @@ function deeperThan(a: usize, b: usize, max: i32): bool {
  * Converts the rows of `[p, end)` (COPY text, each row ending in a newline) into wire records at `o` (room up to
  * `outEnd`), record `rows` on. Plan at `plan`: `n` kind bytes, padded to 4, then per column a u32 offset (from `plan`) and a
  * u32 length of its key, then the table key's offset and length. Per record: four i32 offsets (relative to `outBase`) at
- * `offsets + 16 * row`, a deep flag at `deep + row`. Stops before a row that might not fit (NEEDS_ROOM), or on
+ * `offsets + 16 * row`, a deep flag at `deep + row`. The wire stamp is the row's last field, or with `stampColumn`
+ * ≥ 0 that column's text (`putColumnStamp`). Stops before a row that might not fit (NEEDS_ROOM), or on
  * malformed text (a negative status); `stopP`, `stopO`, `stopRows` say where.
  */
 export function convert(
@@ -224,12 +257,16 @@ export function convert(
   deep: usize,
   rows: i32,
   maxDepth: i32,
+  stampColumn: i32,
 ): i32 {
   const keys = plan + <usize>((n + 3) & ~3)
   const tableKey = plan + <usize>load<u32>(keys + 8 * <usize>n)
   const tableKeyLen = load<u32>(keys + 8 * <usize>n + 4)
   let keyBytes: usize = tableKeyLen
   for (let c = 0; c < n; c++) keyBytes += load<u32>(keys + 8 * <usize>c + 4)
+  // With the stamp taken from a column, the last column's field ends the row.
+  let rowEnd: i32 = -1
+  if (stampColumn >= 0) for (let c = 0; c < n; c++) if (at(plan + <usize>c) < ID_STRING) rowEnd = c
   failed = DONE
   let status = DONE
   while (p < end) {
@@ -247,13 +284,20 @@ export function convert(
     const idEnd = o
     o = put(o, tableKey, tableKeyLen)
     opened = 1
+    let stampAt: usize = 0
     for (let c = 0; c < n; c++) {
       o = put(o, plan + <usize>load<u32>(keys + 8 * <usize>c), load<u32>(keys + 8 * <usize>c + 4))
+      const kind = at(plan + <usize>c)
+      if (kind >= ID_STRING) {
+        // `{"id":` then the id's JSON string: all of it, or its text between the quotes.
+        o = kind == ID_STRING ? put(o, start + 6, idEnd - start - 6) : put(o, start + 7, idEnd - start - 8)
+        continue
+      }
+      if (c == stampColumn) stampAt = p
       if (at(p) == BACKSLASH && at(p + 1) == 0x4e && (at(p + 2) == TAB || at(p + 2) == NEWLINE)) {
         o = put(o, NULL, 4)
         next = p + 2
       } else {
-        const kind = at(plan + <usize>c)
         if (kind == INT) o = putVerbatim(p, o)
         else if (kind == FLOAT) {
           const f = at(p)
@@ -267,15 +311,17 @@ export function convert(
         else if (kind == JSON) o = putJson(p, o)
         else o = putTimestamp(p, o, kind == TSTZ)
       }
-      p = after(TAB)
+      p = after(c == rowEnd ? NEWLINE : TAB)
       if (failed != DONE) break
     }
     if (failed != DONE) break
     store<u8>(o++, 0x7d)
     const dataEnd = o
     o = put(o, UPDATED_KEY, 14)
-    o = putWireTimestamp(p, o)
-    p = after(NEWLINE)
+    if (stampColumn < 0) {
+      o = putWireTimestamp(p, o)
+      p = after(NEWLINE)
+    } else o = putColumnStamp(stampAt, o)
     if (failed != DONE) break
     store<u8>(o++, 0x7d)
     const slot = offsets + 16 * <usize>rows

@@ -5,7 +5,7 @@ import { renderJson, renderJsonBytes, textRecord } from '../pull/record.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { blockRows } from './block.js'
-import { convertRows, recordPlan } from './convert.js'
+import { convertRows, recordPlan, StampNotUtc } from './convert.js'
 import { rowBytesOf } from './readahead.js'
 import { addRecords, type PageRecords, setRecords, snapshotRecordCount } from './records.js'
 
@@ -261,5 +261,24 @@ describe('a snapshot page of converted rows: records built only when read', () =
     const frozen = Object.freeze(page().res)
     expect(frozen.records).toBe(frozen.records)
     expect(renderJson(frozen)).toBe(text([y, plain[0], plain[2], plain[0]]))
+  })
+
+  it('takes the wire stamp from the updated-at column when its offset is +00, and refuses another offset', () => {
+    // The rows of `plan.selectColumnStamp`: no `updated_at AT TIME ZONE 'UTC'` field after the columns.
+    const enc = new TextEncoder()
+    const withUtc = copy.slice(0, 2).join('\n')
+    const columnStamp = copy.slice(0, 2).map((l) => l.slice(0, l.lastIndexOf('\t')))
+    const a = convertRows(enc.encode(`${withUtc}\n`), plan, 64)
+    const b = convertRows(enc.encode(`${columnStamp.join('\n')}\n`), plan, 64, true)
+    expect(Buffer.from(b.bytes).equals(Buffer.from(a.bytes))).toBe(true)
+    expect(plan.selectColumnStamp).toBe(plan.select.slice(0, plan.select.lastIndexOf(', ')))
+    // BC, infinity and NULL stamps as the UTC column gives them; +01 or +00:30 is another zone's text.
+    const stampOf = (text: string) =>
+      blockRows(convertRows(enc.encode(`z\tz\t1\tx\t${text}\n`), plan, 64, true))[0]?.wireUpdatedAt
+    expect(stampOf('0044-03-15 10:00:00.5+00 BC')).toBe('0044-03-15T10:00:00.5Z')
+    expect(stampOf('infinity')).toBe('0001-01-01T00:00:00Z')
+    expect(stampOf('\\N')).toBe('0001-01-01T00:00:00Z')
+    expect(() => stampOf('2026-01-02 04:04:05+01')).toThrow(StampNotUtc)
+    expect(() => stampOf('2026-01-02 03:34:05+00:30')).toThrow(StampNotUtc)
   })
 })

@@ -7,6 +7,7 @@ import { renderJson, renderJsonBytes, textRecord } from '../pull/record.js'
 import { wirePageUpdatedAt } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import { BlockRow } from './block.js'
+import { recordPlan } from './convert.js'
 import type { TextRow } from './readahead.js'
 import { readTable, readTableWire } from './table.js'
 
@@ -138,6 +139,20 @@ describe('snapshot records rendered from COPY text', () => {
       await db.query('RESET TimeZone; RESET DateStyle')
       db.release()
     }
+  })
+
+  it('reads an enum as text and the id column once (the record id stands for it), as the byte checks above cover', async () => {
+    const contract = await app.engine.ctx.contracts.get()
+    for (const [name, idColumn] of [
+      ['conv_all', '_s."id"'],
+      ['conv odd', '_s."id"'],
+      ['conv_text_id', '_s."id"'],
+    ] as const) {
+      const plan = recordPlan(table(name), contract, '_s')
+      expect(plan?.select.split(', ').filter((c) => c.startsWith(idColumn))).toEqual([`${idColumn}::text`])
+    }
+    expect(recordPlan(table('conv_all'), contract, '_s')?.select).toContain('_s."mood"')
+    expect(recordPlan(table('conv_all'), contract, '_s')?.select).not.toContain('to_json(_s."mood")')
   })
 
   it('flags exactly the rows nested deeper than the limit (brackets inside strings do not count)', async () => {

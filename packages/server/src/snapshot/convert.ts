@@ -35,6 +35,10 @@ enum Kind {
   Ts = 6,
   /** timestamptz: as timestamp, and a whole-hour offset `±HH` gets `:00`. */
   Tstz = 7,
+  /** The id column of a uuid or text id: the record's id JSON string again (not read from the text). */
+  IdString = 8,
+  /** The id column of an integer id: the record's id without its quotes (not read from the text). */
+  IdNumber = 9,
 }
 
 const KINDS: { [dbType: string]: Kind } = {
@@ -84,8 +88,16 @@ const ENC = new TextEncoder()
 
 /** How the rows of one table are read (`select`, after the id) and converted (`convertRows`). */
 export interface RecordPlan {
-  /** The select list: id as text, each column (plain, or its `to_json` text), the wire `updated_at` source. */
+  /**
+   * The select list: id as text, each column (plain, or its `to_json` text) but the id column (the record's id
+   * stands for it), then `updated_at AT TIME ZONE 'UTC'`, the wire stamp's source.
+   */
   readonly select: string
+  /**
+   * `select` without its last column: the stamp is then read from the updated-at column's own text, which is the
+   * same but for its offset when the session's TimeZone puts that at +00 (`convertRows` with `stampFromColumn`).
+   */
+  readonly selectColumnStamp: string
   /** How each column's text is converted. */
   readonly kinds: readonly Kind[]
   /** `{"name":` for the first column, `,"name":` after. */
@@ -99,6 +111,8 @@ export interface RecordPlan {
    * session's DateStyle is ISO already, as the COPY's.
    */
   readonly followsDateStyle: boolean
+  /** The index of the updated-at column among the columns. */
+  readonly stampColumn: number
   /** The plan as `convertRows`' module reads it (assembly/convert.ts, `convert`). */
   readonly wasm: Uint8Array
 }
@@ -107,28 +121,52 @@ export interface RecordPlan {
  * The plan for `t` under `contract` (the columns `dataTextSql` renders, in its order), or undefined when its records
  * cannot be rendered here byte for byte: an `updated_at` that is not a synced timestamptz column (the wire stamp's
  * SQL rendering differs), `syncColumns` (rendered by `json_build_object`, which spaces its keys and values). Column
- * names go through `JSON.stringify`, which escapes them as `escape_json` does.
+ * names go through `JSON.stringify`, which escapes them as `escape_json` does. An enum (a column whose logical type
+ * is a string though its type is none of ours: an enum or a domain over one, or over text) is text to `to_json`:
+ * its label escaped, as a text column; read as text, it spares PostgreSQL a `to_json` call per row.
  */
 export function recordPlan(t: ResolvedTable, contract: SchemaContract, alias: string): RecordPlan | undefined {
   const columns = contract.columns.get(t.tableName) ?? []
-  if (columns.find((c) => c.name === t.updatedAtColumn)?.db_type !== 'timestamp with time zone') return undefined
+  const stampColumn = columns.findIndex((c) => c.name === t.updatedAtColumn)
+  if (columns[stampColumn]?.db_type !== 'timestamp with time zone') return undefined
   if (t.syncColumns || columns.length === 0) return undefined
   const kinds: Kind[] = []
   const select = [`${alias}.${t.q.id}::text`]
   let dateStyle = false
   for (const c of columns) {
     const col = `${alias}.${quoteIdent(c.name)}`
-    const kind = kindOf(c.db_type)
-    kinds.push(kind ?? Kind.Json)
+    const kind = kindOf(c.db_type) ?? (c.logical_type === 'string' ? Kind.Str : undefined)
+    const id = c.name === t.idColumn ? idKind(c.db_type) : undefined
+    kinds.push(id ?? kind ?? Kind.Json)
     dateStyle ||= kind === undefined && followsDateStyle(c)
-    select.push(kind === undefined ? `to_json(${col})::text` : col)
+    if (id === undefined) select.push(kind === undefined ? `to_json(${col})::text` : col)
   }
+  const columnStamp = select.join(', ')
   select.push(`${alias}.${t.q.updatedAt} AT TIME ZONE 'UTC'`)
   const keys = columns.map((c, i) => ENC.encode(`${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`))
   const tableKey = ENC.encode(`,"table_name":${JSON.stringify(t.tableName)},"data":`)
   const keyBytes = keys.reduce((sum, k) => sum + k.length, tableKey.length)
   const wasm = wasmPlan(kinds, keys, tableKey)
-  return { select: select.join(', '), kinds, keys, tableKey, keyBytes, followsDateStyle: dateStyle, wasm }
+  return {
+    select: select.join(', '),
+    selectColumnStamp: columnStamp,
+    kinds,
+    keys,
+    tableKey,
+    keyBytes,
+    followsDateStyle: dateStyle,
+    stampColumn,
+    wasm,
+  }
+}
+
+/**
+ * The kind of an id column whose text is its `id::text` (the record's id): uuid, text, varchar, integers; undefined
+ * for others (a `char(n)` id's `::text` drops the padding its own text keeps).
+ */
+function idKind(dbType: string): Kind | undefined {
+  if (dbType === 'uuid' || dbType === 'text' || /^character varying(\(\d+\))?$/.test(dbType)) return Kind.IdString
+  return dbType === 'smallint' || dbType === 'integer' || dbType === 'bigint' ? Kind.IdNumber : undefined
 }
 
 /**
@@ -183,6 +221,14 @@ interface Module {
 const NEEDS_ROOM = 1
 const BAD_COLUMNS = -1
 const BACKSLASH_AT_END = -2
+const NOT_UTC = -3
+
+/** What `convertRows` with `stampFromColumn` throws for a row whose updated-at text is not at offset +00. */
+export class StampNotUtc extends Error {
+  constructor() {
+    super('synchro: an updated-at text not at offset +00 (the session TimeZone is not UTC)')
+  }
+}
 
 const COMPILED = new WebAssembly.Module(Buffer.from(CONVERT_WASM, 'base64'))
 /** One instance for every conversion (they run one at a time); dropped when a conversion grew its memory past this. */
@@ -199,20 +245,24 @@ function reserve(m: Module, bytes: number): void {
 }
 
 /**
- * Converts the COPY text `src` (rows of `plan.select`; default delimiter, NULL `\N`, every row ending in a newline)
- * into wire records. A record whose data nests deeper than `maxDepth` is still written but flagged in `deep`.
+ * Converts the COPY text `src` (rows of `plan.select`, or with `stampFromColumn` of `plan.selectColumnStamp`; default
+ * delimiter, NULL `\N`, every row ending in a newline) into wire records. A record whose data nests deeper than
+ * `maxDepth` is still written but flagged in `deep`. With `stampFromColumn`, throws StampNotUtc at the first row whose
+ * updated-at text is not at +00.
  *
  * The conversion runs in WebAssembly (assembly/convert.ts, one pass: each field copied, escaped or reshaped up to the
  * tab or newline that ends it): the same loop in JavaScript took 2.5 times as long, and it is most of the CPU a
  * snapshot costs this process. Memory, laid out here: the plan, the text, four offsets and a flag per row (at most
- * one row per `columns + 2` bytes: a row has that many delimiters), then the output, grown when a row might not fit.
+ * one row per `fields` bytes: a row has that many delimiters), then the output, grown when a row might not fit.
  */
-export function convertRows(src: Uint8Array, plan: RecordPlan, maxDepth: number): RecordBytes {
+export function convertRows(src: Uint8Array, plan: RecordPlan, maxDepth: number, stampFromColumn = false): RecordBytes {
   if (src.length > 0 && src[src.length - 1] !== NEWLINE) throw new Error('synchro: COPY text without a final newline')
   instance ??= new WebAssembly.Instance(COMPILED).exports as unknown as Module
   const m = instance
   const n = plan.kinds.length
-  const maxRows = Math.floor(src.length / (n + 2)) + 1
+  // Each field of a row ends with a delimiter: the id, the columns read from the text, the stamp unless a column's.
+  const fields = 1 + plan.kinds.filter((k) => k < Kind.IdString).length + (stampFromColumn ? 0 : 1)
+  const maxRows = Math.floor(src.length / fields) + 1
   const planAt = align(m.heapBase())
   const srcAt = align(planAt + plan.wasm.length)
   const offsetsAt = align(srcAt + src.length + 16)
@@ -227,13 +277,15 @@ export function convertRows(src: Uint8Array, plan: RecordPlan, maxDepth: number)
   let o = outAt
   let rows = 0
   for (;;) {
-    const args = [planAt, n, p, srcAt + src.length, outAt, o, outEnd, offsetsAt, deepAt, rows, maxDepth]
+    const stamp = stampFromColumn ? plan.stampColumn : -1
+    const args = [planAt, n, p, srcAt + src.length, outAt, o, outEnd, offsetsAt, deepAt, rows, maxDepth, stamp]
     const status = m.convert(...args)
     p = m.stopP.value
     o = m.stopO.value
     rows = m.stopRows.value
     if (status === BAD_COLUMNS) throw new Error('synchro: COPY text does not have the columns of its plan')
     if (status === BACKSLASH_AT_END) throw new Error('synchro: COPY text with a backslash at the end of a row')
+    if (status === NOT_UTC) throw new StampNotUtc()
     if (status !== NEEDS_ROOM) break
     // Room for the worst case of every row left: each byte escaped as \u00XX, plus keys.
     outEnd = Math.max(outAt + 2 * (outEnd - outAt), o + 6 * (srcAt + src.length - p) + plan.keyBytes + 1024)

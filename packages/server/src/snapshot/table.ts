@@ -10,7 +10,7 @@ import { inlined } from '../request/statements.js'
 import { accessPredicate, contractColumnTypes } from '../rls/rls.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { blockRows } from './block.js'
-import { convertRows, recordPlan } from './convert.js'
+import { convertRows, recordPlan, StampNotUtc } from './convert.js'
 import { copyOut } from './copy-out.js'
 import type { TextRow } from './readahead.js'
 import { pageColumnsSql } from './render.js'
@@ -124,6 +124,10 @@ export async function readTable(
  * one `COPY … TO STDOUT` (values inlined, DateStyle ISO for it) on `db`, inside its transaction. Undefined, with
  * nothing changed, when the table's records or a value cannot take that path (`recordPlan`, `inlined`), or when a
  * column's `to_json` may follow DateStyle (`RecordPlan.followsDateStyle`) and the session's is not ISO.
+ *
+ * The wire stamps are read from the updated-at column's own text (`RecordPlan.selectColumnStamp`) until a row's is
+ * not at +00 — a session TimeZone other than UTC: that read runs again with the UTC column, and so do the later reads
+ * on that connection (`utcColumnNeeded`).
  */
 export async function readTableWire(
   ctx: EngineContext,
@@ -136,13 +140,29 @@ export async function readTableWire(
 ): Promise<TextRow[] | undefined> {
   const plan = wireIdType(t, contract) ? recordPlan(t, contract, ROW_ALIAS) : undefined
   if (!plan) return undefined
-  const query = pageQuery(ctx, contract, t, plan.select, afterId, limit, upTo)
-  const text = inlined(db, query.text, query.values)
-  if (text === undefined) return undefined
+  const copy = (select: string) => {
+    const query = pageQuery(ctx, contract, t, select, afterId, limit, upTo)
+    const text = inlined(db, query.text, query.values)
+    return text === undefined ? undefined : `SET LOCAL DateStyle = 'ISO, MDY';\nCOPY (${text}) TO STDOUT`
+  }
+  const withUtc = copy(plan.select)
+  if (withUtc === undefined) return undefined
   if (plan.followsDateStyle && !(await isoDateStyle(db))) return undefined
-  const sql = `SET LOCAL DateStyle = 'ISO, MDY';\nCOPY (${text}) TO STDOUT`
-  return blockRows(await copyOut(db, sql, (bytes) => convertRows(bytes, plan, ctx.limits.maxJsonDepth)))
+  const depth = ctx.limits.maxJsonDepth
+  if (!utcColumnNeeded.has(db)) {
+    try {
+      const sql = copy(plan.selectColumnStamp) as string
+      return blockRows(await copyOut(db, sql, (bytes) => convertRows(bytes, plan, depth, true)))
+    } catch (err) {
+      if (!(err instanceof StampNotUtc)) throw err
+      utcColumnNeeded.add(db)
+    }
+  }
+  return blockRows(await copyOut(db, withUtc, (bytes) => convertRows(bytes, plan, depth)))
 }
+
+/** Connections whose session TimeZone put an updated-at text at an offset other than +00 (see `readTableWire`). */
+const utcColumnNeeded = new WeakSet<pg.PoolClient>()
 
 /** True when the DateStyle of `db`'s session (in its transaction) writes ISO dates. */
 async function isoDateStyle(db: pg.PoolClient): Promise<boolean> {
