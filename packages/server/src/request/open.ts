@@ -90,6 +90,11 @@ export interface OpenOptions {
    * the client's own requests only, and its next one asks the hook.
    */
   background?: boolean
+  /**
+   * The request already opened once and the hook accepted its deactivated client (a snapshot page that goes on in a
+   * second transaction): not asked again within one request.
+   */
+  staleAccepted?: boolean
 }
 
 interface OpeningRow extends ClientColumns {
@@ -120,7 +125,7 @@ export async function openRequest(
   const missing = (): SynchroError =>
     typeof opts.access === 'object' ? new TooManyClientsError() : new ClientNotRegisteredError()
   let known: { fp: string; contract: SchemaContract } | undefined
-  let staleAccepted = false
+  let staleAccepted = opts.staleAccepted ?? false
   for (;;) {
     const db = await ctx.pool.connect()
     const unwatch = watchProgress(db, opts.deadline)

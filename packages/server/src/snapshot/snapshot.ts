@@ -18,8 +18,8 @@ import { isTableRewritten, openPage, type Run, readTable } from './table.js'
  * pages of one snapshot are *not* one MVCC snapshot, which is fine because every change committed after the captured
  * checkpoint reaches the client again through pull (records are idempotent upserts).
  *
- * Read-ahead (`ctx.snapshotCache`): the statement that fills a page asks for `aheadRows` more rows of the same table
- * and leaves them for the next page of the same user, client and cursor. Such a page still runs the opening
+ * Read-ahead (`ctx.snapshotCache`): after a page, background reads (`prefetch`) fetch the rows that follow it and
+ * leave them for the next page of the same user, client and cursor. Such a page still runs the opening
  * statement (client row, schema fingerprint; 404/409/403 exactly as any page) — without a transaction, one round
  * trip — and is then served from memory if the rows were rendered under the current contract. Rows read a little
  * earlier are rows that page could have read then: they are newer than the checkpoint, and later changes reach the
@@ -60,7 +60,13 @@ async function snapshotPage(
   const limit = clampLimit(req.limit)
   const cursor = req.cursor
   const cache = ctx.snapshotCache
-  const open = (transaction: boolean) => openPage(ctx, userId, req, transaction, { deadline })
+  // A page that goes on in a second transaction does not put its client to the onStaleClient hook again.
+  let opened = false
+  const open = async (transaction: boolean) => {
+    const tx = await openPage(ctx, userId, req, transaction, { deadline, staleAccepted: opened })
+    opened = true
+    return tx
+  }
   const page: PageRecords = { segments: [], count: 0, unrenderable: [] }
   const cached = cursor ? cache.take(userId, req.client_id, cursor) : undefined
   let tx: RequestTx
@@ -107,16 +113,11 @@ async function snapshotPage(
         const run: Run =
           mode === 'first' ? current.queryThenCommit : async (q) => (await current.db.query<TextRow>(q)).rows
         if (mode === 'first') mode = 'none'
-        const extra = cache.aheadRows()
-        const got = await readTable(ctx, run, contract, t, afterId, want + extra)
-        rows = got.length > want ? got.slice(0, want) : got
-        rest = {
-          contract,
-          rows: got,
-          from: rows.length,
-          exhausted: got.length < want + extra,
-          rowBytes: rowBytesOf(got),
-        }
+        // The page's own rows only: the rows after them come from background reads (`prefetch`), rendered in this
+        // process — cheaper for both sides than the SQL rendering (≈ 70 ms of PostgreSQL's time per 10k rows of the
+        // benchmark's table against ≈ 35 ms), and under way while this page is answered.
+        rows = await readTable(ctx, run, contract, t, afterId, want)
+        rest = { contract, rows, from: rows.length, exhausted: rows.length < want, rowBytes: rowBytesOf(rows) }
         more = false // a read that did not fill the page reached the end of the table
         addRecords(ctx, t, rows, page)
       }

@@ -87,14 +87,13 @@ export function openPage(
   userId: string,
   req: { client_id: string; schema_version?: number; schema_hash?: string },
   transaction: boolean,
-  { deadline, background = false }: { deadline?: RequestDeadline; background?: boolean } = {},
+  opts: { deadline?: RequestDeadline; background?: boolean; staleAccepted?: boolean } = {},
 ): Promise<RequestTx> {
   return openRequest(ctx, userId, req, {
     access: 'read',
     begin: transaction ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : null,
     settings: transaction ? PAGE_SETTINGS : undefined,
-    deadline,
-    background,
+    ...opts,
   })
 }
 
