@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const ORDER = [
@@ -24,9 +25,34 @@ const names = ORDER.filter((n) => existsSync(path.join(here, n, 'index.ts'))).fi
   (n) => only.length === 0 || only.includes(n),
 )
 
+/**
+ * Before each benchmark: PostgreSQL's dirty pages written out (CHECKPOINT) and then the kernel's (sync), so that the
+ * writes a benchmark leaves behind (the scale and tenants benchmarks load a million rows) are not flushed during the
+ * next one's measurement — a checkpoint or writeback landing there slowed whichever side it met, e.g. SQLite's commits
+ * in client-apply. Best effort: a database that cannot be reached (the benchmarks then start an embedded one) or a role
+ * without the right to CHECKPOINT only skips that part.
+ */
+async function settle(): Promise<void> {
+  const c = new pg.Client({
+    connectionString: process.env.SYNCHRO_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    connectionTimeoutMillis: 2000,
+  })
+  try {
+    await c.connect()
+    await c.query('CHECKPOINT')
+  } catch {
+    // not reachable, or not allowed: nothing to flush from here
+  } finally {
+    await c.end().catch(() => {})
+  }
+  spawnSync('sync')
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+}
+
 const started = Date.now()
 const summary: { name: string; ok: boolean; seconds: number; result?: unknown }[] = []
 for (const name of names) {
+  await settle()
   const t0 = Date.now()
   console.log(`\n=== bench/${name}`)
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, name, 'index.ts')], {
