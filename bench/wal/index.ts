@@ -1,7 +1,7 @@
 // WAL → changelog throughput: our consumer (decode + bucket + batched changelog/edges/LSN transactions) against the
 // raw decode rate of the same WAL by `pg_recvlogical` (pgoutput, same publication, output discarded).
 // Usage: npx tsx bench/wal/index.ts [changes]   (env BENCH_WAL_CHANGES, default 100 000; BENCH_QUICK=1 → 10 000)
-// Rounds: each of BENCH_WAL_ROUNDS (default 3) rounds empties the tables, creates its own pair of slots, writes the
+// Rounds: each of BENCH_WAL_ROUNDS (default 5) rounds empties the tables, creates its own pair of slots, writes the
 // workload, and decodes that same WAL (raw, then ours, from an emptied changelog/edge state); medians are reported. "Done" is
 // when the consumer's committed batches hold every change; the changelog rows are then counted and must match.
 // Env: BENCH_WAL_BATCH (consumer batchMaxEvents), BENCH_WAL_DEBUG=1 (per-batch log: pipelined, prep/write/commit
@@ -24,7 +24,7 @@ import { createBenchDatabase, envInt, updateSummary, writeResult } from '../lib.
 
 const changes = process.argv[2] ? Number.parseInt(process.argv[2], 10) : envInt('BENCH_WAL_CHANGES', 100_000)
 const TXN_ROWS = envInt('BENCH_WAL_TXN_ROWS', 1000, 1)
-const ROUNDS = envInt('BENCH_WAL_ROUNDS', 3, 1)
+const ROUNDS = envInt('BENCH_WAL_ROUNDS', 5, 1)
 const RECVLOGICAL = process.env.PG_RECVLOGICAL ?? '/usr/lib/postgresql/15/bin/pg_recvlogical'
 
 const median = (xs: number[]) => {
