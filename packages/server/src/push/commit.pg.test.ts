@@ -4,6 +4,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createEngine, type Engine } from '../engine/engine.js'
 import { StaleClientRejectedError } from '../errors.js'
+import { RequestDeadline } from '../limits/deadline.js'
 
 /**
  * The last write of a push commits in its own round trip (commit.ts); when it cannot answer every record, the
@@ -230,5 +231,47 @@ describe('push: the last write commits with its statement', () => {
     }
     expect(stale.length).toBe(hook + 3)
     expect(connections).toBe(before)
+  })
+
+  describe('under a request deadline (a served push)', () => {
+    const bounded = (c: Awaited<ReturnType<typeof client>>, changes: ReturnType<typeof c.change>[]) =>
+      engine.push(c.user, { ...c.pair, changes }, { deadline: new RequestDeadline(5_000) })
+
+    it('a push of creates sends its opening alone, at once, then the write with COMMIT', async () => {
+      const c = await client()
+      await bounded(c, [c.change('create', randomUUID(), 'warm')])
+      sent.length = 0
+      const ids = [randomUUID(), randomUUID()]
+      const res = await bounded(
+        c,
+        ids.map((id) => c.change('create', id, 'd')),
+      )
+      expect(res.accepted.map((r) => r.id)).toEqual(ids)
+      expect(sent).toHaveLength(2)
+      expect(sent[0]).toMatch(
+        /^BEGIN;\nSELECT set_config\('app\.user_id'[\s\S]*EXECUTE synchro_push_gate_\w+\([^;]*\);\nSELECT 1$/,
+      )
+      expect(sent[1]).toMatch(/^EXECUTE synchro_push_\w+\([\s\S]*;\nCOMMIT$/)
+      expect(await stored(ids[1] as string)).toBe('d')
+    })
+
+    it('a closed gate met by an opening sent early: the usual path answers, nothing is written', async () => {
+      const c = await client()
+      await bounded(c, [c.change('create', randomUUID(), 'warm')])
+      await app.db.pool.query('UPDATE sync_clients SET is_active = false WHERE client_id = $1', [c.pair.client_id])
+      const hook = stale.length
+      sent.length = 0
+      const id = randomUUID()
+      await expect(bounded(c, [c.change('create', id, 'x')])).rejects.toBeInstanceOf(StaleClientRejectedError)
+      expect(sent[0]).toMatch(/EXECUTE synchro_push_gate_\w+\([^;]*\);\nSELECT 1$/)
+      expect(sent).toContain('ROLLBACK')
+      expect(stale.length).toBe(hook + 1)
+      expect(await stored(id)).toBeUndefined()
+      // The connection is sound afterwards: the client, active again, pushes through the gate.
+      await app.db.pool.query('UPDATE sync_clients SET is_active = true WHERE client_id = $1', [c.pair.client_id])
+      const next = randomUUID()
+      expect((await bounded(c, [c.change('create', next, 'y')])).accepted.map((r) => r.id)).toEqual([next])
+      expect(await stored(next)).toBe('y')
+    })
   })
 })

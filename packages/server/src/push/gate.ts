@@ -21,9 +21,11 @@ import { type Statement, stampStatement } from './sql.js'
  *   BEGIN; SELECT set_config('app.user_id', …), <timeouts>; EXECUTE gate(…); <first statement>
  *
  * The first statement is the optimistic pre-load's stamp reads (push/run.ts: updates, deletes), or for a push of
- * creates its write: two round trips (with COMMIT on its own under a request deadline, gated-tx.ts), one for a push
- * of creates without a deadline. The gate statement marks the push on the client row and raises unless the catalog fingerprint is still the
- * one the contract was built for and the client row is there and active. `openRequest` spends a round trip of its own
+ * creates its write: one round trip for a push of creates without a deadline. Under a request deadline a push of
+ * creates sends the opening alone as soon as it starts (GatedTx.sendOpeningEarly), then its write with COMMIT: two
+ * round trips, the opening's database time spent while the records are decided here. The gate statement marks the
+ * push on the client row and raises unless the catalog fingerprint is still the one the contract was built for and
+ * the client row is there and active. `openRequest` spends a round trip of its own
  * on that (and plans its statement every time: the fingerprint's plan alone is ≈ 0.3 ms of PostgreSQL time); here it
  * is a prepared statement.
  *
@@ -48,15 +50,27 @@ export async function pushInOneTrip(
   if (userId.includes('\u0000') || req.client_id.includes('\u0000')) return
   const db = await ctx.pool.connect()
   const tx = new GatedTx(db, deadline, openingOf(ctx, db, userId, req.client_id, known.fingerprint, deadline))
+  let early: Promise<void> | undefined
   try {
     deadline?.check() // answered 503 while waiting for a connection: do nothing
     const run = new PushRun(ctx, tx.db, contract, userId, tx.commit)
-    // The stamp reads go with the opening; without them (creates) the first write does (opening.ts).
-    const stamps = await readStamps(ctx, tx.db, run.stampReads(changes))
+    // The stamp reads go with the opening; without them (creates) the first write does (opening.ts), or under a
+    // deadline the opening goes at once on its own (GatedTx.sendOpeningEarly).
+    const reads = run.stampReads(changes)
+    early = reads.length === 0 ? tx.sendOpeningEarly() : undefined
+    const stamps = await readStamps(ctx, tx.db, reads)
     const results = await run.run(changes, stamps)
     await tx.end('COMMIT')
     return { contract, results }
-  } catch (err) {
+  } catch (thrown) {
+    // Statements queued behind an opening sent early fail when it did: its CommitMiss is the push's error then.
+    const err =
+      (early &&
+        (await early.then(
+          () => undefined,
+          (e: unknown) => e,
+        ))) ||
+      thrown
     // A prepared statement gone missing: a transaction-mode pooler sits in between (request/open.ts), where a
     // statement prepared in one transaction may be missing in the next. No more gates in this process.
     if (err instanceof CommitMiss && lostPreparedStatement(err.cause)) gating = false

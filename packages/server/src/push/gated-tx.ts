@@ -12,8 +12,9 @@ import { resyncAllPrepared } from './roundtrip.js'
  *
  * Under a finite deadline nothing commits in the round trip that carries the opening (as request/gated.ts does for a
  * pull page): once a COMMIT is sent the request waits for its answer (`beginCommit`), so a database that stalls on
- * the opening must still be answered 503 and its late transaction rolled back. A push of creates is then the opening
- * with its write, then COMMIT; without a deadline (a library call) the three go in one round trip.
+ * the opening must still be answered 503 and its late transaction rolled back. A push of creates then sends the
+ * opening on its own at once (`sendOpeningEarly`), and its write with COMMIT once the opening is answered; without a
+ * deadline (a library call) the three go in one round trip.
  */
 export class GatedTx {
   readonly opening: DeferredOpening
@@ -43,11 +44,26 @@ export class GatedTx {
       this.#release()
       return rows
     }
+    // An opening sent on its own (`sendOpeningEarly`) is answered before anything commits: a stall there is a 503.
+    if (this.#bounded) await this.opening.send()
     deadline?.beginCommit()
     const results = (await db.query({ text: `${query.text};\nCOMMIT`, types: query.types })) as unknown
     this.#release()
     const all = results as pg.QueryResult<R>[]
     return all[all.length - 2]?.rows ?? []
+  }
+
+  /**
+   * Under a finite deadline, sends the opening now, on its own, and returns the round trip (see DeferredOpening.send):
+   * a push whose first statement would be its write (creates) lets PostgreSQL run the opening while the records are
+   * validated and decided here, and its write then carries COMMIT — two round trips as before (opening with the
+   * write, then COMMIT), with the opening's database time no longer on the push's path. Undefined otherwise.
+   */
+  sendOpeningEarly(): Promise<void> | undefined {
+    if (!this.#bounded || this.opening.sent) return undefined
+    const alone = this.opening.send()
+    alone.catch(() => {}) // awaited by whoever goes on (commit, end, the push's error path)
+    return alone
   }
 
   /** Ends the transaction (unless the last write committed it). `discard`: the connection is not reused. */

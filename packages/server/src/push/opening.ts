@@ -24,6 +24,8 @@ export class DeferredOpening {
   /** What `query` was on the object itself before (an instrumentation's wrapper), if anything. */
   readonly #own: PropertyDescriptor | undefined
   #state: 'pending' | 'sent' | CommitMiss = 'pending'
+  /** The round trip `send` started, until it settles (rejects with CommitMiss when the opening failed). */
+  #alone: Promise<void> | undefined
 
   /** `text`: the opening's statements, `results`: how many results they give. */
   constructor(db: pg.PoolClient, text: string, results: number) {
@@ -40,9 +42,14 @@ export class DeferredOpening {
     return this.#state !== 'pending'
   }
 
-  /** Sends the opening in a round trip of its own when it is still pending (throws CommitMiss as `query` would). */
-  async send(): Promise<void> {
-    if (this.#state === 'pending') await this.#first('SELECT 1')
+  /**
+   * Sends the opening in a round trip of its own when it is still pending (throws CommitMiss as `query` would); when
+   * `send` already started one, waits for it. From the call on, the connection's own `query` is back: statements
+   * queue behind the opening (node-pg sends one query at a time).
+   */
+  send(): Promise<void> {
+    if (this.#state === 'pending') this.#alone = this.#first('SELECT 1').then(() => {})
+    return this.#alone ?? Promise.resolve()
   }
 
   /** Gives the connection its own `query` back; call before ROLLBACK / release on every path. */
