@@ -117,6 +117,11 @@ export function wireUpdatedAt(row: { updated_at: string | null }): string {
   return trimRfc3339(row.updated_at) ?? ZERO_TIMESTAMP
 }
 
+/** Integer primary-key types (as format_type prints them). */
+export const INTEGER_ID_TYPES: ReadonlySet<string> = new Set(['smallint', 'integer', 'bigint'])
+/** Text primary-key types whose `::text` is their own text (not `char(n)`, whose `::text` drops its padding). */
+export const TEXT_ID_TYPES = /^(text|character varying(\(\d+\))?)$/
+
 /** The PostgreSQL type of `t`'s primary key (as format_type prints it), from the current contract. */
 export function idTypeOf(t: ResolvedTable, contract: SchemaContract): string | undefined {
   return contract.columns.get(t.tableName)?.find((c) => c.name === t.idColumn)?.db_type

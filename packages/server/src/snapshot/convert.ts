@@ -11,6 +11,7 @@
  * Output: whole wire records `{"id":…,"table_name":…,"data":{…},"updated_at":…}`, each followed by a comma, in one
  * buffer — a page's consecutive records are one byte run (`pull/record.ts` splices it into the response body).
  */
+import { INTEGER_ID_TYPES, TEXT_ID_TYPES } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import type { SchemaContract } from '../schema/contract.js'
 import { logicalTypeOf } from '../schema/types.js'
@@ -160,13 +161,10 @@ export function recordPlan(t: ResolvedTable, contract: SchemaContract, alias: st
   }
 }
 
-/**
- * The kind of an id column whose text is its `id::text` (the record's id): uuid, text, varchar, integers; undefined
- * for others (a `char(n)` id's `::text` drops the padding its own text keeps).
- */
+/** The kind of an id column whose text is its `id::text` (the record's id): uuid, text, integers; else undefined. */
 function idKind(dbType: string): Kind | undefined {
-  if (dbType === 'uuid' || dbType === 'text' || /^character varying(\(\d+\))?$/.test(dbType)) return Kind.IdString
-  return dbType === 'smallint' || dbType === 'integer' || dbType === 'bigint' ? Kind.IdNumber : undefined
+  if (dbType === 'uuid' || TEXT_ID_TYPES.test(dbType)) return Kind.IdString
+  return INTEGER_ID_TYPES.has(dbType) ? Kind.IdNumber : undefined
 }
 
 /**

@@ -3,7 +3,7 @@ import type { EngineContext } from '../core/context.js'
 import { BadRequestError } from '../errors.js'
 import type { RequestDeadline } from '../limits/deadline.js'
 import { JSON_TEXT_TYPES } from '../pull/record.js'
-import { idTypeOf, ROW_ALIAS } from '../pull/rows.js'
+import { INTEGER_ID_TYPES, idTypeOf, ROW_ALIAS, TEXT_ID_TYPES } from '../pull/rows.js'
 import type { ResolvedTable } from '../registry/registry.js'
 import { openRequest, type RequestTx } from '../request/open.js'
 import { inlined } from '../request/statements.js'
@@ -16,8 +16,6 @@ import type { TextRow } from './readahead.js'
 import { pageColumnsSql } from './render.js'
 
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
-const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint'])
-const TEXT_TYPES = /^(text|character varying(\(\d+\))?)$/
 const INT64_MIN = -(2n ** 63n)
 const INT64_MAX = 2n ** 63n - 1n
 
@@ -51,9 +49,9 @@ function keysetFor(t: ResolvedTable, idType: string | undefined): Keyset {
       upTo: (p) => `${id} <= ${p}::uuid`,
     }
   }
-  if (idType && TEXT_TYPES.test(idType))
+  if (idType && TEXT_ID_TYPES.test(idType))
     return { order: id, after: (p) => `${id} > ${p}`, upTo: (p) => `${id} <= ${p}` }
-  if (idType && INTEGER_TYPES.has(idType)) {
+  if (idType && INTEGER_ID_TYPES.has(idType)) {
     return {
       order: id,
       after: (p, afterId) => {
@@ -144,19 +142,20 @@ export async function readTableWire(
     const text = inlined(db, query.text, query.values)
     return text === undefined ? undefined : `SET LOCAL DateStyle = 'ISO, MDY';\nCOPY (${text}) TO STDOUT`
   }
-  const withUtc = copy(plan.select)
-  if (withUtc === undefined) return undefined
+  // Both select lists inline the same values: one that cannot be inlined rules out both.
+  const columnStamp = copy(plan.selectColumnStamp)
+  if (columnStamp === undefined) return undefined
   if (plan.followsDateStyle && !(await isoDateStyle(db))) return undefined
   const depth = ctx.limits.maxJsonDepth
   if (!utcColumnNeeded.has(db)) {
     try {
-      const sql = copy(plan.selectColumnStamp) as string
-      return blockRows(await copyOut(db, sql, (bytes) => convertRows(bytes, plan, depth, true)))
+      return blockRows(await copyOut(db, columnStamp, (bytes) => convertRows(bytes, plan, depth, true)))
     } catch (err) {
       if (!(err instanceof StampNotUtc)) throw err
       utcColumnNeeded.add(db)
     }
   }
+  const withUtc = copy(plan.select) as string
   return blockRows(await copyOut(db, withUtc, (bytes) => convertRows(bytes, plan, depth)))
 }
 
@@ -175,7 +174,7 @@ async function isoDateStyle(db: pg.PoolClient): Promise<boolean> {
  */
 function wireIdType(t: ResolvedTable, contract: SchemaContract): boolean {
   const idType = idTypeOf(t, contract)
-  return idType !== undefined && (idType === 'uuid' || TEXT_TYPES.test(idType) || INTEGER_TYPES.has(idType))
+  return idType !== undefined && (idType === 'uuid' || TEXT_ID_TYPES.test(idType) || INTEGER_ID_TYPES.has(idType))
 }
 
 /** The statement of `readTable` selecting `select` (from the rows aliased `ROW_ALIAS`). */
